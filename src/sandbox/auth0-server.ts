@@ -1,0 +1,707 @@
+/**
+ * A fake Auth0 Management API on a real `node:http` server: `POST /oauth/token` and
+ * `GET /api/v2/refresh-tokens`, with Auth0's wire format (see /work/shared/auth0-api.md),
+ * keyset cursors, a token-bucket rate limiter, seeded transient faults and scripted faults.
+ * Used by the Jest tests, the benchmark (through serve.ts) and the demo sandbox.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A refresh token object exactly as the API returns it. */
+export type Auth0TokenJson = Record<string, unknown>;
+
+/** A scripted answer from `intercept`. */
+export interface Fault {
+  /** Default 500 (unless only `delayMs` is set). */
+  status?: number;
+  /** Default: a JSON error body in Auth0's shape for `status`. */
+  body?: string;
+  headers?: Record<string, string>;
+  /** Destroy the socket without answering. */
+  reset?: boolean;
+  /** Answer after a delay; alone, it means "delay, then handle normally". */
+  delayMs?: number;
+  /** Send a 200 with a cut-off JSON body. */
+  truncate?: boolean;
+}
+
+export interface InterceptContext {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  userId?: string;
+  /** 1-based index of this request among all requests to the server. */
+  count: number;
+}
+
+export interface FakeAuth0Options {
+  /** Default 'test-client'. */
+  clientId?: string;
+  /** Default 'test-secret'. */
+  clientSecret?: string;
+  /** Scope granted in the token answer, default 'read:refresh_tokens read:users'. */
+  scope?: string;
+  /** `expires_in` of access tokens, default 86400. */
+  tokenLifetimeSeconds?: number;
+  /** Token bucket for /api/v2/*; absent = unlimited (and no x-ratelimit-* headers). */
+  rateLimit?: { perSecond: number; burst: number };
+  /** Added delay before each /api/v2 answer, default 0. */
+  latencyMs?: number;
+  /** Default 24 h. */
+  cursorLifetimeMs?: number;
+  /** Default true: the last non-empty page still carries `next`, as a real Auth0 recording shows. */
+  nextOnLastPage?: boolean;
+  /** 0..1, default 0: fraction of /api/v2 requests that fail transiently (seeded PRNG). */
+  faultRate?: number;
+  /** PRNG seed, default 1. */
+  seed?: number;
+  /** Default 0 (ephemeral); the host is always 127.0.0.1. */
+  port?: number;
+}
+
+export interface FakeAuth0Stats {
+  requests: number;
+  tokenRequests: number;
+  listRequests: number;
+  rateLimited: number;
+  faults: number;
+  byStatus: Record<number, number>;
+  maxInFlight: number;
+  firstRequestAt?: number;
+  lastRequestAt?: number;
+}
+
+export interface FakeAuth0 {
+  /** 'http://127.0.0.1:PORT' */
+  readonly url: string;
+  /** The tenant: user id -> tokens. Tests may mutate it between (or during) runs. */
+  readonly users: Map<string, Auth0TokenJson[]>;
+  /** Stores a copy of `tokens` sorted by id. */
+  setUser(userId: string, tokens: Auth0TokenJson[]): void;
+  deleteUser(userId: string): void;
+  /** Scripted faults, consulted for every request before anything else; `undefined` removes it. */
+  intercept(fn: ((ctx: InterceptContext) => Fault | undefined) | undefined): void;
+  /** Every cursor issued so far becomes invalid. */
+  expireCursors(): void;
+  /** Every access token issued so far becomes invalid (401 "Invalid token."). */
+  revokeAccessTokens(): void;
+  /** Scope granted to access tokens issued from now on; tokens already issued keep theirs, like a JWT. */
+  setScope(scope: string): void;
+  readonly stats: FakeAuth0Stats;
+  resetStats(): void;
+  /** Closes the server and every keep-alive socket, and cancels pending delayed answers. */
+  close(): Promise<void>;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const MAX_TOKEN_BODY_BYTES = 64 * 1024;
+const REQUIRED_SCOPE = 'read:refresh_tokens';
+
+const MSG_INVALID_TOKEN = 'Invalid token.';
+const MSG_EXPIRED_TOKEN = 'Expired token received for JSON Web Token validation';
+const MSG_BAD_CURSOR =
+  "The checkpoint ID provided in the 'from' parameter has expired or is invalid, please remove the checkpoint ID and try again";
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/** Tiny seeded PRNG (mulberry32): returns floats in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function errorBody(status: number, message: string, errorCode?: string): string {
+  const body: Record<string, unknown> = { statusCode: status, error: STATUS_TEXT[status] ?? 'Error', message };
+  if (errorCode !== undefined) body.errorCode = errorCode;
+  return JSON.stringify(body);
+}
+
+function tokenId(token: Auth0TokenJson): string {
+  const id = token.id;
+  return typeof id === 'string' ? id : '';
+}
+
+function byId(a: Auth0TokenJson, b: Auth0TokenJson): number {
+  const x = tokenId(a);
+  const y = tokenId(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function sortedById(tokens: Auth0TokenJson[]): Auth0TokenJson[] {
+  for (let i = 1; i < tokens.length; i++) {
+    if (byId(tokens[i - 1]!, tokens[i]!) > 0) return [...tokens].sort(byId);
+  }
+  return tokens;
+}
+
+/** Index of the first token whose id is strictly greater than `lastId` (tokens sorted by id). */
+function firstAfter(tokens: Auth0TokenJson[], lastId: string): number {
+  let lo = 0;
+  let hi = tokens.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (tokenId(tokens[mid]!) <= lastId) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+interface Cursor {
+  u: string; // user id
+  l: string; // last id returned (exclusive start of the next page)
+  t: number; // issued at, ms
+  g: number; // generation, bumped by expireCursors()
+}
+
+function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeCursor(from: string): Cursor | undefined {
+  try {
+    const c = JSON.parse(Buffer.from(from, 'base64url').toString('utf8')) as Partial<Cursor> | null;
+    if (c && typeof c.u === 'string' && typeof c.l === 'string' && typeof c.t === 'number' && typeof c.g === 'number') {
+      return c as Cursor;
+    }
+  } catch {
+    // malformed: reported as an invalid checkpoint below
+  }
+  return undefined;
+}
+
+function project(token: Auth0TokenJson, fields: Set<string>, include: boolean): Auth0TokenJson {
+  const out: Auth0TokenJson = {};
+  for (const key of Object.keys(token)) {
+    if (fields.has(key) === include) out[key] = token[key];
+  }
+  return out;
+}
+
+function readBody(req: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_TOKEN_BODY_BYTES) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size > MAX_TOKEN_BODY_BYTES ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+function parseTokenBody(req: IncomingMessage, raw: string): Record<string, unknown> | undefined {
+  const type = req.headers['content-type'] ?? '';
+  if (type.includes('json')) {
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return Object.fromEntries(new URLSearchParams(raw));
+}
+
+interface AccessToken {
+  expiresAt: number;
+  scopes: Set<string>;
+}
+
+type TransientFault = 'html503' | 'json500' | 'timeout408' | 'reset' | 'truncated' | 'garbage';
+const TRANSIENT_FAULTS: readonly TransientFault[] = ['html503', 'json500', 'timeout408', 'reset', 'truncated', 'garbage'];
+const TRUNCATED_BODY = '{"refresh_tokens":[{"id":"rt_';
+
+/** Starts the fake Auth0 tenant on 127.0.0.1 and resolves once it is listening. */
+export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<FakeAuth0> {
+  const clientId = options.clientId ?? 'test-client';
+  const clientSecret = options.clientSecret ?? 'test-secret';
+  const tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 86400;
+  const latencyMs = options.latencyMs ?? 0;
+  const cursorLifetimeMs = options.cursorLifetimeMs ?? 24 * 60 * 60 * 1000;
+  const nextOnLastPage = options.nextOnLastPage ?? true;
+  const faultRate = options.faultRate ?? 0;
+  const rateLimit = options.rateLimit;
+  if (rateLimit && !(rateLimit.perSecond > 0 && rateLimit.burst >= 1)) {
+    throw new RangeError('rateLimit needs perSecond > 0 and burst >= 1');
+  }
+  let scope = options.scope ?? 'read:refresh_tokens read:users';
+
+  const users = new Map<string, Auth0TokenJson[]>();
+  const accessTokens = new Map<string, AccessToken>();
+  const random = mulberry32(options.seed ?? 1);
+  let faultTurn = 0;
+  let cursorGeneration = 0;
+  let interceptFn: ((ctx: InterceptContext) => Fault | undefined) | undefined;
+  let requestCount = 0;
+  let inFlight = 0;
+  const timers = new Set<NodeJS.Timeout>();
+
+  const freshStats = (): FakeAuth0Stats => ({
+    requests: 0,
+    tokenRequests: 0,
+    listRequests: 0,
+    rateLimited: 0,
+    faults: 0,
+    byStatus: {},
+    maxInFlight: inFlight,
+  });
+  let stats = freshStats();
+
+  // Token bucket, refilled lazily on each request.
+  let bucketTokens = rateLimit?.burst ?? 0;
+  let bucketUpdatedAt = Date.now();
+
+  function refillBucket(now: number): void {
+    if (!rateLimit) return;
+    bucketTokens = Math.min(rateLimit.burst, bucketTokens + ((now - bucketUpdatedAt) / 1000) * rateLimit.perSecond);
+    bucketUpdatedAt = now;
+  }
+
+  /**
+   * x-ratelimit-* headers for the bucket's current state. `reset` is the UNIX time in seconds
+   * at which at least one token is available again, rounded up to the next whole second: so it
+   * equals "now" (rounded up) while tokens remain, as Auth0's can (auth0-api.md, go-auth0#501).
+   */
+  function rateLimitHeaders(now: number): Record<string, string> {
+    if (!rateLimit) return {};
+    const waitMs = bucketTokens >= 1 ? 0 : ((1 - bucketTokens) / rateLimit.perSecond) * 1000;
+    return {
+      'x-ratelimit-limit': String(rateLimit.burst),
+      'x-ratelimit-remaining': String(Math.floor(bucketTokens)),
+      'x-ratelimit-reset': String(Math.ceil((now + waitMs) / 1000)),
+    };
+  }
+
+  function later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, ms);
+    timers.add(timer);
+  }
+
+  function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+    if (res.destroyed || res.writableEnded) return;
+    stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+    res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body), ...headers });
+    res.end(body);
+  }
+
+  function answerFault(req: IncomingMessage, res: ServerResponse, fault: Fault): void {
+    if (fault.reset) {
+      req.socket.destroy();
+      return;
+    }
+    if (fault.truncate) {
+      send(res, 200, TRUNCATED_BODY, fault.headers);
+      return;
+    }
+    const status = fault.status ?? 500;
+    send(res, status, fault.body ?? errorBody(status, 'Injected fault'), fault.headers);
+  }
+
+  function sendTransientFault(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): void {
+    const kind = TRANSIENT_FAULTS[faultTurn++ % TRANSIENT_FAULTS.length]!;
+    switch (kind) {
+      case 'html503':
+        send(res, 503, '<html>Service Unavailable</html>', { ...headers, 'content-type': 'text/html' });
+        return;
+      case 'json500':
+        send(res, 500, errorBody(500, 'Internal error'), headers);
+        return;
+      case 'timeout408':
+        send(res, 408, errorBody(408, 'Request timeout'), headers);
+        return;
+      case 'reset':
+        req.socket.destroy();
+        return;
+      case 'truncated':
+        send(res, 200, TRUNCATED_BODY, headers);
+        return;
+      case 'garbage':
+        send(res, 200, 'not json', { ...headers, 'content-type': 'application/json' });
+        return;
+    }
+  }
+
+  async function handleTokenRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readBody(req);
+    const body = raw === undefined ? undefined : parseTokenBody(req, raw);
+    if (!body) {
+      send(res, 400, JSON.stringify({ error: 'invalid_request', error_description: 'Invalid request body' }));
+      return;
+    }
+    if (body.grant_type !== 'client_credentials') {
+      send(
+        res,
+        403,
+        JSON.stringify({
+          error: 'unauthorized_client',
+          error_description: `Grant type '${String(body.grant_type ?? '')}' not allowed for the client.`,
+        }),
+      );
+      return;
+    }
+    if (body.client_id !== clientId || body.client_secret !== clientSecret) {
+      send(res, 401, JSON.stringify({ error: 'access_denied', error_description: 'Unauthorized' }));
+      return;
+    }
+    const audience = `${url}/api/v2/`;
+    if (body.audience !== audience) {
+      send(
+        res,
+        403,
+        JSON.stringify({
+          error: 'access_denied',
+          error_description: `Service not enabled within domain: ${String(body.audience ?? '')}`,
+        }),
+      );
+      return;
+    }
+    const accessToken = randomBytes(24).toString('base64url');
+    accessTokens.set(accessToken, {
+      expiresAt: Date.now() + tokenLifetimeSeconds * 1000,
+      scopes: new Set(scope.split(' ').filter(Boolean)),
+    });
+    send(
+      res,
+      200,
+      JSON.stringify({ access_token: accessToken, token_type: 'Bearer', expires_in: tokenLifetimeSeconds, scope }),
+    );
+  }
+
+  function handleApi(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void {
+    const now = Date.now();
+    refillBucket(now);
+
+    // Faults are decided before the limiter: they stand for failures in front of the API (load
+    // balancer, network), so a faulted request consumes no bucket token. Its answer still shows
+    // the bucket's current state.
+    if (faultRate > 0 && random() < faultRate) {
+      stats.faults++;
+      sendTransientFault(req, res, rateLimitHeaders(now));
+      return;
+    }
+
+    if (rateLimit) {
+      if (bucketTokens < 1) {
+        stats.rateLimited++;
+        send(res, 429, errorBody(429, 'Global limit has been reached', 'too_many_requests'), rateLimitHeaders(now));
+        return;
+      }
+      bucketTokens -= 1;
+    }
+    const headers = rateLimitHeaders(now);
+
+    if (req.method !== 'GET' || path !== '/api/v2/refresh-tokens') {
+      send(res, 404, errorBody(404, 'Not Found'), headers);
+      return;
+    }
+
+    const auth = req.headers.authorization;
+    const granted = auth?.startsWith('Bearer ') ? accessTokens.get(auth.slice(7)) : undefined;
+    if (!granted) {
+      send(res, 401, errorBody(401, MSG_INVALID_TOKEN), headers);
+      return;
+    }
+    if (now >= granted.expiresAt) {
+      send(res, 401, errorBody(401, MSG_EXPIRED_TOKEN), headers);
+      return;
+    }
+    if (!granted.scopes.has(REQUIRED_SCOPE)) {
+      send(
+        res,
+        403,
+        errorBody(403, `Insufficient scope, expected any of: ${REQUIRED_SCOPE}`, 'insufficient_scope'),
+        headers,
+      );
+      return;
+    }
+
+    const userId = query.get('user_id');
+    if (!userId) {
+      send(res, 400, errorBody(400, "Missing required 'user_id' parameter."), headers);
+      return;
+    }
+    const takeParam = query.get('take');
+    const take = takeParam === null ? 50 : /^\d+$/.test(takeParam) ? Number(takeParam) : NaN;
+    if (!(take >= 1 && take <= 100)) {
+      send(
+        res,
+        400,
+        errorBody(
+          400,
+          `Query validation error: 'take' must be an integer between 1 and 100, got '${takeParam ?? ''}'.`,
+          'invalid_query_string',
+        ),
+        headers,
+      );
+      return;
+    }
+    const includeParam = query.get('include_fields');
+    if (includeParam !== null && includeParam !== 'true' && includeParam !== 'false') {
+      send(
+        res,
+        400,
+        errorBody(400, "Query validation error: 'include_fields' must be a boolean.", 'invalid_query_string'),
+        headers,
+      );
+      return;
+    }
+
+    const stored = users.get(userId);
+    if (!stored) {
+      send(res, 404, errorBody(404, 'The user does not exist.', 'inexistent_user'), headers);
+      return;
+    }
+
+    const from = query.get('from');
+    let after: string | undefined;
+    if (from) {
+      const cursor = decodeCursor(from);
+      if (!cursor || cursor.u !== userId || cursor.g !== cursorGeneration || now - cursor.t > cursorLifetimeMs) {
+        send(res, 400, errorBody(400, MSG_BAD_CURSOR), headers);
+        return;
+      }
+      after = cursor.l;
+    }
+
+    let tokens = sortedById(stored);
+    const clientFilter = query.get('client_id');
+    if (clientFilter) tokens = tokens.filter((t) => t.client_id === clientFilter);
+    const first = after === undefined ? 0 : firstAfter(tokens, after);
+    let page = tokens.slice(first, first + take);
+    const more = first + take < tokens.length;
+
+    const answer: { refresh_tokens: Auth0TokenJson[]; next?: string } = { refresh_tokens: page };
+    const last = page[page.length - 1];
+    if (last && (more || nextOnLastPage)) {
+      answer.next = encodeCursor({ u: userId, l: tokenId(last), t: now, g: cursorGeneration });
+    }
+
+    const fields = query.get('fields');
+    if (fields) {
+      const set = new Set(fields.split(',').map((f) => f.trim()).filter(Boolean));
+      const include = includeParam !== 'false';
+      page = page.map((t) => project(t, set, include));
+      answer.refresh_tokens = page;
+    }
+    send(res, 200, JSON.stringify(answer), headers);
+  }
+
+  function handleRequest(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void {
+    if (path.startsWith('/api/v2/')) {
+      if (path === '/api/v2/refresh-tokens') stats.listRequests++;
+      if (latencyMs > 0) later(latencyMs, () => handleApi(req, res, path, query));
+      else handleApi(req, res, path, query);
+      return;
+    }
+    if (path === '/oauth/token' && req.method === 'POST') {
+      stats.tokenRequests++;
+      void handleTokenRequest(req, res);
+      return;
+    }
+    send(res, 404, errorBody(404, 'Not Found'));
+  }
+
+  const server = createServer({ keepAlive: true }, (req, res) => {
+    const now = Date.now();
+    stats.requests++;
+    stats.firstRequestAt ??= now;
+    stats.lastRequestAt = now;
+    const count = ++requestCount;
+    inFlight++;
+    if (inFlight > stats.maxInFlight) stats.maxInFlight = inFlight;
+    res.once('close', () => inFlight--);
+
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const path = q === -1 ? target : target.slice(0, q);
+    const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
+
+    const fault = interceptFn?.({
+      method: req.method ?? 'GET',
+      path,
+      query,
+      userId: query.get('user_id') ?? undefined,
+      count,
+    });
+    if (!fault) {
+      handleRequest(req, res, path, query);
+      return;
+    }
+    const delayOnly =
+      fault.status === undefined &&
+      fault.body === undefined &&
+      fault.headers === undefined &&
+      !fault.reset &&
+      !fault.truncate;
+    const act = delayOnly
+      ? () => handleRequest(req, res, path, query)
+      : () => {
+          stats.faults++;
+          answerFault(req, res, fault);
+        };
+    if (fault.delayMs && fault.delayMs > 0) later(fault.delayMs, act);
+    else act();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    url,
+    users,
+    setUser(userId, tokens) {
+      users.set(userId, [...tokens].sort(byId));
+    },
+    deleteUser(userId) {
+      users.delete(userId);
+    },
+    intercept(fn) {
+      interceptFn = fn;
+    },
+    expireCursors() {
+      cursorGeneration++;
+    },
+    revokeAccessTokens() {
+      accessTokens.clear();
+    },
+    setScope(next) {
+      scope = next;
+    },
+    get stats() {
+      return stats;
+    },
+    resetStats() {
+      stats = freshStats();
+    },
+    close() {
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      return new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+const CLIENT_IDS = [
+  'aZ3kPq7LmN2xV8rT5wY1bC4dE6fG9hJ0',
+  'Qw8eR5tY2uI7oP4aS1dF6gH3jK9lZ0xC',
+  'mN5bV2cX8zL1kJ7hG4fD9sA3pO6iU0yT',
+  'Tr4eW7qA1sD8fG5hJ2kL9zX6cV3bN0mQ',
+  'Ly2uI9oP6aS3dF0gH7jK4lZ1xC8vB5nM',
+];
+const AUDIENCES = ['https://api.example.com/', 'https://billing.example.com/'];
+const USER_AGENTS = [
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15',
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
+  'MyApp/3.2.1 (iPhone; iOS 17.4.1; Scale/3.00)',
+  'okhttp/4.12.0',
+];
+const BASE_TIME = Date.UTC(2023, 0, 1);
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * One realistic refresh token object. Deterministic in (userId, n): every value is derived
+ * from a SHA-256 of both, so the same call always returns the same object. `overrides` are
+ * spread last (a key set to `undefined` disappears from the JSON).
+ */
+export function makeToken(userId: string, n: number, overrides: Auth0TokenJson = {}): Auth0TokenJson {
+  const digest = createHash('sha256').update(`${userId}\0${n}`).digest();
+  const hex = digest.toString('hex');
+  const byte = (i: number): number => digest[i]!;
+  const u32 = (i: number): number => digest.readUInt32BE(i);
+
+  const created = BASE_TIME + (u32(8) % (700 * DAY_MS / 1000)) * 1000 + (u32(12) % 1000);
+  const lastExchanged = created + (u32(16) % (30 * DAY_MS));
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const ip = (i: number): string => `${(byte(i) % 223) + 1}.${byte(i + 1)}.${byte(i + 2)}.${(byte(i + 3) % 254) + 1}`;
+
+  const token: Auth0TokenJson = {
+    id: `rt_${hex.slice(0, 16)}`,
+    user_id: userId,
+    created_at: iso(created),
+    idle_expires_at: iso(lastExchanged + 30 * DAY_MS),
+    expires_at: iso(created + 365 * DAY_MS),
+  };
+  // Roughly half carry a device; real recorded list responses have no `device` key at all.
+  if (byte(20) % 2 === 0) {
+    const ua = USER_AGENTS[byte(21) % USER_AGENTS.length]!;
+    token.device = {
+      initial_ip: ip(22),
+      initial_asn: String(1000 + (u32(22) % 60000)),
+      initial_user_agent: ua,
+      last_ip: byte(26) % 3 === 0 ? ip(26) : ip(22),
+      last_asn: String(1000 + (u32(26) % 60000)),
+      last_user_agent: byte(27) % 4 === 0 ? USER_AGENTS[byte(28) % USER_AGENTS.length]! : ua,
+    };
+  }
+  token.client_id = CLIENT_IDS[byte(29) % CLIENT_IDS.length]!;
+  // Tokens issued before late 2023 have no session.
+  token.session_id = byte(30) % 5 === 0 ? null : hex.slice(32, 64);
+  token.rotating = byte(31) % 3 !== 0;
+  token.resource_servers = AUDIENCES.slice(0, byte(8) % 3).map((audience) => ({
+    audience,
+    scopes: 'openid profile offline_access',
+  }));
+  token.refresh_token_metadata =
+    byte(9) % 4 === 0 ? { device_name: `device-${hex.slice(16, 22)}`, app_version: `3.${byte(10) % 10}.0` } : null;
+  token.last_exchanged_at = iso(lastExchanged);
+  return { ...token, ...overrides };
+}
+
+/**
+ * A deterministic tenant of `users` users (`${userIdPrefix}000001`...), each with 0..maxTokensPerUser
+ * tokens (uniform, from the seeded PRNG), or 120-260 for every `manyTokensEvery`-th user so it needs
+ * several pages. Token arrays are sorted by id ascending.
+ */
+export function generateTenant(opts: {
+  users: number;
+  seed?: number;
+  maxTokensPerUser?: number;
+  manyTokensEvery?: number;
+  userIdPrefix?: string;
+}): Map<string, Auth0TokenJson[]> {
+  const random = mulberry32(opts.seed ?? 1);
+  const max = opts.maxTokensPerUser ?? 5;
+  const manyEvery = opts.manyTokensEvery ?? 0;
+  const prefix = opts.userIdPrefix ?? 'auth0|user';
+  const width = Math.max(6, String(opts.users).length);
+  const tenant = new Map<string, Auth0TokenJson[]>();
+  for (let i = 1; i <= opts.users; i++) {
+    const userId = `${prefix}${String(i).padStart(width, '0')}`;
+    const count = manyEvery > 0 && i % manyEvery === 0 ? 120 + Math.floor(random() * 141) : Math.floor(random() * (max + 1));
+    const tokens: Auth0TokenJson[] = [];
+    for (let n = 0; n < count; n++) tokens.push(makeToken(userId, n));
+    tenant.set(userId, tokens.sort(byId));
+  }
+  return tenant;
+}

@@ -1,0 +1,96 @@
+/**
+ * Runs the fake Auth0 tenant as its own process (benchmark and demo sandbox):
+ *
+ *   node --import tsx src/sandbox/serve.ts [--port N] [--users N] [--max-tokens N] [--many-every N]
+ *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH]
+ *
+ * Prints one JSON line `{"url","clientId","users"}` once listening; answers a `stats` line on
+ * stdin with the stats as one JSON line; closes and exits 0 on SIGTERM/SIGINT.
+ * `--burst` defaults to `--rps`.
+ */
+import { writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { generateTenant, startFakeAuth0 } from './auth0-server.js';
+
+function numberOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max = Infinity): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new RangeError(`--${name} must be a number between ${min} and ${max}, got '${String(raw)}'`);
+  }
+  return value;
+}
+
+// The benchmark reads the client id from the ready line; the secret is the server's default, 'test-secret'.
+const CLIENT_ID = 'test-client';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      users: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      'many-every': { type: 'string' },
+      rps: { type: 'string' },
+      burst: { type: 'string' },
+      latency: { type: 'string' },
+      'fault-rate': { type: 'string' },
+      seed: { type: 'string' },
+      'users-out': { type: 'string' },
+    },
+    strict: true,
+  });
+
+  const users = Math.floor(numberOption(values, 'users', 1000, 0));
+  const seed = Math.floor(numberOption(values, 'seed', 1, 0));
+  const rps = values.rps === undefined ? undefined : numberOption(values, 'rps', 0, Number.MIN_VALUE);
+  const burst = numberOption(values, 'burst', rps ?? 1, 1);
+
+  const tenant = generateTenant({
+    users,
+    seed,
+    maxTokensPerUser: Math.floor(numberOption(values, 'max-tokens', 5, 0)),
+    manyTokensEvery: Math.floor(numberOption(values, 'many-every', 0, 0)),
+  });
+  const fake = await startFakeAuth0({
+    clientId: CLIENT_ID,
+    port: Math.floor(numberOption(values, 'port', 0, 0, 65535)),
+    rateLimit: rps === undefined ? undefined : { perSecond: rps, burst },
+    latencyMs: numberOption(values, 'latency', 0, 0),
+    faultRate: numberOption(values, 'fault-rate', 0, 0, 1),
+    seed,
+  });
+  for (const [userId, tokens] of tenant) fake.users.set(userId, tokens);
+
+  const usersOut = values['users-out'];
+  if (usersOut) await writeFile(usersOut, [...tenant.keys()].map((id) => `${id}\n`).join(''));
+
+  let closing = false;
+  const shutdown = (): void => {
+    if (closing) return;
+    closing = true;
+    fake.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+
+  const stdin = createInterface({ input: process.stdin });
+  stdin.on('line', (line) => {
+    if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify(fake.stats)}\n`);
+  });
+
+  process.stdout.write(`${JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users })}\n`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
