@@ -1,0 +1,11 @@
+import type { Migration } from 'kysely';
+import * as createWarehouse from './2026_11_26_0900_create_warehouse.js';
+
+/**
+ * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
+ * time, which trips over Jest's module loader and bundlers. Names sort in the order they run.
+ * Never edit a migration that has run; add a new file and a line here.
+ */
+export const migrations: Record<string, Migration> = {
+  '2026_11_26_0900_create_warehouse': createWarehouse,
+};

@@ -1,0 +1,213 @@
+import http from 'node:http';
+import https from 'node:https';
+import got, { RequestError, type Got, type Response } from 'got';
+import type { Config } from '../config.js';
+import { systemClock, type Clock } from '../clock.js';
+import { Auth0Error, errorForStatus } from './errors.js';
+import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
+
+export interface Auth0Client {
+  /**
+   * GET a Management API path (e.g. `/api/v2/refresh-tokens`) and parse its JSON body.
+   * Retries 408, 5xx, resets, timeouts and unparseable bodies with capped exponential
+   * backoff and full jitter; waits out 429s without spending that budget; renews the access
+   * token once on a 401. Throws Auth0Error.
+   */
+  getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown>;
+  /** HTTP requests sent so far (token endpoint included, retries included). */
+  readonly requests: number;
+  /** Closes the keep-alive sockets. */
+  close(): void;
+}
+
+export interface Auth0ClientOptions {
+  clock?: Clock;
+  random?: () => number;
+  limiter?: RateLimiter;
+  /** Retries after the first attempt for transient failures. */
+  maxRetries?: number;
+  /** Backoff: first delay and cap, in milliseconds. */
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** 429 waits allowed for one request before it fails as `rate_limited`. */
+  maxRateLimitWaits?: number;
+  /** Sockets per protocol; the pipeline sizes this to its concurrency. */
+  maxSockets?: number;
+}
+
+interface CachedToken {
+  value: string;
+  /** When to stop using it, in epoch ms: a little before `expires_in` runs out. */
+  renewAt: number;
+}
+
+const REQUIRED_SCOPE = 'read:refresh_tokens';
+
+export function createAuth0Client(config: Config['auth0'], options: Auth0ClientOptions = {}): Auth0Client {
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const limiter = options.limiter ?? createRateLimiter(clock);
+  const maxRetries = options.maxRetries ?? 6;
+  const backoffBaseMs = options.backoffBaseMs ?? 250;
+  const backoffCapMs = options.backoffCapMs ?? 10_000;
+  const maxRateLimitWaits = options.maxRateLimitWaits ?? 50;
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 16 };
+  const httpAgent = new http.Agent(agentOptions);
+  const httpsAgent = new https.Agent(agentOptions);
+
+  const httpClient: Got = got.extend({
+    prefixUrl: config.baseUrl,
+    timeout: { request: config.timeoutMs },
+    retry: { limit: 0 }, // retries live in `withRetries` below, the one place for them
+    throwHttpErrors: false,
+    followRedirect: false,
+    responseType: 'text',
+    agent: { http: httpAgent, https: httpsAgent },
+    headers: { 'user-agent': 'auth0-refresh-token-sync' },
+  });
+
+  let requests = 0;
+  let token: CachedToken | undefined;
+  let tokenInFlight: Promise<CachedToken> | undefined;
+
+  /** Send one request; network failures become Auth0Error('network_error'). */
+  async function send(what: string, run: () => Promise<Response<string>>): Promise<Response<string>> {
+    requests += 1;
+    try {
+      return await run();
+    } catch (error) {
+      // Only got's code and message: its error object holds the request options, headers included.
+      const detail = error instanceof RequestError ? `${error.code} ${error.message}` : String(error);
+      throw new Auth0Error('network_error', `${what} failed: ${detail}`);
+    }
+  }
+
+  /** Run `attempt` until it succeeds or fails with an error that is not retryable. */
+  async function withRetries<T>(attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let retry = 0; ; retry += 1) {
+      signal?.throwIfAborted();
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!(error instanceof Auth0Error) || !error.retryable || error.code === 'rate_limited' || retry >= maxRetries) {
+          throw error;
+        }
+        const ceiling = Math.min(backoffCapMs, backoffBaseMs * 2 ** retry);
+        await clock.sleep(Math.round(random() * ceiling), signal);
+      }
+    }
+  }
+
+  async function fetchToken(): Promise<CachedToken> {
+    const what = 'POST /oauth/token';
+    const issuedAt = clock.now();
+    const response = await withRetries(() =>
+      send(what, () =>
+        httpClient.post('oauth/token', {
+          json: {
+            grant_type: 'client_credentials',
+            client_id: config.clientId,
+            client_secret: config.clientSecret.reveal(),
+            audience: config.audience,
+          },
+        }),
+      ).then((res) => {
+        if (res.statusCode >= 500 || res.statusCode === 408) throw errorForStatus(res.statusCode, res.body, what);
+        return res;
+      }),
+    ).catch((error: unknown) => {
+      throw error instanceof Auth0Error && error.retryable
+        ? new Auth0Error('token_unavailable', `Could not get a Management API access token: ${error.message}`, error.status)
+        : error;
+    });
+    if (response.statusCode === 401 || response.statusCode === 403) {
+      const { message } = errorForStatus(response.statusCode, response.body, what);
+      throw new Auth0Error(
+        'invalid_credentials',
+        `${message}. Check AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_AUDIENCE.`,
+        response.statusCode,
+      );
+    }
+    if (response.statusCode !== 200) throw errorForStatus(response.statusCode, response.body, what);
+    const body = parseJson(response.body, what) as Record<string, unknown>;
+    if (typeof body.access_token !== 'string' || !body.access_token) {
+      throw new Auth0Error('bad_response', `${what} answered without an access_token`);
+    }
+    if (typeof body.scope === 'string' && !body.scope.split(' ').includes(REQUIRED_SCOPE)) {
+      throw new Auth0Error(
+        'missing_scope',
+        `The access token lacks the ${REQUIRED_SCOPE} scope (granted: ${body.scope || 'none'}); grant it to the client in the Auth0 dashboard.`,
+      );
+    }
+    const lifetimeMs = (typeof body.expires_in === 'number' ? body.expires_in : 86_400) * 1000;
+    // Renew a little early, never later than 60 s before expiry (node-auth0 uses 10 s).
+    return { value: body.access_token, renewAt: issuedAt + lifetimeMs - Math.min(60_000, lifetimeMs / 10) };
+  }
+
+  /** The cached access token, or a new one; callers share one in-flight request. */
+  function accessToken(): Promise<CachedToken> {
+    if (token && clock.now() < token.renewAt) return Promise.resolve(token);
+    tokenInFlight ??= fetchToken().then(
+      (fresh) => {
+        token = fresh;
+        tokenInFlight = undefined;
+        return fresh;
+      },
+      (error: unknown) => {
+        tokenInFlight = undefined;
+        throw error;
+      },
+    );
+    return tokenInFlight;
+  }
+
+  async function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
+    const what = `GET ${path}`;
+    let renewed = false;
+    let rateLimitWaits = 0;
+    return withRetries(async () => {
+      for (;;) {
+        const current = await accessToken();
+        await limiter.acquire(signal);
+        const response = await send(what, () =>
+          httpClient.get(path.replace(/^\//, ''), {
+            searchParams: query,
+            headers: { authorization: `Bearer ${current.value}` },
+          }),
+        );
+        limiter.observe(response.statusCode, response.headers);
+        if (response.statusCode === 200) return parseJson(response.body, what);
+        if (response.statusCode === 429 && rateLimitWaits < maxRateLimitWaits) {
+          rateLimitWaits += 1; // a wait, not a failure: the limiter holds the next acquire()
+          continue;
+        }
+        if (response.statusCode === 401 && !renewed) {
+          // Expired or revoked mid-run: get a new token once, then retry.
+          renewed = true;
+          if (token === current) token = undefined;
+          continue;
+        }
+        throw errorForStatus(response.statusCode, response.body, what);
+      }
+    }, signal);
+  }
+
+  return {
+    getJson,
+    get requests() {
+      return requests;
+    },
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}
+
+function parseJson(body: string, what: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new Auth0Error('bad_response', `${what} answered with a body that is not JSON (${body.length} bytes)`);
+  }
+}

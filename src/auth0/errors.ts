@@ -1,0 +1,77 @@
+import { SyncError } from '../errors.js';
+
+/**
+ * Stable codes for everything the Auth0 client can report. `fatal` codes doom every user
+ * (stop the run); `retryable` ones are retried by the client before they ever surface.
+ */
+export type Auth0ErrorCode =
+  | 'invalid_credentials' // the token endpoint refused the client id/secret
+  | 'missing_scope' // read:refresh_tokens not granted (token answer or a 403 that says so)
+  | 'forbidden' // any other 403: the client may not call the endpoint at all
+  | 'token_unavailable' // the token endpoint kept failing after retries
+  | 'unauthorized' // a 401 that survived getting a fresh access token
+  | 'user_not_found' // 404: the user is gone from Auth0
+  | 'cursor_expired' // 400: the `from` checkpoint expired or is invalid
+  | 'bad_request' // any other 4xx
+  | 'rate_limited' // 429 after the rate-limit wait budget ran out
+  | 'server_error' // 5xx or 408
+  | 'network_error' // reset, refused, timeout
+  | 'bad_response' // a body that is not the JSON we expect
+  | 'too_many_pages'; // a cursor that never ends
+
+const FATAL: ReadonlySet<Auth0ErrorCode> = new Set([
+  'invalid_credentials',
+  'missing_scope',
+  'forbidden',
+  'token_unavailable',
+  'unauthorized',
+]);
+const RETRYABLE: ReadonlySet<Auth0ErrorCode> = new Set(['rate_limited', 'server_error', 'network_error', 'bad_response']);
+
+export class Auth0Error extends SyncError {
+  override name = 'Auth0Error';
+  declare readonly code: Auth0ErrorCode;
+  constructor(
+    code: Auth0ErrorCode,
+    message: string,
+    /** HTTP status, when there was an answer. */
+    readonly status?: number,
+  ) {
+    super(code, message);
+  }
+  get retryable(): boolean {
+    return RETRYABLE.has(this.code);
+  }
+  get fatal(): boolean {
+    return FATAL.has(this.code);
+  }
+}
+
+/** The Management API's error body, as far as it is JSON: `{statusCode, error, message, errorCode}`. */
+export function describeErrorBody(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as Record<string, unknown>;
+    const text = parsed.message ?? parsed.error_description ?? parsed.error;
+    if (typeof text === 'string') return text;
+  } catch {
+    // not JSON: some 5xx answers are HTML
+  }
+  return body.length > 120 ? `${body.slice(0, 120)}…` : body;
+}
+
+/** Map an HTTP answer that is not a success to a coded error. */
+export function errorForStatus(status: number, body: string, what: string): Auth0Error {
+  const detail = describeErrorBody(body);
+  const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
+  if (status === 404) return new Auth0Error('user_not_found', message, status);
+  if (status === 400 && /checkpoint/i.test(detail)) return new Auth0Error('cursor_expired', message, status);
+  if (status === 401) return new Auth0Error('unauthorized', message, status);
+  if (status === 403) {
+    return /scope/i.test(detail)
+      ? new Auth0Error('missing_scope', `${message}; grant the read:refresh_tokens scope to the client`, status)
+      : new Auth0Error('forbidden', message, status);
+  }
+  if (status === 429) return new Auth0Error('rate_limited', message, status);
+  if (status === 408 || status >= 500) return new Auth0Error('server_error', message, status);
+  return new Auth0Error('bad_request', message, status);
+}

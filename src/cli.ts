@@ -1,0 +1,121 @@
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { loadConfig, loadDatabaseConfig, type Env } from './config.js';
+import { createDb } from './db.js';
+import { ConfigError, SyncError } from './errors.js';
+import { createLogger } from './log.js';
+import { migrateToLatest } from './migrate.js';
+import { runSyncJob, type SyncJobResult } from './sync/run.js';
+
+/** Exit codes that alerting can tell apart. */
+export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3 } as const;
+
+export interface Io {
+  stdout: (line: string) => void;
+  stderr: (line: string) => void;
+}
+
+const defaultIo: Io = {
+  stdout: (line) => process.stdout.write(line + '\n'),
+  stderr: (line) => process.stderr.write(line + '\n'),
+};
+
+const USAGE = `usage:
+  npm run migrate                      apply pending migrations
+  npm run sync [-- --user ID ...]      sync every source user, or just the given ones`;
+
+/**
+ * The command line: `migrate` or `sync`. Returns the exit code; prints one clear sentence
+ * (never a stack trace) for errors that stop the command, and closes everything it opened.
+ */
+export async function main(argv: readonly string[], env: Env = process.env, io: Io = defaultIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'migrate':
+        return await migrate(env, io);
+      case 'sync':
+        return await sync(rest, env, io);
+      default:
+        io.stderr(command ? `Unknown command "${command}".\n${USAGE}` : USAGE);
+        return EXIT.fatal;
+    }
+  } catch (error) {
+    io.stderr(describeFatal(error));
+    return EXIT.fatal;
+  }
+}
+
+async function migrate(env: Env, io: Io): Promise<number> {
+  const config = loadDatabaseConfig(env);
+  const db = createDb(config.databaseUrl, { poolSize: 1 });
+  try {
+    const { results, error } = await migrateToLatest(db);
+    for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
+    if (error) {
+      io.stderr(`Migration failed: ${error instanceof Error ? error.message : String(error)}`);
+      return EXIT.fatal;
+    }
+    if (results.length === 0) io.stdout('Nothing to migrate: the database is up to date.');
+    return EXIT.ok;
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function sync(argv: readonly string[], env: Env, io: Io): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { user: { type: 'string', multiple: true } },
+    strict: true,
+  });
+  const config = loadConfig(env);
+  const userIds = values.user ? [...new Set(values.user.map((id) => id.trim()).filter(Boolean))] : undefined;
+  const logger = createLogger({ level: config.logLevel, write: io.stdout });
+  const db = createDb(config.databaseUrl, { poolSize: 4 });
+  try {
+    const result = await runSyncJob({
+      config,
+      db,
+      logger,
+      trigger: 'manual',
+      userIds,
+      args: userIds ? { users: userIds } : undefined,
+    });
+    return exitCodeFor(result, io);
+  } finally {
+    await db.destroy();
+  }
+}
+
+function exitCodeFor(result: SyncJobResult, io: Io): number {
+  switch (result.status) {
+    case 'succeeded':
+      return EXIT.ok;
+    case 'partial':
+      io.stderr(`Run ${result.runId}: ${result.counts.usersFailed} of ${result.usersTotal} users failed; see auth0.user_sync_state.`);
+      return EXIT.partial;
+    default:
+      io.stderr(`Run ${result.runId} ${result.status}: ${result.error ?? 'stopped'}`);
+      return EXIT.fatal;
+  }
+}
+
+/** One sentence for people; the stable code in front where there is one. */
+function describeFatal(error: unknown): string {
+  if (error instanceof ConfigError) return error.message;
+  if (error instanceof SyncError) return `error [${error.code}]: ${error.message}`;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (typeof code === 'string' && /^(08|57P|28|3D|ECONN|ENOTFOUND|ETIMEDOUT)/.test(code)) {
+    return `error [database_unavailable]: cannot use DATABASE_URL: ${message}`;
+  }
+  // parseArgs errors and the like: the message says what to fix.
+  return `error: ${message}`;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,162 @@
+import { ConfigError } from './errors.js';
+import type { LogLevel } from './log.js';
+import { Secret } from './secret.js';
+
+export interface Config {
+  readonly databaseUrl: string;
+  readonly auth0: {
+    /** Origin the job talks to, e.g. `https://tenant.eu.auth0.com` (no trailing slash). */
+    readonly baseUrl: string;
+    readonly clientId: string;
+    readonly clientSecret: Secret;
+    readonly audience: string;
+    /** Per-request timeout in milliseconds. */
+    readonly timeoutMs: number;
+  };
+  readonly sync: {
+    /** Users fetched at the same time. */
+    readonly concurrency: number;
+    /** `take` for each list call, 1..100. */
+    readonly pageSize: number;
+    /** A user whose cursor runs longer than this fails instead of spinning. */
+    readonly maxPagesPerUser: number;
+  };
+  readonly source: {
+    /** Schema-qualified table name parts, validated identifiers. */
+    readonly table: readonly [schema: string, table: string];
+    readonly column: string;
+  };
+  readonly logLevel: LogLevel;
+}
+
+export type Env = Record<string, string | undefined>;
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+/** Collects problems while reading variables, so one error can name them all. */
+function createReader(env: Env) {
+  const problems: string[] = [];
+  const text = (name: string, fallback?: string): string => {
+    const value = env[name]?.trim();
+    if (value) return value;
+    if (fallback === undefined) problems.push(`${name} is required`);
+    return fallback ?? '';
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name]?.trim();
+    if (!raw) return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+  const done = <T>(config: T): T => {
+    if (problems.length > 0) throw new ConfigError(problems);
+    return deepFreeze(config);
+  };
+  return { problems, text, int, done };
+}
+
+type Reader = ReturnType<typeof createReader>;
+
+function readDatabase({ text, problems }: Reader) {
+  const databaseUrl = text('DATABASE_URL');
+  if (databaseUrl && !/^postgres(ql)?:\/\/\S+$/.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const logLevel = text('LOG_LEVEL', 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  return { databaseUrl, logLevel };
+}
+
+/** Just what `migrate` needs: the database. */
+export function loadDatabaseConfig(env: Env): Pick<Config, 'databaseUrl' | 'logLevel'> {
+  const reader = createReader(env);
+  return reader.done(readDatabase(reader));
+}
+
+/**
+ * Parse and validate the environment once. Pure: collects every problem and throws one
+ * ConfigError naming each variable to fix. The result is frozen; the client secret is wrapped
+ * in a Secret so the config can be logged or inspected safely.
+ */
+export function loadConfig(env: Env): Config {
+  const reader = createReader(env);
+  const { text, int, problems } = reader;
+  const database = readDatabase(reader);
+
+  const baseUrl = parseDomain(text('AUTH0_DOMAIN'), problems);
+  const clientId = text('AUTH0_CLIENT_ID');
+  const clientSecret = new Secret(text('AUTH0_CLIENT_SECRET'));
+  const audience = text('AUTH0_AUDIENCE', baseUrl ? `${baseUrl}/api/v2/` : '');
+
+  const tableName = text('SOURCE_USERS_TABLE', 'auth0.users');
+  const tableParts = tableName.split('.');
+  if (tableParts.length > 2 || !tableParts.every((part) => IDENTIFIER.test(part))) {
+    problems.push(`SOURCE_USERS_TABLE must be "table" or "schema.table" made of letters, digits and _ (got "${tableName}")`);
+  }
+  const table: [string, string] = tableParts.length === 2 ? [tableParts[0]!, tableParts[1]!] : ['public', tableParts[0]!];
+  const column = text('SOURCE_USER_ID_COLUMN', 'user_id');
+  if (!IDENTIFIER.test(column)) {
+    problems.push(`SOURCE_USER_ID_COLUMN must be a column name made of letters, digits and _ (got "${column}")`);
+  }
+
+  return reader.done({
+    ...database,
+    auth0: {
+      baseUrl,
+      clientId,
+      clientSecret,
+      audience,
+      timeoutMs: int('AUTH0_TIMEOUT_MS', 30_000, 100, 600_000),
+    },
+    sync: {
+      concurrency: int('SYNC_CONCURRENCY', 8, 1, 256),
+      pageSize: int('SYNC_PAGE_SIZE', 100, 1, 100),
+      maxPagesPerUser: int('SYNC_MAX_PAGES_PER_USER', 200, 1, 100_000),
+    },
+    source: { table, column },
+  });
+}
+
+/**
+ * `tenant.eu.auth0.com` or `https://tenant.eu.auth0.com[/]` become `https://tenant.eu.auth0.com`.
+ * Plain http is accepted only for loopback hosts, so the client secret never crosses a network
+ * in clear; local test servers still work.
+ */
+function parseDomain(raw: string, problems: string[]): string {
+  if (!raw) return '';
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `https://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    problems.push(`AUTH0_DOMAIN must be a host name such as tenant.eu.auth0.com (got "${raw}")`);
+    return '';
+  }
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+    problems.push('AUTH0_DOMAIN must use https:// (plain http:// is allowed only for 127.0.0.1, localhost and [::1])');
+    return '';
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    problems.push(`AUTH0_DOMAIN must be an https:// URL or a bare host name (got "${raw}")`);
+    return '';
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.username || url.password) {
+    problems.push('AUTH0_DOMAIN must be a host name without path, query or credentials');
+    return '';
+  }
+  return url.origin;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof Secret)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,95 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+/** Timestamps come back from pg as Date and may be written as Date or ISO string. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type Json = ColumnType<unknown, string, string>;
+
+export type RunTrigger = 'manual' | 'schedule' | 'backfill';
+export type RunStatus = 'running' | 'succeeded' | 'partial' | 'failed' | 'interrupted';
+export type UserSyncStatus = 'synced' | 'not_found' | 'failed';
+
+export interface UsersTable {
+  user_id: string;
+  loaded_at: Generated<Date>;
+}
+
+export interface SyncRunsTable {
+  id: Generated<number>;
+  trigger: RunTrigger;
+  status: RunStatus;
+  args: Json | null;
+  host: string | null;
+  pid: number | null;
+  started_at: Generated<Date>;
+  finished_at: Timestamp | null;
+  users_total: number | null;
+  users_synced: Generated<number>;
+  users_not_found: Generated<number>;
+  users_failed: Generated<number>;
+  tokens_seen: Generated<number>;
+  tokens_deleted: Generated<number>;
+  requests: Generated<number>;
+  error: string | null;
+}
+
+export interface RefreshTokensTable {
+  id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string | null;
+  rotating: boolean | null;
+  created_at: Timestamp | null;
+  idle_expires_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  last_exchanged_at: Timestamp | null;
+  metadata: Json | null;
+  raw: Json;
+  first_seen_at: Timestamp;
+  last_seen_at: Timestamp;
+  deleted_at: Timestamp | null;
+  first_seen_run_id: number | null;
+  last_seen_run_id: number | null;
+}
+
+export interface RefreshTokenDevicesTable {
+  token_id: string;
+  initial_ip: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+}
+
+export interface RefreshTokenResourceServersTable {
+  token_id: string;
+  audience: string;
+  scopes: string | null;
+}
+
+export interface UserSyncStateTable {
+  user_id: string;
+  status: UserSyncStatus;
+  last_attempt_at: Timestamp;
+  last_success_at: Timestamp | null;
+  last_run_id: number | null;
+  token_count: number | null;
+  error_code: string | null;
+  error: string | null;
+}
+
+export interface Database {
+  'auth0.users': UsersTable;
+  'auth0.sync_runs': SyncRunsTable;
+  'auth0.refresh_tokens': RefreshTokensTable;
+  'auth0.refresh_token_devices': RefreshTokenDevicesTable;
+  'auth0.refresh_token_resource_servers': RefreshTokenResourceServersTable;
+  'auth0.user_sync_state': UserSyncStateTable;
+}
+
+export type SyncRunRow = Selectable<SyncRunsTable>;
+export type RefreshTokenRow = Selectable<RefreshTokensTable>;
+export type RefreshTokenDeviceRow = Selectable<RefreshTokenDevicesTable>;
+export type RefreshTokenResourceServerRow = Selectable<RefreshTokenResourceServersTable>;
+export type UserSyncStateRow = Selectable<UserSyncStateTable>;
+export type NewSyncRun = Insertable<SyncRunsTable>;

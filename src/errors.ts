@@ -1,0 +1,37 @@
+/**
+ * Errors with stable codes. `code` is what tests, logs and the `sync_runs.error` column rely on;
+ * messages are for people and may change.
+ */
+export class SyncError extends Error {
+  override name = 'SyncError';
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The environment is wrong; `problems` names each variable to fix. Never carries a secret. */
+export class ConfigError extends SyncError {
+  override name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super('invalid_config', `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Something that dooms every user (database gone, bad credentials, missing scope): stop the run. */
+export class FatalError extends SyncError {
+  override name = 'FatalError';
+}
+
+/** Coerce anything thrown into an Error, once, at the boundary that catches it. */
+export function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}
+
+/** The stable code of an error, or 'internal' for anything we did not classify. */
+export function errorCode(error: unknown): string {
+  return error instanceof SyncError ? error.code : 'internal';
+}

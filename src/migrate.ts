@@ -1,0 +1,41 @@
+import { Migrator, type Kysely, type MigrationResult } from 'kysely';
+import { migrations } from '../migrations/index.js';
+import { FatalError } from './errors.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function createMigrator(db: Kysely<any>): Migrator {
+  return new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableSchema: 'auth0',
+  });
+}
+
+/**
+ * Apply every pending migration, each in its own transaction. Returns Kysely's results
+ * (Success, Error or NotExecuted per migration) and the error, if any, instead of throwing.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function migrateToLatest(db: Kysely<any>): Promise<{ results: MigrationResult[]; error?: unknown }> {
+  const { results, error } = await createMigrator(db).migrateToLatest();
+  return { results: results ?? [], error };
+}
+
+/** Names of migrations not yet applied to this database. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function listPendingMigrations(db: Kysely<any>): Promise<string[]> {
+  const all = await createMigrator(db).getMigrations();
+  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+}
+
+/** Refuse to sync into a schema older than the code: writes would fail half-way otherwise. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function assertMigrated(db: Kysely<any>): Promise<void> {
+  const pending = await listPendingMigrations(db);
+  if (pending.length > 0) {
+    throw new FatalError(
+      'pending_migrations',
+      `The database has ${pending.length} pending migration(s) (${pending.join(', ')}); run \`npm run migrate\` first.`,
+    );
+  }
+}

@@ -1,0 +1,73 @@
+import os from 'node:os';
+import type { Kysely } from 'kysely';
+import type { Database, RunStatus, RunTrigger } from './database.js';
+
+/** Counts a run accumulates; written to sync_runs as progress and at the end. */
+export interface RunCounts {
+  usersSynced: number;
+  usersNotFound: number;
+  usersFailed: number;
+  tokensSeen: number;
+  tokensDeleted: number;
+  requests: number;
+}
+
+export const emptyCounts = (): RunCounts => ({
+  usersSynced: 0,
+  usersNotFound: 0,
+  usersFailed: 0,
+  tokensSeen: 0,
+  tokensDeleted: 0,
+  requests: 0,
+});
+
+/** Insert a `running` sync_runs row and return its id. */
+export async function startRun(
+  db: Kysely<Database>,
+  run: { trigger: RunTrigger; args?: Record<string, unknown>; usersTotal?: number },
+): Promise<number> {
+  const { id } = await db
+    .insertInto('auth0.sync_runs')
+    .values({
+      trigger: run.trigger,
+      status: 'running',
+      args: run.args ? JSON.stringify(run.args) : null,
+      host: os.hostname(),
+      pid: process.pid,
+      users_total: run.usersTotal ?? null,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return id;
+}
+
+function toColumns(counts: RunCounts) {
+  return {
+    users_synced: counts.usersSynced,
+    users_not_found: counts.usersNotFound,
+    users_failed: counts.usersFailed,
+    tokens_seen: counts.tokensSeen,
+    tokens_deleted: counts.tokensDeleted,
+    requests: counts.requests,
+  };
+}
+
+export async function recordRunProgress(db: Kysely<Database>, runId: number, counts: RunCounts): Promise<void> {
+  await db.updateTable('auth0.sync_runs').set(toColumns(counts)).where('id', '=', runId).execute();
+}
+
+export async function setRunTotal(db: Kysely<Database>, runId: number, usersTotal: number): Promise<void> {
+  await db.updateTable('auth0.sync_runs').set({ users_total: usersTotal }).where('id', '=', runId).execute();
+}
+
+export async function finishRun(
+  db: Kysely<Database>,
+  runId: number,
+  result: { status: Exclude<RunStatus, 'running'>; counts: RunCounts; error?: string },
+): Promise<void> {
+  await db
+    .updateTable('auth0.sync_runs')
+    .set({ ...toColumns(result.counts), status: result.status, error: result.error ?? null, finished_at: new Date() })
+    .where('id', '=', runId)
+    .execute();
+}

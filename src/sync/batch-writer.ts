@@ -1,0 +1,132 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../database.js';
+import { errorCode, toError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { RunCounts } from '../runs.js';
+import { databaseUnavailable, isDatabaseUnavailable } from '../warehouse/errors.js';
+import { writeUserOutcomes } from '../warehouse/refresh-tokens.js';
+import type { UserOutcome } from './outcome.js';
+
+export interface BatchWriter {
+  /** Queue one user's outcome; resolves once the queue has room again (backpressure). */
+  push(outcome: UserOutcome): Promise<void>;
+  /** Write everything queued. Rejects with a FatalError if the database went away. */
+  close(): Promise<void>;
+}
+
+export interface BatchWriterOptions {
+  db: Kysely<Database>;
+  runId: number;
+  counts: RunCounts;
+  logger: Logger;
+  /** Users and rows per transaction. */
+  maxBatchUsers?: number;
+  maxBatchRows?: number;
+  /** Called once when the database is gone: the run must stop. */
+  onFatal: (error: Error) => void;
+}
+
+/**
+ * Group commit: outcomes queue up while a transaction is being written and go together in the
+ * next one, so the writer keeps pace with many fetchers on one connection. Each user stays
+ * all-or-nothing: if a batch fails for a reason other than the database being gone, its
+ * users are written again one by one, and a user that still cannot be written is recorded
+ * as failed with its old rows untouched.
+ */
+export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
+  const { db, runId, counts, logger } = options;
+  const maxBatchUsers = options.maxBatchUsers ?? 200;
+  const maxBatchRows = options.maxBatchRows ?? 5000;
+  let queue: UserOutcome[] = [];
+  let queuedRows = 0;
+  let flushing: Promise<void> | undefined;
+  let fatal: Error | undefined;
+  let waiters: (() => void)[] = [];
+  const isFull = () => queue.length >= 2 * maxBatchUsers || queuedRows >= 2 * maxBatchRows;
+  const release = () => {
+    if (isFull() && !fatal) return;
+    for (const wake of waiters) wake();
+    waiters = [];
+  };
+
+  const rowsOf = (o: UserOutcome) => 1 + (o.status === 'synced' ? o.records.tokens.length : 0);
+
+  function takeBatch(): UserOutcome[] {
+    let rows = 0;
+    let size = 0;
+    while (size < queue.length && size < maxBatchUsers && (size === 0 || rows + rowsOf(queue[size]!) <= maxBatchRows)) {
+      rows += rowsOf(queue[size]!);
+      size += 1;
+    }
+    const batch = queue.slice(0, size);
+    queue = queue.slice(size);
+    queuedRows -= rows;
+    return batch;
+  }
+
+  async function write(batch: UserOutcome[]): Promise<void> {
+    try {
+      const { tokensDeleted } = await db.transaction().execute((trx) => writeUserOutcomes(trx, runId, batch));
+      tally(batch, tokensDeleted);
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
+      if (batch.length > 1) {
+        for (const outcome of batch) await write([outcome]);
+        return;
+      }
+      const outcome = batch[0]!;
+      if (outcome.status === 'failed') throw error; // even the state row cannot be written
+      const message = `Writing to the warehouse failed: ${toError(error).message}`;
+      logger.warn('user write failed', { userId: outcome.userId, code: errorCode(error), error: message });
+      await write([{ status: 'failed', userId: outcome.userId, code: 'write_failed', message }]);
+    }
+  }
+
+  function tally(batch: UserOutcome[], tokensDeleted: number): void {
+    counts.tokensDeleted += tokensDeleted;
+    for (const outcome of batch) {
+      if (outcome.status === 'synced') {
+        counts.usersSynced += 1;
+        counts.tokensSeen += outcome.records.tokens.length;
+      } else if (outcome.status === 'not_found') {
+        counts.usersNotFound += 1;
+      } else {
+        counts.usersFailed += 1;
+        logger.warn('user failed', { userId: outcome.userId, code: outcome.code, error: outcome.message });
+      }
+    }
+  }
+
+  function drain(): Promise<void> {
+    flushing ??= (async () => {
+      try {
+        while (queue.length > 0 && !fatal) {
+          await write(takeBatch());
+          release();
+        }
+      } catch (error) {
+        fatal = toError(error);
+        options.onFatal(fatal);
+      } finally {
+        flushing = undefined;
+        release();
+      }
+    })();
+    return flushing;
+  }
+
+  return {
+    async push(outcome) {
+      if (fatal) return;
+      queue.push(outcome);
+      queuedRows += rowsOf(outcome);
+      void drain();
+      // Bounded queue: a fetcher waits while two full batches are already waiting.
+      if (isFull()) await new Promise<void>((wake) => waiters.push(wake));
+    },
+    async close() {
+      while (flushing || (queue.length > 0 && !fatal)) await drain();
+      if (fatal) throw fatal;
+    },
+  };
+}

@@ -1,0 +1,156 @@
+import type { Auth0RefreshToken } from '../auth0/refresh-tokens.js';
+import { SyncError } from '../errors.js';
+
+/** One `auth0.refresh_tokens` row as the writer sends it: dates as ISO strings, JSON as text. */
+export interface TokenRecord {
+  id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string | null;
+  rotating: boolean | null;
+  created_at: string | null;
+  idle_expires_at: string | null;
+  expires_at: string | null;
+  last_exchanged_at: string | null;
+  metadata: string | null;
+  raw: string;
+}
+
+export interface DeviceRecord {
+  token_id: string;
+  initial_ip: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+}
+
+export interface ResourceServerRecord {
+  token_id: string;
+  audience: string;
+  scopes: string | null;
+}
+
+/** Everything the warehouse stores for one user's complete listing. */
+export interface UserTokenRecords {
+  tokens: TokenRecord[];
+  devices: DeviceRecord[];
+  resourceServers: ResourceServerRecord[];
+}
+
+const DATE_FIELDS = ['created_at', 'idle_expires_at', 'expires_at', 'last_exchanged_at'] as const;
+const DEVICE_FIELDS = ['initial_ip', 'initial_asn', 'initial_user_agent', 'last_ip', 'last_asn', 'last_user_agent'] as const;
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+/** A record that cannot be keyed or typed; the message names the field. */
+export class InvalidRecordError extends SyncError {
+  override name = 'InvalidRecordError';
+  constructor(message: string) {
+    super('invalid_record', message);
+  }
+}
+
+/**
+ * Map one user's complete listing to warehouse rows. Pure. Throws InvalidRecordError naming
+ * the first field that cannot be keyed or typed (`refresh_tokens[3].created_at: …`), so the
+ * caller can fail that user without writing any of it. A token listed twice keeps its last copy.
+ */
+export function toWarehouseRows(userId: string, apiTokens: readonly Auth0RefreshToken[]): UserTokenRecords {
+  const byId = new Map<string, { token: TokenRecord; device?: DeviceRecord; resourceServers: ResourceServerRecord[] }>();
+  apiTokens.forEach((apiToken, index) => {
+    const mapped = toTokenRows(userId, apiToken, `refresh_tokens[${index}]`);
+    byId.set(mapped.token.id, mapped);
+  });
+  const records: UserTokenRecords = { tokens: [], devices: [], resourceServers: [] };
+  for (const { token, device, resourceServers } of byId.values()) {
+    records.tokens.push(token);
+    if (device) records.devices.push(device);
+    records.resourceServers.push(...resourceServers);
+  }
+  return records;
+}
+
+function toTokenRows(userId: string, apiToken: Auth0RefreshToken, at: string) {
+  if (!isObject(apiToken)) throw new InvalidRecordError(`${at} is not an object`);
+  const id = apiToken.id;
+  if (typeof id !== 'string' || id === '') throw new InvalidRecordError(`${at}.id is missing or not a string`);
+  const where = `${at} (id ${id})`;
+  if (apiToken.user_id !== undefined && apiToken.user_id !== null && apiToken.user_id !== userId) {
+    throw new InvalidRecordError(`${where}.user_id is ${JSON.stringify(apiToken.user_id)}, expected ${JSON.stringify(userId)}`);
+  }
+  const raw = JSON.stringify(apiToken);
+  // PostgreSQL text and jsonb cannot hold U+0000; say which token instead of failing in SQL.
+  if (raw.includes('\\u0000')) throw new InvalidRecordError(`${where} contains a NUL character (\\u0000)`);
+
+  const metadata = apiToken.refresh_token_metadata;
+  if (metadata !== undefined && metadata !== null && !isObject(metadata)) {
+    throw new InvalidRecordError(`${where}.refresh_token_metadata is not an object`);
+  }
+  const rotating = apiToken.rotating;
+  if (rotating !== undefined && rotating !== null && typeof rotating !== 'boolean') {
+    throw new InvalidRecordError(`${where}.rotating is not a boolean`);
+  }
+  const dates = Object.fromEntries(DATE_FIELDS.map((field) => [field, toDate(apiToken[field], `${where}.${field}`)])) as Record<
+    (typeof DATE_FIELDS)[number],
+    string | null
+  >;
+
+  const token: TokenRecord = {
+    id,
+    user_id: userId,
+    client_id: toText(apiToken.client_id, `${where}.client_id`),
+    session_id: toText(apiToken.session_id, `${where}.session_id`),
+    rotating: rotating ?? null,
+    ...dates,
+    metadata: isObject(metadata) ? JSON.stringify(metadata) : null,
+    raw,
+  };
+  return { token, device: toDevice(id, apiToken.device, where), resourceServers: toResourceServers(id, apiToken.resource_servers, where) };
+}
+
+/** A row only where the API gave a `device` object: real list answers often carry none. */
+function toDevice(tokenId: string, device: unknown, where: string): DeviceRecord | undefined {
+  if (device === undefined || device === null) return undefined;
+  if (!isObject(device)) throw new InvalidRecordError(`${where}.device is not an object`);
+  const row = { token_id: tokenId } as DeviceRecord;
+  for (const field of DEVICE_FIELDS) row[field] = toText(device[field], `${where}.device.${field}`);
+  return row;
+}
+
+/** `scopes` is one space-separated string on the wire (auth0-java once typed it as an array). */
+function toResourceServers(tokenId: string, value: unknown, where: string): ResourceServerRecord[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new InvalidRecordError(`${where}.resource_servers is not an array`);
+  const byAudience = new Map<string, ResourceServerRecord>();
+  value.forEach((server: unknown, index) => {
+    const at = `${where}.resource_servers[${index}]`;
+    if (!isObject(server)) throw new InvalidRecordError(`${at} is not an object`);
+    const audience = server.audience;
+    if (typeof audience !== 'string' || audience === '') throw new InvalidRecordError(`${at}.audience is missing or not a string`);
+    const scopes = Array.isArray(server.scopes) && server.scopes.every((s) => typeof s === 'string')
+      ? server.scopes.join(' ')
+      : toText(server.scopes, `${at}.scopes`);
+    byAudience.set(audience, { token_id: tokenId, audience, scopes });
+  });
+  return [...byAudience.values()];
+}
+
+function toText(value: unknown, field: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw new InvalidRecordError(`${field} is not a string`);
+  return value;
+}
+
+/** ISO-8601 with a zone, as Auth0 sends it (`2024-05-01T13:00:30.038Z`); null when absent. */
+function toDate(value: unknown, field: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || !ISO_8601.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new InvalidRecordError(`${field} is not an ISO-8601 date: ${JSON.stringify(value)?.slice(0, 60)}`);
+  }
+  return new Date(value).toISOString();
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,95 @@
+import type { Kysely } from 'kysely';
+import pLimit from 'p-limit';
+import type { Auth0Client } from '../auth0/client.js';
+import { Auth0Error } from '../auth0/errors.js';
+import { fetchAllRefreshTokens } from '../auth0/refresh-tokens.js';
+import type { Config } from '../config.js';
+import type { Database } from '../database.js';
+import { errorCode, toError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { RunCounts } from '../runs.js';
+import { createBatchWriter } from './batch-writer.js';
+import { toWarehouseRows } from './normalize.js';
+import type { UserOutcome } from './outcome.js';
+
+export interface SyncDeps {
+  db: Kysely<Database>;
+  client: Auth0Client;
+  logger: Logger;
+  runId: number;
+  options: Config['sync'];
+  /** Updated in place as users are written, so a progress reporter can read it. */
+  counts: RunCounts;
+  /** Aborting it stops taking new users; users in flight finish. */
+  stopSignal?: AbortSignal;
+}
+
+export interface SyncResult {
+  /** Set when an error doomed every user and the run stopped early. */
+  fatal?: Error;
+  /** True when stopSignal ended the run before every user was taken. */
+  stopped: boolean;
+}
+
+/**
+ * Sync every user `userIds` yields: fetch each user's complete listing (at most
+ * `options.concurrency` users at a time, through p-limit), map it, and hand it to the group-
+ * commit writer. IDs are pulled from the iterator only as slots free up, so a table of ten
+ * million users is never queued at once. One user's failure is recorded and the run goes on;
+ * a fatal error (credentials, scope, database) stops taking users and is returned.
+ */
+export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): Promise<SyncResult> {
+  const { client, logger, options } = deps;
+  const abort = new AbortController();
+  let fatal: Error | undefined;
+  const stop = (error: Error) => {
+    if (fatal) return;
+    fatal = error;
+    logger.error('stopping the run', { code: errorCode(error), error: error.message });
+    abort.abort(error);
+  };
+  const writer = createBatchWriter({ ...deps, onFatal: stop });
+  const limit = pLimit(options.concurrency);
+  const inFlight = new Set<Promise<void>>();
+
+  async function syncUser(userId: string): Promise<void> {
+    const outcome = await fetchUser(userId);
+    if (outcome && !abort.signal.aborted) await writer.push(outcome);
+  }
+
+  async function fetchUser(userId: string): Promise<UserOutcome | undefined> {
+    try {
+      const apiTokens = await fetchAllRefreshTokens(client, userId, {
+        pageSize: options.pageSize,
+        maxPages: options.maxPagesPerUser,
+        signal: abort.signal,
+      });
+      return { status: 'synced', userId, records: toWarehouseRows(userId, apiTokens) };
+    } catch (error) {
+      if (abort.signal.aborted) return undefined; // the run is stopping; this user was not finished
+      if (error instanceof Auth0Error && error.code === 'user_not_found') return { status: 'not_found', userId };
+      if (error instanceof Auth0Error && error.fatal) {
+        stop(error);
+        return undefined;
+      }
+      return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
+    }
+  }
+
+  let stopped = false;
+  for await (const userId of userIds) {
+    if (abort.signal.aborted) break;
+    if (deps.stopSignal?.aborted) {
+      stopped = true;
+      break;
+    }
+    const task = limit(() => syncUser(userId)).finally(() => inFlight.delete(task));
+    inFlight.add(task);
+    // Take the next ID only when a slot is free: never queue every user behind p-limit.
+    while (limit.activeCount + limit.pendingCount >= options.concurrency) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  await writer.close().catch(stop);
+  deps.counts.requests = client.requests;
+  return { fatal, stopped };
+}

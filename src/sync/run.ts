@@ -1,0 +1,91 @@
+import type { Kysely } from 'kysely';
+import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
+import type { Config } from '../config.js';
+import type { Database, RunStatus, RunTrigger } from '../database.js';
+import { errorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { assertMigrated } from '../migrate.js';
+import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
+import { countUserIds, readUserIds } from '../source/user-ids.js';
+import { runSync } from './pipeline.js';
+
+export interface SyncJobOptions {
+  config: Config;
+  db: Kysely<Database>;
+  logger: Logger;
+  trigger: RunTrigger;
+  /** Sync just these users instead of the source table. */
+  userIds?: readonly string[];
+  /** Recorded in sync_runs.args. */
+  args?: Record<string, unknown>;
+  stopSignal?: AbortSignal;
+  /** Milliseconds between progress lines. */
+  progressEveryMs?: number;
+  auth0?: Auth0ClientOptions;
+}
+
+export interface SyncJobResult {
+  runId: number;
+  status: Exclude<RunStatus, 'running'>;
+  counts: RunCounts;
+  usersTotal: number;
+  /** The one sentence that says why a failed run stopped. */
+  error?: string;
+  errorCode?: string;
+}
+
+/**
+ * One complete sync run: refuse a database with pending migrations, record a `sync_runs` row,
+ * sync every user (or the given ones), log progress every few seconds, and record the outcome.
+ * Never throws for an error that belongs to the run: it comes back as status `failed`.
+ */
+export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
+  const { config, db, trigger } = options;
+  await assertMigrated(db);
+  const usersTotal = options.userIds ? options.userIds.length : await countUserIds(db, config.source);
+  const runId = await startRun(db, { trigger, args: options.args, usersTotal });
+  const logger = options.logger.child({ runId });
+  const counts = emptyCounts();
+  const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
+  const started = Date.now();
+  logger.info('sync started', { trigger, usersTotal, concurrency: config.sync.concurrency });
+
+  const progress = setInterval(() => {
+    counts.requests = client.requests;
+    const done = counts.usersSynced + counts.usersNotFound + counts.usersFailed;
+    const seconds = (Date.now() - started) / 1000;
+    logger.info('progress', { done, total: usersTotal, usersPerSecond: round(done / seconds), ...counts });
+    recordRunProgress(db, runId, counts).catch(() => {}); // best effort; the final write reports errors
+  }, options.progressEveryMs ?? 5000);
+  progress.unref();
+
+  let status: SyncJobResult['status'];
+  let error: Error | undefined;
+  try {
+    const userIds = options.userIds ? iterate(options.userIds) : readUserIds(db, { source: config.source });
+    const result = await runSync({ db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal }, userIds);
+    error = result.fatal;
+    status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
+  } catch (thrown) {
+    // The source table went away mid-run, or similar: every remaining user is doomed.
+    error = thrown instanceof Error ? thrown : new Error(String(thrown));
+    status = 'failed';
+  } finally {
+    clearInterval(progress);
+    client.close();
+    counts.requests = client.requests;
+  }
+
+  await finishRun(db, runId, { status, counts, error: error?.message });
+  const seconds = round((Date.now() - started) / 1000);
+  const summary = { status, usersTotal, seconds, ...counts };
+  if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
+  else logger.info('sync finished', summary);
+  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined };
+}
+
+async function* iterate(values: readonly string[]): AsyncGenerator<string> {
+  yield* values;
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;

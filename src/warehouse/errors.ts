@@ -1,0 +1,22 @@
+import { FatalError } from '../errors.js';
+
+const NODE_CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH']);
+
+/**
+ * True when the error means the database itself is unreachable or going away, which dooms
+ * every user. Matched by SQLSTATE class (08 connection, 57P admin shutdown, 53 resources) or
+ * Node's socket codes, never by message text, except pg's own "Connection terminated".
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (/^(08|57P|53)/.test(code) || NODE_CONNECTION_CODES.has(code)) return true;
+  }
+  const message = error instanceof Error ? error.message : '';
+  return /^Connection terminated/.test(message);
+}
+
+export function databaseUnavailable(error: unknown): FatalError {
+  const detail = error instanceof Error ? error.message : String(error);
+  return new FatalError('database_unavailable', `The database is unavailable: ${detail}`, { cause: error });
+}
