@@ -5,7 +5,8 @@ import { createDb } from './db.js';
 import { ConfigError, SyncError } from './errors.js';
 import { createLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
-import { runSyncJob, type SyncJobResult } from './sync/run.js';
+import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
+import type { SyncJobResult } from './sync/run.js';
 
 /** Exit codes that alerting can tell apart. */
 export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3 } as const;
@@ -41,7 +42,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
         return EXIT.fatal;
     }
   } catch (error) {
-    io.stderr(describeFatal(error));
+    io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
     return EXIT.fatal;
   }
 }
@@ -53,7 +54,7 @@ async function migrate(env: Env, io: Io): Promise<number> {
     const { results, error } = await migrateToLatest(db);
     for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
     if (error) {
-      io.stderr(`Migration failed: ${error instanceof Error ? error.message : String(error)}`);
+      io.stderr(`migration failed ${describeFatal(error)}`);
       return EXIT.fatal;
     }
     if (results.length === 0) io.stdout('Nothing to migrate: the database is up to date.');
@@ -74,7 +75,7 @@ async function sync(argv: readonly string[], env: Env, io: Io): Promise<number> 
   const logger = createLogger({ level: config.logLevel, write: io.stdout });
   const db = createDb(config.databaseUrl, { poolSize: 4 });
   try {
-    const result = await runSyncJob({
+    const result = await syncRefreshTokensJob.run({
       config,
       db,
       logger,
@@ -101,17 +102,16 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
   }
 }
 
-/** One sentence for people; the stable code in front where there is one. */
+/** `[code]: one sentence` for people, with the stable code where there is one. */
 function describeFatal(error: unknown): string {
-  if (error instanceof ConfigError) return error.message;
-  if (error instanceof SyncError) return `error [${error.code}]: ${error.message}`;
+  if (error instanceof SyncError) return `[${error.code}]: ${error.message}`;
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if (typeof code === 'string' && /^(08|57P|28|3D|ECONN|ENOTFOUND|ETIMEDOUT)/.test(code)) {
-    return `error [database_unavailable]: cannot use DATABASE_URL: ${message}`;
+  if (typeof code === 'string' && /^(08|57P|28|3D|ECONN|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH)/.test(code)) {
+    return `[database_unavailable]: cannot use DATABASE_URL: ${message}`;
   }
   // parseArgs errors and the like: the message says what to fix.
-  return `error: ${message}`;
+  return `: ${message}`;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

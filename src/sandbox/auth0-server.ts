@@ -510,13 +510,11 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
 
   function handleRequest(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void {
     if (path.startsWith('/api/v2/')) {
-      if (path === '/api/v2/refresh-tokens') stats.listRequests++;
       if (latencyMs > 0) later(latencyMs, () => handleApi(req, res, path, query));
       else handleApi(req, res, path, query);
       return;
     }
     if (path === '/oauth/token' && req.method === 'POST') {
-      stats.tokenRequests++;
       void handleTokenRequest(req, res);
       return;
     }
@@ -537,6 +535,9 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     const q = target.indexOf('?');
     const path = q === -1 ? target : target.slice(0, q);
     const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
+    // Counted per endpoint whether or not a fault answers it: tests count attempts.
+    if (path === '/api/v2/refresh-tokens') stats.listRequests++;
+    else if (path === '/oauth/token') stats.tokenRequests++;
 
     const fault = interceptFn?.({
       method: req.method ?? 'GET',

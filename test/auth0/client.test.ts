@@ -1,0 +1,124 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { createAuth0Client, type Auth0Client } from '../../src/auth0/client.js';
+import { Auth0Error } from '../../src/auth0/errors.js';
+import { configFor, fastClock, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+
+const LIST = '/api/v2/refresh-tokens';
+let fake: FakeAuth0;
+let client: Auth0Client | undefined;
+
+function clientFor(env: Record<string, string> = {}, options = {}): Auth0Client {
+  client = createAuth0Client(configFor(fake, 'postgres://unused/db', env).auth0, { clock: fastClock, ...options });
+  return client;
+}
+
+async function errorOf(promise: Promise<unknown>): Promise<Auth0Error> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(Auth0Error);
+  return error as Auth0Error;
+}
+
+beforeAll(async () => {
+  fake = await startFakeAuth0();
+  fake.setUser('auth0|a', [makeToken('auth0|a', 1)]);
+});
+afterEach(() => {
+  client?.close();
+  fake.intercept(undefined);
+  fake.resetStats();
+});
+afterAll(() => fake.close());
+
+describe('Auth0 client', () => {
+  it('fetches one access token and shares it across concurrent callers', async () => {
+    const auth0 = clientFor();
+    await Promise.all(Array.from({ length: 10 }, () => auth0.getJson(LIST, { user_id: 'auth0|a' })));
+    expect(fake.stats.tokenRequests).toBe(1);
+    expect(fake.stats.listRequests).toBe(10);
+    expect(auth0.requests).toBe(11);
+  });
+
+  it('retries 5xx, 408, resets and garbage bodies, then succeeds', async () => {
+    const script = [{ status: 503, body: '<html>down</html>' }, { status: 408 }, { reset: true }, { truncate: true }];
+    fake.intercept((ctx) => (ctx.path === LIST ? script.shift() : undefined));
+    const body = (await clientFor().getJson(LIST, { user_id: 'auth0|a' })) as { refresh_tokens: unknown[] };
+    expect(body.refresh_tokens).toHaveLength(1);
+    expect(fake.stats.listRequests).toBe(5);
+  });
+
+  it('gives up after the retry budget with the last error', async () => {
+    fake.intercept((ctx) => (ctx.path === LIST ? { status: 502, body: 'bad gateway' } : undefined));
+    const error = await errorOf(clientFor({}, { maxRetries: 2 }).getJson(LIST, { user_id: 'auth0|a' }));
+    expect(error.code).toBe('server_error');
+    expect(error.status).toBe(502);
+    expect(error.message).toBe('GET /api/v2/refresh-tokens answered 502: bad gateway');
+    expect(fake.stats.listRequests).toBe(3);
+  });
+
+  it('renews the access token once on a 401 and retries', async () => {
+    const auth0 = clientFor();
+    await auth0.getJson(LIST, { user_id: 'auth0|a' });
+    fake.revokeAccessTokens();
+    await auth0.getJson(LIST, { user_id: 'auth0|a' });
+    expect(fake.stats.tokenRequests).toBe(2);
+  });
+
+  it('renews an access token shortly before it expires', async () => {
+    const shortLived = await startFakeAuth0({ tokenLifetimeSeconds: 1 });
+    shortLived.setUser('u', []);
+    const auth0 = createAuth0Client(configFor(shortLived, 'postgres://x/y').auth0);
+    try {
+      await auth0.getJson(LIST, { user_id: 'u' });
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await auth0.getJson(LIST, { user_id: 'u' });
+      expect(shortLived.stats.tokenRequests).toBe(2);
+      expect(shortLived.stats.byStatus[401]).toBeUndefined();
+    } finally {
+      auth0.close();
+      await shortLived.close();
+    }
+  });
+
+  it('says which credentials to check when the token endpoint refuses them, without the secret', async () => {
+    const error = await errorOf(clientFor({ AUTH0_CLIENT_SECRET: 'wrong-secret-1234567890' }).getJson(LIST, { user_id: 'auth0|a' }));
+    expect(error.code).toBe('invalid_credentials');
+    expect(error.fatal).toBe(true);
+    expect(error.message).toContain('AUTH0_CLIENT_SECRET');
+    expect(error.message).not.toContain('wrong-secret');
+    expect(fake.stats.listRequests).toBe(0);
+  });
+
+  it('refuses a token without read:refresh_tokens before the first list call', async () => {
+    fake.setScope('read:users');
+    try {
+      const error = await errorOf(clientFor().getJson(LIST, { user_id: 'auth0|a' }));
+      expect(error.code).toBe('missing_scope');
+      expect(error.message).toContain('read:refresh_tokens');
+      expect(fake.stats.listRequests).toBe(0);
+    } finally {
+      fake.setScope('read:refresh_tokens read:users');
+    }
+  });
+
+  it('maps a 404 to user_not_found and never retries it', async () => {
+    const error = await errorOf(clientFor().getJson(LIST, { user_id: 'nobody' }));
+    expect(error.code).toBe('user_not_found');
+    expect(error.retryable).toBe(false);
+    expect(fake.stats.listRequests).toBe(1);
+  });
+
+  it('waits out a 429 without spending the retry budget', async () => {
+    let n = 0;
+    fake.intercept((ctx) =>
+      ctx.path === LIST && n++ < 3
+        ? { status: 429, headers: { 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '0' } }
+        : undefined,
+    );
+    const body = await clientFor({}, { maxRetries: 0 }).getJson(LIST, { user_id: 'auth0|a' });
+    expect(body).toHaveProperty('refresh_tokens');
+    expect(fake.stats.listRequests).toBe(4);
+  });
+});

@@ -1,0 +1,73 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { createAuth0Client, type Auth0Client } from '../../src/auth0/client.js';
+import { fetchAllRefreshTokens, listRefreshTokens } from '../../src/auth0/refresh-tokens.js';
+import { configFor, fastClock, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+
+let fake: FakeAuth0;
+let client: Auth0Client;
+const tokensOf = (userId: string, n: number) => Array.from({ length: n }, (_, i) => makeToken(userId, i));
+
+beforeAll(async () => {
+  fake = await startFakeAuth0();
+  client = createAuth0Client(configFor(fake, 'postgres://x/y').auth0, { clock: fastClock });
+});
+afterEach(() => {
+  fake.intercept(undefined);
+  fake.resetStats();
+});
+afterAll(async () => {
+  client.close();
+  await fake.close();
+});
+
+describe('listRefreshTokens', () => {
+  it('follows next with from and stops on the empty page after a last page that still carries next', async () => {
+    fake.setUser('u1', tokensOf('u1', 5));
+    const pages: string[][] = [];
+    for await (const page of listRefreshTokens(client, 'u1', { pageSize: 2, maxPages: 10 })) {
+      pages.push(page.map((t) => t.id as string));
+    }
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
+    expect(pages.flat()).toEqual([...fake.users.get('u1')!.map((t) => t.id)]);
+    expect(fake.stats.listRequests).toBe(4); // the 4th answers an empty page without next
+  });
+
+  it('stops when next is absent', async () => {
+    fake.setUser('u2', tokensOf('u2', 3));
+    fake.intercept((ctx) => (ctx.query.get('user_id') === 'u2' ? { status: 200, body: JSON.stringify({ refresh_tokens: [{ id: 'x' }] }) } : undefined));
+    const tokens = await fetchAllRefreshTokens(client, 'u2', { pageSize: 2, maxPages: 10 });
+    expect(tokens).toEqual([{ id: 'x' }]);
+  });
+
+  it('turns a cursor that never ends into a clear error', async () => {
+    fake.intercept(() => ({ status: 200, body: JSON.stringify({ refresh_tokens: [{ id: 'same' }], next: 'again' }) }));
+    await expect(fetchAllRefreshTokens(client, 'u3', { pageSize: 1, maxPages: 5 })).rejects.toMatchObject({
+      code: 'too_many_pages',
+      message: expect.stringContaining('did not end after 5 pages (SYNC_MAX_PAGES_PER_USER)'),
+    });
+    expect(fake.stats.listRequests).toBe(5);
+  });
+
+  it('restarts a user from the first page, once, when the cursor expired', async () => {
+    fake.setUser('u4', tokensOf('u4', 5));
+    let expired = false;
+    fake.intercept((ctx) => {
+      if (!expired && ctx.query.has('from')) {
+        expired = true;
+        fake.expireCursors();
+      }
+      return undefined;
+    });
+    const tokens = await fetchAllRefreshTokens(client, 'u4', { pageSize: 2, maxPages: 10 });
+    expect(tokens.map((t) => t.id)).toEqual(fake.users.get('u4')!.map((t) => t.id));
+  });
+
+  it('fails when the cursor expires again after the restart', async () => {
+    fake.setUser('u5', tokensOf('u5', 5));
+    fake.intercept((ctx) => {
+      if (ctx.query.has('from')) fake.expireCursors();
+      return undefined;
+    });
+    await expect(fetchAllRefreshTokens(client, 'u5', { pageSize: 2, maxPages: 10 })).rejects.toMatchObject({ code: 'cursor_expired' });
+  });
+});

@@ -1,0 +1,85 @@
+import { inspect } from 'node:util';
+import { describe, expect, it } from '@jest/globals';
+import { loadConfig, loadDatabaseConfig } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
+
+const valid = {
+  DATABASE_URL: 'postgres://u@db:5432/warehouse',
+  AUTH0_DOMAIN: 'tenant.eu.auth0.com',
+  AUTH0_CLIENT_ID: 'abc',
+  AUTH0_CLIENT_SECRET: 'shh-very-secret-value',
+};
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return [...(error as ConfigError).problems];
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig(valid);
+    expect(config.auth0.baseUrl).toBe('https://tenant.eu.auth0.com');
+    expect(config.auth0.audience).toBe('https://tenant.eu.auth0.com/api/v2/');
+    expect(config.sync).toEqual({ concurrency: 8, pageSize: 100, maxPagesPerUser: 200 });
+    expect(config.source).toEqual({ table: ['auth0', 'users'], column: 'user_id' });
+    expect(Object.isFrozen(config.auth0)).toBe(true);
+  });
+
+  it('accepts a full https URL and plain http only on loopback', () => {
+    expect(loadConfig({ ...valid, AUTH0_DOMAIN: 'https://tenant.auth0.com/' }).auth0.baseUrl).toBe('https://tenant.auth0.com');
+    expect(loadConfig({ ...valid, AUTH0_DOMAIN: 'http://127.0.0.1:4000' }).auth0.baseUrl).toBe('http://127.0.0.1:4000');
+    expect(problemsOf({ ...valid, AUTH0_DOMAIN: 'http://tenant.auth0.com' })).toEqual([
+      expect.stringContaining('AUTH0_DOMAIN must use https://'),
+    ]);
+  });
+
+  it('names every variable to fix in one error', () => {
+    const problems = problemsOf({
+      AUTH0_DOMAIN: 'tenant.auth0.com',
+      SYNC_CONCURRENCY: '0',
+      SYNC_PAGE_SIZE: '101',
+      SOURCE_USERS_TABLE: 'users; drop table x',
+      SOURCE_USER_ID_COLUMN: 'id"',
+    });
+    for (const name of [
+      'DATABASE_URL',
+      'AUTH0_CLIENT_ID',
+      'AUTH0_CLIENT_SECRET',
+      'SYNC_CONCURRENCY',
+      'SYNC_PAGE_SIZE',
+      'SOURCE_USERS_TABLE',
+      'SOURCE_USER_ID_COLUMN',
+    ]) {
+      expect(problems.some((p) => p.startsWith(name))).toBe(true);
+    }
+    expect(problems).toHaveLength(7);
+  });
+
+  it('parses a schema-qualified source table', () => {
+    expect(loadConfig({ ...valid, SOURCE_USERS_TABLE: 'crm.people', SOURCE_USER_ID_COLUMN: 'auth0_id' }).source).toEqual({
+      table: ['crm', 'people'],
+      column: 'auth0_id',
+    });
+    expect(loadConfig({ ...valid, SOURCE_USERS_TABLE: 'people' }).source.table).toEqual(['public', 'people']);
+  });
+
+  it('never shows the client secret', () => {
+    const config = loadConfig(valid);
+    expect(config.auth0.clientSecret.reveal()).toBe('shh-very-secret-value');
+    expect(JSON.stringify(config)).not.toContain('shh-very');
+    expect(inspect(config, { depth: 10 })).not.toContain('shh-very');
+    expect(problemsOf({ ...valid, DATABASE_URL: 'mysql://x', AUTH0_CLIENT_SECRET: 'shh-very-secret-value' }).join()).not.toContain(
+      'shh-very',
+    );
+  });
+
+  it('migrate needs only the database', () => {
+    expect(loadDatabaseConfig({ DATABASE_URL: valid.DATABASE_URL }).databaseUrl).toBe(valid.DATABASE_URL);
+    expect(() => loadDatabaseConfig({})).toThrow('DATABASE_URL is required');
+  });
+});

@@ -1,0 +1,31 @@
+import { loadConfig, type Config, type Env } from '../../src/config.js';
+import type { FakeAuth0 } from '../../src/sandbox/auth0-server.js';
+
+export { generateTenant, makeToken, startFakeAuth0 } from '../../src/sandbox/auth0-server.js';
+export type { Auth0TokenJson, FakeAuth0 } from '../../src/sandbox/auth0-server.js';
+
+/** The environment a user would set to point the job at `fake` and `databaseUrl`. */
+export function envFor(fake: FakeAuth0, databaseUrl: string, extra: Env = {}): Env {
+  return {
+    DATABASE_URL: databaseUrl,
+    AUTH0_DOMAIN: fake.url,
+    AUTH0_CLIENT_ID: 'test-client',
+    AUTH0_CLIENT_SECRET: 'test-secret',
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+export function configFor(fake: FakeAuth0, databaseUrl: string, extra: Env = {}): Config {
+  return loadConfig(envFor(fake, databaseUrl, extra));
+}
+
+/** A clock whose sleeps take a millisecond, for backoff paths. */
+export const fastClock = {
+  now: () => Date.now(),
+  sleep: (_ms: number, signal?: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      setTimeout(resolve, 1);
+    }),
+};

@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { sql } from 'kysely';
+import { loadConfig } from '../../src/config.js';
+import { countUserIds, readUserIds } from '../../src/source/user-ids.js';
+import { createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+
+let t: TestDatabase;
+const sourceOf = (table: string, column: string) =>
+  loadConfig({
+    DATABASE_URL: 'postgres://x/y',
+    AUTH0_DOMAIN: 'x.auth0.com',
+    AUTH0_CLIENT_ID: 'a',
+    AUTH0_CLIENT_SECRET: 'b',
+    SOURCE_USERS_TABLE: table,
+    SOURCE_USER_ID_COLUMN: column,
+  }).source;
+
+async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const value of iterable) out.push(value);
+  return out;
+}
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+afterAll(() => t.drop());
+
+describe('readUserIds', () => {
+  it('streams every ID once, in order, across keyset pages', async () => {
+    const ids = Array.from({ length: 2503 }, (_, i) => `auth0|${String(i).padStart(5, '0')}`);
+    await loadUsers(t.db, [...ids].reverse());
+    const source = sourceOf('auth0.users', 'user_id');
+    expect(await collect(readUserIds(t.db, { source, batchSize: 500 }))).toEqual(ids);
+    expect(await countUserIds(t.db, source)).toBe(2503);
+  });
+
+  it('reads a custom table and column, quoted, skipping NULL and empty IDs', async () => {
+    await sql`create schema "Crm"`.execute(t.db);
+    await sql`create table "Crm"."People" ("Auth0Id" text, name text)`.execute(t.db);
+    await sql`insert into "Crm"."People" values ('b', 'x'), (null, 'y'), ('', 'z'), ('a', 'w'), ('c', 'v')`.execute(t.db);
+    const source = sourceOf('Crm.People', 'Auth0Id');
+    expect(await collect(readUserIds(t.db, { source, batchSize: 2 }))).toEqual(['a', 'b', 'c']);
+    expect(await countUserIds(t.db, source)).toBe(3);
+  });
+
+  it('names the variable to fix when the table or column does not exist', async () => {
+    await expect(collect(readUserIds(t.db, { source: sourceOf('nope.users', 'user_id') }))).rejects.toThrow(
+      'The source table nope.users does not exist; set SOURCE_USERS_TABLE',
+    );
+    await expect(countUserIds(t.db, sourceOf('auth0.users', 'uid'))).rejects.toThrow(
+      'The source table auth0.users has no column uid; set SOURCE_USER_ID_COLUMN',
+    );
+  });
+});
