@@ -5,6 +5,7 @@ import { createDb } from './db.js';
 import { ConfigError, SyncError } from './errors.js';
 import { createLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
+import { isDatabaseUnavailable } from './warehouse/errors.js';
 import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
 import type { SyncJobResult } from './sync/run.js';
 
@@ -107,7 +108,8 @@ function describeFatal(error: unknown): string {
   if (error instanceof SyncError) return `[${error.code}]: ${error.message}`;
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if (typeof code === 'string' && /^(08|57P|28|3D|ECONN|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH)/.test(code)) {
+  // Unreachable, or reachable but refusing these credentials (28xxx) or this database (3D000).
+  if (isDatabaseUnavailable(error) || (typeof code === 'string' && /^(28|3D)/.test(code))) {
     return `[database_unavailable]: cannot use DATABASE_URL: ${message}`;
   }
   // parseArgs errors and the like: the message says what to fix.

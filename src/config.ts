@@ -12,6 +12,8 @@ export interface Config {
     readonly audience: string;
     /** Per-request timeout in milliseconds. */
     readonly timeoutMs: number;
+    /** Cap below the tenant's rate limit, requests per second; undefined = the tenant's limit. */
+    readonly maxRps: number | undefined;
   };
   readonly sync: {
     /** Users fetched at the same time. */
@@ -54,11 +56,21 @@ function createReader(env: Env) {
     }
     return value;
   };
+  const positive = (name: string): number | undefined => {
+    const raw = env[name]?.trim();
+    if (!raw) return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value <= 0 || value > 10_000) {
+      problems.push(`${name} must be a number of requests per second above 0 (got "${raw}")`);
+      return undefined;
+    }
+    return value;
+  };
   const done = <T>(config: T): T => {
     if (problems.length > 0) throw new ConfigError(problems);
     return deepFreeze(config);
   };
-  return { problems, text, int, done };
+  return { problems, text, int, positive, done };
 }
 
 type Reader = ReturnType<typeof createReader>;
@@ -86,7 +98,7 @@ export function loadDatabaseConfig(env: Env): Pick<Config, 'databaseUrl' | 'logL
  */
 export function loadConfig(env: Env): Config {
   const reader = createReader(env);
-  const { text, int, problems } = reader;
+  const { text, int, positive, problems } = reader;
   const database = readDatabase(reader);
 
   const baseUrl = parseDomain(text('AUTH0_DOMAIN'), problems);
@@ -113,6 +125,7 @@ export function loadConfig(env: Env): Config {
       clientSecret,
       audience,
       timeoutMs: int('AUTH0_TIMEOUT_MS', 30_000, 100, 600_000),
+      maxRps: positive('AUTH0_MAX_RPS'),
     },
     sync: {
       concurrency: int('SYNC_CONCURRENCY', 8, 1, 256),

@@ -56,10 +56,6 @@ export async function recordRunProgress(db: Kysely<Database>, runId: number, cou
   await db.updateTable('auth0.sync_runs').set(toColumns(counts)).where('id', '=', runId).execute();
 }
 
-export async function setRunTotal(db: Kysely<Database>, runId: number, usersTotal: number): Promise<void> {
-  await db.updateTable('auth0.sync_runs').set({ users_total: usersTotal }).where('id', '=', runId).execute();
-}
-
 export async function finishRun(
   db: Kysely<Database>,
   runId: number,

@@ -46,7 +46,7 @@ const REQUIRED_SCOPE = 'read:refresh_tokens';
 export function createAuth0Client(config: Config['auth0'], options: Auth0ClientOptions = {}): Auth0Client {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
-  const limiter = options.limiter ?? createRateLimiter(clock);
+  const limiter = options.limiter ?? createRateLimiter(clock, { maxRps: config.maxRps });
   const maxRetries = options.maxRetries ?? 6;
   const backoffBaseMs = options.backoffBaseMs ?? 250;
   const backoffCapMs = options.backoffCapMs ?? 10_000;
@@ -89,7 +89,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
       try {
         return await attempt();
       } catch (error) {
-        if (!(error instanceof Auth0Error) || !error.retryable || error.code === 'rate_limited' || retry >= maxRetries) {
+        if (!(error instanceof Auth0Error) || !error.retryable || retry >= maxRetries) {
           throw error;
         }
         const ceiling = Math.min(backoffCapMs, backoffBaseMs * 2 ** retry);
@@ -112,13 +112,14 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
           },
         }),
       ).then((res) => {
-        if (res.statusCode >= 500 || res.statusCode === 408) throw errorForStatus(res.statusCode, res.body, what);
+        // The token endpoint (Authentication API) has limits of its own; a 429 there is backed off.
+        if (res.statusCode >= 500 || res.statusCode === 408 || res.statusCode === 429) {
+          throw new Auth0Error('server_error', errorForStatus(res.statusCode, res.body, what).message, res.statusCode);
+        }
         return res;
       }),
     ).catch((error: unknown) => {
-      throw error instanceof Auth0Error && error.retryable
-        ? new Auth0Error('token_unavailable', `Could not get a Management API access token: ${error.message}`, error.status)
-        : error;
+      throw error instanceof Auth0Error && error.retryable ? tokenUnavailable(error) : error;
     });
     if (response.statusCode === 401 || response.statusCode === 403) {
       const { message } = errorForStatus(response.statusCode, response.body, what);
@@ -129,9 +130,14 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
       );
     }
     if (response.statusCode !== 200) throw errorForStatus(response.statusCode, response.body, what);
-    const body = parseJson(response.body, what) as Record<string, unknown>;
-    if (typeof body.access_token !== 'string' || !body.access_token) {
-      throw new Auth0Error('bad_response', `${what} answered without an access_token`);
+    let body: Record<string, unknown>;
+    try {
+      body = parseJson(response.body, what) as Record<string, unknown>;
+    } catch (error) {
+      throw tokenUnavailable(error as Auth0Error);
+    }
+    if (typeof body?.access_token !== 'string' || !body.access_token) {
+      throw tokenUnavailable(new Auth0Error('bad_response', `${what} answered without an access_token`));
     }
     if (typeof body.scope === 'string' && !body.scope.split(' ').includes(REQUIRED_SCOPE)) {
       throw new Auth0Error(
@@ -173,6 +179,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
           httpClient.get(path.replace(/^\//, ''), {
             searchParams: query,
             headers: { authorization: `Bearer ${current.value}` },
+            signal,
           }),
         );
         limiter.observe(response.statusCode, response.headers);
@@ -202,6 +209,11 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
       httpsAgent.destroy();
     },
   };
+}
+
+/** The token endpoint kept failing: no user can be synced without a token, so this is fatal. */
+function tokenUnavailable(error: Auth0Error): Auth0Error {
+  return new Auth0Error('token_unavailable', `Could not get a Management API access token: ${error.message}`, error.status);
 }
 
 function parseJson(body: string, what: string): unknown {

@@ -26,7 +26,10 @@ const FATAL: ReadonlySet<Auth0ErrorCode> = new Set([
   'token_unavailable',
   'unauthorized',
 ]);
-const RETRYABLE: ReadonlySet<Auth0ErrorCode> = new Set(['rate_limited', 'server_error', 'network_error', 'bad_response']);
+/** Retried with backoff. A 429 is not here: it is waited out, and `rate_limited` means the waits ran out. */
+const RETRYABLE: ReadonlySet<Auth0ErrorCode> = new Set(['server_error', 'network_error', 'bad_response']);
+/** The Management API's words for a user that does not exist (spec and recorded answers). */
+const USER_GONE = /^(the user does not exist|user not found)/i;
 
 export class Auth0Error extends SyncError {
   override name = 'Auth0Error';
@@ -63,7 +66,13 @@ export function describeErrorBody(body: string): string {
 export function errorForStatus(status: number, body: string, what: string): Auth0Error {
   const detail = describeErrorBody(body);
   const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
-  if (status === 404) return new Auth0Error('user_not_found', message, status);
+  if (status === 404) {
+    // Only Auth0's own "no such user" means the user is gone. A 404 from a wrong AUTH0_DOMAIN,
+    // a proxy or a tenant without the endpoint must not mark anyone's tokens deleted.
+    return /"errorCode"\s*:\s*"inexistent_user"/.test(body) || USER_GONE.test(detail)
+      ? new Auth0Error('user_not_found', message, status)
+      : new Auth0Error('bad_request', message, status);
+  }
   if (status === 400 && /checkpoint/i.test(detail)) return new Auth0Error('cursor_expired', message, status);
   if (status === 401) return new Auth0Error('unauthorized', message, status);
   if (status === 403) {

@@ -45,17 +45,18 @@ export async function* listRefreshTokens(
 ): AsyncGenerator<Auth0RefreshToken[]> {
   let from: string | undefined;
   for (let page = 1; ; page += 1) {
+    const query: Record<string, string | number> = { user_id: userId, take: options.pageSize };
+    if (from) query.from = from;
+    const body = await client.getJson(PATH, query, options.signal);
+    const { tokens, next } = toPage(body);
+    if (tokens.length === 0) return;
+    // Counted on pages that hold tokens, so the empty page confirming the end is always allowed.
     if (page > options.maxPages) {
       throw new Auth0Error(
         'too_many_pages',
         `Listing refresh tokens of ${userId} did not end after ${options.maxPages} pages (SYNC_MAX_PAGES_PER_USER)`,
       );
     }
-    const query: Record<string, string | number> = { user_id: userId, take: options.pageSize };
-    if (from) query.from = from;
-    const body = await client.getJson(PATH, query, options.signal);
-    const { tokens, next } = toPage(body);
-    if (tokens.length === 0) return;
     yield tokens;
     if (!next) return;
     from = next;
@@ -87,8 +88,12 @@ function toPage(body: unknown): { tokens: Auth0RefreshToken[]; next?: string } {
     throw new Auth0Error('bad_response', `GET ${PATH} answered with JSON that is not an object`);
   }
   const { refresh_tokens: tokens, next } = body as { refresh_tokens?: unknown; next?: unknown };
-  if (tokens !== undefined && !Array.isArray(tokens)) {
-    throw new Auth0Error('bad_response', `GET ${PATH} answered with refresh_tokens that is not an array`);
+  // A body without the array is not "no tokens": taking it so would mark every token deleted.
+  if (!Array.isArray(tokens)) {
+    throw new Auth0Error('bad_response', `GET ${PATH} answered without a refresh_tokens array`);
   }
-  return { tokens: (tokens ?? []) as Auth0RefreshToken[], next: typeof next === 'string' && next ? next : undefined };
+  if (next !== undefined && next !== null && typeof next !== 'string') {
+    throw new Auth0Error('bad_response', `GET ${PATH} answered with a next cursor that is not a string`);
+  }
+  return { tokens: tokens as Auth0RefreshToken[], next: next || undefined };
 }

@@ -22,8 +22,9 @@ export async function* readUserIds(db: Kysely<any>, options: ReadUserIdsOptions)
   let last: string | undefined;
   for (;;) {
     const after = last === undefined ? sql`${column} is not null` : sql`${column} > ${last}`;
+    // distinct: a source column that is not unique must not sync a user twice in one run.
     const { rows } = await sql<{ user_id: string }>`
-      select ${column}::text as user_id from ${table} where ${after} order by ${column} limit ${batchSize}
+      select distinct ${column}::text as user_id, ${column} from ${table} where ${after} order by ${column} limit ${batchSize}
     `
       .execute(db)
       .catch(explainSourceError(options.source));
@@ -38,7 +39,7 @@ export async function* readUserIds(db: Kysely<any>, options: ReadUserIdsOptions)
 export async function countUserIds(db: Kysely<any>, source: Config['source']): Promise<number> {
   const column = sql.id(source.column);
   const { rows } = await sql<{ n: number }>`
-    select count(*)::int as n from ${sql.id(...source.table)} where ${column} is not null and ${column}::text <> ''
+    select count(distinct ${column})::int as n from ${sql.id(...source.table)} where ${column} is not null and ${column}::text <> ''
   `
     .execute(db)
     .catch(explainSourceError(source));

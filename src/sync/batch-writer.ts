@@ -75,7 +75,12 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
         return;
       }
       const outcome = batch[0]!;
-      if (outcome.status === 'failed') throw error; // even the state row cannot be written
+      if (outcome.status === 'failed') {
+        // Even the state row cannot be written: say so and go on; the user stays as it was.
+        logger.error('user state not written', { userId: outcome.userId, code: errorCode(error), error: toError(error).message });
+        counts.usersFailed += 1;
+        return;
+      }
       const message = `Writing to the warehouse failed: ${toError(error).message}`;
       logger.warn('user write failed', { userId: outcome.userId, code: errorCode(error), error: message });
       await write([{ status: 'failed', userId: outcome.userId, code: 'write_failed', message }]);

@@ -77,19 +77,24 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
   }
 
   let stopped = false;
-  for await (const userId of userIds) {
-    if (abort.signal.aborted) break;
-    if (deps.stopSignal?.aborted) {
-      stopped = true;
-      break;
+  try {
+    for await (const userId of userIds) {
+      if (abort.signal.aborted) break;
+      if (deps.stopSignal?.aborted) {
+        stopped = true;
+        break;
+      }
+      const task = limit(() => syncUser(userId)).finally(() => inFlight.delete(task));
+      inFlight.add(task);
+      // Take the next ID only when a slot is free: never queue every user behind p-limit.
+      while (limit.activeCount + limit.pendingCount >= options.concurrency) await Promise.race(inFlight);
     }
-    const task = limit(() => syncUser(userId)).finally(() => inFlight.delete(task));
-    inFlight.add(task);
-    // Take the next ID only when a slot is free: never queue every user behind p-limit.
-    while (limit.activeCount + limit.pendingCount >= options.concurrency) await Promise.race(inFlight);
+  } catch (error) {
+    stop(toError(error)); // the source went away: users in flight are abandoned, not written
+  } finally {
+    await Promise.all(inFlight);
+    await writer.close().catch(stop);
   }
-  await Promise.all(inFlight);
-  await writer.close().catch(stop);
   deps.counts.requests = client.requests;
   return { fatal, stopped };
 }

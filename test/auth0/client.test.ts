@@ -110,6 +110,22 @@ describe('Auth0 client', () => {
     expect(fake.stats.listRequests).toBe(1);
   });
 
+  it('treats only Auth0\'s own "no such user" 404 as a deleted user', async () => {
+    fake.intercept((ctx) => (ctx.path === LIST ? { status: 404, body: '<html>Not Found</html>' } : undefined));
+    const error = await errorOf(clientFor().getJson(LIST, { user_id: 'auth0|a' }));
+    expect(error.code).toBe('bad_request');
+    fake.intercept((ctx) => (ctx.path === LIST ? { status: 404, body: '{"statusCode":404,"message":"User not found"}' } : undefined));
+    expect((await errorOf(clientFor().getJson(LIST, { user_id: 'auth0|a' }))).code).toBe('user_not_found');
+  });
+
+  it('backs off a busy token endpoint, then stops the run with token_unavailable', async () => {
+    fake.intercept((ctx) => (ctx.path === '/oauth/token' ? { status: 429, body: '{"error":"too_many_requests"}' } : undefined));
+    const error = await errorOf(clientFor({}, { maxRetries: 2 }).getJson(LIST, { user_id: 'auth0|a' }));
+    expect(error.code).toBe('token_unavailable');
+    expect(error.fatal).toBe(true);
+    expect(fake.stats.tokenRequests).toBe(3);
+  });
+
   it('waits out a 429 without spending the retry budget', async () => {
     let n = 0;
     fake.intercept((ctx) =>

@@ -45,7 +45,18 @@ describe('listRefreshTokens', () => {
       code: 'too_many_pages',
       message: expect.stringContaining('did not end after 5 pages (SYNC_MAX_PAGES_PER_USER)'),
     });
-    expect(fake.stats.listRequests).toBe(5);
+    expect(fake.stats.listRequests).toBe(6); // the 6th page holds tokens: more than 5 pages
+  });
+
+  it('allows the empty page that confirms the end after exactly maxPages full pages', async () => {
+    fake.setUser('u6', tokensOf('u6', 4));
+    const tokens = await fetchAllRefreshTokens(client, 'u6', { pageSize: 2, maxPages: 2 });
+    expect(tokens).toHaveLength(4);
+  });
+
+  it('refuses a 200 without a refresh_tokens array instead of reading it as "no tokens"', async () => {
+    fake.intercept(() => ({ status: 200, body: '{"tokens":[]}' }));
+    await expect(fetchAllRefreshTokens(client, 'u1', { pageSize: 2, maxPages: 2 })).rejects.toMatchObject({ code: 'bad_response' });
   });
 
   it('restarts a user from the first page, once, when the cursor expired', async () => {
