@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { loadConfig, loadDatabaseConfig, type Env } from './config.js';
 import { createDb } from './db.js';
 import { ConfigError, SyncError } from './errors.js';
+import { RunLockedError } from './run-lock.js';
 import { createLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
 import { isDatabaseUnavailable } from './warehouse/errors.js';
@@ -10,7 +11,7 @@ import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
 import type { SyncJobResult } from './sync/run.js';
 
 /** Exit codes that alerting can tell apart. */
-export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3 } as const;
+export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4 } as const;
 
 export interface Io {
   stdout: (line: string) => void;
@@ -43,6 +44,10 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
         return EXIT.fatal;
     }
   } catch (error) {
+    if (error instanceof RunLockedError) {
+      io.stderr(error.message);
+      return EXIT.locked;
+    }
     io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
     return EXIT.fatal;
   }
@@ -74,7 +79,10 @@ async function sync(argv: readonly string[], env: Env, io: Io): Promise<number> 
   const config = loadConfig(env);
   const userIds = values.user ? [...new Set(values.user.map((id) => id.trim()).filter(Boolean))] : undefined;
   const logger = createLogger({ level: config.logLevel, write: io.stdout });
-  const db = createDb(config.databaseUrl, { poolSize: 4 });
+  // The pool serves the run lock, the writer, the source reader and run bookkeeping; fetches
+  // hold no connection, so it does not grow with SYNC_CONCURRENCY.
+  const db = createDb(config.databaseUrl, { poolSize: 5 });
+  const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
   try {
     const result = await syncRefreshTokensJob.run({
       config,
@@ -83,11 +91,38 @@ async function sync(argv: readonly string[], env: Env, io: Io): Promise<number> 
       trigger: 'manual',
       userIds,
       args: userIds ? { users: userIds } : undefined,
+      stopSignal: stop.signal,
     });
     return exitCodeFor(result, io);
   } finally {
+    stop.dispose();
     await db.destroy();
   }
+}
+
+/**
+ * SIGTERM or SIGINT aborts the returned signal (stop taking users, finish the ones in
+ * flight); a second signal exits at once, leaving the run for the next one to mark interrupted.
+ */
+export function onStopSignals(beforeExit: () => void): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const handler = (signal: NodeJS.Signals) => {
+    if (!controller.signal.aborted) {
+      controller.abort(signal);
+      return;
+    }
+    beforeExit();
+    process.exit(EXIT.interrupted);
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+    },
+  };
 }
 
 function exitCodeFor(result: SyncJobResult, io: Io): number {
@@ -97,6 +132,9 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
     case 'partial':
       io.stderr(`Run ${result.runId}: ${result.counts.usersFailed} of ${result.usersTotal} users failed; see auth0.user_sync_state.`);
       return EXIT.partial;
+    case 'interrupted':
+      io.stderr(`Run ${result.runId} interrupted; the next run picks up where it stopped.`);
+      return EXIT.interrupted;
     default:
       io.stderr(`Run ${result.runId} ${result.status}: ${result.error ?? 'stopped'}`);
       return EXIT.fatal;

@@ -17,8 +17,10 @@ export function createDb(databaseUrl: string, options: { poolSize?: number } = {
     application_name: 'auth0-refresh-token-sync',
     connectionTimeoutMillis: 10_000,
   });
-  // An idle client that loses its connection emits 'error' on the pool; without a listener
-  // that would crash the process. The next query reports the problem where it can be handled.
+  // A client that loses its connection between queries (the idle pool's, or the one holding the
+  // run lock) emits 'error'; without a listener that would crash the process. The next query
+  // on it fails instead, where the error can be handled.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

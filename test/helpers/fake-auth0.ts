@@ -2,7 +2,7 @@ import { loadConfig, type Config, type Env } from '../../src/config.js';
 import type { FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 
 export { generateTenant, makeToken, startFakeAuth0 } from '../../src/sandbox/auth0-server.js';
-export type { Auth0TokenJson, FakeAuth0 } from '../../src/sandbox/auth0-server.js';
+export type { Auth0TokenJson, FakeAuth0, FakeAuth0Options } from '../../src/sandbox/auth0-server.js';
 
 /** The environment a user would set to point the job at `fake` and `databaseUrl`. */
 export function envFor(fake: FakeAuth0, databaseUrl: string, extra: Env = {}): Env {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
 import { captureIo, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 import { envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let t: TestDatabase;
@@ -11,38 +12,6 @@ async function sync(args: string[] = [], extra: Record<string, string> = {}) {
   const out = captureIo();
   const code = await main(['sync', ...args], envFor(fake, t.url, { SYNC_PAGE_SIZE: '50', LOG_LEVEL: 'info', ...extra }), out.io);
   return { code, ...out };
-}
-
-/** Every live token, device and resource server in the warehouse equals what the API lists. */
-async function expectWarehouseMatchesApi(): Promise<void> {
-  const tokens = await t.db.selectFrom('auth0.refresh_tokens').selectAll().where('deleted_at', 'is', null).orderBy('id').execute();
-  const expected = [...fake.users.values()].flat().sort((a, b) => String(a.id).localeCompare(String(b.id)));
-  expect(tokens.map((r) => r.id)).toEqual(expected.map((e) => e.id));
-  const devices = await t.db.selectFrom('auth0.refresh_token_devices').selectAll().execute();
-  const devicesById = new Map(devices.map((d) => [d.token_id, d]));
-  const servers = await t.db.selectFrom('auth0.refresh_token_resource_servers').selectAll().execute();
-  tokens.forEach((row, i) => {
-    const api = expected[i]!;
-    expect(row.raw).toEqual(api);
-    expect(row).toMatchObject({
-      user_id: api.user_id,
-      client_id: api.client_id ?? null,
-      session_id: api.session_id ?? null,
-      rotating: api.rotating ?? null,
-      metadata: api.refresh_token_metadata ?? null,
-    });
-    for (const field of ['created_at', 'idle_expires_at', 'expires_at', 'last_exchanged_at'] as const) {
-      expect(row[field]?.toISOString() ?? null).toBe(api[field] ?? null);
-    }
-    const device = devicesById.get(row.id);
-    const nulls = { initial_ip: null, initial_asn: null, initial_user_agent: null, last_ip: null, last_asn: null, last_user_agent: null };
-    if (api.device) expect(device).toEqual({ token_id: row.id, ...nulls, ...(api.device as object) });
-    else expect(device).toBeUndefined();
-    const apiServers = (api.resource_servers as { audience: string; scopes: string }[] | undefined) ?? [];
-    expect(servers.filter((s) => s.token_id === row.id).sort((a, b) => a.audience.localeCompare(b.audience))).toEqual(
-      apiServers.map((s) => ({ token_id: row.id, ...s })).sort((a, b) => a.audience.localeCompare(b.audience)),
-    );
-  });
 }
 
 const lastRun = () => t.db.selectFrom('auth0.sync_runs').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
@@ -70,7 +39,7 @@ describe('sync, end to end', () => {
     const { code, logs, stderr } = await sync();
     expect(stderr).toEqual([]);
     expect(code).toBe(0);
-    await expectWarehouseMatchesApi();
+    await expectWarehouseMatchesApi(t.db, fake);
 
     const run = await lastRun();
     const total = [...tenant.values()].reduce((n, tokens) => n + tokens.length, 0);
@@ -100,7 +69,7 @@ describe('sync, end to end', () => {
 
     const { code } = await sync();
     expect(code).toBe(0);
-    await expectWarehouseMatchesApi();
+    await expectWarehouseMatchesApi(t.db, fake);
     const run = await lastRun();
     expect(run).toMatchObject({ status: 'succeeded', users_synced: 299, users_not_found: 1, tokens_deleted: 1 + tokensB.length });
 
@@ -118,7 +87,7 @@ describe('sync, end to end', () => {
     expect(await tokenRow(revoked.id)).toMatchObject({ deleted_at: null });
     expect((await tokenRow(added.id)).deleted_at).toBeInstanceOf(Date);
     expect((await tokenRow(tokensC[0]!.id)).deleted_at).toBeNull();
-    await expectWarehouseMatchesApi();
+    await expectWarehouseMatchesApi(t.db, fake);
   });
 
   it('fails only the user with a malformed record, naming the field, and keeps its earlier rows', async () => {
