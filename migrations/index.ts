@@ -1,5 +1,7 @@
 import type { Migration } from 'kysely';
 import * as createWarehouse from './2026_11_26_0900_create_warehouse.js';
+import * as changeHistory from './2026_11_26_1000_change_history.js';
+import * as reportingViews from './2026_11_26_1100_reporting_views.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -8,4 +10,6 @@ import * as createWarehouse from './2026_11_26_0900_create_warehouse.js';
  */
 export const migrations: Record<string, Migration> = {
   '2026_11_26_0900_create_warehouse': createWarehouse,
+  '2026_11_26_1000_change_history': changeHistory,
+  '2026_11_26_1100_reporting_views': reportingViews,
 };

@@ -28,6 +28,8 @@ export interface SyncRunsTable {
   users_failed: Generated<number>;
   tokens_seen: Generated<number>;
   tokens_deleted: Generated<number>;
+  tokens_added: Generated<number>;
+  tokens_changed: Generated<number>;
   requests: Generated<number>;
   error: string | null;
 }
@@ -78,6 +80,26 @@ export interface UserSyncStateTable {
   error: string | null;
 }
 
+export type TokenChange =
+  | 'created'
+  | 'deleted'
+  | 'restored'
+  | 'exchanged'
+  | 'last_ip_changed'
+  | 'last_asn_changed'
+  | 'last_user_agent_changed';
+
+export interface RefreshTokenChangesTable {
+  id: Generated<number>;
+  token_id: string;
+  user_id: string;
+  change: TokenChange;
+  old_value: string | null;
+  new_value: string | null;
+  run_id: number | null;
+  observed_at: Generated<Date>;
+}
+
 export interface Database {
   'auth0.users': UsersTable;
   'auth0.sync_runs': SyncRunsTable;
@@ -85,6 +107,7 @@ export interface Database {
   'auth0.refresh_token_devices': RefreshTokenDevicesTable;
   'auth0.refresh_token_resource_servers': RefreshTokenResourceServersTable;
   'auth0.user_sync_state': UserSyncStateTable;
+  'auth0.refresh_token_changes': RefreshTokenChangesTable;
 }
 
 export type SyncRunRow = Selectable<SyncRunsTable>;
@@ -92,4 +115,5 @@ export type RefreshTokenRow = Selectable<RefreshTokensTable>;
 export type RefreshTokenDeviceRow = Selectable<RefreshTokenDevicesTable>;
 export type RefreshTokenResourceServerRow = Selectable<RefreshTokenResourceServersTable>;
 export type UserSyncStateRow = Selectable<UserSyncStateTable>;
+export type RefreshTokenChangeRow = Selectable<RefreshTokenChangesTable>;
 export type NewSyncRun = Insertable<SyncRunsTable>;
