@@ -1,3 +1,5 @@
+import cron from 'node-cron';
+import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 import type { LogLevel } from './log.js';
 import { Secret } from './secret.js';
@@ -22,6 +24,16 @@ export interface Config {
     readonly pageSize: number;
     /** A user whose cursor runs longer than this fails instead of spinning. */
     readonly maxPagesPerUser: number;
+    /** Budget of one run: users taken, and time before no new user is taken. */
+    readonly maxUsers: number | undefined;
+    readonly maxDurationMs: number | undefined;
+  };
+  readonly worker: {
+    /** Cron expression (node-cron, five or six fields). */
+    readonly schedule: string;
+    readonly timezone: string;
+    /** Run one sync as soon as the worker starts. */
+    readonly runOnStart: boolean;
   };
   readonly source: {
     /** Schema-qualified table name parts, validated identifiers. */
@@ -66,11 +78,26 @@ function createReader(env: Env) {
     }
     return value;
   };
+  const duration = (name: string): number | undefined => {
+    const raw = env[name]?.trim();
+    if (!raw) return undefined;
+    const value = parseDuration(raw);
+    if (value === undefined || value <= 0) problems.push(`${name} must be a duration such as 30m, 2h or 1h30m (got "${raw}")`);
+    return value;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name]?.trim().toLowerCase();
+    if (!raw) return fallback;
+    if (['true', '1', 'yes'].includes(raw)) return true;
+    if (['false', '0', 'no'].includes(raw)) return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return fallback;
+  };
   const done = <T>(config: T): T => {
     if (problems.length > 0) throw new ConfigError(problems);
     return deepFreeze(config);
   };
-  return { problems, text, int, positive, done };
+  return { problems, text, int, positive, duration, bool, done };
 }
 
 type Reader = ReturnType<typeof createReader>;
@@ -98,7 +125,7 @@ export function loadDatabaseConfig(env: Env): Pick<Config, 'databaseUrl' | 'logL
  */
 export function loadConfig(env: Env): Config {
   const reader = createReader(env);
-  const { text, int, positive, problems } = reader;
+  const { text, int, positive, duration, bool, problems } = reader;
   const database = readDatabase(reader);
 
   const baseUrl = parseDomain(text('AUTH0_DOMAIN'), problems);
@@ -131,9 +158,28 @@ export function loadConfig(env: Env): Config {
       concurrency: int('SYNC_CONCURRENCY', 8, 1, 256),
       pageSize: int('SYNC_PAGE_SIZE', 100, 1, 100),
       maxPagesPerUser: int('SYNC_MAX_PAGES_PER_USER', 200, 1, 100_000),
+      maxUsers: env.SYNC_MAX_USERS?.trim() ? int('SYNC_MAX_USERS', 0, 1, 1_000_000_000) : undefined,
+      maxDurationMs: duration('SYNC_MAX_DURATION'),
     },
+    worker: readWorker(reader, bool),
     source: { table, column },
   });
+}
+
+export const DEFAULT_SCHEDULE = '0 * * * *';
+
+function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Config['worker'] {
+  const schedule = text('SYNC_SCHEDULE', DEFAULT_SCHEDULE);
+  if (!cron.validate(schedule)) {
+    problems.push(`SYNC_SCHEDULE must be a cron expression such as "0 * * * *" (hourly) (got "${schedule}")`);
+  }
+  const timezone = text('SYNC_TIMEZONE', 'UTC');
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: timezone });
+  } catch {
+    problems.push(`SYNC_TIMEZONE must be an IANA time zone such as UTC or Europe/Paris (got "${timezone}")`);
+  }
+  return { schedule, timezone, runOnStart: bool('SYNC_RUN_ON_START', false) };
 }
 
 /**

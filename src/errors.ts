@@ -21,6 +21,14 @@ export class ConfigError extends SyncError {
   }
 }
 
+/** A command-line flag is wrong; the message names it. */
+export class UsageError extends SyncError {
+  override name = 'UsageError';
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
+
 /** Something that dooms every user (database gone, bad credentials, missing scope): stop the run. */
 export class FatalError extends SyncError {
   override name = 'FatalError';

@@ -8,6 +8,9 @@ export interface RunCounts {
   usersNotFound: number;
   usersFailed: number;
   tokensSeen: number;
+  tokensAdded: number;
+  /** Changed or restored. */
+  tokensChanged: number;
   tokensDeleted: number;
   requests: number;
 }
@@ -17,6 +20,8 @@ export const emptyCounts = (): RunCounts => ({
   usersNotFound: 0,
   usersFailed: 0,
   tokensSeen: 0,
+  tokensAdded: 0,
+  tokensChanged: 0,
   tokensDeleted: 0,
   requests: 0,
 });
@@ -47,6 +52,8 @@ function toColumns(counts: RunCounts) {
     users_not_found: counts.usersNotFound,
     users_failed: counts.usersFailed,
     tokens_seen: counts.tokensSeen,
+    tokens_added: counts.tokensAdded,
+    tokens_changed: counts.tokensChanged,
     tokens_deleted: counts.tokensDeleted,
     requests: counts.requests,
   };

@@ -1,45 +1,108 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Config } from '../config.js';
 import { FatalError } from '../errors.js';
 
 export interface ReadUserIdsOptions {
   source: Config['source'];
+  /**
+   * Only users without a successful sync since this time; `'ever'`: only users never synced
+   * successfully. Undefined: every user.
+   */
+  notSyncedSince?: Date | 'ever';
   /** IDs per keyset page. */
   batchSize?: number;
 }
 
 /**
- * Every user ID of the source table, in the column's order, streamed with keyset paging
- * (`where id > $last order by id limit n`): memory stays flat however large the table is,
- * and no connection is held between pages. NULL and empty IDs are skipped. The identifiers
- * come validated from loadConfig and are quoted here, never pasted.
+ * Pull rows page by page, each page starting after the last row of the one before (keyset
+ * paging: `where key > $last order by key limit n`). Memory stays flat however large the
+ * table, and no connection is held between pages.
+ */
+async function* keyset<R>(batchSize: number, page: (after: R | undefined) => Promise<R[]>): AsyncGenerator<R> {
+  let after: R | undefined;
+  for (;;) {
+    const rows = await page(after);
+    yield* rows;
+    if (rows.length < batchSize) return;
+    after = rows.at(-1);
+  }
+}
+
+/** `not exists` a successful sync of the source row `s` since `since`. */
+function notSyncedFilter(column: RawBuilder<unknown>, since: ReadUserIdsOptions['notSyncedSince']): RawBuilder<unknown> {
+  if (since === undefined) return sql`true`;
+  const recent = since === 'ever' ? sql`st.last_success_at is not null` : sql`st.last_success_at >= ${since}`;
+  return sql`not exists (select 1 from auth0.user_sync_state st where st.user_id = s.${column}::text and ${recent})`;
+}
+
+/**
+ * Every user ID of the source table (optionally only those not synced since a time), in the
+ * column's order, streamed with keyset paging. NULL and empty IDs are skipped; a column that
+ * is not unique yields each ID once. The identifiers come validated from loadConfig and are
+ * quoted here, never pasted.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function* readUserIds(db: Kysely<any>, options: ReadUserIdsOptions): AsyncGenerator<string> {
   const batchSize = options.batchSize ?? 1000;
   const table = sql.id(...options.source.table);
   const column = sql.id(options.source.column);
-  let last: string | undefined;
-  for (;;) {
-    const after = last === undefined ? sql`${column} is not null` : sql`${column} > ${last}`;
-    // distinct: a source column that is not unique must not sync a user twice in one run.
-    const { rows } = await sql<{ user_id: string }>`
-      select distinct ${column}::text as user_id, ${column} from ${table} where ${after} order by ${column} limit ${batchSize}
+  const filter = notSyncedFilter(column, options.notSyncedSince);
+  const rows = keyset<{ user_id: string }>(batchSize, async (after) => {
+    const from = after === undefined ? sql`s.${column} is not null` : sql`s.${column} > ${after.user_id}`;
+    const result = await sql<{ user_id: string }>`
+      select distinct s.${column}::text as user_id, s.${column} from ${table} s
+      where ${from} and ${filter} order by s.${column} limit ${batchSize}
     `
       .execute(db)
       .catch(explainSourceError(options.source));
-    for (const row of rows) if (row.user_id !== '') yield row.user_id;
-    if (rows.length < batchSize) return;
-    last = rows.at(-1)!.user_id;
-  }
+    return result.rows;
+  });
+  for await (const row of rows) if (row.user_id !== '') yield row.user_id;
 }
 
-/** How many users `readUserIds` will yield (for progress; NULL and empty IDs excluded). */
+/**
+ * Source users that have synced successfully before `before`, least recently synced first:
+ * the second half of a stalest-first run (the first half being users never synced).
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function countUserIds(db: Kysely<any>, source: Config['source']): Promise<number> {
+export async function* readUserIdsByStaleness(db: Kysely<any>, source: Config['source'], before: Date, batchSize = 1000): AsyncGenerator<string> {
+  const table = sql.id(...source.table);
+  const column = sql.id(source.column);
+  const rows = keyset<{ user_id: string; last_success_at: Date }>(batchSize, async (after) => {
+    const from = after === undefined ? sql`true` : sql`(st.last_success_at, st.user_id) > (${after.last_success_at}, ${after.user_id})`;
+    const result = await sql<{ user_id: string; last_success_at: Date }>`
+      select st.user_id, st.last_success_at from auth0.user_sync_state st
+      where st.last_success_at < ${before} and ${from}
+        and exists (select 1 from ${table} s where s.${column}::text = st.user_id)
+      order by st.last_success_at, st.user_id limit ${batchSize}
+    `
+      .execute(db)
+      .catch(explainSourceError(source));
+    return result.rows;
+  });
+  for await (const row of rows) yield row.user_id;
+}
+
+/** Users whose last sync failed (`--only-failed`), from user_sync_state, in ID order. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function* readFailedUserIds(db: Kysely<any>, batchSize = 1000): AsyncGenerator<string> {
+  const rows = keyset<{ user_id: string }>(batchSize, async (after) => {
+    const from = after === undefined ? sql`true` : sql`user_id > ${after.user_id}`;
+    const result = await sql<{ user_id: string }>`
+      select user_id from auth0.user_sync_state where status = 'failed' and ${from} order by user_id limit ${batchSize}
+    `.execute(db);
+    return result.rows;
+  });
+  for await (const row of rows) yield row.user_id;
+}
+
+/** How many users `readUserIds` will yield with the same options (for progress). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function countUserIds(db: Kysely<any>, source: Config['source'], notSyncedSince?: ReadUserIdsOptions['notSyncedSince']): Promise<number> {
   const column = sql.id(source.column);
   const { rows } = await sql<{ n: number }>`
-    select count(distinct ${column})::int as n from ${sql.id(...source.table)} where ${column} is not null and ${column}::text <> ''
+    select count(distinct s.${column})::int as n from ${sql.id(...source.table)} s
+    where s.${column} is not null and s.${column}::text <> '' and ${notSyncedFilter(column, notSyncedSince)}
   `
     .execute(db)
     .catch(explainSourceError(source));

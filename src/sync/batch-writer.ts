@@ -4,8 +4,10 @@ import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RunCounts } from '../runs.js';
 import { databaseUnavailable, isDatabaseUnavailable } from '../warehouse/errors.js';
-import { writeUserOutcomes } from '../warehouse/refresh-tokens.js';
+import { sql } from 'kysely';
+import { applyWritePlan, readStoredTokens } from '../warehouse/refresh-tokens.js';
 import type { UserOutcome } from './outcome.js';
+import { planWrites, type PlanCounts } from './plan.js';
 
 export interface BatchWriter {
   /** Queue one user's outcome; resolves once the queue has room again (backpressure). */
@@ -16,7 +18,8 @@ export interface BatchWriter {
 
 export interface BatchWriterOptions {
   db: Kysely<Database>;
-  runId: number;
+  /** The run the rows are written for; undefined for a dry run, which writes nothing at all. */
+  runId: number | undefined;
   counts: RunCounts;
   logger: Logger;
   /** Users and rows per transaction. */
@@ -66,8 +69,15 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
 
   async function write(batch: UserOutcome[]): Promise<void> {
     try {
-      const { tokensDeleted } = await db.transaction().execute((trx) => writeUserOutcomes(trx, runId, batch));
-      tally(batch, tokensDeleted);
+      const planned = await db.transaction().execute(async (trx) => {
+        // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write.
+        if (runId === undefined) await sql`set transaction read only`.execute(trx);
+        const stored = await readStoredTokens(trx, batch.filter((o) => o.status !== 'failed').map((o) => o.userId));
+        const plan = planWrites(batch, stored);
+        if (runId !== undefined) await applyWritePlan(trx, runId, plan, batch);
+        return plan.counts;
+      });
+      tally(batch, planned);
     } catch (error) {
       if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
       if (batch.length > 1) {
@@ -87,8 +97,10 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
     }
   }
 
-  function tally(batch: UserOutcome[], tokensDeleted: number): void {
-    counts.tokensDeleted += tokensDeleted;
+  function tally(batch: UserOutcome[], planned: PlanCounts): void {
+    counts.tokensAdded += planned.added;
+    counts.tokensChanged += planned.changed + planned.restored;
+    counts.tokensDeleted += planned.deleted;
     for (const outcome of batch) {
       if (outcome.status === 'synced') {
         counts.usersSynced += 1;

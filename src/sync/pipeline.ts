@@ -16,7 +16,8 @@ export interface SyncDeps {
   db: Kysely<Database>;
   client: Auth0Client;
   logger: Logger;
-  runId: number;
+  /** Undefined for a dry run: fetch and compare, write nothing. */
+  runId: number | undefined;
   options: Config['sync'];
   /** Updated in place as users are written, so a progress reporter can read it. */
   counts: RunCounts;

@@ -7,7 +7,8 @@ import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
 import { withRunLock } from '../run-lock.js';
 import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
-import { countUserIds, readUserIds } from '../source/user-ids.js';
+import { systemClock } from '../clock.js';
+import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { runSync } from './pipeline.js';
 
 export interface SyncJobOptions {
@@ -15,8 +16,12 @@ export interface SyncJobOptions {
   db: Kysely<Database>;
   logger: Logger;
   trigger: RunTrigger;
-  /** Sync just these users instead of the source table. */
-  userIds?: readonly string[];
+  /** Which users; default every user of the source table. */
+  selection?: UserSelection;
+  /** Default from SYNC_MAX_USERS / SYNC_MAX_DURATION. */
+  budget?: RunBudget;
+  /** Fetch and compare only: no lock, no run row, no user state, no warehouse write. */
+  dryRun?: boolean;
   /** Recorded in sync_runs.args. */
   args?: Record<string, unknown>;
   stopSignal?: AbortSignal;
@@ -27,10 +32,11 @@ export interface SyncJobOptions {
 }
 
 export interface SyncJobResult {
-  runId: number;
+  /** Undefined for a dry run. */
+  runId: number | undefined;
   status: Exclude<RunStatus, 'running'>;
   counts: RunCounts;
-  usersTotal: number;
+  usersTotal: number | undefined;
   /** The one sentence that says why a failed run stopped. */
   error?: string;
   errorCode?: string;
@@ -44,32 +50,34 @@ export interface SyncJobResult {
  */
 export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
   await assertMigrated(options.db);
-  return withRunLock(options.db, () => runLocked(options));
+  // A dry run writes nothing, not even the lock's bookkeeping, and can run beside a real one.
+  return options.dryRun ? runLocked(options) : withRunLock(options.db, () => runLocked(options));
 }
 
 async function runLocked(options: SyncJobOptions): Promise<SyncJobResult> {
   const { config, db, trigger } = options;
-  const usersTotal = options.userIds ? options.userIds.length : await countUserIds(db, config.source);
-  const runId = await startRun(db, { trigger, args: options.args, usersTotal });
-  const logger = options.logger.child({ runId });
+  const clock = options.auth0?.clock ?? systemClock;
+  const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
+  const { ids: userIds, total: usersTotal } = await selectUsers(db, config.source, options.selection ?? { kind: 'source' }, budget, clock);
+  const runId = options.dryRun ? undefined : await startRun(db, { trigger, args: options.args, usersTotal });
+  const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
   const started = Date.now();
-  logger.info('sync started', { trigger, usersTotal, concurrency: config.sync.concurrency });
+  logger.info('sync started', { trigger, usersTotal, concurrency: config.sync.concurrency, ...budget });
 
   const progress = setInterval(() => {
     counts.requests = client.requests;
     const done = counts.usersSynced + counts.usersNotFound + counts.usersFailed;
     const seconds = (Date.now() - started) / 1000;
     logger.info('progress', { done, total: usersTotal, usersPerSecond: round(done / seconds), ...counts });
-    recordRunProgress(db, runId, counts).catch(() => {}); // best effort; the final write reports errors
+    if (runId !== undefined) recordRunProgress(db, runId, counts).catch(() => {}); // best effort; the final write reports errors
   }, options.progressEveryMs ?? 5000);
   progress.unref();
 
   let status: SyncJobResult['status'];
   let error: Error | undefined;
   try {
-    const userIds = options.userIds ? iterate(options.userIds) : readUserIds(db, { source: config.source });
     const result = await runSync({ db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs }, userIds);
     error = result.fatal;
     status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
@@ -83,16 +91,12 @@ async function runLocked(options: SyncJobOptions): Promise<SyncJobResult> {
     counts.requests = client.requests;
   }
 
-  await finishRun(db, runId, { status, counts, error: error?.message });
+  if (runId !== undefined) await finishRun(db, runId, { status, counts, error: error?.message });
   const seconds = round((Date.now() - started) / 1000);
   const summary = { status, usersTotal, seconds, ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
   return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined };
-}
-
-async function* iterate(values: readonly string[]): AsyncGenerator<string> {
-  yield* values;
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;

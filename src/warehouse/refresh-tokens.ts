@@ -1,27 +1,38 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../database.js';
 import type { UserOutcome } from '../sync/outcome.js';
+import type { StoredToken, WritePlan } from '../sync/plan.js';
 
 /**
- * Write the outcomes of a batch of users, set-based (one statement per table, arrays through
- * UNNEST), inside the caller's transaction so every user in it is all-or-nothing:
- * - synced users: upsert their tokens (first_seen_* kept, last_seen_* moved, deleted_at
- *   cleared for a token that came back), replace the device and resource-server rows of the
- *   listed tokens, and mark deleted every live token of theirs that the listing no longer holds;
- * - not_found users (a 404: gone from Auth0): mark all their live tokens deleted;
- * - every user: upsert user_sync_state (a failed user keeps last_success_at and token_count).
- * Idempotent: replaying the same outcomes changes nothing but the seen/attempt times.
- * Returns how many tokens were newly marked deleted.
+ * The stored tokens of these users (live and deleted) with their device's last location:
+ * what planWrites compares a batch's listings with.
  */
-export async function writeUserOutcomes(
+export async function readStoredTokens(trx: Kysely<Database>, userIds: readonly string[]): Promise<StoredToken[]> {
+  if (userIds.length === 0) return [];
+  const { rows } = await sql<StoredToken>`
+    select t.id, t.user_id, t.deleted_at, t.last_exchanged_at, t.raw, d.last_ip, d.last_asn, d.last_user_agent
+    from auth0.refresh_tokens t left join auth0.refresh_token_devices d on d.token_id = t.id
+    where t.user_id = any(${[...userIds]}::text[])
+  `.execute(trx);
+  return rows;
+}
+
+/**
+ * Apply a batch's plan, set-based (one statement per table, arrays through UNNEST), inside the
+ * caller's transaction so every user in it is all-or-nothing: upsert the listed tokens
+ * (first_seen_* kept, last_seen_* moved, deleted_at cleared for a token that came back),
+ * replace the device and resource-server rows of the listed tokens, mark deleted the live
+ * tokens the listings no longer hold, append the change history, and upsert user_sync_state
+ * for every user (a failed user keeps last_success_at and token_count). Idempotent: replaying
+ * the same outcomes changes nothing but the seen and attempt times.
+ */
+export async function applyWritePlan(
   trx: Kysely<Database>,
   runId: number,
+  plan: WritePlan,
   outcomes: readonly UserOutcome[],
-): Promise<{ tokensDeleted: number }> {
-  const tokens = outcomes.flatMap((o) => (o.status === 'synced' ? o.records.tokens : []));
-  const devices = outcomes.flatMap((o) => (o.status === 'synced' ? o.records.devices : []));
-  const servers = outcomes.flatMap((o) => (o.status === 'synced' ? o.records.resourceServers : []));
-  const listedUsers = outcomes.filter((o) => o.status !== 'failed').map((o) => o.userId);
+): Promise<void> {
+  const { tokens, devices, resourceServers: servers, changes } = plan;
   const tokenIds = tokens.map((t) => t.id);
 
   if (tokens.length > 0) {
@@ -67,16 +78,18 @@ export async function writeUserOutcomes(
       select * from unnest(${col(servers, 'token_id')}::text[], ${col(servers, 'audience')}::text[], ${col(servers, 'scopes')}::text[])
     `.execute(trx);
   }
-
-  let tokensDeleted = 0;
-  if (listedUsers.length > 0) {
-    // Every token upserted above has last_seen_at = now() (the transaction's start time), so a
-    // live token of these users with any other last_seen_at was not in the complete listing.
-    const deleted = await sql`
-      update auth0.refresh_tokens set deleted_at = now()
-      where user_id = any(${listedUsers}::text[]) and deleted_at is null and last_seen_at <> now()
+  if (plan.deletedIds.length > 0) {
+    await sql`
+      update auth0.refresh_tokens set deleted_at = now() where id = any(${plan.deletedIds}::text[]) and deleted_at is null
     `.execute(trx);
-    tokensDeleted = Number(deleted.numAffectedRows ?? 0);
+  }
+  if (changes.length > 0) {
+    await sql`
+      insert into auth0.refresh_token_changes (token_id, user_id, change, old_value, new_value, run_id)
+      select u.*, ${runId} from unnest(
+        ${col(changes, 'token_id')}::text[], ${col(changes, 'user_id')}::text[], ${col(changes, 'change')}::text[],
+        ${col(changes, 'old_value')}::text[], ${col(changes, 'new_value')}::text[]) as u
+    `.execute(trx);
   }
 
   await sql`
@@ -95,8 +108,6 @@ export async function writeUserOutcomes(
       last_run_id = excluded.last_run_id, token_count = coalesce(excluded.token_count, s.token_count),
       error_code = excluded.error_code, error = excluded.error
   `.execute(trx);
-
-  return { tokensDeleted };
 }
 
 function tokenCount(outcome: UserOutcome): number | null {

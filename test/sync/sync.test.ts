@@ -127,7 +127,7 @@ describe('sync, end to end', () => {
     const { code } = await sync(['--user', outsider, '--user', known!, '--user', outsider]);
     expect(code).toBe(0);
     const run = await lastRun();
-    expect(run).toMatchObject({ users_total: 2, users_synced: 2, args: { users: [outsider, known] } });
+    expect(run).toMatchObject({ trigger: 'backfill', users_total: 2, users_synced: 2, args: { users: [outsider, known] } });
     expect(await stateOf(outsider)).toMatchObject({ status: 'synced', token_count: 2, last_run_id: run.id });
     const synced = await t.db.selectFrom('auth0.user_sync_state').select('user_id').where('last_run_id', '=', run.id).execute();
     expect(synced.map((s) => s.user_id).sort()).toEqual([known, outsider].sort());

@@ -1,0 +1,120 @@
+import type { TokenChange } from '../database.js';
+import type { DeviceRecord, ResourceServerRecord, TokenRecord } from './normalize.js';
+import type { UserOutcome } from './outcome.js';
+
+/** What the warehouse holds for a token now, as far as planning a write needs it. */
+export interface StoredToken {
+  id: string;
+  user_id: string;
+  deleted_at: Date | null;
+  last_exchanged_at: Date | null;
+  raw: unknown;
+  last_ip: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+}
+
+export interface ChangeRecord {
+  token_id: string;
+  user_id: string;
+  change: TokenChange;
+  old_value: string | null;
+  new_value: string | null;
+}
+
+export interface PlanCounts {
+  added: number;
+  changed: number;
+  restored: number;
+  deleted: number;
+}
+
+/** Everything one batch of outcomes will write; `counts` is also what a dry run reports. */
+export interface WritePlan {
+  tokens: TokenRecord[];
+  devices: DeviceRecord[];
+  resourceServers: ResourceServerRecord[];
+  /** Live tokens of listed users that the complete listing no longer holds. */
+  deletedIds: string[];
+  changes: ChangeRecord[];
+  counts: PlanCounts;
+}
+
+const DEVICE_CHANGES = [
+  ['last_ip', 'last_ip_changed'],
+  ['last_asn', 'last_asn_changed'],
+  ['last_user_agent', 'last_user_agent_changed'],
+] as const;
+
+/**
+ * Compare a batch of complete listings with what is stored and decide every write. Pure.
+ * `synced` and `not_found` users are complete listings (a 404 lists nothing): a stored live
+ * token missing from it is deleted. Failed users are not touched. Change rows record a token's
+ * first sighting (`created`, and nothing else for it), deletion, restoration, a moved
+ * `last_exchanged_at`, and a new last IP / ASN / user agent; nothing when nothing changed.
+ */
+export function planWrites(outcomes: readonly UserOutcome[], stored: readonly StoredToken[]): WritePlan {
+  const storedById = new Map(stored.map((token) => [token.id, token]));
+  const plan: WritePlan = {
+    tokens: [],
+    devices: [],
+    resourceServers: [],
+    deletedIds: [],
+    changes: [],
+    counts: { added: 0, changed: 0, restored: 0, deleted: 0 },
+  };
+  const listed = new Set<string>();
+  const change = (token: { id: string; user_id: string }, kind: TokenChange, oldValue: string | null = null, newValue: string | null = null) =>
+    plan.changes.push({ token_id: token.id, user_id: token.user_id, change: kind, old_value: oldValue, new_value: newValue });
+
+  for (const outcome of outcomes) {
+    if (outcome.status !== 'synced') continue;
+    const { tokens, devices, resourceServers } = outcome.records;
+    plan.tokens.push(...tokens);
+    plan.devices.push(...devices);
+    plan.resourceServers.push(...resourceServers);
+    const deviceById = new Map(devices.map((device) => [device.token_id, device]));
+    for (const token of tokens) {
+      listed.add(token.id);
+      const before = storedById.get(token.id);
+      if (!before) {
+        plan.counts.added += 1;
+        change(token, 'created');
+        continue;
+      }
+      if (before.deleted_at) {
+        plan.counts.restored += 1;
+        change(token, 'restored');
+      } else if (canonical(before.raw) !== canonical(JSON.parse(token.raw))) {
+        plan.counts.changed += 1;
+      }
+      const exchangedBefore = before.last_exchanged_at?.toISOString() ?? null;
+      if (exchangedBefore !== token.last_exchanged_at) change(token, 'exchanged', exchangedBefore, token.last_exchanged_at);
+      // A listing without a device says nothing new about where the token is used.
+      const device = deviceById.get(token.id);
+      if (device) {
+        for (const [field, kind] of DEVICE_CHANGES) {
+          if (before[field] !== device[field]) change(token, kind, before[field], device[field]);
+        }
+      }
+    }
+  }
+
+  const listedUsers = new Set(outcomes.filter((o) => o.status !== 'failed').map((o) => o.userId));
+  for (const token of stored) {
+    if (token.deleted_at || listed.has(token.id) || !listedUsers.has(token.user_id)) continue;
+    plan.deletedIds.push(token.id);
+    plan.counts.deleted += 1;
+    change(token, 'deleted');
+  }
+  return plan;
+}
+
+/** JSON with sorted keys, so two objects compare equal whatever order their keys came in. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : inner,
+  );
+}
