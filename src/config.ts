@@ -5,7 +5,10 @@ import type { LogLevel } from './log.js';
 import { Secret } from './secret.js';
 
 export interface Config {
-  readonly databaseUrl: string;
+  /** Undefined: use the embedded database in `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  /** Where the embedded database (PGlite) lives when DATABASE_URL is unset. */
+  readonly dataDir: string;
   readonly auth0: {
     /** Origin the job talks to, e.g. `https://tenant.eu.auth0.com` (no trailing slash). */
     readonly baseUrl: string;
@@ -103,19 +106,36 @@ function createReader(env: Env) {
 type Reader = ReturnType<typeof createReader>;
 
 function readDatabase({ text, problems }: Reader) {
-  const databaseUrl = text('DATABASE_URL');
+  const databaseUrl = text('DATABASE_URL', '') || undefined;
   if (databaseUrl && !/^postgres(ql)?:\/\/\S+$/.test(databaseUrl)) {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
   }
+  const dataDir = text('PGLITE_DATA_DIR', '.data/pglite');
   const logLevel = text('LOG_LEVEL', 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
-  return { databaseUrl, logLevel };
+  return { databaseUrl, dataDir, logLevel };
 }
 
-/** Just what `migrate` needs: the database. */
-export function loadDatabaseConfig(env: Env): Pick<Config, 'databaseUrl' | 'logLevel'> {
+function readSource({ text, problems }: Reader): Config['source'] {
+  const tableName = text('SOURCE_USERS_TABLE', 'auth0.users');
+  const tableParts = tableName.split('.');
+  if (tableParts.length > 2 || !tableParts.every((part) => IDENTIFIER.test(part))) {
+    problems.push(`SOURCE_USERS_TABLE must be "table" or "schema.table" made of letters, digits and _ (got "${tableName}")`);
+  }
+  const table: [string, string] = tableParts.length === 2 ? [tableParts[0]!, tableParts[1]!] : ['public', tableParts[0]!];
+  const column = text('SOURCE_USER_ID_COLUMN', 'user_id');
+  if (!IDENTIFIER.test(column)) {
+    problems.push(`SOURCE_USER_ID_COLUMN must be a column name made of letters, digits and _ (got "${column}")`);
+  }
+  return { table, column };
+}
+
+export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'source'>;
+
+/** What `migrate` and `status` need: the database and the source table, no Auth0 credentials. */
+export function loadDatabaseConfig(env: Env): DatabaseConfig {
   const reader = createReader(env);
-  return reader.done(readDatabase(reader));
+  return reader.done({ ...readDatabase(reader), source: readSource(reader) });
 }
 
 /**
@@ -133,16 +153,7 @@ export function loadConfig(env: Env): Config {
   const clientSecret = new Secret(text('AUTH0_CLIENT_SECRET'));
   const audience = text('AUTH0_AUDIENCE', baseUrl ? `${baseUrl}/api/v2/` : '');
 
-  const tableName = text('SOURCE_USERS_TABLE', 'auth0.users');
-  const tableParts = tableName.split('.');
-  if (tableParts.length > 2 || !tableParts.every((part) => IDENTIFIER.test(part))) {
-    problems.push(`SOURCE_USERS_TABLE must be "table" or "schema.table" made of letters, digits and _ (got "${tableName}")`);
-  }
-  const table: [string, string] = tableParts.length === 2 ? [tableParts[0]!, tableParts[1]!] : ['public', tableParts[0]!];
-  const column = text('SOURCE_USER_ID_COLUMN', 'user_id');
-  if (!IDENTIFIER.test(column)) {
-    problems.push(`SOURCE_USER_ID_COLUMN must be a column name made of letters, digits and _ (got "${column}")`);
-  }
+  const source = readSource(reader);
 
   return reader.done({
     ...database,
@@ -162,7 +173,7 @@ export function loadConfig(env: Env): Config {
       maxDurationMs: duration('SYNC_MAX_DURATION'),
     },
     worker: readWorker(reader, bool),
-    source: { table, column },
+    source,
   });
 }
 

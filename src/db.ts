@@ -1,6 +1,8 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import type { DatabaseConfig } from './config.js';
 import type { Database } from './database.js';
+import { openEmbeddedDatabase } from './embedded/pglite.js';
 
 // int8 (count(*), bigint ids) as a JS number: every count this job reads fits in 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -23,4 +25,31 @@ export function createDb(databaseUrl: string, options: { poolSize?: number } = {
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+export interface OpenDatabase {
+  db: Kysely<Database>;
+  /** True for the embedded database: this process has it to itself (a directory lock). */
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * The server at DATABASE_URL, or, when it is unset, the embedded database in PGLITE_DATA_DIR
+ * (locked to this process; another process gets RunLockedError). `notice` receives the one line
+ * that says the embedded database is in use and how to point at a server.
+ */
+export async function openDatabase(
+  config: DatabaseConfig,
+  options: { poolSize?: number; command: string; notice: (line: string) => void },
+): Promise<OpenDatabase> {
+  if (config.databaseUrl) {
+    const db = createDb(config.databaseUrl, options);
+    return { db, embedded: false, close: () => db.destroy() };
+  }
+  options.notice(
+    `DATABASE_URL is not set: using the embedded PostgreSQL (PGlite) in ${config.dataDir}. Set DATABASE_URL=postgres://… to use a server.`,
+  );
+  const embedded = await openEmbeddedDatabase(config.dataDir, options.command);
+  return { ...embedded, embedded: true };
 }

@@ -21,16 +21,15 @@ export class RunLockedError extends SyncError {
  * process holds it. Once the lock is ours, any run still marked `running` belongs to a process
  * that died: it is marked `interrupted` before `fn` starts.
  */
-export async function withRunLock<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
+export async function withRunLock<T>(db: Kysely<Database>, fn: () => Promise<T>, options = { advisory: true }): Promise<T> {
+  // The embedded database has one connection and one process (its directory lock): holding
+  // a connection for the lock would starve the run, and there is no one to exclude.
+  if (!options.advisory) return markAbandonedRuns(db).then(fn);
   return db.connection().execute(async (conn) => {
     const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_ID}) as locked`.execute(conn);
     if (!rows[0]?.locked) throw new RunLockedError(await describeActiveRun(db));
     try {
-      await db
-        .updateTable('auth0.sync_runs')
-        .set({ status: 'interrupted', finished_at: new Date(), error: 'The process running it stopped before it finished.' })
-        .where('status', '=', 'running')
-        .execute();
+      await markAbandonedRuns(db);
       return await fn();
     } finally {
       await sql`select pg_advisory_unlock(${LOCK_CLASS}, ${LOCK_ID})`.execute(conn).catch(() => {
@@ -38,6 +37,15 @@ export async function withRunLock<T>(db: Kysely<Database>, fn: () => Promise<T>)
       });
     }
   });
+}
+
+/** Called with the lock held: a run still `running` belongs to a process that died. */
+async function markAbandonedRuns(db: Kysely<Database>): Promise<void> {
+  await db
+    .updateTable('auth0.sync_runs')
+    .set({ status: 'interrupted', finished_at: new Date(), error: 'The process running it stopped before it finished.' })
+    .where('status', '=', 'running')
+    .execute();
 }
 
 async function describeActiveRun(db: Kysely<Database>): Promise<string> {

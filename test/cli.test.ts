@@ -29,8 +29,8 @@ describe('command line', () => {
   it('exits 1 naming every variable to fix', async () => {
     const run = await runCli(['sync'], { SYNC_PAGE_SIZE: '500' });
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain('DATABASE_URL is required');
     expect(run.stderr).toContain('AUTH0_DOMAIN is required');
+    expect(run.stderr).toContain('AUTH0_CLIENT_SECRET is required');
     expect(run.stderr).toContain('SYNC_PAGE_SIZE must be a whole number from 1 to 100');
     expect(run.stderr.trim().split('\n').length).toBeLessThan(10);
     expectCleanOutput(run);

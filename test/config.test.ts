@@ -25,7 +25,7 @@ describe('loadConfig', () => {
     const config = loadConfig(valid);
     expect(config.auth0.baseUrl).toBe('https://tenant.eu.auth0.com');
     expect(config.auth0.audience).toBe('https://tenant.eu.auth0.com/api/v2/');
-    expect(config.sync).toEqual({ concurrency: 8, pageSize: 100, maxPagesPerUser: 200 });
+    expect(config.sync).toEqual({ concurrency: 8, pageSize: 100, maxPagesPerUser: 200, maxUsers: undefined, maxDurationMs: undefined });
     expect(config.source).toEqual({ table: ['auth0', 'users'], column: 'user_id' });
     expect(Object.isFrozen(config.auth0)).toBe(true);
   });
@@ -47,7 +47,6 @@ describe('loadConfig', () => {
       SOURCE_USER_ID_COLUMN: 'id"',
     });
     for (const name of [
-      'DATABASE_URL',
       'AUTH0_CLIENT_ID',
       'AUTH0_CLIENT_SECRET',
       'SYNC_CONCURRENCY',
@@ -57,7 +56,7 @@ describe('loadConfig', () => {
     ]) {
       expect(problems.some((p) => p.startsWith(name))).toBe(true);
     }
-    expect(problems).toHaveLength(7);
+    expect(problems).toHaveLength(6);
   });
 
   it('parses a schema-qualified source table', () => {
@@ -78,8 +77,26 @@ describe('loadConfig', () => {
     );
   });
 
-  it('migrate needs only the database', () => {
+  it('migrate needs only the database, and no DATABASE_URL means the embedded one', () => {
     expect(loadDatabaseConfig({ DATABASE_URL: valid.DATABASE_URL }).databaseUrl).toBe(valid.DATABASE_URL);
-    expect(() => loadDatabaseConfig({})).toThrow('DATABASE_URL is required');
+    expect(loadDatabaseConfig({})).toMatchObject({ databaseUrl: undefined, dataDir: '.data/pglite' });
+    expect(() => loadDatabaseConfig({ DATABASE_URL: 'mysql://x' })).toThrow('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  });
+
+  it('validates the worker schedule, time zone, budget and booleans', () => {
+    expect(loadConfig(valid).worker).toEqual({ schedule: '0 * * * *', timezone: 'UTC', runOnStart: false });
+    const problems = problemsOf({
+      ...valid,
+      SYNC_SCHEDULE: 'every hour',
+      SYNC_TIMEZONE: 'Mars/Olympus',
+      SYNC_RUN_ON_START: 'maybe',
+      SYNC_MAX_DURATION: '10 minutes',
+      SYNC_MAX_USERS: '-5',
+      AUTH0_MAX_RPS: '0',
+    });
+    for (const name of ['SYNC_SCHEDULE', 'SYNC_TIMEZONE', 'SYNC_RUN_ON_START', 'SYNC_MAX_DURATION', 'SYNC_MAX_USERS', 'AUTH0_MAX_RPS']) {
+      expect(problems.some((p) => p.startsWith(name))).toBe(true);
+    }
+    expect(loadConfig({ ...valid, SYNC_MAX_DURATION: '1h30m', SYNC_MAX_USERS: '5000' }).sync).toMatchObject({ maxDurationMs: 5_400_000, maxUsers: 5000 });
   });
 });

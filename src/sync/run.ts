@@ -22,6 +22,8 @@ export interface SyncJobOptions {
   budget?: RunBudget;
   /** Fetch and compare only: no lock, no run row, no user state, no warehouse write. */
   dryRun?: boolean;
+  /** This process has the database to itself (the embedded one): no advisory lock needed. */
+  exclusive?: boolean;
   /** Recorded in sync_runs.args. */
   args?: Record<string, unknown>;
   stopSignal?: AbortSignal;
@@ -51,7 +53,7 @@ export interface SyncJobResult {
 export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
   await assertMigrated(options.db);
   // A dry run writes nothing, not even the lock's bookkeeping, and can run beside a real one.
-  return options.dryRun ? runLocked(options) : withRunLock(options.db, () => runLocked(options));
+  return options.dryRun ? runLocked(options) : withRunLock(options.db, () => runLocked(options), { advisory: !options.exclusive });
 }
 
 async function runLocked(options: SyncJobOptions): Promise<SyncJobResult> {

@@ -1,0 +1,101 @@
+import { sql } from 'kysely';
+import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
+import type { Io } from './cli.js';
+import { loadConfig, type Env } from './config.js';
+import { openDatabase } from './db.js';
+import { formatDuration } from './duration.js';
+import { createLogger } from './log.js';
+import { migrateToLatest } from './migrate.js';
+import { generateTenant, startFakeAuth0 } from './sandbox/auth0-server.js';
+
+const DEMO_USERS = 500;
+
+const DAY = 86_400_000;
+
+/**
+ * Dates around today, so the reporting views have something to show: created within the last
+ * 300 days, last used within the last 40, idle expiry 30 days after that, absolute after a year.
+ */
+function recentDates(id: string, salt: number): Record<string, string> {
+  const n = [...id].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, salt);
+  const now = Date.now();
+  const created = now - (1 + (n % 300)) * DAY;
+  const exchanged = Math.max(created, now - ((n >>> 9) % 40) * DAY - ((n >>> 3) % 1000) * 60_000);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return { created_at: iso(created), last_exchanged_at: iso(exchanged), idle_expires_at: iso(exchanged + 30 * DAY), expires_at: iso(created + 365 * DAY) };
+}
+
+/**
+ * `npm run demo`: the whole product on a fresh machine with nothing else installed. It serves
+ * a built-in Auth0-compatible sandbox tenant (generated users and tokens) on 127.0.0.1, opens
+ * the embedded database in `.data/demo` (never DATABASE_URL: the sandbox's made-up tokens must
+ * not land in a real warehouse), migrates, syncs, changes the tenant the way real life does
+ * (revocations, a deleted user, a token used from a new network), syncs again, and prints a
+ * short report from the reporting views and the change history.
+ */
+export async function runDemo(env: Env, io: Io): Promise<number> {
+  const tenant = generateTenant({ users: DEMO_USERS, manyTokensEvery: 100, seed: 42 });
+  for (const tokens of tenant.values()) tokens.forEach((token, i) => Object.assign(token, recentDates(String(token.id), i)));
+  const fake = await startFakeAuth0();
+  for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
+  const config = loadConfig({
+    LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
+    PGLITE_DATA_DIR: env.DEMO_DATA_DIR ?? '.data/demo',
+    AUTH0_DOMAIN: fake.url,
+    AUTH0_CLIENT_ID: 'test-client',
+    AUTH0_CLIENT_SECRET: 'test-secret', // the sandbox's own, not a secret
+  });
+  io.stdout(`Sandbox Auth0 tenant at ${fake.url}: ${DEMO_USERS} users, ${[...tenant.values()].flat().length} refresh tokens.`);
+  const database = await openDatabase(config, { command: 'demo', notice: () => {} });
+  io.stdout(`Warehouse: embedded PostgreSQL in ${config.dataDir}.`);
+  try {
+    const { db } = database;
+    const { error } = await migrateToLatest(db);
+    if (error) throw error;
+    await db.insertInto('auth0.users').values([...tenant.keys()].map((user_id) => ({ user_id }))).onConflict((oc) => oc.doNothing()).execute();
+
+    const logger = createLogger({ level: config.logLevel, write: io.stdout });
+    const run = async (label: string) => {
+      const started = Date.now();
+      const result = await syncRefreshTokensJob.run({ config, db, logger, trigger: 'manual', exclusive: true });
+      const c = result.counts;
+      io.stdout(
+        `${label}: run ${result.runId} ${result.status} in ${formatDuration(Date.now() - started)}: ${c.usersSynced} users synced, ` +
+          `${c.usersNotFound} gone, ${c.usersFailed} failed; tokens ${c.tokensSeen} seen, ${c.tokensAdded} new, ${c.tokensChanged} changed, ${c.tokensDeleted} deleted.`,
+      );
+      return result.status;
+    };
+    const first = await run('First sync');
+
+    // Real life between two runs: revocations, a user deleted, a token used from elsewhere.
+    const users = [...tenant.keys()];
+    for (const userId of users.slice(0, 25)) fake.setUser(userId, (fake.users.get(userId) ?? []).slice(1));
+    for (const userId of users.slice(25, 28)) fake.deleteUser(userId);
+    const moved = [...fake.users.values()].flat().find((t) => t.device);
+    if (moved) moved.device = { ...(moved.device as object), last_ip: '203.0.113.7', last_asn: '64500' };
+    const second = await run('Second sync, after 25 revocations, 3 deleted users and 1 token used from a new network');
+
+    io.stdout('');
+    io.stdout('Live tokens per application (auth0.refresh_tokens_per_client):');
+    const perClient = await sql<{ client_id: string; active_tokens: number; users: number; rotating_share: string }>`
+      select client_id, active_tokens::int, users::int, rotating_share::text from auth0.refresh_tokens_per_client order by active_tokens desc limit 5
+    `.execute(db);
+    for (const r of perClient.rows) io.stdout(`  ${r.client_id}  ${r.active_tokens} tokens, ${r.users} users, ${Math.round(Number(r.rotating_share) * 100)}% rotating`);
+    const counts = await sql<{ view: string; n: number }>`
+      select 'used from a new IP or network (refresh_tokens_location_changed)' as view, count(*)::int as n from auth0.refresh_tokens_location_changed
+      union all select 'expiring within 7 days (refresh_tokens_expiring_soon)', count(*)::int from auth0.refresh_tokens_expiring_soon
+      union all select 'not used for 30 days (refresh_tokens_unused)', count(*)::int from auth0.refresh_tokens_unused
+    `.execute(db);
+    for (const r of counts.rows) io.stdout(`Tokens ${r.view}: ${r.n}`);
+    const history = await sql<{ change: string; n: number }>`
+      select change, count(*)::int as n from auth0.refresh_token_changes group by change order by change
+    `.execute(db);
+    io.stdout(`Change history (auth0.refresh_token_changes): ${history.rows.map((r) => `${r.n} ${r.change}`).join(', ')}`);
+    io.stdout('');
+    io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run status, or point DATABASE_URL at a server and run npm run sync.`);
+    return first === 'succeeded' && second === 'succeeded' ? 0 : 2;
+  } finally {
+    await database.close();
+    await fake.close();
+  }
+}
