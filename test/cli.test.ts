@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runCli } from './helpers/cli.js';
-import { createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
+import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 
 let t: TestDatabase;
@@ -44,7 +44,7 @@ describe('command line', () => {
     expectCleanOutput(run);
   });
 
-  it('refuses to sync before migrations, then migrate prints what it applied', async () => {
+  itServer('refuses to sync before migrations, then migrate prints what it applied', async () => {
     const refused = await runCli(['sync'], envFor(fake, t.url));
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/pending migration.*run `npm run migrate` first/);
@@ -55,7 +55,7 @@ describe('command line', () => {
     expect((await runCli(['migrate'], { DATABASE_URL: t.url })).stdout).toContain('Nothing to migrate');
   });
 
-  it('syncs and exits 0, logging JSON lines with the run id', async () => {
+  itServer('syncs and exits 0, logging JSON lines with the run id', async () => {
     await loadUsers(t.db, ['auth0|1', 'auth0|gone']);
     const run = await runCli(['sync'], envFor(fake, t.url, { LOG_LEVEL: 'info' }));
     expect(run.stderr).toBe('');
@@ -65,7 +65,7 @@ describe('command line', () => {
     expectCleanOutput(run);
   });
 
-  it('exits 1 at once on wrong credentials, records the run failed, and never prints the secret', async () => {
+  itServer('exits 1 at once on wrong credentials, records the run failed, and never prints the secret', async () => {
     const run = await runCli(['sync'], envFor(fake, t.url, { AUTH0_CLIENT_SECRET: 'wrong-secret-value' }));
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('Check AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET');
@@ -75,7 +75,7 @@ describe('command line', () => {
     expect(last).toMatchObject({ status: 'failed', users_synced: 0, error: expect.stringContaining('401') });
   });
 
-  it('exits 1 on a missing scope, saying which scope to grant', async () => {
+  itServer('exits 1 on a missing scope, saying which scope to grant', async () => {
     fake.setScope('read:users');
     try {
       const run = await runCli(['sync'], envFor(fake, t.url));
@@ -86,7 +86,7 @@ describe('command line', () => {
     }
   });
 
-  it('rejects an unknown flag', async () => {
+  itServer('rejects an unknown flag', async () => {
     const run = await runCli(['sync', '--usr', 'x'], envFor(fake, t.url));
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("Unknown option '--usr'");

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { parseArgs } from 'node:util';
 import type { Config } from '../config.js';
@@ -30,6 +30,7 @@ export function toSyncRequest(values: SyncValues, config: Config) {
   if (explicit) {
     const fromFlags = (values.user ?? []).map((id) => id.trim()).filter(Boolean);
     const file = values['users-file'];
+    if (file && file !== '-' && !existsSync(file)) throw new UsageError(`--users-file ${file}: no such file`);
     selection = file
       ? { kind: 'ids', userIds: unique(concatIds(fromFlags, readIdsFile(file))) }
       : { kind: 'ids', userIds: [...new Set(fromFlags)], total: new Set(fromFlags).size };

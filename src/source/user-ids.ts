@@ -68,10 +68,12 @@ export async function* readUserIds(db: Kysely<any>, options: ReadUserIdsOptions)
 export async function* readUserIdsByStaleness(db: Kysely<any>, source: Config['source'], before: Date, batchSize = 1000): AsyncGenerator<string> {
   const table = sql.id(...source.table);
   const column = sql.id(source.column);
-  const rows = keyset<{ user_id: string; last_success_at: Date }>(batchSize, async (after) => {
-    const from = after === undefined ? sql`true` : sql`(st.last_success_at, st.user_id) > (${after.last_success_at}, ${after.user_id})`;
-    const result = await sql<{ user_id: string; last_success_at: Date }>`
-      select st.user_id, st.last_success_at from auth0.user_sync_state st
+  // The cursor stays text: a JavaScript Date keeps milliseconds, now() has microseconds, and a
+  // rounded cursor would return the last row of every page again.
+  const rows = keyset<{ user_id: string; cursor: string }>(batchSize, async (after) => {
+    const from = after === undefined ? sql`true` : sql`(st.last_success_at, st.user_id) > (${after.cursor}::timestamptz, ${after.user_id})`;
+    const result = await sql<{ user_id: string; cursor: string }>`
+      select st.user_id, st.last_success_at::text as cursor from auth0.user_sync_state st
       where st.last_success_at < ${before} and ${from}
         and exists (select 1 from ${table} s where s.${column}::text = st.user_id)
       order by st.last_success_at, st.user_id limit ${batchSize}

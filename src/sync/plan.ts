@@ -9,6 +9,8 @@ export interface StoredToken {
   deleted_at: Date | null;
   last_exchanged_at: Date | null;
   raw: unknown;
+  /** Whether a device row is stored; without one there is no last location to compare with. */
+  has_device: boolean;
   last_ip: string | null;
   last_asn: string | null;
   last_user_agent: string | null;
@@ -90,9 +92,10 @@ export function planWrites(outcomes: readonly UserOutcome[], stored: readonly St
       }
       const exchangedBefore = before.last_exchanged_at?.toISOString() ?? null;
       if (exchangedBefore !== token.last_exchanged_at) change(token, 'exchanged', exchangedBefore, token.last_exchanged_at);
-      // A listing without a device says nothing new about where the token is used.
+      // A listing without a device says nothing new about where the token is used, and a
+      // device seen again after such a listing has nothing stored to be compared with.
       const device = deviceById.get(token.id);
-      if (device) {
+      if (device && before.has_device) {
         for (const [field, kind] of DEVICE_CHANGES) {
           if (before[field] !== device[field]) change(token, kind, before[field], device[field]);
         }

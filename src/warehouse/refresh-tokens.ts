@@ -10,7 +10,8 @@ import type { StoredToken, WritePlan } from '../sync/plan.js';
 export async function readStoredTokens(trx: Kysely<Database>, userIds: readonly string[]): Promise<StoredToken[]> {
   if (userIds.length === 0) return [];
   const { rows } = await sql<StoredToken>`
-    select t.id, t.user_id, t.deleted_at, t.last_exchanged_at, t.raw, d.last_ip, d.last_asn, d.last_user_agent
+    select t.id, t.user_id, t.deleted_at, t.last_exchanged_at, t.raw, d.token_id is not null as has_device,
+      d.last_ip, d.last_asn, d.last_user_agent
     from auth0.refresh_tokens t left join auth0.refresh_token_devices d on d.token_id = t.id
     where t.user_id = any(${[...userIds]}::text[])
   `.execute(trx);

@@ -1,17 +1,33 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { createDb } from '../../src/db.js';
 import type { Database } from '../../src/database.js';
 import { migrateToLatest } from '../../src/migrate.js';
+import type { Deps } from '../../src/cli.js';
+import { openEmbeddedDatabase } from '../../src/embedded/pglite.js';
+import { migrations } from '../../migrations/index.js';
 
 /** The server tests run against; CI and this machine have one on 127.0.0.1:5432. */
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 
+/** 'server' (PostgreSQL at ADMIN_URL) or 'embedded' (PGlite): decided by test/global-setup.ts. */
+export const TEST_DB_MODE = process.env.TEST_DB_MODE === 'embedded' ? 'embedded' : 'server';
+/** `it` for tests that need several processes on one database: skipped on the embedded fallback. */
+export const itServer = TEST_DB_MODE === 'server' ? it : it.skip;
+export const describeServer = TEST_DB_MODE === 'server' ? describe : describe.skip;
+
 export interface TestDatabase {
-  url: string;
+  /** The connection URL; undefined on the embedded database (one process only). */
+  url: string | undefined;
   name: string;
   db: Kysely<Database>;
+  embedded: boolean;
   /** Drops the database, unless KEEP_TEST_DB=1 (then it prints its name for inspection). */
   drop(): Promise<void>;
 }
@@ -38,6 +54,7 @@ function urlFor(name: string): string {
  */
 export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `rt_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  if (TEST_DB_MODE === 'embedded') return createEmbeddedTestDatabase(name);
   await admin((client) => client.query(`create database ${name}`));
   const url = urlFor(name);
   const db = createDb(url, { poolSize: 4 });
@@ -49,6 +66,7 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
     url,
     name,
     db,
+    embedded: false,
     async drop() {
       await db.destroy();
       if (process.env.KEEP_TEST_DB === '1') {
@@ -83,4 +101,45 @@ export function captureIo() {
     /** stdout's JSON log lines, parsed. */
     logs: () => stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+/**
+ * A migrated PGlite directory for this Jest worker (so workers never race on it), made once
+ * (a new PGlite runs initdb: seconds) and copied for each test file (a fraction of a second).
+ */
+async function embeddedTemplate(): Promise<string> {
+  const dir = path.join(os.tmpdir(), `rt-pglite-template-${process.pid}-${Object.keys(migrations).length}`);
+  if (existsSync(path.join(dir, 'PG_VERSION'))) return dir;
+  await rm(dir, { recursive: true, force: true });
+  const embedded = await openEmbeddedDatabase(dir, 'test template');
+  try {
+    const { error } = await migrateToLatest(embedded.db);
+    if (error) throw error;
+  } finally {
+    await embedded.close();
+  }
+  return dir;
+}
+
+/** A copy of the migrated template, opened in this process. */
+async function createEmbeddedTestDatabase(name: string): Promise<TestDatabase> {
+  const dir = path.join(os.tmpdir(), name);
+  await cp(await embeddedTemplate(), dir, { recursive: true });
+  const embedded = await openEmbeddedDatabase(dir, 'test');
+  return {
+    url: undefined,
+    name,
+    db: embedded.db,
+    embedded: true,
+    async drop() {
+      await embedded.close();
+      if (process.env.KEEP_TEST_DB === '1') process.stderr.write(`KEEP_TEST_DB=1: kept ${dir}\n`);
+      else await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** For `main(argv, env, io, cliDeps(t))`: the command uses the test's database and leaves it open. */
+export function cliDeps(t: TestDatabase): Deps {
+  return { openDatabase: async () => ({ db: t.db, embedded: t.embedded, close: async () => {} }) };
 }

@@ -5,7 +5,7 @@ export { generateTenant, makeToken, startFakeAuth0 } from '../../src/sandbox/aut
 export type { Auth0TokenJson, FakeAuth0, FakeAuth0Options } from '../../src/sandbox/auth0-server.js';
 
 /** The environment a user would set to point the job at `fake` and `databaseUrl`. */
-export function envFor(fake: FakeAuth0, databaseUrl: string, extra: Env = {}): Env {
+export function envFor(fake: FakeAuth0, databaseUrl: string | undefined, extra: Env = {}): Env {
   return {
     DATABASE_URL: databaseUrl,
     AUTH0_DOMAIN: fake.url,
@@ -16,7 +16,7 @@ export function envFor(fake: FakeAuth0, databaseUrl: string, extra: Env = {}): E
   };
 }
 
-export function configFor(fake: FakeAuth0, databaseUrl: string, extra: Env = {}): Config {
+export function configFor(fake: FakeAuth0, databaseUrl: string | undefined, extra: Env = {}): Config {
   return loadConfig(envFor(fake, databaseUrl, extra));
 }
 

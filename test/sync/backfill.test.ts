@@ -6,7 +6,7 @@ import { sql, type Kysely } from 'kysely';
 import { main } from '../../src/cli.js';
 import type { Database } from '../../src/database.js';
 import { readUserIdsByStaleness } from '../../src/source/user-ids.js';
-import { captureIo, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
@@ -45,7 +45,7 @@ async function addUser(userId: string, tokens = 1): Promise<void> {
 
 async function sync(args: string[] = []) {
   const out = captureIo();
-  const code = await main(['sync', ...args], envFor(fake, t.url), out.io);
+  const code = await main(['sync', ...args], envFor(fake, t.url), out.io, cliDeps(t));
   return { code, ...out };
 }
 
@@ -234,18 +234,15 @@ describe('--max-users: a budgeted source run goes stalest first', () => {
     await syncOk();
     for (const [i, id] of ids.entries()) await setLastSuccess(id, hoursAgo(10 - i));
     await setLastSuccess(ids[5]!, null);
+    await t.db.updateTable('auth0.user_sync_state').set({ status: 'failed', error_code: 'server_error', error: 'down' }).where('user_id', '=', ids[5]!).execute();
     const run = await syncOk(['--max-users', '2']);
     expect(run).toMatchObject({ users_total: 2 });
     expect(await usersOfRun(run.id)).toEqual(sorted([ids[5]!, ids[0]!]));
   });
 
-  // BUG (src/source/user-ids.ts readUserIdsByStaleness): the keyset cursor is the last row's
-  // last_success_at read back as a JS Date, which keeps milliseconds only, while PostgreSQL's
-  // now() has microseconds. `(last_success_at, user_id) > (cursor)` then matches the last row
-  // of the page again, so every page boundary repeats a user. With the default page of 1000,
-  // a budgeted run over more than 1000 synced users syncs a user twice and counts it twice
-  // against --max-users, skipping another one.
-  it.failing('pages through stale users without repeating one across a page boundary (microsecond timestamps)', async () => {
+  // Regression: the keyset cursor was read back as a JS Date (milliseconds) while now() has
+  // microseconds, so every page boundary repeated a user.
+  it('pages through stale users without repeating one across a page boundary (microsecond timestamps)', async () => {
     const ids = [...(await tenantOf(5)).keys()];
     await syncOk();
     for (const [i, id] of ids.entries()) {
@@ -289,10 +286,13 @@ describe('--dry-run', () => {
     const tenant = await tenantOf(12);
     const entries = [...tenant.entries()].filter(([, tokens]) => tokens.length >= 2);
     expect(entries.length).toBeGreaterThanOrEqual(4);
+    type Entry = [string, Auth0TokenJson[]];
     const [[revokeUser, revokeTokens], [changeUser, changeTokens], [addUserId, addTokens], [goneUser, goneTokens]] = entries as [
-      string,
-      Auth0TokenJson[],
-    ][];
+      Entry,
+      Entry,
+      Entry,
+      Entry,
+    ];
     await syncOk();
     // A failing user too, so user_sync_state holds a failed row with an error.
     const failing = [...tenant.keys()].find((id) => ![revokeUser, changeUser, addUserId, goneUser].includes(id))!;

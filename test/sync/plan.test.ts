@@ -37,6 +37,7 @@ function storedFrom(token: Auth0TokenJson, overrides: Partial<StoredToken> = {})
     deleted_at: null,
     last_exchanged_at: typeof token.last_exchanged_at === 'string' ? new Date(token.last_exchanged_at) : null,
     raw: JSON.parse(JSON.stringify(token)) as unknown,
+    has_device: dev !== undefined,
     last_ip: dev?.last_ip ?? null,
     last_asn: dev?.last_asn ?? null,
     last_user_agent: dev?.last_user_agent ?? null,

@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, expect, it } from '@jest/globals';
 import { runCli, startCli, type CliProcess } from '../helpers/cli.js';
-import { createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
@@ -37,7 +37,8 @@ async function untilUsersWritten(n: number): Promise<void> {
 
 const runs = () => t.db.selectFrom('auth0.sync_runs').selectAll().orderBy('id').execute();
 
-describe('one run at a time, and runs that die', () => {
+// Several processes on one database: only against a server.
+describeServer('one run at a time, and runs that die', () => {
   it('a second sync exits 3 at once, naming the active run', async () => {
     const first = start();
     await first.waitFor('sync started');

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { main } from '../../src/cli.js';
 import { createLogger } from '../../src/log.js';
 import { runSyncJob } from '../../src/sync/run.js';
-import { captureIo, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, envFor, generateTenant, startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../helpers/fake-auth0.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -33,6 +33,7 @@ function syncOnce(env: Record<string, string> = {}, extra: Partial<Parameters<ty
     db: t.db,
     logger: createLogger({ level: 'error', write: () => {} }),
     trigger: 'manual',
+    exclusive: t.embedded,
     auth0: { backoffBaseMs: 10, backoffCapMs: 200 },
     ...extra,
   });
@@ -109,7 +110,7 @@ describe('a run on a bad day', () => {
       return { status: 403, body: '{"statusCode":403,"error":"Forbidden","message":"Insufficient scope, expected any of: read:refresh_tokens"}' };
     });
     const out = captureIo();
-    const code = await main(['sync'], envFor(server, t.url), out.io);
+    const code = await main(['sync'], envFor(server, t.url), out.io, cliDeps(t));
     expect(code).toBe(1);
     expect(out.stderr.join('\n')).toContain('grant the read:refresh_tokens scope');
     const after = server.stats.listRequests - (firstForbidden - 1); // the 403s and anything after
@@ -119,10 +120,10 @@ describe('a run on a bad day', () => {
     expect(run.users_synced).toBeLessThan(60);
   });
 
-  it('stops at once with exit 1 when the database goes away, and the next run marks that run interrupted', async () => {
+  itServer('stops at once with exit 1 when the database goes away, and the next run marks that run interrupted', async () => {
     const server = await tenantOf(300, { latencyMs: 5 });
-    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(t.url).port || 5432) });
-    const viaProxy = new URL(t.url);
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(t.url!).port || 5432) });
+    const viaProxy = new URL(t.url!);
     viaProxy.port = String(proxy.port);
     server.intercept((ctx) => {
       if (ctx.count === 150) void proxy.kill();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
-import { captureIo, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 import { envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
@@ -10,7 +10,7 @@ let fake: FakeAuth0;
 
 async function sync(args: string[] = [], extra: Record<string, string> = {}) {
   const out = captureIo();
-  const code = await main(['sync', ...args], envFor(fake, t.url, { SYNC_PAGE_SIZE: '50', LOG_LEVEL: 'info', ...extra }), out.io);
+  const code = await main(['sync', ...args], envFor(fake, t.url, { SYNC_PAGE_SIZE: '50', LOG_LEVEL: 'info', ...extra }), out.io, cliDeps(t));
   return { code, ...out };
 }
 
@@ -133,7 +133,7 @@ describe('sync, end to end', () => {
     expect(synced.map((s) => s.user_id).sort()).toEqual([known, outsider].sort());
   });
 
-  it('writes user rows in batches, not a statement per token', async () => {
+  itServer('writes user rows in batches, not a statement per token', async () => {
     // pg_stat_statements is not assumed; count transactions instead: far fewer than users.
     const before = await sql<{ n: number }>`select xact_commit::int as n from pg_stat_database where datname = current_database()`.execute(t.db);
     expect((await sync()).code).toBe(0);

@@ -1,0 +1,75 @@
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { acquireDirLock } from '../src/embedded/dir-lock.js';
+import { RunLockedError } from '../src/run-lock.js';
+import { runCli, startCli } from './helpers/cli.js';
+import { makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+
+let dir: string;
+let fake: FakeAuth0;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'rt-embedded-'));
+  fake = await startFakeAuth0();
+  fake.setUser('auth0|1', [makeToken('auth0|1', 1), makeToken('auth0|1', 2)]);
+});
+afterAll(async () => {
+  await fake.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('the embedded database (no DATABASE_URL)', () => {
+  const env = () => ({
+    PGLITE_DATA_DIR: path.join(dir, 'pglite'),
+    AUTH0_DOMAIN: fake.url,
+    AUTH0_CLIENT_ID: 'test-client',
+    AUTH0_CLIENT_SECRET: 'test-secret',
+    LOG_LEVEL: 'info',
+  });
+
+  it('migrates, syncs and reports status, saying once that it is embedded and how to use a server', async () => {
+    const migrated = await runCli(['migrate'], env(), { timeoutMs: 60_000 });
+    expect(migrated.code).toBe(0);
+    expect(migrated.stderr.trim()).toBe(
+      `DATABASE_URL is not set: using the embedded PostgreSQL (PGlite) in ${env().PGLITE_DATA_DIR}. Set DATABASE_URL=postgres://… to use a server.`,
+    );
+    expect(migrated.stdout).toContain('applied: 2026_11_26_1100_reporting_views');
+
+    const synced = await runCli(['sync', '--user', 'auth0|1'], env(), { timeoutMs: 60_000 });
+    expect(synced.code).toBe(0);
+    expect(synced.stdout).toMatch(/"msg":"sync finished".*"usersSynced":1.*"tokensSeen":2/);
+
+    const status = await runCli(['status'], env(), { timeoutMs: 60_000 });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain('succeeded');
+  }, 90_000);
+
+  it('a second process on the same directory exits 3 instead of corrupting it', async () => {
+    const worker = startCli(['worker'], { ...env(), SYNC_SCHEDULE: '0 0 1 1 *' }, { timeoutMs: 60_000 });
+    try {
+      await worker.waitFor('worker started');
+      const second = await runCli(['sync'], env(), { timeoutMs: 30_000 });
+      expect(second.code).toBe(3);
+      expect(second.stderr).toMatch(/The embedded database .* is in use by another process \(worker, pid \d+/);
+      expect(second.stderr).toContain('set DATABASE_URL');
+    } finally {
+      worker.child.kill('SIGTERM');
+      expect((await worker.done).code).toBe(0);
+    }
+  }, 90_000);
+});
+
+describe('acquireDirLock', () => {
+  it('refuses a directory held by a live process and takes over one whose process is gone', () => {
+    const target = path.join(dir, 'locked');
+    const release = acquireDirLock(target, 'first');
+    expect(() => acquireDirLock(target, 'second')).toThrow(RunLockedError);
+    release();
+    writeFileSync(`${target}.lock`, JSON.stringify({ pid: 2 ** 22 + 7, host: os.hostname(), command: 'dead', since: '' }));
+    const again = acquireDirLock(target, 'third');
+    again();
+  });
+});
