@@ -23,17 +23,17 @@ type SyncValues = ReturnType<typeof parseArgs<{ options: typeof SYNC_OPTIONS }>>
 /** Flags to a run request; one line naming the flag to fix when they do not fit together. */
 export function toSyncRequest(values: SyncValues, config: Config) {
   const explicit = values.user !== undefined || values['users-file'] !== undefined;
+  const fromFlags = [...new Set((values.user ?? []).map((id) => id.trim()).filter(Boolean))];
   const kinds = [explicit, values['only-failed'] === true, values.stale !== undefined].filter(Boolean).length;
   if (kinds > 1) throw new UsageError('--user/--users-file, --only-failed and --stale choose users in different ways: use one');
 
   let selection: UserSelection = { kind: 'source' };
   if (explicit) {
-    const fromFlags = (values.user ?? []).map((id) => id.trim()).filter(Boolean);
     const file = values['users-file'];
     if (file && file !== '-' && !existsSync(file)) throw new UsageError(`--users-file ${file}: no such file`);
     selection = file
       ? { kind: 'ids', userIds: unique(concatIds(fromFlags, readIdsFile(file))) }
-      : { kind: 'ids', userIds: [...new Set(fromFlags)], total: new Set(fromFlags).size };
+      : { kind: 'ids', userIds: fromFlags, total: fromFlags.length };
   } else if (values['only-failed']) {
     selection = { kind: 'failed' };
   } else if (values.stale !== undefined) {
@@ -48,7 +48,7 @@ export function toSyncRequest(values: SyncValues, config: Config) {
   const backfill = selection.kind !== 'source';
   const args = Object.fromEntries(
     Object.entries({
-      users: values.user && [...new Set(values.user.map((id) => id.trim()).filter(Boolean))].slice(0, 100),
+      users: values.user && fromFlags.slice(0, 100),
       usersFile: values['users-file'],
       onlyFailed: values['only-failed'],
       stale: values.stale,

@@ -5,7 +5,7 @@
  *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH]
  *
  * Prints one JSON line `{"url","clientId","users"}` once listening; answers a `stats` line on
- * stdin with the stats as one JSON line; closes and exits 0 on SIGTERM/SIGINT.
+ * stdin with the stats as one JSON line (`reset` zeroes them); closes and exits 0 on SIGTERM/SIGINT.
  * `--burst` defaults to `--rps`.
  */
 import { writeFile } from 'node:fs/promises';
@@ -85,6 +85,7 @@ async function main(): Promise<void> {
   const stdin = createInterface({ input: process.stdin });
   stdin.on('line', (line) => {
     if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify(fake.stats)}\n`);
+    if (line.trim() === 'reset') fake.resetStats();
   });
 
   process.stdout.write(`${JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users })}\n`);

@@ -4,8 +4,7 @@ import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RunCounts } from '../runs.js';
 import { databaseUnavailable, isDatabaseUnavailable } from '../warehouse/errors.js';
-import { sql } from 'kysely';
-import { applyWritePlan, readStoredTokens } from '../warehouse/refresh-tokens.js';
+import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import type { UserOutcome } from './outcome.js';
 import { planWrites, type PlanCounts } from './plan.js';
 
@@ -22,7 +21,7 @@ export interface BatchWriterOptions {
   runId: number | undefined;
   counts: RunCounts;
   logger: Logger;
-  /** Users and rows per transaction. */
+  /** Users and rows per write statement. */
   maxBatchUsers?: number;
   maxBatchRows?: number;
   /** Called once when the database is gone: the run must stop. */
@@ -30,7 +29,7 @@ export interface BatchWriterOptions {
 }
 
 /**
- * Group commit: outcomes queue up while a transaction is being written and go together in the
+ * Group commit: outcomes queue up while a batch is being written and go together in the
  * next one, so the writer keeps pace with many fetchers on one connection. Each user stays
  * all-or-nothing: if a batch fails for a reason other than the database being gone, its
  * users are written again one by one, and a user that still cannot be written is recorded
@@ -38,8 +37,8 @@ export interface BatchWriterOptions {
  */
 export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
   const { db, runId, counts, logger } = options;
-  const maxBatchUsers = options.maxBatchUsers ?? 200;
-  const maxBatchRows = options.maxBatchRows ?? 5000;
+  const maxBatchUsers = options.maxBatchUsers ?? 500;
+  const maxBatchRows = options.maxBatchRows ?? 10_000;
   let queue: UserOutcome[] = [];
   let queuedRows = 0;
   let flushing: Promise<void> | undefined;
@@ -51,6 +50,9 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
     for (const wake of waiters) wake();
     waiters = [];
   };
+
+  // Statistics are refreshed whenever the tokens this run added double (from 10,000 on).
+  let analyzeAt = 10_000;
 
   const rowsOf = (o: UserOutcome) => 1 + (o.status === 'synced' ? o.records.tokens.length : 0);
 
@@ -69,15 +71,16 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
 
   async function write(batch: UserOutcome[]): Promise<void> {
     try {
-      const planned = await db.transaction().execute(async (trx) => {
-        // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write.
-        if (runId === undefined) await sql`set transaction read only`.execute(trx);
-        const stored = await readStoredTokens(trx, batch.filter((o) => o.status !== 'failed').map((o) => o.userId));
-        const plan = planWrites(batch, stored);
-        if (runId !== undefined) await applyWritePlan(trx, runId, plan, batch);
-        return plan.counts;
-      });
-      tally(batch, planned);
+      // No explicit transaction: the write is one statement, atomic by itself, and the run
+      // lock means no one else changes these users between the read and the write.
+      const stored = await readStoredTokens(db, batch.filter((o) => o.status !== 'failed').map((o) => o.userId));
+      const plan = planWrites(batch, stored);
+      if (runId !== undefined) await applyWritePlan(db, runId, plan, batch);
+      tally(batch, plan.counts);
+      if (runId !== undefined && counts.tokensAdded >= analyzeAt) {
+        analyzeAt = counts.tokensAdded * 2;
+        await refreshStatistics(db);
+      }
     } catch (error) {
       if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
       if (batch.length > 1) {

@@ -41,6 +41,7 @@ export interface UserTokenRecords {
 
 const DATE_FIELDS = ['created_at', 'idle_expires_at', 'expires_at', 'last_exchanged_at'] as const;
 const DEVICE_FIELDS = ['initial_ip', 'initial_asn', 'initial_user_agent', 'last_ip', 'last_asn', 'last_user_agent'] as const;
+const CANONICAL_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
 
 /** A record that cannot be keyed or typed; the message names the field. */
@@ -145,10 +146,10 @@ function toText(value: unknown, field: string): string | null {
 /** ISO-8601 with a zone, as Auth0 sends it (`2024-05-01T13:00:30.038Z`); null when absent. */
 function toDate(value: unknown, field: string): string | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'string' || !ISO_8601.test(value) || Number.isNaN(Date.parse(value))) {
-    throw new InvalidRecordError(`${field} is not an ISO-8601 date: ${JSON.stringify(value)?.slice(0, 60)}`);
-  }
-  return new Date(value).toISOString();
+  const ms = typeof value === 'string' && ISO_8601.test(value) ? Date.parse(value) : NaN;
+  if (Number.isNaN(ms)) throw new InvalidRecordError(`${field} is not an ISO-8601 date: ${JSON.stringify(value)?.slice(0, 60)}`);
+  // Auth0's own form is already canonical (UTC, milliseconds): keep the string, skip a Date.
+  return CANONICAL_UTC.test(value as string) ? (value as string) : new Date(ms).toISOString();
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Kysely } from 'kysely';
 import pLimit from 'p-limit';
 import type { Auth0Client } from '../auth0/client.js';
@@ -44,6 +45,9 @@ export interface SyncResult {
 export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): Promise<SyncResult> {
   const { client, logger, options } = deps;
   const abort = new AbortController();
+  // Every request in flight listens on it (got, sleeps): more than Node's default of 10.
+  setMaxListeners(4 * options.concurrency + 10, abort.signal);
+  abort.signal.addEventListener('abort', () => client.close(), { once: true });
   let fatal: Error | undefined;
   const stop = (error: Error) => {
     if (fatal) return;
@@ -63,6 +67,9 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
   else deps.stopSignal?.addEventListener('abort', onStop, { once: true });
   const limit = pLimit(options.concurrency);
   const inFlight = new Set<Promise<void>>();
+  // Woken whenever a user finishes. (Promise.race over every task in flight would hang a new
+  // reaction on each of them per user taken: garbage that grows with the concurrency.)
+  let slotFreed: (() => void) | undefined;
 
   async function syncUser(userId: string): Promise<void> {
     const outcome = await fetchUser(userId);
@@ -99,10 +106,15 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
         stopped = true;
         break;
       }
-      const task = limit(() => syncUser(userId)).finally(() => inFlight.delete(task));
+      const task = limit(() => syncUser(userId)).finally(() => {
+        inFlight.delete(task);
+        slotFreed?.();
+      });
       inFlight.add(task);
       // Take the next ID only when a slot is free: never queue every user behind p-limit.
-      while (limit.activeCount + limit.pendingCount >= options.concurrency) await Promise.race(inFlight);
+      while (limit.activeCount + limit.pendingCount >= options.concurrency) {
+        await new Promise<void>((wake) => (slotFreed = wake));
+      }
     }
   } catch (error) {
     stop(toError(error)); // the source went away: users in flight are abandoned, not written

@@ -95,7 +95,9 @@ async function runLocked(options: SyncJobOptions): Promise<SyncJobResult> {
 
   if (runId !== undefined) await finishRun(db, runId, { status, counts, error: error?.message });
   const seconds = round((Date.now() - started) / 1000);
-  const summary = { status, usersTotal, seconds, ...counts };
+  // Peak resident memory of this process so far: operators size containers by it.
+  const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  const summary = { status, usersTotal, seconds, peakRssMb, ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
   return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined };

@@ -296,9 +296,9 @@ describe('the migration', () => {
 
     const provider = { getMigrations: async () => migrations };
     const migrator = new Migrator({ db: t.db, provider, migrationTableSchema: 'auth0' });
-    const down = await migrator.migrateDown();
+    const down = await migrator.migrateTo('2026_11_26_1000_change_history');
     expect(down.error).toBeUndefined();
-    expect(down.results?.map((r) => r.migrationName)).toEqual(['2026_11_26_1100_reporting_views']);
+    expect(down.results?.map((r) => r.migrationName)).toContain('2026_11_26_1100_reporting_views');
     expect(await viewNames()).toEqual([]);
 
     const up = await migrator.migrateToLatest();

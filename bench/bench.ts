@@ -1,0 +1,273 @@
+/**
+ * `npm run bench`: a full sync against the local Auth0-compatible server (its own process) into
+ * a fresh database on the PostgreSQL server, for each workload, and a table of figures.
+ *
+ *   npm run bench -- [--only throughput,latency,ratelimit,memory] [--users N] [--latency-users N]
+ *     [--rate-users N] [--memory-small N] [--memory-large N] [--memory-stop N] [--concurrency N]
+ *
+ * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres);
+ * creates and drops its own databases named rt_bench_*.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
+const { values: opts } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'throughput,latency,ratelimit,memory' },
+    users: { type: 'string', default: '100000' },
+    'latency-users': { type: 'string', default: '2000' },
+    'rate-users': { type: 'string', default: '1000' },
+    'memory-small': { type: 'string', default: '10000' },
+    'memory-large': { type: 'string', default: '1000000' },
+    'memory-stop': { type: 'string', default: '5000' },
+    concurrency: { type: 'string', default: '32' },
+  },
+});
+const only = new Set(opts.only.split(','));
+const concurrency = opts.concurrency;
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'rt-bench-'));
+
+interface Row {
+  workload: string;
+  mode: string;
+  seconds: number;
+  users: number;
+  tokens: number;
+  requests?: number;
+  refused?: number;
+  rssMb: number;
+  note?: string;
+}
+const rows: Row[] = [];
+const notes: string[] = [];
+
+/**
+ * Run a node script in a child process; resolve with its stdout lines (rejects on exit ≠ 0
+ * and ≠ 2). The job runs compiled (`dist/`, as `npm run sync` does); bench scripts through tsx.
+ */
+function runNode(args: string[], env: Record<string, string | undefined> = {}): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const nodeArgs = args[0]!.startsWith('dist/') ? args : ['--import', 'tsx', ...args];
+    const child = spawn(process.execPath, nodeArgs, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('close', (code) => (code === 0 || code === 2 ? resolve(out.trim().split('\n')) : reject(new Error(`${args.join(' ')} exited ${code}: ${err}`))));
+  });
+}
+
+interface Server {
+  url: string;
+  usersFile: string;
+  stats(): Promise<{ listRequests: number; rateLimited: number; requests: number }>;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+async function startServer(args: string[]): Promise<Server> {
+  const usersFile = path.join(tmp, `users-${randomBytes(3).toString('hex')}.txt`);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', ...args, '--users-out', usersFile], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on('line', (line) => waiting.shift()?.(line));
+  const next = () => new Promise<string>((resolve) => waiting.push(resolve));
+  const ready = JSON.parse(await next()) as { url: string };
+  return {
+    url: ready.url,
+    usersFile,
+    async stats() {
+      const answer = next();
+      child.stdin.write('stats\n');
+      return JSON.parse(await answer);
+    },
+    reset: () => child.stdin.write('reset\n'),
+    stop: () =>
+      new Promise((resolve) => {
+        child.on('close', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** A fresh, migrated database with `userIds` in auth0.users. */
+async function freshDatabase(userIds: string[]): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `rt_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  // Start each run from a clean checkpoint, so one workload's WAL does not slow the next.
+  await admin.query('checkpoint');
+  await admin.end();
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  await runNode(['dist/src/cli.js', 'migrate'], { DATABASE_URL: url.toString() });
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  for (let i = 0; i < userIds.length; i += 50_000) {
+    await client.query('insert into auth0.users (user_id) select unnest($1::text[])', [userIds.slice(i, i + 50_000)]);
+  }
+  await client.query('analyze');
+  await client.end();
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: ADMIN_URL });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}
+
+const readIds = async (file: string) => (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+
+/** `npm run sync` as a user runs it (minus npm), parsed from its `sync finished` line. */
+async function sync(server: Server, databaseUrl: string, env: Record<string, string> = {}, args: string[] = []) {
+  const lines = await runNode(['dist/src/cli.js', 'sync', ...args], {
+    DATABASE_URL: databaseUrl,
+    AUTH0_DOMAIN: server.url,
+    AUTH0_CLIENT_ID: 'test-client',
+    AUTH0_CLIENT_SECRET: 'test-secret',
+    SYNC_CONCURRENCY: concurrency,
+    ...env,
+  });
+  const finished = lines.map((l) => (l.startsWith('{') ? (JSON.parse(l) as Record<string, number | string>) : {})).find((l) => l.msg === 'sync finished');
+  if (!finished) throw new Error(`no summary line:\n${lines.slice(-5).join('\n')}`);
+  return {
+    seconds: Number(finished.seconds),
+    users: Number(finished.usersSynced) + Number(finished.usersNotFound),
+    tokens: Number(finished.tokensSeen),
+    requests: Number(finished.requests),
+    rssMb: Number(finished.peakRssMb),
+  };
+}
+
+const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+async function throughput() {
+  const users = opts.users;
+  const server = await startServer(['--users', users, '--many-every', '1000', '--seed', '11']);
+  const ids = await readIds(server.usersFile);
+  try {
+    const fetchDb = await freshDatabase(ids);
+    server.reset();
+    const fetchOnly = await sync(server, fetchDb.url, { LOG_LEVEL: 'info' }, ['--dry-run']);
+    rows.push({ workload: '1 throughput', mode: 'fetch only (--dry-run)', ...fetchOnly, refused: (await server.stats()).rateLimited });
+    await fetchDb.drop();
+
+    const writeDb = await freshDatabase(ids);
+    const [line] = await runNode(['bench/write-only.ts', '--database-url', writeDb.url, '--users', users, '--seed', '11', '--many-every', '1000']);
+    const writeOnly = JSON.parse(line!) as { seconds: number; users: number; tokens: number; peakRssMb: number };
+    rows.push({ workload: '1 throughput', mode: 'write only (no HTTP)', ...writeOnly, rssMb: writeOnly.peakRssMb });
+    await writeDb.drop();
+
+    const fullDb = await freshDatabase(ids);
+    server.reset();
+    const full = await sync(server, fullDb.url);
+    const overlap = (fetchOnly.seconds + writeOnly.seconds) / full.seconds;
+    rows.push({ workload: '1 throughput', mode: `full sync, concurrency ${concurrency}`, ...full, refused: (await server.stats()).rateLimited, note: `overlap ${fmt(overlap, 2)}` });
+    notes.push(`1 throughput: ${fmt(full.users / full.seconds)} users/s end to end (target ≥ 1,500), peak RSS ${full.rssMb} MB (target < 200), overlap ${fmt(overlap, 2)} (target ≥ 1.0)`);
+    await fullDb.drop();
+  } finally {
+    await server.stop();
+  }
+}
+
+async function latency() {
+  const server = await startServer(['--users', opts['latency-users'], '--latency', '10', '--seed', '12']);
+  const ids = await readIds(server.usersFile);
+  try {
+    const naiveDb = await freshDatabase(ids);
+    const [line] = await runNode(['bench/naive-sync.ts', '--database-url', naiveDb.url, '--auth0', server.url]);
+    const naive = JSON.parse(line!) as { seconds: number; users: number; tokens: number; requests: number; peakRssMb: number };
+    rows.push({ workload: '2 latency 10 ms', mode: 'naive script', ...naive, rssMb: naive.peakRssMb });
+    await naiveDb.drop();
+
+    const db = await freshDatabase(ids);
+    const full = await sync(server, db.url);
+    const ratio = naive.seconds / full.seconds;
+    rows.push({ workload: '2 latency 10 ms', mode: `full sync, concurrency ${concurrency}`, ...full, note: `${fmt(ratio, 1)}× naive` });
+    notes.push(`2 latency: ${fmt(ratio, 1)}× the naive script at SYNC_CONCURRENCY=${concurrency} (target ≥ 10×)`);
+    await db.drop();
+  } finally {
+    await server.stop();
+  }
+}
+
+async function rateLimit() {
+  const server = await startServer(['--users', opts['rate-users'], '--rps', '40', '--burst', '10', '--seed', '13']);
+  const ids = await readIds(server.usersFile);
+  try {
+    const db = await freshDatabase(ids);
+    server.reset();
+    const full = await sync(server, db.url, { SYNC_CONCURRENCY: '8' });
+    const stats = await server.stats();
+    const accepted = stats.listRequests - stats.rateLimited;
+    const achieved = accepted / full.seconds / 40;
+    const refused = stats.rateLimited / stats.listRequests;
+    rows.push({ workload: '3 rate 40/s burst 10', mode: 'full sync, concurrency 8', ...full, refused: stats.rateLimited, note: `${fmt(achieved * 100, 1)}% of allowed` });
+    notes.push(`3 rate limit: ${fmt(achieved * 100, 1)}% of the allowed rate (target ≥ 95%), ${fmt(refused * 100, 2)}% of requests refused (target < 2%)`);
+    await db.drop();
+  } finally {
+    await server.stop();
+  }
+}
+
+async function memory() {
+  const stop = opts['memory-stop'];
+  const server = await startServer(['--users', stop, '--seed', '14']);
+  try {
+    const rss: number[] = [];
+    for (const size of [Number(opts['memory-small']), Number(opts['memory-large'])]) {
+      // The tenant's users sort first; the rest of the table are IDs the run never reaches.
+      const ids = [...(await readIds(server.usersFile))];
+      for (let i = ids.length; i < size; i++) ids.push(`auth0|zz${String(i).padStart(9, '0')}`);
+      const db = await freshDatabase(ids);
+      const run = await sync(server, db.url, {}, ['--max-users', stop]);
+      rss.push(run.rssMb);
+      rows.push({ workload: `4 memory, ${fmt(size)} IDs`, mode: `stopped after ${fmt(Number(stop))} users`, ...run });
+      await db.drop();
+    }
+    notes.push(`4 memory: peak RSS ${rss[0]} MB at ${fmt(Number(opts['memory-small']))} IDs, ${rss[1]} MB at ${fmt(Number(opts['memory-large']))} (${fmt(((rss[1]! - rss[0]!) / rss[0]!) * 100, 1)}%; target within 20%)`);
+  } finally {
+    await server.stop();
+  }
+}
+
+try {
+  if (only.has('throughput')) await throughput();
+  if (only.has('latency')) await latency();
+  if (only.has('ratelimit')) await rateLimit();
+  if (only.has('memory')) await memory();
+} finally {
+  await rm(tmp, { recursive: true, force: true });
+}
+
+const header = ['workload', 'mode', 'wall s', 'users/s', 'tokens/s', 'requests/s', '429s', 'peak RSS MB', 'ratio'];
+const table = rows.map((r) => [
+  r.workload,
+  r.mode,
+  fmt(r.seconds, 1),
+  fmt(r.users / r.seconds),
+  fmt(r.tokens / r.seconds),
+  r.requests === undefined ? '' : fmt(r.requests / r.seconds),
+  r.refused === undefined ? '' : fmt(r.refused),
+  fmt(r.rssMb),
+  r.note ?? '',
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+console.log(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+console.log(line(header));
+console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+for (const row of table) console.log(line(row));
+console.log('');
+for (const note of notes) console.log(note);

@@ -1,0 +1,38 @@
+/**
+ * The write half alone: the same rows a full sync of the generated tenant writes, pushed
+ * straight into the group-commit writer with no HTTP. Prints one JSON line.
+ *   node --import tsx bench/write-only.ts --database-url URL --users N --seed N [--many-every N]
+ */
+import { parseArgs } from 'node:util';
+import { createDb } from '../src/db.js';
+import { silentLogger } from '../src/log.js';
+import { emptyCounts, finishRun, startRun } from '../src/runs.js';
+import { generateTenant } from '../src/sandbox/auth0-server.js';
+import { createBatchWriter } from '../src/sync/batch-writer.js';
+import { toWarehouseRows } from '../src/sync/normalize.js';
+
+const { values } = parseArgs({
+  options: { 'database-url': { type: 'string' }, users: { type: 'string' }, seed: { type: 'string' }, 'many-every': { type: 'string' } },
+});
+const tenant = generateTenant({ users: Number(values.users), seed: Number(values.seed ?? 1), manyTokensEvery: Number(values['many-every'] ?? 0) });
+const db = createDb(values['database-url']!, { poolSize: 2 });
+const runId = await startRun(db, { trigger: 'manual', args: { bench: 'write-only' } });
+const counts = emptyCounts();
+const started = performance.now();
+const writer = createBatchWriter({
+  db,
+  runId,
+  counts,
+  logger: silentLogger,
+  onFatal: (error) => {
+    throw error;
+  },
+});
+for (const [userId, tokens] of tenant) await writer.push({ status: 'synced', userId, records: toWarehouseRows(userId, tokens) });
+await writer.close();
+const seconds = (performance.now() - started) / 1000;
+await finishRun(db, runId, { status: 'succeeded', counts });
+await db.destroy();
+process.stdout.write(
+  JSON.stringify({ seconds, users: counts.usersSynced, tokens: counts.tokensSeen, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }) + '\n',
+);
