@@ -3,10 +3,11 @@ import type { Config } from './config.js';
 import type { Database, RunStatus, RunTrigger } from './database.js';
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
+import type { RunCounts } from './runs.js';
 import { countUserIds } from './source/user-ids.js';
 
 /** One sync_runs row, as the status command shows it. */
-export interface RunSummary {
+export interface RunSummary extends RunCounts {
   id: number;
   trigger: RunTrigger;
   status: RunStatus;
@@ -14,14 +15,6 @@ export interface RunSummary {
   /** null while the run is `running` (or if a run ended without recording it). */
   finishedAt: Date | null;
   usersTotal: number | null;
-  usersSynced: number;
-  usersNotFound: number;
-  usersFailed: number;
-  tokensSeen: number;
-  tokensAdded: number;
-  tokensChanged: number;
-  tokensDeleted: number;
-  requests: number;
   /** First line of the run's error, control characters blanked, truncated to ~100 characters. */
   error: string | null;
 }

@@ -1,20 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { loadConfig } from '../src/config.js';
 import type { NewSyncRun } from '../src/database.js';
 import { formatStatus, readStatus, statusExitCode } from '../src/status.js';
-import { createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
+import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from './helpers/db.js';
 
 let t: TestDatabase;
-const sourceOf = (table: string, column: string) =>
-  loadConfig({
-    DATABASE_URL: 'postgres://x/y',
-    AUTH0_DOMAIN: 'x.auth0.com',
-    AUTH0_CLIENT_ID: 'a',
-    AUTH0_CLIENT_SECRET: 'b',
-    SOURCE_USERS_TABLE: table,
-    SOURCE_USER_ID_COLUMN: column,
-  }).source;
 const source = sourceOf('auth0.users', 'user_id');
 const now = new Date('2026-11-26T12:00:00Z');
 const at = (time: string) => new Date(`2026-11-26T${time}Z`);

@@ -1,4 +1,5 @@
 import type { Auth0RefreshToken } from '../auth0/refresh-tokens.js';
+import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow } from '../database.js';
 import { SyncError } from '../errors.js';
 
 /** One `auth0.refresh_tokens` row as the writer sends it: dates as ISO strings, JSON as text. */
@@ -16,21 +17,9 @@ export interface TokenRecord {
   raw: string;
 }
 
-export interface DeviceRecord {
-  token_id: string;
-  initial_ip: string | null;
-  initial_asn: string | null;
-  initial_user_agent: string | null;
-  last_ip: string | null;
-  last_asn: string | null;
-  last_user_agent: string | null;
-}
-
-export interface ResourceServerRecord {
-  token_id: string;
-  audience: string;
-  scopes: string | null;
-}
+/** Device and resource-server rows are written exactly as the warehouse holds them. */
+export type DeviceRecord = RefreshTokenDeviceRow;
+export type ResourceServerRecord = RefreshTokenResourceServerRow;
 
 /** Everything the warehouse stores for one user's complete listing. */
 export interface UserTokenRecords {

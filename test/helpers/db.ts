@@ -10,6 +10,7 @@ import { createDb } from '../../src/db.js';
 import type { Database } from '../../src/database.js';
 import { migrateToLatest } from '../../src/migrate.js';
 import type { Deps } from '../../src/cli.js';
+import { loadDatabaseConfig } from '../../src/config.js';
 import { openEmbeddedDatabase } from '../../src/embedded/pglite.js';
 import { migrations } from '../../migrations/index.js';
 
@@ -142,4 +143,9 @@ async function createEmbeddedTestDatabase(name: string): Promise<TestDatabase> {
 /** For `main(argv, env, io, cliDeps(t))`: the command uses the test's database and leaves it open. */
 export function cliDeps(t: TestDatabase): Deps {
   return { openDatabase: async () => ({ db: t.db, embedded: t.embedded, close: async () => {} }) };
+}
+
+/** The source settings for a table and column, as loadDatabaseConfig parses them. */
+export function sourceOf(table: string, column: string) {
+  return loadDatabaseConfig({ SOURCE_USERS_TABLE: table, SOURCE_USER_ID_COLUMN: column }).source;
 }

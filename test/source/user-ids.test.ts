@@ -1,19 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { loadConfig } from '../../src/config.js';
 import { countUserIds, readUserIds } from '../../src/source/user-ids.js';
-import { createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 
 let t: TestDatabase;
-const sourceOf = (table: string, column: string) =>
-  loadConfig({
-    DATABASE_URL: 'postgres://x/y',
-    AUTH0_DOMAIN: 'x.auth0.com',
-    AUTH0_CLIENT_ID: 'a',
-    AUTH0_CLIENT_SECRET: 'b',
-    SOURCE_USERS_TABLE: table,
-    SOURCE_USER_ID_COLUMN: column,
-  }).source;
 
 async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = [];
