@@ -43,7 +43,9 @@ export function toSyncRequest(values: SyncValues, config: Config) {
   const maxUsers = values['max-users'] === undefined ? config.sync.maxUsers : Number(values['max-users']);
   if (maxUsers !== undefined && !(Number.isInteger(maxUsers) && maxUsers > 0)) throw new UsageError('--max-users must be a whole number above 0');
   const maxDurationMs = values['max-duration'] === undefined ? config.sync.maxDurationMs : parseDuration(values['max-duration']);
-  if (maxDurationMs === undefined && values['max-duration'] !== undefined) throw new UsageError('--max-duration must be a duration such as 30m or 2h');
+  if (values['max-duration'] !== undefined && !(maxDurationMs !== undefined && maxDurationMs > 0)) {
+    throw new UsageError('--max-duration must be a duration above zero such as 30m or 2h');
+  }
 
   const backfill = selection.kind !== 'source';
   const args = Object.fromEntries(

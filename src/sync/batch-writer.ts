@@ -73,7 +73,12 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
     try {
       // No explicit transaction: the write is one statement, atomic by itself, and the run
       // lock means no one else changes these users between the read and the write.
-      const stored = await readStoredTokens(db, batch.filter((o) => o.status !== 'failed').map((o) => o.userId));
+      const users = batch.filter((o) => o.status !== 'failed').map((o) => o.userId);
+      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write.
+      const stored =
+        runId === undefined
+          ? await db.transaction().setAccessMode('read only').execute((trx) => readStoredTokens(trx, users))
+          : await readStoredTokens(db, users);
       const plan = planWrites(batch, stored);
       if (runId !== undefined) await applyWritePlan(db, runId, plan, batch);
       tally(batch, plan.counts);

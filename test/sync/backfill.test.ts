@@ -377,6 +377,7 @@ describe('flags that do not fit', () => {
     [['--max-users', '0'], '--max-users'],
     [['--max-users', 'ten'], '--max-users'],
     [['--max-duration', 'soon'], '--max-duration'],
+    [['--max-duration', '0s'], '--max-duration'],
   ])('%j exits 1 naming the flag', async (args, flag) => {
     await tenantOf(2);
     const { code, stderr } = await sync(args);
