@@ -7,7 +7,7 @@ const valid = {
   DATABASE_URL: 'postgres://u@db:5432/warehouse',
   AUTH0_DOMAIN: 'tenant.eu.auth0.com',
   AUTH0_CLIENT_ID: 'abc',
-  AUTH0_CLIENT_SECRET: 'shh-very-secret-value',
+  AUTH0_CLIENT_SECRET: 'not-a-real-secret',
 };
 
 function problemsOf(env: Record<string, string>): string[] {
@@ -69,11 +69,11 @@ describe('loadConfig', () => {
 
   it('never shows the client secret', () => {
     const config = loadConfig(valid);
-    expect(config.auth0.clientSecret.reveal()).toBe('shh-very-secret-value');
-    expect(JSON.stringify(config)).not.toContain('shh-very');
-    expect(inspect(config, { depth: 10 })).not.toContain('shh-very');
-    expect(problemsOf({ ...valid, DATABASE_URL: 'mysql://x', AUTH0_CLIENT_SECRET: 'shh-very-secret-value' }).join()).not.toContain(
-      'shh-very',
+    expect(config.auth0.clientSecret.reveal()).toBe('not-a-real-secret');
+    expect(JSON.stringify(config)).not.toContain('not-a-real');
+    expect(inspect(config, { depth: 10 })).not.toContain('not-a-real');
+    expect(problemsOf({ ...valid, DATABASE_URL: 'mysql://x', AUTH0_CLIENT_SECRET: 'not-a-real-secret' }).join()).not.toContain(
+      'not-a-real',
     );
   });
 

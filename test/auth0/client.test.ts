@@ -83,7 +83,7 @@ describe('Auth0 client', () => {
   });
 
   it('says which credentials to check when the token endpoint refuses them, without the secret', async () => {
-    const error = await errorOf(clientFor({ AUTH0_CLIENT_SECRET: 'wrong-secret-1234567890' }).getJson(LIST, { user_id: 'auth0|a' }));
+    const error = await errorOf(clientFor({ AUTH0_CLIENT_SECRET: 'wrong-secret-42' }).getJson(LIST, { user_id: 'auth0|a' }));
     expect(error.code).toBe('invalid_credentials');
     expect(error.fatal).toBe(true);
     expect(error.message).toContain('AUTH0_CLIENT_SECRET');
