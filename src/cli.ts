@@ -100,7 +100,7 @@ async function withDatabase(
   }
 }
 
-export async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
+async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
   const { results, error } = await migrateToLatest(db);
   for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
   if (error) {
@@ -146,7 +146,7 @@ async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
  * SIGTERM or SIGINT aborts the returned signal (stop taking users, finish the ones in
  * flight); a second signal exits at once, leaving the run for the next one to mark interrupted.
  */
-export function onStopSignals(beforeExit: () => void): { signal: AbortSignal; dispose(): void } {
+function onStopSignals(beforeExit: () => void): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const handler = (signal: NodeJS.Signals) => {
     if (!controller.signal.aborted) {
@@ -167,7 +167,7 @@ export function onStopSignals(beforeExit: () => void): { signal: AbortSignal; di
   };
 }
 
-export function exitCodeFor(result: SyncJobResult, io: Io): number {
+function exitCodeFor(result: SyncJobResult, io: Io): number {
   const run = result.runId === undefined ? 'Dry run' : `Run ${result.runId}`;
   switch (result.status) {
     case 'succeeded':

@@ -177,7 +177,7 @@ export function loadConfig(env: Env): Config {
   });
 }
 
-export const DEFAULT_SCHEDULE = '0 * * * *';
+const DEFAULT_SCHEDULE = '0 * * * *';
 
 function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Config['worker'] {
   const schedule = text('SYNC_SCHEDULE', DEFAULT_SCHEDULE);

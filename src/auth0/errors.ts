@@ -51,7 +51,7 @@ export class Auth0Error extends SyncError {
 }
 
 /** The Management API's error body, as far as it is JSON: `{statusCode, error, message, errorCode}`. */
-export function describeErrorBody(body: string): string {
+function describeErrorBody(body: string): string {
   try {
     const parsed = JSON.parse(body) as Record<string, unknown>;
     const text = parsed.message ?? parsed.error_description ?? parsed.error;

@@ -124,6 +124,5 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
     deps.stopSignal?.removeEventListener('abort', onStop);
     await writer.close().catch(stop);
   }
-  deps.counts.requests = client.requests;
   return { fatal, stopped };
 }

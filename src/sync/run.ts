@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
 import type { Config } from '../config.js';
 import type { Database, RunStatus, RunTrigger } from '../database.js';
-import { errorCode } from '../errors.js';
+import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
 import { withRunLock } from '../run-lock.js';
@@ -53,10 +53,10 @@ export interface SyncJobResult {
 export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
   await assertMigrated(options.db);
   // A dry run writes nothing, not even the lock's bookkeeping, and can run beside a real one.
-  return options.dryRun ? runLocked(options) : withRunLock(options.db, () => runLocked(options), { advisory: !options.exclusive });
+  return options.dryRun ? runOnce(options) : withRunLock(options.db, () => runOnce(options), { advisory: !options.exclusive });
 }
 
-async function runLocked(options: SyncJobOptions): Promise<SyncJobResult> {
+async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   const { config, db, trigger } = options;
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
@@ -84,8 +84,8 @@ async function runLocked(options: SyncJobOptions): Promise<SyncJobResult> {
     error = result.fatal;
     status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
   } catch (thrown) {
-    // The source table went away mid-run, or similar: every remaining user is doomed.
-    error = thrown instanceof Error ? thrown : new Error(String(thrown));
+    // Reading the first page of user IDs failed, or similar: every user is doomed.
+    error = toError(thrown);
     status = 'failed';
   } finally {
     clearInterval(progress);

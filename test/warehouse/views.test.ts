@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Migrator, sql, type Insertable, type Kysely } from 'kysely';
 import { migrations } from '../../migrations/index.js';
-import type { Database, RefreshTokenDevicesTable, RefreshTokensTable } from '../../src/database.js';
+import type { Database, RefreshTokenDeviceRow, RefreshTokenDevicesTable, RefreshTokensTable } from '../../src/database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 const MINUTE = 60_000;
@@ -18,13 +18,7 @@ type Views = {
     expires_at: Date | null;
     idle_expires_at: Date | null;
     deleted_at: Date | null;
-    initial_ip: string | null;
-    initial_asn: string | null;
-    initial_user_agent: string | null;
-    last_ip: string | null;
-    last_asn: string | null;
-    last_user_agent: string | null;
-  };
+  } & Omit<RefreshTokenDeviceRow, 'token_id'>;
   'auth0.refresh_tokens_per_client': {
     client_id: string | null;
     active_tokens: number;
