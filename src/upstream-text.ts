@@ -1,0 +1,66 @@
+/**
+ * The one door for text that comes from outside the program (an Auth0 answer, a proxy's error
+ * page, a users file, a source-table ID) on its way to a log line, a terminal, an error message
+ * or a table: cap its length, scrub every secret this process holds, and strip the control
+ * characters that could rewrite an operator's screen or forge a log line.
+ */
+
+/** Longest upstream text kept in a message, log field or error column, in characters. */
+export const MAX_UPSTREAM_TEXT = 1024;
+/** Longest text scanned for secrets before the final cap (bounds the work on a huge body). */
+const MAX_SCANNED = 64 * 1024;
+const REDACTED = '[redacted]';
+
+/**
+ * Every secret this process has held: the client secret and each access token it was issued.
+ * Process-wide on purpose: an access token echoed by an answer to another request, or after
+ * it was renewed, must be scrubbed all the same.
+ */
+const secrets = new Set<string>();
+
+/**
+ * Remember a secret so `scrubSecrets` removes it from now on. Values shorter than 8 characters
+ * are ignored: scrubbing them would mangle ordinary words (a test secret, say) and they are
+ * not credentials worth the name.
+ */
+export function rememberSecret(value: string): void {
+  if (value.length >= 8) secrets.add(value);
+}
+
+/** Replace every remembered secret, raw, JSON-escaped or URL-encoded, with `[redacted]`. */
+export function scrubSecrets(text: string): string {
+  let out = text;
+  for (const secret of secrets) {
+    for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)])) {
+      if (out.includes(form)) out = out.replaceAll(form, REDACTED);
+    }
+  }
+  return out;
+}
+
+// ANSI escape sequences (CSI … final byte, OSC … BEL/ST, and two-byte ESC forms), then any
+// other C0/C1 control character, DEL, and the Unicode bidirectional overrides that can make
+// text display in another order than it reads.
+const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[@-Z\\-_])/g;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Remove ANSI escapes and control characters; line breaks and tabs become one space each, so
+ * a message stays on one line.
+ */
+export function stripControlCharacters(text: string): string {
+  return text.replace(ANSI, '').replace(/[\r\n\t]/g, ' ').replace(CONTROL, '');
+}
+
+/** At most `max` characters, with `…` marking a cut. */
+export function capText(text: string, max = MAX_UPSTREAM_TEXT): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/**
+ * Text from outside, made safe to print and store: secrets scrubbed, control characters
+ * stripped, length capped (default 1 KB).
+ */
+export function toSafeText(raw: string, max = MAX_UPSTREAM_TEXT): string {
+  return capText(stripControlCharacters(scrubSecrets(raw.length > MAX_SCANNED ? raw.slice(0, MAX_SCANNED) : raw)), max);
+}
