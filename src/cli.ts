@@ -40,6 +40,7 @@ const USAGE = `usage:
       --stale 24h|2026-11-01      users not synced successfully since then
       --max-users N, --max-duration 30m   a budget (stalest users first)
       --dry-run                   fetch and compare; write nothing
+      --allow-mass-delete         confirm a run that marks more than SYNC_MAX_DELETE_RATIO deleted
   npm run worker                  run the sync on SYNC_SCHEDULE until SIGTERM
   npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial)
   npm run demo                    migrate, sync a built-in sandbox tenant, print a short report`;

@@ -30,6 +30,13 @@ export interface Config {
     /** Budget of one run: users taken, and time before no new user is taken. */
     readonly maxUsers: number | undefined;
     readonly maxDurationMs: number | undefined;
+    /**
+     * Deletion guard: the largest share (0..1) of the live tokens held for a run's users that
+     * it may mark deleted, and of its users it may record as gone; 1 turns the guard off.
+     */
+    readonly maxDeleteRatio: number;
+    /** Users a run must have done before the guard measures it. */
+    readonly deleteGuardMinUsers: number;
   };
   readonly worker: {
     /** Cron expression (node-cron, five or six fields). */
@@ -81,6 +88,16 @@ function createReader(env: Env) {
     }
     return value;
   };
+  const ratio = (name: string, fallback: number): number => {
+    const raw = env[name]?.trim();
+    if (!raw) return fallback;
+    const value = Number(raw);
+    if (!/^(0|1|0?\.\d+|1\.0*)$/.test(raw) || !(value >= 0 && value <= 1)) {
+      problems.push(`${name} must be a number from 0 to 1, such as 0.2 (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
   const duration = (name: string): number | undefined => {
     const raw = env[name]?.trim();
     if (!raw) return undefined;
@@ -100,7 +117,7 @@ function createReader(env: Env) {
     if (problems.length > 0) throw new ConfigError(problems);
     return deepFreeze(config);
   };
-  return { problems, text, int, positive, duration, bool, done };
+  return { problems, text, int, positive, ratio, duration, bool, done };
 }
 
 type Reader = ReturnType<typeof createReader>;
@@ -145,7 +162,7 @@ export function loadDatabaseConfig(env: Env): DatabaseConfig {
  */
 export function loadConfig(env: Env): Config {
   const reader = createReader(env);
-  const { text, int, positive, duration, bool, problems } = reader;
+  const { text, int, positive, ratio, duration, bool, problems } = reader;
   const database = readDatabase(reader);
 
   const baseUrl = parseDomain(text('AUTH0_DOMAIN'), problems);
@@ -171,6 +188,8 @@ export function loadConfig(env: Env): Config {
       maxPagesPerUser: int('SYNC_MAX_PAGES_PER_USER', 200, 1, 100_000),
       maxUsers: env.SYNC_MAX_USERS?.trim() ? int('SYNC_MAX_USERS', 0, 1, 1_000_000_000) : undefined,
       maxDurationMs: duration('SYNC_MAX_DURATION'),
+      maxDeleteRatio: ratio('SYNC_MAX_DELETE_RATIO', 0.2),
+      deleteGuardMinUsers: int('SYNC_DELETE_GUARD_MIN', 50, 1, 1_000_000),
     },
     worker: readWorker(reader, bool),
     source,

@@ -100,6 +100,7 @@ export async function readStatus(
       'users_not_found',
       'users_failed',
       'tokens_seen',
+      'tokens_held',
       'tokens_added',
       'tokens_changed',
       'tokens_deleted',
@@ -159,6 +160,7 @@ type RunRow = {
   users_not_found: number;
   users_failed: number;
   tokens_seen: number;
+  tokens_held: number;
   tokens_added: number;
   tokens_changed: number;
   tokens_deleted: number;
@@ -178,6 +180,7 @@ function toRunSummary(row: RunRow): RunSummary {
     usersNotFound: row.users_not_found,
     usersFailed: row.users_failed,
     tokensSeen: row.tokens_seen,
+    tokensHeld: row.tokens_held,
     tokensAdded: row.tokens_added,
     tokensChanged: row.tokens_changed,
     tokensDeleted: row.tokens_deleted,

@@ -25,7 +25,7 @@ describe('loadConfig', () => {
     const config = loadConfig(valid);
     expect(config.auth0.baseUrl).toBe('https://tenant.eu.auth0.com');
     expect(config.auth0.audience).toBe('https://tenant.eu.auth0.com/api/v2/');
-    expect(config.sync).toEqual({ concurrency: 8, pageSize: 100, maxPagesPerUser: 200, maxUsers: undefined, maxDurationMs: undefined });
+    expect(config.sync).toEqual({ concurrency: 8, pageSize: 100, maxPagesPerUser: 200, maxUsers: undefined, maxDurationMs: undefined, maxDeleteRatio: 0.2, deleteGuardMinUsers: 50 });
     expect(config.source).toEqual({ table: ['auth0', 'users'], column: 'user_id' });
     expect(Object.isFrozen(config.auth0)).toBe(true);
   });

@@ -10,6 +10,7 @@ import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RunCounts } from '../runs.js';
 import { createBatchWriter } from './batch-writer.js';
+import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
 import type { UserOutcome } from './outcome.js';
 
@@ -26,6 +27,8 @@ export interface SyncDeps {
   stopSignal?: AbortSignal;
   /** How long users in flight may take after a stop before they are abandoned, default 5 s. */
   stopGraceMs?: number;
+  /** Bounds on deletions (see delete-guard.ts); undefined: none. */
+  deleteGuard?: DeleteGuard;
 }
 
 export interface SyncResult {

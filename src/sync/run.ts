@@ -9,6 +9,8 @@ import { withRunLock } from '../run-lock.js';
 import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
+import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
+import { MassDeleteError } from './delete-guard.js';
 import { runSync } from './pipeline.js';
 
 export interface SyncJobOptions {
@@ -24,6 +26,8 @@ export interface SyncJobOptions {
   dryRun?: boolean;
   /** This process has the database to itself (the embedded one): no advisory lock needed. */
   exclusive?: boolean;
+  /** Confirmed by the operator (`--allow-mass-delete`): no deletion guard for this run. */
+  allowMassDelete?: boolean;
   /** Recorded in sync_runs.args. */
   args?: Record<string, unknown>;
   stopSignal?: AbortSignal;
@@ -61,7 +65,15 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
   const { ids: userIds, total: usersTotal } = await selectUsers(db, config.source, options.selection ?? { kind: 'source' }, budget, clock);
-  const runId = options.dryRun ? undefined : await startRun(db, { trigger, args: options.args, usersTotal });
+  // A dry run writes nothing, so it needs no guard; a ratio of 1 allows everything.
+  const deleteGuard =
+    options.dryRun || options.allowMassDelete || config.sync.maxDeleteRatio >= 1
+      ? undefined
+      : { maxRatio: config.sync.maxDeleteRatio, minUsers: config.sync.deleteGuardMinUsers };
+  if (!options.dryRun) await assertCanWriteWarehouse(db);
+  const runId = options.dryRun
+    ? undefined
+    : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio });
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
@@ -80,7 +92,10 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   let status: SyncJobResult['status'];
   let error: Error | undefined;
   try {
-    const result = await runSync({ db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs }, userIds);
+    const result = await runSync(
+      { db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs, deleteGuard },
+      userIds,
+    );
     error = result.fatal;
     status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
   } catch (thrown) {
@@ -93,7 +108,9 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
     counts.requests = client.requests;
   }
 
-  if (runId !== undefined) await finishRun(db, runId, { status, counts, error: error?.message });
+  if (runId !== undefined) {
+    await finishRun(db, runId, { status, counts, error: error?.message, deleteGuardTripped: error instanceof MassDeleteError });
+  }
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
