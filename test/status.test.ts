@@ -145,6 +145,7 @@ describe('readStatus and formatStatus', () => {
       usersNotFound: 1,
       usersFailed: 1,
       tokensSeen: 8,
+      tokensHeld: 0,
       tokensAdded: 1,
       tokensChanged: 2,
       tokensDeleted: 3,
