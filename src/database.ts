@@ -32,6 +32,8 @@ export interface SyncRunsTable {
   tokens_changed: Generated<number>;
   requests: Generated<number>;
   error: string | null;
+  /** The route that listed the tokens (`refresh-tokens` or `users`); null before any listing. */
+  tokens_endpoint: 'refresh-tokens' | 'users' | null;
 }
 
 export interface RefreshTokensTable {

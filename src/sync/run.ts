@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
+import type { TokensEndpoint } from '../auth0/refresh-tokens.js';
 import type { Config } from '../config.js';
 import type { Database, RunStatus, RunTrigger } from '../database.js';
 import { errorCode, toError } from '../errors.js';
@@ -10,6 +11,7 @@ import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } f
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { runSync } from './pipeline.js';
+import { createTokensEndpointChoice } from './tokens-endpoint.js';
 
 export interface SyncJobOptions {
   config: Config;
@@ -42,6 +44,8 @@ export interface SyncJobResult {
   /** The one sentence that says why a failed run stopped. */
   error?: string;
   errorCode?: string;
+  /** The route tokens were listed through (`AUTH0_TOKENS_ENDPOINT`, or what `auto` chose). */
+  tokensEndpoint?: TokensEndpoint;
 }
 
 /**
@@ -65,8 +69,15 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
+  const endpoints = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
   const started = Date.now();
-  logger.info('sync started', { trigger, usersTotal, concurrency: config.sync.concurrency, ...budget });
+  logger.info('sync started', {
+    trigger,
+    usersTotal,
+    concurrency: config.sync.concurrency,
+    tokensEndpoint: config.auth0.tokensEndpoint,
+    ...budget,
+  });
 
   const progress = setInterval(() => {
     counts.requests = client.requests;
@@ -80,7 +91,10 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   let status: SyncJobResult['status'];
   let error: Error | undefined;
   try {
-    const result = await runSync({ db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs }, userIds);
+    const result = await runSync(
+      { db, client, logger, runId, options: config.sync, endpoints, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs },
+      userIds,
+    );
     error = result.fatal;
     status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
   } catch (thrown) {
@@ -93,14 +107,15 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
     counts.requests = client.requests;
   }
 
-  if (runId !== undefined) await finishRun(db, runId, { status, counts, error: error?.message });
+  const tokensEndpoint = endpoints.used();
+  if (runId !== undefined) await finishRun(db, runId, { status, counts, error: error?.message, tokensEndpoint });
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-  const summary = { status, usersTotal, seconds, peakRssMb, ...counts };
+  const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
-  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined };
+  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint };
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;
