@@ -1,5 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { errorForStatus } from '../../src/auth0/errors.js';
 import { main } from '../../src/cli.js';
+import { silentLogger } from '../../src/log.js';
+import { createTokensEndpointChoice } from '../../src/sync/tokens-endpoint.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -9,18 +12,24 @@ import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;
+/** Sandboxes started by the current test, closed after it. */
+const opened: FakeAuth0[] = [];
 
-beforeEach(async () => {
-  t = await createTestDatabase();
-});
-afterEach(async () => {
-  await fake?.close();
-  await t.drop();
-});
+/** Each end-to-end test gets its own database and sandbox tenant. */
+function withSandbox() {
+  beforeEach(async () => {
+    t = await createTestDatabase();
+  });
+  afterEach(async () => {
+    for (const server of opened.splice(0)) await server.close();
+    await t.drop();
+  });
+}
 
 /** 40 users, every 15th with 120-260 tokens (several pages of 50); `next` stays on last pages. */
 async function tenant(options: FakeAuth0Options = {}): Promise<FakeAuth0> {
   fake = await startFakeAuth0(options);
+  opened.push(fake);
   for (const [userId, tokens] of generateTenant({ users: 40, seed: 12, manyTokensEvery: 15 })) fake.setUser(userId, tokens);
   await loadUsers(t.db, fake.users.keys());
   return fake;
@@ -43,6 +52,7 @@ const NO_SCOPE_403 = { status: 403, body: '{"statusCode":403,"error":"Forbidden"
 const EA = '/api/v2/refresh-tokens';
 
 describe('AUTH0_TOKENS_ENDPOINT=auto (the default)', () => {
+  withSandbox();
   it('switches once to the users route on a tenant without the Early Access one, and the warehouse matches the API', async () => {
     await tenant({ earlyAccess: false });
     const first = await sync();
@@ -144,6 +154,7 @@ describe('AUTH0_TOKENS_ENDPOINT=auto (the default)', () => {
 });
 
 describe('a forced endpoint', () => {
+  withSandbox();
   it('AUTH0_TOKENS_ENDPOINT=users lists every user through the users route', async () => {
     await tenant();
     const { code, switches } = await sync({ AUTH0_TOKENS_ENDPOINT: 'users' });
@@ -180,5 +191,53 @@ describe('a forced endpoint', () => {
     expect(stderr.join('\n')).toContain('answered 403: Forbidden');
     expect(logs().find((l) => l.msg === 'stopping the run')).toMatchObject({ code: 'forbidden' });
     expect(fake.stats.userListRequests).toBe(0);
+  });
+});
+
+describe('createTokensEndpointChoice', () => {
+  const what = 'GET /api/v2/refresh-tokens';
+  const notFound = () => errorForStatus(404, '{"statusCode":404,"error":"Not Found","message":"Not Found"}', what);
+  const userGone = () => errorForStatus(404, '{"statusCode":404,"message":"The user does not exist.","errorCode":"inexistent_user"}', what);
+  const forbidden = () => errorForStatus(403, '{"statusCode":403,"message":"Forbidden"}', what);
+  const badTake = () => errorForStatus(400, '{"statusCode":400,"message":"Query validation error: \'take\' must be an integer"}', what);
+  const unknownParam = () => errorForStatus(400, '{"statusCode":400,"message":"Unknown query parameter: user_id"}', what);
+
+  it('auto: switches on the first unavailable answer, once, and re-lists users still in flight', () => {
+    const choice = createTokensEndpointChoice('auto', silentLogger);
+    expect(choice.used()).toBeUndefined();
+    expect(choice.current()).toBe('refresh-tokens');
+    expect(choice.judge('refresh-tokens', notFound())).toEqual({ retry: true });
+    expect(choice.current()).toBe('users');
+    expect(choice.judge('refresh-tokens', forbidden())).toEqual({ retry: true }); // in flight before the switch
+    expect(choice.judge('refresh-tokens', userGone())).toEqual({ retry: false, error: expect.objectContaining({ code: 'user_not_found' }) });
+    expect(choice.used()).toBe('users');
+  });
+
+  it('auto: a 400 switches only when it says the parameter or feature is unknown', () => {
+    const choice = createTokensEndpointChoice('auto', silentLogger);
+    expect(choice.judge('refresh-tokens', badTake())).toEqual({ retry: false, error: expect.objectContaining({ code: 'bad_request' }) });
+    expect(choice.current()).toBe('refresh-tokens');
+    expect(choice.judge('refresh-tokens', unknownParam())).toEqual({ retry: true });
+    expect(choice.current()).toBe('users');
+  });
+
+  it('auto: never switches once the Early Access route has answered', () => {
+    const choice = createTokensEndpointChoice('auto', silentLogger);
+    expect(choice.judge('refresh-tokens', userGone())).toMatchObject({ retry: false });
+    choice.confirm('refresh-tokens');
+    expect(choice.judge('refresh-tokens', notFound())).toEqual({ retry: false, error: expect.objectContaining({ code: 'bad_request' }) });
+    expect(choice.judge('refresh-tokens', forbidden())).toEqual({ retry: false, error: expect.objectContaining({ code: 'forbidden' }) });
+    expect(choice.current()).toBe('refresh-tokens');
+  });
+
+  it('forced: never switches; an unavailable route is fatal, a 403 stays forbidden', () => {
+    const choice = createTokensEndpointChoice('refresh-tokens', silentLogger);
+    const verdict = choice.judge('refresh-tokens', notFound());
+    expect(verdict).toEqual({ retry: false, error: expect.objectContaining({ code: 'endpoint_unavailable', fatal: true }) });
+    expect(choice.judge('refresh-tokens', forbidden())).toEqual({ retry: false, error: expect.objectContaining({ code: 'forbidden' }) });
+    expect(choice.current()).toBe('refresh-tokens');
+    const users = createTokensEndpointChoice('users', silentLogger);
+    expect(users.current()).toBe('users');
+    expect(users.judge('users', notFound())).toMatchObject({ retry: false, error: { code: 'endpoint_unavailable' } });
   });
 });
