@@ -11,7 +11,7 @@ import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } f
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { runSync } from './pipeline.js';
-import { createTokensEndpointChoice } from './tokens-endpoint.js';
+import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
 export interface SyncJobOptions {
   config: Config;
@@ -33,6 +33,11 @@ export interface SyncJobOptions {
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
   auth0?: Auth0ClientOptions;
+  /**
+   * The route choice to use, kept across runs by a long-lived process (the worker) so `auto`
+   * switches once per process; default a new one from AUTH0_TOKENS_ENDPOINT for this run.
+   */
+  tokensEndpoint?: TokensEndpointChoice;
 }
 
 export interface SyncJobResult {
@@ -69,7 +74,7 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
-  const endpoints = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
+  const endpoints = options.tokensEndpoint ?? createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
   const started = Date.now();
   logger.info('sync started', {
     trigger,
