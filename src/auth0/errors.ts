@@ -88,7 +88,7 @@ export function errorForStatus(status: number, body: string, what: string): Auth
 }
 
 /** A 400 whose words say the route, feature or parameter is unknown here, not that a value is wrong. */
-const UNKNOWN_FEATURE = /feature|early access|not (enabled|available|supported)|unknown (query )?param|additional propert|not allowed to have the additional/i;
+const UNKNOWN_FEATURE = /feature|early access|not (enabled|available|supported)|unknown (query )?param|additional propert/i;
 
 /**
  * Whether an answer from a listing route says the route is not there on this tenant (issue #12):

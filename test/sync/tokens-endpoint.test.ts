@@ -26,11 +26,11 @@ function withSandbox() {
   });
 }
 
-/** 40 users, every 15th with 120-260 tokens (several pages of 50); `next` stays on last pages. */
+/** 24 users, every 12th with 120-260 tokens (several pages of 50); `next` stays on last pages. */
 async function tenant(options: FakeAuth0Options = {}): Promise<FakeAuth0> {
   fake = await startFakeAuth0(options);
   opened.push(fake);
-  for (const [userId, tokens] of generateTenant({ users: 40, seed: 12, manyTokensEvery: 15 })) fake.setUser(userId, tokens);
+  for (const [userId, tokens] of generateTenant({ users: 24, seed: 12, manyTokensEvery: 12 })) fake.setUser(userId, tokens);
   await loadUsers(t.db, fake.users.keys());
   return fake;
 }
@@ -68,7 +68,7 @@ describe('AUTH0_TOKENS_ENDPOINT=auto (the default)', () => {
     expect(fake.stats.listRequests - fake.stats.userListRequests).toBeLessThanOrEqual(4);
     await expectWarehouseMatchesApi(t.db, fake);
     const run = await lastRun();
-    expect(run).toMatchObject({ status: 'succeeded', tokens_endpoint: 'users', users_synced: 40, users_not_found: 0, tokens_deleted: 0 });
+    expect(run).toMatchObject({ status: 'succeeded', tokens_endpoint: 'users', users_synced: 24, users_not_found: 0, tokens_deleted: 0 });
     const [manyId, many] = multiPageUser();
     const state = await t.db.selectFrom('auth0.user_sync_state').selectAll().where('user_id', '=', manyId).executeTakeFirstOrThrow();
     expect(state).toMatchObject({ status: 'synced', token_count: many.length });
@@ -93,7 +93,7 @@ describe('AUTH0_TOKENS_ENDPOINT=auto (the default)', () => {
     const { code, switches } = await sync();
     expect(code).toBe(0);
     expect(switches).toHaveLength(1);
-    expect(await lastRun()).toMatchObject({ tokens_endpoint: 'users', users_synced: 40, users_not_found: 0, tokens_deleted: 0 });
+    expect(await lastRun()).toMatchObject({ tokens_endpoint: 'users', users_synced: 24, users_not_found: 0, tokens_deleted: 0 });
     expect(await deletedTokens()).toBe(0);
     await expectWarehouseMatchesApi(t.db, fake);
   });
@@ -110,7 +110,7 @@ describe('AUTH0_TOKENS_ENDPOINT=auto (the default)', () => {
     expect(code).toBe(0);
     expect(switches).toEqual([]);
     expect(fake.stats.userListRequests).toBe(0);
-    expect(await lastRun()).toMatchObject({ tokens_endpoint: 'refresh-tokens', users_not_found: 2, users_synced: 38 });
+    expect(await lastRun()).toMatchObject({ tokens_endpoint: 'refresh-tokens', users_not_found: 2, users_synced: 22 });
   });
 
   it('switches on a 403 that names no scope and on a 400 saying the feature is unknown', async () => {
@@ -127,7 +127,7 @@ describe('AUTH0_TOKENS_ENDPOINT=auto (the default)', () => {
     const badRequest = await sync();
     expect(badRequest.code).toBe(0);
     expect(badRequest.switches).toHaveLength(1);
-    expect(await lastRun()).toMatchObject({ status: 'succeeded', tokens_endpoint: 'users', users_synced: 40 });
+    expect(await lastRun()).toMatchObject({ status: 'succeeded', tokens_endpoint: 'users', users_synced: 24 });
   });
 
   it('still stops on a missing scope, which no route can cure', async () => {
@@ -161,7 +161,7 @@ describe('a forced endpoint', () => {
     expect(code).toBe(0);
     expect(switches).toEqual([]);
     expect(fake.stats.listRequests).toBe(fake.stats.userListRequests);
-    expect(await lastRun()).toMatchObject({ status: 'succeeded', tokens_endpoint: 'users', users_synced: 40 });
+    expect(await lastRun()).toMatchObject({ status: 'succeeded', tokens_endpoint: 'users', users_synced: 24 });
     await expectWarehouseMatchesApi(t.db, fake);
   });
 
