@@ -4,6 +4,7 @@ import * as changeHistory from './2026_11_26_1000_change_history.js';
 import * as reportingViews from './2026_11_26_1100_reporting_views.js';
 import * as brinChangeTime from './2026_11_26_1200_brin_change_time.js';
 import * as deletionGuard from './2026_12_01_1000_deletion_guard.js';
+import * as tokensEndpoint from './2026_12_01_1100_tokens_endpoint.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '2026_11_26_1100_reporting_views': reportingViews,
   '2026_11_26_1200_brin_change_time': brinChangeTime,
   '2026_12_01_1000_deletion_guard': deletionGuard,
+  '2026_12_01_1100_tokens_endpoint': tokensEndpoint,
 };

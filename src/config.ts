@@ -19,6 +19,8 @@ export interface Config {
     readonly timeoutMs: number;
     /** Cap below the tenant's rate limit, requests per second; undefined = the tenant's limit. */
     readonly maxRps: number | undefined;
+    /** Which route lists tokens: `auto` picks by itself (issue #12). */
+    readonly tokensEndpoint: TokensEndpointSetting;
   };
   readonly sync: {
     /** Users fetched at the same time. */
@@ -58,6 +60,9 @@ export type Env = Record<string, string | undefined>;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+/** `AUTH0_TOKENS_ENDPOINT` values (src/sync/tokens-endpoint.ts). */
+const TOKENS_ENDPOINT_SETTINGS = ['auto', 'refresh-tokens', 'users'] as const;
+export type TokensEndpointSetting = (typeof TOKENS_ENDPOINT_SETTINGS)[number];
 
 /** Collects problems while reading variables, so one error can name them all. */
 function createReader(env: Env) {
@@ -171,6 +176,10 @@ export function loadConfig(env: Env): Config {
   const audience = text('AUTH0_AUDIENCE', baseUrl ? `${baseUrl}/api/v2/` : '');
 
   const source = readSource(reader);
+  const tokensEndpoint = text('AUTH0_TOKENS_ENDPOINT', 'auto').toLowerCase() as TokensEndpointSetting;
+  if (!TOKENS_ENDPOINT_SETTINGS.includes(tokensEndpoint)) {
+    problems.push(`AUTH0_TOKENS_ENDPOINT must be one of ${TOKENS_ENDPOINT_SETTINGS.join(', ')} (got "${tokensEndpoint}")`);
+  }
 
   return reader.done({
     ...database,
@@ -181,6 +190,7 @@ export function loadConfig(env: Env): Config {
       audience,
       timeoutMs: int('AUTH0_TIMEOUT_MS', 30_000, 100, 600_000),
       maxRps: positive('AUTH0_MAX_RPS'),
+      tokensEndpoint,
     },
     sync: {
       concurrency: int('SYNC_CONCURRENCY', 8, 1, 256),

@@ -37,6 +37,8 @@ export interface SyncRunsTable {
   /** The guard's bound in force; null when a mass deletion was confirmed. */
   max_delete_ratio: number | null;
   delete_guard_tripped: Generated<boolean>;
+  /** The route that listed the tokens (`refresh-tokens` or `users`); null before any listing. */
+  tokens_endpoint: 'refresh-tokens' | 'users' | null;
 }
 
 export interface RefreshTokensTable {

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { Kysely } from 'kysely';
-import type { Database, RunStatus, RunTrigger } from './database.js';
+import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 
 /** Counts a run accumulates; written to sync_runs as progress and at the end. */
 export interface RunCounts {
@@ -71,7 +71,14 @@ export async function recordRunProgress(db: Kysely<Database>, runId: number, cou
 export async function finishRun(
   db: Kysely<Database>,
   runId: number,
-  result: { status: Exclude<RunStatus, 'running'>; counts: RunCounts; error?: string; deleteGuardTripped?: boolean },
+  result: {
+    status: Exclude<RunStatus, 'running'>;
+    counts: RunCounts;
+    error?: string;
+    /** The route the run listed tokens through, if it listed any. */
+    tokensEndpoint?: SyncRunRow['tokens_endpoint'];
+    deleteGuardTripped?: boolean;
+  },
 ): Promise<void> {
   await db
     .updateTable('auth0.sync_runs')
@@ -79,6 +86,7 @@ export async function finishRun(
       ...toColumns(result.counts),
       status: result.status,
       error: result.error ?? null,
+      tokens_endpoint: result.tokensEndpoint ?? null,
       finished_at: new Date(),
       delete_guard_tripped: result.deleteGuardTripped ?? false,
     })

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Config } from './config.js';
-import type { Database, RunStatus, RunTrigger } from './database.js';
+import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
 import type { RunCounts } from './runs.js';
@@ -17,6 +17,8 @@ export interface RunSummary extends RunCounts {
   usersTotal: number | null;
   /** First line of the run's error, control characters blanked, truncated to ~100 characters. */
   error: string | null;
+  /** The route the run listed tokens through (`refresh-tokens` or `users`); null if none yet. */
+  tokensEndpoint: SyncRunRow['tokens_endpoint'];
 }
 
 /** A user whose last sync attempt failed. */
@@ -106,6 +108,7 @@ export async function readStatus(
       'tokens_deleted',
       'requests',
       'error',
+      'tokens_endpoint',
     ])
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
@@ -166,6 +169,7 @@ type RunRow = {
   tokens_deleted: number;
   requests: number;
   error: string | null;
+  tokens_endpoint: SyncRunRow['tokens_endpoint'];
 };
 
 function toRunSummary(row: RunRow): RunSummary {
@@ -186,6 +190,7 @@ function toRunSummary(row: RunRow): RunSummary {
     tokensDeleted: row.tokens_deleted,
     requests: row.requests,
     error: summarizeError(row.error),
+    tokensEndpoint: row.tokens_endpoint,
   };
 }
 
@@ -300,6 +305,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
       `${run.usersSynced}/${run.usersNotFound}/${run.usersFailed} of ${run.usersTotal ?? '?'}`,
       `${run.tokensSeen}/${run.tokensAdded}/${run.tokensChanged}/${run.tokensDeleted}`,
       String(run.requests),
+      run.tokensEndpoint ?? '-',
       run.error ?? '',
     ]);
     lines.push(
@@ -313,6 +319,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
           'users synced/not found/failed of total',
           'tokens seen/added/changed/deleted',
           'requests',
+          'endpoint',
           'error',
         ],
         rows,

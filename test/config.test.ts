@@ -30,6 +30,15 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config.auth0)).toBe(true);
   });
 
+  it('reads AUTH0_TOKENS_ENDPOINT: auto by default, refresh-tokens or users, anything else named', () => {
+    expect(loadConfig(valid).auth0.tokensEndpoint).toBe('auto');
+    expect(loadConfig({ ...valid, AUTH0_TOKENS_ENDPOINT: 'users' }).auth0.tokensEndpoint).toBe('users');
+    expect(loadConfig({ ...valid, AUTH0_TOKENS_ENDPOINT: ' Refresh-Tokens ' }).auth0.tokensEndpoint).toBe('refresh-tokens');
+    expect(problemsOf({ ...valid, AUTH0_TOKENS_ENDPOINT: 'user' })).toEqual([
+      'AUTH0_TOKENS_ENDPOINT must be one of auto, refresh-tokens, users (got "user")',
+    ]);
+  });
+
   it('accepts a full https URL and plain http only on loopback', () => {
     expect(loadConfig({ ...valid, AUTH0_DOMAIN: 'https://tenant.auth0.com/' }).auth0.baseUrl).toBe('https://tenant.auth0.com');
     expect(loadConfig({ ...valid, AUTH0_DOMAIN: 'http://127.0.0.1:4000' }).auth0.baseUrl).toBe('http://127.0.0.1:4000');

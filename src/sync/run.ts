@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
+import type { TokensEndpoint } from '../auth0/refresh-tokens.js';
 import type { Config } from '../config.js';
 import type { Database, RunStatus, RunTrigger } from '../database.js';
 import { errorCode, toError } from '../errors.js';
@@ -12,6 +13,7 @@ import { selectUsers, type RunBudget, type UserSelection } from '../source/selec
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
 import { MassDeleteError } from './delete-guard.js';
 import { runSync } from './pipeline.js';
+import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
 export interface SyncJobOptions {
   config: Config;
@@ -35,6 +37,11 @@ export interface SyncJobOptions {
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
   auth0?: Auth0ClientOptions;
+  /**
+   * The route choice to use, kept across runs by a long-lived process (the worker) so `auto`
+   * switches once per process; default a new one from AUTH0_TOKENS_ENDPOINT for this run.
+   */
+  tokensEndpoint?: TokensEndpointChoice;
 }
 
 export interface SyncJobResult {
@@ -46,6 +53,8 @@ export interface SyncJobResult {
   /** The one sentence that says why a failed run stopped. */
   error?: string;
   errorCode?: string;
+  /** The route tokens were listed through (`AUTH0_TOKENS_ENDPOINT`, or what `auto` chose). */
+  tokensEndpoint?: TokensEndpoint;
 }
 
 /**
@@ -77,8 +86,15 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
+  const endpoints = options.tokensEndpoint ?? createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
   const started = Date.now();
-  logger.info('sync started', { trigger, usersTotal, concurrency: config.sync.concurrency, ...budget });
+  logger.info('sync started', {
+    trigger,
+    usersTotal,
+    concurrency: config.sync.concurrency,
+    tokensEndpoint: config.auth0.tokensEndpoint,
+    ...budget,
+  });
 
   const progress = setInterval(() => {
     counts.requests = client.requests;
@@ -93,7 +109,18 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   let error: Error | undefined;
   try {
     const result = await runSync(
-      { db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs, deleteGuard },
+      {
+        db,
+        client,
+        logger,
+        runId,
+        options: config.sync,
+        endpoints,
+        counts,
+        stopSignal: options.stopSignal,
+        stopGraceMs: options.stopGraceMs,
+        deleteGuard,
+      },
       userIds,
     );
     error = result.fatal;
@@ -108,16 +135,17 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
     counts.requests = client.requests;
   }
 
+  const tokensEndpoint = endpoints.used();
   if (runId !== undefined) {
-    await finishRun(db, runId, { status, counts, error: error?.message, deleteGuardTripped: error instanceof MassDeleteError });
+    await finishRun(db, runId, { status, counts, error: error?.message, tokensEndpoint, deleteGuardTripped: error instanceof MassDeleteError });
   }
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-  const summary = { status, usersTotal, seconds, peakRssMb, ...counts };
+  const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
-  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined };
+  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint };
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;
