@@ -111,7 +111,8 @@ export function describeDryRun(result: SyncJobResult): string {
   const { counts } = result;
   return (
     `Dry run over ${counts.usersSynced + counts.usersNotFound} users (${counts.usersNotFound} gone from Auth0, ${counts.usersFailed} failed): ` +
-    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.`
+    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.` +
+    (result.wouldStop ? ` A real run would stop at the deletion guard: it would ${result.wouldStop} (see --allow-mass-delete).` : '')
   );
 }
 

@@ -11,7 +11,7 @@ import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } f
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
-import { MassDeleteError } from './delete-guard.js';
+import { describeCrossing, MassDeleteError } from './delete-guard.js';
 import { runSync } from './pipeline.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
@@ -50,6 +50,8 @@ export interface SyncJobResult {
   status: Exclude<RunStatus, 'running'>;
   counts: RunCounts;
   usersTotal: number | undefined;
+  /** A dry run that a real run's deletion guard would stop: what it would cross. */
+  wouldStop?: string;
   /** The one sentence that says why a failed run stopped. */
   error?: string;
   errorCode?: string;
@@ -74,11 +76,13 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
   const { ids: userIds, total: usersTotal } = await selectUsers(db, config.source, options.selection ?? { kind: 'source' }, budget, clock);
-  // A dry run writes nothing, so it needs no guard; a ratio of 1 allows everything.
-  const deleteGuard =
-    options.dryRun || options.allowMassDelete || config.sync.maxDeleteRatio >= 1
+  // A ratio of 1 allows everything. A dry run writes nothing, so nothing to stop: it only says
+  // whether a real run would stop.
+  const guard =
+    options.allowMassDelete || config.sync.maxDeleteRatio >= 1
       ? undefined
       : { maxRatio: config.sync.maxDeleteRatio, minUsers: config.sync.deleteGuardMinUsers };
+  const deleteGuard = options.dryRun ? undefined : guard;
   if (!options.dryRun) await assertCanWriteWarehouse(db);
   const runId = options.dryRun
     ? undefined
@@ -145,7 +149,8 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
-  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint };
+  const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
+  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;

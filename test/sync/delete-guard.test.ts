@@ -50,6 +50,9 @@ describe('the deletion guard', () => {
     expect(live).toBeGreaterThan(100);
 
     fake.users.clear(); // valid credentials, wrong tenant: nobody exists
+    const dry = await sync(['--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout.join('\n')).toMatch(/A real run would stop at the deletion guard: it would mark deleted \d+ of the \d+ live tokens/);
     const { code, stderr } = await sync();
     expect(code).toBe(1);
     expect(stderr.join('\n')).toMatch(/would mark deleted \d+ of the \d+ live tokens .* and record \d+ of \d+ users as gone from Auth0 \(100%\).*--allow-mass-delete/);
