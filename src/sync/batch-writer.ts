@@ -2,8 +2,9 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../database.js';
 import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { RunLockLostError, type RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
-import { databaseUnavailable, isDatabaseUnavailable } from '../warehouse/errors.js';
+import { databaseUnavailable, isConnectionLost, isDatabaseUnavailable } from '../warehouse/errors.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import type { UserOutcome } from './outcome.js';
 import { planWrites, type PlanCounts } from './plan.js';
@@ -19,6 +20,8 @@ export interface BatchWriterOptions {
   db: Kysely<Database>;
   /** The run the rows are written for; undefined for a dry run, which writes nothing at all. */
   runId: number | undefined;
+  /** Checked in every write transaction of a run holding the lock on a server (issue #13). */
+  lease?: RunLease;
   counts: RunCounts;
   logger: Logger;
   /** Users and rows per write statement. */
@@ -36,7 +39,7 @@ export interface BatchWriterOptions {
  * as failed with its old rows untouched.
  */
 export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
-  const { db, runId, counts, logger } = options;
+  const { db, runId, lease, counts, logger } = options;
   const maxBatchUsers = options.maxBatchUsers ?? 500;
   const maxBatchRows = options.maxBatchRows ?? 10_000;
   let queue: UserOutcome[] = [];
@@ -71,22 +74,25 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
 
   async function write(batch: UserOutcome[]): Promise<void> {
     try {
-      // No explicit transaction: the write is one statement, atomic by itself, and the run
-      // lock means no one else changes these users between the read and the write.
       const users = batch.filter((o) => o.status !== 'failed').map((o) => o.userId);
-      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write.
-      const stored =
-        runId === undefined
-          ? await db.transaction().setAccessMode('read only').execute((trx) => readStoredTokens(trx, users))
-          : await readStoredTokens(db, users);
-      const plan = planWrites(batch, stored);
-      if (runId !== undefined) await applyWritePlan(db, runId, plan, batch);
+      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write. A real
+      // run reads and writes in one transaction that first checks this run still holds the run
+      // lease (issue #13): once another run has taken over, not one more row is written.
+      const plan = await retryLostConnection(() =>
+        (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
+          if (runId !== undefined) await lease?.assertHeld(trx);
+          const plan = planWrites(batch, await readStoredTokens(trx, users));
+          if (runId !== undefined) await applyWritePlan(trx, runId, plan, batch);
+          return plan;
+        }),
+      );
       tally(batch, plan.counts);
       if (runId !== undefined && counts.tokensAdded >= analyzeAt) {
         analyzeAt = counts.tokensAdded * 2;
         await refreshStatistics(db);
       }
     } catch (error) {
+      if (error instanceof RunLockLostError) throw error;
       if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
       if (batch.length > 1) {
         for (const outcome of batch) await write([outcome]);
@@ -102,6 +108,23 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
       const message = `Writing to the warehouse failed: ${toError(error).message}`;
       logger.warn('user write failed', { userId: outcome.userId, code: errorCode(error), error: message });
       await write([{ status: 'failed', userId: outcome.userId, code: 'write_failed', message }]);
+    }
+  }
+
+  /**
+   * A batch whose connection was cut under it (a proxy recycling connections, an administrator's
+   * pg_terminate_backend) is tried again on a fresh one, twice, before the database counts as
+   * gone. Safe: the transaction re-reads what is stored, so a commit that did land plans nothing twice.
+   */
+  async function retryLostConnection<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await write();
+      } catch (error) {
+        if (attempt >= 3 || !isConnectionLost(error)) throw error;
+        logger.warn('database connection lost during a write; retrying on a fresh one', { attempt, error: toError(error).message });
+        await new Promise((wake) => setTimeout(wake, 50 * attempt));
+      }
     }
   }
 

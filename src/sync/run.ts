@@ -5,7 +5,7 @@ import type { Database, RunStatus, RunTrigger } from '../database.js';
 import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
-import { withRunLock } from '../run-lock.js';
+import { RunLockLostError, withRunLock, type RunLease } from '../run-lock.js';
 import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
@@ -53,10 +53,12 @@ export interface SyncJobResult {
 export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
   await assertMigrated(options.db);
   // A dry run writes nothing, not even the lock's bookkeeping, and can run beside a real one.
-  return options.dryRun ? runOnce(options) : withRunLock(options.db, () => runOnce(options), { advisory: !options.exclusive });
+  return options.dryRun
+    ? runOnce(options, undefined)
+    : withRunLock(options.db, (lease) => runOnce(options, lease), { advisory: !options.exclusive, logger: options.logger });
 }
 
-async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
+async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Promise<SyncJobResult> {
   const { config, db, trigger } = options;
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
@@ -80,7 +82,8 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   let status: SyncJobResult['status'];
   let error: Error | undefined;
   try {
-    const result = await runSync({ db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs }, userIds);
+    if (runId !== undefined) await lease?.claim(runId);
+    const result = await runSync({ db, client, logger, runId, lease, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs }, userIds);
     error = result.fatal;
     status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
   } catch (thrown) {
@@ -93,7 +96,17 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
     counts.requests = client.requests;
   }
 
-  if (runId !== undefined) await finishRun(db, runId, { status, counts, error: error?.message });
+  // A run that lost the run lock wrote nothing after it found out: interrupted, not failed.
+  if (error instanceof RunLockLostError) status = 'interrupted';
+  if (runId !== undefined) {
+    const recorded = await finishRun(db, runId, { status, counts, error: error?.message });
+    if (recorded.status !== status) {
+      // The next run took the lock (ours was lost) and already marked this one: keep its word.
+      logger.warn('another run already recorded this run', { recorded: recorded.status, error: recorded.error });
+      status = recorded.status === 'running' ? status : recorded.status;
+      if (!(error instanceof RunLockLostError)) error = new RunLockLostError('another run took over and recorded this run as ' + recorded.status + '.');
+    }
+  }
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
