@@ -28,6 +28,8 @@ export interface SyncJobOptions {
   args?: Record<string, unknown>;
   stopSignal?: AbortSignal;
   stopGraceMs?: number;
+  /** How often the run lock's connection is checked between writes, default 1 s. */
+  lockCheckEveryMs?: number;
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
   auth0?: Auth0ClientOptions;
@@ -55,7 +57,11 @@ export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult
   // A dry run writes nothing, not even the lock's bookkeeping, and can run beside a real one.
   return options.dryRun
     ? runOnce(options, undefined)
-    : withRunLock(options.db, (lease) => runOnce(options, lease), { advisory: !options.exclusive, logger: options.logger });
+    : withRunLock(options.db, (lease) => runOnce(options, lease), {
+        advisory: !options.exclusive,
+        logger: options.logger,
+        checkEveryMs: options.lockCheckEveryMs,
+      });
 }
 
 async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Promise<SyncJobResult> {
