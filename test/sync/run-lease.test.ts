@@ -120,15 +120,15 @@ async function expectWrittenBefore(runId: number, before: Date): Promise<void> {
 
 describeServer('the run lease when PostgreSQL drops connections', () => {
   it('never lets two runs write when every connection is terminated and a second run starts at once', async () => {
-    const server = await tenantOf(250, 25);
+    const server = await tenantOf(200, 25);
     let second: Promise<SyncJobResult | Error> | undefined;
     let stallUntil = 0;
     server.intercept((ctx) => {
       // Auth0 stalls for a moment, so the first run finds out only when it next writes (its
       // lock check between writes is slowed down here): the second run gets the lock first.
       if (Date.now() < stallUntil) return { delayMs: stallUntil - Date.now() };
-      if (ctx.count === 160 && !second) {
-        stallUntil = Date.now() + 2500;
+      if (ctx.count === 120 && !second) {
+        stallUntil = Date.now() + 1500;
         second = sleep(200)
           .then(() => terminate(`application_name = 'auth0-refresh-token-sync'`))
           .then(() => syncWith(openDb()).catch((error: Error) => error));
