@@ -143,8 +143,9 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
   function recover(): Promise<void> {
     recovering ??= (async () => {
       logger?.warn('the database connection holding the run lock was lost; taking the lock back', { pid: session.pid });
-      await session.end();
-      const next = await openLockSession(db).catch(() => undefined);
+      const dead = session;
+      await dead.end();
+      const { next, takenByOther } = await retakeLock(db, dead.pid);
       // Anyone who takes the lock writes a new holder into the lease first thing: the lease
       // still naming us means no other run has held the lock (or written) since we lost it.
       const ours = next && (await readLease(next.conn).then((lease) => lease?.holder === holder, () => false));
@@ -154,7 +155,11 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
         return;
       }
       await next?.end();
-      loseLease(new RunLockLostError(next ? 'another run took over; this run stopped writing.' : 'another run holds it now; this run stopped writing.'));
+      loseLease(
+        new RunLockLostError(
+          next || takenByOther ? 'another run took over; this run stopped writing.' : 'this run could not take it back and stopped writing.',
+        ),
+      );
     })().finally(() => {
       recovering = undefined;
     });
@@ -195,7 +200,7 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
         select holder, run_id, exists (
           select 1 from pg_locks
           where locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = ${LOCK_ID} and objsubid = 2
-            and pid = ${session.pid} and granted
+            and pid = ${session.pid} and granted and database = (select oid from pg_database where datname = current_database())
         ) as locked
         from auth0.run_lease where id = 1
         for share of run_lease`.execute(trx);
@@ -232,6 +237,29 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
       await session.end();
     },
   };
+}
+
+/**
+ * Try to take the lock again after the session `deadPid` lost it. The server may take a moment
+ * to notice a dropped connection and end its backend, which holds the lock until it exits:
+ * while pg_locks shows that backend (or no one) as the holder, try again for up to 3 s.
+ * Gives up at once when another session holds it.
+ */
+async function retakeLock(db: Kysely<Database>, deadPid: number): Promise<{ next?: LockSession; takenByOther?: boolean }> {
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    const next = await openLockSession(db).catch(() => undefined);
+    if (next) return { next };
+    const holder = await sql<{ pid: number }>`
+      select pid from pg_locks
+      where locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = ${LOCK_ID} and objsubid = 2 and granted
+        -- pg_locks shows every database's locks; advisory locks are per database.
+        and database = (select oid from pg_database where datname = current_database())`
+      .execute(db)
+      .then(({ rows }) => rows[0]?.pid, () => undefined);
+    if (holder !== undefined && holder !== deadPid) return { takenByOther: true };
+    await new Promise((wake) => setTimeout(wake, 100));
+  }
+  return {};
 }
 
 async function readLease(db: Kysely<Database>) {

@@ -68,7 +68,9 @@ async function adminQuery<R extends pg.QueryResultRow>(text: string): Promise<R[
   }
 }
 
-const LOCK_HOLDER = `select pid from pg_locks where locktype = 'advisory' and classid = ${0x41_30_52_54} and objid = 1 and granted`;
+/** The session holding this database's run lock (pg_locks lists every database's locks). */
+const LOCK_HOLDER = `select pid from pg_locks where locktype = 'advisory' and classid = ${0x41_30_52_54} and objid = 1 and granted
+  and database = (select oid from pg_database where datname = current_database())`;
 
 const terminate = (where: string) =>
   adminQuery<{ pid: number }>(
