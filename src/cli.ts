@@ -178,6 +178,11 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
       io.stderr(`${run}: ${result.counts.usersFailed} of ${result.usersTotal ?? 'the'} users failed; see auth0.user_sync_state.`);
       return EXIT.partial;
     case 'interrupted':
+      // Lost the run lock mid-run (issue #13): not a graceful stop, so alerting sees exit 1.
+      if (result.errorCode === 'run_lock_lost') {
+        io.stderr(`${run} interrupted: ${result.error}`);
+        return EXIT.fatal;
+      }
       io.stderr(`${run} interrupted; the next run completes the warehouse.`);
       return EXIT.interrupted;
     default:

@@ -107,6 +107,14 @@ export interface RefreshTokenChangesTable {
   observed_at: Generated<Date>;
 }
 
+/** One row (id 1): which holding of the run lock may write (issue #13). */
+export interface RunLeaseTable {
+  id: number;
+  holder: string | null;
+  run_id: number | null;
+  acquired_at: Timestamp | null;
+}
+
 export interface Database {
   'auth0.users': UsersTable;
   'auth0.sync_runs': SyncRunsTable;
@@ -115,6 +123,7 @@ export interface Database {
   'auth0.refresh_token_resource_servers': RefreshTokenResourceServersTable;
   'auth0.user_sync_state': UserSyncStateTable;
   'auth0.refresh_token_changes': RefreshTokenChangesTable;
+  'auth0.run_lease': RunLeaseTable;
 }
 
 export type SyncRunRow = Selectable<SyncRunsTable>;

@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../database.js';
 import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
 import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
@@ -21,6 +22,8 @@ export interface SyncDeps {
   logger: Logger;
   /** Undefined for a dry run: fetch and compare, write nothing. */
   runId: number | undefined;
+  /** Fences the writes of a run holding the lock on a server (issue #13). */
+  lease?: RunLease;
   options: Config['sync'];
   /** Which route lists tokens; shared by every user of the run (issue #12). */
   endpoints: TokensEndpointChoice;
@@ -62,6 +65,8 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
     abort.abort(error);
   };
   const writer = createBatchWriter({ ...deps, onFatal: stop });
+  // The run lock is gone for good: stop at once, even between writes.
+  deps.lease?.onLost(stop);
   // A graceful stop: take no new user now; abandon the ones in flight after the grace period
   // (they are not written, so they keep their previous rows).
   let graceTimer: NodeJS.Timeout | undefined;

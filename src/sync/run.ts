@@ -6,7 +6,7 @@ import type { Database, RunStatus, RunTrigger } from '../database.js';
 import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
-import { withRunLock } from '../run-lock.js';
+import { RunLockLostError, withRunLock, type RunLease } from '../run-lock.js';
 import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
@@ -34,6 +34,8 @@ export interface SyncJobOptions {
   args?: Record<string, unknown>;
   stopSignal?: AbortSignal;
   stopGraceMs?: number;
+  /** How often the run lock's connection is checked between writes, default 1 s. */
+  lockCheckEveryMs?: number;
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
   auth0?: Auth0ClientOptions;
@@ -67,11 +69,18 @@ export interface SyncJobResult {
  */
 export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
   await assertMigrated(options.db);
+  if (!options.dryRun) await assertCanWriteWarehouse(options.db);
   // A dry run writes nothing, not even the lock's bookkeeping, and can run beside a real one.
-  return options.dryRun ? runOnce(options) : withRunLock(options.db, () => runOnce(options), { advisory: !options.exclusive });
+  return options.dryRun
+    ? runOnce(options, undefined)
+    : withRunLock(options.db, (lease) => runOnce(options, lease), {
+        advisory: !options.exclusive,
+        logger: options.logger,
+        checkEveryMs: options.lockCheckEveryMs,
+      });
 }
 
-async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
+async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Promise<SyncJobResult> {
   const { config, db, trigger } = options;
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
@@ -83,7 +92,6 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
       ? undefined
       : { maxRatio: config.sync.maxDeleteRatio, minUsers: config.sync.deleteGuardMinUsers };
   const deleteGuard = options.dryRun ? undefined : guard;
-  if (!options.dryRun) await assertCanWriteWarehouse(db);
   const runId = options.dryRun
     ? undefined
     : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio });
@@ -112,12 +120,14 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   let status: SyncJobResult['status'];
   let error: Error | undefined;
   try {
+    if (runId !== undefined) await lease?.claim(runId);
     const result = await runSync(
       {
         db,
         client,
         logger,
         runId,
+        lease,
         options: config.sync,
         endpoints,
         counts,
@@ -140,8 +150,22 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   }
 
   const tokensEndpoint = endpoints.used();
+  // A run that lost the run lock wrote nothing after it found out: interrupted, not failed.
+  if (error instanceof RunLockLostError) status = 'interrupted';
   if (runId !== undefined) {
-    await finishRun(db, runId, { status, counts, error: error?.message, tokensEndpoint, deleteGuardTripped: error instanceof MassDeleteError });
+    const recorded = await finishRun(db, runId, {
+      status,
+      counts,
+      error: error?.message,
+      tokensEndpoint,
+      deleteGuardTripped: error instanceof MassDeleteError,
+    });
+    if (recorded.status !== status) {
+      // The next run took the lock (ours was lost) and already marked this one: keep its word.
+      logger.warn('another run already recorded this run', { recorded: recorded.status, error: recorded.error });
+      status = recorded.status === 'running' ? status : recorded.status;
+      if (!(error instanceof RunLockLostError)) error = new RunLockLostError('another run took over and recorded this run as ' + recorded.status + '.');
+    }
   }
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
