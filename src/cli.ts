@@ -114,7 +114,7 @@ async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
 async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: SYNC_OPTIONS, strict: true, allowPositionals: false });
   const config = loadConfig(env);
-  const request = toSyncRequest(values, config);
+  const request = await toSyncRequest(values, config);
   const logger = createLogger({ level: config.logLevel, write: io.stdout });
   return withDatabase(config, 'sync', io, deps, async ({ db, embedded }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
