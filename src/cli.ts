@@ -7,7 +7,7 @@ import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
 import { ConfigError, SyncError } from './errors.js';
 import { createLogger } from './log.js';
-import { migrateToLatest } from './migrate.js';
+import { assertMigrated, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
 import { formatStatus, readStatus, statusExitCode } from './status.js';
 import type { SyncJobResult } from './sync/run.js';
@@ -61,6 +61,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       case 'status': {
         const config = loadDatabaseConfig(env);
         return await withDatabase(config, 'status', io, deps, async ({ db }) => {
+          await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
           const report = await readStatus(db, config.source);
           for (const line of formatStatus(report)) io.stdout(line);
           return statusExitCode(report);

@@ -1,10 +1,11 @@
 import { sql, type Kysely } from 'kysely';
-import type { Config } from './config.js';
+import { formatName, type Config } from './config.js';
 import type { Database, RunStatus, RunTrigger } from './database.js';
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
 import type { RunCounts } from './runs.js';
 import { countUserIds } from './source/user-ids.js';
+import { capText, stripControlCharacters } from './upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
 export interface RunSummary extends RunCounts {
@@ -190,7 +191,7 @@ function toRunSummary(row: RunRow): RunSummary {
 const MISSING_SOURCE_CODES = new Set(['42P01', '3F000', '42703']);
 
 async function readStaleness(db: Kysely<Database>, source: Config['source']): Promise<Staleness> {
-  const name = `${source.table.join('.')}.${source.column}`;
+  const name = formatName([...source.table, source.column]);
   try {
     const sourceUsers = await countUserIds(db, source);
     const column = sql.id('src', source.column);
@@ -222,7 +223,7 @@ async function readStaleness(db: Kysely<Database>, source: Config['source']): Pr
     }
     const code = (error as { code?: unknown } | null)?.code;
     if (typeof code === 'string' && MISSING_SOURCE_CODES.has(code)) {
-      return { known: false, source: name, reason: `The source table ${source.table.join('.')} cannot be read (${code}).` };
+      return { known: false, source: name, reason: `The source table ${formatName(source.table)} cannot be read (${code}).` };
     }
     throw error;
   }
@@ -242,6 +243,15 @@ function summarizeError(error: string | null): string | null {
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
+
+/**
+ * Stored text shown on a terminal: user IDs and errors can come from a source table or an
+ * upstream answer, so control characters (terminal escapes, line breaks, bidi overrides) are
+ * stripped and long values cut.
+ */
+function printable(text: string, max = 100): string {
+  return capText(stripControlCharacters(text), max);
+}
 
 /** Elapsed time for people; clock skew (a negative span) reads as 0. */
 function formatSpan(ms: number): string {
@@ -297,7 +307,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
       `${run.usersSynced}/${run.usersNotFound}/${run.usersFailed} of ${run.usersTotal ?? '?'}`,
       `${run.tokensSeen}/${run.tokensAdded}/${run.tokensChanged}/${run.tokensDeleted}`,
       String(run.requests),
-      run.error ?? '',
+      printable(run.error ?? ''),
     ]);
     lines.push(
       ...table(
@@ -330,11 +340,11 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
     );
     if (shown > 0) {
       const rows = report.failingUsers.map((user) => [
-        user.userId,
-        user.errorCode ?? '-',
+        printable(user.userId, 80),
+        printable(user.errorCode ?? '-', 40),
         formatTime(user.lastAttemptAt),
         user.lastSuccessAt ? formatTime(user.lastSuccessAt) : 'never',
-        user.error ?? '',
+        printable(user.error ?? ''),
       ]);
       lines.push(...table(['user', 'error code', 'last attempt', 'last success', 'error'], rows));
     }
@@ -343,13 +353,13 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
   lines.push('');
   const staleness = report.staleness;
   if (!staleness.known) {
-    lines.push(`Staleness (source ${staleness.source}): unknown`);
-    lines.push(`  ${staleness.reason}`);
+    lines.push(`Staleness (source ${printable(staleness.source, 200)}): unknown`);
+    lines.push(`  ${printable(staleness.reason, 300)}`);
   } else {
-    lines.push(`Staleness (source ${staleness.source})`);
+    lines.push(`Staleness (source ${printable(staleness.source, 200)})`);
     const oldest = staleness.oldestSuccessAt
       ? `${formatTime(staleness.oldestSuccessAt)} UTC, ${formatSpan(now.getTime() - staleness.oldestSuccessAt.getTime())} ago` +
-        (staleness.oldestSuccessUserId ? ` (${staleness.oldestSuccessUserId})` : '')
+        (staleness.oldestSuccessUserId ? ` (${printable(staleness.oldestSuccessUserId, 80)})` : '')
       : 'none yet';
     const rows = [
       ['source users:', String(staleness.sourceUsers)],
