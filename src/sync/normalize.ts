@@ -160,11 +160,13 @@ function checkKeyLength(text: string, field: string): void {
 /** ISO-8601 with a zone, as Auth0 sends it (`2024-05-01T13:00:30.038Z`); null when absent. */
 function toDate(value: unknown, field: string): string | null {
   if (value === undefined || value === null) return null;
-  const ms = typeof value === 'string' && ISO_8601.test(value) ? parseIsoDate(value) : undefined;
+  const shown = () => stripControlCharacters(JSON.stringify(value)?.slice(0, 60) ?? '');
+  if (typeof value !== 'string' || !ISO_8601.test(value)) throw new InvalidRecordError(`${field} is not an ISO-8601 date: ${shown()}`);
   // Date.parse alone would roll 2026-02-31 over to March 3rd and take year 0000.
-  if (ms === undefined) throw new InvalidRecordError(`${field} is not an ISO-8601 date that exists: ${stripControlCharacters(JSON.stringify(value)?.slice(0, 60) ?? '')}`);
+  const ms = parseIsoDate(value);
+  if (ms === undefined) throw new InvalidRecordError(`${field} is not a date that exists: ${shown()}`);
   // Auth0's own form is already canonical (UTC, milliseconds): keep the string, skip a Date.
-  return CANONICAL_UTC.test(value as string) ? (value as string) : new Date(ms).toISOString();
+  return CANONICAL_UTC.test(value) ? value : new Date(ms).toISOString();
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
