@@ -289,3 +289,32 @@ describe('statusExitCode', () => {
     expect(statusExitCode(report)).toBe(1);
   });
 });
+
+describe('formatStatus with hostile stored text', () => {
+  it('strips control characters and bidi overrides from user IDs, codes, errors and the source name', () => {
+    const report = {
+      generatedAt: now,
+      runs: [
+        {
+          id: 1, trigger: 'schedule' as const, status: 'partial' as const, startedAt: at('10:00:00'), finishedAt: at('10:01:00'), usersTotal: 2,
+          usersSynced: 1, usersNotFound: 0, usersFailed: 1, tokensSeen: 0, tokensAdded: 0, tokensChanged: 0, tokensDeleted: 0, requests: 2,
+          error: 'bad \u001b[2J\u001b]0;title\u0007answer',
+        },
+      ],
+      failingUsers: [
+        {
+          userId: 'auth0|\u001b[31mevil\u202eexe.txt\u0000', errorCode: 'code\u0007', error: 'The user ID \u001b[1mx\u001b[0m failed',
+          lastAttemptAt: at('10:00:30'), lastSuccessAt: null, lastRunId: 1,
+        },
+      ],
+      failingTotal: 1,
+      staleness: { known: false as const, source: 'crm.\u001b[5mpeople.user_id', reason: 'The source table crm.\u001b[5mpeople does not exist.' },
+    };
+    const text = formatStatus(report).join('\n');
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(text).toContain('auth0|evilexe.txt');
+    expect(text).toContain('bad answer');
+    expect(text).toContain('The user ID x failed');
+    expect(text).toContain('Staleness (source crm.people.user_id): unknown');
+  });
+});

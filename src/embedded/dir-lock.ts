@@ -52,6 +52,16 @@ export function acquireDirLock(dir: string, command: string): () => void {
   return release;
 }
 
+const FS_REASONS: Record<string, string> = {
+  // mkdir -p answers EEXIST (not ENOTDIR) when a part of the path is a file.
+  EEXIST: 'a part of the path is a file, not a directory',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+};
+
 /**
  * The embedded database's directory (or its lock file) cannot be created or written: exit 1
  * with code `data_dir_unusable`, never 3, which means only "another process holds it".
@@ -59,7 +69,11 @@ export function acquireDirLock(dir: string, command: string): () => void {
 export function dataDirUnusable(dir: string, cause: unknown): FatalError {
   const { code, errno, message } = (cause ?? {}) as { code?: unknown; errno?: unknown; message?: unknown };
   const why =
-    typeof code === 'string' ? code : typeof message === 'string' && message ? toSafeText(message, 200) : `errno ${String(errno ?? 'unknown')}`;
+    typeof code === 'string'
+      ? (FS_REASONS[code] ?? code)
+      : typeof message === 'string' && message
+        ? toSafeText(message, 200)
+        : `PGlite could not open it, errno ${String(errno ?? 'unknown')}`;
   return new FatalError(
     'data_dir_unusable',
     `The embedded database directory ${toSafeText(path.resolve(dir), 300)} cannot be used (${why}); set PGLITE_DATA_DIR to a writable directory, or DATABASE_URL to use a PostgreSQL server.`,
