@@ -89,5 +89,4 @@ describe('acquireDirLock', () => {
       `error [data_dir_unusable]: The embedded database directory ${target} cannot be used (a part of the path is a file, not a directory); set PGLITE_DATA_DIR to a writable directory, or DATABASE_URL to use a PostgreSQL server.`,
     );
   });
-
 });
