@@ -115,7 +115,8 @@ describe('--users-file', () => {
 });
 
 describe('flags', () => {
-  it.each([
+  const label = (args: string[]) => JSON.stringify(args.map((arg) => (arg.length > 20 ? `${arg.slice(0, 8)}… (${arg.length} characters)` : arg)));
+  it.each(([
     [['--user', ''], '--user needs a user ID'],
     [['--user', '   '], '--user needs a user ID'],
     [['--user', 'auth0|1', '--user', 'x'.repeat(600)], 'the user ID is longer than 512 characters'],
@@ -134,7 +135,7 @@ describe('flags', () => {
     [['--stale', '0000-01-01'], '--stale takes a duration'],
     [['--stale', '2999-01-01'], '--stale "2999-01-01" is in the future'],
     [['--stale', 'yesterday'], '--stale takes a duration'],
-  ])('refuses %j naming the flag', async (args, expected) => {
+  ] as const).map(([args, expected]) => ({ name: label([...args]), args: [...args], expected })))('refuses $name naming the flag', async ({ args, expected }) => {
     await expectRefused(args, expected);
   });
 
