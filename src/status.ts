@@ -16,7 +16,7 @@ export interface RunSummary extends RunCounts {
   /** null while the run is `running` (or if a run ended without recording it). */
   finishedAt: Date | null;
   usersTotal: number | null;
-  /** First line of the run's error, control characters blanked, truncated to ~100 characters. */
+  /** First line of the run's error, control characters stripped, truncated to ~100 characters. */
   error: string | null;
 }
 
@@ -24,7 +24,7 @@ export interface RunSummary extends RunCounts {
 export interface FailingUser {
   userId: string;
   errorCode: string | null;
-  /** First line of the error, control characters blanked, truncated to ~100 characters. */
+  /** First line of the error, control characters stripped, truncated to ~100 characters. */
   error: string | null;
   lastAttemptAt: Date;
   lastSuccessAt: Date | null;
@@ -229,12 +229,10 @@ async function readStaleness(db: Kysely<Database>, source: Config['source']): Pr
   }
 }
 
-/** First line, control characters (terminal escapes included) blanked, at most ~100 characters. */
+/** First line, terminal escapes and control characters stripped, at most ~100 characters. */
 function summarizeError(error: string | null): string | null {
   if (error === null) return null;
-  const firstLine = (error.trim().split(/\r?\n|\r/, 1)[0] ?? '')
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
-    .trimEnd();
+  const firstLine = stripControlCharacters(error.trim().split(/\r?\n|\r/, 1)[0] ?? '').trimEnd();
   const chars = Array.from(firstLine);
   const moreLines = /[\r\n]/.test(error.trim());
   if (chars.length > ERROR_WIDTH) return chars.slice(0, ERROR_WIDTH - 1).join('') + '…';
