@@ -18,6 +18,7 @@ export const SYNC_OPTIONS = {
   'dry-run': { type: 'boolean' },
   'max-users': { type: 'string' },
   'max-duration': { type: 'string' },
+  'allow-mass-delete': { type: 'boolean' },
 } as const;
 
 type SyncValues = ReturnType<typeof parseArgs<{ options: typeof SYNC_OPTIONS }>>['values'];
@@ -62,6 +63,7 @@ export async function toSyncRequest(values: SyncValues, config: Config) {
       stale: values.stale,
       maxUsers,
       maxDurationMs,
+      allowMassDelete: values['allow-mass-delete'],
     }).filter(([, value]) => value !== undefined),
   );
   return {
@@ -69,6 +71,7 @@ export async function toSyncRequest(values: SyncValues, config: Config) {
     selection,
     budget: { maxUsers, maxDurationMs },
     dryRun: values['dry-run'] === true,
+    allowMassDelete: values['allow-mass-delete'] === true,
     args: Object.keys(args).length > 0 ? args : undefined,
   };
 }
