@@ -8,7 +8,7 @@ import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
 import { ConfigError, SyncError } from './errors.js';
 import { createLogger } from './log.js';
-import { migrateToLatest } from './migrate.js';
+import { assertMigrated, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
 import { formatStatus, readStatus, statusExitCode } from './status.js';
 import type { SyncJobResult } from './sync/run.js';
@@ -63,6 +63,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       case 'status': {
         const config = loadDatabaseConfig(env);
         return await withDatabase(config, 'status', io, deps, async ({ db }) => {
+          await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
           const report = await readStatus(db, config.source);
           for (const line of formatStatus(report)) io.stdout(line);
           return statusExitCode(report);
@@ -116,7 +117,7 @@ async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
 async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: SYNC_OPTIONS, strict: true, allowPositionals: false });
   const config = loadConfig(env);
-  const request = toSyncRequest(values, config);
+  const request = await toSyncRequest(values, config);
   const logger = createLogger({ level: config.logLevel, write: io.stdout });
   return withDatabase(config, 'sync', io, deps, async ({ db, embedded }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));

@@ -10,6 +10,7 @@ import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
+import { checkUserId, describeUserId, invalidUserIdKey } from '../source/user-id.js';
 import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
@@ -88,6 +89,9 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
   }
 
   async function fetchUser(userId: string): Promise<UserOutcome | undefined> {
+    // A source row can hold anything; never send it to Auth0 or store it as a key unchecked.
+    const problem = checkUserId(userId);
+    if (problem) return { status: 'failed', userId: invalidUserIdKey(userId), code: 'invalid_user_id', message: `The user ID ${describeUserId(userId)} ${problem}.` };
     for (;;) {
       const endpoint = endpoints.current();
       try {
