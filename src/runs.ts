@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { Kysely } from 'kysely';
+import { toSafeText } from './upstream-text.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 
 /** Counts a run accumulates; written to sync_runs as progress and at the end. */
@@ -91,7 +92,7 @@ export async function finishRun(
     .set({
       ...toColumns(result.counts),
       status: result.status,
-      error: result.error ?? null,
+      error: result.error === undefined ? null : toSafeText(result.error),
       tokens_endpoint: result.tokensEndpoint ?? null,
       finished_at: new Date(),
       delete_guard_tripped: result.deleteGuardTripped ?? false,
