@@ -17,7 +17,7 @@ import { migrations } from '../../migrations/index.js';
 /** The server tests run against; CI and this machine have one on 127.0.0.1:5432. */
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 
-/** 'server' (PostgreSQL at ADMIN_URL) or 'embedded' (PGlite): decided by test/global-setup.ts. */
+/** 'server' (PostgreSQL at ADMIN_URL) or 'embedded' (PGlite): decided by test/global-setup.js. */
 export const TEST_DB_MODE = process.env.TEST_DB_MODE === 'embedded' ? 'embedded' : 'server';
 /** `it` for tests that need several processes on one database: skipped on the embedded fallback. */
 export const itServer = TEST_DB_MODE === 'server' ? it : it.skip;
