@@ -220,7 +220,6 @@ async function ramp() {
     await naiveDb.drop();
 
     const db = await freshDatabase(ids);
-    await new Promise((resolve) => setTimeout(resolve, 1500)); // let the bucket fill up again
     server.reset();
     const full = await sync(server, db.url);
     const refused = (await server.stats()).rateLimited;
