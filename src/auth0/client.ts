@@ -12,7 +12,8 @@ export interface Auth0Client {
    * GET a Management API path (e.g. `/api/v2/refresh-tokens`) and parse its JSON body.
    * Retries 408, 5xx, resets, timeouts and unparseable bodies with capped exponential
    * backoff and full jitter; waits out 429s without spending that budget; on a 401 renews the
-   * access token unless the refused one was fetched for this very request (then `unauthorized`).
+   * access token, failing as `unauthorized` only when a second token fetched for this very
+   * request is refused too.
    * A body over `maxResponseBytes` is cut off while it streams (`response_too_large`, not
    * retried). Throws Auth0Error, whose message holds only safe text (see upstream-text.ts).
    */
@@ -209,6 +210,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     const what = `GET ${path}`;
     const url = `${config.baseUrl}${path}?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]))}`;
     let renewals = 0;
+    let freshRefused = false;
     let rateLimitWaits = 0;
     return withRetries(async () => {
       for (;;) {
@@ -228,11 +230,13 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
           rateLimitWaits += 1; // a wait, not a failure: the limiter holds the next acquire()
           continue;
         }
-        if (response.statusCode === 401 && !fresh && renewals < MAX_RENEWALS) {
+        if (response.statusCode === 401 && !(fresh && freshRefused) && renewals < MAX_RENEWALS) {
           // Expired or revoked mid-run: retry with the newest token, fetching one if the refused
-          // token is still the newest. Only a token fetched for this request being refused
-          // means the credentials themselves are no good.
+          // token is still the newest. A token fetched for this request being refused means the
+          // credentials themselves are no good, unless a revocation landed between its fetch and
+          // its use: so that takes two fresh tokens refused.
           renewals += 1;
+          if (fresh) freshRefused = true;
           if (token === current) token = undefined;
           continue;
         }

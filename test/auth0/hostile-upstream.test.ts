@@ -14,6 +14,7 @@ import { createAuth0Client } from '../../src/auth0/client.js';
 import { Auth0Error } from '../../src/auth0/errors.js';
 import { main } from '../../src/cli.js';
 import { loadConfig, type Env } from '../../src/config.js';
+import { rememberSecret, toSafeText } from '../../src/upstream-text.js';
 import { captureIo, cliDeps, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { fastClock, makeToken, startFakeAuth0 } from '../helpers/fake-auth0.js';
 
@@ -268,6 +269,18 @@ describeServer('hostile upstream (CLI, real database)', () => {
       { user_id: 'auth0|ok', status: 'synced', error_code: null },
     ]);
     expect((peak - before) / 1024 / 1024).toBeLessThan(150);
+  });
+});
+
+describe('toSafeText', () => {
+  it('scrubs a secret in every form, even one an escape sequence was spliced into', () => {
+    const secret = `spliced-${randomBytes(8).toString('hex')}`;
+    rememberSecret(secret);
+    const spliced = `${secret.slice(0, 5)}\u001b[2J${secret.slice(5)}`;
+    const text = toSafeText(`a ${secret} b ${JSON.stringify(secret)} c ${encodeURIComponent(secret)} d ${spliced}\u0007\r\n`);
+    expect(text).not.toContain(secret);
+    expect(text).toBe('a [redacted] b "[redacted]" c [redacted] d [redacted]  ');
+    expect(toSafeText('x'.repeat(100_000))).toHaveLength(1024);
   });
 });
 
