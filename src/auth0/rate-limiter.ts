@@ -42,9 +42,11 @@ const MEASURE_MS = 250;
  * (Management API 429s carry no Retry-After).
  *
  * Two shortcuts use what the answers say to reach the tenant's pace within about a second
- * (issue #8): a full bucket's budget above the target level is spent at once (`credit`, minus
- * the requests already on their way), and the refill rate is measured from the level's change
- * plus the requests the bucket served, as a lower bound (only ever raising the estimate).
+ * (issue #8): budget the bucket holds above the target level is spent at once, unpaced
+ * (`credit`, less the requests already on their way), and the refill rate is measured from the
+ * level's change plus the requests the bucket served, as a lower bound (it only ever raises
+ * the estimate). On a small bucket the credit is a request or two; on a full bucket of 1,000
+ * it is some 600 requests that would otherwise have waited for a slow ramp.
  */
 export function createRateLimiter(clock: Clock, options: RateLimiterOptions = {}): RateLimiter {
   const ceiling = options.maxRps ?? Infinity;
