@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
@@ -40,6 +41,7 @@ const USAGE = `usage:
       --stale 24h|2026-11-01      users not synced successfully since then
       --max-users N, --max-duration 30m   a budget (stalest users first)
       --dry-run                   fetch and compare; write nothing
+      --allow-mass-delete         confirm a run that marks more than SYNC_MAX_DELETE_RATIO deleted
   npm run worker                  run the sync on SYNC_SCHEDULE until SIGTERM
   npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial)
   npm run demo                    migrate, sync a built-in sandbox tenant, print a short report`;
@@ -197,8 +199,29 @@ function describeFatal(error: unknown): string {
   return `: ${message}`;
 }
 
+/**
+ * Load `.env` from the working directory when there is one (Node's own parser; variables
+ * already set in the environment win), so `npm run …`, Compose and `docker run --env-file` read
+ * the same file. Returns the sentence to print when the file cannot be read.
+ */
+function loadDotEnv(file = '.env'): string | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    process.loadEnvFile(file);
+    return undefined;
+  } catch (error) {
+    return `error [invalid_config]: cannot read ${file}: ${(error as Error).message}`;
+  }
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
+  const problem = loadDotEnv();
+  if (problem) {
+    defaultIo.stderr(problem);
+    process.exitCode = EXIT.fatal;
+  } else {
+    main(process.argv.slice(2)).then((code) => {
+      process.exitCode = code;
+    });
+  }
 }

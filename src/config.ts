@@ -21,6 +21,8 @@ export interface Config {
     readonly maxRps: number | undefined;
     /** Largest answer body read from Auth0, in bytes; a larger one is cut off while it streams. */
     readonly maxResponseBytes: number;
+    /** Which route lists tokens: `auto` picks by itself (issue #12). */
+    readonly tokensEndpoint: TokensEndpointSetting;
   };
   readonly sync: {
     /** Users fetched at the same time. */
@@ -32,6 +34,13 @@ export interface Config {
     /** Budget of one run: users taken, and time before no new user is taken. */
     readonly maxUsers: number | undefined;
     readonly maxDurationMs: number | undefined;
+    /**
+     * Deletion guard: the largest share (0..1) of the live tokens held for a run's users that
+     * it may mark deleted, and of its users it may record as gone; 1 turns the guard off.
+     */
+    readonly maxDeleteRatio: number;
+    /** Users a run must have done before the guard measures it. */
+    readonly deleteGuardMinUsers: number;
   };
   readonly worker: {
     /** Cron expression (node-cron, five or six fields). */
@@ -53,6 +62,9 @@ export type Env = Record<string, string | undefined>;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+/** `AUTH0_TOKENS_ENDPOINT` values (src/sync/tokens-endpoint.ts). */
+const TOKENS_ENDPOINT_SETTINGS = ['auto', 'refresh-tokens', 'users'] as const;
+export type TokensEndpointSetting = (typeof TOKENS_ENDPOINT_SETTINGS)[number];
 
 /** Collects problems while reading variables, so one error can name them all. */
 function createReader(env: Env) {
@@ -83,6 +95,16 @@ function createReader(env: Env) {
     }
     return value;
   };
+  const ratio = (name: string, fallback: number): number => {
+    const raw = env[name]?.trim();
+    if (!raw) return fallback;
+    const value = Number(raw);
+    if (!/^(0|1|0?\.\d+|1\.0*)$/.test(raw) || !(value >= 0 && value <= 1)) {
+      problems.push(`${name} must be a number from 0 to 1, such as 0.2 (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
   const duration = (name: string): number | undefined => {
     const raw = env[name]?.trim();
     if (!raw) return undefined;
@@ -102,7 +124,7 @@ function createReader(env: Env) {
     if (problems.length > 0) throw new ConfigError(problems);
     return deepFreeze(config);
   };
-  return { problems, text, int, positive, duration, bool, done };
+  return { problems, text, int, positive, ratio, duration, bool, done };
 }
 
 type Reader = ReturnType<typeof createReader>;
@@ -147,7 +169,7 @@ export function loadDatabaseConfig(env: Env): DatabaseConfig {
  */
 export function loadConfig(env: Env): Config {
   const reader = createReader(env);
-  const { text, int, positive, duration, bool, problems } = reader;
+  const { text, int, positive, ratio, duration, bool, problems } = reader;
   const database = readDatabase(reader);
 
   const baseUrl = parseDomain(text('AUTH0_DOMAIN'), problems);
@@ -156,6 +178,10 @@ export function loadConfig(env: Env): Config {
   const audience = text('AUTH0_AUDIENCE', baseUrl ? `${baseUrl}/api/v2/` : '');
 
   const source = readSource(reader);
+  const tokensEndpoint = text('AUTH0_TOKENS_ENDPOINT', 'auto').toLowerCase() as TokensEndpointSetting;
+  if (!TOKENS_ENDPOINT_SETTINGS.includes(tokensEndpoint)) {
+    problems.push(`AUTH0_TOKENS_ENDPOINT must be one of ${TOKENS_ENDPOINT_SETTINGS.join(', ')} (got "${tokensEndpoint}")`);
+  }
 
   return reader.done({
     ...database,
@@ -167,6 +193,7 @@ export function loadConfig(env: Env): Config {
       timeoutMs: int('AUTH0_TIMEOUT_MS', 30_000, 100, 600_000),
       maxRps: positive('AUTH0_MAX_RPS'),
       maxResponseBytes: int('AUTH0_MAX_RESPONSE_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      tokensEndpoint,
     },
     sync: {
       concurrency: int('SYNC_CONCURRENCY', 8, 1, 256),
@@ -174,6 +201,8 @@ export function loadConfig(env: Env): Config {
       maxPagesPerUser: int('SYNC_MAX_PAGES_PER_USER', 200, 1, 100_000),
       maxUsers: env.SYNC_MAX_USERS?.trim() ? int('SYNC_MAX_USERS', 0, 1, 1_000_000_000) : undefined,
       maxDurationMs: duration('SYNC_MAX_DURATION'),
+      maxDeleteRatio: ratio('SYNC_MAX_DELETE_RATIO', 0.2),
+      deleteGuardMinUsers: int('SYNC_DELETE_GUARD_MIN', 50, 1, 1_000_000),
     },
     worker: readWorker(reader, bool),
     source,

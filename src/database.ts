@@ -32,6 +32,13 @@ export interface SyncRunsTable {
   tokens_changed: Generated<number>;
   requests: Generated<number>;
   error: string | null;
+  /** Live tokens held for the users the run listed: the deletion guard's denominator. */
+  tokens_held: Generated<number>;
+  /** The guard's bound in force; null when a mass deletion was confirmed. */
+  max_delete_ratio: number | null;
+  delete_guard_tripped: Generated<boolean>;
+  /** The route that listed the tokens (`refresh-tokens` or `users`); null before any listing. */
+  tokens_endpoint: 'refresh-tokens' | 'users' | null;
 }
 
 export interface RefreshTokensTable {

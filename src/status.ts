@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Config } from './config.js';
-import type { Database, RunStatus, RunTrigger } from './database.js';
+import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
 import type { RunCounts } from './runs.js';
@@ -17,6 +17,8 @@ export interface RunSummary extends RunCounts {
   usersTotal: number | null;
   /** First line of the run's error, control characters blanked, truncated to ~100 characters. */
   error: string | null;
+  /** The route the run listed tokens through (`refresh-tokens` or `users`); null if none yet. */
+  tokensEndpoint: SyncRunRow['tokens_endpoint'];
 }
 
 /** A user whose last sync attempt failed. */
@@ -100,11 +102,13 @@ export async function readStatus(
       'users_not_found',
       'users_failed',
       'tokens_seen',
+      'tokens_held',
       'tokens_added',
       'tokens_changed',
       'tokens_deleted',
       'requests',
       'error',
+      'tokens_endpoint',
     ])
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
@@ -159,11 +163,13 @@ type RunRow = {
   users_not_found: number;
   users_failed: number;
   tokens_seen: number;
+  tokens_held: number;
   tokens_added: number;
   tokens_changed: number;
   tokens_deleted: number;
   requests: number;
   error: string | null;
+  tokens_endpoint: SyncRunRow['tokens_endpoint'];
 };
 
 function toRunSummary(row: RunRow): RunSummary {
@@ -178,11 +184,13 @@ function toRunSummary(row: RunRow): RunSummary {
     usersNotFound: row.users_not_found,
     usersFailed: row.users_failed,
     tokensSeen: row.tokens_seen,
+    tokensHeld: row.tokens_held,
     tokensAdded: row.tokens_added,
     tokensChanged: row.tokens_changed,
     tokensDeleted: row.tokens_deleted,
     requests: row.requests,
     error: summarizeError(row.error),
+    tokensEndpoint: row.tokens_endpoint,
   };
 }
 
@@ -297,6 +305,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
       `${run.usersSynced}/${run.usersNotFound}/${run.usersFailed} of ${run.usersTotal ?? '?'}`,
       `${run.tokensSeen}/${run.tokensAdded}/${run.tokensChanged}/${run.tokensDeleted}`,
       String(run.requests),
+      run.tokensEndpoint ?? '-',
       run.error ?? '',
     ]);
     lines.push(
@@ -310,6 +319,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
           'users synced/not found/failed of total',
           'tokens seen/added/changed/deleted',
           'requests',
+          'endpoint',
           'error',
         ],
         rows,

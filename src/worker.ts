@@ -7,6 +7,7 @@ import { errorCode, toError } from './errors.js';
 import type { Logger } from './log.js';
 import { RunLockedError } from './run-lock.js';
 import type { SyncJobOptions } from './sync/run.js';
+import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
 
 export interface WorkerOptions {
   config: Config;
@@ -29,6 +30,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const { config, db, logger, stopSignal } = options;
   const { schedule, timezone, runOnStart } = config.worker;
   let current: Promise<void> | undefined;
+  // One route choice for the worker's life: with `auto`, the switch happens (and is logged) once.
+  const tokensEndpoint = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
 
   const task = cron.createTask(schedule, () => tick('schedule'), {
     timezone,
@@ -52,6 +55,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           logger,
           trigger: 'schedule',
           stopSignal,
+          tokensEndpoint,
           ...options.runOptions,
         });
         logger.info('scheduled run done', { runId: result.runId, status: result.status });

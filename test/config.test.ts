@@ -25,9 +25,18 @@ describe('loadConfig', () => {
     const config = loadConfig(valid);
     expect(config.auth0.baseUrl).toBe('https://tenant.eu.auth0.com');
     expect(config.auth0.audience).toBe('https://tenant.eu.auth0.com/api/v2/');
-    expect(config.sync).toEqual({ concurrency: 8, pageSize: 100, maxPagesPerUser: 200, maxUsers: undefined, maxDurationMs: undefined });
+    expect(config.sync).toEqual({ concurrency: 8, pageSize: 100, maxPagesPerUser: 200, maxUsers: undefined, maxDurationMs: undefined, maxDeleteRatio: 0.2, deleteGuardMinUsers: 50 });
     expect(config.source).toEqual({ table: ['auth0', 'users'], column: 'user_id' });
     expect(Object.isFrozen(config.auth0)).toBe(true);
+  });
+
+  it('reads AUTH0_TOKENS_ENDPOINT: auto by default, refresh-tokens or users, anything else named', () => {
+    expect(loadConfig(valid).auth0.tokensEndpoint).toBe('auto');
+    expect(loadConfig({ ...valid, AUTH0_TOKENS_ENDPOINT: 'users' }).auth0.tokensEndpoint).toBe('users');
+    expect(loadConfig({ ...valid, AUTH0_TOKENS_ENDPOINT: ' Refresh-Tokens ' }).auth0.tokensEndpoint).toBe('refresh-tokens');
+    expect(problemsOf({ ...valid, AUTH0_TOKENS_ENDPOINT: 'user' })).toEqual([
+      'AUTH0_TOKENS_ENDPOINT must be one of auto, refresh-tokens, users (got "user")',
+    ]);
   });
 
   it('accepts a full https URL and plain http only on loopback', () => {

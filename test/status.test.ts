@@ -92,6 +92,7 @@ describe('readStatus and formatStatus', () => {
       tokens_deleted: 3,
       requests: 12,
       error: '1 user failed\n    at somewhere (file.ts:1:1)',
+      tokens_endpoint: 'users',
     });
     const running = await insertRun({ status: 'running', started_at: at('11:59:14.400'), users_total: 5, users_synced: 1 });
 
@@ -145,11 +146,13 @@ describe('readStatus and formatStatus', () => {
       usersNotFound: 1,
       usersFailed: 1,
       tokensSeen: 8,
+      tokensHeld: 0,
       tokensAdded: 1,
       tokensChanged: 2,
       tokensDeleted: 3,
       requests: 12,
       error: '1 user failed …',
+      tokensEndpoint: 'users',
     });
     expect(report.lastFinished?.id).toBe(partial);
 
@@ -182,17 +185,17 @@ describe('readStatus and formatStatus', () => {
     expect(text).toContain('Recent runs (newest first, times UTC): 3');
     expect(text).toContain(
       '  id  trigger   status     started              duration            users synced/not found/failed of total' +
-        '  tokens seen/added/changed/deleted  requests  error',
+        '  tokens seen/added/changed/deleted  requests  endpoint  error',
     );
     expect(text).toContain(
       `  ${running}  schedule  running    2026-11-26 11:59:14  running for 45.6 s  1/0/0 of 5                              0/0/0/0`,
     );
     expect(text).toContain(
       `  ${partial}  manual    partial    2026-11-26 11:00:00  12 min 3 s          3/1/1 of 5                              8/1/2/3` +
-        '                                  12  1 user failed …',
+        '                                  12  users     1 user failed …',
     );
     expect(text).toContain('schedule  succeeded  2026-11-26 06:00:00  2 h 5 min           5/0/0 of 5');
-    expect(text).toMatch(/ 10\/10\/0\/0 + 7\n/);
+    expect(text).toMatch(/ 10\/10\/0\/0 + 7  -\n/);
     expect(text).toContain('Failing users: 3 (showing the 2 most recent), most recent attempt first');
     expect(text).toContain(
       '  auth0|u3    auth0_server_error  2026-11-26 11:11:00  never                Auth0 answered 503 …',

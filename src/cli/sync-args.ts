@@ -16,6 +16,7 @@ export const SYNC_OPTIONS = {
   'dry-run': { type: 'boolean' },
   'max-users': { type: 'string' },
   'max-duration': { type: 'string' },
+  'allow-mass-delete': { type: 'boolean' },
 } as const;
 
 type SyncValues = ReturnType<typeof parseArgs<{ options: typeof SYNC_OPTIONS }>>['values'];
@@ -56,6 +57,7 @@ export function toSyncRequest(values: SyncValues, config: Config) {
       stale: values.stale,
       maxUsers,
       maxDurationMs,
+      allowMassDelete: values['allow-mass-delete'],
     }).filter(([, value]) => value !== undefined),
   );
   return {
@@ -63,6 +65,7 @@ export function toSyncRequest(values: SyncValues, config: Config) {
     selection,
     budget: { maxUsers, maxDurationMs },
     dryRun: values['dry-run'] === true,
+    allowMassDelete: values['allow-mass-delete'] === true,
     args: Object.keys(args).length > 0 ? args : undefined,
   };
 }
@@ -108,7 +111,8 @@ export function describeDryRun(result: SyncJobResult): string {
   const { counts } = result;
   return (
     `Dry run over ${counts.usersSynced + counts.usersNotFound} users (${counts.usersNotFound} gone from Auth0, ${counts.usersFailed} failed): ` +
-    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.`
+    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.` +
+    (result.wouldStop ? ` A real run would stop at the deletion guard: it would ${result.wouldStop} (see --allow-mass-delete).` : '')
   );
 }
 
