@@ -138,6 +138,9 @@ export function tokenEndpointError(status: number, body: string, what: string): 
   );
 }
 
+/** Codes only the token endpoint produces. */
+const TOKEN_ENDPOINT_CODES: ReadonlySet<Auth0ErrorCode> = new Set(['invalid_credentials', 'token_refused', 'token_unavailable']);
+
 /** A 400 whose words say the route, feature or parameter is unknown here, not that a value is wrong. */
 const UNKNOWN_FEATURE = /feature|early access|not (enabled|available|supported)|unknown (query )?param|additional propert/i;
 
@@ -149,6 +152,8 @@ const UNKNOWN_FEATURE = /feature|early access|not (enabled|available|supported)|
  */
 export function saysUnavailable(error: unknown, options: { forbiddenCounts: boolean }): error is Auth0Error {
   if (!(error instanceof Auth0Error)) return false;
+  // An answer of the token endpoint says nothing about the listing routes (issue #8).
+  if (TOKEN_ENDPOINT_CODES.has(error.code)) return false;
   if (error.status === 404) return error.code !== 'user_not_found';
   if (error.status === 403) return options.forbiddenCounts && error.code === 'forbidden';
   // Only the words after "answered 400": the path before them may hold a user id.

@@ -128,6 +128,8 @@ function envOf(extra: Env = {}): Env {
     AUTH0_CLIENT_ID: 'hostile-client',
     AUTH0_CLIENT_SECRET: SECRET,
     LOG_LEVEL: 'debug',
+    // One route: an echoing 404 must not switch the run to the other (issue #12's `auto`).
+    AUTH0_TOKENS_ENDPOINT: 'refresh-tokens',
     ...extra,
   };
 }
@@ -169,7 +171,7 @@ describeServer('hostile upstream (CLI, real database)', () => {
   });
 
   it('keeps list-call errors that echo the bearer token and the secret out of outputs and tables', async () => {
-    const users = ['auth0|ok', 'auth0|400-json', 'auth0|400-text', 'auth0|404-json', 'auth0|404-text', 'auth0|418-text'];
+    const users = ['auth0|ok', 'auth0|400-json', 'auth0|400-text', 'auth0|418-json', 'auth0|418-text'];
     await loadUsers(t.db, users);
     const synced = await run(['sync', ...users.flatMap((u) => ['--user', u])]);
     expect(synced.code).toBe(2);
@@ -177,9 +179,7 @@ describeServer('hostile upstream (CLI, real database)', () => {
     expect(states.map((s) => [s.user_id, s.status, s.error_code])).toEqual([
       ['auth0|400-json', 'failed', 'bad_request'],
       ['auth0|400-text', 'failed', 'bad_request'],
-      // An echoing 404 is not Auth0's "no such user": nothing is marked deleted.
-      ['auth0|404-json', 'failed', 'bad_request'],
-      ['auth0|404-text', 'failed', 'bad_request'],
+      ['auth0|418-json', 'failed', 'bad_request'],
       ['auth0|418-text', 'failed', 'bad_request'],
       ['auth0|ok', 'synced', null],
     ]);
@@ -202,6 +202,21 @@ describeServer('hostile upstream (CLI, real database)', () => {
         expectSafe(refused.text);
       }
     }
+
+    // An echoing 404 is not Auth0's "no such user": that user fails (or, before the route has
+    // answered once, the run stops as endpoint_unavailable); nothing is marked deleted.
+    for (const shape of ['json', 'text']) {
+      const user = `auth0|404-${shape}`;
+      await loadUsers(t.db, [user]);
+      const echoed = await run(['sync', '--user', user, '--user', 'auth0|ok']);
+      expect([1, 2]).toContain(echoed.code);
+      if (echoed.code === 1) expect(echoed.errorCode).toBe('endpoint_unavailable');
+      expectSafe(echoed.text);
+      const state = await t.db.selectFrom('auth0.user_sync_state').selectAll().where('user_id', '=', user).executeTakeFirst();
+      expect(state?.status ?? 'not written').not.toBe('not_found');
+    }
+    const deleted = await t.db.selectFrom('auth0.refresh_tokens').select('id').where('deleted_at', 'is not', null).execute();
+    expect(deleted).toEqual([]);
 
     const status = await run(['status']);
     expect(status.text).toContain('auth0|400-json');
