@@ -66,7 +66,8 @@ describe('worker', () => {
       }
       worker.stop();
       await worker.done;
-      const all = await runs();
+      // A tick can start just as the worker stops: that last run is interrupted, nothing else.
+      const all = (await runs()).filter((r, i, list) => !(i === list.length - 1 && r.status === 'interrupted'));
       expect(all.length).toBeGreaterThanOrEqual(2);
       expect(all.map((r) => [r.status, r.tokens_endpoint])).toEqual(all.map(() => ['succeeded', 'users']));
       expect(worker.lines.filter((l) => String(l.msg).includes('is not available on this tenant'))).toHaveLength(1);
