@@ -373,6 +373,8 @@ async function quietWrites() {
         writtenBytes: (after.buffersWritten - before.buffersWritten) * 8192,
       };
       quietPasses.push(result);
+      // One line per pass as it ends, so a long run's figures survive an interruption.
+      process.stderr.write(`${JSON.stringify({ pass: name, seconds: run.seconds, walBytes: result.walBytes, writtenBytes: result.writtenBytes, ...counts, delta })}\n`);
       return result;
     };
     const first = await pass('1 first pass');
