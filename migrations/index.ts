@@ -3,6 +3,9 @@ import * as createWarehouse from './2026_11_26_0900_create_warehouse.js';
 import * as changeHistory from './2026_11_26_1000_change_history.js';
 import * as reportingViews from './2026_11_26_1100_reporting_views.js';
 import * as brinChangeTime from './2026_11_26_1200_brin_change_time.js';
+import * as deletionGuard from './2026_12_01_1000_deletion_guard.js';
+import * as tokensEndpoint from './2026_12_01_1100_tokens_endpoint.js';
+import * as runLease from './2026_12_01_1200_run_lease.js';
 import * as quietWrites from './2026_12_01_1300_quiet_writes.js';
 
 /**
@@ -15,5 +18,8 @@ export const migrations: Record<string, Migration> = {
   '2026_11_26_1000_change_history': changeHistory,
   '2026_11_26_1100_reporting_views': reportingViews,
   '2026_11_26_1200_brin_change_time': brinChangeTime,
+  '2026_12_01_1000_deletion_guard': deletionGuard,
+  '2026_12_01_1100_tokens_endpoint': tokensEndpoint,
+  '2026_12_01_1200_run_lease': runLease,
   '2026_12_01_1300_quiet_writes': quietWrites,
 };

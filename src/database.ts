@@ -32,6 +32,13 @@ export interface SyncRunsTable {
   tokens_changed: Generated<number>;
   requests: Generated<number>;
   error: string | null;
+  /** Live tokens held for the users the run listed: the deletion guard's denominator. */
+  tokens_held: Generated<number>;
+  /** The guard's bound in force; null when a mass deletion was confirmed. */
+  max_delete_ratio: number | null;
+  delete_guard_tripped: Generated<boolean>;
+  /** The route that listed the tokens (`refresh-tokens` or `users`); null before any listing. */
+  tokens_endpoint: 'refresh-tokens' | 'users' | null;
 }
 
 export interface RefreshTokensTable {
@@ -101,6 +108,14 @@ export interface RefreshTokenChangesTable {
   observed_at: Generated<Date>;
 }
 
+/** One row (id 1): which holding of the run lock may write (issue #13). */
+export interface RunLeaseTable {
+  id: number;
+  holder: string | null;
+  run_id: number | null;
+  acquired_at: Timestamp | null;
+}
+
 export interface Database {
   'auth0.users': UsersTable;
   'auth0.sync_runs': SyncRunsTable;
@@ -109,6 +124,7 @@ export interface Database {
   'auth0.refresh_token_resource_servers': RefreshTokenResourceServersTable;
   'auth0.user_sync_state': UserSyncStateTable;
   'auth0.refresh_token_changes': RefreshTokenChangesTable;
+  'auth0.run_lease': RunLeaseTable;
 }
 
 export type SyncRunRow = Selectable<SyncRunsTable>;

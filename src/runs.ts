@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Kysely } from 'kysely';
-import type { Database, RunStatus, RunTrigger } from './database.js';
+import { toSafeText } from './upstream-text.js';
+import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 
 /** Counts a run accumulates; written to sync_runs as progress and at the end. */
 export interface RunCounts {
@@ -8,6 +9,8 @@ export interface RunCounts {
   usersNotFound: number;
   usersFailed: number;
   tokensSeen: number;
+  /** Live tokens the warehouse held for the users listed: the deletion guard's denominator. */
+  tokensHeld: number;
   tokensAdded: number;
   /** Changed or restored. */
   tokensChanged: number;
@@ -20,6 +23,7 @@ export const emptyCounts = (): RunCounts => ({
   usersNotFound: 0,
   usersFailed: 0,
   tokensSeen: 0,
+  tokensHeld: 0,
   tokensAdded: 0,
   tokensChanged: 0,
   tokensDeleted: 0,
@@ -29,7 +33,7 @@ export const emptyCounts = (): RunCounts => ({
 /** Insert a `running` sync_runs row and return its id. */
 export async function startRun(
   db: Kysely<Database>,
-  run: { trigger: RunTrigger; args?: Record<string, unknown>; usersTotal?: number },
+  run: { trigger: RunTrigger; args?: Record<string, unknown>; usersTotal?: number; maxDeleteRatio?: number },
 ): Promise<number> {
   const { id } = await db
     .insertInto('auth0.sync_runs')
@@ -40,6 +44,7 @@ export async function startRun(
       host: os.hostname(),
       pid: process.pid,
       users_total: run.usersTotal ?? null,
+      max_delete_ratio: run.maxDeleteRatio ?? null,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
@@ -52,6 +57,7 @@ function toColumns(counts: RunCounts) {
     users_not_found: counts.usersNotFound,
     users_failed: counts.usersFailed,
     tokens_seen: counts.tokensSeen,
+    tokens_held: counts.tokensHeld,
     tokens_added: counts.tokensAdded,
     tokens_changed: counts.tokensChanged,
     tokens_deleted: counts.tokensDeleted,
@@ -59,18 +65,41 @@ function toColumns(counts: RunCounts) {
   };
 }
 
+/** Progress counts, written only while the run is still `running`. */
 export async function recordRunProgress(db: Kysely<Database>, runId: number, counts: RunCounts): Promise<void> {
-  await db.updateTable('auth0.sync_runs').set(toColumns(counts)).where('id', '=', runId).execute();
+  await db.updateTable('auth0.sync_runs').set(toColumns(counts)).where('id', '=', runId).where('status', '=', 'running').execute();
 }
 
+/**
+ * Record the run's outcome, but only over a row still `running`: a final status someone else
+ * wrote (the next run marking this one `interrupted` after it lost the run lock) is never
+ * undone (issue #13). Returns the status and error the row holds afterwards.
+ */
 export async function finishRun(
   db: Kysely<Database>,
   runId: number,
-  result: { status: Exclude<RunStatus, 'running'>; counts: RunCounts; error?: string },
-): Promise<void> {
-  await db
+  result: {
+    status: Exclude<RunStatus, 'running'>;
+    counts: RunCounts;
+    error?: string;
+    /** The route the run listed tokens through, if it listed any. */
+    tokensEndpoint?: SyncRunRow['tokens_endpoint'];
+    deleteGuardTripped?: boolean;
+  },
+): Promise<{ status: RunStatus; error: string | null }> {
+  const written = await db
     .updateTable('auth0.sync_runs')
-    .set({ ...toColumns(result.counts), status: result.status, error: result.error ?? null, finished_at: new Date() })
+    .set({
+      ...toColumns(result.counts),
+      status: result.status,
+      error: result.error === undefined ? null : toSafeText(result.error),
+      tokens_endpoint: result.tokensEndpoint ?? null,
+      finished_at: new Date(),
+      delete_guard_tripped: result.deleteGuardTripped ?? false,
+    })
     .where('id', '=', runId)
-    .execute();
+    .where('status', '=', 'running')
+    .returning(['status', 'error'])
+    .executeTakeFirst();
+  return written ?? (await db.selectFrom('auth0.sync_runs').select(['status', 'error']).where('id', '=', runId).executeTakeFirstOrThrow());
 }

@@ -1,10 +1,11 @@
 import { sql, type Kysely } from 'kysely';
-import type { Config } from './config.js';
-import type { Database, RunStatus, RunTrigger } from './database.js';
+import { formatName, type Config } from './config.js';
+import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
 import type { RunCounts } from './runs.js';
 import { countUserIds } from './source/user-ids.js';
+import { capText, stripControlCharacters } from './upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
 export interface RunSummary extends RunCounts {
@@ -15,15 +16,17 @@ export interface RunSummary extends RunCounts {
   /** null while the run is `running` (or if a run ended without recording it). */
   finishedAt: Date | null;
   usersTotal: number | null;
-  /** First line of the run's error, control characters blanked, truncated to ~100 characters. */
+  /** First line of the run's error, control characters stripped, truncated to ~100 characters. */
   error: string | null;
+  /** The route the run listed tokens through (`refresh-tokens` or `users`); null if none yet. */
+  tokensEndpoint: SyncRunRow['tokens_endpoint'];
 }
 
 /** A user whose last sync attempt failed. */
 export interface FailingUser {
   userId: string;
   errorCode: string | null;
-  /** First line of the error, control characters blanked, truncated to ~100 characters. */
+  /** First line of the error, control characters stripped, truncated to ~100 characters. */
   error: string | null;
   lastAttemptAt: Date;
   lastSuccessAt: Date | null;
@@ -100,11 +103,13 @@ export async function readStatus(
       'users_not_found',
       'users_failed',
       'tokens_seen',
+      'tokens_held',
       'tokens_added',
       'tokens_changed',
       'tokens_deleted',
       'requests',
       'error',
+      'tokens_endpoint',
     ])
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
@@ -159,11 +164,13 @@ type RunRow = {
   users_not_found: number;
   users_failed: number;
   tokens_seen: number;
+  tokens_held: number;
   tokens_added: number;
   tokens_changed: number;
   tokens_deleted: number;
   requests: number;
   error: string | null;
+  tokens_endpoint: SyncRunRow['tokens_endpoint'];
 };
 
 function toRunSummary(row: RunRow): RunSummary {
@@ -178,11 +185,13 @@ function toRunSummary(row: RunRow): RunSummary {
     usersNotFound: row.users_not_found,
     usersFailed: row.users_failed,
     tokensSeen: row.tokens_seen,
+    tokensHeld: row.tokens_held,
     tokensAdded: row.tokens_added,
     tokensChanged: row.tokens_changed,
     tokensDeleted: row.tokens_deleted,
     requests: row.requests,
     error: summarizeError(row.error),
+    tokensEndpoint: row.tokens_endpoint,
   };
 }
 
@@ -190,7 +199,7 @@ function toRunSummary(row: RunRow): RunSummary {
 const MISSING_SOURCE_CODES = new Set(['42P01', '3F000', '42703']);
 
 async function readStaleness(db: Kysely<Database>, source: Config['source']): Promise<Staleness> {
-  const name = `${source.table.join('.')}.${source.column}`;
+  const name = formatName([...source.table, source.column]);
   try {
     const sourceUsers = await countUserIds(db, source);
     const column = sql.id('src', source.column);
@@ -222,18 +231,16 @@ async function readStaleness(db: Kysely<Database>, source: Config['source']): Pr
     }
     const code = (error as { code?: unknown } | null)?.code;
     if (typeof code === 'string' && MISSING_SOURCE_CODES.has(code)) {
-      return { known: false, source: name, reason: `The source table ${source.table.join('.')} cannot be read (${code}).` };
+      return { known: false, source: name, reason: `The source table ${formatName(source.table)} cannot be read (${code}).` };
     }
     throw error;
   }
 }
 
-/** First line, control characters (terminal escapes included) blanked, at most ~100 characters. */
+/** First line, terminal escapes and control characters stripped, at most ~100 characters. */
 function summarizeError(error: string | null): string | null {
   if (error === null) return null;
-  const firstLine = (error.trim().split(/\r?\n|\r/, 1)[0] ?? '')
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
-    .trimEnd();
+  const firstLine = stripControlCharacters(error.trim().split(/\r?\n|\r/, 1)[0] ?? '').trimEnd();
   const chars = Array.from(firstLine);
   const moreLines = /[\r\n]/.test(error.trim());
   if (chars.length > ERROR_WIDTH) return chars.slice(0, ERROR_WIDTH - 1).join('') + '…';
@@ -242,6 +249,15 @@ function summarizeError(error: string | null): string | null {
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
+
+/**
+ * Stored text shown on a terminal: user IDs and errors can come from a source table or an
+ * upstream answer, so control characters (terminal escapes, line breaks, bidi overrides) are
+ * stripped and long values cut.
+ */
+function printable(text: string, max = 100): string {
+  return capText(stripControlCharacters(text), max);
+}
 
 /** Elapsed time for people; clock skew (a negative span) reads as 0. */
 function formatSpan(ms: number): string {
@@ -297,7 +313,8 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
       `${run.usersSynced}/${run.usersNotFound}/${run.usersFailed} of ${run.usersTotal ?? '?'}`,
       `${run.tokensSeen}/${run.tokensAdded}/${run.tokensChanged}/${run.tokensDeleted}`,
       String(run.requests),
-      run.error ?? '',
+      run.tokensEndpoint ?? '-',
+      printable(run.error ?? ''),
     ]);
     lines.push(
       ...table(
@@ -310,6 +327,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
           'users synced/not found/failed of total',
           'tokens seen/added/changed/deleted',
           'requests',
+          'endpoint',
           'error',
         ],
         rows,
@@ -330,11 +348,11 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
     );
     if (shown > 0) {
       const rows = report.failingUsers.map((user) => [
-        user.userId,
-        user.errorCode ?? '-',
+        printable(user.userId, 80),
+        printable(user.errorCode ?? '-', 40),
         formatTime(user.lastAttemptAt),
         user.lastSuccessAt ? formatTime(user.lastSuccessAt) : 'never',
-        user.error ?? '',
+        printable(user.error ?? ''),
       ]);
       lines.push(...table(['user', 'error code', 'last attempt', 'last success', 'error'], rows));
     }
@@ -343,13 +361,13 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
   lines.push('');
   const staleness = report.staleness;
   if (!staleness.known) {
-    lines.push(`Staleness (source ${staleness.source}): unknown`);
-    lines.push(`  ${staleness.reason}`);
+    lines.push(`Staleness (source ${printable(staleness.source, 200)}): unknown`);
+    lines.push(`  ${printable(staleness.reason, 300)}`);
   } else {
-    lines.push(`Staleness (source ${staleness.source})`);
+    lines.push(`Staleness (source ${printable(staleness.source, 200)})`);
     const oldest = staleness.oldestSuccessAt
       ? `${formatTime(staleness.oldestSuccessAt)} UTC, ${formatSpan(now.getTime() - staleness.oldestSuccessAt.getTime())} ago` +
-        (staleness.oldestSuccessUserId ? ` (${staleness.oldestSuccessUserId})` : '')
+        (staleness.oldestSuccessUserId ? ` (${printable(staleness.oldestSuccessUserId, 80)})` : '')
       : 'none yet';
     const rows = [
       ['source users:', String(staleness.sourceUsers)],

@@ -7,6 +7,7 @@ import { errorCode, toError } from './errors.js';
 import type { Logger } from './log.js';
 import { RunLockedError } from './run-lock.js';
 import type { SyncJobOptions } from './sync/run.js';
+import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
 
 export interface WorkerOptions {
   config: Config;
@@ -29,6 +30,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const { config, db, logger, stopSignal } = options;
   const { schedule, timezone, runOnStart } = config.worker;
   let current: Promise<void> | undefined;
+  // One route choice for the worker's life: with `auto`, the switch happens (and is logged) once.
+  const tokensEndpoint = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
 
   const task = cron.createTask(schedule, () => tick('schedule'), {
     timezone,
@@ -52,9 +55,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           logger,
           trigger: 'schedule',
           stopSignal,
+          tokensEndpoint,
           ...options.runOptions,
         });
-        logger.info('scheduled run done', { runId: result.runId, status: result.status });
+        logger.info('scheduled run done', { runId: result.runId, status: result.status, code: result.errorCode });
       } catch (error) {
         if (error instanceof RunLockedError) logger.warn('tick skipped: another run is active', { reason: error.message });
         else logger.error('scheduled run failed', { code: errorCode(error), error: toError(error).message });

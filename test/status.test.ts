@@ -92,6 +92,7 @@ describe('readStatus and formatStatus', () => {
       tokens_deleted: 3,
       requests: 12,
       error: '1 user failed\n    at somewhere (file.ts:1:1)',
+      tokens_endpoint: 'users',
     });
     const running = await insertRun({ status: 'running', started_at: at('11:59:14.400'), users_total: 5, users_synced: 1 });
 
@@ -145,11 +146,13 @@ describe('readStatus and formatStatus', () => {
       usersNotFound: 1,
       usersFailed: 1,
       tokensSeen: 8,
+      tokensHeld: 0,
       tokensAdded: 1,
       tokensChanged: 2,
       tokensDeleted: 3,
       requests: 12,
       error: '1 user failed …',
+      tokensEndpoint: 'users',
     });
     expect(report.lastFinished?.id).toBe(partial);
 
@@ -157,7 +160,7 @@ describe('readStatus and formatStatus', () => {
     expect(report.failingUsers.map((user) => user.userId)).toEqual(['auth0|gone', 'auth0|u3']);
     const gone = report.failingUsers[0]!;
     expect(gone.error).toHaveLength(100);
-    expect(gone.error).toMatch(/^bad  \[31mred \[0m y+…$/);
+    expect(gone.error).toMatch(/^bad red y+…$/);
     expect(report.failingUsers[1]).toEqual({
       userId: 'auth0|u3',
       errorCode: 'auth0_server_error',
@@ -182,22 +185,22 @@ describe('readStatus and formatStatus', () => {
     expect(text).toContain('Recent runs (newest first, times UTC): 3');
     expect(text).toContain(
       '  id  trigger   status     started              duration            users synced/not found/failed of total' +
-        '  tokens seen/added/changed/deleted  requests  error',
+        '  tokens seen/added/changed/deleted  requests  endpoint  error',
     );
     expect(text).toContain(
       `  ${running}  schedule  running    2026-11-26 11:59:14  running for 45.6 s  1/0/0 of 5                              0/0/0/0`,
     );
     expect(text).toContain(
       `  ${partial}  manual    partial    2026-11-26 11:00:00  12 min 3 s          3/1/1 of 5                              8/1/2/3` +
-        '                                  12  1 user failed …',
+        '                                  12  users     1 user failed …',
     );
     expect(text).toContain('schedule  succeeded  2026-11-26 06:00:00  2 h 5 min           5/0/0 of 5');
-    expect(text).toMatch(/ 10\/10\/0\/0 + 7\n/);
+    expect(text).toMatch(/ 10\/10\/0\/0 + 7  -\n/);
     expect(text).toContain('Failing users: 3 (showing the 2 most recent), most recent attempt first');
     expect(text).toContain(
       '  auth0|u3    auth0_server_error  2026-11-26 11:11:00  never                Auth0 answered 503 …',
     );
-    expect(text).toContain('  auth0|gone  internal            2026-11-26 11:12:00  2026-01-01 00:00:00  bad  [31mred');
+    expect(text).toContain('  auth0|gone  internal            2026-11-26 11:12:00  2026-01-01 00:00:00  bad red yyy');
     expect(text).not.toContain('\u001b');
     expect(text).toContain('Staleness (source auth0.users.user_id)');
     expect(text).toContain('  source users:        5');
@@ -287,5 +290,30 @@ describe('statusExitCode', () => {
     expect(report.runs.map((run) => run.status)).toEqual(['running']);
     expect(report.lastFinished?.status).toBe('failed');
     expect(statusExitCode(report)).toBe(1);
+  });
+});
+
+describe('formatStatus with hostile stored text', () => {
+  beforeEach(clear);
+
+  it('strips control characters and bidi overrides from user IDs, codes, errors and the source name', async () => {
+    await insertRun({ status: 'partial', started_at: at('10:00:00'), finished_at: at('10:01:00'), error: 'bad \u001b[2J\u001b]0;title\u0007answer' });
+    await t.db
+      .insertInto('auth0.user_sync_state')
+      .values({
+        user_id: 'auth0|\u001b[31mevil\u202eexe.txt',
+        status: 'failed',
+        last_attempt_at: at('10:00:30'),
+        error_code: 'code\u0007',
+        error: 'The user ID \u001b[1mx\u001b[0m failed',
+      })
+      .execute();
+    const report = await readStatus(t.db, sourceOf('crm.\u001b[5mpeople', 'user_id'), { now });
+    const text = formatStatus(report).join('\n');
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(text).toContain('auth0|evilexe.txt');
+    expect(text).toContain('bad answer');
+    expect(text).toContain('The user ID x failed');
+    expect(text).toContain('Staleness (source crm.people.user_id): unknown');
   });
 });

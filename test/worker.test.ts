@@ -56,6 +56,24 @@ describe('worker', () => {
     expect(worker.lines.at(-1)).toMatchObject({ msg: 'worker stopped' });
   });
 
+  it('with AUTH0_TOKENS_ENDPOINT=auto, switches routes once for its whole life on a tenant without the Early Access one', async () => {
+    fake.setEarlyAccess(false);
+    try {
+      const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
+      for (let i = 0; i < 200 && worker.lines.filter((l) => l.msg === 'scheduled run done').length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      worker.stop();
+      await worker.done;
+      const all = await runs();
+      expect(all.length).toBeGreaterThanOrEqual(2);
+      expect(all.map((r) => [r.status, r.tokens_endpoint])).toEqual(all.map(() => ['succeeded', 'users']));
+      expect(worker.lines.filter((l) => String(l.msg).includes('is not available on this tenant'))).toHaveLength(1);
+    } finally {
+      fake.setEarlyAccess(true);
+    }
+  });
+
   it('runs one sync at start with SYNC_RUN_ON_START, whatever the schedule', async () => {
     const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true' });
     await worker.waitForLog('scheduled run done');

@@ -17,7 +17,8 @@ export type Auth0ErrorCode =
   | 'server_error' // 5xx or 408
   | 'network_error' // reset, refused, timeout
   | 'bad_response' // a body that is not the JSON we expect
-  | 'too_many_pages'; // a cursor that never ends
+  | 'too_many_pages' // a cursor that never ends
+  | 'endpoint_unavailable'; // the tenant does not serve the listing route (see saysUnavailable)
 
 const FATAL: ReadonlySet<Auth0ErrorCode> = new Set([
   'invalid_credentials',
@@ -25,6 +26,7 @@ const FATAL: ReadonlySet<Auth0ErrorCode> = new Set([
   'forbidden',
   'token_unavailable',
   'unauthorized',
+  'endpoint_unavailable',
 ]);
 /** Retried with backoff. A 429 is not here: it is waited out, and `rate_limited` means the waits ran out. */
 const RETRYABLE: ReadonlySet<Auth0ErrorCode> = new Set(['server_error', 'network_error', 'bad_response']);
@@ -83,4 +85,23 @@ export function errorForStatus(status: number, body: string, what: string): Auth
   if (status === 429) return new Auth0Error('rate_limited', message, status);
   if (status === 408 || status >= 500) return new Auth0Error('server_error', message, status);
   return new Auth0Error('bad_request', message, status);
+}
+
+/** A 400 whose words say the route, feature or parameter is unknown here, not that a value is wrong. */
+const UNKNOWN_FEATURE = /feature|early access|not (enabled|available|supported)|unknown (query )?param|additional propert/i;
+
+/**
+ * Whether an answer from a listing route says the route is not there on this tenant (issue #12):
+ * a 404 that is not Auth0's "the user does not exist", a 403 that names no scope (`forbidden`;
+ * only when `forbiddenCounts`), or a 400 saying the feature or parameter is unknown. Never true
+ * for `user_not_found`, so a deleted user is never taken for a missing route and vice versa.
+ */
+export function saysUnavailable(error: unknown, options: { forbiddenCounts: boolean }): error is Auth0Error {
+  if (!(error instanceof Auth0Error)) return false;
+  if (error.status === 404) return error.code !== 'user_not_found';
+  if (error.status === 403) return options.forbiddenCounts && error.code === 'forbidden';
+  // Only the words after "answered 400": the path before them may hold a user id.
+  const detail = error.message.slice(Math.max(0, error.message.indexOf(' answered ')));
+  if (error.status === 400) return error.code === 'bad_request' && UNKNOWN_FEATURE.test(detail);
+  return false;
 }

@@ -2,7 +2,7 @@ import type { Auth0Client } from './client.js';
 import { Auth0Error } from './errors.js';
 
 /**
- * A refresh token as `GET /api/v2/refresh-tokens` returns it. Every property is optional in
+ * A refresh token as either listing endpoint returns it. Every property is optional in
  * the spec and Auth0 adds fields over time (additionalProperties: true), so this is only what
  * we read; the object itself is kept whole as `raw`.
  */
@@ -22,18 +22,59 @@ export interface Auth0RefreshToken {
   [key: string]: unknown;
 }
 
+/**
+ * The two Management API routes that list one user's refresh tokens, with the same token
+ * objects, `from`/`take` cursors and end rules (auth0-api.md):
+ * - `refresh-tokens`: `GET /api/v2/refresh-tokens?user_id=…` answering `{refresh_tokens, next}`;
+ *   marked Early Access, so a tenant may not have it (issue #12).
+ * - `users`: `GET /api/v2/users/{user_id}/refresh-tokens` answering `{tokens, next}`; generally available.
+ */
+export type TokensEndpoint = 'refresh-tokens' | 'users';
+export const TOKENS_ENDPOINTS: readonly TokensEndpoint[] = ['refresh-tokens', 'users'];
+
+interface EndpointShape {
+  /** For messages and logs: the route, with `{user_id}` where the id goes. */
+  route: string;
+  path(userId: string): string;
+  query(userId: string): Record<string, string>;
+  /** The key of the answer's token array. */
+  arrayKey: 'refresh_tokens' | 'tokens';
+}
+
+const ENDPOINTS: Record<TokensEndpoint, EndpointShape> = {
+  'refresh-tokens': {
+    route: 'GET /api/v2/refresh-tokens',
+    path: () => '/api/v2/refresh-tokens',
+    query: (userId) => ({ user_id: userId }),
+    arrayKey: 'refresh_tokens',
+  },
+  users: {
+    route: 'GET /api/v2/users/{user_id}/refresh-tokens',
+    // Encoded: ids such as `auth0|123` or `samlp|corp|a/b` must stay one path segment.
+    path: (userId) => `/api/v2/users/${encodeURIComponent(userId)}/refresh-tokens`,
+    query: () => ({}),
+    arrayKey: 'tokens',
+  },
+};
+
+/** `GET /api/v2/…` with `{user_id}` standing for the id, for messages and logs. */
+export function tokensEndpointRoute(endpoint: TokensEndpoint): string {
+  return ENDPOINTS[endpoint].route;
+}
+
 export interface ListOptions {
   /** `take`, 1..100. */
   pageSize: number;
   /** Pages before the listing fails as `too_many_pages`. */
   maxPages: number;
+  /** Which route lists the tokens; default `refresh-tokens`. */
+  endpoint?: TokensEndpoint;
   signal?: AbortSignal;
 }
 
-const PATH = '/api/v2/refresh-tokens';
-
 /**
- * Every refresh token of one user, one page at a time, following `next` with `from`.
+ * Every refresh token of one user, one page at a time, following `next` with `from`, through
+ * `options.endpoint` (one loop for both routes: only the path and the array key differ).
  * Stops on a missing, null or empty `next` or on an empty page: a real last page can still
  * carry `next` (recorded in go-auth0's test data). Throws Auth0Error, e.g. `user_not_found`
  * for a 404 and `cursor_expired` when the checkpoint is no longer valid.
@@ -43,12 +84,14 @@ export async function* listRefreshTokens(
   userId: string,
   options: ListOptions,
 ): AsyncGenerator<Auth0RefreshToken[]> {
+  const shape = ENDPOINTS[options.endpoint ?? 'refresh-tokens'];
+  const path = shape.path(userId);
   let from: string | undefined;
   for (let page = 1; ; page += 1) {
-    const query: Record<string, string | number> = { user_id: userId, take: options.pageSize };
+    const query: Record<string, string | number> = { ...shape.query(userId), take: options.pageSize };
     if (from) query.from = from;
-    const body = await client.getJson(PATH, query, options.signal);
-    const { tokens, next } = toPage(body);
+    const body = await client.getJson(path, query, options.signal);
+    const { tokens, next } = toPage(body, shape);
     if (tokens.length === 0) return;
     // Counted on pages that hold tokens, so the empty page confirming the end is always allowed.
     if (page > options.maxPages) {
@@ -83,17 +126,17 @@ export async function fetchAllRefreshTokens(
   }
 }
 
-function toPage(body: unknown): { tokens: Auth0RefreshToken[]; next?: string } {
+function toPage(body: unknown, shape: EndpointShape): { tokens: Auth0RefreshToken[]; next?: string } {
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    throw new Auth0Error('bad_response', `GET ${PATH} answered with JSON that is not an object`);
+    throw new Auth0Error('bad_response', `${shape.route} answered with JSON that is not an object`);
   }
-  const { refresh_tokens: tokens, next } = body as { refresh_tokens?: unknown; next?: unknown };
+  const { [shape.arrayKey]: tokens, next } = body as Record<string, unknown>;
   // A body without the array is not "no tokens": taking it so would mark every token deleted.
   if (!Array.isArray(tokens)) {
-    throw new Auth0Error('bad_response', `GET ${PATH} answered without a refresh_tokens array`);
+    throw new Auth0Error('bad_response', `${shape.route} answered without a ${shape.arrayKey} array`);
   }
   if (next !== undefined && next !== null && typeof next !== 'string') {
-    throw new Auth0Error('bad_response', `GET ${PATH} answered with a next cursor that is not a string`);
+    throw new Auth0Error('bad_response', `${shape.route} answered with a next cursor that is not a string`);
   }
   return { tokens: tokens as Auth0RefreshToken[], next: next || undefined };
 }

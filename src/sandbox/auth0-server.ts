@@ -1,6 +1,7 @@
 /**
- * A fake Auth0 Management API on a real `node:http` server: `POST /oauth/token` and
- * `GET /api/v2/refresh-tokens`, with Auth0's wire format (see /work/shared/auth0-api.md),
+ * A fake Auth0 Management API on a real `node:http` server: `POST /oauth/token`,
+ * `GET /api/v2/refresh-tokens` (Early Access: `earlyAccess: false` switches it off) and
+ * `GET /api/v2/users/{user_id}/refresh-tokens`, with Auth0's wire format (as documented in Auth0's Management API reference and recorded answers in auth0/go-auth0's test data),
  * keyset cursors, a token-bucket rate limiter, seeded transient faults and scripted faults.
  * Used by the Jest tests, the benchmark (through serve.ts) and the demo sandbox.
  */
@@ -56,6 +57,11 @@ export interface FakeAuth0Options {
   faultRate?: number;
   /** PRNG seed, default 1. */
   seed?: number;
+  /**
+   * Default true: the tenant serves the Early Access `GET /api/v2/refresh-tokens`. When false it
+   * answers that route as an unknown one; `GET /api/v2/users/{user_id}/refresh-tokens` always works.
+   */
+  earlyAccess?: boolean;
   /** Default 0 (ephemeral); the host is always 127.0.0.1. */
   port?: number;
 }
@@ -63,7 +69,10 @@ export interface FakeAuth0Options {
 export interface FakeAuth0Stats {
   requests: number;
   tokenRequests: number;
+  /** Requests to either listing route. */
   listRequests: number;
+  /** Of those, requests to `GET /api/v2/users/{user_id}/refresh-tokens`. */
+  userListRequests: number;
   rateLimited: number;
   faults: number;
   byStatus: Record<number, number>;
@@ -88,6 +97,8 @@ export interface FakeAuth0 {
   revokeAccessTokens(): void;
   /** Scope granted to access tokens issued from now on; tokens already issued keep theirs, like a JWT. */
   setScope(scope: string): void;
+  /** Serve (true) or switch off (false) the Early Access `GET /api/v2/refresh-tokens`. */
+  setEarlyAccess(enabled: boolean): void;
   readonly stats: FakeAuth0Stats;
   resetStats(): void;
   /** Closes the server and every keep-alive socket, and cancels pending delayed answers. */
@@ -95,6 +106,29 @@ export interface FakeAuth0 {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+const EA_LIST_PATH = '/api/v2/refresh-tokens';
+const USER_LIST_PATH = /^\/api\/v2\/users\/([^/]+)\/refresh-tokens$/;
+/**
+ * Auth0's answer for a route it does not serve. Not documented; this is the body auth0-cli's own
+ * tests take as the Management API's generic 404 (auth0/auth0-cli internal/cli/api_test.go,
+ * `genericNotFound`), and what a tenant without an Early Access route is assumed to answer.
+ */
+const UNKNOWN_ROUTE_BODY = JSON.stringify({ statusCode: 404, error: 'Not Found', message: 'Not Found' });
+
+/**
+ * Which listing route `path` is and whose tokens it asks for: the query's `user_id` for the
+ * Early Access route, the decoded path segment for the users route. Undefined for other paths.
+ */
+function listRoute(path: string, query: URLSearchParams): { route: 'refresh-tokens' | 'users'; userId: string | undefined } | undefined {
+  if (path === EA_LIST_PATH) return { route: 'refresh-tokens', userId: query.get('user_id') ?? undefined };
+  const match = USER_LIST_PATH.exec(path);
+  if (!match) return undefined;
+  try {
+    return { route: 'users', userId: decodeURIComponent(match[1]!) };
+  } catch {
+    return { route: 'users', userId: undefined }; // malformed escapes: answered as a missing user id
+  }
+}
 const MAX_TOKEN_BODY_BYTES = 64 * 1024;
 const REQUIRED_SCOPE = 'read:refresh_tokens';
 
@@ -244,6 +278,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     throw new RangeError('rateLimit needs perSecond > 0 and burst >= 1');
   }
   let scope = options.scope ?? 'read:refresh_tokens read:users';
+  let earlyAccess = options.earlyAccess ?? true;
 
   const users = new Map<string, Auth0TokenJson[]>();
   const accessTokens = new Map<string, AccessToken>();
@@ -259,6 +294,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     requests: 0,
     tokenRequests: 0,
     listRequests: 0,
+    userListRequests: 0,
     rateLimited: 0,
     faults: 0,
     byStatus: {},
@@ -412,8 +448,9 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     }
     const headers = rateLimitHeaders(now);
 
-    if (req.method !== 'GET' || path !== '/api/v2/refresh-tokens') {
-      send(res, 404, errorBody(404, 'Not Found'), headers);
+    const list = req.method === 'GET' ? listRoute(path, query) : undefined;
+    if (!list || (list.route === 'refresh-tokens' && !earlyAccess)) {
+      send(res, 404, UNKNOWN_ROUTE_BODY, headers);
       return;
     }
 
@@ -437,7 +474,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       return;
     }
 
-    const userId = query.get('user_id');
+    const userId = list.userId;
     if (!userId) {
       send(res, 400, errorBody(400, "Missing required 'user_id' parameter."), headers);
       return;
@@ -492,18 +529,17 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     let page = tokens.slice(first, first + take);
     const more = first + take < tokens.length;
 
-    const answer: { refresh_tokens: Auth0TokenJson[]; next?: string } = { refresh_tokens: page };
-    const last = page[page.length - 1];
-    if (last && (more || nextOnLastPage)) {
-      answer.next = encodeCursor({ u: userId, l: tokenId(last), t: now, g: cursorGeneration });
-    }
-
     const fields = query.get('fields');
     if (fields) {
       const set = new Set(fields.split(',').map((f) => f.trim()).filter(Boolean));
       const include = includeParam !== 'false';
       page = page.map((t) => project(t, set, include));
-      answer.refresh_tokens = page;
+    }
+    // The same token objects and cursors on both routes; only the array's key differs.
+    const answer: Record<string, unknown> = list.route === 'users' ? { tokens: page } : { refresh_tokens: page };
+    const last = page[page.length - 1];
+    if (last && (more || nextOnLastPage)) {
+      answer.next = encodeCursor({ u: userId, l: tokenId(last), t: now, g: cursorGeneration });
     }
     send(res, 200, JSON.stringify(answer), headers);
   }
@@ -536,14 +572,17 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     const path = q === -1 ? target : target.slice(0, q);
     const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
     // Counted per endpoint whether or not a fault answers it: tests count attempts.
-    if (path === '/api/v2/refresh-tokens') stats.listRequests++;
-    else if (path === '/oauth/token') stats.tokenRequests++;
+    const list = listRoute(path, query);
+    if (list) {
+      stats.listRequests++;
+      if (list.route === 'users') stats.userListRequests++;
+    } else if (path === '/oauth/token') stats.tokenRequests++;
 
     const fault = interceptFn?.({
       method: req.method ?? 'GET',
       path,
       query,
-      userId: query.get('user_id') ?? undefined,
+      userId: list?.userId,
       count,
     });
     if (!fault) {
@@ -595,6 +634,9 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     },
     setScope(next) {
       scope = next;
+    },
+    setEarlyAccess(enabled) {
+      earlyAccess = enabled;
     },
     get stats() {
       return stats;

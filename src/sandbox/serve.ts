@@ -2,12 +2,13 @@
  * Runs the fake Auth0 tenant as its own process (benchmark and demo sandbox):
  *
  *   node --import tsx src/sandbox/serve.ts [--port N] [--users N] [--max-tokens N] [--many-every N]
- *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH]
+ *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH] [--no-early-access]
  *
- * Prints one JSON line `{"url","clientId","users"}` once listening; answers a `stats` line on
- * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share
- * of the users (see changeUsers) and answers `{"changedUsers"}`; closes and exits 0 on SIGTERM/SIGINT.
- * `--burst` defaults to `--rps`.
+ * Prints one JSON line `{"url","clientId","users","earlyAccess"}` once listening; answers a `stats` line on
+ * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share of the users (see changeUsers) and
+ * answers `{"changedUsers"}`; closes and exits 0 on SIGTERM/SIGINT.
+ * `--burst` defaults to `--rps`. `--no-early-access` switches off the Early Access
+ * `GET /api/v2/refresh-tokens` (answered as an unknown route), leaving `GET /api/v2/users/{id}/refresh-tokens`.
  */
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
       'fault-rate': { type: 'string' },
       seed: { type: 'string' },
       'users-out': { type: 'string' },
+      'no-early-access': { type: 'boolean' },
     },
     strict: true,
   });
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
     latencyMs: numberOption(values, 'latency', 0, 0),
     faultRate: numberOption(values, 'fault-rate', 0, 0, 1),
     seed,
+    earlyAccess: !values['no-early-access'],
   });
   for (const [userId, tokens] of tenant) fake.users.set(userId, tokens);
 
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
     if (change) process.stdout.write(`${JSON.stringify({ changedUsers: changeUsers(fake, Number(change[1]), (round += 1)) })}\n`);
   });
 
-  process.stdout.write(`${JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users })}\n`);
+  process.stdout.write(`${JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users, earlyAccess: !values['no-early-access'] })}\n`);
 }
 
 /**

@@ -1,11 +1,13 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.js';
-import { errorCode, toError } from '../errors.js';
+import { errorCode, FatalError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { RunLockLostError, type RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
-import { databaseUnavailable, isDatabaseUnavailable } from '../warehouse/errors.js';
+import { databaseRefused, databaseUnavailable, isConnectionLost, isDatabaseUnavailable } from '../warehouse/errors.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import type { UserOutcome } from './outcome.js';
+import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
 import { planWrites, type PlanCounts } from './plan.js';
 
 export interface BatchWriter {
@@ -19,12 +21,20 @@ export interface BatchWriterOptions {
   db: Kysely<Database>;
   /** The run the rows are written for; undefined for a dry run, which writes nothing at all. */
   runId: number | undefined;
+  /** Checked in every write transaction of a run holding the lock on a server (issue #13). */
+  lease?: RunLease;
   counts: RunCounts;
   logger: Logger;
   /** Users and rows per write statement. */
   maxBatchUsers?: number;
   maxBatchRows?: number;
-  /** Called once when the database is gone: the run must stop. */
+  /**
+   * Bounds on what a run may mark deleted (see delete-guard.ts); undefined: no bound (a dry run,
+   * or an operator who confirmed a mass deletion). With a guard, nothing is written before
+   * `minUsers` users are in, so the first write is already measured.
+   */
+  deleteGuard?: DeleteGuard;
+  /** Called once when the run must stop: the database is gone or refuses, or the guard tripped. */
   onFatal: (error: Error) => void;
 }
 
@@ -36,15 +46,20 @@ export interface BatchWriterOptions {
  * as failed with its old rows untouched.
  */
 export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
-  const { db, runId, counts, logger } = options;
-  const maxBatchUsers = options.maxBatchUsers ?? 500;
+  const { db, runId, lease, counts, logger, deleteGuard } = options;
+  const maxBatchUsers = Math.max(options.maxBatchUsers ?? 500, deleteGuard?.minUsers ?? 0);
   const maxBatchRows = options.maxBatchRows ?? 10_000;
   let queue: UserOutcome[] = [];
   let queuedRows = 0;
   let flushing: Promise<void> | undefined;
   let fatal: Error | undefined;
   let waiters: (() => void)[] = [];
-  const isFull = () => queue.length >= 2 * maxBatchUsers || queuedRows >= 2 * maxBatchRows;
+  let closing = false;
+  const usersDone = () => counts.usersSynced + counts.usersNotFound + counts.usersFailed;
+  /** Users the next batch must hold before the guard can measure it (0 once it can). */
+  const guardShortfall = () => (deleteGuard ? Math.max(0, deleteGuard.minUsers - usersDone()) : 0);
+  // Rows count only once the guard can measure: the first batch must reach `minUsers` users.
+  const isFull = () => queue.length >= 2 * maxBatchUsers || (guardShortfall() === 0 && queuedRows >= 2 * maxBatchRows);
   const release = () => {
     if (isFull() && !fatal) return;
     for (const wake of waiters) wake();
@@ -59,7 +74,8 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
   function takeBatch(): UserOutcome[] {
     let rows = 0;
     let size = 0;
-    while (size < queue.length && size < maxBatchUsers && (size === 0 || rows + rowsOf(queue[size]!) <= maxBatchRows)) {
+    const atLeast = guardShortfall();
+    while (size < queue.length && size < maxBatchUsers && (size < atLeast || size === 0 || rows + rowsOf(queue[size]!) <= maxBatchRows)) {
       rows += rowsOf(queue[size]!);
       size += 1;
     }
@@ -71,23 +87,31 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
 
   async function write(batch: UserOutcome[]): Promise<void> {
     try {
-      // No explicit transaction: the write is one statement, atomic by itself, and the run
-      // lock means no one else changes these users between the read and the write.
       const users = batch.filter((o) => o.status !== 'failed').map((o) => o.userId);
-      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write.
-      const stored =
-        runId === undefined
-          ? await db.transaction().setAccessMode('read only').execute((trx) => readStoredTokens(trx, users))
-          : await readStoredTokens(db, users);
-      const plan = planWrites(batch, stored);
-      if (runId !== undefined) await applyWritePlan(db, runId, plan, batch);
-      tally(batch, plan.counts);
+      const listedIds = batch.flatMap((o) => (o.status === 'synced' ? o.records.tokens.map((t) => t.id) : []));
+      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write. A real
+      // run reads and writes in one transaction that first checks this run still holds the run
+      // lease (issue #13): once another run has taken over, not one more row is written. The
+      // deletion guard looks at the plan before anything of it is written.
+      const plan = await retryLostConnection(() =>
+        (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
+          if (runId !== undefined) await lease?.assertHeld(trx);
+          const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds));
+          if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
+          if (runId !== undefined) await applyWritePlan(trx, runId, plan, plan.outcomes);
+          return plan;
+        }),
+      );
+      tally(plan.outcomes, plan.counts);
       if (runId !== undefined && counts.tokensAdded >= analyzeAt) {
         analyzeAt = counts.tokensAdded * 2;
         await refreshStatistics(db);
       }
     } catch (error) {
+      if (error instanceof FatalError || error instanceof RunLockLostError) throw error;
       if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
+      const refused = databaseRefused(error);
+      if (refused) throw refused;
       if (batch.length > 1) {
         for (const outcome of batch) await write([outcome]);
         return;
@@ -105,7 +129,25 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
     }
   }
 
+  /**
+   * A batch whose connection was cut under it (a proxy recycling connections, an administrator's
+   * pg_terminate_backend) is tried again on a fresh one, twice, before the database counts as
+   * gone. Safe: the transaction re-reads what is stored, so a commit that did land plans nothing twice.
+   */
+  async function retryLostConnection<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await write();
+      } catch (error) {
+        if (attempt >= 3 || !isConnectionLost(error)) throw error;
+        logger.warn('database connection lost during a write; retrying on a fresh one', { attempt, error: toError(error).message });
+        await new Promise((wake) => setTimeout(wake, 50 * attempt));
+      }
+    }
+  }
+
   function tally(batch: UserOutcome[], planned: PlanCounts): void {
+    counts.tokensHeld += planned.held;
     counts.tokensAdded += planned.added;
     counts.tokensChanged += planned.changed + planned.restored;
     counts.tokensDeleted += planned.deleted;
@@ -122,22 +164,29 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
     }
   }
 
+  /** With a guard, the first write waits for enough users to be measured (or for the end). */
+  const canWrite = () => queue.length > 0 && !fatal && (closing || guardShortfall() <= queue.length);
+
   function drain(): Promise<void> {
-    flushing ??= (async () => {
-      try {
-        while (queue.length > 0 && !fatal) {
-          await write(takeBatch());
+    // Started only when there is a batch to write: the loop must reach an await before its
+    // `finally` clears `flushing`, or a settled promise would stay behind as "still flushing".
+    if (!flushing && canWrite()) {
+      flushing = (async () => {
+        try {
+          while (canWrite()) {
+            await write(takeBatch());
+            release();
+          }
+        } catch (error) {
+          fatal = toError(error);
+          options.onFatal(fatal);
+        } finally {
+          flushing = undefined;
           release();
         }
-      } catch (error) {
-        fatal = toError(error);
-        options.onFatal(fatal);
-      } finally {
-        flushing = undefined;
-        release();
-      }
-    })();
-    return flushing;
+      })();
+    }
+    return flushing ?? Promise.resolve();
   }
 
   return {
@@ -150,6 +199,7 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
       if (isFull()) await new Promise<void>((wake) => waiters.push(wake));
     },
     async close() {
+      closing = true;
       while (flushing || (queue.length > 0 && !fatal)) await drain();
       if (fatal) throw fatal;
     },

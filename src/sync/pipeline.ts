@@ -8,10 +8,14 @@ import type { Config } from '../config.js';
 import type { Database } from '../database.js';
 import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
+import { checkUserId, describeUserId, invalidUserIdKey } from '../source/user-id.js';
 import { createBatchWriter } from './batch-writer.js';
+import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
 import type { UserOutcome } from './outcome.js';
+import type { TokensEndpointChoice } from './tokens-endpoint.js';
 
 export interface SyncDeps {
   db: Kysely<Database>;
@@ -19,13 +23,19 @@ export interface SyncDeps {
   logger: Logger;
   /** Undefined for a dry run: fetch and compare, write nothing. */
   runId: number | undefined;
+  /** Fences the writes of a run holding the lock on a server (issue #13). */
+  lease?: RunLease;
   options: Config['sync'];
+  /** Which route lists tokens; shared by every user of the run (issue #12). */
+  endpoints: TokensEndpointChoice;
   /** Updated in place as users are written, so a progress reporter can read it. */
   counts: RunCounts;
   /** Aborting it stops taking new users; users in flight get `stopGraceMs` to finish. */
   stopSignal?: AbortSignal;
   /** How long users in flight may take after a stop before they are abandoned, default 5 s. */
   stopGraceMs?: number;
+  /** Bounds on deletions (see delete-guard.ts); undefined: none. */
+  deleteGuard?: DeleteGuard;
 }
 
 export interface SyncResult {
@@ -43,7 +53,7 @@ export interface SyncResult {
  * a fatal error (credentials, scope, database) stops taking users and is returned.
  */
 export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): Promise<SyncResult> {
-  const { client, logger, options } = deps;
+  const { client, logger, options, endpoints } = deps;
   const abort = new AbortController();
   // Every request in flight listens on it (got, sleeps): more than Node's default of 10.
   setMaxListeners(4 * options.concurrency + 10, abort.signal);
@@ -56,6 +66,8 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
     abort.abort(error);
   };
   const writer = createBatchWriter({ ...deps, onFatal: stop });
+  // The run lock is gone for good: stop at once, even between writes.
+  deps.lease?.onLost(stop);
   // A graceful stop: take no new user now; abandon the ones in flight after the grace period
   // (they are not written, so they keep their previous rows).
   let graceTimer: NodeJS.Timeout | undefined;
@@ -77,24 +89,40 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
   }
 
   async function fetchUser(userId: string): Promise<UserOutcome | undefined> {
-    try {
-      const apiTokens = await fetchAllRefreshTokens(client, userId, {
-        pageSize: options.pageSize,
-        maxPages: options.maxPagesPerUser,
-        signal: abort.signal,
-      });
-      return { status: 'synced', userId, records: toWarehouseRows(userId, apiTokens) };
-    } catch (error) {
-      if (abort.signal.aborted) {
-        stopped ||= !fatal; // abandoned by a graceful stop's deadline, or by a fatal error
-        return undefined; // either way this user was not finished and keeps its previous rows
+    // A source row can hold anything; never send it to Auth0 or store it as a key unchecked.
+    const problem = checkUserId(userId);
+    if (problem) return { status: 'failed', userId: invalidUserIdKey(userId), code: 'invalid_user_id', message: `The user ID ${describeUserId(userId)} ${problem}.` };
+    for (;;) {
+      const endpoint = endpoints.current();
+      try {
+        const apiTokens = await fetchAllRefreshTokens(client, userId, {
+          pageSize: options.pageSize,
+          maxPages: options.maxPagesPerUser,
+          endpoint,
+          signal: abort.signal,
+        });
+        endpoints.confirm(endpoint);
+        return { status: 'synced', userId, records: toWarehouseRows(userId, apiTokens) };
+      } catch (thrown) {
+        if (abort.signal.aborted) {
+          stopped ||= !fatal; // abandoned by a graceful stop's deadline, or by a fatal error
+          return undefined; // either way this user was not finished and keeps its previous rows
+        }
+        // An answer saying the Early Access route is not on this tenant lists the user again
+        // through the other route (at most once): it says nothing about the user's tokens.
+        const verdict = endpoints.judge(endpoint, thrown);
+        if (verdict.retry) continue;
+        const error = verdict.error;
+        if (error instanceof Auth0Error && error.code === 'user_not_found') {
+          endpoints.confirm(endpoint);
+          return { status: 'not_found', userId };
+        }
+        if (error instanceof Auth0Error && error.fatal) {
+          stop(error);
+          return undefined;
+        }
+        return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
       }
-      if (error instanceof Auth0Error && error.code === 'user_not_found') return { status: 'not_found', userId };
-      if (error instanceof Auth0Error && error.fatal) {
-        stop(error);
-        return undefined;
-      }
-      return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
     }
   }
 

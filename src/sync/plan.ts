@@ -1,4 +1,5 @@
 import type { TokenChange } from '../database.js';
+import { capText, stripControlCharacters } from '../upstream-text.js';
 import type { DeviceRecord, ResourceServerRecord, TokenRecord } from './normalize.js';
 import type { UserOutcome } from './outcome.js';
 
@@ -25,6 +26,8 @@ export interface ChangeRecord {
 }
 
 export interface PlanCounts {
+  /** Live tokens stored for the users with a complete listing: what `deleted` is a share of. */
+  held: number;
   added: number;
   changed: number;
   restored: number;
@@ -33,6 +36,11 @@ export interface PlanCounts {
 
 /** Everything one batch of outcomes will write; `counts` is also what a dry run reports. */
 export interface WritePlan {
+  /**
+   * The batch's outcomes as written: a user that listed a token stored under another user is
+   * turned `failed` here (Auth0 token ids are unique: the listing is wrong, not the warehouse).
+   */
+  outcomes: UserOutcome[];
   /**
    * Listed tokens that are new, restored or changed (raw differs), with their devices and
    * resource servers: an unchanged listed token is not written at all.
@@ -54,22 +62,27 @@ const DEVICE_CHANGES = [
 
 /**
  * Compare a batch of complete listings with what is stored and decide every write. Pure.
+ * `stored` holds the tokens of the batch's users and any stored token they list.
  * `synced` and `not_found` users are complete listings (a 404 lists nothing): a stored live
- * token missing from it is deleted. Failed users are not touched. Change rows record a token's
+ * token missing from it is deleted. Failed users are not touched. A user that lists a token
+ * stored (or listed earlier in the batch) under another user fails, naming the token: the first
+ * owner keeps it, so nothing flips between runs. Change rows record a token's
  * first sighting (`created`, and nothing else for it), deletion, restoration, a moved
  * `last_exchanged_at`, and a new last IP / ASN / user agent; nothing when nothing changed.
  * Only new, restored and changed tokens are planned for writing (issue #14): a pass in which
  * nothing changed writes no token, device or resource-server row.
  */
-export function planWrites(outcomes: readonly UserOutcome[], stored: readonly StoredToken[]): WritePlan {
+export function planWrites(batch: readonly UserOutcome[], stored: readonly StoredToken[]): WritePlan {
   const storedById = new Map(stored.map((token) => [token.id, token]));
+  const outcomes = withoutStolenTokens(batch, storedById);
   const plan: WritePlan = {
+    outcomes,
     tokens: [],
     devices: [],
     resourceServers: [],
     deletedIds: [],
     changes: [],
-    counts: { added: 0, changed: 0, restored: 0, deleted: 0 },
+    counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0 },
   };
   const listed = new Set<string>();
   const change = (token: { id: string; user_id: string }, kind: TokenChange, oldValue: string | null = null, newValue: string | null = null) =>
@@ -120,12 +133,37 @@ export function planWrites(outcomes: readonly UserOutcome[], stored: readonly St
 
   const listedUsers = new Set(outcomes.filter((o) => o.status !== 'failed').map((o) => o.userId));
   for (const token of stored) {
-    if (token.deleted_at || listed.has(token.id) || !listedUsers.has(token.user_id)) continue;
+    if (token.deleted_at || !listedUsers.has(token.user_id)) continue;
+    plan.counts.held += 1;
+    if (listed.has(token.id)) continue;
     plan.deletedIds.push(token.id);
     plan.counts.deleted += 1;
     change(token, 'deleted');
   }
   return plan;
+}
+
+/** Turn `failed` every user that lists a token another user owns (stored, or earlier in the batch). */
+function withoutStolenTokens(batch: readonly UserOutcome[], storedById: ReadonlyMap<string, StoredToken>): UserOutcome[] {
+  const owner = new Map<string, string>();
+  return batch.map((outcome) => {
+    if (outcome.status !== 'synced') return outcome;
+    const stolen = outcome.records.tokens.find((token) => {
+      const first = storedById.get(token.id)?.user_id ?? owner.get(token.id);
+      return first !== undefined && first !== outcome.userId;
+    });
+    if (!stolen) {
+      for (const token of outcome.records.tokens) owner.set(token.id, outcome.userId);
+      return outcome;
+    }
+    const other = storedById.get(stolen.id)?.user_id ?? owner.get(stolen.id);
+    return {
+      status: 'failed',
+      userId: outcome.userId,
+      code: 'token_owner_conflict',
+      message: `Auth0 listed refresh token ${stolen.id} for this user, but it belongs to user ${capText(stripControlCharacters(other ?? ''), 200)}; not taken over (Auth0 token ids are unique).`,
+    };
+  });
 }
 
 /** JSON with sorted keys, so two objects compare equal whatever order their keys came in. */

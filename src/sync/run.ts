@@ -1,15 +1,19 @@
 import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
+import type { TokensEndpoint } from '../auth0/refresh-tokens.js';
 import type { Config } from '../config.js';
 import type { Database, RunStatus, RunTrigger } from '../database.js';
 import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
-import { withRunLock } from '../run-lock.js';
+import { RunLockLostError, withRunLock, type RunLease } from '../run-lock.js';
 import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
+import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
+import { describeCrossing, MassDeleteError } from './delete-guard.js';
 import { runSync } from './pipeline.js';
+import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
 export interface SyncJobOptions {
   config: Config;
@@ -24,13 +28,22 @@ export interface SyncJobOptions {
   dryRun?: boolean;
   /** This process has the database to itself (the embedded one): no advisory lock needed. */
   exclusive?: boolean;
+  /** Confirmed by the operator (`--allow-mass-delete`): no deletion guard for this run. */
+  allowMassDelete?: boolean;
   /** Recorded in sync_runs.args. */
   args?: Record<string, unknown>;
   stopSignal?: AbortSignal;
   stopGraceMs?: number;
+  /** How often the run lock's connection is checked between writes, default 1 s. */
+  lockCheckEveryMs?: number;
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
   auth0?: Auth0ClientOptions;
+  /**
+   * The route choice to use, kept across runs by a long-lived process (the worker) so `auto`
+   * switches once per process; default a new one from AUTH0_TOKENS_ENDPOINT for this run.
+   */
+  tokensEndpoint?: TokensEndpointChoice;
 }
 
 export interface SyncJobResult {
@@ -39,9 +52,13 @@ export interface SyncJobResult {
   status: Exclude<RunStatus, 'running'>;
   counts: RunCounts;
   usersTotal: number | undefined;
+  /** A dry run that a real run's deletion guard would stop: what it would cross. */
+  wouldStop?: string;
   /** The one sentence that says why a failed run stopped. */
   error?: string;
   errorCode?: string;
+  /** The route tokens were listed through (`AUTH0_TOKENS_ENDPOINT`, or what `auto` chose). */
+  tokensEndpoint?: TokensEndpoint;
 }
 
 /**
@@ -52,21 +69,44 @@ export interface SyncJobResult {
  */
 export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
   await assertMigrated(options.db);
+  if (!options.dryRun) await assertCanWriteWarehouse(options.db);
   // A dry run writes nothing, not even the lock's bookkeeping, and can run beside a real one.
-  return options.dryRun ? runOnce(options) : withRunLock(options.db, () => runOnce(options), { advisory: !options.exclusive });
+  return options.dryRun
+    ? runOnce(options, undefined)
+    : withRunLock(options.db, (lease) => runOnce(options, lease), {
+        advisory: !options.exclusive,
+        logger: options.logger,
+        checkEveryMs: options.lockCheckEveryMs,
+      });
 }
 
-async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
+async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Promise<SyncJobResult> {
   const { config, db, trigger } = options;
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
   const { ids: userIds, total: usersTotal } = await selectUsers(db, config.source, options.selection ?? { kind: 'source' }, budget, clock);
-  const runId = options.dryRun ? undefined : await startRun(db, { trigger, args: options.args, usersTotal });
+  // A ratio of 1 allows everything. A dry run writes nothing, so nothing to stop: it only says
+  // whether a real run would stop.
+  const guard =
+    options.allowMassDelete || config.sync.maxDeleteRatio >= 1
+      ? undefined
+      : { maxRatio: config.sync.maxDeleteRatio, minUsers: config.sync.deleteGuardMinUsers };
+  const deleteGuard = options.dryRun ? undefined : guard;
+  const runId = options.dryRun
+    ? undefined
+    : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio });
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
+  const endpoints = options.tokensEndpoint ?? createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
   const started = Date.now();
-  logger.info('sync started', { trigger, usersTotal, concurrency: config.sync.concurrency, ...budget });
+  logger.info('sync started', {
+    trigger,
+    usersTotal,
+    concurrency: config.sync.concurrency,
+    tokensEndpoint: config.auth0.tokensEndpoint,
+    ...budget,
+  });
 
   const progress = setInterval(() => {
     counts.requests = client.requests;
@@ -80,7 +120,23 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   let status: SyncJobResult['status'];
   let error: Error | undefined;
   try {
-    const result = await runSync({ db, client, logger, runId, options: config.sync, counts, stopSignal: options.stopSignal, stopGraceMs: options.stopGraceMs }, userIds);
+    if (runId !== undefined) await lease?.claim(runId);
+    const result = await runSync(
+      {
+        db,
+        client,
+        logger,
+        runId,
+        lease,
+        options: config.sync,
+        endpoints,
+        counts,
+        stopSignal: options.stopSignal,
+        stopGraceMs: options.stopGraceMs,
+        deleteGuard,
+      },
+      userIds,
+    );
     error = result.fatal;
     status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
   } catch (thrown) {
@@ -93,14 +149,32 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
     counts.requests = client.requests;
   }
 
-  if (runId !== undefined) await finishRun(db, runId, { status, counts, error: error?.message });
+  const tokensEndpoint = endpoints.used();
+  // A run that lost the run lock wrote nothing after it found out: interrupted, not failed.
+  if (error instanceof RunLockLostError) status = 'interrupted';
+  if (runId !== undefined) {
+    const recorded = await finishRun(db, runId, {
+      status,
+      counts,
+      error: error?.message,
+      tokensEndpoint,
+      deleteGuardTripped: error instanceof MassDeleteError,
+    });
+    if (recorded.status !== status) {
+      // The next run took the lock (ours was lost) and already marked this one: keep its word.
+      logger.warn('another run already recorded this run', { recorded: recorded.status, error: recorded.error });
+      status = recorded.status === 'running' ? status : recorded.status;
+      if (!(error instanceof RunLockLostError)) error = new RunLockLostError('another run took over and recorded this run as ' + recorded.status + '.');
+    }
+  }
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-  const summary = { status, usersTotal, seconds, peakRssMb, ...counts };
+  const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
-  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined };
+  const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
+  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;

@@ -4,10 +4,11 @@ import type { UserOutcome } from '../sync/outcome.js';
 import type { StoredToken, WritePlan } from '../sync/plan.js';
 
 /**
- * The stored tokens of these users (live and deleted) with their device's last location:
- * what planWrites compares a batch's listings with.
+ * The stored tokens of these users (live and deleted), and any stored token with one of
+ * `tokenIds` whoever owns it, with their device's last location: what planWrites compares a
+ * batch's listings with (a token listed for one user but stored for another is an anomaly).
  */
-export async function readStoredTokens(db: Kysely<Database>, userIds: readonly string[]): Promise<StoredToken[]> {
+export async function readStoredTokens(db: Kysely<Database>, userIds: readonly string[], tokenIds: readonly string[] = []): Promise<StoredToken[]> {
   if (userIds.length === 0) return [];
   const { rows } = await sql<StoredToken>`
     select t.id, t.user_id, t.deleted_at, t.last_exchanged_at, t.raw, d.token_id is not null as has_device,
@@ -16,7 +17,7 @@ export async function readStoredTokens(db: Kysely<Database>, userIds: readonly s
     -- lateral: one index probe per token. A plain left join let the planner hash the whole
     -- devices table once it had statistics, and every batch got slower as the table grew.
     left join lateral (select * from auth0.refresh_token_devices d where d.token_id = t.id) d on true
-    where t.user_id = any(${[...userIds]}::text[])
+    where t.user_id = any(${[...userIds]}::text[]) or t.id = any(${[...tokenIds]}::text[])
   `.execute(db);
   return rows;
 }

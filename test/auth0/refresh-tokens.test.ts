@@ -82,3 +82,62 @@ describe('listRefreshTokens', () => {
     await expect(fetchAllRefreshTokens(client, 'u5', { pageSize: 2, maxPages: 10 })).rejects.toMatchObject({ code: 'cursor_expired' });
   });
 });
+
+describe('listRefreshTokens through GET /api/v2/users/{user_id}/refresh-tokens', () => {
+  const users = { endpoint: 'users' as const };
+  // A `|` and a `/` in the id: the path segment must be encoded, or the route is another one.
+  const odd = 'samlp|corp|dept/alice';
+
+  it('pages the same way, with the id encoded in the path and the array under tokens', async () => {
+    fake.setUser(odd, tokensOf(odd, 5));
+    const paths: string[] = [];
+    fake.intercept((ctx) => {
+      paths.push(`${ctx.path}?${ctx.query}`);
+      return undefined;
+    });
+    const pages: unknown[][] = [];
+    for await (const page of listRefreshTokens(client, odd, { pageSize: 2, maxPages: 10, ...users })) pages.push(page);
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
+    expect(pages.flat()).toEqual(fake.users.get(odd));
+    expect(fake.stats).toMatchObject({ listRequests: 4, userListRequests: 4 });
+    expect(paths[0]).toBe('/api/v2/users/samlp%7Ccorp%7Cdept%2Falice/refresh-tokens?take=2');
+    expect(paths[1]).toMatch(/^\/api\/v2\/users\/samlp%7Ccorp%7Cdept%2Falice\/refresh-tokens\?take=2&from=/);
+  });
+
+  it('stops when next is absent or empty, and keeps the objects as received', async () => {
+    const raw = { id: 'x', user_id: odd, added_later: { nested: true } };
+    fake.intercept(() => ({ status: 200, body: JSON.stringify({ tokens: [raw], next: '' }) }));
+    expect(await fetchAllRefreshTokens(client, odd, { pageSize: 2, maxPages: 10, ...users })).toEqual([raw]);
+    expect(fake.stats.listRequests).toBe(1);
+  });
+
+  it('refuses an answer without a tokens array, naming the route', async () => {
+    fake.intercept(() => ({ status: 200, body: '{"refresh_tokens":[]}' }));
+    await expect(fetchAllRefreshTokens(client, odd, { pageSize: 2, maxPages: 2, ...users })).rejects.toMatchObject({
+      code: 'bad_response',
+      message: 'GET /api/v2/users/{user_id}/refresh-tokens answered without a tokens array',
+    });
+  });
+
+  it('restarts once on an expired cursor and caps the pages', async () => {
+    fake.setUser('u7', tokensOf('u7', 5));
+    let expired = false;
+    fake.intercept((ctx) => {
+      if (!expired && ctx.query.has('from')) {
+        expired = true;
+        fake.expireCursors();
+      }
+      return undefined;
+    });
+    const tokens = await fetchAllRefreshTokens(client, 'u7', { pageSize: 2, maxPages: 10, ...users });
+    expect(tokens.map((t) => t.id)).toEqual(fake.users.get('u7')!.map((t) => t.id));
+    await expect(fetchAllRefreshTokens(client, 'u7', { pageSize: 1, maxPages: 2, ...users })).rejects.toMatchObject({ code: 'too_many_pages' });
+  });
+
+  it("maps Auth0's 404 for a missing user to user_not_found", async () => {
+    await expect(fetchAllRefreshTokens(client, 'auth0|nobody', { pageSize: 2, maxPages: 2, ...users })).rejects.toMatchObject({
+      code: 'user_not_found',
+      status: 404,
+    });
+  });
+});

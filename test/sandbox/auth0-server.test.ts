@@ -112,6 +112,49 @@ describe('fake Auth0 server', () => {
     expect(pages[0]?.refresh_tokens[0]).toEqual(fake.users.get(USER)?.[0]);
   });
 
+  it('serves the same tokens and cursors at GET /api/v2/users/{user_id}/refresh-tokens, under tokens', async () => {
+    const listUser = (userId: string, params: Record<string, string>) =>
+      fetch(`${fake.url}/api/v2/users/${encodeURIComponent(userId)}/refresh-tokens?${new URLSearchParams(params)}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const pages: { tokens: Auth0TokenJson[]; next?: string }[] = [];
+    let from: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const res = await listUser(USER, { take: '2', ...(from ? { from } : {}) });
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as { tokens: Auth0TokenJson[]; next?: string };
+      pages.push(page);
+      if (!page.next || page.tokens.length === 0) break;
+      from = page.next;
+    }
+    expect(pages.map((p) => p.tokens.length)).toEqual([2, 2, 1, 0]);
+    expect(pages[2]?.next).toEqual(expect.any(String));
+    expect(pages.flatMap((p) => p.tokens)).toEqual(fake.users.get(USER));
+    // A cursor from one route pages the other: they are one listing.
+    const viaQuery = (await (await list(fake, token, { user_id: USER, take: '2', from: pages[0]!.next! })).json()) as Page;
+    expect(viaQuery.refresh_tokens).toEqual(pages[1]!.tokens);
+
+    const missing = await listUser('auth0|nobody', {});
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { errorCode: string }).errorCode).toBe('inexistent_user');
+  });
+
+  it('answers the Early Access route as an unknown one once it is switched off', async () => {
+    const off = await start({ earlyAccess: false });
+    off.setUser(USER, fake.users.get(USER)!);
+    const offToken = await accessToken(off);
+    const res = await list(off, offToken, { user_id: USER });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ statusCode: 404, error: 'Not Found', message: 'Not Found' });
+    const users = await fetch(`${off.url}/api/v2/users/${encodeURIComponent(USER)}/refresh-tokens`, {
+      headers: { authorization: `Bearer ${offToken}` },
+    });
+    expect(((await users.json()) as { tokens: unknown[] }).tokens).toHaveLength(5);
+    expect(off.stats).toMatchObject({ listRequests: 2, userListRequests: 1 });
+    off.setEarlyAccess(true);
+    expect((await list(off, offToken, { user_id: USER })).status).toBe(200);
+  });
+
   it('continues a keyset cursor across a token deleted between pages', async () => {
     const first = (await (await list(fake, token, { user_id: USER, take: '2' })).json()) as Page;
     const tokens = fake.users.get(USER)!;

@@ -51,7 +51,7 @@ describe('planWrites', () => {
   it('records only `created` for a token seen for the first time, however much it carries', () => {
     const tokens = [apiToken(ALICE, 1), apiToken(ALICE, 2, { device: undefined, last_exchanged_at: null })];
     const plan = planWrites([synced(ALICE, tokens)], []);
-    expect(plan.counts).toEqual({ ...none, added: 2 });
+    expect(plan.counts).toMatchObject({ ...none, added: 2 });
     expect(plan.changes).toEqual(
       tokens.map((t) => ({ token_id: t.id, user_id: ALICE, change: 'created', old_value: null, new_value: null })),
     );
@@ -63,7 +63,7 @@ describe('planWrites', () => {
   it('records nothing and counts nothing for an unchanged token', () => {
     const token = apiToken(ALICE, 1);
     const plan = planWrites([synced(ALICE, [token])], [storedFrom(token)]);
-    expect(plan.counts).toEqual(none);
+    expect(plan.counts).toMatchObject(none);
     expect(plan.changes).toEqual([]);
     expect(plan.deletedIds).toEqual([]);
     // Nor written: its row, device and resource servers stay as they are (issue #14).
@@ -89,7 +89,7 @@ describe('planWrites', () => {
       [back.id, 'read'],
       [added.id, 'read'],
     ]);
-    expect(plan.counts).toEqual({ added: 1, changed: 1, restored: 1, deleted: 0 });
+    expect(plan.counts).toMatchObject({ added: 1, changed: 1, restored: 1, deleted: 0 });
   });
 
   it('counts a stored raw that differs only in key order (as jsonb returns it) as unchanged', () => {
@@ -103,7 +103,7 @@ describe('planWrites', () => {
     const raw = reverse(token);
     expect(JSON.stringify(raw)).not.toBe(JSON.stringify(token));
     const plan = planWrites([synced(ALICE, [token])], [storedFrom(token, { raw })]);
-    expect(plan.counts).toEqual(none);
+    expect(plan.counts).toMatchObject(none);
     expect(plan.changes).toEqual([]);
   });
 
@@ -111,7 +111,7 @@ describe('planWrites', () => {
     const before = apiToken(ALICE, 1);
     const after = { ...before, client_id: 'another-client', resource_servers: [{ audience: 'https://x/', scopes: 'read' }] };
     const plan = planWrites([synced(ALICE, [after])], [storedFrom(before)]);
-    expect(plan.counts).toEqual({ ...none, changed: 1 });
+    expect(plan.counts).toMatchObject({ ...none, changed: 1 });
     expect(plan.changes).toEqual([]);
   });
 
@@ -119,7 +119,7 @@ describe('planWrites', () => {
     const before = apiToken(ALICE, 1);
     const after = { ...before, last_exchanged_at: '2026-11-25T10:00:00Z' };
     const plan = planWrites([synced(ALICE, [after])], [storedFrom(before)]);
-    expect(plan.counts).toEqual({ ...none, changed: 1 });
+    expect(plan.counts).toMatchObject({ ...none, changed: 1 });
     expect(plan.changes).toEqual([
       { token_id: before.id, user_id: ALICE, change: 'exchanged', old_value: '2026-11-20T08:00:00.000Z', new_value: '2026-11-25T10:00:00.000Z' },
     ]);
@@ -138,7 +138,7 @@ describe('planWrites', () => {
     const before = apiToken(ALICE, 1);
     const after = { ...before, device: { ...device, last_ip: '203.0.113.9', last_asn: '64500', last_user_agent: 'curl/8.0' } };
     const plan = planWrites([synced(ALICE, [after])], [storedFrom(before)]);
-    expect(plan.counts).toEqual({ ...none, changed: 1 });
+    expect(plan.counts).toMatchObject({ ...none, changed: 1 });
     expect(plan.changes).toEqual([
       { token_id: before.id, user_id: ALICE, change: 'last_ip_changed', old_value: '10.0.0.2', new_value: '203.0.113.9' },
       { token_id: before.id, user_id: ALICE, change: 'last_asn_changed', old_value: '1234', new_value: '64500' },
@@ -161,7 +161,7 @@ describe('planWrites', () => {
     const plan = planWrites([synced(ALICE, [after])], [storedFrom(before)]);
     expect(plan.changes).toEqual([]);
     expect(plan.devices).toEqual([]);
-    expect(plan.counts).toEqual({ ...none, changed: 1 }); // raw lost its device
+    expect(plan.counts).toMatchObject({ ...none, changed: 1 }); // raw lost its device
   });
 
   it('marks deleted a stored live token missing from a synced user’s listing', () => {
@@ -169,7 +169,7 @@ describe('planWrites', () => {
     const revoked = apiToken(ALICE, 2);
     const plan = planWrites([synced(ALICE, [kept])], [storedFrom(kept), storedFrom(revoked)]);
     expect(plan.deletedIds).toEqual([revoked.id]);
-    expect(plan.counts).toEqual({ ...none, deleted: 1 });
+    expect(plan.counts).toMatchObject({ ...none, deleted: 1 });
     expect(plan.changes).toEqual([{ token_id: revoked.id, user_id: ALICE, change: 'deleted', old_value: null, new_value: null }]);
   });
 
@@ -180,7 +180,8 @@ describe('planWrites', () => {
     const stored = [storedFrom(a), storedFrom(b), storedFrom(gone, { deleted_at: new Date('2026-11-01T00:00:00Z') })];
     const plan = planWrites([{ status: 'not_found', userId: BOB }], stored);
     expect(plan.deletedIds.sort()).toEqual([a.id, b.id].sort());
-    expect(plan.counts).toEqual({ ...none, deleted: 2 });
+    expect(plan.counts).toMatchObject({ ...none, deleted: 2 });
+    expect(plan.counts.held).toBe(2); // the guard's denominator: live tokens held for listed users
     expect(plan.changes.map((c) => [c.token_id, c.change]).sort()).toEqual([
       [a.id, 'deleted'],
       [b.id, 'deleted'],
@@ -199,15 +200,16 @@ describe('planWrites', () => {
   it('records `restored` for a stored deleted token that is listed again, counted as restored, not changed', () => {
     const token = apiToken(ALICE, 1);
     const plan = planWrites([synced(ALICE, [token])], [storedFrom(token, { deleted_at: new Date('2026-11-01T00:00:00Z') })]);
-    expect(plan.counts).toEqual({ ...none, restored: 1 });
+    expect(plan.counts).toMatchObject({ ...none, restored: 1 });
     expect(plan.changes).toEqual([{ token_id: token.id, user_id: ALICE, change: 'restored', old_value: null, new_value: null }]);
     expect(plan.deletedIds).toEqual([]);
   });
 
   it('leaves a failed user untouched: no writes, no deletions, no change rows', () => {
     const token = apiToken(ALICE, 1);
-    const plan = planWrites([{ status: 'failed', userId: ALICE, code: 'server_error', message: '503' }], [storedFrom(token)]);
-    expect(plan).toEqual({ tokens: [], devices: [], resourceServers: [], deletedIds: [], changes: [], counts: none });
+    const failed = { status: 'failed', userId: ALICE, code: 'server_error', message: '503' } as const;
+    const plan = planWrites([failed], [storedFrom(token)]);
+    expect(plan).toEqual({ outcomes: [failed], tokens: [], devices: [], resourceServers: [], deletedIds: [], changes: [], counts: { ...none, held: 0 } });
   });
 
   it('plans a mixed batch user by user', () => {
@@ -222,7 +224,7 @@ describe('planWrites', () => {
       { status: 'not_found', userId: carol },
     ];
     const plan = planWrites(outcomes, [storedFrom(a1), storedFrom(a2), storedFrom(b1), storedFrom(c1)]);
-    expect(plan.counts).toEqual({ added: 1, changed: 1, restored: 0, deleted: 2 });
+    expect(plan.counts).toMatchObject({ added: 1, changed: 1, restored: 0, deleted: 2 });
     expect(plan.deletedIds.sort()).toEqual([a2.id, c1.id].sort());
     expect(plan.changes.map((c) => `${c.change}:${c.token_id}`).sort()).toEqual(
       [`exchanged:${a1.id}`, `created:${apiToken(ALICE, 3).id}`, `deleted:${a2.id}`, `deleted:${c1.id}`].sort(),
