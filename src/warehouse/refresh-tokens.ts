@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../database.js';
+import { toSafeText } from '../upstream-text.js';
 import type { UserOutcome } from '../sync/outcome.js';
 import type { StoredToken, WritePlan } from '../sync/plan.js';
 
@@ -136,7 +137,7 @@ export async function applyWritePlan(
       from unnest(
         ${outcomes.map((o) => o.userId)}::text[], ${outcomes.map((o) => o.status)}::text[],
         ${outcomes.map(tokenCount)}::int[], ${outcomes.map((o) => (o.status === 'failed' ? o.code : null))}::text[],
-        ${outcomes.map((o) => (o.status === 'failed' ? withoutNul(o.message) : null))}::text[]
+        ${outcomes.map((o) => (o.status === 'failed' ? toSafeText(o.message) : null))}::text[]
       ) as u(user_id, status, token_count, error_code, error)
       on conflict (user_id) do update set
         status = excluded.status, last_attempt_at = excluded.last_attempt_at,
@@ -167,10 +168,6 @@ function tokenCount(outcome: UserOutcome): number | null {
   return outcome.status === 'not_found' ? 0 : null;
 }
 
-/** PostgreSQL text cannot hold U+0000, and an error message may quote a value that has one. */
-function withoutNul(text: string): string {
-  return text.replaceAll('\u0000', '\\u0000');
-}
 
 function col<T, K extends keyof T>(rows: readonly T[], key: K): T[K][] {
   return rows.map((row) => row[key]);
