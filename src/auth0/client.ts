@@ -14,6 +14,12 @@ export interface Auth0Client {
    * token once on a 401. Throws Auth0Error.
    */
   getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown>;
+  /**
+   * POST a JSON body to a Management API path (e.g. `/api/v2/jobs/users-exports`) and parse the
+   * JSON answer (any 2xx). Same token, limiter and retries as `getJson`: only for calls that are
+   * safe to repeat (a retried job creation at worst starts a second job).
+   */
+  postJson(path: string, body: unknown, signal?: AbortSignal): Promise<unknown>;
   /** HTTP requests sent so far (token endpoint included, retries included). */
   readonly requests: number;
   /**
@@ -37,6 +43,8 @@ export interface Auth0ClientOptions {
   maxRateLimitWaits?: number;
   /** Sockets per protocol; the pipeline sizes this to its concurrency. */
   maxSockets?: number;
+  /** Scopes the access token must grant, checked when it is issued; default `read:refresh_tokens`. */
+  requiredScopes?: readonly string[];
 }
 
 interface CachedToken {
@@ -55,6 +63,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
   const backoffBaseMs = options.backoffBaseMs ?? 250;
   const backoffCapMs = options.backoffCapMs ?? 10_000;
   const maxRateLimitWaits = options.maxRateLimitWaits ?? 50;
+  const requiredScopes = options.requiredScopes ?? [REQUIRED_SCOPE];
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 16 };
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
@@ -144,10 +153,11 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     if (typeof body?.access_token !== 'string' || !body.access_token) {
       throw tokenUnavailable(new Auth0Error('bad_response', `${what} answered without an access_token`));
     }
-    if (typeof body.scope === 'string' && !body.scope.split(' ').includes(REQUIRED_SCOPE)) {
+    const missingScope = typeof body.scope === 'string' ? requiredScopes.find((s) => !(body.scope as string).split(' ').includes(s)) : undefined;
+    if (missingScope !== undefined) {
       throw new Auth0Error(
         'missing_scope',
-        `The access token lacks the ${REQUIRED_SCOPE} scope (granted: ${body.scope || 'none'}); grant it to the client in the Auth0 dashboard.`,
+        `The access token lacks the ${missingScope} scope (granted: ${body.scope || 'none'}); grant it to the client in the Auth0 dashboard.`,
       );
     }
     const lifetimeMs = (typeof body.expires_in === 'number' ? body.expires_in : 86_400) * 1000;
@@ -172,9 +182,17 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     return tokenInFlight;
   }
 
-  async function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
-    const what = `GET ${path}`;
+  function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
     const url = `${config.baseUrl}${path}?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]))}`;
+    return requestJson('GET', path, url, undefined, signal);
+  }
+
+  function postJson(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
+    return requestJson('POST', path, `${config.baseUrl}${path}`, body, signal);
+  }
+
+  async function requestJson(method: 'GET' | 'POST', path: string, url: string, json: unknown, signal?: AbortSignal): Promise<unknown> {
+    const what = `${method} ${path}`;
     let renewed = false;
     let rateLimitWaits = 0;
     return withRetries(async () => {
@@ -183,12 +201,14 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
         await limiter.acquire(signal);
         const response = await send(what, () =>
           // A URL string built here: got's searchParams and prefixUrl merging cost more than the request.
-          httpClient.get(url, {
-            headers: { authorization: `Bearer ${current.value}` },
-          }),
+          method === 'GET'
+            ? httpClient.get(url, { headers: { authorization: `Bearer ${current.value}` } })
+            : httpClient.post(url, { headers: { authorization: `Bearer ${current.value}` }, json }),
         );
         limiter.observe(response.statusCode, response.headers);
-        if (response.statusCode === 200) return parseJson(response.body, what);
+        if (response.statusCode === 200 || (method === 'POST' && response.statusCode >= 200 && response.statusCode < 300)) {
+          return parseJson(response.body, what);
+        }
         if (response.statusCode === 429 && rateLimitWaits < maxRateLimitWaits) {
           rateLimitWaits += 1; // a wait, not a failure: the limiter holds the next acquire()
           continue;
@@ -206,6 +226,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
 
   return {
     getJson,
+    postJson,
     get requests() {
       return requests;
     },
