@@ -311,11 +311,12 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
       await flush();
     });
   } catch (error) {
-    if (error instanceof UsersExportError || !(error instanceof Error)) throw error;
-    const code = (error as { code?: unknown }).code;
+    if (error instanceof UsersExportError) throw error;
+    // Read by code, not instanceof Error: zlib's errors may come from another realm (Jest's vm).
+    const { code, message } = error as { code?: unknown; message?: unknown };
     if (typeof code === 'string' && code.startsWith('Z_')) {
       // zlib: "unexpected end of file" (Z_BUF_ERROR) for a cut-off file, Z_DATA_ERROR for garbage.
-      throw new UsersExportError('export_unreadable', `${where} is truncated or not gzip (${error.message}); nothing was imported.`, { cause: error });
+      throw new UsersExportError('export_unreadable', `${where} is truncated or not gzip (${String(message)}); nothing was imported.`, { cause: error });
     }
     if (error instanceof RequestError) throw downloadBroke(error, where);
     throw error;
