@@ -225,7 +225,7 @@ export interface StreamOptions {
  */
 export async function streamExport(location: string, onBatch: (users: ExportedUser[]) => Promise<void>, options: StreamOptions = {}): Promise<number> {
   const url = checkDownloadUrl(location);
-  const batchSize = options.batchSize ?? 5000;
+  const batchSize = options.batchSize ?? 2000;
   const maxBytes = options.maxBytes ?? 8 * 2 ** 30;
   const maxLineBytes = options.maxLineBytes ?? 2 ** 20;
   const timeoutMs = options.timeoutMs ?? 60_000;
