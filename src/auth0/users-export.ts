@@ -230,6 +230,7 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
   const maxLineBytes = options.maxLineBytes ?? 2 ** 20;
   const timeoutMs = options.timeoutMs ?? 60_000;
   const where = `the users export file on ${url.host}`;
+  const Where = `The users export file on ${url.host}`;
   const download = got.stream(url, {
     headers: { 'user-agent': 'auth0-refresh-token-sync' },
     followRedirect: false,
@@ -252,7 +253,7 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
   if (response.statusCode !== 200) {
     const body = toSafeText(await readSome(download, 2048), 200);
     download.destroy();
-    const message = `${where} answered ${response.statusCode}${body ? `: ${body}` : ''}`;
+    const message = `${Where} answered ${response.statusCode}${body ? `: ${body}` : ''}`;
     throw response.statusCode === 403 || response.statusCode === 410
       ? new UsersExportError('link_expired', message)
       : new UsersExportError('download_failed', message);
@@ -262,7 +263,7 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
   const cap = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       bytes += chunk.length;
-      if (bytes > maxBytes) callback(new UsersExportError('export_unreadable', `${where} is larger than ${maxBytes} bytes; refused.`));
+      if (bytes > maxBytes) callback(new UsersExportError('export_unreadable', `${Where} is larger than ${maxBytes} bytes; refused.`));
       else callback(null, chunk);
     },
   });
@@ -271,15 +272,16 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
   let batch: ExportedUser[] = [];
   const takeLine = (line: string) => {
     lineNumber += 1;
+    if (line.length > maxLineBytes) throw new UsersExportError('export_unreadable', `${Where}: line ${lineNumber} is longer than ${maxLineBytes} bytes.`);
     if (line.trim() === '') return;
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
     } catch {
-      throw new UsersExportError('export_unreadable', `${where} is not NDJSON: line ${lineNumber} is not JSON.`);
+      throw new UsersExportError('export_unreadable', `${Where} is not NDJSON: line ${lineNumber} is not JSON.`);
     }
     const user = toExportedUser(parsed);
-    if (!user) throw new UsersExportError('export_unreadable', `${where}: line ${lineNumber} holds no user_id.`);
+    if (!user) throw new UsersExportError('export_unreadable', `${Where}: line ${lineNumber} holds no user_id.`);
     batch.push(user);
   };
   const flush = async () => {
@@ -303,7 +305,7 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
           start = end + 1;
         }
         rest = text.slice(start);
-        if (rest.length > maxLineBytes) throw new UsersExportError('export_unreadable', `${where}: line ${lineNumber + 1} is longer than ${maxLineBytes} bytes.`);
+        if (rest.length > maxLineBytes) throw new UsersExportError('export_unreadable', `${Where}: line ${lineNumber + 1} is longer than ${maxLineBytes} bytes.`);
         if (batch.length >= batchSize) await flush();
       }
       rest += decoder.end();
@@ -316,7 +318,7 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
     const { code, message } = error as { code?: unknown; message?: unknown };
     if (typeof code === 'string' && code.startsWith('Z_')) {
       // zlib: "unexpected end of file" (Z_BUF_ERROR) for a cut-off file, Z_DATA_ERROR for garbage.
-      throw new UsersExportError('export_unreadable', `${where} is truncated or not gzip (${String(message)}); nothing was imported.`, { cause: error });
+      throw new UsersExportError('export_unreadable', `${Where} is truncated or not gzip (${String(message)}); nothing was imported.`, { cause: error });
     }
     if (error instanceof RequestError) throw downloadBroke(error, where);
     throw error;

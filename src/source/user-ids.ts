@@ -40,8 +40,8 @@ function notSyncedFilter(column: RawBuilder<unknown>, since: ReadUserIdsOptions[
  * synced by passes over the source. Only for the default source, auth0.users, whose columns
  * the migrations own; any other table is read whole.
  */
-function notRemoved(source: Config['source']): RawBuilder<unknown> {
-  return source.table[0] === 'auth0' && source.table[1] === 'users' ? sql`s.removed_at is null` : sql`true`;
+export function notRemoved(source: Config['source'], alias = 's'): RawBuilder<unknown> {
+  return source.table[0] === 'auth0' && source.table[1] === 'users' ? sql`${sql.ref(`${alias}.removed_at`)} is null` : sql`true`;
 }
 
 /**
