@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import type { Database } from './database.js';
 import { FatalError } from './errors.js';
 import type { Logger } from './log.js';
+import { toSafeText } from './upstream-text.js';
 import { assertMigrated } from './migrate.js';
 import { withUsersStaging, type ImportScope, type UsersImportCounts } from './warehouse/users-import.js';
 
@@ -156,7 +157,7 @@ function checkRemovalGuard(config: Config, options: ImportUsersOptions, counts: 
   if (counts.removed <= ratio * counts.held) return;
   if (counts.held < config.sync.deleteGuardMinUsers && counts.exported > 0) return;
   const percent = Math.round((100 * counts.removed) / Math.max(1, counts.held));
-  const of = scope.connection ? ` of connection ${scope.connection}` : '';
+  const of = scope.connection ? ` of connection ${toSafeText(scope.connection, 200)}` : '';
   throw new MassRemovalError(
     `Stopped before writing: this import would mark removed ${counts.removed} of the ${counts.held} users held${of} (${percent}%), ` +
       `more than SYNC_MAX_DELETE_RATIO=${ratio} allows; nothing was changed. Check that AUTH0_DOMAIN points at the right tenant; ` +

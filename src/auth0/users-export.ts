@@ -137,21 +137,22 @@ export interface WaitOptions {
  */
 export async function waitForExport(client: Auth0Client, job: Auth0ExportJob, options: WaitOptions): Promise<Auth0ExportJob & { location: string }> {
   const deadline = options.clock.now() + options.timeoutMs;
+  const jobName = toSafeText(job.id, 80);
   let wait = options.firstPollMs ?? 200;
   let current = job;
   for (;;) {
     if (current.status === 'completed') {
       if (typeof current.location === 'string' && current.location) return current as Auth0ExportJob & { location: string };
-      throw new UsersExportError('export_failed', `The users export job ${current.id} completed without a location to download it from.`);
+      throw new UsersExportError('export_failed', `The users export job ${jobName} completed without a location to download it from.`);
     }
     if (current.status === 'failed') {
-      throw new UsersExportError('export_failed', `The users export job ${current.id} failed on Auth0's side; nothing was imported. Run the import again later.`);
+      throw new UsersExportError('export_failed', `The users export job ${jobName} failed on Auth0's side; nothing was imported. Run the import again later.`);
     }
     const left = deadline - options.clock.now();
     if (left <= 0) {
       throw new UsersExportError(
         'export_timeout',
-        `The users export job ${current.id} did not complete within ${Math.round(options.timeoutMs / 1000)} s (last: ${toSafeText(current.status, 40)}, ${current.percentage_done ?? 0}% done); nothing was imported. Raise --timeout or run the import again later.`,
+        `The users export job ${jobName} did not complete within ${Math.round(options.timeoutMs / 1000)} s (last: ${toSafeText(current.status, 40)}, ${current.percentage_done ?? 0}% done); nothing was imported. Raise --timeout or run the import again later.`,
       );
     }
     await options.clock.sleep(Math.min(wait, left), options.signal);
@@ -373,7 +374,7 @@ export async function readExport(
       options.onRetry?.(error);
       const fresh = await fetchExportJob(client, job.id, options.signal);
       if (fresh.status !== 'completed' || !fresh.location) {
-        throw new UsersExportError('export_failed', `The users export job ${job.id} no longer offers its file (status ${toSafeText(fresh.status, 40)}); run the import again.`);
+        throw new UsersExportError('export_failed', `The users export job ${toSafeText(job.id, 80)} no longer offers its file (status ${toSafeText(fresh.status, 40)}); run the import again.`);
       }
       location = fresh.location;
     }

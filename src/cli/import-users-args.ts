@@ -2,6 +2,7 @@ import type { parseArgs } from 'node:util';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
 import type { ImportUsersResult } from '../import-users.js';
+import { toSafeText } from '../upstream-text.js';
 
 /** The flags of `import-users`, for node:util parseArgs. */
 export const IMPORT_USERS_OPTIONS = {
@@ -24,10 +25,11 @@ export function toImportRequest(values: ImportValues) {
   return { connectionId, timeoutMs, dryRun: values['dry-run'] ?? false, allowMassDelete: values['allow-mass-delete'] ?? false };
 }
 
-/** The lines `import-users` prints when it is done. */
+/** The lines `import-users` prints when it is done; names from the export go through toSafeText. */
 export function describeImport(result: ImportUsersResult): string[] {
   const { counts } = result;
-  const of = result.connection ? ` of connection ${result.connection}` : '';
+  const of = result.connection ? ` of connection ${toSafeText(result.connection, 200)}` : '';
+  const ids = (userIds: string[]) => userIds.map((id) => toSafeText(id, 200)).join(', ');
   if (!result.dryRun) {
     return [
       `Imported ${counts.exported} users in ${result.seconds} s: ${counts.added} added, ${counts.updated} updated, ` +
@@ -38,7 +40,7 @@ export function describeImport(result: ImportUsersResult): string[] {
     `Dry run: the export holds ${counts.exported} users; would add ${counts.added}, update ${counts.updated}, ` +
       `restore ${counts.returned} and mark removed ${counts.removed} of the ${counts.held} held${of}. Nothing was written.`,
   ];
-  if (result.sampleAdded?.length) lines.push(`  would add: ${result.sampleAdded.join(', ')}${counts.added > result.sampleAdded.length ? ', …' : ''}`);
-  if (result.sampleRemoved?.length) lines.push(`  would remove: ${result.sampleRemoved.join(', ')}${counts.removed > result.sampleRemoved.length ? ', …' : ''}`);
+  if (result.sampleAdded?.length) lines.push(`  would add: ${ids(result.sampleAdded)}${counts.added > result.sampleAdded.length ? ', …' : ''}`);
+  if (result.sampleRemoved?.length) lines.push(`  would remove: ${ids(result.sampleRemoved)}${counts.removed > result.sampleRemoved.length ? ', …' : ''}`);
   return lines;
 }

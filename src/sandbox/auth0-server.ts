@@ -470,7 +470,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       send(res, 401, errorBody(401, MSG_EXPIRED_TOKEN), headers);
       return;
     }
-    if (exportRoute || !list) {
+    if (exportRoute || !list /* never both false here; narrows `list` */) {
       void usersExport.answer(req, res, path, granted.scopes, (r, status, body) => send(r, status, body, headers));
       return;
     }
@@ -567,6 +567,8 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     send(res, 404, errorBody(404, 'Not Found'));
   }
 
+  // Its storage host starts first, so the API never answers before it can route export jobs.
+  const usersExport = await startUsersExport(() => users.keys(), options.usersExport);
   const server = createServer({ keepAlive: true }, (req, res) => {
     const now = Date.now();
     stats.requests++;
@@ -623,7 +625,6 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     });
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const usersExport = await startUsersExport(() => users.keys(), options.usersExport);
 
   return {
     url,
