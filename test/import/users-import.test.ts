@@ -225,6 +225,18 @@ describe('npm run import-users', () => {
     expect(await removedIds()).toEqual([]);
   });
 
+  it('retries a job creation that met a 5xx through the client, and names an unknown connection', async () => {
+    const created = fake.usersExport.stats.jobsCreated;
+    let failures = 0;
+    fake.intercept(({ method, path }) => (method === 'POST' && path === '/api/v2/jobs/users-exports' && failures++ === 0 ? { status: 503 } : undefined));
+    expect((await importUsers()).code).toBe(0);
+    expect(fake.usersExport.stats.jobsCreated - created).toBe(1);
+    fake.intercept(undefined);
+    const { code, stderr } = await importUsers(['--connection', 'con_doesnotexist00']);
+    expect(code).toBe(1);
+    expect(stderr.join('\n')).toContain('POST /api/v2/jobs/users-exports answered 404: The connection does not exist.');
+  });
+
   it('names the flag to fix', async () => {
     expect((await importUsers(['--connection', 'google'])).stderr.join('\n')).toContain('--connection takes a connection ID such as con_');
     expect((await importUsers(['--timeout', 'soon'])).stderr.join('\n')).toContain('--timeout must be a duration');
