@@ -2,9 +2,9 @@
  * `npm run bench`: a full sync against the local Auth0-compatible server (its own process) into
  * a fresh database on the PostgreSQL server, for each workload, and a table of figures.
  *
- *   npm run bench -- [--only throughput,latency,ramp,ratelimit,memory,quiet] [--users N] [--latency-users N]
+ *   npm run bench -- [--only throughput,latency,ramp,ratelimit,memory,quiet,import] [--users N] [--latency-users N]
  *     [--ramp-users N] [--rate-users N] [--memory-small N] [--memory-large N] [--memory-stop N]
- *     [--concurrency N] [--quiet-users N] [--quiet-passes N] [--quiet-change PERCENT]
+ *     [--concurrency N] [--quiet-users N] [--quiet-passes N] [--quiet-change PERCENT] [--import-sizes 1000,1000000]
  *
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres);
  * creates and drops its own databases named rt_bench_*. The quiet workload's WAL and
@@ -22,7 +22,7 @@ import pg from 'pg';
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'throughput,latency,ramp,ratelimit,memory,quiet' },
+    only: { type: 'string', default: 'throughput,latency,ramp,ratelimit,memory,quiet,import' },
     users: { type: 'string', default: '100000' },
     'latency-users': { type: 'string', default: '2000' },
     'ramp-users': { type: 'string', default: '1500' },
@@ -34,6 +34,7 @@ const { values: opts } = parseArgs({
     'quiet-users': { type: 'string', default: '100000' },
     'quiet-passes': { type: 'string', default: '10' },
     'quiet-change': { type: 'string', default: '1' },
+    'import-sizes': { type: 'string', default: '1000,1000000' },
   },
 });
 const only = new Set(opts.only.split(','));
@@ -60,7 +61,7 @@ const notes: string[] = [];
  */
 function runNode(args: string[], env: Record<string, string | undefined> = {}): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const nodeArgs = args[0]!.startsWith('dist/') ? args : ['--import', 'tsx', ...args];
+    const nodeArgs = args.some((a) => a.startsWith('dist/')) ? args : ['--import', 'tsx', ...args];
     const child = spawn(process.execPath, nodeArgs, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -430,6 +431,40 @@ async function quietWrites() {
 
 const mb = (bytes: number) => fmt(bytes / 2 ** 20, 1);
 
+/** `npm run import-users` into an empty warehouse, the export holding `size` generated users. */
+async function importUsers() {
+  const rss: number[] = [];
+  const sizes = opts['import-sizes'].split(',').map(Number);
+  for (const size of sizes) {
+    const server = await startServer(['--users', '0', '--export-users', String(size)]);
+    try {
+      const db = await freshDatabase([]);
+      // As `npm run import-users` runs it: a 4 MB young generation (see package.json and README).
+      const lines = await runNode(['--max-semi-space-size=4', 'dist/src/cli.js', 'import-users'], {
+        DATABASE_URL: db.url,
+        AUTH0_DOMAIN: server.url,
+        AUTH0_CLIENT_ID: 'test-client',
+        AUTH0_CLIENT_SECRET: 'test-secret',
+        LOG_LEVEL: 'info',
+      });
+      const finished = lines.map((l) => (l.startsWith('{') ? (JSON.parse(l) as Record<string, number | string>) : {})).find((l) => l.msg === 'users import finished');
+      if (!finished) throw new Error(`no summary line:\n${lines.slice(-5).join('\n')}`);
+      const run = { seconds: Number(finished.seconds), users: Number(finished.exported), tokens: 0, rssMb: Number(finished.peakRssMb) };
+      rss.push(run.rssMb);
+      rows.push({ workload: `6 import, ${fmt(size)} users`, mode: 'import-users (export job → gzip NDJSON → upsert)', ...run });
+      await db.drop();
+    } finally {
+      await server.stop();
+    }
+  }
+  const [small, large] = [rss[0]!, rss.at(-1)!];
+  const last = rows.at(-1)!;
+  notes.push(
+    `6 import: ${fmt(last.users / last.seconds)} users/s at ${fmt(sizes.at(-1)!)} users; peak RSS ${small} MB at ${fmt(sizes[0]!)} users, ` +
+      `${large} MB at ${fmt(sizes.at(-1)!)} (target < 150 MB, flat)`,
+  );
+}
+
 try {
   if (only.has('throughput')) await throughput();
   if (only.has('latency')) await latency();
@@ -437,6 +472,7 @@ try {
   if (only.has('ratelimit')) await rateLimit();
   if (only.has('memory')) await memory();
   if (only.has('quiet')) await quietWrites();
+  if (only.has('import')) await importUsers();
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }

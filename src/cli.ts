@@ -2,11 +2,13 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
+import { describeImport, IMPORT_USERS_OPTIONS, toImportRequest } from './cli/import-users-args.js';
 import { describeDryRun, SYNC_OPTIONS, toSyncRequest } from './cli/sync-args.js';
 import { loadConfig, loadDatabaseConfig, type DatabaseConfig, type Env } from './config.js';
 import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
 import { ConfigError, SyncError } from './errors.js';
+import { importUsers } from './import-users.js';
 import { createLogger } from './log.js';
 import { assertMigrated, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
@@ -42,6 +44,11 @@ const USAGE = `usage:
       --max-users N, --max-duration 30m   a budget (stalest users first)
       --dry-run                   fetch and compare; write nothing
       --allow-mass-delete         confirm a run that marks more than SYNC_MAX_DELETE_RATIO deleted
+  npm run import-users [-- flags]  export the tenant's users into auth0.users; flags:
+      --connection con_ID         only this connection (removals only among its users)
+      --dry-run                   print what would be added and removed; write nothing
+      --timeout 30m               give up on an export job that has not completed by then
+      --allow-mass-delete         confirm an import that marks more than SYNC_MAX_DELETE_RATIO removed
   npm run worker                  run the sync on SYNC_SCHEDULE until SIGTERM
   npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial)
   npm run demo                    migrate, sync a built-in sandbox tenant, print a short report`;
@@ -58,6 +65,8 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
         return await withDatabase(loadDatabaseConfig(env), 'migrate', io, deps, ({ db }) => migrate(db, io));
       case 'sync':
         return await sync(rest, env, io, deps);
+      case 'import-users':
+        return await importUsersCommand(rest, env, io, deps);
       case 'worker':
         return await worker(env, io, deps);
       case 'status': {
@@ -128,6 +137,18 @@ async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Prom
     } finally {
       stop.dispose();
     }
+  });
+}
+
+async function importUsersCommand(argv: readonly string[], env: Env, io: Io, deps: Deps): Promise<number> {
+  const { values } = parseArgs({ args: [...argv], options: IMPORT_USERS_OPTIONS, strict: true, allowPositionals: false });
+  const request = toImportRequest(values);
+  const config = loadConfig(env);
+  const logger = createLogger({ level: config.logLevel, write: io.stdout });
+  return withDatabase(config, 'import-users', io, deps, async ({ db }) => {
+    const result = await importUsers({ config, db, logger, ...request });
+    for (const line of describeImport(result)) io.stdout(line);
+    return EXIT.ok;
   });
 }
 

@@ -11,6 +11,17 @@ export type UserSyncStatus = 'synced' | 'not_found' | 'failed';
 export interface UsersTable {
   user_id: string;
   loaded_at: Generated<Date>;
+  /** Profile fields from the users export (`npm run import-users`); null for rows loaded by hand. */
+  email: string | null;
+  /** The connection's name (the first identity's), e.g. `Username-Password-Authentication`. */
+  connection: string | null;
+  created_at: Timestamp | null;
+  last_login: Timestamp | null;
+  blocked: boolean | null;
+  first_imported_at: Timestamp | null;
+  last_imported_at: Timestamp | null;
+  /** Set when a complete export no longer holds the user; cleared if it returns. */
+  removed_at: Timestamp | null;
 }
 
 export interface SyncRunsTable {
@@ -127,6 +138,7 @@ export interface Database {
   'auth0.run_lease': RunLeaseTable;
 }
 
+export type UserRow = Selectable<UsersTable>;
 export type SyncRunRow = Selectable<SyncRunsTable>;
 export type RefreshTokenRow = Selectable<RefreshTokensTable>;
 export type RefreshTokenDeviceRow = Selectable<RefreshTokenDevicesTable>;

@@ -4,7 +4,7 @@ import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js'
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
 import type { RunCounts } from './runs.js';
-import { countUserIds } from './source/user-ids.js';
+import { countUserIds, notRemoved } from './source/user-ids.js';
 import { capText, stripControlCharacters } from './upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
@@ -207,7 +207,7 @@ async function readStaleness(db: Kysely<Database>, source: Config['source']): Pr
       with source_users as (
         select distinct ${column}::text as user_id
         from ${sql.id(...source.table)} as src
-        where ${column} is not null and ${column}::text <> ''
+        where ${column} is not null and ${column}::text <> '' and ${notRemoved(source, 'src')}
       )
       select
         (count(*) filter (where s.last_success_at is null))::int as never_synced,

@@ -239,6 +239,13 @@ describe('readStatus and formatStatus', () => {
     });
   });
 
+  it('leaves users import-users marked removed out of the staleness', async () => {
+    await loadUsers(t.db, ['auth0|kept', 'auth0|removed']);
+    await sql`update auth0.users set removed_at = now() where user_id = 'auth0|removed'`.execute(t.db);
+    const report = await readStatus(t.db, source, { now });
+    expect(report.staleness).toMatchObject({ sourceUsers: 1, neverSynced: 1 });
+  });
+
   it('reports staleness as unknown when the source table or column is missing', async () => {
     await insertRun({ status: 'failed', started_at: at('10:00:00'), finished_at: at('10:00:01'), error: 'source gone' });
     const report = await readStatus(t.db, sourceOf('nope.users', 'user_id'), { now });

@@ -18,6 +18,12 @@ export interface Auth0Client {
    * retried). Throws Auth0Error, whose message holds only safe text (see upstream-text.ts).
    */
   getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown>;
+  /**
+   * POST a JSON body to a Management API path (e.g. `/api/v2/jobs/users-exports`) and parse the
+   * JSON answer (any 2xx). Same token, limiter and retries as `getJson`: only for calls that are
+   * safe to repeat (a retried job creation at worst starts a second job).
+   */
+  postJson(path: string, body: unknown, signal?: AbortSignal): Promise<unknown>;
   /** HTTP requests sent so far (token endpoint included, retries included). */
   readonly requests: number;
   /**
@@ -41,6 +47,8 @@ export interface Auth0ClientOptions {
   maxRateLimitWaits?: number;
   /** Sockets per protocol; the pipeline sizes this to its concurrency. */
   maxSockets?: number;
+  /** Scopes the access token must grant, checked when it is issued; default `read:refresh_tokens`. */
+  requiredScopes?: readonly string[];
 }
 
 /** 401s one request may meet before it fails as `unauthorized`, however the tokens turn over. */
@@ -63,6 +71,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
   const backoffCapMs = options.backoffCapMs ?? 10_000;
   const maxRateLimitWaits = options.maxRateLimitWaits ?? 50;
   const maxResponseBytes = config.maxResponseBytes;
+  const requiredScopes = options.requiredScopes ?? [REQUIRED_SCOPE];
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 16 };
   // Any answer may echo what we sent; scrubbed from every upstream text from now on.
   rememberSecret(config.clientSecret.reveal());
@@ -170,10 +179,11 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     }
     // Before anything else reads the answer: from now on it is scrubbed wherever it turns up.
     rememberSecret(body.access_token);
-    if (typeof body.scope === 'string' && !body.scope.split(' ').includes(REQUIRED_SCOPE)) {
+    const missingScope = typeof body.scope === 'string' ? requiredScopes.find((s) => !(body.scope as string).split(' ').includes(s)) : undefined;
+    if (missingScope !== undefined) {
       throw new Auth0Error(
         'missing_scope',
-        `The access token lacks the ${REQUIRED_SCOPE} scope (granted: ${toSafeText(body.scope, 256) || 'none'}); grant it to the client in the Auth0 dashboard.`,
+        `The access token lacks the ${missingScope} scope (granted: ${toSafeText(String(body.scope), 256) || 'none'}); grant it to the client in the Auth0 dashboard.`,
       );
     }
     const expiresIn = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 86_400;
@@ -206,9 +216,17 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     return tokenInFlight;
   }
 
-  async function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
-    const what = `GET ${path}`;
+  function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
     const url = `${config.baseUrl}${path}?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]))}`;
+    return requestJson('GET', path, url, undefined, signal);
+  }
+
+  function postJson(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
+    return requestJson('POST', path, `${config.baseUrl}${path}`, body, signal);
+  }
+
+  async function requestJson(method: 'GET' | 'POST', path: string, url: string, json: unknown, signal?: AbortSignal): Promise<unknown> {
+    const what = `${method} ${path}`;
     let renewals = 0;
     let freshRefused = false;
     let rateLimitWaits = 0;
@@ -220,12 +238,14 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
         const { current, fresh } = await accessToken();
         const response = await send(what, () =>
           // A URL string built here: got's searchParams and prefixUrl merging cost more than the request.
-          httpClient.get(url, {
-            headers: { authorization: `Bearer ${current.value}` },
-          }),
+          method === 'GET'
+            ? httpClient.get(url, { headers: { authorization: `Bearer ${current.value}` } })
+            : httpClient.post(url, { headers: { authorization: `Bearer ${current.value}` }, json }),
         );
         limiter.observe(response.statusCode, response.headers);
-        if (response.statusCode === 200) return parseJson(response.body, what);
+        if (response.statusCode === 200 || (method === 'POST' && response.statusCode >= 200 && response.statusCode < 300)) {
+          return parseJson(response.body, what);
+        }
         if (response.statusCode === 429 && rateLimitWaits < maxRateLimitWaits) {
           rateLimitWaits += 1; // a wait, not a failure: the limiter holds the next acquire()
           continue;
@@ -247,6 +267,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
 
   return {
     getJson,
+    postJson,
     get requests() {
       return requests;
     },

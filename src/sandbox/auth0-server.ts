@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
 
 /** A refresh token object exactly as the API returns it. */
 export type Auth0TokenJson = Record<string, unknown>;
@@ -64,6 +65,8 @@ export interface FakeAuth0Options {
   earlyAccess?: boolean;
   /** Default 0 (ephemeral); the host is always 127.0.0.1. */
   port?: number;
+  /** The users export's job timing, link lifetime and storage host (src/sandbox/users-export.ts). */
+  usersExport?: UsersExportOptions;
 }
 
 export interface FakeAuth0Stats {
@@ -99,6 +102,8 @@ export interface FakeAuth0 {
   setScope(scope: string): void;
   /** Serve (true) or switch off (false) the Early Access `GET /api/v2/refresh-tokens`. */
   setEarlyAccess(enabled: boolean): void;
+  /** `POST /api/v2/jobs/users-exports`, `GET /api/v2/jobs/{id}` and the storage host of their files. */
+  readonly usersExport: UsersExportSandbox;
   readonly stats: FakeAuth0Stats;
   resetStats(): void;
   /** Closes the server and every keep-alive socket, and cancels pending delayed answers. */
@@ -449,7 +454,8 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     const headers = rateLimitHeaders(now);
 
     const list = req.method === 'GET' ? listRoute(path, query) : undefined;
-    if (!list || (list.route === 'refresh-tokens' && !earlyAccess)) {
+    const exportRoute = usersExport.handles(req.method ?? 'GET', path);
+    if (!exportRoute && (!list || (list.route === 'refresh-tokens' && !earlyAccess))) {
       send(res, 404, UNKNOWN_ROUTE_BODY, headers);
       return;
     }
@@ -462,6 +468,10 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     }
     if (now >= granted.expiresAt) {
       send(res, 401, errorBody(401, MSG_EXPIRED_TOKEN), headers);
+      return;
+    }
+    if (exportRoute || !list /* never both false here; narrows `list` */) {
+      void usersExport.answer(req, res, path, granted.scopes, (r, status, body) => send(r, status, body, headers));
       return;
     }
     if (!granted.scopes.has(REQUIRED_SCOPE)) {
@@ -557,6 +567,8 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     send(res, 404, errorBody(404, 'Not Found'));
   }
 
+  // Its storage host starts first, so the API never answers before it can route export jobs.
+  const usersExport = await startUsersExport(() => users.keys(), options.usersExport);
   const server = createServer({ keepAlive: true }, (req, res) => {
     const now = Date.now();
     stats.requests++;
@@ -638,15 +650,17 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     setEarlyAccess(enabled) {
       earlyAccess = enabled;
     },
+    usersExport,
     get stats() {
       return stats;
     },
     resetStats() {
       stats = freshStats();
     },
-    close() {
+    async close() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
+      await usersExport.close();
       return new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();

@@ -3,12 +3,15 @@
  *
  *   node --import tsx src/sandbox/serve.ts [--port N] [--users N] [--max-tokens N] [--many-every N]
  *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH] [--no-early-access]
+ *     [--export-users N]
  *
  * Prints one JSON line `{"url","clientId","users","earlyAccess"}` once listening; answers a `stats` line on
  * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share of the users (see changeUsers) and
  * answers `{"changedUsers"}`; closes and exits 0 on SIGTERM/SIGINT.
  * `--burst` defaults to `--rps`. `--no-early-access` switches off the Early Access
  * `GET /api/v2/refresh-tokens` (answered as an unknown route), leaving `GET /api/v2/users/{id}/refresh-tokens`.
+ * `--export-users N` makes every users export hold N generated users (made lazily while the file
+ * is served, so a million does not sit in memory) instead of the tenant's.
  */
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
       seed: { type: 'string' },
       'users-out': { type: 'string' },
       'no-early-access': { type: 'boolean' },
+      'export-users': { type: 'string' },
     },
     strict: true,
   });
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
     faultRate: numberOption(values, 'fault-rate', 0, 0, 1),
     seed,
     earlyAccess: !values['no-early-access'],
+    usersExport: values['export-users'] === undefined ? undefined : { generatedUsers: Math.floor(numberOption(values, 'export-users', 0, 0)) },
   });
   for (const [userId, tokens] of tenant) fake.users.set(userId, tokens);
 

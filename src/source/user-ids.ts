@@ -36,7 +36,17 @@ function notSyncedFilter(column: RawBuilder<unknown>, since: ReadUserIdsOptions[
 }
 
 /**
- * Every user ID of the source table (optionally only those not synced since a time), in the
+ * Users `npm run import-users` marked removed (a complete export no longer holds them) are not
+ * synced by passes over the source. Only for the default source, auth0.users, whose columns
+ * the migrations own; any other table is read whole.
+ */
+export function notRemoved(source: Config['source'], alias = 's'): RawBuilder<unknown> {
+  return source.table[0] === 'auth0' && source.table[1] === 'users' ? sql`${sql.ref(`${alias}.removed_at`)} is null` : sql`true`;
+}
+
+/**
+ * Every user ID of the source table (optionally only those not synced since a time; never those
+ * marked removed in auth0.users), in the
  * column's order, streamed with keyset paging. NULL and empty IDs are skipped; a column that
  * is not unique yields each ID once. The identifiers come validated from loadConfig (any
  * PostgreSQL name) and are quoted here with sql.id, never pasted.
@@ -51,7 +61,7 @@ export async function* readUserIds(db: Kysely<any>, options: ReadUserIdsOptions)
     const from = after === undefined ? sql`s.${column} is not null` : sql`s.${column} > ${after.user_id}`;
     const result = await sql<{ user_id: string }>`
       select distinct s.${column}::text as user_id, s.${column} from ${table} s
-      where ${from} and ${filter} order by s.${column} limit ${batchSize}
+      where ${from} and ${filter} and ${notRemoved(options.source)} order by s.${column} limit ${batchSize}
     `
       .execute(db)
       .catch(explainSourceError(options.source));
@@ -75,7 +85,7 @@ export async function* readUserIdsByStaleness(db: Kysely<any>, source: Config['s
     const result = await sql<{ user_id: string; cursor: string }>`
       select st.user_id, st.last_success_at::text as cursor from auth0.user_sync_state st
       where st.last_success_at < ${before} and ${from}
-        and exists (select 1 from ${table} s where s.${column}::text = st.user_id)
+        and exists (select 1 from ${table} s where s.${column}::text = st.user_id and ${notRemoved(source)})
       order by st.last_success_at, st.user_id limit ${batchSize}
     `
       .execute(db)
@@ -104,7 +114,7 @@ export async function countUserIds(db: Kysely<any>, source: Config['source'], no
   const column = sql.id(source.column);
   const { rows } = await sql<{ n: number }>`
     select count(distinct s.${column})::int as n from ${sql.id(...source.table)} s
-    where s.${column} is not null and s.${column}::text <> '' and ${notSyncedFilter(column, notSyncedSince)}
+    where s.${column} is not null and s.${column}::text <> '' and ${notSyncedFilter(column, notSyncedSince)} and ${notRemoved(source)}
   `
     .execute(db)
     .catch(explainSourceError(source));

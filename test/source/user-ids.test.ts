@@ -34,6 +34,18 @@ describe('readUserIds', () => {
     expect(await countUserIds(t.db, source)).toBe(3);
   });
 
+  it('skips users import-users marked removed in auth0.users, and only there', async () => {
+    await sql`truncate auth0.users`.execute(t.db);
+    await loadUsers(t.db, ['auth0|a', 'auth0|b', 'auth0|c']);
+    await sql`update auth0.users set removed_at = now() where user_id = 'auth0|b'`.execute(t.db);
+    const source = sourceOf('auth0.users', 'user_id');
+    expect(await collect(readUserIds(t.db, { source }))).toEqual(['auth0|a', 'auth0|c']);
+    expect(await countUserIds(t.db, source)).toBe(2);
+    await sql`create table public.people (id text, removed_at timestamptz)`.execute(t.db);
+    await sql`insert into public.people values ('x', now()), ('y', null)`.execute(t.db);
+    expect(await collect(readUserIds(t.db, { source: sourceOf('people', 'id') }))).toEqual(['x', 'y']);
+  });
+
   it('names the variable to fix when the table or column does not exist', async () => {
     await expect(collect(readUserIds(t.db, { source: sourceOf('nope.users', 'user_id') }))).rejects.toThrow(
       'The source table nope.users does not exist; set SOURCE_USERS_TABLE',

@@ -1,0 +1,46 @@
+import type { parseArgs } from 'node:util';
+import { parseDuration } from '../duration.js';
+import { UsageError } from '../errors.js';
+import type { ImportUsersResult } from '../import-users.js';
+import { toSafeText } from '../upstream-text.js';
+
+/** The flags of `import-users`, for node:util parseArgs. */
+export const IMPORT_USERS_OPTIONS = {
+  connection: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  timeout: { type: 'string' },
+  'allow-mass-delete': { type: 'boolean' },
+} as const;
+
+type ImportValues = ReturnType<typeof parseArgs<{ options: typeof IMPORT_USERS_OPTIONS }>>['values'];
+
+/** Flags to an import request; one sentence naming the flag to fix. */
+export function toImportRequest(values: ImportValues) {
+  const connectionId = values.connection?.trim();
+  if (values.connection !== undefined && !/^con_[A-Za-z0-9]+$/.test(connectionId ?? '')) {
+    throw new UsageError('--connection takes a connection ID such as con_0000000000000001 (Auth0 dashboard → Authentication → the connection)');
+  }
+  const timeoutMs = values.timeout === undefined ? 30 * 60_000 : parseDuration(values.timeout);
+  if (timeoutMs === undefined || timeoutMs <= 0) throw new UsageError('--timeout must be a duration above zero such as 30m, 90s or 1h');
+  return { connectionId, timeoutMs, dryRun: values['dry-run'] ?? false, allowMassDelete: values['allow-mass-delete'] ?? false };
+}
+
+/** The lines `import-users` prints when it is done; names from the export go through toSafeText. */
+export function describeImport(result: ImportUsersResult): string[] {
+  const { counts } = result;
+  const of = result.connection ? ` of connection ${toSafeText(result.connection, 200)}` : '';
+  const ids = (userIds: string[]) => userIds.map((id) => toSafeText(id, 200)).join(', ');
+  if (!result.dryRun) {
+    return [
+      `Imported ${counts.exported} users in ${result.seconds} s: ${counts.added} added, ${counts.updated} updated, ` +
+        `${counts.returned} returned, ${counts.removed} marked removed${of}.`,
+    ];
+  }
+  const lines = [
+    `Dry run: the export holds ${counts.exported} users; would add ${counts.added}, update ${counts.updated}, ` +
+      `restore ${counts.returned} and mark removed ${counts.removed} of the ${counts.held} held${of}. Nothing was written.`,
+  ];
+  if (result.sampleAdded?.length) lines.push(`  would add: ${ids(result.sampleAdded)}${counts.added > result.sampleAdded.length ? ', …' : ''}`);
+  if (result.sampleRemoved?.length) lines.push(`  would remove: ${ids(result.sampleRemoved)}${counts.removed > result.sampleRemoved.length ? ', …' : ''}`);
+  return lines;
+}

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { gunzipSync } from 'node:zlib';
+import { checkDownloadUrl, toExportedUser } from '../../src/auth0/users-export.js';
+import { startFakeAuth0, type FakeAuth0 } from '../../src/sandbox/auth0-server.js';
+
+let fake: FakeAuth0;
+let headers: Record<string, string>;
+
+beforeAll(async () => {
+  fake = await startFakeAuth0({ usersExport: { linkLifetimeMs: 200, pollsToComplete: 1 } });
+  for (const id of ['auth0|a', 'auth0|b']) fake.setUser(id, []);
+  const res = await fetch(`${fake.url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', client_id: 'test-client', client_secret: 'test-secret', audience: `${fake.url}/api/v2/` }),
+  });
+  headers = { authorization: `Bearer ${((await res.json()) as { access_token: string }).access_token}`, 'content-type': 'application/json' };
+});
+afterAll(() => fake.close());
+
+async function completedJob(): Promise<{ id: string; location: string }> {
+  const created = await fetch(`${fake.url}/api/v2/jobs/users-exports`, { method: 'POST', headers, body: JSON.stringify({ format: 'json', fields: [{ name: 'user_id' }, { name: 'email' }] }) });
+  expect(created.status).toBe(201);
+  const job = (await created.json()) as { id: string; status: string };
+  expect(job).toMatchObject({ type: 'users_export', status: 'pending' });
+  const polled = (await (await fetch(`${fake.url}/api/v2/jobs/${job.id}`, { headers })).json()) as { status: string; location: string };
+  expect(polled.status).toBe('completed');
+  return { id: job.id, location: polled.location };
+}
+
+describe('the sandbox users export', () => {
+  it('serves the file on a separate host as gzip NDJSON with only the fields asked for', async () => {
+    const { location } = await completedJob();
+    expect(new URL(location).origin).toBe(fake.usersExport.downloadUrl);
+    expect(fake.usersExport.downloadUrl).not.toBe(fake.url);
+    const res = await fetch(location);
+    expect(res.status).toBe(200);
+    const lines = gunzipSync(Buffer.from(await res.arrayBuffer())).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    expect(lines).toEqual([
+      { user_id: 'auth0|a', email: 'a@example.com' },
+      { user_id: 'auth0|b', email: 'b@example.com' },
+    ]);
+  });
+
+  it('refuses a request carrying an Authorization header with 400, and counts it', async () => {
+    const { location } = await completedJob();
+    const before = fake.usersExport.stats.authorizationRefused;
+    const res = await fetch(location, { headers: { authorization: headers.authorization! } });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('Only one auth mechanism allowed');
+    expect(fake.usersExport.stats.authorizationRefused).toBe(before + 1);
+  });
+
+  it('expires a link after its lifetime; asking for the job again gives a fresh one', async () => {
+    const { id, location } = await completedJob();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const expired = await fetch(location);
+    expect(expired.status).toBe(403);
+    expect(await expired.text()).toContain('Request has expired');
+    const again = (await (await fetch(`${fake.url}/api/v2/jobs/${id}`, { headers })).json()) as { location: string };
+    expect(again.location).not.toBe(location);
+    expect((await fetch(again.location)).status).toBe(200);
+  });
+
+  it('refuses a job without read:users', async () => {
+    fake.setScope('read:refresh_tokens');
+    try {
+      const res = await fetch(`${fake.url}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'client_credentials', client_id: 'test-client', client_secret: 'test-secret', audience: `${fake.url}/api/v2/` }),
+      });
+      const token = ((await res.json()) as { access_token: string }).access_token;
+      const created = await fetch(`${fake.url}/api/v2/jobs/users-exports`, { method: 'POST', headers: { ...headers, authorization: `Bearer ${token}` }, body: '{"format":"json"}' });
+      expect(created.status).toBe(403);
+      expect(await created.text()).toContain('expected any of: read:users');
+    } finally {
+      fake.setScope('read:refresh_tokens read:users');
+    }
+  });
+});
+
+describe('checkDownloadUrl', () => {
+  it('accepts https, and plain http only on loopback', () => {
+    expect(checkDownloadUrl('https://s3.amazonaws.com/x.json.gz?sig=1').host).toBe('s3.amazonaws.com');
+    expect(checkDownloadUrl('http://127.0.0.1:9/x').hostname).toBe('127.0.0.1');
+    expect(() => checkDownloadUrl('http://storage.example.com/x')).toThrow('only https:// (plain http only on loopback) without credentials is downloaded');
+    expect(() => checkDownloadUrl('https://user:pw@storage.example.com/x')).toThrow('without credentials');
+    expect(() => checkDownloadUrl('file:///etc/passwd')).toThrow('only https://');
+  });
+});
+
+describe('toExportedUser', () => {
+  it('maps a line, reading the connection from export_as or the identities', () => {
+    expect(toExportedUser({ user_id: 'auth0|a', email: 'a@x', connection: 'db', created_at: '2024-01-01T00:00:00.000Z', last_login: '', blocked: false })).toEqual({
+      userId: 'auth0|a',
+      email: 'a@x',
+      connection: 'db',
+      createdAt: '2024-01-01T00:00:00.000Z',
+      lastLogin: null,
+      blocked: false,
+    });
+    expect(toExportedUser({ user_id: 'g|1', identities: [{ connection: 'google-oauth2' }] })?.connection).toBe('google-oauth2');
+    expect(toExportedUser({ user_id: 'g|1', created_at: 'not a date' })?.createdAt).toBeNull();
+    expect(toExportedUser({ email: 'no id' })).toBeUndefined();
+    expect(toExportedUser(null)).toBeUndefined();
+  });
+});
