@@ -6,9 +6,9 @@ import { RunLockLostError, type RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
 import { databaseRefused, databaseUnavailable, isConnectionLost, isDatabaseUnavailable } from '../warehouse/errors.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
-import type { UserOutcome } from './outcome.js';
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
-import { planWrites, type PlanCounts } from './plan.js';
+import type { PlanCounts, UserOutcome } from '../warehouse/model.js';
+import { planWrites } from './plan.js';
 
 export interface BatchWriter {
   /** Queue one user's outcome; resolves once the queue has room again (backpressure). */

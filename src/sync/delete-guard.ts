@@ -1,6 +1,6 @@
 import { FatalError } from '../errors.js';
 import type { RunCounts } from '../runs.js';
-import type { WritePlan } from './plan.js';
+import type { WritePlan } from '../warehouse/model.js';
 
 /**
  * Bounds on what one run may delete: the share of the live tokens held for the users it listed

@@ -1,34 +1,8 @@
 import type { Auth0RefreshToken } from '../auth0/refresh-tokens.js';
-import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow } from '../database.js';
 import { SyncError } from '../errors.js';
 import { parseIsoDate } from '../iso-date.js';
 import { capText, stripControlCharacters } from '../upstream-text.js';
-
-/** One `auth0.refresh_tokens` row as the writer sends it: dates as ISO strings, JSON as text. */
-export interface TokenRecord {
-  id: string;
-  user_id: string;
-  client_id: string | null;
-  session_id: string | null;
-  rotating: boolean | null;
-  created_at: string | null;
-  idle_expires_at: string | null;
-  expires_at: string | null;
-  last_exchanged_at: string | null;
-  metadata: string | null;
-  raw: string;
-}
-
-/** Device and resource-server rows are written exactly as the warehouse holds them. */
-export type DeviceRecord = RefreshTokenDeviceRow;
-export type ResourceServerRecord = RefreshTokenResourceServerRow;
-
-/** Everything the warehouse stores for one user's complete listing. */
-export interface UserTokenRecords {
-  tokens: TokenRecord[];
-  devices: DeviceRecord[];
-  resourceServers: ResourceServerRecord[];
-}
+import type { DeviceRecord, ResourceServerRecord, TokenRecord, UserTokenRecords } from '../warehouse/model.js';
 
 const DATE_FIELDS = ['created_at', 'idle_expires_at', 'expires_at', 'last_exchanged_at'] as const;
 const DEVICE_FIELDS = ['initial_ip', 'initial_asn', 'initial_user_agent', 'last_ip', 'last_asn', 'last_user_agent'] as const;

@@ -14,7 +14,7 @@ import { checkUserId, describeUserId, invalidUserIdKey } from '../source/user-id
 import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
-import type { UserOutcome } from './outcome.js';
+import type { UserOutcome } from '../warehouse/model.js';
 import type { TokensEndpointChoice } from './tokens-endpoint.js';
 
 export interface SyncDeps {

@@ -1,58 +1,6 @@
 import type { TokenChange } from '../database.js';
 import { capText, stripControlCharacters } from '../upstream-text.js';
-import type { DeviceRecord, ResourceServerRecord, TokenRecord } from './normalize.js';
-import type { UserOutcome } from './outcome.js';
-
-/** What the warehouse holds for a token now, as far as planning a write needs it. */
-export interface StoredToken {
-  id: string;
-  user_id: string;
-  deleted_at: Date | null;
-  last_exchanged_at: Date | null;
-  raw: unknown;
-  /** Whether a device row is stored; without one there is no last location to compare with. */
-  has_device: boolean;
-  last_ip: string | null;
-  last_asn: string | null;
-  last_user_agent: string | null;
-}
-
-export interface ChangeRecord {
-  token_id: string;
-  user_id: string;
-  change: TokenChange;
-  old_value: string | null;
-  new_value: string | null;
-}
-
-export interface PlanCounts {
-  /** Live tokens stored for the users with a complete listing: what `deleted` is a share of. */
-  held: number;
-  added: number;
-  changed: number;
-  restored: number;
-  deleted: number;
-}
-
-/** Everything one batch of outcomes will write; `counts` is also what a dry run reports. */
-export interface WritePlan {
-  /**
-   * The batch's outcomes as written: a user that listed a token stored under another user is
-   * turned `failed` here (Auth0 token ids are unique: the listing is wrong, not the warehouse).
-   */
-  outcomes: UserOutcome[];
-  /**
-   * Listed tokens that are new, restored or changed (raw differs), with their devices and
-   * resource servers: an unchanged listed token is not written at all.
-   */
-  tokens: TokenRecord[];
-  devices: DeviceRecord[];
-  resourceServers: ResourceServerRecord[];
-  /** Live tokens of listed users that the complete listing no longer holds. */
-  deletedIds: string[];
-  changes: ChangeRecord[];
-  counts: PlanCounts;
-}
+import type { StoredToken, UserOutcome, WritePlan } from '../warehouse/model.js';
 
 const DEVICE_CHANGES = [
   ['last_ip', 'last_ip_changed'],

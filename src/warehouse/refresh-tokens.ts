@@ -1,8 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../database.js';
 import { toSafeText } from '../upstream-text.js';
-import type { UserOutcome } from '../sync/outcome.js';
-import type { StoredToken, WritePlan } from '../sync/plan.js';
+import type { StoredToken, UserOutcome, WritePlan } from './model.js';
 
 /**
  * The stored tokens of these users (live and deleted), and any stored token with one of

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { toWarehouseRows } from '../../src/sync/normalize.js';
-import type { UserOutcome } from '../../src/sync/outcome.js';
-import { planWrites, type StoredToken } from '../../src/sync/plan.js';
+import { planWrites } from '../../src/sync/plan.js';
+import type { StoredToken, UserOutcome } from '../../src/warehouse/model.js';
 import { makeToken, type Auth0TokenJson } from '../helpers/fake-auth0.js';
 
 const ALICE = 'auth0|alice';

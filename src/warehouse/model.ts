@@ -1,0 +1,90 @@
+import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow, TokenChange } from '../database.js';
+
+/*
+ * The warehouse's write model: the rows a user's listing maps to, the outcome of syncing a
+ * user, what is stored now, and the plan of one batch write. The pipeline (src/sync/) builds
+ * these; the writer here consumes them. Types only.
+ */
+
+/** One `auth0.refresh_tokens` row as the writer sends it: dates as ISO strings, JSON as text. */
+export interface TokenRecord {
+  id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string | null;
+  rotating: boolean | null;
+  created_at: string | null;
+  idle_expires_at: string | null;
+  expires_at: string | null;
+  last_exchanged_at: string | null;
+  metadata: string | null;
+  raw: string;
+}
+
+/** Device and resource-server rows are written exactly as the warehouse holds them. */
+export type DeviceRecord = RefreshTokenDeviceRow;
+export type ResourceServerRecord = RefreshTokenResourceServerRow;
+
+/** Everything the warehouse stores for one user's complete listing. */
+export interface UserTokenRecords {
+  tokens: TokenRecord[];
+  devices: DeviceRecord[];
+  resourceServers: ResourceServerRecord[];
+}
+
+/** What syncing one user came to. Only `synced` carries rows; a failed user keeps its old ones. */
+export type UserOutcome =
+  | { status: 'synced'; userId: string; records: UserTokenRecords }
+  | { status: 'not_found'; userId: string }
+  | { status: 'failed'; userId: string; code: string; message: string };
+
+/** What the warehouse holds for a token now, as far as planning a write needs it. */
+export interface StoredToken {
+  id: string;
+  user_id: string;
+  deleted_at: Date | null;
+  last_exchanged_at: Date | null;
+  raw: unknown;
+  /** Whether a device row is stored; without one there is no last location to compare with. */
+  has_device: boolean;
+  last_ip: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+}
+
+export interface ChangeRecord {
+  token_id: string;
+  user_id: string;
+  change: TokenChange;
+  old_value: string | null;
+  new_value: string | null;
+}
+
+export interface PlanCounts {
+  /** Live tokens stored for the users with a complete listing: what `deleted` is a share of. */
+  held: number;
+  added: number;
+  changed: number;
+  restored: number;
+  deleted: number;
+}
+
+/** Everything one batch of outcomes will write; `counts` is also what a dry run reports. */
+export interface WritePlan {
+  /**
+   * The batch's outcomes as written: a user that listed a token stored under another user is
+   * turned `failed` here (Auth0 token ids are unique: the listing is wrong, not the warehouse).
+   */
+  outcomes: UserOutcome[];
+  /**
+   * Listed tokens that are new, restored or changed (raw differs), with their devices and
+   * resource servers: an unchanged listed token is not written at all.
+   */
+  tokens: TokenRecord[];
+  devices: DeviceRecord[];
+  resourceServers: ResourceServerRecord[];
+  /** Live tokens of listed users that the complete listing no longer holds. */
+  deletedIds: string[];
+  changes: ChangeRecord[];
+  counts: PlanCounts;
+}
