@@ -17,6 +17,11 @@ export interface Auth0Client {
   /** HTTP requests sent so far (token endpoint included, retries included). */
   readonly requests: number;
   /**
+   * `getJson` that also returns the answer's headers (the tenant logs' `Link`), through the
+   * same token, limiter and retries.
+   */
+  getJsonWithHeaders(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<JsonWithHeaders>;
+  /**
    * Closes every socket, which also drops the requests in flight (they fail as network errors,
    * and their callers find their signal aborted). Cheaper than an abort listener per request,
    * which got would add and remove thousands of times a second.
@@ -37,6 +42,11 @@ export interface Auth0ClientOptions {
   maxRateLimitWaits?: number;
   /** Sockets per protocol; the pipeline sizes this to its concurrency. */
   maxSockets?: number;
+}
+
+export interface JsonWithHeaders {
+  body: unknown;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 interface CachedToken {
@@ -173,6 +183,10 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
   }
 
   async function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
+    return (await getJsonWithHeaders(path, query, signal)).body;
+  }
+
+  async function getJsonWithHeaders(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<JsonWithHeaders> {
     const what = `GET ${path}`;
     const url = `${config.baseUrl}${path}?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]))}`;
     let renewed = false;
@@ -188,7 +202,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
           }),
         );
         limiter.observe(response.statusCode, response.headers);
-        if (response.statusCode === 200) return parseJson(response.body, what);
+        if (response.statusCode === 200) return { body: parseJson(response.body, what), headers: response.headers };
         if (response.statusCode === 429 && rateLimitWaits < maxRateLimitWaits) {
           rateLimitWaits += 1; // a wait, not a failure: the limiter holds the next acquire()
           continue;
@@ -206,6 +220,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
 
   return {
     getJson,
+    getJsonWithHeaders,
     get requests() {
       return requests;
     },
