@@ -142,7 +142,12 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
         runId = run.runId;
         if (run.status !== 'succeeded' && run.status !== 'partial') {
           result.outcome = 'stopped';
-          result.messages.push(`Run ${run.runId} ${run.status}: the log checkpoint stays at ${from}, and the next follow reads these entries again.`);
+          result.messages.push(
+            `Run ${run.runId} ${run.status}: the log checkpoint stays at ${from}, and the next follow reads these entries again` +
+              (run.errorCode === 'mass_delete_guard'
+                ? ' (a mass revocation stops the follower until confirmed: npm run sync -- --from-logs --allow-mass-delete).'
+                : '.'),
+          );
           return result;
         }
       }

@@ -101,6 +101,16 @@ describe('fetchNewestLog', () => {
   });
 });
 
+describe('the sandbox logs in search mode', () => {
+  it('sorts by date, pages with per_page, and stops at 1,000 results', async () => {
+    for (let i = 1; i <= 5; i++) fake.logs.append({ type: 's', user_id: `auth0|${i}` });
+    const users = (body: unknown) => (body as { user_id: string }[]).map((e) => e.user_id);
+    expect(users(await client.getJson('/api/v2/logs', { sort: 'date:1', per_page: 2, page: 1 }))).toEqual(['auth0|3', 'auth0|4']);
+    expect(users(await client.getJson('/api/v2/logs', { sort: 'date:-1', per_page: 2, page: 0 }))).toEqual(['auth0|5', 'auth0|4']);
+    await expect(client.getJson('/api/v2/logs', { per_page: 100, page: 10 })).rejects.toMatchObject({ status: 400 });
+  });
+});
+
 describe('nextLink', () => {
   it.each([
     ['<https://t.auth0.com/api/v2/logs?from=900&take=50>; rel="next"', { from: '900', take: 50 }],
