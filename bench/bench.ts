@@ -2,8 +2,9 @@
  * `npm run bench`: a full sync against the local Auth0-compatible server (its own process) into
  * a fresh database on the PostgreSQL server, for each workload, and a table of figures.
  *
- *   npm run bench -- [--only throughput,latency,ratelimit,memory] [--users N] [--latency-users N]
- *     [--rate-users N] [--memory-small N] [--memory-large N] [--memory-stop N] [--concurrency N]
+ *   npm run bench -- [--only throughput,latency,ramp,ratelimit,memory] [--users N] [--latency-users N]
+ *     [--ramp-users N] [--rate-users N] [--memory-small N] [--memory-large N] [--memory-stop N]
+ *     [--concurrency N]
  *
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres);
  * creates and drops its own databases named rt_bench_*.
@@ -20,9 +21,10 @@ import pg from 'pg';
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'throughput,latency,ratelimit,memory' },
+    only: { type: 'string', default: 'throughput,latency,ramp,ratelimit,memory' },
     users: { type: 'string', default: '100000' },
     'latency-users': { type: 'string', default: '2000' },
+    'ramp-users': { type: 'string', default: '1500' },
     'rate-users': { type: 'string', default: '1000' },
     'memory-small': { type: 'string', default: '10000' },
     'memory-large': { type: 'string', default: '1000000' },
@@ -202,6 +204,34 @@ async function latency() {
   }
 }
 
+/**
+ * Issue #8: a tenant whose first answer reports a nearly full bucket of 1,000 (refilled at
+ * 1,000/s), 10 ms latency. The limiter must reach the tenant's pace within about a second
+ * instead of ramping up from 10 req/s.
+ */
+async function ramp() {
+  const server = await startServer(['--users', opts['ramp-users'], '--latency', '10', '--rps', '1000', '--burst', '1000', '--seed', '15']);
+  const ids = await readIds(server.usersFile);
+  try {
+    const naiveDb = await freshDatabase(ids);
+    const [line] = await runNode(['bench/naive-sync.ts', '--database-url', naiveDb.url, '--auth0', server.url]);
+    const naive = JSON.parse(line!) as { seconds: number; users: number; tokens: number; requests: number; peakRssMb: number };
+    rows.push({ workload: '2b latency 10 ms, bucket 1,000', mode: 'naive script', ...naive, rssMb: naive.peakRssMb });
+    await naiveDb.drop();
+
+    const db = await freshDatabase(ids);
+    server.reset();
+    const full = await sync(server, db.url);
+    const refused = (await server.stats()).rateLimited;
+    const ratio = naive.seconds / full.seconds;
+    rows.push({ workload: '2b latency 10 ms, bucket 1,000', mode: `full sync, concurrency ${concurrency}`, ...full, refused, note: `${fmt(ratio, 1)}× naive` });
+    notes.push(`2b ramp: ${fmt(ratio, 1)}× the naive script on a 1,000-request bucket at SYNC_CONCURRENCY=${concurrency} (target ≥ 10×), ${fmt(refused)} requests refused`);
+    await db.drop();
+  } finally {
+    await server.stop();
+  }
+}
+
 async function rateLimit() {
   const server = await startServer(['--users', opts['rate-users'], '--rps', '40', '--burst', '10', '--seed', '13']);
   const ids = await readIds(server.usersFile);
@@ -245,6 +275,7 @@ async function memory() {
 try {
   if (only.has('throughput')) await throughput();
   if (only.has('latency')) await latency();
+  if (only.has('ramp')) await ramp();
   if (only.has('ratelimit')) await rateLimit();
   if (only.has('memory')) await memory();
 } finally {

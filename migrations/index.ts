@@ -5,6 +5,7 @@ import * as reportingViews from './2026_11_26_1100_reporting_views.js';
 import * as brinChangeTime from './2026_11_26_1200_brin_change_time.js';
 import * as deletionGuard from './2026_12_01_1000_deletion_guard.js';
 import * as tokensEndpoint from './2026_12_01_1100_tokens_endpoint.js';
+import * as runLease from './2026_12_01_1200_run_lease.js';
 import * as logCheckpoint from './2026_12_01_1500_log_checkpoint.js';
 
 /**
@@ -19,5 +20,6 @@ export const migrations: Record<string, Migration> = {
   '2026_11_26_1200_brin_change_time': brinChangeTime,
   '2026_12_01_1000_deletion_guard': deletionGuard,
   '2026_12_01_1100_tokens_endpoint': tokensEndpoint,
+  '2026_12_01_1200_run_lease': runLease,
   '2026_12_01_1500_log_checkpoint': logCheckpoint,
 };

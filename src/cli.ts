@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
@@ -7,7 +8,7 @@ import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
 import { ConfigError, SyncError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { migrateToLatest } from './migrate.js';
+import { assertMigrated, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
 import { formatStatus, readStatus, statusExitCode } from './status.js';
 import { followLogs } from './sync/follow-logs.js';
@@ -64,6 +65,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       case 'status': {
         const config = loadDatabaseConfig(env);
         return await withDatabase(config, 'status', io, deps, async ({ db }) => {
+          await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
           const report = await readStatus(db, config.source);
           for (const line of formatStatus(report)) io.stdout(line);
           return statusExitCode(report);
@@ -117,7 +119,7 @@ async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
 async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: SYNC_OPTIONS, strict: true, allowPositionals: false });
   const config = loadConfig(env);
-  const request = toSyncRequest(values, config);
+  const request = await toSyncRequest(values, config);
   const logger = createLogger({ level: config.logLevel, write: io.stdout });
   return withDatabase(config, 'sync', io, deps, async ({ db, embedded }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
@@ -200,6 +202,11 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
       io.stderr(`${run}: ${result.counts.usersFailed} of ${result.usersTotal ?? 'the'} users failed; see auth0.user_sync_state.`);
       return EXIT.partial;
     case 'interrupted':
+      // Lost the run lock mid-run (issue #13): not a graceful stop, so alerting sees exit 1.
+      if (result.errorCode === 'run_lock_lost') {
+        io.stderr(`${run} interrupted: ${result.error}`);
+        return EXIT.fatal;
+      }
       io.stderr(`${run} interrupted; the next run completes the warehouse.`);
       return EXIT.interrupted;
     default:
@@ -221,8 +228,29 @@ function describeFatal(error: unknown): string {
   return `: ${message}`;
 }
 
+/**
+ * Load `.env` from the working directory when there is one (Node's own parser; variables
+ * already set in the environment win), so `npm run …`, Compose and `docker run --env-file` read
+ * the same file. Returns the sentence to print when the file cannot be read.
+ */
+function loadDotEnv(file = '.env'): string | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    process.loadEnvFile(file);
+    return undefined;
+  } catch (error) {
+    return `error [invalid_config]: cannot read ${file}: ${(error as Error).message}`;
+  }
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
+  const problem = loadDotEnv();
+  if (problem) {
+    defaultIo.stderr(problem);
+    process.exitCode = EXIT.fatal;
+  } else {
+    main(process.argv.slice(2)).then((code) => {
+      process.exitCode = code;
+    });
+  }
 }

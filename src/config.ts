@@ -3,6 +3,7 @@ import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 import type { LogLevel } from './log.js';
 import { Secret } from './secret.js';
+import { capText, stripControlCharacters } from './upstream-text.js';
 
 export interface Config {
   /** Undefined: use the embedded database in `dataDir`. */
@@ -19,6 +20,8 @@ export interface Config {
     readonly timeoutMs: number;
     /** Cap below the tenant's rate limit, requests per second; undefined = the tenant's limit. */
     readonly maxRps: number | undefined;
+    /** Largest answer body read from Auth0, in bytes; a larger one is cut off while it streams. */
+    readonly maxResponseBytes: number;
     /** Which route lists tokens: `auto` picks by itself (issue #12). */
     readonly tokensEndpoint: TokensEndpointSetting;
   };
@@ -48,7 +51,7 @@ export interface Config {
     readonly runOnStart: boolean;
   };
   readonly source: {
-    /** Schema-qualified table name parts, validated identifiers. */
+    /** Schema and table name, as PostgreSQL names them (quoted wherever they are used). */
     readonly table: readonly [schema: string, table: string];
     readonly column: string;
   };
@@ -57,7 +60,8 @@ export interface Config {
 
 export type Env = Record<string, string | undefined>;
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+/** PostgreSQL keeps the first 63 bytes of a name (NAMEDATALEN - 1) and silently drops the rest. */
+const MAX_IDENTIFIER_BYTES = 63;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 /** `AUTH0_TOKENS_ENDPOINT` values (src/sync/tokens-endpoint.ts). */
@@ -140,17 +144,75 @@ function readDatabase({ text, problems }: Reader) {
 
 function readSource({ text, problems }: Reader): Config['source'] {
   const tableName = text('SOURCE_USERS_TABLE', 'auth0.users');
-  const tableParts = tableName.split('.');
-  if (tableParts.length > 2 || !tableParts.every((part) => IDENTIFIER.test(part))) {
-    problems.push(`SOURCE_USERS_TABLE must be "table" or "schema.table" made of letters, digits and _ (got "${tableName}")`);
+  const tableParts = parseName(tableName);
+  let table: [string, string] = ['public', 'users'];
+  if (typeof tableParts === 'string') {
+    problems.push(`SOURCE_USERS_TABLE ${tableParts} (got ${quoteValue(tableName)})`);
+  } else if (tableParts.length > 2) {
+    problems.push(`SOURCE_USERS_TABLE must be table or schema.table; put a name holding a dot in double quotes (got ${quoteValue(tableName)})`);
+  } else {
+    table = tableParts.length === 2 ? [tableParts[0]!, tableParts[1]!] : ['public', tableParts[0]!];
   }
-  const table: [string, string] = tableParts.length === 2 ? [tableParts[0]!, tableParts[1]!] : ['public', tableParts[0]!];
-  const column = text('SOURCE_USER_ID_COLUMN', 'user_id');
-  if (!IDENTIFIER.test(column)) {
-    problems.push(`SOURCE_USER_ID_COLUMN must be a column name made of letters, digits and _ (got "${column}")`);
+  const columnName = text('SOURCE_USER_ID_COLUMN', 'user_id');
+  const columnParts = parseName(columnName);
+  let column = 'user_id';
+  if (typeof columnParts === 'string') {
+    problems.push(`SOURCE_USER_ID_COLUMN ${columnParts} (got ${quoteValue(columnName)})`);
+  } else if (columnParts.length > 1) {
+    problems.push(`SOURCE_USER_ID_COLUMN must be one column name; put a name holding a dot in double quotes (got ${quoteValue(columnName)})`);
+  } else {
+    column = columnParts[0]!;
   }
   return { table, column };
 }
+
+/**
+ * A dotted name written as in SQL, without case folding: parts split on dots, a part in
+ * double quotes may hold dots and doubled quotes (`"My Schema"."users.v2"`); an unquoted part
+ * is taken exactly as written (mixed case, spaces and any letters kept). Every part is then
+ * quoted wherever it is used (sql.id), never pasted. Returns the parts, or the problem as the
+ * end of a sentence: an empty part, a NUL, a part over 63 bytes, a stray double quote.
+ */
+export function parseName(text: string): string[] | string {
+  const parts: string[] = [];
+  let i = 0;
+  for (;;) {
+    let part = '';
+    if (text[i] === '"') {
+      for (i += 1; ; i += 1) {
+        if (i >= text.length) return 'has a double quote that is not closed';
+        if (text[i] === '"') {
+          if (text[i + 1] !== '"') break;
+          i += 1;
+        }
+        part += text[i];
+      }
+      i += 1;
+    } else {
+      const dot = text.indexOf('.', i);
+      part = text.slice(i, dot === -1 ? text.length : dot);
+      i += part.length;
+      if (part.includes('"')) return 'has a double quote inside a name: put that name in double quotes and double the quote';
+    }
+    if (part === '') return 'has an empty name';
+    if (part.includes('\u0000')) return 'contains a NUL character';
+    if (Buffer.byteLength(part, 'utf8') > MAX_IDENTIFIER_BYTES) {
+      return `has a name longer than ${MAX_IDENTIFIER_BYTES} bytes, which PostgreSQL would cut short`;
+    }
+    parts.push(part);
+    if (i >= text.length) return parts;
+    if (text[i] !== '.') return 'must have a dot after a name in double quotes';
+    i += 1;
+  }
+}
+
+/** A name for messages: parts holding a dot or a quote in double quotes, control characters stripped. */
+export function formatName(parts: readonly string[]): string {
+  const quoted = parts.map((part) => (/[".]/.test(part) ? `"${part.replaceAll('"', '""')}"` : part));
+  return capText(stripControlCharacters(quoted.join('.')), 200);
+}
+
+const quoteValue = (value: string) => JSON.stringify(capText(stripControlCharacters(value), 100));
 
 export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'source'>;
 
@@ -190,6 +252,7 @@ export function loadConfig(env: Env): Config {
       audience,
       timeoutMs: int('AUTH0_TIMEOUT_MS', 30_000, 100, 600_000),
       maxRps: positive('AUTH0_MAX_RPS'),
+      maxResponseBytes: int('AUTH0_MAX_RESPONSE_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       tokensEndpoint,
     },
     sync: {
@@ -234,7 +297,8 @@ function parseDomain(raw: string, problems: string[]): string {
   try {
     url = new URL(withScheme);
   } catch {
-    problems.push(`AUTH0_DOMAIN must be a host name such as tenant.eu.auth0.com (got "${raw}")`);
+    // Never echoed: a value that fails to parse may still carry credentials (user:pass@).
+    problems.push('AUTH0_DOMAIN must be a host name such as tenant.eu.auth0.com (the value given is not a valid host or URL)');
     return '';
   }
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
@@ -242,7 +306,7 @@ function parseDomain(raw: string, problems: string[]): string {
     return '';
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    problems.push(`AUTH0_DOMAIN must be an https:// URL or a bare host name (got "${raw}")`);
+    problems.push(`AUTH0_DOMAIN must be an https:// URL or a bare host name (got a ${quoteValue(url.protocol)} URL)`);
     return '';
   }
   if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.username || url.password) {

@@ -108,6 +108,14 @@ export interface RefreshTokenChangesTable {
   observed_at: Generated<Date>;
 }
 
+/** One row (id 1): which holding of the run lock may write (issue #13). */
+export interface RunLeaseTable {
+  id: number;
+  holder: string | null;
+  run_id: number | null;
+  acquired_at: Timestamp | null;
+}
+
 /** One row: where the log follower reads on from (src/sync/follow-logs.ts). */
 export interface LogCheckpointTable {
   id: Generated<boolean>;
@@ -134,6 +142,7 @@ export interface Database {
   'auth0.refresh_token_resource_servers': RefreshTokenResourceServersTable;
   'auth0.user_sync_state': UserSyncStateTable;
   'auth0.refresh_token_changes': RefreshTokenChangesTable;
+  'auth0.run_lease': RunLeaseTable;
   'auth0.log_checkpoint': LogCheckpointTable;
 }
 

@@ -1,4 +1,10 @@
-/** JSON-lines logger. Fields are merged into each line; nothing here ever sees a secret. */
+import { stripControlCharacters } from './upstream-text.js';
+
+/**
+ * JSON-lines logger. Fields are merged into each line; nothing here ever sees a secret. String
+ * values lose their control characters (JSON escapes C0 ones, but not C1 or bidirectional
+ * overrides, which a terminal or log viewer would still act on).
+ */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Logger {
@@ -19,7 +25,7 @@ export function createLogger(
   const base = options.fields ?? {};
   const log = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }));
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, safeStrings));
   };
   return {
     debug: log('debug'),
@@ -28,6 +34,10 @@ export function createLogger(
     error: log('error'),
     child: (fields) => createLogger({ ...options, fields: { ...base, ...fields } }),
   };
+}
+
+function safeStrings(_key: string, value: unknown): unknown {
+  return typeof value === 'string' ? stripControlCharacters(value) : value;
 }
 
 /** A logger that drops everything (tests, library use). */

@@ -1,10 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './database.js';
 import { SyncError } from './errors.js';
+import type { Logger } from './log.js';
 
 /** Advisory lock key (two int4s): one active run per database, whichever machine runs it. */
-const LOCK_CLASS = 0x41_30_52_54; // "A0RT"
-const LOCK_ID = 1;
+export const RUN_LOCK_KEY = { classId: 0x41_30_52_54 /* "A0RT" */, objectId: 1 } as const;
+const LOCK_CLASS = RUN_LOCK_KEY.classId;
+const LOCK_ID = RUN_LOCK_KEY.objectId;
 
 /** Another run holds the lock; the CLI exits 3 with this message. */
 export class RunLockedError extends SyncError {
@@ -15,35 +18,260 @@ export class RunLockedError extends SyncError {
 }
 
 /**
+ * This run lost the run lock for good (its connection was dropped and it could not take the
+ * lock back first): it writes nothing more and is recorded `interrupted`; the CLI exits 1.
+ */
+export class RunLockLostError extends SyncError {
+  override name = 'RunLockLostError';
+  constructor(detail: string) {
+    super('run_lock_lost', `The database connection holding the run lock was lost; ${detail}`);
+  }
+}
+
+/**
+ * The fence of a run holding the lock (issue #13). A session advisory lock is gone the moment
+ * PostgreSQL drops its connection (failover, restart, idle-session killer, a proxy recycling
+ * connections), while the run's pool goes on writing. So every write checks, in its own
+ * transaction, that this holding of the lock still owns the one-row `auth0.run_lease`.
+ */
+export interface RunLease {
+  /** Name the run in the lease. Throws RunLockLostError if another run has taken over. */
+  claim(runId: number): Promise<void>;
+  /**
+   * Call first inside each write transaction: locks the lease row (`for share`) so a takeover
+   * waits for this write to commit, and throws RunLockLostError once another run has taken the
+   * lease. Finding the lock's connection dead, it takes the lock back if no one else did.
+   */
+  assertHeld(trx: Kysely<Database>): Promise<void>;
+  /** `listener` is called once, if and when the lease is lost for good (at once if it already is). */
+  onLost(listener: (error: RunLockLostError) => void): void;
+}
+
+export interface RunLockOptions {
+  /** False on the embedded database: one process owns its directory, there is no one to fence. */
+  advisory?: boolean;
+  logger?: Logger;
+  /** How often the lock's connection is checked between writes, default 1 s. */
+  checkEveryMs?: number;
+}
+
+/**
  * Run `fn` while holding the run lock, a session-level advisory lock on a connection reserved
  * for the whole run (released when `fn` settles, or by PostgreSQL when the process dies, so a
  * kill -9 never leaves it stuck). Throws RunLockedError naming the active run when another
- * process holds it. Once the lock is ours, any run still marked `running` belongs to a process
- * that died: it is marked `interrupted` before `fn` starts.
+ * process holds it. Once the lock is ours the lease is taken, fencing off the writes of a run
+ * that lost the lock before us, and any run still marked `running` belongs to a process that
+ * died or lost its lock: it is marked `interrupted` before `fn` starts. `fn` gets the lease to
+ * fence its writes with (undefined on the embedded database).
  */
-export async function withRunLock<T>(db: Kysely<Database>, fn: () => Promise<T>, options = { advisory: true }): Promise<T> {
+export async function withRunLock<T>(
+  db: Kysely<Database>,
+  fn: (lease: RunLease | undefined) => Promise<T>,
+  options: RunLockOptions = {},
+): Promise<T> {
   // The embedded database has one connection and one process (its directory lock): holding
   // a connection for the lock would starve the run, and there is no one to exclude.
-  if (!options.advisory) return markAbandonedRuns(db).then(fn);
-  return db.connection().execute(async (conn) => {
-    const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_ID}) as locked`.execute(conn);
-    if (!rows[0]?.locked) throw new RunLockedError(await describeActiveRun(db));
-    try {
-      await markAbandonedRuns(db);
-      return await fn();
-    } finally {
-      await sql`select pg_advisory_unlock(${LOCK_CLASS}, ${LOCK_ID})`.execute(conn).catch(() => {
-        // The connection is gone, and with it the lock.
+  if (options.advisory === false) {
+    await markAbandonedRuns(db);
+    return fn(undefined);
+  }
+  const session = await openLockSession(db);
+  if (!session) throw new RunLockedError(await describeActiveRun(db));
+  const lease = createLease(db, session, options);
+  try {
+    await lease.take();
+    await markAbandonedRuns(db);
+    return await fn(lease);
+  } finally {
+    await lease.release();
+  }
+}
+
+interface LockSession {
+  conn: Kysely<Database>;
+  /** Backend pid of the connection holding the lock, as pg_locks shows it. */
+  pid: number;
+  /** Unlock (if the connection still lives) and give the connection back to the pool. */
+  end(): Promise<void>;
+}
+
+/** Take the advisory lock on a connection reserved until `end()`; undefined if another session holds it. */
+function openLockSession(db: Kysely<Database>): Promise<LockSession | undefined> {
+  return new Promise((resolve, reject) => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const reserved = db.connection().execute(async (conn) => {
+      const { rows } = await sql<{ locked: boolean; pid: number }>`
+        select pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_ID}) as locked, pg_backend_pid() as pid`.execute(conn);
+      const row = rows[0];
+      if (!row?.locked) return resolve(undefined);
+      resolve({
+        conn,
+        pid: row.pid,
+        async end() {
+          await sql`select pg_advisory_unlock(${LOCK_CLASS}, ${LOCK_ID})`.execute(conn).catch(() => {
+            // The connection is gone, and with it the lock.
+          });
+          release();
+          await reserved.catch(() => {});
+        },
       });
-    }
+      await released;
+    });
+    reserved.catch(reject);
   });
 }
 
-/** Called with the lock held: a run still `running` belongs to a process that died. */
+function createLease(db: Kysely<Database>, first: LockSession, options: RunLockOptions) {
+  const holder = randomUUID();
+  const logger = options.logger;
+  let session = first;
+  let lost: RunLockLostError | undefined;
+  let recovering: Promise<void> | undefined;
+  let checking: Promise<void> | undefined;
+  const listeners: ((error: RunLockLostError) => void)[] = [];
+
+  function loseLease(error: RunLockLostError): RunLockLostError {
+    if (lost) return lost;
+    lost = error;
+    clearInterval(timer);
+    logger?.error('run lock lost', { code: error.code, error: error.message });
+    for (const listener of listeners.splice(0)) listener(error);
+    return error;
+  }
+
+  /** The lock's connection is dead: take the lock back, but only if no one else took it meanwhile. */
+  function recover(): Promise<void> {
+    recovering ??= (async () => {
+      logger?.warn('the database connection holding the run lock was lost; taking the lock back', { pid: session.pid });
+      const dead = session;
+      await dead.end();
+      const { next, takenByOther } = await retakeLock(db, dead.pid);
+      // Anyone who takes the lock writes a new holder into the lease first thing: the lease
+      // still naming us means no other run has held the lock (or written) since we lost it.
+      const ours = next && (await readLease(next.conn).then((lease) => lease?.holder === holder, () => false));
+      if (next && ours) {
+        session = next;
+        logger?.warn('run lock taken back: no other run took it meanwhile; going on', { pid: next.pid });
+        return;
+      }
+      await next?.end();
+      loseLease(
+        new RunLockLostError(
+          next || takenByOther ? 'another run took over; this run stopped writing.' : 'this run could not take it back and stopped writing.',
+        ),
+      );
+    })().finally(() => {
+      recovering = undefined;
+    });
+    return recovering;
+  }
+
+  // Between writes (slow fetches), find a dropped lock connection within a second or so, so the
+  // lock can be taken back before another run takes it.
+  const timer = setInterval(() => {
+    if (lost || recovering || checking) return;
+    checking = sql`select 1`
+      .execute(session.conn)
+      .then(
+        () => undefined,
+        () => (lost ? undefined : recover()),
+      )
+      .finally(() => {
+        checking = undefined;
+      });
+  }, options.checkEveryMs ?? 1000);
+  timer.unref();
+
+  const lease: RunLease = {
+    async claim(runId) {
+      if (lost) throw lost;
+      const { numUpdatedRows } = await db
+        .updateTable('auth0.run_lease')
+        .set({ run_id: runId })
+        .where('id', '=', 1)
+        .where('holder', '=', holder)
+        .executeTakeFirst();
+      if (numUpdatedRows === 0n) throw loseLease(new RunLockLostError('another run took over before this one started writing.'));
+    },
+
+    async assertHeld(trx) {
+      if (lost) throw lost;
+      const { rows } = await sql<{ holder: string | null; run_id: number | null; locked: boolean }>`
+        select holder, run_id, exists (
+          select 1 from pg_locks
+          where locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = ${LOCK_ID} and objsubid = 2
+            and pid = ${session.pid} and granted and database = (select oid from pg_database where datname = current_database())
+        ) as locked
+        from auth0.run_lease where id = 1
+        for share of run_lease`.execute(trx);
+      const row = rows[0];
+      if (row?.holder !== holder) {
+        throw loseLease(new RunLockLostError(`run ${row?.run_id ?? '(starting)'} took over; this run stopped writing.`));
+      }
+      if (!row.locked) {
+        // Our lease, but the lock's session is gone: no one else has the lease yet (they would
+        // wait on the row we just locked), so taking the lock back now is safe.
+        await recover();
+        if (lost) throw lost;
+      }
+    },
+
+    onLost(listener) {
+      if (lost) listener(lost);
+      else listeners.push(listener);
+    },
+  };
+
+  return {
+    ...lease,
+    /** Fence off every earlier holder: waits for a write of theirs in flight, then their next one fails. */
+    async take() {
+      await sql`
+        insert into auth0.run_lease (id, holder, run_id, acquired_at) values (1, ${holder}, null, now())
+        on conflict (id) do update set holder = excluded.holder, run_id = null, acquired_at = excluded.acquired_at`.execute(session.conn);
+    },
+    async release() {
+      clearInterval(timer);
+      await checking;
+      await recovering;
+      await session.end();
+    },
+  };
+}
+
+/**
+ * Try to take the lock again after the session `deadPid` lost it. The server may take a moment
+ * to notice a dropped connection and end its backend, which holds the lock until it exits:
+ * while pg_locks shows that backend (or no one) as the holder, try again for up to 3 s.
+ * Gives up at once when another session holds it.
+ */
+async function retakeLock(db: Kysely<Database>, deadPid: number): Promise<{ next?: LockSession; takenByOther?: boolean }> {
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    const next = await openLockSession(db).catch(() => undefined);
+    if (next) return { next };
+    const holder = await sql<{ pid: number }>`
+      select pid from pg_locks
+      where locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = ${LOCK_ID} and objsubid = 2 and granted
+        -- pg_locks shows every database's locks; advisory locks are per database.
+        and database = (select oid from pg_database where datname = current_database())`
+      .execute(db)
+      .then(({ rows }) => rows[0]?.pid, () => undefined);
+    if (holder !== undefined && holder !== deadPid) return { takenByOther: true };
+    await new Promise((wake) => setTimeout(wake, 100));
+  }
+  return {};
+}
+
+async function readLease(db: Kysely<Database>) {
+  return db.selectFrom('auth0.run_lease').select(['holder', 'run_id']).where('id', '=', 1).executeTakeFirst();
+}
+
+/** Called with the lock held: a run still `running` belongs to a process that died or lost its lock. */
 async function markAbandonedRuns(db: Kysely<Database>): Promise<void> {
   await db
     .updateTable('auth0.sync_runs')
-    .set({ status: 'interrupted', finished_at: new Date(), error: 'The process running it stopped before it finished.' })
+    .set({ status: 'interrupted', finished_at: new Date(), error: 'The process running it stopped, or lost the run lock, before it finished.' })
     .where('status', '=', 'running')
     .execute();
 }

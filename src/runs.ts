@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { Kysely } from 'kysely';
+import { toSafeText } from './upstream-text.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 
 /** Counts a run accumulates; written to sync_runs as progress and at the end. */
@@ -64,10 +65,16 @@ function toColumns(counts: RunCounts) {
   };
 }
 
+/** Progress counts, written only while the run is still `running`. */
 export async function recordRunProgress(db: Kysely<Database>, runId: number, counts: RunCounts): Promise<void> {
-  await db.updateTable('auth0.sync_runs').set(toColumns(counts)).where('id', '=', runId).execute();
+  await db.updateTable('auth0.sync_runs').set(toColumns(counts)).where('id', '=', runId).where('status', '=', 'running').execute();
 }
 
+/**
+ * Record the run's outcome, but only over a row still `running`: a final status someone else
+ * wrote (the next run marking this one `interrupted` after it lost the run lock) is never
+ * undone (issue #13). Returns the status and error the row holds afterwards.
+ */
 export async function finishRun(
   db: Kysely<Database>,
   runId: number,
@@ -79,17 +86,20 @@ export async function finishRun(
     tokensEndpoint?: SyncRunRow['tokens_endpoint'];
     deleteGuardTripped?: boolean;
   },
-): Promise<void> {
-  await db
+): Promise<{ status: RunStatus; error: string | null }> {
+  const written = await db
     .updateTable('auth0.sync_runs')
     .set({
       ...toColumns(result.counts),
       status: result.status,
-      error: result.error ?? null,
+      error: result.error === undefined ? null : toSafeText(result.error),
       tokens_endpoint: result.tokensEndpoint ?? null,
       finished_at: new Date(),
       delete_guard_tripped: result.deleteGuardTripped ?? false,
     })
     .where('id', '=', runId)
-    .execute();
+    .where('status', '=', 'running')
+    .returning(['status', 'error'])
+    .executeTakeFirst();
+  return written ?? (await db.selectFrom('auth0.sync_runs').select(['status', 'error']).where('id', '=', runId).executeTakeFirstOrThrow());
 }

@@ -1,11 +1,12 @@
 import { sql, type Kysely } from 'kysely';
-import type { Config } from './config.js';
+import { formatName, type Config } from './config.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
 import { sqlState } from './pg-errors.js';
 import type { RunCounts } from './runs.js';
 import { countUserIds } from './source/user-ids.js';
+import { capText, stripControlCharacters } from './upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
 export interface RunSummary extends RunCounts {
@@ -16,7 +17,7 @@ export interface RunSummary extends RunCounts {
   /** null while the run is `running` (or if a run ended without recording it). */
   finishedAt: Date | null;
   usersTotal: number | null;
-  /** First line of the run's error, control characters blanked, truncated to ~100 characters. */
+  /** First line of the run's error, control characters stripped, truncated to ~100 characters. */
   error: string | null;
   /** The route the run listed tokens through (`refresh-tokens` or `users`); null if none yet. */
   tokensEndpoint: SyncRunRow['tokens_endpoint'];
@@ -26,7 +27,7 @@ export interface RunSummary extends RunCounts {
 export interface FailingUser {
   userId: string;
   errorCode: string | null;
-  /** First line of the error, control characters blanked, truncated to ~100 characters. */
+  /** First line of the error, control characters stripped, truncated to ~100 characters. */
   error: string | null;
   lastAttemptAt: Date;
   lastSuccessAt: Date | null;
@@ -260,7 +261,7 @@ function toRunSummary(row: RunRow): RunSummary {
 const MISSING_SOURCE_CODES = new Set(['42P01', '3F000', '42703']);
 
 async function readStaleness(db: Kysely<Database>, source: Config['source']): Promise<Staleness> {
-  const name = `${source.table.join('.')}.${source.column}`;
+  const name = formatName([...source.table, source.column]);
   try {
     const sourceUsers = await countUserIds(db, source);
     const column = sql.id('src', source.column);
@@ -292,18 +293,16 @@ async function readStaleness(db: Kysely<Database>, source: Config['source']): Pr
     }
     const code = (error as { code?: unknown } | null)?.code;
     if (typeof code === 'string' && MISSING_SOURCE_CODES.has(code)) {
-      return { known: false, source: name, reason: `The source table ${source.table.join('.')} cannot be read (${code}).` };
+      return { known: false, source: name, reason: `The source table ${formatName(source.table)} cannot be read (${code}).` };
     }
     throw error;
   }
 }
 
-/** First line, control characters (terminal escapes included) blanked, at most ~100 characters. */
+/** First line, terminal escapes and control characters stripped, at most ~100 characters. */
 function summarizeError(error: string | null): string | null {
   if (error === null) return null;
-  const firstLine = (error.trim().split(/\r?\n|\r/, 1)[0] ?? '')
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
-    .trimEnd();
+  const firstLine = stripControlCharacters(error.trim().split(/\r?\n|\r/, 1)[0] ?? '').trimEnd();
   const chars = Array.from(firstLine);
   const moreLines = /[\r\n]/.test(error.trim());
   if (chars.length > ERROR_WIDTH) return chars.slice(0, ERROR_WIDTH - 1).join('') + '…';
@@ -312,6 +311,15 @@ function summarizeError(error: string | null): string | null {
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
+
+/**
+ * Stored text shown on a terminal: user IDs and errors can come from a source table or an
+ * upstream answer, so control characters (terminal escapes, line breaks, bidi overrides) are
+ * stripped and long values cut.
+ */
+function printable(text: string, max = 100): string {
+  return capText(stripControlCharacters(text), max);
+}
 
 /** Elapsed time for people; clock skew (a negative span) reads as 0. */
 function formatSpan(ms: number): string {
@@ -368,7 +376,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
       `${run.tokensSeen}/${run.tokensAdded}/${run.tokensChanged}/${run.tokensDeleted}`,
       String(run.requests),
       run.tokensEndpoint ?? '-',
-      run.error ?? '',
+      printable(run.error ?? ''),
     ]);
     lines.push(
       ...table(
@@ -402,11 +410,11 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
     );
     if (shown > 0) {
       const rows = report.failingUsers.map((user) => [
-        user.userId,
-        user.errorCode ?? '-',
+        printable(user.userId, 80),
+        printable(user.errorCode ?? '-', 40),
         formatTime(user.lastAttemptAt),
         user.lastSuccessAt ? formatTime(user.lastSuccessAt) : 'never',
-        user.error ?? '',
+        printable(user.error ?? ''),
       ]);
       lines.push(...table(['user', 'error code', 'last attempt', 'last success', 'error'], rows));
     }
@@ -415,13 +423,13 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
   lines.push('');
   const staleness = report.staleness;
   if (!staleness.known) {
-    lines.push(`Staleness (source ${staleness.source}): unknown`);
-    lines.push(`  ${staleness.reason}`);
+    lines.push(`Staleness (source ${printable(staleness.source, 200)}): unknown`);
+    lines.push(`  ${printable(staleness.reason, 300)}`);
   } else {
-    lines.push(`Staleness (source ${staleness.source})`);
+    lines.push(`Staleness (source ${printable(staleness.source, 200)})`);
     const oldest = staleness.oldestSuccessAt
       ? `${formatTime(staleness.oldestSuccessAt)} UTC, ${formatSpan(now.getTime() - staleness.oldestSuccessAt.getTime())} ago` +
-        (staleness.oldestSuccessUserId ? ` (${staleness.oldestSuccessUserId})` : '')
+        (staleness.oldestSuccessUserId ? ` (${printable(staleness.oldestSuccessUserId, 80)})` : '')
       : 'none yet';
     const rows = [
       ['source users:', String(staleness.sourceUsers)],

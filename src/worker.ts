@@ -58,7 +58,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           tokensEndpoint,
           ...options.runOptions,
         });
-        logger.info('scheduled run done', { runId: result.runId, status: result.status });
+        logger.info('scheduled run done', { runId: result.runId, status: result.status, code: result.errorCode });
       } catch (error) {
         if (error instanceof RunLockedError) logger.warn('tick skipped: another run is active', { reason: error.message });
         else logger.error('scheduled run failed', { code: errorCode(error), error: toError(error).message });

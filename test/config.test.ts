@@ -52,7 +52,7 @@ describe('loadConfig', () => {
       AUTH0_DOMAIN: 'tenant.auth0.com',
       SYNC_CONCURRENCY: '0',
       SYNC_PAGE_SIZE: '101',
-      SOURCE_USERS_TABLE: 'users; drop table x',
+      SOURCE_USERS_TABLE: 'a.b.c',
       SOURCE_USER_ID_COLUMN: 'id"',
     });
     for (const name of [
@@ -107,5 +107,57 @@ describe('loadConfig', () => {
       expect(problems.some((p) => p.startsWith(name))).toBe(true);
     }
     expect(loadConfig({ ...valid, SYNC_MAX_DURATION: '1h30m', SYNC_MAX_USERS: '5000' }).sync).toMatchObject({ maxDurationMs: 5_400_000, maxUsers: 5000 });
+  });
+
+  it('takes any PostgreSQL name for the source table and column, quoted where used', () => {
+    const source = (table: string, column = 'user_id') => loadDatabaseConfig({ SOURCE_USERS_TABLE: table, SOURCE_USER_ID_COLUMN: column }).source;
+    expect(source('My Schema.Users ünïcode', 'Auth0 Id')).toEqual({ table: ['My Schema', 'Users ünïcode'], column: 'Auth0 Id' });
+    expect(source('users; drop table x')).toEqual({ table: ['public', 'users; drop table x'], column: 'user_id' });
+    // Double quotes, as in SQL, for a part holding a dot or a quote; "" is one quote.
+    expect(source('"My Schema"."users.v2"', '"user.id"')).toEqual({ table: ['My Schema', 'users.v2'], column: 'user.id' });
+    expect(source('crm."say ""hi"""')).toEqual({ table: ['crm', 'say "hi"'], column: 'user_id' });
+    expect(source('"public".people')).toEqual({ table: ['public', 'people'], column: 'user_id' });
+    expect(source('x'.repeat(63), 'é'.repeat(31))).toEqual({ table: ['public', 'x'.repeat(63)], column: 'é'.repeat(31) });
+  });
+
+  it.each([
+    ['SOURCE_USERS_TABLE', 'auth0.', 'has an empty name'],
+    ['SOURCE_USERS_TABLE', '.users', 'has an empty name'],
+    ['SOURCE_USERS_TABLE', '""', 'has an empty name'],
+    ['SOURCE_USERS_TABLE', 'a\u0000b', 'contains a NUL character'],
+    ['SOURCE_USERS_TABLE', 'x'.repeat(64), 'has a name longer than 63 bytes'],
+    ['SOURCE_USERS_TABLE', 'crm.' + 'é'.repeat(32), 'has a name longer than 63 bytes'],
+    ['SOURCE_USERS_TABLE', 'db.crm.people', 'must be table or schema.table'],
+    ['SOURCE_USERS_TABLE', '"crm.people', 'has a double quote that is not closed'],
+    ['SOURCE_USERS_TABLE', '"crm"people', 'must have a dot after a name in double quotes'],
+    ['SOURCE_USERS_TABLE', 'crm.pe"ople', 'has a double quote inside a name'],
+    ['SOURCE_USER_ID_COLUMN', 'a.b', 'must be one column name'],
+    ['SOURCE_USER_ID_COLUMN', 'x'.repeat(64), 'has a name longer than 63 bytes'],
+    ['SOURCE_USER_ID_COLUMN', 'id\u0000', 'contains a NUL character'],
+  ])('refuses %s=%j', (name, value, problem) => {
+    let problems: string[] = [];
+    try {
+      loadDatabaseConfig({ [name]: value });
+    } catch (error) {
+      problems = [...(error as ConfigError).problems];
+    }
+    expect(problems).toEqual([expect.stringContaining(`${name} ${problem}`)]);
+    expect(problems[0]).not.toContain('\u0000');
+  });
+
+  it('never echoes an AUTH0_DOMAIN that may carry credentials', () => {
+    for (const domain of ['https://user:pa55word@tenant.auth0.com:99999', 'ftp://user:pa55word@tenant.auth0.com', 'https://user:pa55word@tenant.auth0.com']) {
+      const problems = problemsOf({ ...valid, AUTH0_DOMAIN: domain });
+      expect(problems).toEqual([expect.stringMatching(/^AUTH0_DOMAIN /)]);
+      expect(problems.join(' ')).not.toMatch(/pa55word|user:/);
+    }
+  });
+
+  it('caps Auth0 answers at AUTH0_MAX_RESPONSE_BYTES, 10 MB unless set', () => {
+    expect(loadConfig(valid).auth0.maxResponseBytes).toBe(10 * 1024 * 1024);
+    expect(loadConfig({ ...valid, AUTH0_MAX_RESPONSE_BYTES: '65536' }).auth0.maxResponseBytes).toBe(65536);
+    expect(problemsOf({ ...valid, AUTH0_MAX_RESPONSE_BYTES: '10MB' })).toEqual([
+      'AUTH0_MAX_RESPONSE_BYTES must be a whole number from 1024 to 1073741824 (got "10MB")',
+    ]);
   });
 });

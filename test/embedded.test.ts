@@ -4,7 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { acquireDirLock } from '../src/embedded/dir-lock.js';
+import { main } from '../src/cli.js';
+import { FatalError } from '../src/errors.js';
 import { RunLockedError } from '../src/run-lock.js';
+import { captureIo } from './helpers/db.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 
@@ -71,5 +74,19 @@ describe('acquireDirLock', () => {
     writeFileSync(`${target}.lock`, JSON.stringify({ pid: 2 ** 22 + 7, host: os.hostname(), command: 'dead', since: '' }));
     const again = acquireDirLock(target, 'third');
     again();
+  });
+
+  it('is exit 1 naming the directory, not exit 3, when the lock file cannot be created', async () => {
+    const file = path.join(dir, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const target = path.join(file, 'pglite');
+    expect(() => acquireDirLock(target, 'x')).toThrow(FatalError);
+    expect(() => acquireDirLock(target, 'x')).toThrow(expect.objectContaining({ code: 'data_dir_unusable' }) as never);
+
+    const out = captureIo();
+    expect(await main(['status'], { PGLITE_DATA_DIR: target }, out.io)).toBe(1);
+    expect(out.stderr.at(-1)).toBe(
+      `error [data_dir_unusable]: The embedded database directory ${target} cannot be used (a part of the path is a file, not a directory); set PGLITE_DATA_DIR to a writable directory, or DATABASE_URL to use a PostgreSQL server.`,
+    );
   });
 });

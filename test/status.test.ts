@@ -160,7 +160,7 @@ describe('readStatus and formatStatus', () => {
     expect(report.failingUsers.map((user) => user.userId)).toEqual(['auth0|gone', 'auth0|u3']);
     const gone = report.failingUsers[0]!;
     expect(gone.error).toHaveLength(100);
-    expect(gone.error).toMatch(/^bad  \[31mred \[0m y+…$/);
+    expect(gone.error).toMatch(/^bad red y+…$/);
     expect(report.failingUsers[1]).toEqual({
       userId: 'auth0|u3',
       errorCode: 'auth0_server_error',
@@ -200,7 +200,7 @@ describe('readStatus and formatStatus', () => {
     expect(text).toContain(
       '  auth0|u3    auth0_server_error  2026-11-26 11:11:00  never                Auth0 answered 503 …',
     );
-    expect(text).toContain('  auth0|gone  internal            2026-11-26 11:12:00  2026-01-01 00:00:00  bad  [31mred');
+    expect(text).toContain('  auth0|gone  internal            2026-11-26 11:12:00  2026-01-01 00:00:00  bad red yyy');
     expect(text).not.toContain('\u001b');
     expect(text).toContain('Staleness (source auth0.users.user_id)');
     expect(text).toContain('  source users:        5');
@@ -290,5 +290,30 @@ describe('statusExitCode', () => {
     expect(report.runs.map((run) => run.status)).toEqual(['running']);
     expect(report.lastFinished?.status).toBe('failed');
     expect(statusExitCode(report)).toBe(1);
+  });
+});
+
+describe('formatStatus with hostile stored text', () => {
+  beforeEach(clear);
+
+  it('strips control characters and bidi overrides from user IDs, codes, errors and the source name', async () => {
+    await insertRun({ status: 'partial', started_at: at('10:00:00'), finished_at: at('10:01:00'), error: 'bad \u001b[2J\u001b]0;title\u0007answer' });
+    await t.db
+      .insertInto('auth0.user_sync_state')
+      .values({
+        user_id: 'auth0|\u001b[31mevil\u202eexe.txt',
+        status: 'failed',
+        last_attempt_at: at('10:00:30'),
+        error_code: 'code\u0007',
+        error: 'The user ID \u001b[1mx\u001b[0m failed',
+      })
+      .execute();
+    const report = await readStatus(t.db, sourceOf('crm.\u001b[5mpeople', 'user_id'), { now });
+    const text = formatStatus(report).join('\n');
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(text).toContain('auth0|evilexe.txt');
+    expect(text).toContain('bad answer');
+    expect(text).toContain('The user ID x failed');
+    expect(text).toContain('Staleness (source crm.people.user_id): unknown');
   });
 });

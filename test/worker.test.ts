@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
+import { RUN_LOCK_KEY } from '../src/run-lock.js';
 import { runWorker } from '../src/worker.js';
 import { startCli } from './helpers/cli.js';
 import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
@@ -88,7 +89,7 @@ describe('worker', () => {
     const holder = new pg.Client({ connectionString: t.url });
     await holder.connect();
     try {
-      await holder.query('select pg_advisory_lock($1, $2)', [0x41_30_52_54, 1]);
+      await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
       const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
       await worker.waitForLog('tick skipped: another run is active');
       worker.stop();

@@ -99,7 +99,7 @@ export function nextLink(header: string | string[] | undefined): { from?: string
 
 /**
  * What an error from the logs endpoint means. What Auth0 answers for a checkpoint older than
- * retention is not documented (auth0-logs.md): a 404, or a 400 that speaks of the checkpoint,
+ * retention is not documented: a 404, or a 400 that speaks of the checkpoint,
  * `from` or a log id, is taken as expired. Any 403 means the logs are closed to this client.
  */
 function toLogsError(error: unknown): unknown {

@@ -2,7 +2,7 @@
  * Tenant log entries to the users whose refresh tokens may have changed (issue #10). Pure: the
  * caller reads the entries (src/auth0/logs.ts) and resolves token and session ids through the
  * warehouse (`toLookupKeys` says which), then passes both here. Event types and `sapi` paths
- * follow /work/shared/auth0-logs.md.
+ * follow Auth0's tenant log docs and event-type schemas (auth0/auth0-log-schemas).
  */
 
 /** A tenant log entry as far as we read it; `user_id` and `date` are optional in Auth0's schema. */
@@ -153,7 +153,7 @@ function targetsOf(entry: Auth0LogEntry): { targets: Target[]; skip?: SkipReason
 
 /**
  * A Management API write (`sapi`): `details.request.method` (lower case) and `.path` say what was
- * done to whom. Only requests that remove refresh tokens count (auth0-logs.md); the path may
+ * done to whom. Only requests that remove refresh tokens count (the Management API endpoints that revoke tokens or sessions); the path may
  * carry the API prefix with or without `/api/v2` and a query string.
  */
 function sapiTargets(entry: Auth0LogEntry): { targets: Target[]; skip?: SkipReason } {

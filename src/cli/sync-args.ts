@@ -1,10 +1,12 @@
-import { createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { parseArgs } from 'node:util';
 import type { Config } from '../config.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
+import { parseIsoDate } from '../iso-date.js';
 import type { UserSelection } from '../source/select-users.js';
+import { checkUserId, describeUserId } from '../source/user-id.js';
+import { readUsersFile } from '../source/users-file.js';
+import { toSafeText } from '../upstream-text.js';
 import type { SyncJobResult } from '../sync/run.js';
 
 /** The flags of `sync`, for node:util parseArgs. */
@@ -22,12 +24,24 @@ export const SYNC_OPTIONS = {
 
 type SyncValues = ReturnType<typeof parseArgs<{ options: typeof SYNC_OPTIONS }>>['values'];
 
-/** Flags to a run request; one line naming the flag to fix when they do not fit together. */
-export function toSyncRequest(values: SyncValues, config: Config) {
+/** Largest `--max-users` (the same bound as SYNC_MAX_USERS). */
+const MAX_USERS_LIMIT = 1_000_000_000;
+/** `--max-duration` bounds: under a second is a typo; over a year, too. */
+const MIN_DURATION_MS = 1000;
+const MAX_DURATION_MS = 366 * 86_400_000;
+
+/**
+ * Flags to a run request; one sentence naming the flag to fix when a value is wrong or they
+ * do not fit together. A `--users-file` is read and checked in full here, before any run
+ * starts, so a bad line never leaves a half run.
+ */
+export async function toSyncRequest(values: SyncValues, config: Config) {
   const explicit = values.user !== undefined || values['users-file'] !== undefined;
-  const fromFlags = [...new Set((values.user ?? []).map((id) => id.trim()).filter(Boolean))];
   const kinds = [explicit, values['only-failed'] === true, values.stale !== undefined].filter(Boolean).length;
   if (kinds > 1) throw new UsageError('--user/--users-file, --only-failed and --stale choose users in different ways: use one');
+  const fromFlags = [...new Set((values.user ?? []).map(toFlagUserId))];
+  const maxUsers = values['max-users'] === undefined ? config.sync.maxUsers : parseMaxUsers(values['max-users']);
+  const maxDurationMs = values['max-duration'] === undefined ? config.sync.maxDurationMs : parseMaxDuration(values['max-duration']);
   // The tenant logs choose the users, all of them: a selection, a budget or a dry run would skip entries.
   const fromLogs = values['from-logs'] === true;
   if (fromLogs && (kinds > 0 || values['dry-run'] || values['max-users'] !== undefined || values['max-duration'] !== undefined)) {
@@ -37,21 +51,13 @@ export function toSyncRequest(values: SyncValues, config: Config) {
   let selection: UserSelection = { kind: 'source' };
   if (explicit) {
     const file = values['users-file'];
-    if (file && file !== '-' && !existsSync(file)) throw new UsageError(`--users-file ${file}: no such file`);
-    selection = file
-      ? { kind: 'ids', userIds: unique(concatIds(fromFlags, readIdsFile(file))) }
-      : { kind: 'ids', userIds: fromFlags, total: fromFlags.length };
+    if (file !== undefined && file.trim() === '') throw new UsageError('--users-file needs a path (or - for stdin), not an empty value.');
+    const userIds = file === undefined ? fromFlags : [...new Set([...fromFlags, ...(await readUsersFile(file))])];
+    selection = { kind: 'ids', userIds, total: userIds.length };
   } else if (values['only-failed']) {
     selection = { kind: 'failed' };
   } else if (values.stale !== undefined) {
     selection = { kind: 'stale', since: parseSince(values.stale) };
-  }
-
-  const maxUsers = values['max-users'] === undefined ? config.sync.maxUsers : Number(values['max-users']);
-  if (maxUsers !== undefined && !(Number.isInteger(maxUsers) && maxUsers > 0)) throw new UsageError('--max-users must be a whole number above 0');
-  const maxDurationMs = values['max-duration'] === undefined ? config.sync.maxDurationMs : parseDuration(values['max-duration']);
-  if (values['max-duration'] !== undefined && !(maxDurationMs !== undefined && maxDurationMs > 0)) {
-    throw new UsageError('--max-duration must be a duration above zero such as 30m or 2h');
   }
 
   const backfill = selection.kind !== 'source';
@@ -77,48 +83,56 @@ export function toSyncRequest(values: SyncValues, config: Config) {
   };
 }
 
-/** `--stale 24h` (not synced in the last 24 hours) or `--stale 2026-11-01` (not since that date). */
+/** A `--user` value, trimmed; refused when empty or when checkUserId finds a problem. */
+function toFlagUserId(raw: string): string {
+  const id = raw.trim();
+  if (id === '') throw new UsageError('--user needs a user ID, not an empty value.');
+  const problem = checkUserId(id);
+  if (problem) throw new UsageError(`--user ${describeUserId(id)}: the user ID ${problem}.`);
+  return id;
+}
+
+/** A plain positive integer: digits only (no `0x10`, `1e3`, `+5`, `2.0`), 1 to 1,000,000,000. */
+function parseMaxUsers(text: string): number {
+  const value = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!(value >= 1 && value <= MAX_USERS_LIMIT)) {
+    throw new UsageError(`--max-users takes a whole number from 1 to ${MAX_USERS_LIMIT.toLocaleString('en')} written in digits (got ${quote(text)}).`);
+  }
+  return value;
+}
+
+function parseMaxDuration(text: string): number {
+  const value = parseDuration(text);
+  if (value === undefined || !(value >= MIN_DURATION_MS && value <= MAX_DURATION_MS)) {
+    throw new UsageError(`--max-duration takes a duration from 1s to 366d such as 30m or 2h (got ${quote(text)}).`);
+  }
+  return value;
+}
+
+/**
+ * `--stale 24h` (not synced in the last 24 hours) or `--stale 2026-11-01` (not since that
+ * date, UTC midnight; a date-time such as 2026-11-01T08:00Z works too). A date that does not
+ * exist (2026-02-31) or lies in the future is refused: it would select every user.
+ */
 function parseSince(text: string): Date {
   const duration = parseDuration(text);
   if (duration !== undefined) return new Date(Date.now() - duration);
-  if (/^\d{4}-\d{2}-\d{2}/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text);
-  throw new UsageError(`--stale takes a duration such as 24h or 7d, or a date such as 2026-11-01 (got "${text}")`);
-}
-
-/** One ID per line; blank lines and lines starting with # are skipped. `-` reads stdin. */
-async function* readIdsFile(path: string): AsyncGenerator<string> {
-  const input = path === '-' ? process.stdin : createReadStream(path);
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  try {
-    for await (const line of lines) {
-      const id = line.trim();
-      if (id && !id.startsWith('#')) yield id;
-    }
-  } catch (error) {
-    throw new UsageError(`--users-file ${path}: ${(error as Error).message}`);
+  const ms = parseIsoDate(text.trim());
+  if (ms === undefined) {
+    throw new UsageError(`--stale takes a duration such as 24h or 7d, or a date that exists such as 2026-11-01 (got ${quote(text)}).`);
   }
+  if (ms > Date.now()) throw new UsageError(`--stale ${quote(text)} is in the future; give a past date or a duration such as 24h.`);
+  return new Date(ms);
 }
 
-async function* concatIds(first: string[], rest: AsyncIterable<string>): AsyncGenerator<string> {
-  yield* first;
-  yield* rest;
-}
-
-/** Drops repeats. Holds every ID seen: a users file is a backfill list, not the whole tenant. */
-async function* unique(ids: AsyncIterable<string>): AsyncGenerator<string> {
-  const seen = new Set<string>();
-  for await (const id of ids) {
-    if (seen.has(id)) continue;
-    seen.add(id);
-    yield id;
-  }
-}
+const quote = (text: string) => JSON.stringify(toSafeText(text, 60));
 
 export function describeDryRun(result: SyncJobResult): string {
   const { counts } = result;
   return (
     `Dry run over ${counts.usersSynced + counts.usersNotFound} users (${counts.usersNotFound} gone from Auth0, ${counts.usersFailed} failed): ` +
-    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.`
+    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.` +
+    (result.wouldStop ? ` A real run would stop at the deletion guard: it would ${result.wouldStop} (see --allow-mass-delete).` : '')
   );
 }
 

@@ -1,7 +1,9 @@
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { FatalError, type SyncError } from '../errors.js';
 import { RunLockedError } from '../run-lock.js';
+import { toSafeText } from '../upstream-text.js';
 
 interface LockOwner {
   pid: number;
@@ -12,14 +14,20 @@ interface LockOwner {
 
 /**
  * An exclusive lock on a data directory for the life of this process: PGlite takes none, and
- * two processes on one directory silently lose committed rows (TOOLCHAIN.md). The lock is a
+ * two processes on one directory silently lose committed rows (measured here before PGlite was adopted). The lock is a
  * file next to the directory, created with O_EXCL and holding the owner's pid. A lock whose
  * process is gone (kill -9, machine restart) is taken over. Throws RunLockedError (exit 3)
- * naming the owner when another live process holds it. Returns the release function.
+ * naming the owner when another live process holds it, and `dataDirUnusable` (exit 1) when
+ * the lock file cannot be created at all (a read-only or missing parent, no permission).
+ * Returns the release function.
  */
 export function acquireDirLock(dir: string, command: string): () => void {
   const file = `${path.resolve(dir)}.lock`;
-  mkdirSync(path.dirname(file), { recursive: true });
+  try {
+    mkdirSync(path.dirname(file), { recursive: true });
+  } catch (error) {
+    throw dataDirUnusable(dir, error);
+  }
   const me: LockOwner = { pid: process.pid, host: os.hostname(), command, since: new Date().toISOString() };
   for (let attempt = 0; ; attempt += 1) {
     try {
@@ -44,10 +52,37 @@ export function acquireDirLock(dir: string, command: string): () => void {
   return release;
 }
 
-function lockedError(dir: string, file: string, cause: unknown, owner?: LockOwner | undefined): RunLockedError {
-  if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') {
-    return new RunLockedError(`Cannot lock the embedded database ${dir} (${file}): ${(cause as Error).message}`);
-  }
+const FS_REASONS: Record<string, string> = {
+  // mkdir -p answers EEXIST (not ENOTDIR) when a part of the path is a file.
+  EEXIST: 'a part of the path is a file, not a directory',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+};
+
+/**
+ * The embedded database's directory (or its lock file) cannot be created or written: exit 1
+ * with code `data_dir_unusable`, never 3, which means only "another process holds it".
+ */
+export function dataDirUnusable(dir: string, cause: unknown): FatalError {
+  const { code, errno, message } = (cause ?? {}) as { code?: unknown; errno?: unknown; message?: unknown };
+  const why =
+    typeof code === 'string'
+      ? (FS_REASONS[code] ?? code)
+      : typeof message === 'string' && message
+        ? toSafeText(message, 200)
+        : `PGlite could not open it, errno ${String(errno ?? 'unknown')}`;
+  return new FatalError(
+    'data_dir_unusable',
+    `The embedded database directory ${toSafeText(path.resolve(dir), 300)} cannot be used (${why}); set PGLITE_DATA_DIR to a writable directory, or DATABASE_URL to use a PostgreSQL server.`,
+    { cause },
+  );
+}
+
+function lockedError(dir: string, file: string, cause: unknown, owner?: LockOwner | undefined): SyncError {
+  if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') return dataDirUnusable(dir, cause);
   const who = owner ? `${owner.command}, pid ${owner.pid} on ${owner.host}, since ${owner.since}` : `see ${file}`;
   return new RunLockedError(
     `The embedded database ${dir} is in use by another process (${who}); wait for it or stop it, or set DATABASE_URL to use a PostgreSQL server.`,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../database.js';
-import { acquireDirLock } from './dir-lock.js';
+import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
 
 export interface EmbeddedDatabase {
   db: Kysely<Database>;
@@ -22,8 +22,13 @@ export async function openEmbeddedDatabase(dataDir: string, command: string): Pr
     // Loaded only here: it is large, and a server deployment never needs it.
     const { PGlite } = await import('@electric-sql/pglite');
     const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
-    await mkdir(path.dirname(path.resolve(dataDir)), { recursive: true }); // PGlite does not create parents
-    const pglite = await PGlite.create(dataDir);
+    // PGlite does not create parents; it fails with a bare ErrnoError on a directory it cannot
+    // write (or a path that is a file): name the directory instead (exit 1, data_dir_unusable).
+    const pglite = await mkdir(path.dirname(path.resolve(dataDir)), { recursive: true })
+      .then(() => PGlite.create(dataDir))
+      .catch((error: unknown) => {
+        throw dataDirUnusable(dataDir, error);
+      });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ ...createPgConfig(pglite), max: 1 }) }) });
     return {
       db,

@@ -1,9 +1,10 @@
 /**
  * The fake tenant's logs: `GET /api/v2/logs` in checkpoint mode (`from`/`take`, a `Link`
  * header with `rel="next"`, `[]` and a `next` back to the same URL when nothing is new) and in
- * search mode (`sort`/`page`/`per_page`, capped at 1,000 results), as /work/shared/auth0-logs.md
- * describes. Entries are appended by the sandbox's mutators and by tests; log ids are
- * fixed-width digit strings, so they sort as they were appended. Imports no job code.
+ * search mode (`sort`/`page`/`per_page`, capped at 1,000 results), as Auth0's Management API
+ * reference and its log export extension describe. Entries are appended by the sandbox's
+ * mutators and by tests; log ids are fixed-width digit strings, so they sort as they were
+ * appended. Imports no job code.
  */
 
 export type LogEntryJson = Record<string, unknown>;
@@ -75,7 +76,7 @@ export function createTenantLog(): TenantLog {
     if (from < droppedUpTo) return errorAnswer(400, MSG_EXPIRED, 'invalid_query_string');
     const start = firstAfter(from);
     const page = entries.slice(start, start + take);
-    // With nothing new, `next` is the URL just called (auth0-logs.md).
+    // With nothing new, `next` is the URL just called (Auth0's "Retrieve Log Events" docs).
     const nextFrom = page.length > 0 ? idOf(page.at(-1)!) : from;
     const next = `${origin}/api/v2/logs?${new URLSearchParams({ from: nextFrom, take: String(take) })}`;
     return { status: 200, body: JSON.stringify(page), headers: { link: `<${next}>; rel="next"` } };

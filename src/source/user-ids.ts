@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import type { Config } from '../config.js';
+import { formatName, type Config } from '../config.js';
 import { FatalError } from '../errors.js';
 
 export interface ReadUserIdsOptions {
@@ -38,8 +38,8 @@ function notSyncedFilter(column: RawBuilder<unknown>, since: ReadUserIdsOptions[
 /**
  * Every user ID of the source table (optionally only those not synced since a time), in the
  * column's order, streamed with keyset paging. NULL and empty IDs are skipped; a column that
- * is not unique yields each ID once. The identifiers come validated from loadConfig and are
- * quoted here, never pasted.
+ * is not unique yields each ID once. The identifiers come validated from loadConfig (any
+ * PostgreSQL name) and are quoted here with sql.id, never pasted.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function* readUserIds(db: Kysely<any>, options: ReadUserIdsOptions): AsyncGenerator<string> {
@@ -115,12 +115,12 @@ export async function countUserIds(db: Kysely<any>, source: Config['source'], no
 function explainSourceError(source: Config['source']) {
   return (error: unknown): never => {
     const code = (error as { code?: unknown }).code;
-    const table = source.table.join('.');
+    const table = formatName(source.table);
     if (code === '42P01' || code === '3F000') {
       throw new FatalError('source_missing', `The source table ${table} does not exist; set SOURCE_USERS_TABLE or run \`npm run migrate\`.`);
     }
     if (code === '42703') {
-      throw new FatalError('source_missing', `The source table ${table} has no column ${source.column}; set SOURCE_USER_ID_COLUMN.`);
+      throw new FatalError('source_missing', `The source table ${table} has no column ${formatName([source.column])}; set SOURCE_USER_ID_COLUMN.`);
     }
     throw error;
   };

@@ -2,8 +2,9 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../database.js';
 import { errorCode, FatalError, toError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { RunLockLostError, type RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
-import { databaseRefused, databaseUnavailable, isDatabaseUnavailable } from '../warehouse/errors.js';
+import { databaseRefused, databaseUnavailable, isConnectionLost, isDatabaseUnavailable } from '../warehouse/errors.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import type { UserOutcome } from './outcome.js';
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
@@ -20,6 +21,8 @@ export interface BatchWriterOptions {
   db: Kysely<Database>;
   /** The run the rows are written for; undefined for a dry run, which writes nothing at all. */
   runId: number | undefined;
+  /** Checked in every write transaction of a run holding the lock on a server (issue #13). */
+  lease?: RunLease;
   counts: RunCounts;
   logger: Logger;
   /** Users and rows per write statement. */
@@ -43,7 +46,7 @@ export interface BatchWriterOptions {
  * as failed with its old rows untouched.
  */
 export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
-  const { db, runId, counts, logger, deleteGuard } = options;
+  const { db, runId, lease, counts, logger, deleteGuard } = options;
   const maxBatchUsers = Math.max(options.maxBatchUsers ?? 500, deleteGuard?.minUsers ?? 0);
   const maxBatchRows = options.maxBatchRows ?? 10_000;
   let queue: UserOutcome[] = [];
@@ -84,25 +87,28 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
 
   async function write(batch: UserOutcome[]): Promise<void> {
     try {
-      // No explicit transaction: the write is one statement, atomic by itself, and the run
-      // lock means no one else changes these users between the read and the write.
       const users = batch.filter((o) => o.status !== 'failed').map((o) => o.userId);
       const listedIds = batch.flatMap((o) => (o.status === 'synced' ? o.records.tokens.map((t) => t.id) : []));
-      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write.
-      const stored =
-        runId === undefined
-          ? await db.transaction().setAccessMode('read only').execute((trx) => readStoredTokens(trx, users, listedIds))
-          : await readStoredTokens(db, users, listedIds);
-      const plan = planWrites(batch, stored);
-      if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
-      if (runId !== undefined) await applyWritePlan(db, runId, plan, plan.outcomes);
+      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write. A real
+      // run reads and writes in one transaction that first checks this run still holds the run
+      // lease (issue #13): once another run has taken over, not one more row is written. The
+      // deletion guard looks at the plan before anything of it is written.
+      const plan = await retryLostConnection(() =>
+        (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
+          if (runId !== undefined) await lease?.assertHeld(trx);
+          const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds));
+          if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
+          if (runId !== undefined) await applyWritePlan(trx, runId, plan, plan.outcomes);
+          return plan;
+        }),
+      );
       tally(plan.outcomes, plan.counts);
       if (runId !== undefined && counts.tokensAdded >= analyzeAt) {
         analyzeAt = counts.tokensAdded * 2;
         await refreshStatistics(db);
       }
     } catch (error) {
-      if (error instanceof FatalError) throw error;
+      if (error instanceof FatalError || error instanceof RunLockLostError) throw error;
       if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
       const refused = databaseRefused(error);
       if (refused) throw refused;
@@ -120,6 +126,23 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
       const message = `Writing to the warehouse failed: ${toError(error).message}`;
       logger.warn('user write failed', { userId: outcome.userId, code: errorCode(error), error: message });
       await write([{ status: 'failed', userId: outcome.userId, code: 'write_failed', message }]);
+    }
+  }
+
+  /**
+   * A batch whose connection was cut under it (a proxy recycling connections, an administrator's
+   * pg_terminate_backend) is tried again on a fresh one, twice, before the database counts as
+   * gone. Safe: the transaction re-reads what is stored, so a commit that did land plans nothing twice.
+   */
+  async function retryLostConnection<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await write();
+      } catch (error) {
+        if (attempt >= 3 || !isConnectionLost(error)) throw error;
+        logger.warn('database connection lost during a write; retrying on a fresh one', { attempt, error: toError(error).message });
+        await new Promise((wake) => setTimeout(wake, 50 * attempt));
+      }
     }
   }
 

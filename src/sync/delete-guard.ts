@@ -24,28 +24,46 @@ export class MassDeleteError extends FatalError {
   }
 }
 
+/** What a run has done, as far as the guard measures it. */
+type GuardTotals = Pick<RunCounts, 'usersSynced' | 'usersNotFound' | 'usersFailed' | 'tokensHeld' | 'tokensDeleted'>;
+
 /**
  * Throws MassDeleteError when writing `plan` on top of what the run wrote so far (`counts`)
  * would cross the guard. Called before every batch write, so the check holds from the first one.
  */
 export function checkDeleteGuard(guard: DeleteGuard, counts: RunCounts, plan: WritePlan): void {
-  const users = counts.usersSynced + counts.usersNotFound + counts.usersFailed + plan.outcomes.length;
-  if (users < guard.minUsers) return;
-  const listed = counts.usersSynced + counts.usersNotFound + plan.outcomes.filter((o) => o.status !== 'failed').length;
-  const gone = counts.usersNotFound + plan.outcomes.filter((o) => o.status === 'not_found').length;
-  const held = counts.tokensHeld + plan.counts.held;
-  const deleted = counts.tokensDeleted + plan.counts.deleted;
-  const tooManyTokens = deleted > 0 && deleted > guard.maxRatio * held;
-  const tooManyUsers = gone > 0 && gone > guard.maxRatio * listed;
-  if (!tooManyTokens && !tooManyUsers) return;
-  const parts = [];
-  if (tooManyTokens) parts.push(`mark deleted ${deleted} of the ${held} live tokens held for its users (${percent(deleted, held)})`);
-  if (tooManyUsers) parts.push(`record ${gone} of ${listed} users as gone from Auth0 (${percent(gone, listed)})`);
+  const batch = plan.outcomes;
+  const crossed = describeCrossing(guard, {
+    usersSynced: counts.usersSynced + batch.filter((o) => o.status === 'synced').length,
+    usersNotFound: counts.usersNotFound + batch.filter((o) => o.status === 'not_found').length,
+    usersFailed: counts.usersFailed + batch.filter((o) => o.status === 'failed').length,
+    tokensHeld: counts.tokensHeld + plan.counts.held,
+    tokensDeleted: counts.tokensDeleted + plan.counts.deleted,
+  });
+  if (!crossed) return;
   throw new MassDeleteError(
-    `Stopped before writing: this run would ${parts.join(' and ')}, more than SYNC_MAX_DELETE_RATIO=${guard.maxRatio} allows; ` +
+    `Stopped before writing: this run would ${crossed}, more than SYNC_MAX_DELETE_RATIO=${guard.maxRatio} allows; ` +
       `nothing of it was marked deleted. Check that AUTH0_DOMAIN and the credentials point at the right tenant; ` +
       `if Auth0 really lost them, rerun with --allow-mass-delete (or SYNC_MAX_DELETE_RATIO=1).`,
   );
+}
+
+/**
+ * What crosses the guard in these totals ("mark deleted 90 of the 100 live tokens …"), or
+ * undefined when nothing does or fewer than `minUsers` users are done. Pure; a dry run uses it to
+ * say whether a real run would stop.
+ */
+export function describeCrossing(guard: DeleteGuard, totals: GuardTotals): string | undefined {
+  const listed = totals.usersSynced + totals.usersNotFound;
+  if (listed + totals.usersFailed < guard.minUsers) return undefined;
+  const gone = totals.usersNotFound;
+  const { tokensHeld: held, tokensDeleted: deleted } = totals;
+  const parts = [];
+  if (deleted > 0 && deleted > guard.maxRatio * held) {
+    parts.push(`mark deleted ${deleted} of the ${held} live tokens held for its users (${percent(deleted, held)})`);
+  }
+  if (gone > 0 && gone > guard.maxRatio * listed) parts.push(`record ${gone} of ${listed} users as gone from Auth0 (${percent(gone, listed)})`);
+  return parts.length > 0 ? parts.join(' and ') : undefined;
 }
 
 const percent = (part: number, whole: number) => `${whole === 0 ? 100 : Math.round((100 * part) / whole)}%`;

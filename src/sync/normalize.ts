@@ -1,6 +1,8 @@
 import type { Auth0RefreshToken } from '../auth0/refresh-tokens.js';
 import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow } from '../database.js';
 import { SyncError } from '../errors.js';
+import { parseIsoDate } from '../iso-date.js';
+import { capText, stripControlCharacters } from '../upstream-text.js';
 
 /** One `auth0.refresh_tokens` row as the writer sends it: dates as ISO strings, JSON as text. */
 export interface TokenRecord {
@@ -32,6 +34,13 @@ const DATE_FIELDS = ['created_at', 'idle_expires_at', 'expires_at', 'last_exchan
 const DEVICE_FIELDS = ['initial_ip', 'initial_asn', 'initial_user_agent', 'last_ip', 'last_asn', 'last_user_agent'] as const;
 const CANONICAL_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+/**
+ * Longest text, in UTF-8 bytes, of a field the warehouse indexes (token id, client_id,
+ * audience; session_id for good measure). PostgreSQL refuses a btree entry over ~2,700 bytes
+ * and fails the whole write with an index-row-size error; a field over this fails its user
+ * instead, naming the field. Real values are a few dozen bytes.
+ */
+export const MAX_KEY_BYTES = 512;
 
 /** A record that cannot be keyed or typed; the message names the field. */
 export class InvalidRecordError extends SyncError {
@@ -65,7 +74,8 @@ function toTokenRows(userId: string, apiToken: Auth0RefreshToken, at: string) {
   if (!isObject(apiToken)) throw new InvalidRecordError(`${at} is not an object`);
   const id = apiToken.id;
   if (typeof id !== 'string' || id === '') throw new InvalidRecordError(`${at}.id is missing or not a string`);
-  const where = `${at} (id ${id})`;
+  checkKeyLength(id, `${at}.id`);
+  const where = `${at} (id ${capText(stripControlCharacters(id), 80)})`;
   if (apiToken.user_id !== undefined && apiToken.user_id !== null && apiToken.user_id !== userId) {
     throw new InvalidRecordError(`${where}.user_id is ${JSON.stringify(apiToken.user_id)}, expected ${JSON.stringify(userId)}`);
   }
@@ -89,8 +99,8 @@ function toTokenRows(userId: string, apiToken: Auth0RefreshToken, at: string) {
   const token: TokenRecord = {
     id,
     user_id: userId,
-    client_id: toText(apiToken.client_id, `${where}.client_id`),
-    session_id: toText(apiToken.session_id, `${where}.session_id`),
+    client_id: toKey(apiToken.client_id, `${where}.client_id`),
+    session_id: toKey(apiToken.session_id, `${where}.session_id`),
     rotating: rotating ?? null,
     ...dates,
     metadata: isObject(metadata) ? JSON.stringify(metadata) : null,
@@ -118,6 +128,7 @@ function toResourceServers(tokenId: string, value: unknown, where: string): Reso
     if (!isObject(server)) throw new InvalidRecordError(`${at} is not an object`);
     const audience = server.audience;
     if (typeof audience !== 'string' || audience === '') throw new InvalidRecordError(`${at}.audience is missing or not a string`);
+    checkKeyLength(audience, `${at}.audience`);
     const scopes = Array.isArray(server.scopes) && server.scopes.every((s) => typeof s === 'string')
       ? server.scopes.join(' ')
       : toText(server.scopes, `${at}.scopes`);
@@ -132,13 +143,30 @@ function toText(value: unknown, field: string): string | null {
   return value;
 }
 
+/** Text the warehouse indexes: at most MAX_KEY_BYTES. */
+function toKey(value: unknown, field: string): string | null {
+  const text = toText(value, field);
+  if (text !== null) checkKeyLength(text, field);
+  return text;
+}
+
+function checkKeyLength(text: string, field: string): void {
+  // Cheap first: a string of n UTF-16 units is at most 3n bytes in UTF-8.
+  if (text.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(text, 'utf8') > MAX_KEY_BYTES) {
+    throw new InvalidRecordError(`${field} is longer than ${MAX_KEY_BYTES} bytes`);
+  }
+}
+
 /** ISO-8601 with a zone, as Auth0 sends it (`2024-05-01T13:00:30.038Z`); null when absent. */
 function toDate(value: unknown, field: string): string | null {
   if (value === undefined || value === null) return null;
-  const ms = typeof value === 'string' && ISO_8601.test(value) ? Date.parse(value) : NaN;
-  if (Number.isNaN(ms)) throw new InvalidRecordError(`${field} is not an ISO-8601 date: ${JSON.stringify(value)?.slice(0, 60)}`);
+  const shown = () => stripControlCharacters(JSON.stringify(value)?.slice(0, 60) ?? '');
+  if (typeof value !== 'string' || !ISO_8601.test(value)) throw new InvalidRecordError(`${field} is not an ISO-8601 date: ${shown()}`);
+  // Date.parse alone would roll 2026-02-31 over to March 3rd and take year 0000.
+  const ms = parseIsoDate(value);
+  if (ms === undefined) throw new InvalidRecordError(`${field} is not a date that exists: ${shown()}`);
   // Auth0's own form is already canonical (UTC, milliseconds): keep the string, skip a Date.
-  return CANONICAL_UTC.test(value as string) ? (value as string) : new Date(ms).toISOString();
+  return CANONICAL_UTC.test(value) ? value : new Date(ms).toISOString();
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -8,7 +8,9 @@ import type { Config } from '../config.js';
 import type { Database } from '../database.js';
 import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
+import { checkUserId, describeUserId, invalidUserIdKey } from '../source/user-id.js';
 import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
@@ -21,6 +23,8 @@ export interface SyncDeps {
   logger: Logger;
   /** Undefined for a dry run: fetch and compare, write nothing. */
   runId: number | undefined;
+  /** Fences the writes of a run holding the lock on a server (issue #13). */
+  lease?: RunLease;
   options: Config['sync'];
   /** Which route lists tokens; shared by every user of the run (issue #12). */
   endpoints: TokensEndpointChoice;
@@ -62,6 +66,8 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
     abort.abort(error);
   };
   const writer = createBatchWriter({ ...deps, onFatal: stop });
+  // The run lock is gone for good: stop at once, even between writes.
+  deps.lease?.onLost(stop);
   // A graceful stop: take no new user now; abandon the ones in flight after the grace period
   // (they are not written, so they keep their previous rows).
   let graceTimer: NodeJS.Timeout | undefined;
@@ -83,6 +89,9 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
   }
 
   async function fetchUser(userId: string): Promise<UserOutcome | undefined> {
+    // A source row can hold anything; never send it to Auth0 or store it as a key unchecked.
+    const problem = checkUserId(userId);
+    if (problem) return { status: 'failed', userId: invalidUserIdKey(userId), code: 'invalid_user_id', message: `The user ID ${describeUserId(userId)} ${problem}.` };
     for (;;) {
       const endpoint = endpoints.current();
       try {

@@ -6,12 +6,12 @@ import type { Database, RunStatus, RunTrigger } from '../database.js';
 import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
-import { withRunLock } from '../run-lock.js';
+import { RunLockLostError, withRunLock, type RunLease } from '../run-lock.js';
 import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
-import { MassDeleteError } from './delete-guard.js';
+import { describeCrossing, MassDeleteError } from './delete-guard.js';
 import { runSync } from './pipeline.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
@@ -34,6 +34,8 @@ export interface SyncJobOptions {
   args?: Record<string, unknown>;
   stopSignal?: AbortSignal;
   stopGraceMs?: number;
+  /** How often the run lock's connection is checked between writes, default 1 s. */
+  lockCheckEveryMs?: number;
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
   auth0?: Auth0ClientOptions;
@@ -50,6 +52,8 @@ export interface SyncJobResult {
   status: Exclude<RunStatus, 'running'>;
   counts: RunCounts;
   usersTotal: number | undefined;
+  /** A dry run that a real run's deletion guard would stop: what it would cross. */
+  wouldStop?: string;
   /** The one sentence that says why a failed run stopped. */
   error?: string;
   errorCode?: string;
@@ -65,21 +69,29 @@ export interface SyncJobResult {
  */
 export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult> {
   await assertMigrated(options.db);
+  if (!options.dryRun) await assertCanWriteWarehouse(options.db);
   // A dry run writes nothing, not even the lock's bookkeeping, and can run beside a real one.
-  return options.dryRun ? runOnce(options) : withRunLock(options.db, () => runOnce(options), { advisory: !options.exclusive });
+  return options.dryRun
+    ? runOnce(options, undefined)
+    : withRunLock(options.db, (lease) => runOnce(options, lease), {
+        advisory: !options.exclusive,
+        logger: options.logger,
+        checkEveryMs: options.lockCheckEveryMs,
+      });
 }
 
-async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
+async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Promise<SyncJobResult> {
   const { config, db, trigger } = options;
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
   const { ids: userIds, total: usersTotal } = await selectUsers(db, config.source, options.selection ?? { kind: 'source' }, budget, clock);
-  // A dry run writes nothing, so it needs no guard; a ratio of 1 allows everything.
-  const deleteGuard =
-    options.dryRun || options.allowMassDelete || config.sync.maxDeleteRatio >= 1
+  // A ratio of 1 allows everything. A dry run writes nothing, so nothing to stop: it only says
+  // whether a real run would stop.
+  const guard =
+    options.allowMassDelete || config.sync.maxDeleteRatio >= 1
       ? undefined
       : { maxRatio: config.sync.maxDeleteRatio, minUsers: config.sync.deleteGuardMinUsers };
-  if (!options.dryRun) await assertCanWriteWarehouse(db);
+  const deleteGuard = options.dryRun ? undefined : guard;
   const runId = options.dryRun
     ? undefined
     : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio });
@@ -108,12 +120,14 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   let status: SyncJobResult['status'];
   let error: Error | undefined;
   try {
+    if (runId !== undefined) await lease?.claim(runId);
     const result = await runSync(
       {
         db,
         client,
         logger,
         runId,
+        lease,
         options: config.sync,
         endpoints,
         counts,
@@ -136,8 +150,22 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   }
 
   const tokensEndpoint = endpoints.used();
+  // A run that lost the run lock wrote nothing after it found out: interrupted, not failed.
+  if (error instanceof RunLockLostError) status = 'interrupted';
   if (runId !== undefined) {
-    await finishRun(db, runId, { status, counts, error: error?.message, tokensEndpoint, deleteGuardTripped: error instanceof MassDeleteError });
+    const recorded = await finishRun(db, runId, {
+      status,
+      counts,
+      error: error?.message,
+      tokensEndpoint,
+      deleteGuardTripped: error instanceof MassDeleteError,
+    });
+    if (recorded.status !== status) {
+      // The next run took the lock (ours was lost) and already marked this one: keep its word.
+      logger.warn('another run already recorded this run', { recorded: recorded.status, error: recorded.error });
+      status = recorded.status === 'running' ? status : recorded.status;
+      if (!(error instanceof RunLockLostError)) error = new RunLockLostError('another run took over and recorded this run as ' + recorded.status + '.');
+    }
   }
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
@@ -145,7 +173,8 @@ async function runOnce(options: SyncJobOptions): Promise<SyncJobResult> {
   const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
-  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint };
+  const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
+  return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;

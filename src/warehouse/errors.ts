@@ -13,8 +13,21 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof code === 'string') {
     if (/^(08|57P|53)/.test(code) || NODE_CONNECTION_CODES.has(code)) return true;
   }
+  return isConnectionLost(error);
+}
+
+/**
+ * True when this one connection was cut under a statement (an administrator's or a proxy's
+ * `pg_terminate_backend`, SQLSTATE 57P01/57P02, a reset socket): the statement may succeed on a
+ * fresh connection. pg gives its own two messages no code, so they are matched by text.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code === '57P01' || code === '57P02' || code === 'ECONNRESET' || code === 'EPIPE' || code.startsWith('08'))) {
+    return true;
+  }
   const message = error instanceof Error ? error.message : '';
-  return /^Connection terminated/.test(message);
+  return /^Connection terminated|connection error and is not queryable/.test(message);
 }
 
 export function databaseUnavailable(error: unknown): FatalError {

@@ -4,7 +4,8 @@ import { FatalError } from '../errors.js';
 
 /** What a sync writes, table by table. */
 const WRITES: readonly (readonly [table: string, privileges: string])[] = [
-  ['auth0.sync_runs', 'INSERT, UPDATE'],
+  ['auth0.run_lease', 'SELECT, INSERT, UPDATE'],
+  ['auth0.sync_runs', 'SELECT, INSERT, UPDATE'],
   ['auth0.refresh_tokens', 'SELECT, INSERT, UPDATE'],
   ['auth0.refresh_token_devices', 'SELECT, INSERT, UPDATE, DELETE'],
   ['auth0.refresh_token_resource_servers', 'SELECT, INSERT, UPDATE, DELETE'],
@@ -13,7 +14,7 @@ const WRITES: readonly (readonly [table: string, privileges: string])[] = [
 ];
 
 /**
- * Refuse to start a run whose database role cannot write the warehouse: it would spend the
+ * Refuse to start a run (before it takes the run lock) whose database role cannot write the warehouse: it would spend the
  * tenant's rate budget fetching every user only to fail each write. Throws a FatalError
  * (`database_refused`) naming every table and privilege missing.
  */

@@ -43,3 +43,25 @@ describe('readUserIds', () => {
     );
   });
 });
+
+describe('a source table with any PostgreSQL name', () => {
+  it('reads a table and column named with mixed case, spaces, a dot and unicode', async () => {
+    await sql`create schema "Sales Team"`.execute(t.db);
+    await sql`create table "Sales Team"."Kunden.v2 ü" ("Auth0 Ïd" text)`.execute(t.db);
+    await sql`insert into "Sales Team"."Kunden.v2 ü" values ('auth0|b'), ('auth0|a'), (null)`.execute(t.db);
+    const source = sourceOf('"Sales Team"."Kunden.v2 ü"', 'Auth0 Ïd');
+    expect(source).toEqual({ table: ['Sales Team', 'Kunden.v2 ü'], column: 'Auth0 Ïd' });
+    expect(await collect(readUserIds(t.db, { source, batchSize: 1 }))).toEqual(['auth0|a', 'auth0|b']);
+    expect(await countUserIds(t.db, source)).toBe(2);
+    // Unquoted parts are taken as written: the same table without the dot in its name.
+    await sql`create table "Sales Team"."Kunden ü" ("Auth0 Ïd" text)`.execute(t.db);
+    await sql`insert into "Sales Team"."Kunden ü" values ('auth0|c')`.execute(t.db);
+    expect(await collect(readUserIds(t.db, { source: sourceOf('Sales Team.Kunden ü', 'Auth0 Ïd') }))).toEqual(['auth0|c']);
+  });
+
+  it('names a missing table as written in SQL', async () => {
+    await expect(countUserIds(t.db, sourceOf('"no.such"."place.v2"', 'id'))).rejects.toThrow(
+      'The source table "no.such"."place.v2" does not exist; set SOURCE_USERS_TABLE',
+    );
+  });
+});

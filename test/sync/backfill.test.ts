@@ -100,7 +100,7 @@ describe('--user and --users-file', () => {
     const ids = [...(await tenantOf(10)).keys()];
     const full = await syncOk();
     const file = path.join(dir, 'users.txt');
-    await writeFile(file, ['# backfill for ticket 42', '', ids[1], `  ${ids[4]}  `, '   ', '#' + ids[5], ids[1], ids[8], ''].join('\n'));
+    await writeFile(file, ['# backfill for ticket 42', '', ids[1], `  ${ids[4]}  `, '', '#' + ids[5], ids[1], ids[8], ''].join('\n'));
 
     const run = await syncOk(['--users-file', file]);
     expect(run).toMatchObject({ trigger: 'backfill', status: 'succeeded', args: { usersFile: file }, users_synced: 3 });

@@ -50,6 +50,9 @@ describe('the deletion guard', () => {
     expect(live).toBeGreaterThan(100);
 
     fake.users.clear(); // valid credentials, wrong tenant: nobody exists
+    const dry = await sync(['--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout.join('\n')).toMatch(/A real run would stop at the deletion guard: it would mark deleted \d+ of the \d+ live tokens/);
     const { code, stderr } = await sync();
     expect(code).toBe(1);
     expect(stderr.join('\n')).toMatch(/would mark deleted \d+ of the \d+ live tokens .* and record \d+ of \d+ users as gone from Auth0 \(100%\).*--allow-mass-delete/);
@@ -166,7 +169,7 @@ describe('database errors that would hit every user', () => {
       fake.resetStats();
       const { code, stderr } = await sync([], {}, { openDatabase: async () => ({ db, embedded: false, close: async () => {} }) });
       expect(code).toBe(1);
-      expect(stderr.join('\n')).toMatch(/\[database_refused\].*missing INSERT on auth0\.refresh_tokens.*grant/);
+      expect(stderr.join('\n')).toMatch(/\[database_refused\].*missing .*INSERT on auth0\.refresh_tokens.*grant/);
       expect(fake.stats.listRequests).toBe(0);
     } finally {
       await db.destroy();

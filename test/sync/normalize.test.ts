@@ -79,8 +79,24 @@ describe('toWarehouseRows', () => {
     [[{ id: 'a', user_id: 'someone-else' }], 'refresh_tokens[0] (id a).user_id is "someone-else", expected "u"'],
     [[{ id: 'a', client_id: 'x\u0000y' }], 'refresh_tokens[0] (id a) contains a NUL character'],
     [['not an object'], 'refresh_tokens[0] is not an object'],
+    // Date.parse takes these and rolls them over (March 3rd; year 0 = 1 BC): dates that do not exist.
+    [[{ id: 'a', created_at: '2026-02-31T00:00:00Z' }], 'refresh_tokens[0] (id a).created_at is not a date that exists: "2026-02-31T00:00:00Z"'],
+    [[{ id: 'a', expires_at: '0000-01-01T00:00:00.000Z' }], 'refresh_tokens[0] (id a).expires_at is not a date that exists'],
+    [[{ id: 'a', last_exchanged_at: '2025-02-29T10:00:00Z' }], 'refresh_tokens[0] (id a).last_exchanged_at is not a date that exists'],
+    [[{ id: 'a', idle_expires_at: '2026-01-01T24:00:00Z' }], 'refresh_tokens[0] (id a).idle_expires_at is not a date that exists'],
+    // Indexed text over 512 bytes would fail the whole write with an index-row-size error.
+    [[{ id: 'r'.repeat(513) }], 'refresh_tokens[0].id is longer than 512 bytes'],
+    [[{ id: 'a', client_id: 'c'.repeat(600) }], 'refresh_tokens[0] (id a).client_id is longer than 512 bytes'],
+    [[{ id: 'a', client_id: '\u00e9'.repeat(300) }], 'refresh_tokens[0] (id a).client_id is longer than 512 bytes'],
+    [[{ id: 'a', resource_servers: [{ audience: 'https://' + 'a'.repeat(600) }] }], 'refresh_tokens[0] (id a).resource_servers[0].audience is longer than 512 bytes'],
   ])('rejects a record that cannot be keyed or typed, naming the field (%#)', (tokens, message) => {
     expect(() => toWarehouseRows('u', tokens as never)).toThrow(InvalidRecordError);
     expect(() => toWarehouseRows('u', tokens as never)).toThrow(message);
+  });
+
+  it('takes real dates, leap days included, and names a token id without its control characters', () => {
+    const rows = toWarehouseRows('u', [{ id: 'a', created_at: '2024-02-29T23:59:59.999Z', expires_at: '2000-02-29T00:00:00+01:00' }] as never);
+    expect(rows.tokens[0]).toMatchObject({ created_at: '2024-02-29T23:59:59.999Z', expires_at: '2000-02-28T23:00:00.000Z' });
+    expect(() => toWarehouseRows('u', [{ id: 'a\u001b[2Jb', rotating: 1 }] as never)).toThrow('refresh_tokens[0] (id ab).rotating');
   });
 });

@@ -1,0 +1,45 @@
+import { capText, stripControlCharacters } from '../upstream-text.js';
+
+/**
+ * Longest user ID the job accepts, in characters (UTF-16 code units). Auth0 IDs are short
+ * (`auth0|` plus 24 hex digits, `google-oauth2|` plus ~21 digits); 512 leaves room for any
+ * custom connection and keeps every index on a user ID far below PostgreSQL's btree row limit
+ * (about 2,700 bytes).
+ */
+export const MAX_USER_ID_LENGTH = 512;
+
+// C0/C1 controls (NUL included), DEL, and the bidirectional overrides stripControlCharacters
+// also removes: an ID holding one would show as another ID in a terminal or a log.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/**
+ * What is wrong with a user ID, as the end of a sentence (`is empty`, `is longer than 512
+ * characters`, `contains a control character`); undefined when the job can use it. Pure.
+ * The same check applies to `--user`, `--users-file` lines and source-table IDs.
+ */
+export function checkUserId(id: string): string | undefined {
+  if (id === '') return 'is empty';
+  if (id.trim() === '') return 'is only whitespace';
+  if (id.length > MAX_USER_ID_LENGTH) return `is longer than ${MAX_USER_ID_LENGTH} characters`;
+  if (id.includes('\u0000')) return 'contains a NUL character';
+  if (CONTROL.test(id)) return 'contains a control character';
+  return undefined;
+}
+
+/** A user ID made safe to print: control characters stripped, at most 80 characters. */
+export function describeUserId(id: string): string {
+  return JSON.stringify(capText(stripControlCharacters(id), 80));
+}
+
+/**
+ * The key under which an invalid ID's failure is recorded in `user_sync_state`. It stays the
+ * ID itself where PostgreSQL can store and index it, so it can never be the key of another,
+ * valid user (stripping control characters could turn `auth0|\u0007x` into a real `auth0|x`);
+ * a NUL becomes U+001A (ASCII SUB) and an over-long ID is cut one character past the limit,
+ * so the key still fails `checkUserId` and a retry (`--only-failed`) fails it again without
+ * calling Auth0.
+ */
+export function invalidUserIdKey(id: string): string {
+  const storable = id.replaceAll('\u0000', '\u001a');
+  return storable.length > MAX_USER_ID_LENGTH ? capText(storable, MAX_USER_ID_LENGTH + 1) : storable;
+}
