@@ -1,8 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { main } from '../../src/cli.js';
+import { RUN_LOCK_KEY } from '../../src/run-lock.js';
 import { formatStatus, readStatus } from '../../src/status.js';
-import { captureIo, cliDeps, createTestDatabase, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
@@ -186,6 +188,25 @@ describe('sync --from-logs', () => {
     expect((await checkpoint())?.log_id).toBe(before!.log_id);
     const confirmed = captureIo();
     expect(await main(['sync', '--from-logs', '--allow-mass-delete'], env, confirmed.io, cliDeps(t))).toBe(0);
+    expect((await checkpoint())?.log_id).toBe(fake.logs.newestId());
+    await expectWarehouseMatchesApi(t.db, fake);
+  });
+
+  // One process per embedded database: nothing else can hold its lock.
+  itServer('exits 3 while a full pass holds the run lock, leaving the checkpoint for the next follow', async () => {
+    const [changed] = await syncedTenant(3);
+    const before = await checkpoint();
+    fake.setUser(changed!, []);
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    try {
+      await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+      expect((await follow()).code).toBe(3);
+      expect((await checkpoint())?.log_id).toBe(before!.log_id);
+    } finally {
+      await holder.end();
+    }
+    expect((await follow()).code).toBe(0);
     expect((await checkpoint())?.log_id).toBe(fake.logs.newestId());
     await expectWarehouseMatchesApi(t.db, fake);
   });
