@@ -8,6 +8,7 @@ import * as tokensEndpoint from './2026_12_01_1100_tokens_endpoint.js';
 import * as runLease from './2026_12_01_1200_run_lease.js';
 import * as quietWrites from './2026_12_01_1300_quiet_writes.js';
 import * as usersImport from './2026_12_01_1400_users_import.js';
+import * as logCheckpoint from './2026_12_01_1500_log_checkpoint.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_01_1200_run_lease': runLease,
   '2026_12_01_1300_quiet_writes': quietWrites,
   '2026_12_01_1400_users_import': usersImport,
+  '2026_12_01_1500_log_checkpoint': logCheckpoint,
 };

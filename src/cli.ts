@@ -4,15 +4,16 @@ import { pathToFileURL } from 'node:url';
 import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
 import { describeImport, IMPORT_USERS_OPTIONS, toImportRequest } from './cli/import-users-args.js';
 import { describeDryRun, SYNC_OPTIONS, toSyncRequest } from './cli/sync-args.js';
-import { loadConfig, loadDatabaseConfig, type DatabaseConfig, type Env } from './config.js';
+import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
 import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
 import { ConfigError, SyncError } from './errors.js';
 import { importUsers } from './import-users.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { assertMigrated, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
 import { formatStatus, readStatus, statusExitCode } from './status.js';
+import { followLogs } from './sync/follow-logs.js';
 import type { SyncJobResult } from './sync/run.js';
 import { isDatabaseUnavailable } from './warehouse/errors.js';
 import { runWorker } from './worker.js';
@@ -44,6 +45,7 @@ const USAGE = `usage:
       --max-users N, --max-duration 30m   a budget (stalest users first)
       --dry-run                   fetch and compare; write nothing
       --allow-mass-delete         confirm a run that marks more than SYNC_MAX_DELETE_RATIO deleted
+      --from-logs                 follow the tenant logs from the stored checkpoint; sync the users they name
   npm run import-users [-- flags]  export the tenant's users into auth0.users; flags:
       --connection con_ID         only this connection (removals only among its users)
       --dry-run                   print what would be added and removed; write nothing
@@ -131,6 +133,7 @@ async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Prom
   return withDatabase(config, 'sync', io, deps, async ({ db, embedded }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
+      if (request.fromLogs) return await fromLogs(config, db, logger, io, { exclusive: embedded, stopSignal: stop.signal, allowMassDelete: request.allowMassDelete });
       const result = await syncRefreshTokensJob.run({ config, db, logger, ...request, exclusive: embedded, stopSignal: stop.signal });
       if (request.dryRun) io.stdout(describeDryRun(result));
       return exitCodeFor(result, io);
@@ -150,6 +153,26 @@ async function importUsersCommand(argv: readonly string[], env: Env, io: Io, dep
     for (const line of describeImport(result)) io.stdout(line);
     return EXIT.ok;
   });
+}
+
+/** `sync --from-logs`: follow the tenant logs; a missing `read:logs` is a warning, not a failure. */
+async function fromLogs(
+  config: Config,
+  db: OpenDatabase['db'],
+  logger: Logger,
+  io: Io,
+  options: { exclusive: boolean; stopSignal: AbortSignal; allowMassDelete: boolean },
+): Promise<number> {
+  const result = await followLogs({ config, db, logger, ...options });
+  if (result.outcome === 'off') {
+    io.stderr(`warning: ${result.messages.join(' ')}`);
+    return EXIT.ok;
+  }
+  for (const line of result.messages) io.stdout(line);
+  const stopped = result.runs.find((run) => run.status !== 'succeeded' && run.status !== 'partial');
+  const partial = result.runs.find((run) => run.status === 'partial');
+  const last = stopped ?? partial;
+  return last ? exitCodeFor(last, io) : EXIT.ok;
 }
 
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {

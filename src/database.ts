@@ -4,7 +4,8 @@ import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type Json = ColumnType<unknown, string, string>;
 
-export type RunTrigger = 'manual' | 'schedule' | 'backfill';
+/** `logs`: the log follower (`sync --from-logs`) syncing the users the tenant logs name. */
+export type RunTrigger = 'manual' | 'schedule' | 'backfill' | 'logs';
 export type RunStatus = 'running' | 'succeeded' | 'partial' | 'failed' | 'interrupted';
 export type UserSyncStatus = 'synced' | 'not_found' | 'failed';
 
@@ -127,6 +128,24 @@ export interface RunLeaseTable {
   acquired_at: Timestamp | null;
 }
 
+/** One row: where the log follower reads on from (src/sync/follow-logs.ts). */
+export interface LogCheckpointTable {
+  id: Generated<boolean>;
+  log_id: string;
+  last_entry_date: Timestamp | null;
+  /** Seconds between the last entry's date and when it was read. */
+  lag_seconds: number | null;
+  /** Totals since following began; bigint, returned as strings by pg. */
+  entries_read: ColumnType<string, number | string | undefined, number | string>;
+  entries_skipped: ColumnType<string, number | string | undefined, number | string>;
+  users_changed: ColumnType<string, number | string | undefined, number | string>;
+  last_run_id: number | null;
+  started_at: Generated<Date>;
+  updated_at: Timestamp;
+  /** When a checkpoint older than retention was found: a full pass is due after this time. */
+  history_lost_at: Timestamp | null;
+}
+
 export interface Database {
   'auth0.users': UsersTable;
   'auth0.sync_runs': SyncRunsTable;
@@ -136,6 +155,7 @@ export interface Database {
   'auth0.user_sync_state': UserSyncStateTable;
   'auth0.refresh_token_changes': RefreshTokenChangesTable;
   'auth0.run_lease': RunLeaseTable;
+  'auth0.log_checkpoint': LogCheckpointTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

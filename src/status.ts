@@ -3,6 +3,7 @@ import { formatName, type Config } from './config.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
+import { sqlState } from './pg-errors.js';
 import type { RunCounts } from './runs.js';
 import { countUserIds, notRemoved } from './source/user-ids.js';
 import { capText, stripControlCharacters } from './upstream-text.js';
@@ -55,6 +56,27 @@ export type Staleness =
       reason: string;
     };
 
+/** Where the log follower (`sync --from-logs`) stands; see src/sync/follow-logs.ts. */
+export interface LogFollowerStatus {
+  logId: string;
+  lastEntryDate: Date | null;
+  /** Seconds between the last entry's date and when it was read. */
+  lagSeconds: number | null;
+  updatedAt: Date;
+  entriesRead: number;
+  entriesSkipped: number;
+  /**
+   * A full pass: the latest `manual` or `schedule` run over the source table that ended
+   * `succeeded` or `partial` (a budgeted one counts too).
+   */
+  lastFullPassAt: Date | null;
+  /** Users last synced by a `logs` run started after the last full pass. */
+  usersChangedSinceFullPass: number;
+  /** The checkpoint expired (history lost) after the last full pass began: run one. */
+  fullPassDue: boolean;
+  historyLostAt: Date | null;
+}
+
 export interface StatusReport {
   /** When the report was read; formatStatus measures ages and running durations from it. */
   generatedAt: Date;
@@ -67,6 +89,8 @@ export interface StatusReport {
   staleness: Staleness;
   /** The most recent run whose status is not `running`; absent when no run has finished. */
   lastFinished?: RunSummary;
+  /** Absent until `sync --from-logs` stored a checkpoint. */
+  logs?: LogFollowerStatus;
 }
 
 export interface ReadStatusOptions {
@@ -114,7 +138,7 @@ export async function readStatus(
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
 
-  const [runRows, lastFinishedRow, failingRows, failingCount, staleness] = await Promise.all([
+  const [runRows, lastFinishedRow, failingRows, failingCount, staleness, logs] = await Promise.all([
     runLimit > 0 ? runsQuery.limit(runLimit).execute() : Promise.resolve([]),
     runsQuery.where('status', '<>', 'running').limit(1).executeTakeFirst(),
     failingLimit > 0
@@ -133,6 +157,7 @@ export async function readStatus(
       .where('status', '=', 'failed')
       .executeTakeFirstOrThrow(),
     readStaleness(db, source),
+    readLogFollower(db),
   ]);
 
   const report: StatusReport = {
@@ -150,7 +175,44 @@ export async function readStatus(
     staleness,
   };
   if (lastFinishedRow) report.lastFinished = toRunSummary(lastFinishedRow);
+  if (logs) report.logs = logs;
   return report;
+}
+
+async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus | undefined> {
+  // Before migration 1500 there is no table: no follower to show.
+  const checkpoint = await db
+    .selectFrom('auth0.log_checkpoint')
+    .selectAll()
+    .executeTakeFirst()
+    .catch((error: unknown) => {
+      if (sqlState(error) === '42P01') return undefined;
+      throw error;
+    });
+  if (!checkpoint) return undefined;
+  const { rows } = await sql<{ last_full_pass_at: Date | null; changed: number }>`
+    with full_pass as (
+      select max(started_at) as at from auth0.sync_runs
+      where "trigger" in ('manual', 'schedule') and status in ('succeeded', 'partial')
+    )
+    select (select at from full_pass) as last_full_pass_at,
+      (select count(*)::int from auth0.user_sync_state s join auth0.sync_runs r on r.id = s.last_run_id
+       where r."trigger" = 'logs' and r.started_at > coalesce((select at from full_pass), '-infinity')) as changed
+  `.execute(db);
+  const lastFullPassAt = rows[0]?.last_full_pass_at ?? null;
+  const lost = checkpoint.history_lost_at;
+  return {
+    logId: checkpoint.log_id,
+    lastEntryDate: checkpoint.last_entry_date,
+    lagSeconds: checkpoint.lag_seconds,
+    updatedAt: checkpoint.updated_at,
+    entriesRead: Number(checkpoint.entries_read),
+    entriesSkipped: Number(checkpoint.entries_skipped),
+    lastFullPassAt,
+    usersChangedSinceFullPass: rows[0]?.changed ?? 0,
+    fullPassDue: lost !== null && (lastFullPassAt === null || lastFullPassAt < lost),
+    historyLostAt: lost,
+  };
 }
 
 type RunRow = {
@@ -375,6 +437,23 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
       ['oldest last success:', oldest],
     ];
     lines.push(...rows.map(([label, value]) => `  ${(label ?? '').padEnd(21)}${value}`));
+  }
+  if (report.logs) lines.push('', ...formatLogFollower(report.logs, now));
+  return lines;
+}
+
+function formatLogFollower(logs: LogFollowerStatus, now: Date): string[] {
+  const lines = [
+    `Log follower: checkpoint ${logs.logId}, read ${formatSpan(now.getTime() - logs.updatedAt.getTime())} ago` +
+      (logs.lastEntryDate
+        ? `; last entry ${formatTime(logs.lastEntryDate)} UTC, lag ${logs.lagSeconds === null ? '-' : formatSpan(logs.lagSeconds * 1000)}`
+        : '; no entry read yet'),
+    `  entries read/skipped: ${logs.entriesRead}/${logs.entriesSkipped}`,
+    `  users changed since the last full pass: ${logs.usersChangedSinceFullPass}` +
+      (logs.lastFullPassAt ? ` (full pass started ${formatTime(logs.lastFullPassAt)} UTC)` : ' (no full pass yet)'),
+  ];
+  if (logs.fullPassDue && logs.historyLostAt) {
+    lines.push(`  full pass due: log history was lost at ${formatTime(logs.historyLostAt)} UTC (checkpoint past retention); run npm run sync`);
   }
   return lines;
 }

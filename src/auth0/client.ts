@@ -27,6 +27,11 @@ export interface Auth0Client {
   /** HTTP requests sent so far (token endpoint included, retries included). */
   readonly requests: number;
   /**
+   * `getJson` that also returns the answer's headers (the tenant logs' `Link`), through the
+   * same token, limiter and retries.
+   */
+  getJsonWithHeaders(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<JsonWithHeaders>;
+  /**
    * Closes every socket, which also drops the requests in flight (they fail as network errors,
    * and their callers find their signal aborted). Cheaper than an abort listener per request,
    * which got would add and remove thousands of times a second.
@@ -53,6 +58,11 @@ export interface Auth0ClientOptions {
 
 /** 401s one request may meet before it fails as `unauthorized`, however the tokens turn over. */
 const MAX_RENEWALS = 5;
+
+export interface JsonWithHeaders {
+  body: unknown;
+  headers: Record<string, string | string[] | undefined>;
+}
 
 interface CachedToken {
   value: string;
@@ -216,16 +226,20 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     return tokenInFlight;
   }
 
-  function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
+  async function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
+    return (await getJsonWithHeaders(path, query, signal)).body;
+  }
+
+  function getJsonWithHeaders(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<JsonWithHeaders> {
     const url = `${config.baseUrl}${path}?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]))}`;
     return requestJson('GET', path, url, undefined, signal);
   }
 
-  function postJson(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
-    return requestJson('POST', path, `${config.baseUrl}${path}`, body, signal);
+  async function postJson(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
+    return (await requestJson('POST', path, `${config.baseUrl}${path}`, body, signal)).body;
   }
 
-  async function requestJson(method: 'GET' | 'POST', path: string, url: string, json: unknown, signal?: AbortSignal): Promise<unknown> {
+  async function requestJson(method: 'GET' | 'POST', path: string, url: string, json: unknown, signal?: AbortSignal): Promise<JsonWithHeaders> {
     const what = `${method} ${path}`;
     let renewals = 0;
     let freshRefused = false;
@@ -244,7 +258,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
         );
         limiter.observe(response.statusCode, response.headers);
         if (response.statusCode === 200 || (method === 'POST' && response.statusCode >= 200 && response.statusCode < 300)) {
-          return parseJson(response.body, what);
+          return { body: parseJson(response.body, what), headers: response.headers };
         }
         if (response.statusCode === 429 && rateLimitWaits < maxRateLimitWaits) {
           rateLimitWaits += 1; // a wait, not a failure: the limiter holds the next acquire()
@@ -267,6 +281,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
 
   return {
     getJson,
+    getJsonWithHeaders,
     postJson,
     get requests() {
       return requests;

@@ -19,6 +19,7 @@ export const SYNC_OPTIONS = {
   'max-users': { type: 'string' },
   'max-duration': { type: 'string' },
   'allow-mass-delete': { type: 'boolean' },
+  'from-logs': { type: 'boolean' },
 } as const;
 
 type SyncValues = ReturnType<typeof parseArgs<{ options: typeof SYNC_OPTIONS }>>['values'];
@@ -41,6 +42,11 @@ export async function toSyncRequest(values: SyncValues, config: Config) {
   const fromFlags = [...new Set((values.user ?? []).map(toFlagUserId))];
   const maxUsers = values['max-users'] === undefined ? config.sync.maxUsers : parseMaxUsers(values['max-users']);
   const maxDurationMs = values['max-duration'] === undefined ? config.sync.maxDurationMs : parseMaxDuration(values['max-duration']);
+  // The tenant logs choose the users, all of them: a selection, a budget or a dry run would skip entries.
+  const fromLogs = values['from-logs'] === true;
+  if (fromLogs && (kinds > 0 || values['dry-run'] || values['max-users'] !== undefined || values['max-duration'] !== undefined)) {
+    throw new UsageError('--from-logs syncs the users the tenant logs name: it takes no --user, --users-file, --only-failed, --stale, --max-users, --max-duration or --dry-run');
+  }
 
   let selection: UserSelection = { kind: 'source' };
   if (explicit) {
@@ -67,6 +73,7 @@ export async function toSyncRequest(values: SyncValues, config: Config) {
     }).filter(([, value]) => value !== undefined),
   );
   return {
+    fromLogs,
     trigger: backfill ? ('backfill' as const) : ('manual' as const),
     selection,
     budget: { maxUsers, maxDurationMs },

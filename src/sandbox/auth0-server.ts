@@ -1,13 +1,14 @@
 /**
  * A fake Auth0 Management API on a real `node:http` server: `POST /oauth/token`,
- * `GET /api/v2/refresh-tokens` (Early Access: `earlyAccess: false` switches it off) and
- * `GET /api/v2/users/{user_id}/refresh-tokens`, with Auth0's wire format (as documented in Auth0's Management API reference and recorded answers in auth0/go-auth0's test data),
+ * `GET /api/v2/refresh-tokens` (Early Access: `earlyAccess: false` switches it off),
+ * `GET /api/v2/users/{user_id}/refresh-tokens` and `GET /api/v2/logs` (see logs.ts), with Auth0's wire format (as documented in Auth0's Management API reference and recorded answers in auth0/go-auth0's test data),
  * keyset cursors, a token-bucket rate limiter, seeded transient faults and scripted faults.
  * Used by the Jest tests, the benchmark (through serve.ts) and the demo sandbox.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createTenantLog, logEntriesForTokens, type TenantLog } from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
 
 /** A refresh token object exactly as the API returns it. */
@@ -42,7 +43,7 @@ export interface FakeAuth0Options {
   clientId?: string;
   /** Default 'test-secret'. */
   clientSecret?: string;
-  /** Scope granted in the token answer, default 'read:refresh_tokens read:users'. */
+  /** Scope granted in the token answer, default 'read:refresh_tokens read:users read:logs'. */
   scope?: string;
   /** `expires_in` of access tokens, default 86400. */
   tokenLifetimeSeconds?: number;
@@ -74,6 +75,8 @@ export interface FakeAuth0Stats {
   tokenRequests: number;
   /** Requests to either listing route. */
   listRequests: number;
+  /** Requests to `GET /api/v2/logs`. */
+  logRequests: number;
   /** Of those, requests to `GET /api/v2/users/{user_id}/refresh-tokens`. */
   userListRequests: number;
   rateLimited: number;
@@ -89,9 +92,15 @@ export interface FakeAuth0 {
   readonly url: string;
   /** The tenant: user id -> tokens. Tests may mutate it between (or during) runs. */
   readonly users: Map<string, Auth0TokenJson[]>;
-  /** Stores a copy of `tokens` sorted by id. */
+  /**
+   * Stores a copy of `tokens` sorted by id, and logs the change (`ss`, `s`, `sertft`, `srrt`:
+   * see logs.ts). Mutating `users` directly logs nothing.
+   */
   setUser(userId: string, tokens: Auth0TokenJson[]): void;
+  /** Removes the user and logs `sdu`. */
   deleteUser(userId: string): void;
+  /** The tenant logs (`GET /api/v2/logs`); tests append entries and expire old ones here. */
+  readonly logs: TenantLog;
   /** Scripted faults, consulted for every request before anything else; `undefined` removes it. */
   intercept(fn: ((ctx: InterceptContext) => Fault | undefined) | undefined): void;
   /** Every cursor issued so far becomes invalid. */
@@ -136,6 +145,8 @@ function listRoute(path: string, query: URLSearchParams): { route: 'refresh-toke
 }
 const MAX_TOKEN_BODY_BYTES = 64 * 1024;
 const REQUIRED_SCOPE = 'read:refresh_tokens';
+const LOGS_PATH = '/api/v2/logs';
+const LOG_SCOPES = ['read:logs', 'read:logs_users'];
 
 const MSG_INVALID_TOKEN = 'Invalid token.';
 const MSG_EXPIRED_TOKEN = 'Expired token received for JSON Web Token validation';
@@ -282,10 +293,11 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   if (rateLimit && !(rateLimit.perSecond > 0 && rateLimit.burst >= 1)) {
     throw new RangeError('rateLimit needs perSecond > 0 and burst >= 1');
   }
-  let scope = options.scope ?? 'read:refresh_tokens read:users';
+  let scope = options.scope ?? 'read:refresh_tokens read:users read:logs';
   let earlyAccess = options.earlyAccess ?? true;
 
   const users = new Map<string, Auth0TokenJson[]>();
+  const logs = createTenantLog();
   const accessTokens = new Map<string, AccessToken>();
   const random = mulberry32(options.seed ?? 1);
   let faultTurn = 0;
@@ -299,6 +311,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     requests: 0,
     tokenRequests: 0,
     listRequests: 0,
+    logRequests: 0,
     userListRequests: 0,
     rateLimited: 0,
     faults: 0,
@@ -453,6 +466,10 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     }
     const headers = rateLimitHeaders(now);
 
+    if (req.method === 'GET' && path === LOGS_PATH) {
+      answerLogs(req, res, query, headers, now);
+      return;
+    }
     const list = req.method === 'GET' ? listRoute(path, query) : undefined;
     const exportRoute = usersExport.handles(req.method ?? 'GET', path);
     if (!exportRoute && (!list || (list.route === 'refresh-tokens' && !earlyAccess))) {
@@ -554,6 +571,22 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     send(res, 200, JSON.stringify(answer), headers);
   }
 
+  /** `GET /api/v2/logs`: the same access-token checks, the `read:logs` scope, then logs.ts. */
+  function answerLogs(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, headers: Record<string, string>, now: number): void {
+    const auth = req.headers.authorization;
+    const granted = auth?.startsWith('Bearer ') ? accessTokens.get(auth.slice(7)) : undefined;
+    if (!granted || now >= granted.expiresAt) {
+      send(res, 401, errorBody(401, granted ? MSG_EXPIRED_TOKEN : MSG_INVALID_TOKEN), headers);
+      return;
+    }
+    if (!LOG_SCOPES.some((s) => granted.scopes.has(s))) {
+      send(res, 403, errorBody(403, `Insufficient scope, expected any of: ${LOG_SCOPES.join(',')}`, 'insufficient_scope'), headers);
+      return;
+    }
+    const answer = logs.answer(query, url);
+    send(res, answer.status, answer.body, { ...headers, ...answer.headers });
+  }
+
   function handleRequest(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void {
     if (path.startsWith('/api/v2/')) {
       if (latencyMs > 0) later(latencyMs, () => handleApi(req, res, path, query));
@@ -588,7 +621,8 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     if (list) {
       stats.listRequests++;
       if (list.route === 'users') stats.userListRequests++;
-    } else if (path === '/oauth/token') stats.tokenRequests++;
+    } else if (path === LOGS_PATH) stats.logRequests++;
+    else if (path === '/oauth/token') stats.tokenRequests++;
 
     const fault = interceptFn?.({
       method: req.method ?? 'GET',
@@ -629,11 +663,14 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   return {
     url,
     users,
+    logs,
     setUser(userId, tokens) {
-      users.set(userId, [...tokens].sort(byId));
+      const sorted = [...tokens].sort(byId);
+      for (const entry of logEntriesForTokens(userId, users.get(userId), sorted)) logs.append(entry);
+      users.set(userId, sorted);
     },
     deleteUser(userId) {
-      users.delete(userId);
+      if (users.delete(userId)) logs.append({ type: 'sdu', user_id: userId, description: 'User deleted' });
     },
     intercept(fn) {
       interceptFn = fn;

@@ -71,7 +71,7 @@ describe('fake Auth0 server', () => {
       access_token: expect.any(String),
       token_type: 'Bearer',
       expires_in: 86400,
-      scope: 'read:refresh_tokens read:users',
+      scope: 'read:refresh_tokens read:users read:logs',
     });
 
     const form = await fetch(`${fake.url}/oauth/token`, {

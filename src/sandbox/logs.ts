@@ -1,0 +1,155 @@
+/**
+ * The fake tenant's logs: `GET /api/v2/logs` in checkpoint mode (`from`/`take`, a `Link`
+ * header with `rel="next"`, `[]` and a `next` back to the same URL when nothing is new) and in
+ * search mode (`sort`/`page`/`per_page`, capped at 1,000 results), as Auth0's Management API
+ * reference and its log export extension describe. Entries are appended by the sandbox's
+ * mutators and by tests; log ids are fixed-width digit strings, so they sort as they were
+ * appended. Imports no job code.
+ */
+
+export type LogEntryJson = Record<string, unknown>;
+
+export interface LogAnswer {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+export interface TenantLog {
+  /** Every retained entry, oldest first. */
+  readonly entries: readonly LogEntryJson[];
+  /** Append one entry; `log_id` and `date` (now) are filled in unless given. Returns it. */
+  append(entry: LogEntryJson): LogEntryJson;
+  /** The newest entry's id, if any. */
+  newestId(): string | undefined;
+  /**
+   * Drop every entry older than `logId`, as retention does: a checkpoint before it is then
+   * answered as expired.
+   */
+  expireBefore(logId: string): void;
+  /** Answer `GET /api/v2/logs` with this query; `origin` is where `Link` URLs point. */
+  answer(query: URLSearchParams, origin: string): LogAnswer;
+}
+
+const SEARCH_LIMIT = 1000;
+/** Not documented for the logs endpoint: the sandbox answers an expired checkpoint like this. */
+const MSG_EXPIRED = "The checkpoint in the 'from' parameter is older than the log retention period of this tenant.";
+
+function logIdOf(sequence: number): string {
+  return `90020261201${String(sequence).padStart(20, '0')}`;
+}
+
+function idOf(entry: LogEntryJson): string {
+  return typeof entry.log_id === 'string' ? entry.log_id : '';
+}
+
+function errorAnswer(status: number, message: string, errorCode: string): LogAnswer {
+  const error = status === 400 ? 'Bad Request' : 'Error';
+  return { status, body: JSON.stringify({ statusCode: status, error, message, errorCode }), headers: {} };
+}
+
+export function createTenantLog(): TenantLog {
+  let entries: LogEntryJson[] = [];
+  let sequence = 0;
+  /** The newest id dropped by retention; a `from` before it has lost history. */
+  let droppedUpTo = '';
+
+  /** Index of the first entry whose id is greater than `from`. */
+  function firstAfter(from: string): number {
+    let lo = 0;
+    let hi = entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (idOf(entries[mid]!) <= from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  function checkpointPage(query: URLSearchParams, origin: string): LogAnswer {
+    const from = query.get('from') ?? '';
+    const takeText = query.get('take');
+    const take = takeText === null ? 50 : /^\d+$/.test(takeText) ? Number(takeText) : NaN;
+    if (!(take >= 1 && take <= 100)) {
+      return errorAnswer(400, `Query validation error: 'take' must be an integer between 1 and 100, got '${takeText ?? ''}'.`, 'invalid_query_string');
+    }
+    if (from < droppedUpTo) return errorAnswer(400, MSG_EXPIRED, 'invalid_query_string');
+    const start = firstAfter(from);
+    const page = entries.slice(start, start + take);
+    // With nothing new, `next` is the URL just called (Auth0's "Retrieve Log Events" docs).
+    const nextFrom = page.length > 0 ? idOf(page.at(-1)!) : from;
+    const next = `${origin}/api/v2/logs?${new URLSearchParams({ from: nextFrom, take: String(take) })}`;
+    return { status: 200, body: JSON.stringify(page), headers: { link: `<${next}>; rel="next"` } };
+  }
+
+  function searchPage(query: URLSearchParams): LogAnswer {
+    const perPageText = query.get('per_page');
+    const perPage = perPageText === null ? 50 : /^\d+$/.test(perPageText) ? Number(perPageText) : NaN;
+    const pageText = query.get('page');
+    const page = pageText === null ? 0 : /^\d+$/.test(pageText) ? Number(pageText) : NaN;
+    if (!(perPage >= 1 && perPage <= 100) || !(page >= 0)) {
+      return errorAnswer(400, "Query validation error: 'per_page' must be 1 to 100 and 'page' 0 or more.", 'invalid_query_string');
+    }
+    if ((page + 1) * perPage > SEARCH_LIMIT) {
+      return errorAnswer(400, `You can only page through the first ${SEARCH_LIMIT} records. Use the checkpoint ('from') instead.`, 'invalid_paging');
+    }
+    const sort = query.get('sort') ?? 'date:-1';
+    const match = /^(date|log_id):(-?1)$/.exec(sort);
+    if (!match) return errorAnswer(400, `Query validation error: 'sort' must be a field and 1 or -1, got '${sort}'.`, 'invalid_query_string');
+    // Appended in date order, so id order is date order here.
+    const ordered = match[2] === '-1' ? [...entries].reverse() : entries;
+    return { status: 200, body: JSON.stringify(ordered.slice(page * perPage, (page + 1) * perPage)), headers: {} };
+  }
+
+  return {
+    get entries() {
+      return entries;
+    },
+    append(entry) {
+      sequence += 1;
+      const full = { log_id: logIdOf(sequence), date: new Date().toISOString(), ...entry };
+      entries.push(full);
+      return full;
+    },
+    newestId() {
+      const last = entries.at(-1);
+      return last ? idOf(last) : undefined;
+    },
+    expireBefore(logId) {
+      const start = firstAfter(logId) - (entries.some((e) => idOf(e) === logId) ? 1 : 0);
+      const dropped = entries.slice(0, start);
+      if (dropped.length > 0) droppedUpTo = idOf(dropped.at(-1)!);
+      entries = entries.slice(start);
+    },
+    answer(query, origin) {
+      return query.has('from') ? checkpointPage(query, origin) : searchPage(query);
+    },
+  };
+}
+
+/**
+ * The entries a change of one user's tokens writes, roughly as Auth0 would: `ss` for a new
+ * user, a login (`s`) for each new token, a revocation (`srrt`) for each removed one and an
+ * exchange (`sertft`) for each changed one.
+ */
+export function logEntriesForTokens(userId: string, before: LogEntryJson[] | undefined, after: LogEntryJson[]): LogEntryJson[] {
+  if (!before) return [{ type: 'ss', user_id: userId, description: 'Successful signup' }];
+  const out: LogEntryJson[] = [];
+  const old = new Map(before.map((t) => [t.id, t]));
+  const now = new Set(after.map((t) => t.id));
+  for (const token of after) {
+    const previous = old.get(token.id);
+    const base = { user_id: userId, client_id: token.client_id };
+    if (!previous) {
+      out.push({ ...base, type: 's', description: 'Successful login', details: { session_id: token.session_id ?? null } });
+    } else if (JSON.stringify(previous) !== JSON.stringify(token)) {
+      out.push({ ...base, type: 'sertft', description: 'Successful exchange', details: { refresh_token: { session_id: token.session_id ?? null } } });
+    }
+  }
+  for (const token of before) {
+    if (!now.has(token.id)) {
+      out.push({ type: 'srrt', user_id: userId, client_id: token.client_id, description: 'Refresh token revoked', details: { credential_id: token.id } });
+    }
+  }
+  return out;
+}
