@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
 import { describeImport, IMPORT_USERS_OPTIONS, toImportRequest } from './cli/import-users-args.js';
 import { describeDryRun, SYNC_OPTIONS, toSyncRequest } from './cli/sync-args.js';
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
@@ -14,22 +13,13 @@ import { assertMigrated, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
 import { formatStatus, readStatus, statusExitCode } from './status.js';
 import { followLogs } from './sync/follow-logs.js';
-import type { SyncJobResult } from './sync/run.js';
+import { runSyncJob, type SyncJobResult } from './sync/run.js';
+import { processIo, type Io } from './io.js';
 import { isDatabaseUnavailable } from './warehouse/errors.js';
 import { runWorker } from './worker.js';
 
 /** Exit codes that alerting can tell apart. */
 export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4 } as const;
-
-export interface Io {
-  stdout: (line: string) => void;
-  stderr: (line: string) => void;
-}
-
-const defaultIo: Io = {
-  stdout: (line) => process.stdout.write(line + '\n'),
-  stderr: (line) => process.stderr.write(line + '\n'),
-};
 
 /** What main opens; tests pass their own database. */
 export interface Deps {
@@ -59,7 +49,7 @@ const USAGE = `usage:
  * The command line. Returns the exit code; prints one clear sentence (never a stack trace) for
  * errors that stop the command, and closes everything it opened.
  */
-export async function main(argv: readonly string[], env: Env = process.env, io: Io = defaultIo, deps: Deps = { openDatabase }): Promise<number> {
+export async function main(argv: readonly string[], env: Env = process.env, io: Io = processIo, deps: Deps = { openDatabase }): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -134,7 +124,7 @@ async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Prom
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
       if (request.fromLogs) return await fromLogs(config, db, logger, io, { exclusive: embedded, stopSignal: stop.signal, allowMassDelete: request.allowMassDelete });
-      const result = await syncRefreshTokensJob.run({ config, db, logger, ...request, exclusive: embedded, stopSignal: stop.signal });
+      const result = await runSyncJob({ config, db, logger, ...request, exclusive: embedded, stopSignal: stop.signal });
       if (request.dryRun) io.stdout(describeDryRun(result));
       return exitCodeFor(result, io);
     } finally {
@@ -267,7 +257,7 @@ function loadDotEnv(file = '.env'): string | undefined {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const problem = loadDotEnv();
   if (problem) {
-    defaultIo.stderr(problem);
+    processIo.stderr(problem);
     process.exitCode = EXIT.fatal;
   } else {
     main(process.argv.slice(2)).then((code) => {

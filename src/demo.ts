@@ -1,12 +1,12 @@
 import { sql } from 'kysely';
-import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
-import type { Io } from './cli.js';
 import { loadConfig, type Env } from './config.js';
+import type { Io } from './io.js';
 import { openDatabase } from './db.js';
 import { formatDuration } from './duration.js';
 import { createLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
 import { generateTenant, startFakeAuth0 } from './sandbox/auth0-server.js';
+import { runSyncJob } from './sync/run.js';
 
 const DEMO_USERS = 500;
 
@@ -57,7 +57,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     const logger = createLogger({ level: config.logLevel, write: io.stdout });
     const run = async (label: string) => {
       const started = Date.now();
-      const result = await syncRefreshTokensJob.run({ config, db, logger, trigger: 'manual', exclusive: true });
+      const result = await runSyncJob({ config, db, logger, trigger: 'manual', exclusive: true });
       const c = result.counts;
       io.stdout(
         `${label}: run ${result.runId} ${result.status} in ${formatDuration(Date.now() - started)}: ${c.usersSynced} users synced, ` +

@@ -1,12 +1,11 @@
 import type { Kysely } from 'kysely';
 import cron from 'node-cron';
-import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
 import type { Config } from './config.js';
 import type { Database } from './database.js';
 import { errorCode, toError } from './errors.js';
 import type { Logger } from './log.js';
 import { RunLockedError } from './run-lock.js';
-import type { SyncJobOptions } from './sync/run.js';
+import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/run.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
 
 export interface WorkerOptions {
@@ -35,7 +34,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   const task = cron.createTask(schedule, () => tick('schedule'), {
     timezone,
-    name: syncRefreshTokensJob.name,
+    name: SYNC_JOB_NAME,
     logger: { info: () => {}, debug: () => {}, warn: (m) => logger.warn(String(m)), error: (m) => logger.error(String(m)) },
   });
 
@@ -49,7 +48,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     }
     current = (async () => {
       try {
-        const result = await syncRefreshTokensJob.run({
+        const result = await runSyncJob({
           config,
           db,
           logger,
@@ -71,7 +70,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   }
 
   await task.start();
-  logger.info('worker started', { job: syncRefreshTokensJob.name, schedule, timezone, runOnStart });
+  logger.info('worker started', { job: SYNC_JOB_NAME, schedule, timezone, runOnStart });
   if (runOnStart) void tick('start');
   else logNext();
 

@@ -15,6 +15,9 @@ import { describeCrossing, MassDeleteError } from './delete-guard.js';
 import { runSync } from './pipeline.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
+/** The job's name, as schedulers and logs know it. */
+export const SYNC_JOB_NAME = 'sync-refresh-tokens';
+
 export interface SyncJobOptions {
   config: Config;
   db: Kysely<Database>;
