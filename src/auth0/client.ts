@@ -37,6 +37,11 @@ export interface Auth0ClientOptions {
   maxRateLimitWaits?: number;
   /** Sockets per protocol; the pipeline sizes this to its concurrency. */
   maxSockets?: number;
+  /**
+   * Called after every request with its HTTP status (undefined when no answer came: a reset or
+   * a timeout) and the limiter's current pace, requests per second. For metrics; must not throw.
+   */
+  onResponse?: (status: number | undefined, pace: number) => void;
 }
 
 interface CachedToken {
@@ -78,13 +83,17 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
   /** Send one request; network failures become Auth0Error('network_error'). */
   async function send(what: string, run: () => Promise<Response<string>>): Promise<Response<string>> {
     requests += 1;
+    let response: Response<string>;
     try {
-      return await run();
+      response = await run();
     } catch (error) {
+      options.onResponse?.(undefined, limiter.rate);
       // Only got's code and message: its error object holds the request options, headers included.
       const detail = error instanceof RequestError ? `${error.code} ${error.message}` : String(error);
       throw new Auth0Error('network_error', `${what} failed: ${detail}`);
     }
+    options.onResponse?.(response.statusCode, limiter.rate);
+    return response;
   }
 
   /** Run `attempt` until it succeeds or fails with an error that is not retryable. */
