@@ -65,12 +65,12 @@ export function createWorkerMetrics(options: { runInProgress: () => boolean }): 
   const rateLimited = new Counter({ name: 'auth0_sync_rate_limited_total', help: 'Answers with HTTP 429 from Auth0.', registers });
   const pace = new Gauge({
     name: 'auth0_sync_limiter_pace_requests_per_second',
-    help: "The rate limiter's pace at the last request (absent until one is paced by the tenant's limit or AUTH0_MAX_RPS).",
+    help: "The rate limiter's pace at the last request to Auth0 (unchanged while unbounded: no rate-limit headers and no AUTH0_MAX_RPS).",
     registers,
   });
   const lastSuccess = new Gauge({
     name: 'auth0_sync_last_success_timestamp_seconds',
-    help: 'End of the last successful run, Unix seconds (absent until there is one).',
+    help: 'End of the last successful run, Unix seconds (0 until there is one).',
     registers,
   });
   new Gauge({
