@@ -2,11 +2,13 @@
  * `npm run bench`: a full sync against the local Auth0-compatible server (its own process) into
  * a fresh database on the PostgreSQL server, for each workload, and a table of figures.
  *
- *   npm run bench -- [--only throughput,latency,ratelimit,memory] [--users N] [--latency-users N]
- *     [--rate-users N] [--memory-small N] [--memory-large N] [--memory-stop N] [--concurrency N]
+ *   npm run bench -- [--only throughput,latency,ramp,ratelimit,memory,quiet] [--users N] [--latency-users N]
+ *     [--ramp-users N] [--rate-users N] [--memory-small N] [--memory-large N] [--memory-stop N]
+ *     [--concurrency N] [--quiet-users N] [--quiet-passes N] [--quiet-change PERCENT]
  *
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres);
- * creates and drops its own databases named rt_bench_*.
+ * creates and drops its own databases named rt_bench_*. The quiet workload's WAL and
+ * buffers-written figures are the whole server's: run it on a server nothing else writes to.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,14 +22,18 @@ import pg from 'pg';
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'throughput,latency,ratelimit,memory' },
+    only: { type: 'string', default: 'throughput,latency,ramp,ratelimit,memory,quiet' },
     users: { type: 'string', default: '100000' },
     'latency-users': { type: 'string', default: '2000' },
+    'ramp-users': { type: 'string', default: '1500' },
     'rate-users': { type: 'string', default: '1000' },
     'memory-small': { type: 'string', default: '10000' },
     'memory-large': { type: 'string', default: '1000000' },
     'memory-stop': { type: 'string', default: '5000' },
     concurrency: { type: 'string', default: '32' },
+    'quiet-users': { type: 'string', default: '100000' },
+    'quiet-passes': { type: 'string', default: '10' },
+    'quiet-change': { type: 'string', default: '1' },
   },
 });
 const only = new Set(opts.only.split(','));
@@ -69,6 +75,8 @@ interface Server {
   usersFile: string;
   stats(): Promise<{ listRequests: number; rateLimited: number; requests: number }>;
   reset(): void;
+  /** Change `percent` % of the tenant's users (serve.ts `change`); resolves with how many. */
+  change(percent: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -89,6 +97,11 @@ async function startServer(args: string[]): Promise<Server> {
       return JSON.parse(await answer);
     },
     reset: () => child.stdin.write('reset\n'),
+    async change(percent) {
+      const answer = next();
+      child.stdin.write(`change ${percent}\n`);
+      return (JSON.parse(await answer) as { changedUsers: number }).changedUsers;
+    },
     stop: () =>
       new Promise((resolve) => {
         child.on('close', () => resolve());
@@ -202,6 +215,34 @@ async function latency() {
   }
 }
 
+/**
+ * Issue #8: a tenant whose first answer reports a nearly full bucket of 1,000 (refilled at
+ * 1,000/s), 10 ms latency. The limiter must reach the tenant's pace within about a second
+ * instead of ramping up from 10 req/s.
+ */
+async function ramp() {
+  const server = await startServer(['--users', opts['ramp-users'], '--latency', '10', '--rps', '1000', '--burst', '1000', '--seed', '15']);
+  const ids = await readIds(server.usersFile);
+  try {
+    const naiveDb = await freshDatabase(ids);
+    const [line] = await runNode(['bench/naive-sync.ts', '--database-url', naiveDb.url, '--auth0', server.url]);
+    const naive = JSON.parse(line!) as { seconds: number; users: number; tokens: number; requests: number; peakRssMb: number };
+    rows.push({ workload: '2b latency 10 ms, bucket 1,000', mode: 'naive script', ...naive, rssMb: naive.peakRssMb });
+    await naiveDb.drop();
+
+    const db = await freshDatabase(ids);
+    server.reset();
+    const full = await sync(server, db.url);
+    const refused = (await server.stats()).rateLimited;
+    const ratio = naive.seconds / full.seconds;
+    rows.push({ workload: '2b latency 10 ms, bucket 1,000', mode: `full sync, concurrency ${concurrency}`, ...full, refused, note: `${fmt(ratio, 1)}× naive` });
+    notes.push(`2b ramp: ${fmt(ratio, 1)}× the naive script on a 1,000-request bucket at SYNC_CONCURRENCY=${concurrency} (target ≥ 10×), ${fmt(refused)} requests refused`);
+    await db.drop();
+  } finally {
+    await server.stop();
+  }
+}
+
 async function rateLimit() {
   const server = await startServer(['--users', opts['rate-users'], '--rps', '40', '--burst', '10', '--seed', '13']);
   const ids = await readIds(server.usersFile);
@@ -242,11 +283,160 @@ async function memory() {
   }
 }
 
+const QUIET_TABLES = ['refresh_tokens', 'refresh_token_devices', 'refresh_token_resource_servers', 'user_sync_state', 'refresh_token_changes'] as const;
+type QuietTable = (typeof QUIET_TABLES)[number];
+interface TableFigures {
+  ins: number;
+  upd: number;
+  hot: number;
+  del: number;
+  dead: number;
+  bytes: number;
+}
+interface DbFigures {
+  tables: Record<QuietTable, TableFigures>;
+  databaseBytes: number;
+  walLsn: string;
+  /** Buffers written by checkpoints, the background writer and backends (8 kB each): server-wide. */
+  buffersWritten: number;
+}
+interface QuietPass {
+  pass: string;
+  seconds: number;
+  users: number;
+  tokens: number;
+  added: number;
+  changed: number;
+  deleted: number;
+  delta: Record<QuietTable, Omit<TableFigures, 'dead' | 'bytes'>>;
+  after: DbFigures;
+  walBytes: number;
+  writtenBytes: number;
+}
+const quietPasses: QuietPass[] = [];
+
+/** Row counters and sizes of the warehouse tables, the WAL position and buffers written so far. */
+async function dbFigures(databaseUrl: string): Promise<DbFigures> {
+  // A new connection each time: a session caches the statistics it read once per transaction.
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ relname: QuietTable } & Record<keyof TableFigures, string>>(`
+      select relname, n_tup_ins as ins, n_tup_upd as upd, n_tup_hot_upd as hot, n_tup_del as del,
+             n_dead_tup as dead, pg_total_relation_size(relid) as bytes
+      from pg_stat_user_tables where schemaname = 'auth0'`);
+    const tables = Object.fromEntries(
+      rows.map((r) => [r.relname, { ins: +r.ins, upd: +r.upd, hot: +r.hot, del: +r.del, dead: +r.dead, bytes: +r.bytes }]),
+    ) as Record<QuietTable, TableFigures>;
+    const { rows: [server] } = await client.query<{ lsn: string; db: string; written: string }>(`
+      select pg_current_wal_lsn()::text as lsn, pg_database_size(current_database()) as db,
+             buffers_checkpoint + buffers_clean + buffers_backend as written from pg_stat_bgwriter`);
+    return { tables, databaseBytes: +server!.db, walLsn: server!.lsn, buffersWritten: +server!.written };
+  } finally {
+    await client.end();
+  }
+}
+
+async function walBetween(databaseUrl: string, from: string, to: string): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ bytes: string }>('select pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn) as bytes', [from, to]);
+    return Number(rows[0]!.bytes);
+  } finally {
+    await client.end();
+  }
+}
+
+async function checkpoint(): Promise<void> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query('checkpoint');
+  await admin.end();
+}
+
+/**
+ * Issue #14: a full pass, a pass with nothing changed, more such passes, then one with a share
+ * of the users changed. Each pass starts after a checkpoint and ends with one, so the buffers it
+ * dirtied are counted as written, and its first change to each page pays a full-page image in
+ * the WAL, as passes hours apart would.
+ */
+async function quietWrites() {
+  const users = opts['quiet-users'];
+  const extraPasses = Number(opts['quiet-passes']) - 1;
+  const percent = Number(opts['quiet-change']);
+  const server = await startServer(['--users', users, '--many-every', '1000', '--seed', '11']);
+  const ids = await readIds(server.usersFile);
+  const db = await freshDatabase(ids);
+  try {
+    const pass = async (name: string) => {
+      await checkpoint();
+      const before = await dbFigures(db.url);
+      const run = await sync(server, db.url);
+      // Let autovacuum and the statistics collector see the backends' last counters.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const walEnd = (await dbFigures(db.url)).walLsn;
+      await checkpoint();
+      const after = await dbFigures(db.url);
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      const { rows: [counts] } = await client.query<{ added: number; changed: number; deleted: number }>(
+        'select tokens_added as added, tokens_changed as changed, tokens_deleted as deleted from auth0.sync_runs order by id desc limit 1',
+      );
+      await client.end();
+      const delta = Object.fromEntries(
+        QUIET_TABLES.map((t) => {
+          const [a, b] = [after.tables[t], before.tables[t]];
+          return [t, { ins: a.ins - b.ins, upd: a.upd - b.upd, hot: a.hot - b.hot, del: a.del - b.del }];
+        }),
+      ) as QuietPass['delta'];
+      const result: QuietPass = {
+        pass: name,
+        seconds: run.seconds,
+        users: run.users,
+        tokens: run.tokens,
+        ...counts!,
+        delta,
+        after,
+        walBytes: await walBetween(db.url, before.walLsn, walEnd),
+        writtenBytes: (after.buffersWritten - before.buffersWritten) * 8192,
+      };
+      quietPasses.push(result);
+      // One line per pass as it ends, so a long run's figures survive an interruption.
+      process.stderr.write(`${JSON.stringify({ pass: name, seconds: run.seconds, walBytes: result.walBytes, writtenBytes: result.writtenBytes, ...counts, delta })}\n`);
+      return result;
+    };
+    const first = await pass('1 first pass');
+    const second = await pass('2 nothing changed');
+    for (let i = 0; i < extraPasses; i++) await pass(`${i + 3} nothing changed`);
+    const tenth = quietPasses.at(-1)!;
+    const changedUsers = await server.change(percent);
+    await pass(`${extraPasses + 3} ${changedUsers.toLocaleString('en-US')} users (${percent}%) changed`);
+
+    const updated = (['refresh_tokens', 'refresh_token_devices', 'refresh_token_resource_servers'] as const).map((t) => second.delta[t].upd);
+    const size = (p: QuietPass) => p.after.tables.refresh_tokens.bytes;
+    notes.push(
+      `5 quiet writes: the no-change pass updated ${updated.join(' / ')} rows of refresh_tokens / devices / resource servers (target 0); ` +
+        `its WAL ${fmt((second.walBytes / first.walBytes) * 100, 1)}% of the first pass's (target ≤ 15%); ` +
+        `refresh_tokens ${mb(size(tenth))} MB after ${extraPasses + 1} no-change passes vs ${mb(size(second))} MB after one ` +
+        `(${fmt(((size(tenth) - size(second)) / size(second)) * 100, 1)}%, target within 5%); ` +
+        `no-change pass ${fmt(second.users / second.seconds)} users/s vs first ${fmt(first.users / first.seconds)} (target ≥)`,
+    );
+  } finally {
+    await db.drop();
+    await server.stop();
+  }
+}
+
+const mb = (bytes: number) => fmt(bytes / 2 ** 20, 1);
+
 try {
   if (only.has('throughput')) await throughput();
   if (only.has('latency')) await latency();
+  if (only.has('ramp')) await ramp();
   if (only.has('ratelimit')) await rateLimit();
   if (only.has('memory')) await memory();
+  if (only.has('quiet')) await quietWrites();
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }
@@ -266,8 +456,38 @@ const table = rows.map((r) => [
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
 console.log(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-console.log(line(header));
-console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
-for (const row of table) console.log(line(row));
-console.log('');
+if (rows.length > 0) {
+  console.log(line(header));
+  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+  for (const row of table) console.log(line(row));
+  console.log('');
+}
+if (quietPasses.length > 0) {
+  const short: Record<QuietTable, string> = {
+    refresh_tokens: 'tokens',
+    refresh_token_devices: 'devices',
+    refresh_token_resource_servers: 'servers',
+    user_sync_state: 'user state',
+    refresh_token_changes: 'changes',
+  };
+  const head = ['5 quiet writes, pass', 'users/s', 'added/changed/deleted', ...QUIET_TABLES.map((t) => `${short[t]} ins/upd (HOT)`),
+    'dead tuples', 'WAL MB', 'written MB', 'tokens MB', 'database MB'];
+  const body = quietPasses.map((p) => [
+    p.pass,
+    fmt(p.users / p.seconds),
+    `${fmt(p.added)}/${fmt(p.changed)}/${fmt(p.deleted)}`,
+    ...QUIET_TABLES.map((t) => `${fmt(p.delta[t].ins)}/${fmt(p.delta[t].upd)} (${fmt(p.delta[t].hot)})`),
+    fmt(QUIET_TABLES.reduce((n, t) => n + p.after.tables[t].dead, 0)),
+    mb(p.walBytes),
+    mb(p.writtenBytes),
+    mb(p.after.tables.refresh_tokens.bytes),
+    mb(p.after.databaseBytes),
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const l = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(w[i]!)).join(' | ') + ' |';
+  console.log(l(head));
+  console.log('|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|');
+  for (const row of body) console.log(l(row));
+  console.log('');
+}
 for (const note of notes) console.log(note);

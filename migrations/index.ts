@@ -6,6 +6,7 @@ import * as brinChangeTime from './2026_11_26_1200_brin_change_time.js';
 import * as deletionGuard from './2026_12_01_1000_deletion_guard.js';
 import * as tokensEndpoint from './2026_12_01_1100_tokens_endpoint.js';
 import * as runLease from './2026_12_01_1200_run_lease.js';
+import * as quietWrites from './2026_12_01_1300_quiet_writes.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_01_1000_deletion_guard': deletionGuard,
   '2026_12_01_1100_tokens_endpoint': tokensEndpoint,
   '2026_12_01_1200_run_lease': runLease,
+  '2026_12_01_1300_quiet_writes': quietWrites,
 };

@@ -20,6 +20,8 @@ export interface Config {
     readonly timeoutMs: number;
     /** Cap below the tenant's rate limit, requests per second; undefined = the tenant's limit. */
     readonly maxRps: number | undefined;
+    /** Largest answer body read from Auth0, in bytes; a larger one is cut off while it streams. */
+    readonly maxResponseBytes: number;
     /** Which route lists tokens: `auto` picks by itself (issue #12). */
     readonly tokensEndpoint: TokensEndpointSetting;
   };
@@ -261,6 +263,7 @@ export function loadConfig(env: Env): Config {
       audience,
       timeoutMs: int('AUTH0_TIMEOUT_MS', 30_000, 100, 600_000),
       maxRps: positive('AUTH0_MAX_RPS'),
+      maxResponseBytes: int('AUTH0_MAX_RESPONSE_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       tokensEndpoint,
     },
     sync: {

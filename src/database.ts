@@ -54,10 +54,11 @@ export interface RefreshTokensTable {
   metadata: Json | null;
   raw: Json;
   first_seen_at: Timestamp;
-  last_seen_at: Timestamp;
+  /** Last time the row was written because something changed; last seen is the user's last_success_at. */
+  last_changed_at: Timestamp;
   deleted_at: Timestamp | null;
   first_seen_run_id: number | null;
-  last_seen_run_id: number | null;
+  last_changed_run_id: number | null;
 }
 
 export interface RefreshTokenDevicesTable {

@@ -5,8 +5,9 @@ import { SyncError } from './errors.js';
 import type { Logger } from './log.js';
 
 /** Advisory lock key (two int4s): one active run per database, whichever machine runs it. */
-const LOCK_CLASS = 0x41_30_52_54; // "A0RT"
-const LOCK_ID = 1;
+export const RUN_LOCK_KEY = { classId: 0x41_30_52_54 /* "A0RT" */, objectId: 1 } as const;
+const LOCK_CLASS = RUN_LOCK_KEY.classId;
+const LOCK_ID = RUN_LOCK_KEY.objectId;
 
 /** Another run holds the lock; the CLI exits 3 with this message. */
 export class RunLockedError extends SyncError {

@@ -62,5 +62,8 @@ export function capText(text: string, max = MAX_UPSTREAM_TEXT): string {
  * stripped, length capped (default 1 KB).
  */
 export function toSafeText(raw: string, max = MAX_UPSTREAM_TEXT): string {
-  return capText(stripControlCharacters(scrubSecrets(raw.length > MAX_SCANNED ? raw.slice(0, MAX_SCANNED) : raw)), max);
+  const scanned = raw.length > MAX_SCANNED ? raw.slice(0, MAX_SCANNED) : raw;
+  // Scrubbed again once stripped: a secret with an escape sequence spliced in would come back
+  // whole when the sequence is removed.
+  return capText(scrubSecrets(stripControlCharacters(scrubSecrets(scanned))), max);
 }

@@ -152,4 +152,12 @@ describe('loadConfig', () => {
       expect(problems.join(' ')).not.toMatch(/pa55word|user:/);
     }
   });
+
+  it('caps Auth0 answers at AUTH0_MAX_RESPONSE_BYTES, 10 MB unless set', () => {
+    expect(loadConfig(valid).auth0.maxResponseBytes).toBe(10 * 1024 * 1024);
+    expect(loadConfig({ ...valid, AUTH0_MAX_RESPONSE_BYTES: '65536' }).auth0.maxResponseBytes).toBe(65536);
+    expect(problemsOf({ ...valid, AUTH0_MAX_RESPONSE_BYTES: '10MB' })).toEqual([
+      'AUTH0_MAX_RESPONSE_BYTES must be a whole number from 1024 to 1073741824 (got "10MB")',
+    ]);
+  });
 });

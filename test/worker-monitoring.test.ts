@@ -27,7 +27,7 @@ afterAll(async () => {
 beforeEach(async () => {
   fake.intercept(undefined);
   await t.db.deleteFrom('auth0.user_sync_state').execute();
-  await t.db.updateTable('auth0.refresh_tokens').set({ first_seen_run_id: null, last_seen_run_id: null }).execute();
+  await t.db.updateTable('auth0.refresh_tokens').set({ first_seen_run_id: null, last_changed_run_id: null }).execute();
   await t.db.deleteFrom('auth0.refresh_token_changes').execute();
   await t.db.deleteFrom('auth0.sync_runs').execute();
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
+import { RUN_LOCK_KEY } from '../src/run-lock.js';
 import { runWorker } from '../src/worker.js';
 import { startCli } from './helpers/cli.js';
 import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
@@ -22,7 +23,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   await t.db.deleteFrom('auth0.user_sync_state').execute();
-  await t.db.updateTable('auth0.refresh_tokens').set({ first_seen_run_id: null, last_seen_run_id: null }).execute();
+  await t.db.updateTable('auth0.refresh_tokens').set({ first_seen_run_id: null, last_changed_run_id: null }).execute();
   await t.db.deleteFrom('auth0.refresh_token_changes').execute();
   await t.db.deleteFrom('auth0.sync_runs').execute();
 });
@@ -65,7 +66,8 @@ describe('worker', () => {
       }
       worker.stop();
       await worker.done;
-      const all = await runs();
+      // A tick can start just as the worker stops: that last run is interrupted, nothing else.
+      const all = (await runs()).filter((r, i, list) => !(i === list.length - 1 && r.status === 'interrupted'));
       expect(all.length).toBeGreaterThanOrEqual(2);
       expect(all.map((r) => [r.status, r.tokens_endpoint])).toEqual(all.map(() => ['succeeded', 'users']));
       expect(worker.lines.filter((l) => String(l.msg).includes('is not available on this tenant'))).toHaveLength(1);
@@ -88,7 +90,7 @@ describe('worker', () => {
     const holder = new pg.Client({ connectionString: t.url });
     await holder.connect();
     try {
-      await holder.query('select pg_advisory_lock($1, $2)', [0x41_30_52_54, 1]);
+      await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
       const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
       await worker.waitForLog('tick skipped: another run is active');
       worker.stop();

@@ -1,17 +1,21 @@
 import http from 'node:http';
 import https from 'node:https';
-import got, { RequestError, type Got, type Response } from 'got';
+import got, { RequestError, type CancelableRequest, type Got, type Progress, type Response } from 'got';
 import type { Config } from '../config.js';
 import { systemClock, type Clock } from '../clock.js';
-import { Auth0Error, errorForStatus } from './errors.js';
+import { rememberSecret, toSafeText } from '../upstream-text.js';
+import { Auth0Error, errorForStatus, tokenEndpointError } from './errors.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 
 export interface Auth0Client {
   /**
    * GET a Management API path (e.g. `/api/v2/refresh-tokens`) and parse its JSON body.
    * Retries 408, 5xx, resets, timeouts and unparseable bodies with capped exponential
-   * backoff and full jitter; waits out 429s without spending that budget; renews the access
-   * token once on a 401. Throws Auth0Error.
+   * backoff and full jitter; waits out 429s without spending that budget; on a 401 renews the
+   * access token, failing as `unauthorized` only when a second token fetched for this very
+   * request is refused too.
+   * A body over `maxResponseBytes` is cut off while it streams (`response_too_large`, not
+   * retried). Throws Auth0Error, whose message holds only safe text (see upstream-text.ts).
    */
   getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown>;
   /** HTTP requests sent so far (token endpoint included, retries included). */
@@ -44,6 +48,9 @@ export interface Auth0ClientOptions {
   onResponse?: (status: number | undefined, pace: number) => void;
 }
 
+/** 401s one request may meet before it fails as `unauthorized`, however the tokens turn over. */
+const MAX_RENEWALS = 5;
+
 interface CachedToken {
   value: string;
   /** When to stop using it, in epoch ms: a little before `expires_in` runs out. */
@@ -60,7 +67,10 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
   const backoffBaseMs = options.backoffBaseMs ?? 250;
   const backoffCapMs = options.backoffCapMs ?? 10_000;
   const maxRateLimitWaits = options.maxRateLimitWaits ?? 50;
+  const maxResponseBytes = config.maxResponseBytes;
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 16 };
+  // Any answer may echo what we sent; scrubbed from every upstream text from now on.
+  rememberSecret(config.clientSecret.reveal());
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
 
@@ -80,17 +90,36 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
   let token: CachedToken | undefined;
   let tokenInFlight: Promise<CachedToken> | undefined;
 
-  /** Send one request; network failures become Auth0Error('network_error'). */
-  async function send(what: string, run: () => Promise<Response<string>>): Promise<Response<string>> {
+  /**
+   * Send one request; network failures become Auth0Error('network_error'). A body larger than
+   * `maxResponseBytes` (announced or streamed) is cut off as it arrives, so a hostile answer
+   * costs at most that much memory, and fails as `response_too_large`.
+   */
+  async function send(what: string, run: () => CancelableRequest<Response<string>>): Promise<Response<string>> {
     requests += 1;
+    const request = run();
+    let tooLarge = false;
+    request.on('downloadProgress', (progress: Progress) => {
+      if (!tooLarge && (progress.transferred > maxResponseBytes || (progress.total ?? 0) > maxResponseBytes)) {
+        tooLarge = true;
+        request.cancel();
+      }
+    });
     let response: Response<string>;
     try {
-      response = await run();
+      response = await request;
     } catch (error) {
       options.onResponse?.(undefined, limiter.rate);
+      if (tooLarge) {
+        throw new Auth0Error(
+          'response_too_large',
+          `${what} answered with a body over ${maxResponseBytes} bytes (AUTH0_MAX_RESPONSE_BYTES); it was cut off`,
+        );
+      }
       // Only got's code and message: its error object holds the request options, headers included.
+      // The message can hold a URL or a proxy's words: safe text only.
       const detail = error instanceof RequestError ? `${error.code} ${error.message}` : String(error);
-      throw new Auth0Error('network_error', `${what} failed: ${detail}`);
+      throw new Auth0Error('network_error', `${what} failed: ${toSafeText(detail)}`);
     }
     options.onResponse?.(response.statusCode, limiter.rate);
     return response;
@@ -112,6 +141,11 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     }
   }
 
+  /**
+   * One access token from the token endpoint. Of an answer that is not a 200 only the status
+   * and the OAuth error are kept (`tokenEndpointError`); 408/429/5xx and network failures are
+   * retried, then `token_unavailable`; every other failure is fatal.
+   */
   async function fetchToken(): Promise<CachedToken> {
     const what = 'POST /oauth/token';
     const issuedAt = clock.now();
@@ -127,23 +161,13 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
         }),
       ).then((res) => {
         // The token endpoint (Authentication API) has limits of its own; a 429 there is backed off.
-        if (res.statusCode >= 500 || res.statusCode === 408 || res.statusCode === 429) {
-          throw new Auth0Error('server_error', errorForStatus(res.statusCode, res.body, what).message, res.statusCode);
-        }
+        if (res.statusCode !== 200) throw tokenEndpointError(res.statusCode, res.body, what);
         return res;
       }),
     ).catch((error: unknown) => {
-      throw error instanceof Auth0Error && error.retryable ? tokenUnavailable(error) : error;
+      // A token endpoint that keeps failing, answers too much or answers garbage dooms every user.
+      throw error instanceof Auth0Error && !error.fatal ? tokenUnavailable(error) : error;
     });
-    if (response.statusCode === 401 || response.statusCode === 403) {
-      const { message } = errorForStatus(response.statusCode, response.body, what);
-      throw new Auth0Error(
-        'invalid_credentials',
-        `${message}. Check AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_AUDIENCE.`,
-        response.statusCode,
-      );
-    }
-    if (response.statusCode !== 200) throw errorForStatus(response.statusCode, response.body, what);
     let body: Record<string, unknown>;
     try {
       body = parseJson(response.body, what) as Record<string, unknown>;
@@ -153,20 +177,30 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     if (typeof body?.access_token !== 'string' || !body.access_token) {
       throw tokenUnavailable(new Auth0Error('bad_response', `${what} answered without an access_token`));
     }
+    // Before anything else reads the answer: from now on it is scrubbed wherever it turns up.
+    rememberSecret(body.access_token);
     if (typeof body.scope === 'string' && !body.scope.split(' ').includes(REQUIRED_SCOPE)) {
       throw new Auth0Error(
         'missing_scope',
-        `The access token lacks the ${REQUIRED_SCOPE} scope (granted: ${body.scope || 'none'}); grant it to the client in the Auth0 dashboard.`,
+        `The access token lacks the ${REQUIRED_SCOPE} scope (granted: ${toSafeText(body.scope, 256) || 'none'}); grant it to the client in the Auth0 dashboard.`,
       );
     }
-    const lifetimeMs = (typeof body.expires_in === 'number' ? body.expires_in : 86_400) * 1000;
+    const expiresIn = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 86_400;
+    const lifetimeMs = expiresIn * 1000;
     // Renew a little early, never later than 60 s before expiry (node-auth0 uses 10 s).
     return { value: body.access_token, renewAt: issuedAt + lifetimeMs - Math.min(60_000, lifetimeMs / 10) };
   }
 
-  /** The cached access token, or a new one; callers share one in-flight request. */
-  function accessToken(): Promise<CachedToken> {
-    if (token && clock.now() < token.renewAt) return Promise.resolve(token);
+  /**
+   * The cached access token, or a new one; callers share one in-flight request. `fresh` says
+   * the token was fetched for this call (not taken from the cache).
+   */
+  async function accessToken(): Promise<{ current: CachedToken; fresh: boolean }> {
+    if (token && clock.now() < token.renewAt) return { current: token, fresh: false };
+    return { current: await renewToken(), fresh: true };
+  }
+
+  function renewToken(): Promise<CachedToken> {
     tokenInFlight ??= fetchToken().then(
       (fresh) => {
         token = fresh;
@@ -184,12 +218,15 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
   async function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
     const what = `GET ${path}`;
     const url = `${config.baseUrl}${path}?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]))}`;
-    let renewed = false;
+    let renewals = 0;
+    let freshRefused = false;
     let rateLimitWaits = 0;
     return withRetries(async () => {
       for (;;) {
-        const current = await accessToken();
         await limiter.acquire(signal);
+        // Taken after the rate-limit wait, right before sending: a token taken before could
+        // expire while its request waits for a slot (issue #8).
+        const { current, fresh } = await accessToken();
         const response = await send(what, () =>
           // A URL string built here: got's searchParams and prefixUrl merging cost more than the request.
           httpClient.get(url, {
@@ -202,9 +239,13 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
           rateLimitWaits += 1; // a wait, not a failure: the limiter holds the next acquire()
           continue;
         }
-        if (response.statusCode === 401 && !renewed) {
-          // Expired or revoked mid-run: get a new token once, then retry.
-          renewed = true;
+        if (response.statusCode === 401 && !(fresh && freshRefused) && renewals < MAX_RENEWALS) {
+          // Expired or revoked mid-run: retry with the newest token, fetching one if the refused
+          // token is still the newest. A token fetched for this request being refused means the
+          // credentials themselves are no good, unless a revocation landed between its fetch and
+          // its use: so that takes two fresh tokens refused.
+          renewals += 1;
+          if (fresh) freshRefused = true;
           if (token === current) token = undefined;
           continue;
         }

@@ -1,4 +1,5 @@
 import { SyncError } from '../errors.js';
+import { toSafeText } from '../upstream-text.js';
 
 /**
  * Stable codes for everything the Auth0 client can report. `fatal` codes doom every user
@@ -9,6 +10,7 @@ export type Auth0ErrorCode =
   | 'missing_scope' // read:refresh_tokens not granted (token answer or a 403 that says so)
   | 'forbidden' // any other 403: the client may not call the endpoint at all
   | 'token_unavailable' // the token endpoint kept failing after retries
+  | 'token_refused' // the token endpoint answered another 4xx, a redirect or an unexpected success
   | 'unauthorized' // a 401 that survived getting a fresh access token
   | 'user_not_found' // 404: the user is gone from Auth0
   | 'cursor_expired' // 400: the `from` checkpoint expired or is invalid
@@ -17,6 +19,7 @@ export type Auth0ErrorCode =
   | 'server_error' // 5xx or 408
   | 'network_error' // reset, refused, timeout
   | 'bad_response' // a body that is not the JSON we expect
+  | 'response_too_large' // a body over AUTH0_MAX_RESPONSE_BYTES, cut off while it streamed
   | 'too_many_pages' // a cursor that never ends
   | 'endpoint_unavailable'; // the tenant does not serve the listing route (see saysUnavailable)
 
@@ -25,6 +28,7 @@ const FATAL: ReadonlySet<Auth0ErrorCode> = new Set([
   'missing_scope',
   'forbidden',
   'token_unavailable',
+  'token_refused',
   'unauthorized',
   'endpoint_unavailable',
 ]);
@@ -52,26 +56,43 @@ export class Auth0Error extends SyncError {
   }
 }
 
-/** The Management API's error body, as far as it is JSON: `{statusCode, error, message, errorCode}`. */
-function describeErrorBody(body: string): string {
+/** Longest OAuth `error` code kept from a token answer; real ones are a few words. */
+const MAX_OAUTH_ERROR = 64;
+/** Longest `error_description` kept from a token answer. */
+const MAX_OAUTH_DESCRIPTION = 256;
+
+function parseObject(body: string): Record<string, unknown> | undefined {
   try {
-    const parsed = JSON.parse(body) as Record<string, unknown>;
-    const text = parsed.message ?? parsed.error_description ?? parsed.error;
-    if (typeof text === 'string') return text;
+    const parsed: unknown = JSON.parse(body);
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
   } catch {
-    // not JSON: some 5xx answers are HTML
+    return undefined; // not JSON: some 5xx answers are HTML
   }
-  return body.length > 120 ? `${body.slice(0, 120)}…` : body;
 }
 
-/** Map an HTTP answer that is not a success to a coded error. */
+/**
+ * The Management API's error body, as far as it is JSON: `{statusCode, error, message, errorCode}`;
+ * otherwise the body itself. Always through `toSafeText`: an answer may echo the request
+ * (the `Authorization` header, the client secret) or carry escape sequences.
+ */
+function describeErrorBody(body: string): string {
+  const parsed = parseObject(body);
+  const text = parsed?.message ?? parsed?.error_description ?? parsed?.error;
+  return toSafeText(typeof text === 'string' ? text : body);
+}
+
+/**
+ * Map an answer of the Management API that is not a success to a coded error. The message
+ * holds only safe text (`toSafeText`): secrets scrubbed, control characters stripped, ~1 KB.
+ * Not for the token endpoint: see `tokenEndpointError`.
+ */
 export function errorForStatus(status: number, body: string, what: string): Auth0Error {
   const detail = describeErrorBody(body);
   const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
   if (status === 404) {
     // Only Auth0's own "no such user" means the user is gone. A 404 from a wrong AUTH0_DOMAIN,
     // a proxy or a tenant without the endpoint must not mark anyone's tokens deleted.
-    return /"errorCode"\s*:\s*"inexistent_user"/.test(body) || USER_GONE.test(detail)
+    return parseObject(body)?.errorCode === 'inexistent_user' || USER_GONE.test(detail)
       ? new Auth0Error('user_not_found', message, status)
       : new Auth0Error('bad_request', message, status);
   }
@@ -87,6 +108,39 @@ export function errorForStatus(status: number, body: string, what: string): Auth
   return new Auth0Error('bad_request', message, status);
 }
 
+/**
+ * Map an answer of the token endpoint (`POST /oauth/token`) that is not a 200. Keeps only the
+ * status and the OAuth `error` code, plus a short scrubbed `error_description`: nothing else
+ * of the body (it may echo the client secret). Never `user_not_found`: no token answer says
+ * anything about a user. 408, 429 and 5xx are `server_error` (retried, then
+ * `token_unavailable`); 401/403 are `invalid_credentials`; anything else (another 4xx, a
+ * redirect, an odd 2xx) is `token_refused`. All but `server_error` stop the run.
+ */
+export function tokenEndpointError(status: number, body: string, what: string): Auth0Error {
+  const parsed = parseObject(body);
+  const code = typeof parsed?.error === 'string' ? toSafeText(parsed.error, MAX_OAUTH_ERROR) : '';
+  const description =
+    typeof parsed?.error_description === 'string' ? toSafeText(parsed.error_description, MAX_OAUTH_DESCRIPTION) : '';
+  const detail = [code, description && `(${description})`].filter(Boolean).join(' ');
+  const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
+  if (status === 408 || status === 429 || status >= 500) return new Auth0Error('server_error', message, status);
+  if (status === 401 || status === 403) {
+    return new Auth0Error(
+      'invalid_credentials',
+      `${message}. Check AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_AUDIENCE.`,
+      status,
+    );
+  }
+  return new Auth0Error(
+    'token_refused',
+    `${message}. The token endpoint refused the request; check AUTH0_DOMAIN and AUTH0_AUDIENCE.`,
+    status,
+  );
+}
+
+/** Codes only the token endpoint produces. */
+const TOKEN_ENDPOINT_CODES: ReadonlySet<Auth0ErrorCode> = new Set(['invalid_credentials', 'token_refused', 'token_unavailable']);
+
 /** A 400 whose words say the route, feature or parameter is unknown here, not that a value is wrong. */
 const UNKNOWN_FEATURE = /feature|early access|not (enabled|available|supported)|unknown (query )?param|additional propert/i;
 
@@ -98,6 +152,8 @@ const UNKNOWN_FEATURE = /feature|early access|not (enabled|available|supported)|
  */
 export function saysUnavailable(error: unknown, options: { forbiddenCounts: boolean }): error is Auth0Error {
   if (!(error instanceof Auth0Error)) return false;
+  // An answer of the token endpoint says nothing about the listing routes (issue #8).
+  if (TOKEN_ENDPOINT_CODES.has(error.code)) return false;
   if (error.status === 404) return error.code !== 'user_not_found';
   if (error.status === 403) return options.forbiddenCounts && error.code === 'forbidden';
   // Only the words after "answered 400": the path before them may hold a user id.

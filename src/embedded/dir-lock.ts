@@ -14,7 +14,7 @@ interface LockOwner {
 
 /**
  * An exclusive lock on a data directory for the life of this process: PGlite takes none, and
- * two processes on one directory silently lose committed rows (TOOLCHAIN.md). The lock is a
+ * two processes on one directory silently lose committed rows (measured here before PGlite was adopted). The lock is a
  * file next to the directory, created with O_EXCL and holding the owner's pid. A lock whose
  * process is gone (kill -9, machine restart) is taken over. Throws RunLockedError (exit 3)
  * naming the owner when another live process holds it, and `dataDirUnusable` (exit 1) when

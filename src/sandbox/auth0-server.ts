@@ -1,7 +1,7 @@
 /**
  * A fake Auth0 Management API on a real `node:http` server: `POST /oauth/token`,
  * `GET /api/v2/refresh-tokens` (Early Access: `earlyAccess: false` switches it off) and
- * `GET /api/v2/users/{user_id}/refresh-tokens`, with Auth0's wire format (see /work/shared/auth0-api.md),
+ * `GET /api/v2/users/{user_id}/refresh-tokens`, with Auth0's wire format (as documented in Auth0's Management API reference and recorded answers in auth0/go-auth0's test data),
  * keyset cursors, a token-bucket rate limiter, seeded transient faults and scripted faults.
  * Used by the Jest tests, the benchmark (through serve.ts) and the demo sandbox.
  */

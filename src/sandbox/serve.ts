@@ -5,14 +5,15 @@
  *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH] [--no-early-access]
  *
  * Prints one JSON line `{"url","clientId","users","earlyAccess"}` once listening; answers a `stats` line on
- * stdin with the stats as one JSON line (`reset` zeroes them); closes and exits 0 on SIGTERM/SIGINT.
+ * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share of the users (see changeUsers) and
+ * answers `{"changedUsers"}`; closes and exits 0 on SIGTERM/SIGINT.
  * `--burst` defaults to `--rps`. `--no-early-access` switches off the Early Access
  * `GET /api/v2/refresh-tokens` (answered as an unknown route), leaving `GET /api/v2/users/{id}/refresh-tokens`.
  */
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { generateTenant, startFakeAuth0 } from './auth0-server.js';
+import { generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
 
 function numberOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max = Infinity): number {
   const raw = values[name];
@@ -85,13 +86,44 @@ async function main(): Promise<void> {
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
 
+  let round = 0;
   const stdin = createInterface({ input: process.stdin });
   stdin.on('line', (line) => {
     if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify(fake.stats)}\n`);
     if (line.trim() === 'reset') fake.resetStats();
+    const change = /^change ([\d.]+)$/.exec(line.trim());
+    if (change) process.stdout.write(`${JSON.stringify({ changedUsers: changeUsers(fake, Number(change[1]), (round += 1)) })}\n`);
   });
 
   process.stdout.write(`${JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users, earlyAccess: !values['no-early-access'] })}\n`);
+}
+
+/**
+ * Change `percent` % of the users (every n-th, so the same ones each round) as a day of use
+ * would: the first token is exchanged again from a new IP, the last of several is revoked, and
+ * a new token is issued. Returns how many users changed.
+ */
+function changeUsers(fake: FakeAuth0, percent: number, round: number): number {
+  const every = Math.max(1, Math.round(100 / percent));
+  let changed = 0;
+  let i = 0;
+  for (const [userId, tokens] of [...fake.users]) {
+    if (i++ % every !== 0) continue;
+    const next = tokens.map((token, n) => {
+      if (n !== 0) return token;
+      const device = token.device as Record<string, unknown> | undefined;
+      return {
+        ...token,
+        last_exchanged_at: new Date(Date.UTC(2026, 10, 1) + round * 3_600_000).toISOString(),
+        ...(device ? { device: { ...device, last_ip: `198.51.100.${round % 250}` } } : {}),
+      };
+    });
+    if (next.length >= 2) next.pop();
+    next.push(makeToken(userId, 100_000 + round));
+    fake.setUser(userId, next);
+    changed += 1;
+  }
+  return changed;
 }
 
 main().catch((err: unknown) => {

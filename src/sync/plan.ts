@@ -41,6 +41,10 @@ export interface WritePlan {
    * turned `failed` here (Auth0 token ids are unique: the listing is wrong, not the warehouse).
    */
   outcomes: UserOutcome[];
+  /**
+   * Listed tokens that are new, restored or changed (raw differs), with their devices and
+   * resource servers: an unchanged listed token is not written at all.
+   */
   tokens: TokenRecord[];
   devices: DeviceRecord[];
   resourceServers: ResourceServerRecord[];
@@ -65,6 +69,8 @@ const DEVICE_CHANGES = [
  * owner keeps it, so nothing flips between runs. Change rows record a token's
  * first sighting (`created`, and nothing else for it), deletion, restoration, a moved
  * `last_exchanged_at`, and a new last IP / ASN / user agent; nothing when nothing changed.
+ * Only new, restored and changed tokens are planned for writing (issue #14): a pass in which
+ * nothing changed writes no token, device or resource-server row.
  */
 export function planWrites(batch: readonly UserOutcome[], stored: readonly StoredToken[]): WritePlan {
   const storedById = new Map(stored.map((token) => [token.id, token]));
@@ -85,23 +91,25 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
   for (const outcome of outcomes) {
     if (outcome.status !== 'synced') continue;
     const { tokens, devices, resourceServers } = outcome.records;
-    plan.tokens.push(...tokens);
-    plan.devices.push(...devices);
-    plan.resourceServers.push(...resourceServers);
     const deviceById = new Map(devices.map((device) => [device.token_id, device]));
+    const written = new Set<string>();
     for (const token of tokens) {
       listed.add(token.id);
       const before = storedById.get(token.id);
       if (!before) {
         plan.counts.added += 1;
         change(token, 'created');
+        written.add(token.id);
         continue;
       }
+      const changesBefore = plan.changes.length;
       if (before.deleted_at) {
         plan.counts.restored += 1;
         change(token, 'restored');
+        written.add(token.id);
       } else if (canonical(before.raw) !== canonical(JSON.parse(token.raw))) {
         plan.counts.changed += 1;
+        written.add(token.id);
       }
       const exchangedBefore = before.last_exchanged_at?.toISOString() ?? null;
       if (exchangedBefore !== token.last_exchanged_at) change(token, 'exchanged', exchangedBefore, token.last_exchanged_at);
@@ -113,7 +121,14 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
           if (before[field] !== device[field]) change(token, kind, before[field], device[field]);
         }
       }
+      // Whatever the history records is also written, so the next pass does not record it again.
+      if (plan.changes.length > changesBefore) written.add(token.id);
     }
+    // Every column, the device and the resource servers are taken from `raw`: a token whose raw
+    // is unchanged has nothing to write, and is left out so its rows are not even locked.
+    plan.tokens.push(...tokens.filter((token) => written.has(token.id)));
+    plan.devices.push(...devices.filter((device) => written.has(device.token_id)));
+    plan.resourceServers.push(...resourceServers.filter((server) => written.has(server.token_id)));
   }
 
   const listedUsers = new Set(outcomes.filter((o) => o.status !== 'failed').map((o) => o.userId));

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../database.js';
+import { toSafeText } from '../upstream-text.js';
 import type { UserOutcome } from '../sync/outcome.js';
 import type { StoredToken, WritePlan } from '../sync/plan.js';
 
@@ -24,12 +25,13 @@ export async function readStoredTokens(db: Kysely<Database>, userIds: readonly s
 
 /**
  * Apply a batch's plan in one statement, so every user in it is all-or-nothing:
- * upsert the listed tokens (first_seen_* kept, last_seen_* moved, deleted_at cleared for a token
- * that came back), bring the device and resource-server rows of the listed tokens in line with
- * the listing, mark deleted the live tokens the listings no longer hold, append the change
- * history, and upsert user_sync_state for every user (a failed user keeps last_success_at and
- * token_count). Idempotent: replaying the same outcomes changes nothing but the seen and attempt
- * times.
+ * upsert the planned tokens (new, changed or restored: first_seen_* kept, last_changed_* moved,
+ * deleted_at cleared for a token that came back), bring their device and resource-server rows
+ * in line with the listing, mark deleted the live tokens the listings no longer hold, append the
+ * change history, and upsert user_sync_state for every user (a failed user keeps last_success_at
+ * and token_count). Rows are written only where their content differs (issue #14): replaying the
+ * same outcomes writes nothing but the users' attempt times, and a listed token that did not
+ * change keeps its row version (its last-seen time is its user's last_success_at).
  *
  * Set-based: arrays through UNNEST, each table in its own data-modifying CTE.
  * The CTEs touch disjoint rows (listed vs deleted tokens, devices kept vs dropped), and foreign
@@ -49,7 +51,7 @@ export async function applyWritePlan(
     upserted_tokens as (
       insert into auth0.refresh_tokens as t (
         id, user_id, client_id, session_id, rotating, created_at, idle_expires_at, expires_at,
-        last_exchanged_at, metadata, raw, first_seen_at, last_seen_at, first_seen_run_id, last_seen_run_id)
+        last_exchanged_at, metadata, raw, first_seen_at, last_changed_at, first_seen_run_id, last_changed_run_id)
       select u.id, u.user_id, u.client_id, u.session_id, u.rotating, u.created_at, u.idle_expires_at,
         u.expires_at, u.last_exchanged_at, u.metadata::jsonb, u.raw::jsonb, now(), now(), ${runId}, ${runId}
       from unnest(
@@ -65,11 +67,18 @@ export async function applyWritePlan(
         rotating = excluded.rotating, created_at = excluded.created_at,
         idle_expires_at = excluded.idle_expires_at, expires_at = excluded.expires_at,
         last_exchanged_at = excluded.last_exchanged_at, metadata = excluded.metadata, raw = excluded.raw,
-        last_seen_at = excluded.last_seen_at, last_seen_run_id = excluded.last_seen_run_id, deleted_at = null
+        last_changed_at = excluded.last_changed_at, last_changed_run_id = excluded.last_changed_run_id, deleted_at = null
+      -- The planner sends only changed tokens; this guard keeps a replayed plan from rewriting them.
+      where (t.user_id, t.client_id, t.session_id, t.rotating, t.created_at, t.idle_expires_at, t.expires_at,
+             t.last_exchanged_at, t.metadata, t.raw, t.deleted_at)
+        is distinct from (excluded.user_id, excluded.client_id, excluded.session_id, excluded.rotating,
+             excluded.created_at, excluded.idle_expires_at, excluded.expires_at, excluded.last_exchanged_at,
+             excluded.metadata, excluded.raw, null::timestamptz)
       returning 1
     ),
     dropped_devices as (
-      -- A device row only where the latest listing gave a device.
+      -- A device row only where the latest listing gave a device. Only the planned (changed)
+      -- tokens are looked at: an unchanged token's raw, and so its device, is as stored.
       delete from auth0.refresh_token_devices
       where token_id = any(${tokenIds}::text[]) and not token_id = any(${col(devices, 'token_id')}::text[])
       returning 1
@@ -109,7 +118,7 @@ export async function applyWritePlan(
       returning 1
     ),
     deleted_tokens as (
-      update auth0.refresh_tokens set deleted_at = now()
+      update auth0.refresh_tokens set deleted_at = now(), last_changed_at = now(), last_changed_run_id = ${runId}
       where id = any(${plan.deletedIds}::text[]) and deleted_at is null
       returning 1
     ),
@@ -128,7 +137,7 @@ export async function applyWritePlan(
       from unnest(
         ${outcomes.map((o) => o.userId)}::text[], ${outcomes.map((o) => o.status)}::text[],
         ${outcomes.map(tokenCount)}::int[], ${outcomes.map((o) => (o.status === 'failed' ? o.code : null))}::text[],
-        ${outcomes.map((o) => (o.status === 'failed' ? withoutNul(o.message) : null))}::text[]
+        ${outcomes.map((o) => (o.status === 'failed' ? toSafeText(o.message) : null))}::text[]
       ) as u(user_id, status, token_count, error_code, error)
       on conflict (user_id) do update set
         status = excluded.status, last_attempt_at = excluded.last_attempt_at,
@@ -159,10 +168,6 @@ function tokenCount(outcome: UserOutcome): number | null {
   return outcome.status === 'not_found' ? 0 : null;
 }
 
-/** PostgreSQL text cannot hold U+0000, and an error message may quote a value that has one. */
-function withoutNul(text: string): string {
-  return text.replaceAll('\u0000', '\\u0000');
-}
 
 function col<T, K extends keyof T>(rows: readonly T[], key: K): T[K][] {
   return rows.map((row) => row[key]);

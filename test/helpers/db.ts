@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -17,7 +17,7 @@ import { migrations } from '../../migrations/index.js';
 /** The server tests run against; CI and this machine have one on 127.0.0.1:5432. */
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 
-/** 'server' (PostgreSQL at ADMIN_URL) or 'embedded' (PGlite): decided by test/global-setup.ts. */
+/** 'server' (PostgreSQL at ADMIN_URL) or 'embedded' (PGlite): decided by test/global-setup.js. */
 export const TEST_DB_MODE = process.env.TEST_DB_MODE === 'embedded' ? 'embedded' : 'server';
 /** `it` for tests that need several processes on one database: skipped on the embedded fallback. */
 export const itServer = TEST_DB_MODE === 'server' ? it : it.skip;
@@ -50,19 +50,46 @@ function urlFor(name: string): string {
 }
 
 /**
+ * The name of a database migrated to the current migrations, made once per test run (the
+ * first Jest worker to need it creates it under an advisory lock; the others wait) and cloned
+ * by every test file: `create database … template …` copies files, far faster than migrating.
+ * The name carries a digest of the migration names, so a new migration makes a new template.
+ */
+async function migratedTemplate(): Promise<string> {
+  const digest = createHash('sha256').update(Object.keys(migrations).join('\n')).digest('hex').slice(0, 12);
+  const name = `rt_template_${digest}`;
+  await admin(async (client) => {
+    await client.query('select pg_advisory_lock(4242, 1)');
+    try {
+      const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
+      if (rowCount) return;
+      await client.query(`create database ${name}`);
+      const db = createDb(urlFor(name), { poolSize: 1 });
+      try {
+        const { error } = await migrateToLatest(db);
+        if (error) throw error;
+      } finally {
+        await db.destroy();
+      }
+      await client.query(`alter database ${name} with is_template true`);
+    } finally {
+      await client.query('select pg_advisory_unlock(4242, 1)');
+    }
+  });
+  return name;
+}
+
+/**
  * A fresh database of its own for one test file (so parallel Jest workers never share state),
- * migrated unless `migrate: false`.
+ * cloned from the migrated template unless `migrate: false` (then empty).
  */
 export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `rt_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   if (TEST_DB_MODE === 'embedded') return createEmbeddedTestDatabase(name);
-  await admin((client) => client.query(`create database ${name}`));
+  const template = (options.migrate ?? true) ? await migratedTemplate() : 'template0';
+  await admin((client) => client.query(`create database ${name} template ${template}`));
   const url = urlFor(name);
   const db = createDb(url, { poolSize: 4 });
-  if (options.migrate ?? true) {
-    const { error } = await migrateToLatest(db);
-    if (error) throw error;
-  }
   return {
     url,
     name,

@@ -66,8 +66,30 @@ describe('planWrites', () => {
     expect(plan.counts).toMatchObject(none);
     expect(plan.changes).toEqual([]);
     expect(plan.deletedIds).toEqual([]);
-    // The listed token is still written (its last_seen moves), just not counted.
-    expect(plan.tokens.map((t) => t.id)).toEqual([token.id]);
+    // Nor written: its row, device and resource servers stay as they are (issue #14).
+    expect(plan.tokens).toEqual([]);
+    expect(plan.devices).toEqual([]);
+    expect(plan.resourceServers).toEqual([]);
+  });
+
+  it('plans for writing only the new, changed and restored tokens, with their devices and resource servers', () => {
+    const servers = [{ audience: 'https://api/', scopes: 'read' }];
+    const same = apiToken(ALICE, 1, { resource_servers: servers });
+    const changed = apiToken(ALICE, 2, { resource_servers: servers });
+    const back = apiToken(ALICE, 3, { resource_servers: servers });
+    const added = apiToken(ALICE, 4, { resource_servers: servers });
+    const listing = [same, { ...changed, resource_servers: [{ audience: 'https://api/', scopes: 'read write' }] }, back, added];
+    const stored = [storedFrom(same), storedFrom(changed), storedFrom(back, { deleted_at: new Date('2026-11-01T00:00:00Z') })];
+    const plan = planWrites([synced(ALICE, listing)], stored);
+    const written = [changed.id, back.id, added.id];
+    expect(plan.tokens.map((t) => t.id)).toEqual(written);
+    expect(plan.devices.map((d) => d.token_id)).toEqual(written);
+    expect(plan.resourceServers.map((r) => [r.token_id, r.scopes])).toEqual([
+      [changed.id, 'read write'],
+      [back.id, 'read'],
+      [added.id, 'read'],
+    ]);
+    expect(plan.counts).toMatchObject({ added: 1, changed: 1, restored: 1, deleted: 0 });
   });
 
   it('counts a stored raw that differs only in key order (as jsonb returns it) as unchanged', () => {

@@ -71,8 +71,11 @@ describe('a run on a bad day', () => {
 
   it('renews an access token that expires or is revoked mid-run', async () => {
     const server = await tenantOf(60, { tokenLifetimeSeconds: 1, latencyMs: 30 });
+    let listCalls = 0;
     server.intercept((ctx) => {
-      if (ctx.count === 40) server.revokeAccessTokens();
+      // The 40th list call, not the 40th request: that one may be a token request, whose new
+      // token the revocation would then miss.
+      if (ctx.path === '/api/v2/refresh-tokens' && ++listCalls === 40) server.revokeAccessTokens();
       return undefined;
     });
     const result = await syncOnce({ SYNC_CONCURRENCY: '2' });

@@ -5,7 +5,7 @@ import { main } from '../../src/cli.js';
 import { createDb } from '../../src/db.js';
 import type { Database, SyncRunRow } from '../../src/database.js';
 import { createLogger } from '../../src/log.js';
-import { RunLockedError } from '../../src/run-lock.js';
+import { RUN_LOCK_KEY, RunLockedError } from '../../src/run-lock.js';
 import { emptyCounts, finishRun, startRun } from '../../src/runs.js';
 import { runSyncJob, type SyncJobOptions, type SyncJobResult } from '../../src/sync/run.js';
 import { captureIo, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
@@ -69,7 +69,7 @@ async function adminQuery<R extends pg.QueryResultRow>(text: string): Promise<R[
 }
 
 /** The session holding this database's run lock (pg_locks lists every database's locks). */
-const LOCK_HOLDER = `select pid from pg_locks where locktype = 'advisory' and classid = ${0x41_30_52_54} and objid = 1 and granted
+const LOCK_HOLDER = `select pid from pg_locks where locktype = 'advisory' and classid = ${RUN_LOCK_KEY.classId} and objid = ${RUN_LOCK_KEY.objectId} and granted
   and database = (select oid from pg_database where datname = current_database())`;
 
 const terminate = (where: string) =>

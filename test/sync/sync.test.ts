@@ -73,12 +73,15 @@ describe('sync, end to end', () => {
     const run = await lastRun();
     expect(run).toMatchObject({ status: 'succeeded', users_synced: 299, users_not_found: 1, tokens_deleted: 1 + tokensB.length });
 
-    expect(await tokenRow(revoked.id)).toMatchObject({ deleted_at: expect.any(Date), last_seen_run_id: firstRun.id });
+    // The deletion is a change: it writes the row.
+    expect(await tokenRow(revoked.id)).toMatchObject({ deleted_at: expect.any(Date), last_changed_run_id: run.id });
     for (const token of tokensB) expect((await tokenRow(token.id)).deleted_at).toBeInstanceOf(Date);
     expect(await stateOf(userB)).toMatchObject({ status: 'not_found', token_count: 0 });
     const changedRow = await tokenRow(changed.id);
-    expect(changedRow).toMatchObject({ first_seen_run_id: firstRun.id, last_seen_run_id: run.id, deleted_at: null });
-    expect(changedRow.first_seen_at.getTime()).toBeLessThan(changedRow.last_seen_at.getTime());
+    expect(changedRow).toMatchObject({ first_seen_run_id: firstRun.id, last_changed_run_id: run.id, deleted_at: null });
+    expect(changedRow.first_seen_at.getTime()).toBeLessThan(changedRow.last_changed_at.getTime());
+    // An unchanged token of a synced user is not rewritten.
+    expect(await tokenRow(tokensC[0]!.id)).toMatchObject({ first_seen_run_id: firstRun.id, last_changed_run_id: firstRun.id });
     expect(await tokenRow(added.id)).toMatchObject({ first_seen_run_id: run.id, deleted_at: null });
 
     // A token that comes back is live again; an unchanged user's rows are untouched but seen.

@@ -132,10 +132,15 @@ describe('AUTH0_TOKENS_ENDPOINT=auto (the default)', () => {
 
   it('still stops on a missing scope, which no route can cure', async () => {
     await tenant({ earlyAccess: false });
-    fake.intercept(() => ({
-      status: 403,
-      body: '{"statusCode":403,"error":"Forbidden","message":"Insufficient scope, expected any of: read:refresh_tokens","errorCode":"insufficient_scope"}',
-    }));
+    // The listing routes only: the token endpoint speaks OAuth, and only its status and `error` are read.
+    fake.intercept((ctx) =>
+      ctx.path.startsWith('/api/v2/')
+        ? {
+            status: 403,
+            body: '{"statusCode":403,"error":"Forbidden","message":"Insufficient scope, expected any of: read:refresh_tokens","errorCode":"insufficient_scope"}',
+          }
+        : undefined,
+    );
     const { code, switches, stderr } = await sync();
     expect(code).toBe(1);
     expect(switches).toEqual([]);

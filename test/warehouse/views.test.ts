@@ -82,7 +82,7 @@ const base = (f: Fixture): Insertable<RefreshTokensTable> => {
     idle_expires_at: at(20 * DAY),
     raw: JSON.stringify({ id: f.id }),
     first_seen_at: at(-DAY),
-    last_seen_at: at(-MINUTE),
+    last_changed_at: at(-MINUTE),
     ...token,
   };
 };
@@ -150,6 +150,16 @@ beforeAll(async () => {
     .insertInto('auth0.refresh_token_devices')
     .values(fixtures.filter((f) => f.device).map((f) => ({ token_id: f.id, ...f.device })))
     .execute();
+  // u1's listing was last confirmed complete a second ago; u3's last attempt failed after an
+  // older success; u2 and the others have no state row (loaded by hand).
+  await t.db
+    .insertInto('auth0.user_sync_state')
+    .values([
+      { user_id: 'u1', status: 'synced', last_attempt_at: at(-1000), last_success_at: at(-1000) },
+      { user_id: 'u3', status: 'failed', last_attempt_at: at(-1000), last_success_at: at(-HOUR), error_code: 'server_error' },
+      { user_id: 'u4', status: 'synced', last_attempt_at: at(-2000), last_success_at: at(-2000) },
+    ])
+    .execute();
 });
 afterAll(() => t.drop());
 
@@ -166,10 +176,24 @@ describe('auth0.active_refresh_tokens', () => {
     const token = await t.db.selectFrom('auth0.refresh_tokens').selectAll().where('id', '=', 's1').executeTakeFirstOrThrow();
     const tokenColumns = Object.keys(token);
     const deviceColumns = ['initial_ip', 'initial_asn', 'initial_user_agent', 'last_ip', 'last_asn', 'last_user_agent'];
-    expect(Object.keys(withDevice!)).toEqual([...tokenColumns, ...deviceColumns]);
+    expect(Object.keys(withDevice!)).toEqual([...tokenColumns, 'last_seen_at', ...deviceColumns]);
     expect(withDevice).toMatchObject({ id: 'l-both', user_id: 'u-victim', deleted_at: null, ...moved, initial_user_agent: null });
     expect(withoutDevice).toMatchObject({ id: 's1', user_id: 'u1', client_id: 'stats', rotating: true, raw: { id: 's1' } });
     for (const column of deviceColumns) expect(withoutDevice![column]).toBeNull();
+  });
+
+  it('says a live token was last seen at its user\'s last successful sync, not at its last change', async () => {
+    const rows = await sql<{ id: string; last_seen_at: Date; last_changed_at: Date }>`
+      select id, last_seen_at, last_changed_at from auth0.active_refresh_tokens
+      where id in ('s1', 's2', 's3', 'r1', 'r2') order by id`.execute(db);
+    expect(rows.rows).toEqual([
+      // u3's last attempt failed; its last success is older than the row: never earlier than its write.
+      { id: 'r1', last_seen_at: at(-MINUTE), last_changed_at: at(-MINUTE) },
+      { id: 'r2', last_seen_at: at(-2000), last_changed_at: at(-MINUTE) },
+      { id: 's1', last_seen_at: at(-1000), last_changed_at: at(-MINUTE) },
+      { id: 's2', last_seen_at: at(-1000), last_changed_at: at(-MINUTE) },
+      { id: 's3', last_seen_at: at(-MINUTE), last_changed_at: at(-MINUTE) }, // no state row: the last change
+    ]);
   });
 });
 
