@@ -12,7 +12,7 @@ export type SkipReason = 'overlap' | 'locked';
  */
 export interface WorkerMetrics {
   readonly registry: Registry;
-  /** A new run's baseline: later `addCounts` calls add only what grew since the last one. */
+  /** A new run's baseline: its `add` calls add only what grew since the last one. */
   startRun(): RunTally;
   /** A run ended (any status; a run that could not start counts as `failed`). */
   finishRun(status: Exclude<RunStatus, 'running'>, durationSeconds: number, finishedAt?: Date): void;

@@ -58,6 +58,8 @@ export interface NotifierOptions {
   retryDelayMs?: number;
   /** Per-try timeout, default 10 s. */
   timeoutMs?: number;
+  /** Once aborted (the worker is stopping), a notice gets no further try, so a stop stays short. */
+  stopSignal?: AbortSignal;
 }
 
 const MAX_ERROR_TEXT = 500;
@@ -78,7 +80,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
       methods: ['POST'],
       statusCodes: [408, 413, 429, 500, 502, 503, 504, 521, 522, 524],
       // A receiver's Retry-After is not waited for longer than our own backoff allows.
-      calculateDelay: ({ attemptCount, computedValue }) => (computedValue === 0 ? 0 : retryDelayMs * 2 ** (attemptCount - 1)),
+      calculateDelay: ({ attemptCount, computedValue }) =>
+        computedValue === 0 || options.stopSignal?.aborted ? 0 : retryDelayMs * 2 ** (attemptCount - 1),
     },
     hooks: {
       beforeRetry: [

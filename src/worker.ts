@@ -60,6 +60,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         job: syncRefreshTokensJob.name,
         tenant: new URL(config.auth0.baseUrl).hostname,
         redact: [config.auth0.clientSecret],
+        stopSignal,
         alerting: previous.lastRun?.status === 'failed' || previous.lastRun?.status === 'partial',
         ...options.notify,
       })
