@@ -19,7 +19,7 @@ import { isDatabaseUnavailable } from './warehouse/errors.js';
 import { runWorker } from './worker.js';
 
 /** Exit codes that alerting can tell apart. */
-export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4 } as const;
+export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, unreadable: 5 } as const;
 
 /** What main opens; tests pass their own database. */
 export interface Deps {
@@ -42,7 +42,8 @@ const USAGE = `usage:
       --timeout 30m               give up on an export job that has not completed by then
       --allow-mass-delete         confirm an import that marks more than SYNC_MAX_DELETE_RATIO removed
   npm run worker                  run the sync on SYNC_SCHEDULE until SIGTERM
-  npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial)
+  npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial,
+                                  5 if the database cannot be read or is not migrated)
   npm run demo                    migrate, sync a built-in sandbox tenant, print a short report`;
 
 /**
@@ -61,15 +62,8 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
         return await importUsersCommand(rest, env, io, deps);
       case 'worker':
         return await worker(env, io, deps);
-      case 'status': {
-        const config = loadDatabaseConfig(env);
-        return await withDatabase(config, 'status', io, deps, async ({ db }) => {
-          await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
-          const report = await readStatus(db, config.source);
-          for (const line of formatStatus(report)) io.stdout(line);
-          return statusExitCode(report);
-        });
-      }
+      case 'status':
+        return await status(env, io, deps);
       case 'demo':
         return await runDemo(env, io);
       default:
@@ -101,6 +95,27 @@ async function withDatabase(
     return await fn(database);
   } finally {
     await database.close();
+  }
+}
+
+/**
+ * `status` exits 1 and 2 for the last run only; a status that cannot be read at all (bad
+ * configuration, database unreachable or refusing, not migrated) exits 5, so alerting can tell
+ * "the sync is failing" from "cannot look".
+ */
+async function status(env: Env, io: Io, deps: Deps): Promise<number> {
+  try {
+    const config = loadDatabaseConfig(env);
+    return await withDatabase(config, 'status', io, deps, async ({ db }) => {
+      await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
+      const report = await readStatus(db, config.source);
+      for (const line of formatStatus(report)) io.stdout(line);
+      return statusExitCode(report);
+    });
+  } catch (error) {
+    if (error instanceof RunLockedError) throw error; // the embedded database is in use: exit 3 as everywhere
+    io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
+    return EXIT.unreadable;
   }
 }
 

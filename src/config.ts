@@ -50,6 +50,17 @@ export interface Config {
     /** Run one sync as soon as the worker starts. */
     readonly runOnStart: boolean;
   };
+  readonly monitoring: {
+    /** Port serving `/metrics` and `/healthz` (0: any free port, logged); undefined: no server. */
+    readonly metricsPort: number | undefined;
+    /** Address that server listens on, default 127.0.0.1. */
+    readonly metricsHost: string;
+    /**
+     * Where the worker POSTs a JSON notice when a run fails or is partial, and when runs recover.
+     * A Secret: a webhook URL (Slack's, say) is itself a credential.
+     */
+    readonly notifyWebhookUrl: Secret | undefined;
+  };
   readonly source: {
     /** Schema and table name, as PostgreSQL names them (quoted wherever they are used). */
     readonly table: readonly [schema: string, table: string];
@@ -265,6 +276,7 @@ export function loadConfig(env: Env): Config {
       deleteGuardMinUsers: int('SYNC_DELETE_GUARD_MIN', 50, 1, 1_000_000),
     },
     worker: readWorker(reader, bool),
+    monitoring: readMonitoring(reader),
     source,
   });
 }
@@ -283,6 +295,39 @@ function readWorker({ text, problems }: Reader, bool: (name: string, fallback: b
     problems.push(`SYNC_TIMEZONE must be an IANA time zone such as UTC or Europe/Paris (got "${timezone}")`);
   }
   return { schedule, timezone, runOnStart: bool('SYNC_RUN_ON_START', false) };
+}
+
+function readMonitoring({ text, int, problems }: Reader): Config['monitoring'] {
+  const metricsPort = text('METRICS_PORT', '') ? int('METRICS_PORT', 0, 0, 65_535) : undefined;
+  const metricsHost = text('METRICS_HOST', '127.0.0.1');
+  if (!/^[\w.:[\]-]+$/.test(metricsHost)) {
+    problems.push(`METRICS_HOST must be an address or host name such as 127.0.0.1 or 0.0.0.0 (got ${quoteValue(metricsHost)})`);
+  }
+  const raw = text('NOTIFY_WEBHOOK_URL', '');
+  return { metricsPort, metricsHost, notifyWebhookUrl: raw ? parseWebhookUrl(raw, problems) : undefined };
+}
+
+/**
+ * An https:// URL (plain http only for loopback hosts, like AUTH0_DOMAIN). Its value is never
+ * echoed: the path of a Slack webhook URL is a credential, and the URL may carry user:pass@.
+ */
+function parseWebhookUrl(raw: string, problems: string[]): Secret | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    problems.push('NOTIFY_WEBHOOK_URL must be an https:// URL (the value given is not a valid URL)');
+    return undefined;
+  }
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+    problems.push('NOTIFY_WEBHOOK_URL must use https:// (plain http:// is allowed only for 127.0.0.1, localhost and [::1])');
+    return undefined;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    problems.push(`NOTIFY_WEBHOOK_URL must be an https:// URL (got a ${quoteValue(url.protocol)} URL)`);
+    return undefined;
+  }
+  return new Secret(url.toString());
 }
 
 /**

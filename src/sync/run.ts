@@ -41,6 +41,8 @@ export interface SyncJobOptions {
   lockCheckEveryMs?: number;
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
+  /** Called with the run's counts so far at each progress line (the worker's metrics); must not throw. */
+  onProgress?: (counts: Readonly<RunCounts>) => void;
   auth0?: Auth0ClientOptions;
   /**
    * The route choice to use, kept across runs by a long-lived process (the worker) so `auto`
@@ -117,6 +119,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
     const seconds = (Date.now() - started) / 1000;
     logger.info('progress', { done, total: usersTotal, usersPerSecond: round(done / seconds), ...counts });
     if (runId !== undefined) recordRunProgress(db, runId, counts).catch(() => {}); // best effort; the final write reports errors
+    options.onProgress?.(counts);
   }, options.progressEveryMs ?? 5000);
   progress.unref();
 
