@@ -6,6 +6,7 @@ import { describeDryRun, SYNC_OPTIONS, toSyncRequest } from './cli/sync-args.js'
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
 import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
+import { dbCommand } from './embedded/serve-sql.js';
 import { ConfigError, SyncError } from './errors.js';
 import { importUsers } from './import-users.js';
 import { createLogger, type Logger } from './log.js';
@@ -44,7 +45,8 @@ const USAGE = `usage:
   npm run worker                  run the sync on SYNC_SCHEDULE until SIGTERM
   npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial,
                                   5 if the database cannot be read or is not migrated)
-  npm run demo                    migrate, sync a built-in sandbox tenant, print a short report`;
+  npm run demo                    migrate, sync a built-in sandbox tenant, print a short report
+  npm run db [-- --port N]        serve the embedded database to psql on 127.0.0.1 (PGLITE_PORT, default 5433)`;
 
 /**
  * The command line. Returns the exit code; prints one clear sentence (never a stack trace) for
@@ -66,6 +68,8 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
         return await status(env, io, deps);
       case 'demo':
         return await runDemo(env, io);
+      case 'db':
+        return await dbCommand(rest, env, io);
       default:
         io.stderr(command ? `Unknown command "${command}".\n${USAGE}` : USAGE);
         return EXIT.fatal;

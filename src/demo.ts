@@ -10,21 +10,6 @@ import { runSyncJob } from './sync/run.js';
 
 const DEMO_USERS = 500;
 
-const DAY = 86_400_000;
-
-/**
- * Dates around today, so the reporting views have something to show: created within the last
- * 300 days, last used within the last 40, idle expiry 30 days after that, absolute after a year.
- */
-function recentDates(id: string, salt: number): Record<string, string> {
-  const n = [...id].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, salt);
-  const now = Date.now();
-  const created = now - (1 + (n % 300)) * DAY;
-  const exchanged = Math.max(created, now - ((n >>> 9) % 40) * DAY - ((n >>> 3) % 1000) * 60_000);
-  const iso = (ms: number) => new Date(ms).toISOString();
-  return { created_at: iso(created), last_exchanged_at: iso(exchanged), idle_expires_at: iso(exchanged + 30 * DAY), expires_at: iso(created + 365 * DAY) };
-}
-
 /**
  * `npm run demo`: the whole product on a fresh machine with nothing else installed. It serves
  * a built-in Auth0-compatible sandbox tenant (generated users and tokens) on 127.0.0.1, opens
@@ -34,8 +19,8 @@ function recentDates(id: string, salt: number): Record<string, string> {
  * short report from the reporting views and the change history.
  */
 export async function runDemo(env: Env, io: Io): Promise<number> {
-  const tenant = generateTenant({ users: DEMO_USERS, manyTokensEvery: 100, seed: 42 });
-  for (const tokens of tenant.values()) tokens.forEach((token, i) => Object.assign(token, recentDates(String(token.id), i)));
+  // Dates around today, so the reporting views have something to show.
+  const tenant = generateTenant({ users: DEMO_USERS, manyTokensEvery: 100, seed: 42, datesAround: Date.now() });
   const fake = await startFakeAuth0();
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
   const config = loadConfig({
@@ -44,6 +29,8 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     AUTH0_DOMAIN: fake.url,
     AUTH0_CLIENT_ID: 'test-client',
     AUTH0_CLIENT_SECRET: 'test-secret', // the sandbox's own, not a secret
+    // The second sync revokes and deletes on purpose, more than the default guard lets through.
+    SYNC_MAX_DELETE_RATIO: '1',
   });
   io.stdout(`Sandbox Auth0 tenant at ${fake.url}: ${DEMO_USERS} users, ${[...tenant.values()].flat().length} refresh tokens.`);
   const database = await openDatabase(config, { command: 'demo', notice: () => {} });
@@ -92,7 +79,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     `.execute(db);
     io.stdout(`Change history (auth0.refresh_token_changes): ${history.rows.map((r) => `${r.n} ${r.change}`).join(', ')}`);
     io.stdout('');
-    io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run status, or point DATABASE_URL at a server and run npm run sync.`);
+    io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run db, then the psql command it prints; npm run status; or point DATABASE_URL at a server and run npm run sync.`);
     return first === 'succeeded' && second === 'succeeded' ? 0 : 2;
   } finally {
     await database.close();
