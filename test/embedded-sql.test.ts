@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { acquireDirLock } from '../src/embedded/dir-lock.js';
 import { dbCommand, serveEmbeddedDatabase } from '../src/embedded/serve-sql.js';
 import { RunLockedError } from '../src/run-lock.js';
 import { captureIo } from './helpers/db.js';
-import { startCli } from './helpers/cli.js';
+import { ROOT, startCli } from './helpers/cli.js';
 import { generateTenant, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 
 const PSQL = ['/usr/bin/psql', '/usr/local/bin/psql'].find((p) => existsSync(p));
@@ -67,6 +67,13 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
       // The README's reporting views answer too.
       const perClient = await query<{ active_tokens: number }>(url, 'select active_tokens::int from auth0.refresh_tokens_per_client');
       expect(perClient.reduce((sum, r) => sum + r.active_tokens, 0)).toBe(liveTokens);
+
+      // Every query of the README's Reporting section runs through it.
+      const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+      const reporting = readme.slice(readme.indexOf('\n## Reporting\n'), readme.indexOf('\n## Change history\n'));
+      const queries = [...reporting.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);
+      expect(queries.length).toBeGreaterThanOrEqual(4);
+      for (const text of queries) await expect(query(url, text)).resolves.toEqual(expect.any(Array));
 
       // The job cannot open the directory meanwhile: the lock admits one process.
       expect(() => acquireDirLock(dataDir, 'sync')).toThrow(RunLockedError);
