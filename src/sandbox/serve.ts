@@ -21,7 +21,7 @@
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { generateTenant, makeToken, recentDates, startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
+import { aroundNow, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
 
 function numberOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max = Infinity): number {
   const raw = values[name];
@@ -163,7 +163,7 @@ function changeUsers(fake: FakeAuth0, percent: number, round: number, now?: numb
     });
     if (next.length >= 2) next.pop();
     const token = makeToken(userId, 100_000 + round);
-    next.push(now === undefined ? token : { ...token, ...recentDates(String(token.id), round, now), created_at: new Date(now).toISOString() });
+    next.push(now === undefined ? token : { ...aroundNow(token, round, now), created_at: new Date(now).toISOString() });
     fake.setUser(userId, next);
     changed += 1;
   }
