@@ -15,7 +15,7 @@ import { formatStatus, readStatus, statusExitCode } from './status.js';
 import { followLogs } from './sync/follow-logs.js';
 import { runSyncJob, type SyncJobResult } from './sync/run.js';
 import { processIo, type Io } from './io.js';
-import { isDatabaseUnavailable } from './warehouse/errors.js';
+import { isDatabaseRefusingUs, isDatabaseUnavailable } from './pg-errors.js';
 import { runWorker } from './worker.js';
 
 /** Exit codes that alerting can tell apart. */
@@ -244,10 +244,8 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
 /** `[code]: one sentence` for people, with the stable code where there is one. */
 function describeFatal(error: unknown): string {
   if (error instanceof SyncError) return `[${error.code}]: ${error.message}`;
-  const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  // Unreachable, or reachable but refusing these credentials (28xxx) or this database (3D000).
-  if (isDatabaseUnavailable(error) || (typeof code === 'string' && /^(28|3D)/.test(code))) {
+  if (isDatabaseUnavailable(error) || isDatabaseRefusingUs(error)) {
     return `[database_unavailable]: cannot use DATABASE_URL: ${message}`;
   }
   // parseArgs errors and the like: the message says what to fix.

@@ -26,6 +26,10 @@ export class RunLockLostError extends SyncError {
   constructor(detail: string) {
     super('run_lock_lost', `The database connection holding the run lock was lost; ${detail}`);
   }
+  /** Another run may be writing now: not one more row. */
+  override get fatal(): boolean {
+    return true;
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { Auth0Error } from '../auth0/errors.js';
 import { fetchAllRefreshTokens } from '../auth0/refresh-tokens.js';
 import type { Config } from '../config.js';
 import type { Database } from '../database.js';
-import { errorCode, toError } from '../errors.js';
+import { errorCode, isFatal, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RunLease } from '../run-lock.js';
 import type { RunCounts } from '../runs.js';
@@ -117,8 +117,8 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
           endpoints.confirm(endpoint);
           return { status: 'not_found', userId };
         }
-        if (error instanceof Auth0Error && error.fatal) {
-          stop(error);
+        if (isFatal(error)) {
+          stop(toError(error));
           return undefined;
         }
         return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
