@@ -52,8 +52,8 @@ export interface RunLease {
 }
 
 export interface RunLockOptions {
-  /** False on the embedded database: one process owns its directory, there is no one to fence. */
-  advisory?: boolean;
+  /** True on the embedded database: one process owns its directory, there is no one to fence. */
+  ownsDatabase?: boolean;
   logger?: Logger;
   /** How often the lock's connection is checked between writes, default 1 s. */
   checkEveryMs?: number;
@@ -75,7 +75,7 @@ export async function withRunLock<T>(
 ): Promise<T> {
   // The embedded database has one connection and one process (its directory lock): holding
   // a connection for the lock would starve the run, and there is no one to exclude.
-  if (options.advisory === false) {
+  if (options.ownsDatabase) {
     await markAbandonedRuns(db);
     return fn(undefined);
   }

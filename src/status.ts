@@ -4,7 +4,7 @@ import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js'
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
 import { MISSING_OBJECT, sqlState } from './pg-errors.js';
-import type { RunCounts } from './runs.js';
+import type { RunCounts } from './run-records.js';
 import { countUserIds, notRemoved } from './source/user-ids.js';
 import { capText, stripControlCharacters } from './upstream-text.js';
 

@@ -3,7 +3,7 @@ import type { Database } from '../database.js';
 import { errorCode, isFatal, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RunLease } from '../run-lock.js';
-import type { RunCounts } from '../runs.js';
+import type { RunCounts } from '../run-records.js';
 import { isConnectionLost, isDatabaseUnavailable } from '../pg-errors.js';
 import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';

@@ -175,7 +175,7 @@ async function createEmbeddedTestDatabase(name: string): Promise<TestDatabase> {
 
 /** For `main(argv, env, io, cliDeps(t))`: the command uses the test's database and leaves it open. */
 export function cliDeps(t: TestDatabase): Deps {
-  return { openDatabase: async () => ({ db: t.db, embedded: t.embedded, close: async () => {} }) };
+  return { openDatabase: async () => ({ db: t.db, ownsDatabase: t.embedded, close: async () => {} }) };
 }
 
 /** The source settings for a table and column, as loadDatabaseConfig parses them. */
