@@ -14,8 +14,9 @@ export interface PruneResult {
  *
  * - Change rows: for every token live at some moment of the window (`deleted_at` null or
  *   inside it), its latest `deleted` / `restored` row before the window is kept: the state the
- *   token was in when the window opened. With it `auth0.refresh_tokens_as_of` stays exact for
- *   every moment inside the window. Tokens themselves (`first_seen_at`, `deleted_at`) are never
+ *   token was in when the window opened (a `deleted` one is what says a token restored since
+ *   was deleted then; a `restored` one is its `live_since`). With it
+ *   `auth0.refresh_tokens_as_of` stays exact for every moment inside the window. Tokens themselves (`first_seen_at`, `deleted_at`) are never
  *   pruned, so before the window as-of only loses the deleted spells of tokens deleted and
  *   restored before it.
  * - Runs: never `running` ones, the last succeeded one (the worker reads it at start), nor any
@@ -47,7 +48,10 @@ export async function pruneHistory(db: Kysely<Database>, days: number): Promise<
       delete from auth0.sync_runs r
       where r.started_at < ${cutoff}
         and r.status <> 'running'
-        and r.id <> coalesce((select max(s.id) from auth0.sync_runs s where s.status = 'succeeded'), -1)
+        and r.id is distinct from (
+          select s.id from auth0.sync_runs s where s.status = 'succeeded'
+          order by s.finished_at desc nulls last, s.id desc limit 1
+        )
         and not exists (select 1 from auth0.refresh_tokens t where t.first_seen_run_id = r.id)
         and not exists (select 1 from auth0.refresh_tokens t where t.last_changed_run_id = r.id)
         and not exists (select 1 from auth0.user_sync_state s where s.last_run_id = r.id)
