@@ -94,31 +94,3 @@ describe('auth0.recent_token_changes', () => {
     ]);
   });
 });
-
-describe('schema docs', () => {
-  it('comments every table, view and column of schema auth0 (kysely_migration* aside)', async () => {
-    const { rows: columns } = await sql<{ name: string }>`
-      select c.table_name || '.' || c.column_name as name
-      from information_schema.columns c
-      where c.table_schema = 'auth0' and c.table_name not like 'kysely_migration%'
-        and coalesce(col_description(format('%I.%I', c.table_schema, c.table_name)::regclass, c.ordinal_position), '') = ''
-      order by 1`.execute(t.db);
-    expect(columns.map((c) => c.name)).toEqual([]);
-    const { rows: relations } = await sql<{ name: string }>`
-      select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'auth0' and c.relkind in ('r', 'v', 'm', 'p') and c.relname not like 'kysely_migration%'
-        and coalesce(obj_description(c.oid, 'pg_class'), '') = ''
-      order by 1`.execute(t.db);
-    expect(relations.map((r) => r.name)).toEqual([]);
-    const { rows: functions } = await sql<{ name: string }>`
-      select p.proname as name from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-      where n.nspname = 'auth0' and coalesce(obj_description(p.oid, 'pg_proc'), '') = ''`.execute(t.db);
-    expect(functions).toEqual([]);
-  });
-
-  it('counts the columns it checks (the query above sees the schema)', async () => {
-    const { rows } = await sql<{ n: number }>`
-      select count(*)::int as n from information_schema.columns where table_schema = 'auth0' and table_name = 'recent_token_changes'`.execute(t.db);
-    expect(rows[0]?.n).toBe(10);
-  });
-});
