@@ -49,6 +49,11 @@ export interface Config {
     readonly timezone: string;
     /** Run one sync as soon as the worker starts. */
     readonly runOnStart: boolean;
+    /**
+     * `SYNC_HISTORY_DAYS`: after each scheduled run the worker prunes runs and change rows older
+     * than this many days (src/warehouse/history-retention.ts); undefined keeps everything.
+     */
+    readonly historyDays: number | undefined;
   };
   readonly monitoring: {
     /** Port serving `/metrics` and `/healthz` (0: any free port, logged); undefined: no server. */
@@ -275,7 +280,10 @@ export function loadConfig(env: Env): Config {
       maxDeleteRatio: ratio('SYNC_MAX_DELETE_RATIO', 0.2),
       deleteGuardMinUsers: int('SYNC_DELETE_GUARD_MIN', 50, 1, 1_000_000),
     },
-    worker: readWorker(reader, bool),
+    worker: {
+      ...readWorker(reader, bool),
+      historyDays: env.SYNC_HISTORY_DAYS?.trim() ? int('SYNC_HISTORY_DAYS', 0, 1, 36_500) : undefined,
+    },
     monitoring: readMonitoring(reader),
     source,
   });
@@ -283,7 +291,7 @@ export function loadConfig(env: Env): Config {
 
 const DEFAULT_SCHEDULE = '0 * * * *';
 
-function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Config['worker'] {
+function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Omit<Config['worker'], 'historyDays'> {
   const schedule = text('SYNC_SCHEDULE', DEFAULT_SCHEDULE);
   if (!cron.validate(schedule)) {
     problems.push(`SYNC_SCHEDULE must be a cron expression such as "0 * * * *" (hourly) (got "${schedule}")`);

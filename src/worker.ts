@@ -14,6 +14,7 @@ import { emptyCounts } from './run-records.js';
 import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/job.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
 import { toSafeText } from './upstream-text.js';
+import { pruneHistory } from './warehouse/history-retention.js';
 
 export interface WorkerOptions {
   config: Config;
@@ -101,6 +102,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       try {
         const outcome = await runOnce();
         if (outcome) await recordOutcome(outcome);
+        if (config.worker.historyDays !== undefined) await pruneHistoryLogged(db, config.worker.historyDays, logger);
       } finally {
         current = undefined;
         if (!stopSignal.aborted) logNext();
@@ -246,4 +248,14 @@ async function readFirstUserError(db: Kysely<Database>, runId: number): Promise<
     .limit(1)
     .executeTakeFirst();
   return row?.error ? { error: row.error, errorCode: row.error_code ?? undefined } : undefined;
+}
+
+/** SYNC_HISTORY_DAYS after a run: a failure is logged, never stops the schedule. */
+async function pruneHistoryLogged(db: Kysely<Database>, days: number, logger: Logger): Promise<void> {
+  try {
+    const result = await pruneHistory(db, days);
+    logger.info('history pruned', { days, cutoff: result.cutoff.toISOString(), changesDeleted: result.changesDeleted, runsDeleted: result.runsDeleted });
+  } catch (error) {
+    logger.error('history pruning failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
+  }
 }
