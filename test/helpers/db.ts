@@ -142,7 +142,7 @@ export function captureIo() {
  * (a new PGlite runs initdb: seconds) and copied for each test file (a fraction of a second).
  */
 async function embeddedTemplate(): Promise<string> {
-  const dir = path.join(os.tmpdir(), `rt-pglite-template-${process.pid}-${Object.keys(migrations).length}`);
+  const dir = path.join(os.tmpdir(), `rt-pglite-template-${process.env.TEST_RUN_ID ?? 0}-${process.pid}-${Object.keys(migrations).length}`);
   if (existsSync(path.join(dir, 'PG_VERSION'))) return dir;
   await rm(dir, { recursive: true, force: true });
   const embedded = await openEmbeddedDatabase(dir, 'test template');
