@@ -139,9 +139,9 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
 }
 
 /** The logger for a command: `LOG_FORMAT`, else pretty on a terminal and JSON lines otherwise. */
-function commandLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, io: Io): Logger {
+function commandLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, io: Io, write: (line: string) => void = io.stdout): Logger {
   const format = config.logFormat ?? (io.stdoutIsTTY ? 'pretty' : 'json');
-  return createLogger({ level: config.logLevel, format, write: io.stdout });
+  return createLogger({ level: config.logLevel, format, write });
 }
 
 /** Open the database (a server, or the embedded one), run `fn`, and always close it. */
@@ -207,9 +207,12 @@ async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
 async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
   const request = await toSyncRequest(flags, config);
-  const logger = commandLogger(config, io);
-  // A bar on a terminal; JSON progress lines elsewhere (and for a dry run's short passes too).
+  // A bar on stderr when both streams are a terminal; `progress` log lines otherwise.
   const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs ? createProgressBar() : undefined;
+  const logger = commandLogger(config, io, progressDisplay && ((line) => {
+      progressDisplay.clearLine();
+      io.stdout(line);
+    }));
   return withDatabase(config, 'sync', io, deps, async ({ db, embedded }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {

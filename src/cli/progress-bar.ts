@@ -6,7 +6,7 @@ import type { RunProgress, ProgressDisplay } from '../sync/run.js';
  * The terminal's view of a sync (stderr, only when it is a terminal): users done of total, the
  * rate and the ETA. The JSON `progress` log lines carry the same numbers for machines.
  */
-export function createProgressBar(stream: NodeJS.WritableStream = process.stderr): ProgressDisplay {
+export function createProgressBar(stream: NodeJS.WritableStream = process.stderr): ProgressDisplay & { clearLine(): void } {
   const bar = new SingleBar({
     stream,
     format: 'users {bar} {value}/{total} | {rate}/s | ETA {etaText}',
@@ -14,6 +14,9 @@ export function createProgressBar(stream: NodeJS.WritableStream = process.stderr
     clearOnComplete: true,
     // Our own ETA (from the run's rate) replaces cli-progress's, which needs a steady update pace.
     etaBuffer: 1,
+    // Redraw every frame, so the bar comes back at once below a log line written over it.
+    forceRedraw: true,
+    fps: 4,
   });
   let started = false;
   return {
@@ -33,6 +36,11 @@ export function createProgressBar(stream: NodeJS.WritableStream = process.stderr
     },
     stop() {
       if (started) bar.stop();
+      started = false;
+    },
+    /** Before a log line goes to the same terminal: wipe the bar's line so the text starts clean. */
+    clearLine() {
+      if (started) stream.write('\r\u001b[2K');
     },
   };
 }
