@@ -327,7 +327,7 @@ function describeFatal(error: unknown): string {
   if (isDatabaseUnavailable(error) || (typeof code === 'string' && /^(28|3D)/.test(code))) {
     return `[database_unavailable]: cannot use DATABASE_URL: ${message}`;
   }
-  // parseArgs errors and the like: the message says what to fix.
+  // Anything else: the message says what to fix.
   return `: ${message}`;
 }
 
