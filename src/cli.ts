@@ -14,9 +14,9 @@ import { assertMigrated, listMigrations, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
 import { formatStatus, readStatus, statusExitCode, toStatusJson } from './status.js';
 import { followLogs } from './sync/follow-logs.js';
-import { runSyncJob, type SyncJobResult } from './sync/run.js';
+import { runSyncJob, type SyncJobResult } from './sync/job.js';
 import { processIo, type Io } from './io.js';
-import { isDatabaseUnavailable } from './warehouse/errors.js';
+import { isDatabaseRefusingUs, isDatabaseUnavailable } from './pg-errors.js';
 import { VERSION } from './version.js';
 import { runWorker } from './worker.js';
 
@@ -213,11 +213,11 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
       progressDisplay.clearLine();
       io.stdout(line);
     }));
-  return withDatabase(config, 'sync', io, deps, async ({ db, embedded }) => {
+  return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
-      if (request.fromLogs) return await fromLogs(config, db, logger, io, { exclusive: embedded, stopSignal: stop.signal, allowMassDelete: request.allowMassDelete });
-      const result = await runSyncJob({ config, db, logger, ...request, exclusive: embedded, stopSignal: stop.signal, progressDisplay });
+      if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal: stop.signal, allowMassDelete: request.allowMassDelete });
+      const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal: stop.signal, progressDisplay });
       if (request.dryRun) io.stdout(describeDryRun(result));
       return exitCodeFor(result, io);
     } finally {
@@ -243,7 +243,7 @@ async function fromLogs(
   db: OpenDatabase['db'],
   logger: Logger,
   io: Io,
-  options: { exclusive: boolean; stopSignal: AbortSignal; allowMassDelete: boolean },
+  options: { ownsDatabase: boolean; stopSignal: AbortSignal; allowMassDelete: boolean },
 ): Promise<number> {
   const result = await followLogs({ config, db, logger, ...options });
   if (result.outcome === 'off') {
@@ -260,10 +260,10 @@ async function fromLogs(
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
   const logger = commandLogger(config, io);
-  return withDatabase(config, 'worker', io, deps, async ({ db, embedded }) => {
+  return withDatabase(config, 'worker', io, deps, async ({ db, ownsDatabase }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
-      await runWorker({ config, db, logger, stopSignal: stop.signal, runOptions: { exclusive: embedded } });
+      await runWorker({ config, db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase } });
       return EXIT.ok;
     } finally {
       stop.dispose();
@@ -321,10 +321,8 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
 /** `[code]: one sentence` for people, with the stable code where there is one. */
 function describeFatal(error: unknown): string {
   if (error instanceof SyncError) return `[${error.code}]: ${error.message}`;
-  const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  // Unreachable, or reachable but refusing these credentials (28xxx) or this database (3D000).
-  if (isDatabaseUnavailable(error) || (typeof code === 'string' && /^(28|3D)/.test(code))) {
+  if (isDatabaseUnavailable(error) || isDatabaseRefusingUs(error)) {
     return `[database_unavailable]: cannot use DATABASE_URL: ${message}`;
   }
   // Anything else: the message says what to fix.

@@ -6,7 +6,7 @@ import { formatDuration } from './duration.js';
 import { createLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
 import { generateTenant, startFakeAuth0 } from './sandbox/auth0-server.js';
-import { runSyncJob } from './sync/run.js';
+import { runSyncJob } from './sync/job.js';
 
 const DEMO_USERS = 500;
 
@@ -57,7 +57,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     const logger = createLogger({ level: config.logLevel, format: config.logFormat ?? (io.stdoutIsTTY ? 'pretty' : 'json'), write: io.stdout });
     const run = async (label: string) => {
       const started = Date.now();
-      const result = await runSyncJob({ config, db, logger, trigger: 'manual', exclusive: true });
+      const result = await runSyncJob({ config, db, logger, trigger: 'manual', ownsDatabase: true });
       const c = result.counts;
       io.stdout(
         `${label}: run ${result.runId} ${result.status} in ${formatDuration(Date.now() - started)}: ${c.usersSynced} users synced, ` +

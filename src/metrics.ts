@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RunStatus } from './database.js';
-import { emptyCounts, type RunCounts } from './runs.js';
+import { emptyCounts, type RunCounts } from './run-records.js';
 
 /** Why a scheduled tick did not start a run. */
 export type SkipReason = 'overlap' | 'locked';

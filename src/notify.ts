@@ -1,7 +1,7 @@
 import got, { HTTPError, RequestError } from 'got';
 import type { RunStatus } from './database.js';
 import type { Logger } from './log.js';
-import type { RunCounts } from './runs.js';
+import type { RunCounts } from './run-records.js';
 import type { Secret } from './secret.js';
 import { toSafeText } from './upstream-text.js';
 

@@ -10,8 +10,8 @@ import { assertMigrated } from './migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.js';
 import { RunLockedError } from './run-lock.js';
-import { emptyCounts } from './runs.js';
-import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/run.js';
+import { emptyCounts } from './run-records.js';
+import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/job.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
 import { toSafeText } from './upstream-text.js';
 
@@ -21,7 +21,7 @@ export interface WorkerOptions {
   logger: Logger;
   /** Aborting it stops the schedule and lets a run in progress stop gracefully. */
   stopSignal: AbortSignal;
-  /** Passed to every run (tests use it for an exclusive embedded database or fast backoff). */
+  /** Passed to every run (tests use it for an embedded database this process owns, or fast backoff). */
   runOptions?: Partial<SyncJobOptions>;
   /** Delivery settings of NOTIFY_WEBHOOK_URL notices (tests shorten the retry delay). */
   notify?: Pick<NotifierOptions, 'tries' | 'retryDelayMs' | 'timeoutMs'>;

@@ -54,7 +54,7 @@ function startWorker(extra: Record<string, string>, runOptions = {}) {
     db: t.db,
     logger,
     stopSignal: stop.signal,
-    runOptions: { exclusive: t.embedded, ...runOptions },
+    runOptions: { ownsDatabase: t.embedded, ...runOptions },
     notify: { retryDelayMs: 20 },
   });
   const log = (msg: string) => until(`log "${msg}"`, () => lines.find((l) => l.msg === msg));

@@ -4,6 +4,7 @@ import got, { RequestError, type CancelableRequest, type Got, type Progress, typ
 import type { Config } from '../config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { rememberSecret, toSafeText } from '../upstream-text.js';
+import { isFatal } from '../errors.js';
 import { Auth0Error, errorForStatus, tokenEndpointError } from './errors.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 
@@ -185,7 +186,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
       }),
     ).catch((error: unknown) => {
       // A token endpoint that keeps failing, answers too much or answers garbage dooms every user.
-      throw error instanceof Auth0Error && !error.fatal ? tokenUnavailable(error) : error;
+      throw error instanceof Auth0Error && !isFatal(error) ? tokenUnavailable(error) : error;
     });
     let body: Record<string, unknown>;
     try {

@@ -7,12 +7,12 @@ import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
 import { RunLockLostError, withRunLock, type RunLease } from '../run-lock.js';
-import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
+import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../run-records.js';
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
 import { describeCrossing, MassDeleteError } from './delete-guard.js';
-import { runSync } from './pipeline.js';
+import { syncUsers } from './pipeline.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
 /** Where a run stands; `etaSeconds` is null until the rate and the total are known. */
@@ -43,8 +43,8 @@ export interface SyncJobOptions {
   budget?: RunBudget;
   /** Fetch and compare only: no lock, no run row, no user state, no warehouse write. */
   dryRun?: boolean;
-  /** This process has the database to itself (the embedded one): no advisory lock needed. */
-  exclusive?: boolean;
+  /** This process owns the database (the embedded one, under its directory lock): no run lock needed. */
+  ownsDatabase?: boolean;
   /** Confirmed by the operator (`--allow-mass-delete`): no deletion guard for this run. */
   allowMassDelete?: boolean;
   /** Recorded in sync_runs.args. */
@@ -98,7 +98,7 @@ export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult
   return options.dryRun
     ? runOnce(options, undefined)
     : withRunLock(options.db, (lease) => runOnce(options, lease), {
-        advisory: !options.exclusive,
+        ownsDatabase: options.ownsDatabase,
         logger: options.logger,
         checkEveryMs: options.lockCheckEveryMs,
       });
@@ -154,7 +154,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   let error: Error | undefined;
   try {
     if (runId !== undefined) await lease?.claim(runId);
-    const result = await runSync(
+    const result = await syncUsers(
       {
         db,
         client,
