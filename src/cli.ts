@@ -209,10 +209,13 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
   const request = await toSyncRequest(flags, config);
   // A bar on stderr when both streams are a terminal; `progress` log lines otherwise.
   const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs ? createProgressBar() : undefined;
-  const logger = commandLogger(config, io, progressDisplay && ((line) => {
-      progressDisplay.clearLine();
-      io.stdout(line);
-    }));
+  const write = progressDisplay
+    ? (line: string) => {
+        progressDisplay.clearLine(); // a log line starts on a clean line, the bar redraws below it
+        io.stdout(line);
+      }
+    : io.stdout;
+  const logger = commandLogger(config, io, write);
   return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
