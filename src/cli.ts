@@ -1,87 +1,153 @@
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { describeImport, IMPORT_USERS_OPTIONS, toImportRequest } from './cli/import-users-args.js';
-import { describeDryRun, SYNC_OPTIONS, toSyncRequest } from './cli/sync-args.js';
+import { Command, CommanderError } from 'commander';
+import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './cli/import-users-args.js';
+import { createProgressBar } from './cli/progress-bar.js';
+import { describeDryRun, syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
 import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
 import { dbCommand } from './embedded/serve-sql.js';
-import { ConfigError, SyncError } from './errors.js';
+import { ConfigError, SyncError, UsageError } from './errors.js';
 import { importUsers } from './import-users.js';
 import { createLogger, type Logger } from './log.js';
-import { assertMigrated, migrateToLatest } from './migrate.js';
+import { assertMigrated, listMigrations, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
-import { formatStatus, readStatus, statusExitCode } from './status.js';
+import { formatStatus, readStatus, statusExitCode, toStatusJson } from './status.js';
 import { followLogs } from './sync/follow-logs.js';
 import { runSyncJob, type SyncJobResult } from './sync/job.js';
 import { processIo, type Io } from './io.js';
 import { isDatabaseRefusingUs, isDatabaseUnavailable } from './pg-errors.js';
+import { VERSION } from './version.js';
 import { runWorker } from './worker.js';
 
-/** Exit codes that alerting can tell apart. */
-export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, unreadable: 5 } as const;
+/** Exit codes that alerting can tell apart; `usage` is sysexits' EX_USAGE (a wrong command, flag or value). */
+export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, unreadable: 5, usage: 64 } as const;
 
 /** What main opens; tests pass their own database. */
 export interface Deps {
   openDatabase: (config: DatabaseConfig, options: { poolSize?: number; command: string; notice: (line: string) => void }) => Promise<OpenDatabase>;
 }
 
-const USAGE = `usage:
-  npm run migrate                 apply pending migrations
-  npm run sync [-- flags]         sync every source user once; flags:
-      --user ID (repeatable)      just these users       --users-file PATH|-   the IDs in a file, one per line
-      --only-failed               users whose last sync failed
-      --stale 24h|2026-11-01      users not synced successfully since then
-      --max-users N, --max-duration 30m   a budget (stalest users first)
-      --dry-run                   fetch and compare; write nothing
-      --allow-mass-delete         confirm a run that marks more than SYNC_MAX_DELETE_RATIO deleted
-      --from-logs                 follow the tenant logs from the stored checkpoint; sync the users they name
-  npm run import-users [-- flags]  export the tenant's users into auth0.users; flags:
-      --connection con_ID         only this connection (removals only among its users)
-      --dry-run                   print what would be added and removed; write nothing
-      --timeout 30m               give up on an export job that has not completed by then
-      --allow-mass-delete         confirm an import that marks more than SYNC_MAX_DELETE_RATIO removed
-  npm run worker                  run the sync on SYNC_SCHEDULE until SIGTERM
-  npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial,
-                                  5 if the database cannot be read or is not migrated)
-  npm run demo                    migrate, sync a built-in sandbox tenant, print a short report
-  npm run db [-- --port N]        serve the embedded database to psql on 127.0.0.1 (PGLITE_PORT, default 5433)`;
+/** One command's handler: the parsed options in, the exit code out. */
+type Handler<Flags> = (flags: Flags) => Promise<number>;
+
+/**
+ * The commands, their flags and their help, in one place: commander parses from these
+ * definitions and prints `--help` from them, so the two cannot drift apart.
+ */
+function createProgram(
+  io: Io,
+  handlers: {
+    migrate: Handler<{ list?: boolean }>;
+    sync: Handler<SyncFlags>;
+    importUsers: Handler<ImportUsersFlags>;
+    worker: Handler<Record<string, never>>;
+    status: Handler<{ json?: boolean }>;
+    demo: Handler<Record<string, never>>;
+    db: Handler<{ port?: string }>;
+  },
+  done: (code: number) => void,
+): Command {
+  const program = new Command('auth0-refresh-token-sync')
+    .description('Sync Auth0 refresh tokens into a normalized PostgreSQL warehouse.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'print help for a command')
+    .helpCommand('help [command]', 'print help for a command')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout(text.replace(/\n$/, '')),
+      writeErr: (text) => io.stderr(text.replace(/\n$/, '')),
+      outputError: (text, write) => write(text),
+    })
+    .addHelpText(
+      'after',
+      `
+Through npm, put the flags after --: npm run -s sync -- --dry-run (-s drops npm's banner).
+Exit codes: 0 ok, 1 fatal, 2 partial (some users failed), 3 another run holds the lock,
+4 interrupted, 5 status cannot read the database, ${EXIT.usage} usage error (a wrong command, flag or flag value).
+Machine output (JSON log lines, --json documents, results) goes to stdout; sentences for people
+(errors, warnings, the progress bar) go to stderr.`,
+    );
+  const command = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .allowExcessArguments(false)
+      .configureOutput(program.configureOutput())
+      .showSuggestionAfterError(true)
+      .exitOverride();
+  const run =
+    <Flags>(handler: Handler<Flags>) =>
+    async (flags: Flags) =>
+      done(await handler(flags));
+
+  command('migrate', 'apply pending migrations (each in its own transaction)')
+    .option('--list', 'list applied and pending migrations; apply nothing')
+    .action(run(handlers.migrate));
+  const sync = command('sync', 'sync the users of the source table once (or the ones the flags choose)');
+  for (const option of syncOptions()) sync.addOption(option);
+  sync.action(run(handlers.sync));
+  const importUsers = command('import-users', "export the tenant's users into auth0.users");
+  for (const option of importUsersOptions()) importUsers.addOption(option);
+  importUsers.action(run(handlers.importUsers));
+  command('worker', 'run the sync on SYNC_SCHEDULE until SIGTERM').action(run(handlers.worker));
+  command('status', 'recent runs, failing users, staleness; exit 1 if the last run failed, 2 if partial, 5 if unreadable')
+    .option('--json', 'print one JSON document (fields in README) instead of tables')
+    .action(run(handlers.status));
+  command('demo', 'migrate, sync a built-in sandbox tenant, print a short report').action(run(handlers.demo));
+  command('db', 'serve the embedded database to psql on 127.0.0.1 until Ctrl-C (one connection at a time)')
+    .option('--port <port>', 'port to listen on (PGLITE_PORT; default 5433; 0 picks a free one)')
+    .action(run(handlers.db));
+  return program;
+}
 
 /**
  * The command line. Returns the exit code; prints one clear sentence (never a stack trace) for
- * errors that stop the command, and closes everything it opened.
+ * errors that stop the command, and closes everything it opened. `--help` and `--version`
+ * print and return 0 before any command runs.
  */
 export async function main(argv: readonly string[], env: Env = process.env, io: Io = processIo, deps: Deps = { openDatabase }): Promise<number> {
-  const [command, ...rest] = argv;
+  let code: number = EXIT.ok;
+  const program = createProgram(
+    io,
+    {
+      migrate: ({ list }) => withDatabase(loadDatabaseConfig(env), 'migrate', io, deps, ({ db }) => (list ? listMigrationsCommand(db, io) : migrate(db, io))),
+      sync: (flags) => sync(flags, env, io, deps),
+      importUsers: (flags) => importUsersCommand(flags, env, io, deps),
+      worker: () => worker(env, io, deps),
+      status: ({ json }) => status(env, io, deps, json === true),
+      demo: () => runDemo(env, io),
+      db: (flags) => dbCommand(flags, env, io),
+    },
+    (result) => (code = result),
+  );
   try {
-    switch (command) {
-      case 'migrate':
-        return await withDatabase(loadDatabaseConfig(env), 'migrate', io, deps, ({ db }) => migrate(db, io));
-      case 'sync':
-        return await sync(rest, env, io, deps);
-      case 'import-users':
-        return await importUsersCommand(rest, env, io, deps);
-      case 'worker':
-        return await worker(env, io, deps);
-      case 'status':
-        return await status(env, io, deps);
-      case 'demo':
-        return await runDemo(env, io);
-      case 'db':
-        return await dbCommand(rest, env, io);
-      default:
-        io.stderr(command ? `Unknown command "${command}".\n${USAGE}` : USAGE);
-        return EXIT.fatal;
-    }
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
   } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; everything else commander refuses is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
     if (error instanceof RunLockedError) {
       io.stderr(error.message);
       return EXIT.locked;
     }
+    if (error instanceof UsageError) {
+      io.stderr(`error ${describeFatal(error)}`);
+      return EXIT.usage;
+    }
     io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
     return EXIT.fatal;
   }
+}
+
+/** The logger for a command: `LOG_FORMAT`, else pretty on a terminal and JSON lines otherwise. */
+function commandLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, io: Io, write: (line: string) => void = io.stdout): Logger {
+  const format = config.logFormat ?? (io.stdoutIsTTY ? 'pretty' : 'json');
+  return createLogger({ level: config.logLevel, format, write });
 }
 
 /** Open the database (a server, or the embedded one), run `fn`, and always close it. */
@@ -107,13 +173,14 @@ async function withDatabase(
  * configuration, database unreachable or refusing, not migrated) exits 5, so alerting can tell
  * "the sync is failing" from "cannot look".
  */
-async function status(env: Env, io: Io, deps: Deps): Promise<number> {
+async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<number> {
   try {
     const config = loadDatabaseConfig(env);
     return await withDatabase(config, 'status', io, deps, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
       const report = await readStatus(db, config.source);
-      for (const line of formatStatus(report)) io.stdout(line);
+      if (json) io.stdout(JSON.stringify(toStatusJson(report), null, 2));
+      else for (const line of formatStatus(report)) io.stdout(line);
       return statusExitCode(report);
     });
   } catch (error) {
@@ -121,6 +188,15 @@ async function status(env: Env, io: Io, deps: Deps): Promise<number> {
     io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
     return EXIT.unreadable;
   }
+}
+
+/** `migrate --list`: every migration, applied (with when) or pending; applies nothing. */
+async function listMigrationsCommand(db: OpenDatabase['db'], io: Io): Promise<number> {
+  const migrations = await listMigrations(db);
+  for (const { name, executedAt } of migrations) io.stdout(executedAt ? `applied ${executedAt.toISOString()}  ${name}` : `pending                           ${name}`);
+  const pending = migrations.filter((m) => !m.executedAt).length;
+  io.stdout(pending === 0 ? 'The database is up to date.' : `${pending} pending: run \`npm run migrate\` to apply them.`);
+  return EXIT.ok;
 }
 
 async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
@@ -134,16 +210,23 @@ async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
   return EXIT.ok;
 }
 
-async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: SYNC_OPTIONS, strict: true, allowPositionals: false });
+async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
-  const request = await toSyncRequest(values, config);
-  const logger = createLogger({ level: config.logLevel, write: io.stdout });
+  const request = await toSyncRequest(flags, config);
+  // A bar on stderr when both streams are a terminal; `progress` log lines otherwise.
+  const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs ? createProgressBar() : undefined;
+  const write = progressDisplay
+    ? (line: string) => {
+        progressDisplay.clearLine(); // a log line starts on a clean line, the bar redraws below it
+        io.stdout(line);
+      }
+    : io.stdout;
+  const logger = commandLogger(config, io, write);
   return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
       if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal: stop.signal, allowMassDelete: request.allowMassDelete });
-      const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal: stop.signal });
+      const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal: stop.signal, progressDisplay });
       if (request.dryRun) io.stdout(describeDryRun(result));
       return exitCodeFor(result, io);
     } finally {
@@ -152,11 +235,10 @@ async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Prom
   });
 }
 
-async function importUsersCommand(argv: readonly string[], env: Env, io: Io, deps: Deps): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: IMPORT_USERS_OPTIONS, strict: true, allowPositionals: false });
-  const request = toImportRequest(values);
+async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, deps: Deps): Promise<number> {
+  const request = toImportRequest(flags);
   const config = loadConfig(env);
-  const logger = createLogger({ level: config.logLevel, write: io.stdout });
+  const logger = commandLogger(config, io);
   return withDatabase(config, 'import-users', io, deps, async ({ db }) => {
     const result = await importUsers({ config, db, logger, ...request });
     for (const line of describeImport(result)) io.stdout(line);
@@ -186,7 +268,7 @@ async function fromLogs(
 
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
-  const logger = createLogger({ level: config.logLevel, write: io.stdout });
+  const logger = commandLogger(config, io);
   return withDatabase(config, 'worker', io, deps, async ({ db, ownsDatabase }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
@@ -252,7 +334,7 @@ function describeFatal(error: unknown): string {
   if (isDatabaseUnavailable(error) || isDatabaseRefusingUs(error)) {
     return `[database_unavailable]: cannot use DATABASE_URL: ${message}`;
   }
-  // parseArgs errors and the like: the message says what to fix.
+  // Anything else: the message says what to fix.
   return `: ${message}`;
 }
 

@@ -1,7 +1,7 @@
 import cron from 'node-cron';
 import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
-import type { LogLevel } from './log.js';
+import type { LogFormat, LogLevel } from './log.js';
 import { Secret } from './secret.js';
 import { capText, stripControlCharacters } from './upstream-text.js';
 
@@ -72,6 +72,8 @@ export interface Config {
     readonly column: string;
   };
   readonly logLevel: LogLevel;
+  /** `LOG_FORMAT`: `json` lines or `pretty` text; undefined = pretty on a terminal, JSON otherwise. */
+  readonly logFormat: LogFormat | undefined;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -80,6 +82,7 @@ export type Env = Record<string, string | undefined>;
 const MAX_IDENTIFIER_BYTES = 63;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
 /** `AUTH0_TOKENS_ENDPOINT` values (src/sync/tokens-endpoint.ts). */
 const TOKENS_ENDPOINT_SETTINGS = ['auto', 'refresh-tokens', 'users'] as const;
 export type TokensEndpointSetting = (typeof TOKENS_ENDPOINT_SETTINGS)[number];
@@ -155,7 +158,9 @@ function readDatabase({ text, problems }: Reader) {
   const dataDir = text('PGLITE_DATA_DIR', '.data/pglite');
   const logLevel = text('LOG_LEVEL', 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
-  return { databaseUrl, dataDir, logLevel };
+  const logFormat = (text('LOG_FORMAT', '') || undefined) as LogFormat | undefined;
+  if (logFormat !== undefined && !LOG_FORMATS.includes(logFormat)) problems.push(`LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}`);
+  return { databaseUrl, dataDir, logLevel, logFormat };
 }
 
 function readSource({ text, problems }: Reader): Config['source'] {
@@ -230,7 +235,7 @@ export function formatName(parts: readonly string[]): string {
 
 const quoteValue = (value: string) => JSON.stringify(capText(stripControlCharacters(value), 100));
 
-export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'source'>;
+export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'>;
 
 /** What `migrate` and `status` need: the database and the source table, no Auth0 credentials. */
 export function loadDatabaseConfig(env: Env): DatabaseConfig {

@@ -41,7 +41,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     if (error) throw error;
     await db.insertInto('auth0.users').values([...tenant.keys()].map((user_id) => ({ user_id }))).onConflict((oc) => oc.doNothing()).execute();
 
-    const logger = createLogger({ level: config.logLevel, write: io.stdout });
+    const logger = createLogger({ level: config.logLevel, format: config.logFormat ?? (io.stdoutIsTTY ? 'pretty' : 'json'), write: io.stdout });
     const run = async (label: string) => {
       const started = Date.now();
       const result = await runSyncJob({ config, db, logger, trigger: 'manual', ownsDatabase: true });

@@ -39,3 +39,10 @@ export async function assertMigrated(db: Kysely<any>): Promise<void> {
     );
   }
 }
+
+/** Every migration the code knows, oldest first, with when it was applied (undefined = pending). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function listMigrations(db: Kysely<any>): Promise<{ name: string; executedAt: Date | undefined }[]> {
+  const all = await createMigrator(db).getMigrations();
+  return all.map((m) => ({ name: m.name, executedAt: m.executedAt }));
+}

@@ -470,3 +470,68 @@ export function statusExitCode(report: StatusReport): number {
       return 0;
   }
 }
+
+/** `status --json`: version 1 of the document; fields are only ever added. Dates are ISO 8601 (UTC). */
+export function toStatusJson(report: StatusReport): Record<string, unknown> {
+  const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null);
+  const run = (r: RunSummary) => ({
+    id: r.id,
+    trigger: r.trigger,
+    status: r.status,
+    startedAt: iso(r.startedAt),
+    finishedAt: iso(r.finishedAt),
+    usersTotal: r.usersTotal,
+    usersSynced: r.usersSynced,
+    usersNotFound: r.usersNotFound,
+    usersFailed: r.usersFailed,
+    tokensSeen: r.tokensSeen,
+    tokensHeld: r.tokensHeld,
+    tokensAdded: r.tokensAdded,
+    tokensChanged: r.tokensChanged,
+    tokensDeleted: r.tokensDeleted,
+    requests: r.requests,
+    tokensEndpoint: r.tokensEndpoint,
+    error: r.error,
+  });
+  const { staleness, logs } = report;
+  return {
+    version: 1,
+    generatedAt: iso(report.generatedAt),
+    exitCode: statusExitCode(report),
+    lastFinished: report.lastFinished ? run(report.lastFinished) : null,
+    runs: report.runs.map(run),
+    failingTotal: report.failingTotal,
+    failingUsers: report.failingUsers.map((u) => ({
+      userId: u.userId,
+      errorCode: u.errorCode,
+      error: u.error,
+      lastAttemptAt: iso(u.lastAttemptAt),
+      lastSuccessAt: iso(u.lastSuccessAt),
+      lastRunId: u.lastRunId,
+    })),
+    staleness: staleness.known
+      ? {
+          known: true,
+          source: staleness.source,
+          sourceUsers: staleness.sourceUsers,
+          neverSynced: staleness.neverSynced,
+          oldestSuccessAt: iso(staleness.oldestSuccessAt),
+          oldestSuccessUserId: staleness.oldestSuccessUserId,
+        }
+      : { known: false, source: staleness.source, reason: staleness.reason },
+    logFollower: logs
+      ? {
+          logId: logs.logId,
+          lastEntryDate: iso(logs.lastEntryDate),
+          lagSeconds: logs.lagSeconds,
+          updatedAt: iso(logs.updatedAt),
+          entriesRead: logs.entriesRead,
+          entriesSkipped: logs.entriesSkipped,
+          lastFullPassAt: iso(logs.lastFullPassAt),
+          usersChangedSinceFullPass: logs.usersChangedSinceFullPass,
+          fullPassDue: logs.fullPassDue,
+          historyLostAt: iso(logs.historyLostAt),
+        }
+      : null,
+  };
+}

@@ -86,9 +86,9 @@ describe('command line', () => {
     }
   });
 
-  itServer('rejects an unknown flag', async () => {
+  itServer('rejects an unknown flag as a usage error (exit 64), suggesting the flag meant', async () => {
     const run = await runCli(['sync', '--usr', 'x'], envFor(fake, t.url));
-    expect(run.code).toBe(1);
-    expect(run.stderr).toContain("Unknown option '--usr'");
+    expect(run.code).toBe(64);
+    expect(run.stderr).toBe("error: unknown option '--usr'\n(Did you mean --user?)\n");
   });
 });

@@ -55,7 +55,7 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
   it('answers pg and psql on 127.0.0.1 while holding the directory lock, and releases it when stopped', async () => {
     const stop = new AbortController();
     const { io, stdout, stderr } = captureIo();
-    const done = dbCommand(['--port', '0'], { PGLITE_DATA_DIR: dataDir }, io, stop.signal);
+    const done = dbCommand({ port: '0' }, { PGLITE_DATA_DIR: dataDir }, io, stop.signal);
     while (stdout.length === 0 && stderr.length < 2) await new Promise((r) => setTimeout(r, 50));
     try {
       expect(stdout[0]).toMatch(/^psql "postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres"$/);
@@ -111,11 +111,11 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     expect(existsSync(path.join(empty, 'PG_VERSION'))).toBe(false); // nothing created
 
     const server = captureIo();
-    expect(await dbCommand([], { DATABASE_URL: 'postgres://db.example/warehouse' }, server.io)).toBe(1);
+    expect(await dbCommand({}, { DATABASE_URL: 'postgres://db.example/warehouse' }, server.io)).toBe(1);
     expect(server.stderr).toEqual([expect.stringContaining('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql')]);
 
     const port = captureIo();
-    expect(await dbCommand([], { PGLITE_DATA_DIR: dataDir, PGLITE_PORT: 'abc' }, port.io)).toBe(1);
+    expect(await dbCommand({}, { PGLITE_DATA_DIR: dataDir, PGLITE_PORT: 'abc' }, port.io)).toBe(1);
     expect(port.stderr).toEqual(["--port (or PGLITE_PORT) must be a port number from 0 to 65535, got 'abc'."]);
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
   });

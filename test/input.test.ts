@@ -9,7 +9,7 @@ import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } 
 import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 
 // Operator input and malformed values (issue #8, part B): every mistake is one sentence naming
-// the flag, line or path, exit 1, and no run is started or left `running`.
+// the flag, line or path, exit 64 (a usage error), and no run is started or left `running`.
 
 let t: TestDatabase;
 let fake: FakeAuth0;
@@ -46,11 +46,11 @@ async function sync(args: string[]) {
 
 const runCount = async () => (await t.db.selectFrom('auth0.sync_runs').select('id').execute()).length;
 
-/** Exit 1 with one sentence containing `expected`, nothing asked of Auth0, no run recorded. */
+/** Exit 64 (usage) with one sentence containing `expected`, nothing asked of Auth0, no run recorded. */
 async function expectRefused(args: string[], expected: string | RegExp): Promise<string> {
   const before = await runCount();
   const { code, stderr } = await sync(args);
-  expect(code).toBe(1);
+  expect(code).toBe(64);
   if (typeof expected === 'string') expect(stderr).toContain(expected);
   else expect(stderr).toMatch(expected);
   expect(stderr.split('\n')).toHaveLength(1);
@@ -88,9 +88,9 @@ describe('--users-file', () => {
     await expectRefused(['--users-file', '/dev/zero'], '--users-file /dev/zero: line 1 contains a NUL byte');
   });
 
-  it('exits 1 with one line and no stack trace as a real process', async () => {
+  it('exits 64 with one line and no stack trace as a real process', async () => {
     const run = await runCli(['sync', '--users-file', '/dev/zero'], envFor(fake, t.url));
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(64);
     expect(run.stderr.trim()).toBe('error [usage]: --users-file /dev/zero: line 1 contains a NUL byte; is this a text file of user IDs?');
   });
 

@@ -241,6 +241,9 @@ describe('worker metrics and health over HTTP', () => {
       });
       const row = formatStatus(report).find((line) => line.includes('running for'));
       expect(row).toMatch(new RegExp(`schedule\\s+running\\s+.*running for .*\\s${report.runs[0]!.usersSynced}/0/0 of ${USERS}`));
+      // Progress lines carry an ETA from the rate and the total (issue #11).
+      const progress = worker.lines.filter((line) => line.msg === 'progress' && (line.done as number) > 0);
+      expect(progress.at(-1)).toMatchObject({ total: USERS, usersPerSecond: expect.any(Number), etaSeconds: expect.any(Number) });
     } finally {
       await worker.stop();
     }

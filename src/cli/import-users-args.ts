@@ -1,18 +1,28 @@
-import type { parseArgs } from 'node:util';
+import { Option } from 'commander';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
 import type { ImportUsersResult } from '../import-users.js';
 import { toSafeText } from '../upstream-text.js';
 
-/** The flags of `import-users`, for node:util parseArgs. */
-export const IMPORT_USERS_OPTIONS = {
-  connection: { type: 'string' },
-  'dry-run': { type: 'boolean' },
-  timeout: { type: 'string' },
-  'allow-mass-delete': { type: 'boolean' },
-} as const;
+/** The flags of `import-users` as commander reads them (camelCase keys). */
+export interface ImportUsersFlags {
+  connection?: string;
+  dryRun?: boolean;
+  timeout?: string;
+  allowMassDelete?: boolean;
+}
 
-type ImportValues = ReturnType<typeof parseArgs<{ options: typeof IMPORT_USERS_OPTIONS }>>['values'];
+/** The flags of `import-users`: the parser and `import-users --help` both read these. */
+export function importUsersOptions(): Option[] {
+  return [
+    new Option('--connection <con_ID>', 'only this connection (removals only among its users)'),
+    new Option('--dry-run', 'print what would be added and removed; write nothing'),
+    new Option('--timeout <duration>', 'give up on an export job that has not completed by then').default('30m'),
+    new Option('--allow-mass-delete', 'confirm an import that marks more than SYNC_MAX_DELETE_RATIO of the users removed'),
+  ];
+}
+
+type ImportValues = ImportUsersFlags;
 
 /** Flags to an import request; one sentence naming the flag to fix. */
 export function toImportRequest(values: ImportValues) {
@@ -22,7 +32,7 @@ export function toImportRequest(values: ImportValues) {
   }
   const timeoutMs = values.timeout === undefined ? 30 * 60_000 : parseDuration(values.timeout);
   if (timeoutMs === undefined || timeoutMs <= 0) throw new UsageError('--timeout must be a duration above zero such as 30m, 90s or 1h');
-  return { connectionId, timeoutMs, dryRun: values['dry-run'] ?? false, allowMassDelete: values['allow-mass-delete'] ?? false };
+  return { connectionId, timeoutMs, dryRun: values.dryRun ?? false, allowMassDelete: values.allowMassDelete ?? false };
 }
 
 /** The lines `import-users` prints when it is done; names from the export go through toSafeText. */

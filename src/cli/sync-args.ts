@@ -1,4 +1,4 @@
-import type { parseArgs } from 'node:util';
+import { Option } from 'commander';
 import type { Config } from '../config.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
@@ -9,20 +9,37 @@ import { readUsersFile } from '../source/users-file.js';
 import { toSafeText } from '../upstream-text.js';
 import type { SyncJobResult } from '../sync/job.js';
 
-/** The flags of `sync`, for node:util parseArgs. */
-export const SYNC_OPTIONS = {
-  user: { type: 'string', multiple: true },
-  'users-file': { type: 'string' },
-  'only-failed': { type: 'boolean' },
-  stale: { type: 'string' },
-  'dry-run': { type: 'boolean' },
-  'max-users': { type: 'string' },
-  'max-duration': { type: 'string' },
-  'allow-mass-delete': { type: 'boolean' },
-  'from-logs': { type: 'boolean' },
-} as const;
+/** The flags of `sync` as commander reads them (camelCase keys). */
+export interface SyncFlags {
+  user?: string[];
+  usersFile?: string;
+  onlyFailed?: boolean;
+  stale?: string;
+  dryRun?: boolean;
+  maxUsers?: string;
+  maxDuration?: string;
+  allowMassDelete?: boolean;
+  fromLogs?: boolean;
+}
 
-type SyncValues = ReturnType<typeof parseArgs<{ options: typeof SYNC_OPTIONS }>>['values'];
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/** The flags of `sync`: the parser and `sync --help` both read these. */
+export function syncOptions(): Option[] {
+  return [
+    new Option('--user <id>', 'sync just this user (repeatable)').argParser(collect),
+    new Option('--users-file <path>', 'sync the user IDs in a file, one per line (- for stdin)'),
+    new Option('--only-failed', 'sync the users whose last sync failed'),
+    new Option('--stale <since>', 'sync users not synced successfully since then: a duration (24h, 7d) or a date (2026-11-01)'),
+    new Option('--max-users <n>', 'a budget: at most this many users, stalest first (default SYNC_MAX_USERS)'),
+    new Option('--max-duration <duration>', 'a budget: stop taking users after this long, e.g. 30m (default SYNC_MAX_DURATION)'),
+    new Option('--dry-run', 'fetch and compare; write nothing'),
+    new Option('--allow-mass-delete', 'confirm a run that marks more than SYNC_MAX_DELETE_RATIO of the tokens deleted'),
+    new Option('--from-logs', 'follow the tenant logs from the stored checkpoint and sync the users they name'),
+  ];
+}
+
+type SyncValues = SyncFlags;
 
 /** Largest `--max-users` (the same bound as SYNC_MAX_USERS). */
 const MAX_USERS_LIMIT = 1_000_000_000;
@@ -36,25 +53,25 @@ const MAX_DURATION_MS = 366 * 86_400_000;
  * starts, so a bad line never leaves a half run.
  */
 export async function toSyncRequest(values: SyncValues, config: Config) {
-  const explicit = values.user !== undefined || values['users-file'] !== undefined;
-  const kinds = [explicit, values['only-failed'] === true, values.stale !== undefined].filter(Boolean).length;
+  const explicit = values.user !== undefined || values.usersFile !== undefined;
+  const kinds = [explicit, values.onlyFailed === true, values.stale !== undefined].filter(Boolean).length;
   if (kinds > 1) throw new UsageError('--user/--users-file, --only-failed and --stale choose users in different ways: use one');
   const fromFlags = [...new Set((values.user ?? []).map(toFlagUserId))];
-  const maxUsers = values['max-users'] === undefined ? config.sync.maxUsers : parseMaxUsers(values['max-users']);
-  const maxDurationMs = values['max-duration'] === undefined ? config.sync.maxDurationMs : parseMaxDuration(values['max-duration']);
+  const maxUsers = values.maxUsers === undefined ? config.sync.maxUsers : parseMaxUsers(values.maxUsers);
+  const maxDurationMs = values.maxDuration === undefined ? config.sync.maxDurationMs : parseMaxDuration(values.maxDuration);
   // The tenant logs choose the users, all of them: a selection, a budget or a dry run would skip entries.
-  const fromLogs = values['from-logs'] === true;
-  if (fromLogs && (kinds > 0 || values['dry-run'] || values['max-users'] !== undefined || values['max-duration'] !== undefined)) {
+  const fromLogs = values.fromLogs === true;
+  if (fromLogs && (kinds > 0 || values.dryRun || values.maxUsers !== undefined || values.maxDuration !== undefined)) {
     throw new UsageError('--from-logs syncs the users the tenant logs name: it takes no --user, --users-file, --only-failed, --stale, --max-users, --max-duration or --dry-run');
   }
 
   let selection: UserSelection = { kind: 'source' };
   if (explicit) {
-    const file = values['users-file'];
+    const file = values.usersFile;
     if (file !== undefined && file.trim() === '') throw new UsageError('--users-file needs a path (or - for stdin), not an empty value.');
     const userIds = file === undefined ? fromFlags : [...new Set([...fromFlags, ...(await readUsersFile(file))])];
     selection = { kind: 'ids', userIds, total: userIds.length };
-  } else if (values['only-failed']) {
+  } else if (values.onlyFailed) {
     selection = { kind: 'failed' };
   } else if (values.stale !== undefined) {
     selection = { kind: 'stale', since: parseSince(values.stale) };
@@ -64,12 +81,12 @@ export async function toSyncRequest(values: SyncValues, config: Config) {
   const args = Object.fromEntries(
     Object.entries({
       users: values.user && fromFlags.slice(0, 100),
-      usersFile: values['users-file'],
-      onlyFailed: values['only-failed'],
+      usersFile: values.usersFile,
+      onlyFailed: values.onlyFailed,
       stale: values.stale,
       maxUsers,
       maxDurationMs,
-      allowMassDelete: values['allow-mass-delete'],
+      allowMassDelete: values.allowMassDelete,
     }).filter(([, value]) => value !== undefined),
   );
   return {
@@ -77,8 +94,8 @@ export async function toSyncRequest(values: SyncValues, config: Config) {
     trigger: backfill ? ('backfill' as const) : ('manual' as const),
     selection,
     budget: { maxUsers, maxDurationMs },
-    dryRun: values['dry-run'] === true,
-    allowMassDelete: values['allow-mass-delete'] === true,
+    dryRun: values.dryRun === true,
+    allowMassDelete: values.allowMassDelete === true,
     args: Object.keys(args).length > 0 ? args : undefined,
   };
 }

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Env } from '../config.js';
 import { FatalError } from '../errors.js';
 import type { Io } from '../io.js';
@@ -84,8 +83,7 @@ export async function serveEmbeddedDatabase(dataDir: string, options: { port: nu
  * when that is unset and only the demo has run) until SIGINT/SIGTERM and prints the psql
  * command. With DATABASE_URL set there is nothing to serve: exit 1 saying to use the server.
  */
-export async function dbCommand(args: string[], env: Env, io: Io, stop?: AbortSignal): Promise<number> {
-  const { values } = parseArgs({ args, options: { port: { type: 'string' } }, strict: true, allowPositionals: false });
+export async function dbCommand(values: { port?: string }, env: Env, io: Io, stop?: AbortSignal): Promise<number> {
   if (env.DATABASE_URL) {
     io.stderr('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql "$DATABASE_URL" (npm run db serves only the embedded database).');
     return 1;

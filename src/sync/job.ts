@@ -15,6 +15,20 @@ import { describeCrossing, MassDeleteError } from './delete-guard.js';
 import { syncUsers } from './pipeline.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
+/** Where a run stands; `etaSeconds` is null until the rate and the total are known. */
+export interface RunProgress {
+  done: number;
+  total: number | undefined;
+  usersPerSecond: number;
+  etaSeconds: number | null;
+}
+
+/** A live view of the run for people (the CLI's progress bar on a terminal). */
+export interface ProgressDisplay {
+  update(progress: RunProgress): void;
+  stop(): void;
+}
+
 /** The job's name, as schedulers and logs know it. */
 export const SYNC_JOB_NAME = 'sync-refresh-tokens';
 
@@ -43,6 +57,11 @@ export interface SyncJobOptions {
   progressEveryMs?: number;
   /** Called with the run's counts so far at each progress line (the worker's metrics); must not throw. */
   onProgress?: (counts: Readonly<RunCounts>) => void;
+  /**
+   * Shown every second while the run goes (a terminal's progress bar); the `progress` log lines
+   * then drop to debug level so they do not scroll the bar away.
+   */
+  progressDisplay?: ProgressDisplay;
   auth0?: Auth0ClientOptions;
   /**
    * The route choice to use, kept across runs by a long-lived process (the worker) so `auto`
@@ -113,15 +132,23 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
     ...budget,
   });
 
+  const snapshot = (): RunProgress => {
+    const done = counts.usersSynced + counts.usersNotFound + counts.usersFailed;
+    const rate = done / Math.max((Date.now() - started) / 1000, 0.001);
+    const etaSeconds = usersTotal !== undefined && rate > 0 ? Math.max(0, Math.ceil((usersTotal - done) / rate)) : null;
+    return { done, total: usersTotal, usersPerSecond: round(rate), etaSeconds };
+  };
+  const display = options.progressDisplay;
   const progress = setInterval(() => {
     counts.requests = client.requests;
-    const done = counts.usersSynced + counts.usersNotFound + counts.usersFailed;
-    const seconds = (Date.now() - started) / 1000;
-    logger.info('progress', { done, total: usersTotal, usersPerSecond: round(done / seconds), ...counts });
+    const { done, total, usersPerSecond, etaSeconds } = snapshot();
+    logger[display ? 'debug' : 'info']('progress', { done, total, usersPerSecond, etaSeconds, ...counts });
     if (runId !== undefined) recordRunProgress(db, runId, counts).catch(() => {}); // best effort; the final write reports errors
     options.onProgress?.(counts);
   }, options.progressEveryMs ?? 5000);
   progress.unref();
+  const ticker = display ? setInterval(() => display.update(snapshot()), 1000) : undefined;
+  ticker?.unref();
 
   let status: SyncJobResult['status'];
   let error: Error | undefined;
@@ -151,6 +178,8 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
     status = 'failed';
   } finally {
     clearInterval(progress);
+    clearInterval(ticker);
+    display?.stop();
     client.close();
     counts.requests = client.requests;
   }

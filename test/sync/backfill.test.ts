@@ -119,10 +119,10 @@ describe('--user and --users-file', () => {
     expect(await usersOfRun(run.id)).toEqual(sorted([ids[0]!, ids[3]!, ids[7]!]));
   });
 
-  it('--users-file naming a missing file exits 1 naming the flag, and syncs nobody', async () => {
+  it('--users-file naming a missing file exits 64 (usage) naming the flag, and syncs nobody', async () => {
     await tenantOf(3);
     const { code, stderr } = await sync(['--users-file', path.join(dir, 'no-such-file.txt')]);
-    expect(code).toBe(1);
+    expect(code).toBe(64);
     expect(stderr.join('\n')).toContain('--users-file');
     expect(await t.db.selectFrom('auth0.user_sync_state').select('user_id').execute()).toEqual([]);
   });
@@ -352,10 +352,10 @@ describe('flags that do not fit', () => {
     [['--only-failed', '--stale', '1h']],
     [['--user', 'auth0|x', '--only-failed']],
     [['--users-file', '/dev/null', '--stale', '2026-11-01']],
-  ])('%j exits 1 with one line, before touching the database', async (args) => {
+  ])('%j exits 64 (usage) with one line, before touching the database', async (args) => {
     await tenantOf(2);
     const { code, stderr, stdout } = await sync(args);
-    expect(code).toBe(1);
+    expect(code).toBe(64);
     expect(stderr).toHaveLength(1);
     expect(stderr[0]).not.toContain('\n');
     expect(stderr[0]).toMatch(/--only-failed.*--stale|--stale.*--only-failed/);
@@ -363,10 +363,10 @@ describe('flags that do not fit', () => {
     expect(await runCount()).toBe(0);
   });
 
-  it.each([['yesterday'], ['1 hour'], ['2026-13-45']])('--stale %s exits 1 naming --stale', async (value) => {
+  it.each([['yesterday'], ['1 hour'], ['2026-13-45']])('--stale %s exits 64 (usage) naming --stale', async (value) => {
     await tenantOf(2);
     const { code, stderr } = await sync(['--stale', value]);
-    expect(code).toBe(1);
+    expect(code).toBe(64);
     expect(stderr).toHaveLength(1);
     expect(stderr[0]).toContain('--stale');
     expect(stderr[0]).toContain(value);
@@ -378,10 +378,10 @@ describe('flags that do not fit', () => {
     [['--max-users', 'ten'], '--max-users'],
     [['--max-duration', 'soon'], '--max-duration'],
     [['--max-duration', '0s'], '--max-duration'],
-  ])('%j exits 1 naming the flag', async (args, flag) => {
+  ])('%j exits 64 (usage) naming the flag', async (args, flag) => {
     await tenantOf(2);
     const { code, stderr } = await sync(args);
-    expect(code).toBe(1);
+    expect(code).toBe(64);
     expect(stderr).toHaveLength(1);
     expect(stderr[0]).toContain(flag);
     expect(await runCount()).toBe(0);

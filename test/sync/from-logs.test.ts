@@ -259,9 +259,9 @@ describe('sync --from-logs', () => {
     expect(lines).toContain('users changed since the last full pass: 2');
   });
 
-  it('rejects flags that would skip entries', async () => {
+  it('rejects flags that would skip entries (a usage error, exit 64)', async () => {
     const { code, stderr } = await cli(['sync', '--from-logs', '--max-users', '5']);
-    expect(code).toBe(1);
+    expect(code).toBe(64);
     expect(stderr.join('\n')).toContain('--from-logs syncs the users the tenant logs name');
   });
 });

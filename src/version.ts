@@ -1,0 +1,17 @@
+import { existsSync, readFileSync } from 'node:fs';
+
+/**
+ * package.json's version, read once. The file sits one folder up from src/ (tests, tsx) and two
+ * up from dist/src/ (the build).
+ */
+export const VERSION: string = readVersion();
+
+function readVersion(): string {
+  for (const relative of ['../package.json', '../../package.json']) {
+    const url = new URL(relative, import.meta.url);
+    if (!existsSync(url)) continue;
+    const { name, version } = JSON.parse(readFileSync(url, 'utf8')) as { name?: unknown; version?: unknown };
+    if (name === 'auth0-refresh-token-sync' && typeof version === 'string') return version;
+  }
+  return 'unknown';
+}
