@@ -1,5 +1,5 @@
 /**
- * The tenant's users export (issue #10, /work/shared/auth0-logs.md "Importing the users"):
+ * The tenant's users export (issue #10; Auth0 docs: "Bulk user exports"):
  * start a job (`POST /api/v2/jobs/users-exports`), poll it (`GET /api/v2/jobs/{id}`) until it
  * completes, then stream the gzip NDJSON file at its `location` (download → gunzip → lines →
  * batches), so memory stays flat whatever the tenant's size.

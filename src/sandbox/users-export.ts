@@ -2,7 +2,7 @@
  * The sandbox tenant's users export (issue #10): `POST /api/v2/jobs/users-exports` and
  * `GET /api/v2/jobs/{id}` on the Management API server (routed here by auth0-server.ts), and a
  * second loopback HTTP server standing for the storage host that serves the gzip NDJSON file at
- * the job's presigned `location`. Like the real one (/work/shared/auth0-logs.md), a link lives
+ * the job's presigned `location`. Like the real one (Auth0 documents a 60-second link), a link lives
  * 60 s (`linkLifetimeMs`), asking for the job again gives a fresh one, and the storage host
  * refuses a request that carries an Authorization header (400, counted in
  * `stats.authorizationRefused` so tests can assert the job never sent one).
