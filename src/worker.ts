@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
 import { RunLockedError } from './run-lock.js';
 import type { SyncJobOptions } from './sync/run.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
+import { startLogFollower } from './worker-logs.js';
 
 export interface WorkerOptions {
   config: Config;
@@ -57,6 +58,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           stopSignal,
           tokensEndpoint,
           ...options.runOptions,
+          ...logs?.runOptions,
         });
         logger.info('scheduled run done', { runId: result.runId, status: result.status, code: result.errorCode });
       } catch (error) {
@@ -70,6 +72,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     return current;
   }
 
+  // The log follower (SYNC_LOGS_SCHEDULE) hands its users to the pass in progress (issue #10).
+  const logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions });
   await task.start();
   logger.info('worker started', { job: syncRefreshTokensJob.name, schedule, timezone, runOnStart });
   if (runOnStart) void tick('start');
@@ -81,6 +85,6 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   });
   logger.info('worker stopping', { runInProgress: Boolean(current) });
   await task.destroy();
-  await current;
+  await Promise.all([current, logs?.stop()]);
   logger.info('worker stopped');
 }
