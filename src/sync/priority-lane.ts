@@ -51,7 +51,8 @@ export function createPriorityLane(): PriorityLane {
   let runId: number | undefined;
   let intake = false;
   let wake: (() => void) | undefined;
-  let queue: { userId: string; handOff: HandOff }[] = [];
+  /** Waiting users, oldest first (a Map keeps insertion order), with every hand-off naming each. */
+  const queue = new Map<string, HandOff[]>();
   const open = new Set<HandOff>();
 
   const settleOne = (handOff: HandOff, written: boolean) => {
@@ -73,12 +74,16 @@ export function createPriorityLane(): PriorityLane {
       return new Promise<HandOffResult>((resolve) => {
         const handOff: HandOff = { remaining: unique.length, complete: true, resolve };
         open.add(handOff);
-        for (const userId of unique) queue.push({ userId, handOff });
+        for (const userId of unique) {
+          const handOffs = queue.get(userId);
+          if (handOffs) handOffs.push(handOff);
+          else queue.set(userId, [handOff]);
+        }
         wake?.();
       });
     },
     get waiting() {
-      return queue.length;
+      return queue.size;
     },
     open(id, onHand) {
       runId = id;
@@ -86,14 +91,19 @@ export function createPriorityLane(): PriorityLane {
       wake = onHand;
     },
     take(isBusy) {
-      const first = queue.find((item) => !isBusy(item.userId));
-      if (!first) return undefined;
+      let userId: string | undefined;
+      for (const waiting of queue.keys()) {
+        if (isBusy(waiting)) continue;
+        userId = waiting;
+        break;
+      }
+      if (userId === undefined) return undefined;
       // Every waiting hand-off naming this user is served by this one fetch: it starts after all of them.
-      const handOffs = queue.filter((item) => item.userId === first.userId).map((item) => item.handOff);
-      queue = queue.filter((item) => item.userId !== first.userId);
+      const handOffs = queue.get(userId)!;
+      queue.delete(userId);
       let settled = false;
       return {
-        userId: first.userId,
+        userId,
         settle(written) {
           if (settled) return;
           settled = true;
@@ -109,7 +119,7 @@ export function createPriorityLane(): PriorityLane {
       wake = undefined;
       for (const handOff of open) handOff.resolve({ complete: false, runId: runId! });
       open.clear();
-      queue = [];
+      queue.clear();
       runId = undefined;
     },
   };
