@@ -26,6 +26,13 @@ export interface LogFollower {
    * the one rate limiter of the process, shared by the passes and the follower.
    */
   readonly runOptions: Partial<SyncJobOptions>;
+  /**
+   * Before each of the worker's passes: waits for a follow running on its own (its run holds the
+   * lock), and defers follows until the pass takes hand-offs, so neither locks the other out.
+   */
+  beforePass(): Promise<void>;
+  /** After each pass (whatever became of it). */
+  afterPass(): void;
   /** Stops the schedule and waits for a follow in progress. */
   stop(): Promise<void>;
 }
@@ -51,6 +58,8 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
   const auth0 = { ...options.runOptions?.auth0 };
   auth0.limiter ??= createRateLimiter(auth0.clock ?? systemClock, { maxRps: config.auth0.maxRps });
   let current: Promise<void> | undefined;
+  /** The worker's passes started or starting. */
+  let passes = 0;
 
   const task = cron.createTask(schedule, () => tick(), {
     timezone: config.worker.timezone,
@@ -60,6 +69,8 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
 
   function tick(): Promise<void> {
     if (stopSignal.aborted || current) return Promise.resolve();
+    // A pass is starting (or finishing) and takes no hand-off: a run of our own would race it for the lock.
+    if (passes > 0 && !lane.accepting) return Promise.resolve();
     current = (async () => {
       try {
         const started = Date.now();
@@ -88,6 +99,13 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
   logger.info('log follower started', { schedule, timezone: config.worker.timezone });
   return {
     runOptions: { lane, auth0 },
+    async beforePass() {
+      passes += 1;
+      await current;
+    },
+    afterPass() {
+      passes = Math.max(0, passes - 1);
+    },
     async stop() {
       await task.destroy();
       await current;

@@ -50,6 +50,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     }
     current = (async () => {
       try {
+        await logs?.beforePass();
         const result = await syncRefreshTokensJob.run({
           config,
           db,
@@ -65,6 +66,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         if (error instanceof RunLockedError) logger.warn('tick skipped: another run is active', { reason: error.message });
         else logger.error('scheduled run failed', { code: errorCode(error), error: toError(error).message });
       } finally {
+        logs?.afterPass();
         current = undefined;
         if (!stopSignal.aborted) logNext();
       }

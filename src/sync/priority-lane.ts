@@ -37,6 +37,8 @@ export interface PriorityLane {
   hand(userIds: readonly string[]): Promise<HandOffResult> | undefined;
   /** Users waiting in the lane. */
   readonly waiting: number;
+  /** A pass is taking hand-offs now. */
+  readonly accepting: boolean;
   /** For the pipeline: the pass `runId` starts taking users; `onHand` wakes it when some arrive. */
   open(runId: number, onHand: () => void): void;
   /** For the pipeline: the oldest waiting user that `isBusy` does not reject (with every hand-off naming it). */
@@ -84,6 +86,9 @@ export function createPriorityLane(): PriorityLane {
     },
     get waiting() {
       return queue.size;
+    },
+    get accepting() {
+      return intake && runId !== undefined;
     },
     open(id, onHand) {
       runId = id;
