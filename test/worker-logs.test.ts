@@ -135,6 +135,28 @@ describe('worker log follower', () => {
     expect(all.map((r) => [r.trigger, r.status, r.users_synced])).toEqual([['logs', 'succeeded', 1]]);
   }, 15_000);
 
+  it('neither locks the other out: a pass due while a follow runs waits for it, and follows wait for a starting pass', async () => {
+    const changed = users[5]!;
+    // The changed user's listing is slow, so a follow's own run and the passes overlap in time.
+    fake.intercept((ctx) => (ctx.userId === changed ? { delayMs: 800 } : undefined));
+    const worker = startWorker({ SYNC_SCHEDULE: '*/2 * * * * *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      fake.setUser(changed, fake.users.get(changed)!.slice(1));
+      await waitFor('the checkpoint to move', async () => ((await checkpoint()).log_id === fake.logs.newestId() ? true : undefined));
+      await waitFor('a pass', async () => ((await runs()).some((r) => r.trigger === 'schedule' && r.status !== 'running') ? true : undefined));
+    } finally {
+      worker.stop();
+      await worker.done;
+      fake.intercept(undefined);
+    }
+    const msgs = worker.lines.map((l) => String(l.msg));
+    expect(msgs).not.toContain('tick skipped: another run is active');
+    expect(msgs).not.toContain('follow skipped: another run is active');
+    const all = await runs();
+    // A tick can start just as the worker stops: that last run is interrupted, nothing else.
+    expect(all.slice(0, -1).every((r) => r.status === 'succeeded')).toBe(true);
+  }, 15_000);
+
   it('does not follow the logs with SYNC_LOGS_SCHEDULE=off', async () => {
     const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: 'off' });
     fake.setUser(users[3]!, fake.users.get(users[3]!)!.slice(1));
