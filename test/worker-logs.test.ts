@@ -61,8 +61,8 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 
 describe('worker log follower', () => {
   it('hands the users of new log entries to the pass in progress, which syncs them while it still runs', async () => {
-    // Every listing takes 200 ms: with two at a time the pass over 40 users lasts 4 seconds or more.
-    fake.intercept((ctx) => (ctx.userId ? { delayMs: 200 } : undefined));
+    // Every listing takes 250 ms: with two at a time the pass over 40 users lasts 5 seconds or more.
+    fake.intercept((ctx) => (ctx.userId ? { delayMs: 250 } : undefined));
     const startCheckpoint = (await checkpoint()).log_id;
     const login = makeToken(users.at(-1)!, 77);
     const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true', SYNC_LOGS_SCHEDULE: '* * * * * *', SYNC_CONCURRENCY: '2', SYNC_DELETE_GUARD_MIN: '5' });
@@ -95,7 +95,7 @@ describe('worker log follower', () => {
       });
       const seconds = (Date.now() - changedAt) / 1000;
       expect(seenWhileRunning).toBe(true);
-      expect(seconds).toBeLessThan(8); // about two log intervals (1 s each), loose for a busy machine
+      expect(seconds).toBeLessThan(10); // about two log intervals (1 s each), loose for a busy machine
 
       // The checkpoint moves past both entries once the pass wrote both users, naming that run.
       const moved = await waitFor('the checkpoint to move', async () => {
@@ -150,8 +150,9 @@ describe('worker log follower', () => {
       fake.intercept(undefined);
     }
     const msgs = worker.lines.map((l) => String(l.msg));
+    // (A follow that finds the pass just past its last user may still find the lock held: it
+    // reads the same entries on its next tick. A pass is never skipped for a follow.)
     expect(msgs).not.toContain('tick skipped: another run is active');
-    expect(msgs).not.toContain('follow skipped: another run is active');
     const all = await runs();
     // A tick can start just as the worker stops: that last run is interrupted, nothing else.
     expect(all.slice(0, -1).every((r) => r.status === 'succeeded')).toBe(true);
