@@ -1,10 +1,20 @@
-import { runSyncJob } from '../src/sync/run.js';
+import { pathToFileURL } from 'node:url';
+import { main } from '../src/cli.js';
+import { runSyncJob, SYNC_JOB_NAME } from '../src/sync/job.js';
 
 /**
- * The job: one complete sync of Auth0 refresh tokens into the warehouse. `npm run sync` runs
- * it once; it is the only thing a scheduler needs to call.
+ * The job: one complete sync of Auth0 refresh tokens into the warehouse, for a scheduler that
+ * calls functions (`syncRefreshTokensJob.run(options)`) or runs files
+ * (`node dist/jobs/sync-refresh-tokens.js [sync flags]`, the same as `npm run sync -- [flags]`).
+ * This is the entry point: it imports src/, and nothing in src/ imports it.
  */
 export const syncRefreshTokensJob = {
-  name: 'sync-refresh-tokens',
+  name: SYNC_JOB_NAME,
   run: runSyncJob,
 } as const;
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(['sync', ...process.argv.slice(2)]).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -9,6 +9,7 @@ import * as runLease from './2026_12_01_1200_run_lease.js';
 import * as quietWrites from './2026_12_01_1300_quiet_writes.js';
 import * as usersImport from './2026_12_01_1400_users_import.js';
 import * as logCheckpoint from './2026_12_01_1500_log_checkpoint.js';
+import * as schemaDocsForensics from './2026_12_01_1800_schema_docs_forensics.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_01_1300_quiet_writes': quietWrites,
   '2026_12_01_1400_users_import': usersImport,
   '2026_12_01_1500_log_checkpoint': logCheckpoint,
+  '2026_12_01_1800_schema_docs_forensics': schemaDocsForensics,
 };

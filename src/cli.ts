@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
 import { describeImport, IMPORT_USERS_OPTIONS, toImportRequest } from './cli/import-users-args.js';
 import { describeDryRun, SYNC_OPTIONS, toSyncRequest } from './cli/sync-args.js';
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
 import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
+import { dbCommand } from './embedded/serve-sql.js';
 import { ConfigError, SyncError } from './errors.js';
 import { importUsers } from './import-users.js';
 import { createLogger, type Logger } from './log.js';
@@ -14,22 +14,13 @@ import { assertMigrated, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
 import { formatStatus, readStatus, statusExitCode } from './status.js';
 import { followLogs } from './sync/follow-logs.js';
-import type { SyncJobResult } from './sync/run.js';
-import { isDatabaseUnavailable } from './warehouse/errors.js';
+import { runSyncJob, type SyncJobResult } from './sync/job.js';
+import { processIo, type Io } from './io.js';
+import { isDatabaseRefusingUs, isDatabaseUnavailable } from './pg-errors.js';
 import { runWorker } from './worker.js';
 
 /** Exit codes that alerting can tell apart. */
-export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4 } as const;
-
-export interface Io {
-  stdout: (line: string) => void;
-  stderr: (line: string) => void;
-}
-
-const defaultIo: Io = {
-  stdout: (line) => process.stdout.write(line + '\n'),
-  stderr: (line) => process.stderr.write(line + '\n'),
-};
+export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, unreadable: 5 } as const;
 
 /** What main opens; tests pass their own database. */
 export interface Deps {
@@ -52,14 +43,16 @@ const USAGE = `usage:
       --timeout 30m               give up on an export job that has not completed by then
       --allow-mass-delete         confirm an import that marks more than SYNC_MAX_DELETE_RATIO removed
   npm run worker                  run the sync on SYNC_SCHEDULE until SIGTERM
-  npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial)
-  npm run demo                    migrate, sync a built-in sandbox tenant, print a short report`;
+  npm run status                  recent runs, failing users, staleness (exit 1 if the last run failed, 2 if partial,
+                                  5 if the database cannot be read or is not migrated)
+  npm run demo                    migrate, sync a built-in sandbox tenant, print a short report
+  npm run db [-- --port N]        serve the embedded database to psql on 127.0.0.1 (PGLITE_PORT, default 5433)`;
 
 /**
  * The command line. Returns the exit code; prints one clear sentence (never a stack trace) for
  * errors that stop the command, and closes everything it opened.
  */
-export async function main(argv: readonly string[], env: Env = process.env, io: Io = defaultIo, deps: Deps = { openDatabase }): Promise<number> {
+export async function main(argv: readonly string[], env: Env = process.env, io: Io = processIo, deps: Deps = { openDatabase }): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -71,17 +64,12 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
         return await importUsersCommand(rest, env, io, deps);
       case 'worker':
         return await worker(env, io, deps);
-      case 'status': {
-        const config = loadDatabaseConfig(env);
-        return await withDatabase(config, 'status', io, deps, async ({ db }) => {
-          await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
-          const report = await readStatus(db, config.source);
-          for (const line of formatStatus(report)) io.stdout(line);
-          return statusExitCode(report);
-        });
-      }
+      case 'status':
+        return await status(env, io, deps);
       case 'demo':
         return await runDemo(env, io);
+      case 'db':
+        return await dbCommand(rest, env, io);
       default:
         io.stderr(command ? `Unknown command "${command}".\n${USAGE}` : USAGE);
         return EXIT.fatal;
@@ -114,6 +102,27 @@ async function withDatabase(
   }
 }
 
+/**
+ * `status` exits 1 and 2 for the last run only; a status that cannot be read at all (bad
+ * configuration, database unreachable or refusing, not migrated) exits 5, so alerting can tell
+ * "the sync is failing" from "cannot look".
+ */
+async function status(env: Env, io: Io, deps: Deps): Promise<number> {
+  try {
+    const config = loadDatabaseConfig(env);
+    return await withDatabase(config, 'status', io, deps, async ({ db }) => {
+      await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
+      const report = await readStatus(db, config.source);
+      for (const line of formatStatus(report)) io.stdout(line);
+      return statusExitCode(report);
+    });
+  } catch (error) {
+    if (error instanceof RunLockedError) throw error; // the embedded database is in use: exit 3 as everywhere
+    io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
+    return EXIT.unreadable;
+  }
+}
+
 async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
   const { results, error } = await migrateToLatest(db);
   for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
@@ -130,11 +139,11 @@ async function sync(argv: readonly string[], env: Env, io: Io, deps: Deps): Prom
   const config = loadConfig(env);
   const request = await toSyncRequest(values, config);
   const logger = createLogger({ level: config.logLevel, write: io.stdout });
-  return withDatabase(config, 'sync', io, deps, async ({ db, embedded }) => {
+  return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
-      if (request.fromLogs) return await fromLogs(config, db, logger, io, { exclusive: embedded, stopSignal: stop.signal, allowMassDelete: request.allowMassDelete });
-      const result = await syncRefreshTokensJob.run({ config, db, logger, ...request, exclusive: embedded, stopSignal: stop.signal });
+      if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal: stop.signal, allowMassDelete: request.allowMassDelete });
+      const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal: stop.signal });
       if (request.dryRun) io.stdout(describeDryRun(result));
       return exitCodeFor(result, io);
     } finally {
@@ -161,7 +170,7 @@ async function fromLogs(
   db: OpenDatabase['db'],
   logger: Logger,
   io: Io,
-  options: { exclusive: boolean; stopSignal: AbortSignal; allowMassDelete: boolean },
+  options: { ownsDatabase: boolean; stopSignal: AbortSignal; allowMassDelete: boolean },
 ): Promise<number> {
   const result = await followLogs({ config, db, logger, ...options });
   if (result.outcome === 'off') {
@@ -178,10 +187,10 @@ async function fromLogs(
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
   const logger = createLogger({ level: config.logLevel, write: io.stdout });
-  return withDatabase(config, 'worker', io, deps, async ({ db, embedded }) => {
+  return withDatabase(config, 'worker', io, deps, async ({ db, ownsDatabase }) => {
     const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
     try {
-      await runWorker({ config, db, logger, stopSignal: stop.signal, runOptions: { exclusive: embedded } });
+      await runWorker({ config, db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase } });
       return EXIT.ok;
     } finally {
       stop.dispose();
@@ -239,10 +248,8 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
 /** `[code]: one sentence` for people, with the stable code where there is one. */
 function describeFatal(error: unknown): string {
   if (error instanceof SyncError) return `[${error.code}]: ${error.message}`;
-  const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  // Unreachable, or reachable but refusing these credentials (28xxx) or this database (3D000).
-  if (isDatabaseUnavailable(error) || (typeof code === 'string' && /^(28|3D)/.test(code))) {
+  if (isDatabaseUnavailable(error) || isDatabaseRefusingUs(error)) {
     return `[database_unavailable]: cannot use DATABASE_URL: ${message}`;
   }
   // parseArgs errors and the like: the message says what to fix.
@@ -267,7 +274,7 @@ function loadDotEnv(file = '.env'): string | undefined {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const problem = loadDotEnv();
   if (problem) {
-    defaultIo.stderr(problem);
+    processIo.stderr(problem);
     process.exitCode = EXIT.fatal;
   } else {
     main(process.argv.slice(2)).then((code) => {

@@ -51,6 +51,22 @@ export interface Config {
     readonly runOnStart: boolean;
     /** Cron expression for the log follower (issue #10), or `off`. */
     readonly logsSchedule: string;
+    /**
+     * `SYNC_HISTORY_DAYS`: after each scheduled run the worker prunes runs and change rows older
+     * than this many days (src/warehouse/history-retention.ts); undefined keeps everything.
+     */
+    readonly historyDays: number | undefined;
+  };
+  readonly monitoring: {
+    /** Port serving `/metrics` and `/healthz` (0: any free port, logged); undefined: no server. */
+    readonly metricsPort: number | undefined;
+    /** Address that server listens on, default 127.0.0.1. */
+    readonly metricsHost: string;
+    /**
+     * Where the worker POSTs a JSON notice when a run fails or is partial, and when runs recover.
+     * A Secret: a webhook URL (Slack's, say) is itself a credential.
+     */
+    readonly notifyWebhookUrl: Secret | undefined;
   };
   readonly source: {
     /** Schema and table name, as PostgreSQL names them (quoted wherever they are used). */
@@ -266,7 +282,11 @@ export function loadConfig(env: Env): Config {
       maxDeleteRatio: ratio('SYNC_MAX_DELETE_RATIO', 0.2),
       deleteGuardMinUsers: int('SYNC_DELETE_GUARD_MIN', 50, 1, 1_000_000),
     },
-    worker: readWorker(reader, bool),
+    worker: {
+      ...readWorker(reader, bool),
+      historyDays: env.SYNC_HISTORY_DAYS?.trim() ? int('SYNC_HISTORY_DAYS', 0, 1, 36_500) : undefined,
+    },
+    monitoring: readMonitoring(reader),
     source,
   });
 }
@@ -274,7 +294,7 @@ export function loadConfig(env: Env): Config {
 const DEFAULT_SCHEDULE = '0 * * * *';
 const DEFAULT_LOGS_SCHEDULE = '* * * * *';
 
-function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Config['worker'] {
+function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Omit<Config['worker'], 'historyDays'> {
   const schedule = text('SYNC_SCHEDULE', DEFAULT_SCHEDULE);
   if (!cron.validate(schedule)) {
     problems.push(`SYNC_SCHEDULE must be a cron expression such as "0 * * * *" (hourly) (got "${schedule}")`);
@@ -290,6 +310,39 @@ function readWorker({ text, problems }: Reader, bool: (name: string, fallback: b
     problems.push(`SYNC_LOGS_SCHEDULE must be a cron expression such as "* * * * *" (every minute) or off (got "${logsSchedule}")`);
   }
   return { schedule, timezone, runOnStart: bool('SYNC_RUN_ON_START', false), logsSchedule };
+}
+
+function readMonitoring({ text, int, problems }: Reader): Config['monitoring'] {
+  const metricsPort = text('METRICS_PORT', '') ? int('METRICS_PORT', 0, 0, 65_535) : undefined;
+  const metricsHost = text('METRICS_HOST', '127.0.0.1');
+  if (!/^[\w.:[\]-]+$/.test(metricsHost)) {
+    problems.push(`METRICS_HOST must be an address or host name such as 127.0.0.1 or 0.0.0.0 (got ${quoteValue(metricsHost)})`);
+  }
+  const raw = text('NOTIFY_WEBHOOK_URL', '');
+  return { metricsPort, metricsHost, notifyWebhookUrl: raw ? parseWebhookUrl(raw, problems) : undefined };
+}
+
+/**
+ * An https:// URL (plain http only for loopback hosts, like AUTH0_DOMAIN). Its value is never
+ * echoed: the path of a Slack webhook URL is a credential, and the URL may carry user:pass@.
+ */
+function parseWebhookUrl(raw: string, problems: string[]): Secret | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    problems.push('NOTIFY_WEBHOOK_URL must be an https:// URL (the value given is not a valid URL)');
+    return undefined;
+  }
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+    problems.push('NOTIFY_WEBHOOK_URL must use https:// (plain http:// is allowed only for 127.0.0.1, localhost and [::1])');
+    return undefined;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    problems.push(`NOTIFY_WEBHOOK_URL must be an https:// URL (got a ${quoteValue(url.protocol)} URL)`);
+    return undefined;
+  }
+  return new Secret(url.toString());
 }
 
 /**

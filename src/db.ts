@@ -29,8 +29,8 @@ export function createDb(databaseUrl: string, options: { poolSize?: number } = {
 
 export interface OpenDatabase {
   db: Kysely<Database>;
-  /** True for the embedded database: this process has it to itself (a directory lock). */
-  embedded: boolean;
+  /** True for the embedded database: this process owns it (a directory lock), no run lock needed. */
+  ownsDatabase: boolean;
   close(): Promise<void>;
 }
 
@@ -45,11 +45,11 @@ export async function openDatabase(
 ): Promise<OpenDatabase> {
   if (config.databaseUrl) {
     const db = createDb(config.databaseUrl, options);
-    return { db, embedded: false, close: () => db.destroy() };
+    return { db, ownsDatabase: false, close: () => db.destroy() };
   }
   options.notice(
     `DATABASE_URL is not set: using the embedded PostgreSQL (PGlite) in ${config.dataDir}. Set DATABASE_URL=postgres://… to use a server.`,
   );
   const embedded = await openEmbeddedDatabase(config.dataDir, options.command);
-  return { ...embedded, embedded: true };
+  return { ...embedded, ownsDatabase: true };
 }

@@ -1,30 +1,15 @@
 import { sql } from 'kysely';
-import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
-import type { Io } from './cli.js';
 import { loadConfig, type Env } from './config.js';
+import type { Io } from './io.js';
 import { openDatabase } from './db.js';
 import { formatDuration } from './duration.js';
 import { createLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
 import { generateTenant, makeToken, startFakeAuth0 } from './sandbox/auth0-server.js';
 import { followLogs } from './sync/follow-logs.js';
+import { runSyncJob } from './sync/job.js';
 
 const DEMO_USERS = 500;
-
-const DAY = 86_400_000;
-
-/**
- * Dates around today, so the reporting views have something to show: created within the last
- * 300 days, last used within the last 40, idle expiry 30 days after that, absolute after a year.
- */
-function recentDates(id: string, salt: number): Record<string, string> {
-  const n = [...id].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, salt);
-  const now = Date.now();
-  const created = now - (1 + (n % 300)) * DAY;
-  const exchanged = Math.max(created, now - ((n >>> 9) % 40) * DAY - ((n >>> 3) % 1000) * 60_000);
-  const iso = (ms: number) => new Date(ms).toISOString();
-  return { created_at: iso(created), last_exchanged_at: iso(exchanged), idle_expires_at: iso(exchanged + 30 * DAY), expires_at: iso(created + 365 * DAY) };
-}
 
 /**
  * `npm run demo`: the whole product on a fresh machine with nothing else installed. It serves
@@ -36,8 +21,8 @@ function recentDates(id: string, salt: number): Record<string, string> {
  * report from the reporting views and the change history.
  */
 export async function runDemo(env: Env, io: Io): Promise<number> {
-  const tenant = generateTenant({ users: DEMO_USERS, manyTokensEvery: 100, seed: 42 });
-  for (const tokens of tenant.values()) tokens.forEach((token, i) => Object.assign(token, recentDates(String(token.id), i)));
+  // Dates around today, so the reporting views have something to show.
+  const tenant = generateTenant({ users: DEMO_USERS, manyTokensEvery: 100, seed: 42, datesAround: Date.now() });
   const fake = await startFakeAuth0();
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
   const config = loadConfig({
@@ -46,6 +31,8 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     AUTH0_DOMAIN: fake.url,
     AUTH0_CLIENT_ID: 'test-client',
     AUTH0_CLIENT_SECRET: 'test-secret', // the sandbox's own, not a secret
+    // The second sync revokes and deletes on purpose, more than the default guard lets through.
+    SYNC_MAX_DELETE_RATIO: '1',
   });
   io.stdout(`Sandbox Auth0 tenant at ${fake.url}: ${DEMO_USERS} users, ${[...tenant.values()].flat().length} refresh tokens.`);
   const database = await openDatabase(config, { command: 'demo', notice: () => {} });
@@ -59,7 +46,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     const logger = createLogger({ level: config.logLevel, write: io.stdout });
     const run = async (label: string) => {
       const started = Date.now();
-      const result = await syncRefreshTokensJob.run({ config, db, logger, trigger: 'manual', exclusive: true });
+      const result = await runSyncJob({ config, db, logger, trigger: 'manual', ownsDatabase: true });
       const c = result.counts;
       io.stdout(
         `${label}: run ${result.runId} ${result.status} in ${formatDuration(Date.now() - started)}: ${c.usersSynced} users synced, ` +
@@ -80,13 +67,13 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     const second = await run(`Second sync, after ${revoking.length} revocations, 3 deleted users and 1 token used from a new network`);
 
     // Fresh data (issue #10): the log follower syncs only the users new log entries name.
-    const start = await followLogs({ config, db, logger, exclusive: true });
+    const start = await followLogs({ config, db, logger, ownsDatabase: true });
     io.stdout(`Log follower: ${start.messages.join(' ')}`);
     const [revoker, newcomer] = [users[41]!, users[42]!];
     fake.setUser(revoker, (fake.users.get(revoker) ?? []).slice(1)); // logs a revocation (srrt)
     fake.setUser(newcomer, [...(fake.users.get(newcomer) ?? []), makeToken(newcomer, 999)]); // logs a login (s)
     const changedAt = Date.now();
-    const followed = await followLogs({ config, db, logger, exclusive: true });
+    const followed = await followLogs({ config, db, logger, ownsDatabase: true });
     const fresh = followed.outcome === 'followed' && followed.runs.every((r) => r.status === 'succeeded');
     io.stdout(
       `A revocation and a new login in the tenant, then npm run sync -- --from-logs: picked up from the logs within ${formatDuration(Date.now() - changedAt)}, ` +
@@ -110,7 +97,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     `.execute(db);
     io.stdout(`Change history (auth0.refresh_token_changes): ${history.rows.map((r) => `${r.n} ${r.change}`).join(', ')}`);
     io.stdout('');
-    io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run status, or point DATABASE_URL at a server and run npm run sync.`);
+    io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run db, then the psql command it prints; npm run status; or point DATABASE_URL at a server and run npm run sync.`);
     return first === 'succeeded' && second === 'succeeded' && fresh ? 0 : 2;
   } finally {
     await database.close();

@@ -11,6 +11,10 @@ export class SyncError extends Error {
   ) {
     super(message, options);
   }
+  /** Dooms every user (database gone, bad credentials, missing scope): the run stops at once. */
+  get fatal(): boolean {
+    return false;
+  }
 }
 
 /** The environment is wrong; `problems` names each variable to fix. Never carries a secret. */
@@ -32,6 +36,14 @@ export class UsageError extends SyncError {
 /** Something that dooms every user (database gone, bad credentials, missing scope): stop the run. */
 export class FatalError extends SyncError {
   override name = 'FatalError';
+  override get fatal(): boolean {
+    return true;
+  }
+}
+
+/** Whether an error stops the run (see SyncError.fatal). */
+export function isFatal(error: unknown): boolean {
+  return error instanceof SyncError && error.fatal;
 }
 
 /** Coerce anything thrown into an Error, once, at the boundary that catches it. */

@@ -1,5 +1,6 @@
 /**
- * PostgreSQL errors, read by SQLSTATE (never by message text): one reader and named sets.
+ * PostgreSQL errors, read by SQLSTATE (never by message text, except pg's own two connection
+ * messages, which carry no code): one reader and named sets.
  * https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
 
@@ -7,6 +8,39 @@
 export function sqlState(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** Undefined table (42P01), schema (3F000) and column (42703): the schema is not what we expect. */
+export const MISSING_OBJECT: ReadonlySet<string> = new Set(['42P01', '3F000', '42703']);
+
+const NODE_CONNECTION_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH']);
+
+/**
+ * True when this one connection was cut under a statement (an administrator's or a proxy's
+ * `pg_terminate_backend`, SQLSTATE 57P01/57P02, a reset socket): the statement may succeed on a
+ * fresh connection.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const code = sqlState(error);
+  if (code === '57P01' || code === '57P02' || code === 'ECONNRESET' || code === 'EPIPE' || code?.startsWith('08')) return true;
+  const message = error instanceof Error ? error.message : '';
+  return /^Connection terminated|connection error and is not queryable/.test(message);
+}
+
+/**
+ * True when the database itself is unreachable or going away, which dooms every user: SQLSTATE
+ * class 08 (connection), 57P (shutdown), 53 (resources), Node's socket codes, or a lost connection.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = sqlState(error);
+  if (code !== undefined && (/^(08|57P|53)/.test(code) || NODE_CONNECTION_CODES.has(code))) return true;
+  return isConnectionLost(error);
+}
+
+/** Reachable, but refusing these credentials (class 28) or this database name (3D000). */
+export function isDatabaseRefusingUs(error: unknown): boolean {
+  const code = sqlState(error);
+  return code !== undefined && /^(28|3D)/.test(code);
 }
 
 /**

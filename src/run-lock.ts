@@ -26,6 +26,10 @@ export class RunLockLostError extends SyncError {
   constructor(detail: string) {
     super('run_lock_lost', `The database connection holding the run lock was lost; ${detail}`);
   }
+  /** Another run may be writing now: not one more row. */
+  override get fatal(): boolean {
+    return true;
+  }
 }
 
 /**
@@ -48,8 +52,8 @@ export interface RunLease {
 }
 
 export interface RunLockOptions {
-  /** False on the embedded database: one process owns its directory, there is no one to fence. */
-  advisory?: boolean;
+  /** True on the embedded database: one process owns its directory, there is no one to fence. */
+  ownsDatabase?: boolean;
   logger?: Logger;
   /** How often the lock's connection is checked between writes, default 1 s. */
   checkEveryMs?: number;
@@ -71,7 +75,7 @@ export async function withRunLock<T>(
 ): Promise<T> {
   // The embedded database has one connection and one process (its directory lock): holding
   // a connection for the lock would starve the run, and there is no one to exclude.
-  if (options.advisory === false) {
+  if (options.ownsDatabase) {
     await markAbandonedRuns(db);
     return fn(undefined);
   }

@@ -3,8 +3,8 @@ import { formatName, type Config } from './config.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 import { formatDuration } from './duration.js';
 import { FatalError } from './errors.js';
-import { sqlState } from './pg-errors.js';
-import type { RunCounts } from './runs.js';
+import { MISSING_OBJECT, sqlState } from './pg-errors.js';
+import type { RunCounts } from './run-records.js';
 import { countUserIds, notRemoved } from './source/user-ids.js';
 import { capText, stripControlCharacters } from './upstream-text.js';
 
@@ -257,8 +257,6 @@ function toRunSummary(row: RunRow): RunSummary {
   };
 }
 
-/** PostgreSQL's "undefined table / schema / column": the source is not there (yet). */
-const MISSING_SOURCE_CODES = new Set(['42P01', '3F000', '42703']);
 
 async function readStaleness(db: Kysely<Database>, source: Config['source']): Promise<Staleness> {
   const name = formatName([...source.table, source.column]);
@@ -291,8 +289,8 @@ async function readStaleness(db: Kysely<Database>, source: Config['source']): Pr
     if (error instanceof FatalError && error.code === 'source_missing') {
       return { known: false, source: name, reason: error.message };
     }
-    const code = (error as { code?: unknown } | null)?.code;
-    if (typeof code === 'string' && MISSING_SOURCE_CODES.has(code)) {
+    const code = sqlState(error);
+    if (code !== undefined && MISSING_OBJECT.has(code)) {
       return { known: false, source: name, reason: `The source table ${formatName(source.table)} cannot be read (${code}).` };
     }
     throw error;

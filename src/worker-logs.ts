@@ -9,14 +9,14 @@ import type { Logger } from './log.js';
 import { RunLockedError } from './run-lock.js';
 import { followLogs } from './sync/follow-logs.js';
 import { createPriorityLane } from './sync/priority-lane.js';
-import type { SyncJobOptions } from './sync/run.js';
+import type { SyncJobOptions } from './sync/job.js';
 
 export interface LogFollowerOptions {
   config: Config;
   db: Kysely<Database>;
   logger: Logger;
   stopSignal: AbortSignal;
-  /** The worker's options for every run (exclusive database, Auth0 client options). */
+  /** The worker's options for every run (a database of its own, Auth0 client options). */
   runOptions?: Partial<SyncJobOptions>;
 }
 
@@ -74,7 +74,7 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
     current = (async () => {
       try {
         const started = Date.now();
-        const result = await followLogs({ config, db, logger, stopSignal, exclusive: options.runOptions?.exclusive, auth0, lane });
+        const result = await followLogs({ config, db, logger, stopSignal, ownsDatabase: options.runOptions?.ownsDatabase, auth0, lane });
         const level = result.outcome === 'stopped' || result.outcome === 'off' || result.outcome === 'restarted' ? 'warn' : 'info';
         logger[level]('logs followed', {
           outcome: result.outcome,

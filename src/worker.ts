@@ -1,14 +1,21 @@
 import type { Kysely } from 'kysely';
 import cron from 'node-cron';
-import { syncRefreshTokensJob } from '../jobs/sync-refresh-tokens.js';
 import type { Config } from './config.js';
 import type { Database } from './database.js';
 import { errorCode, toError } from './errors.js';
+import { scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
 import type { Logger } from './log.js';
+import { createWorkerMetrics } from './metrics.js';
+import { assertMigrated } from './migrate.js';
+import { startMonitorServer, type MonitorServer } from './monitor-server.js';
+import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.js';
 import { RunLockedError } from './run-lock.js';
-import type { SyncJobOptions } from './sync/run.js';
+import { emptyCounts } from './run-records.js';
+import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/job.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
-import { startLogFollower } from './worker-logs.js';
+import { toSafeText } from './upstream-text.js';
+import { pruneHistory } from './warehouse/history-retention.js';
+import { startLogFollower, type LogFollower } from './worker-logs.js';
 
 export interface WorkerOptions {
   config: Config;
@@ -16,55 +23,88 @@ export interface WorkerOptions {
   logger: Logger;
   /** Aborting it stops the schedule and lets a run in progress stop gracefully. */
   stopSignal: AbortSignal;
-  /** Passed to every run (tests use it for an exclusive embedded database or fast backoff). */
+  /** Passed to every run (tests use it for an embedded database this process owns, or fast backoff). */
   runOptions?: Partial<SyncJobOptions>;
+  /** Delivery settings of NOTIFY_WEBHOOK_URL notices (tests shorten the retry delay). */
+  notify?: Pick<NotifierOptions, 'tries' | 'retryDelayMs' | 'timeoutMs'>;
 }
 
 /**
- * The long-lived scheduler: runs the sync job on `SYNC_SCHEDULE` in `SYNC_TIMEZONE` (and once at
- * start with `SYNC_RUN_ON_START`) until `stopSignal` aborts, then waits for the run in progress
- * to stop gracefully. Every tick goes through the same run lock as a manual `sync`: a tick that
- * finds another run active is skipped and logged, as is a tick while this worker's own run is
- * still going. A failed run is logged and the schedule goes on.
+ * The long-lived scheduler: refuses a database with pending migrations, then runs the sync job
+ * on `SYNC_SCHEDULE` in `SYNC_TIMEZONE` (and once at start with `SYNC_RUN_ON_START`) until
+ * `stopSignal` aborts, then waits for the run in progress to stop gracefully. Every tick goes
+ * through the same run lock as a manual `sync`: a tick that finds another run active is skipped
+ * and logged, as is a tick while this worker's own run is still going. A failed run is logged
+ * (and, with NOTIFY_WEBHOOK_URL, notified) and the schedule goes on. With METRICS_PORT it
+ * serves `/metrics` and `/healthz` (see README "Monitoring and alerts").
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const { config, db, logger, stopSignal } = options;
   const { schedule, timezone, runOnStart } = config.worker;
+  const startedAt = new Date();
+  // Pending migrations would fail every tick: refuse at start, with one sentence (exit 1).
+  await assertMigrated(db);
+  const previous = await readPreviousRuns(db);
+
   let current: Promise<void> | undefined;
+  let lastSuccessAt = previous.lastSuccessAt;
+  let lastRun: HealthInput['lastRun'] = previous.lastRun;
   // One route choice for the worker's life: with `auto`, the switch happens (and is logged) once.
   const tokensEndpoint = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
+  const metrics = createWorkerMetrics({ runInProgress: () => current !== undefined });
+  if (lastSuccessAt) metrics.setLastSuccess(lastSuccessAt);
+  const webhook = config.monitoring.notifyWebhookUrl;
+  const notifier = webhook
+    ? createNotifier({
+        url: webhook,
+        logger,
+        job: SYNC_JOB_NAME,
+        tenant: new URL(config.auth0.baseUrl).hostname,
+        redact: [config.auth0.clientSecret],
+        stopSignal,
+        alerting: previous.lastRun?.status === 'failed' || previous.lastRun?.status === 'partial',
+        ...options.notify,
+      })
+    : undefined;
 
+  // node-cron's noOverlap skips a scheduled tick while the previous scheduled run is still
+  // going, and says so through `execution:overlap`; its own log lines go to debug.
   const task = cron.createTask(schedule, () => tick('schedule'), {
     timezone,
-    name: syncRefreshTokensJob.name,
-    logger: { info: () => {}, debug: () => {}, warn: (m) => logger.warn(String(m)), error: (m) => logger.error(String(m)) },
+    name: SYNC_JOB_NAME,
+    noOverlap: true,
+    logger: {
+      info: () => {},
+      debug: () => {},
+      warn: (m) => logger.debug(String(m)),
+      error: (m) => logger.error(String(m)),
+    },
   });
+  task.on('execution:overlap', () => skipOverlap('schedule'));
+  task.on('execution:missed', (context) => logger.warn('tick missed: the process was busy or asleep', { at: context.date.toISOString() }));
+  const intervalMs = scheduleIntervalMs(task.getNextRuns(10));
 
   const logNext = () => logger.info('next run', { at: task.getNextRun()?.toISOString(), schedule, timezone });
 
+  function skipOverlap(reason: 'schedule' | 'start') {
+    logger.warn('tick skipped: the previous run is still going', { reason });
+    metrics.tickSkipped('overlap');
+  }
+
   function tick(reason: 'schedule' | 'start'): Promise<void> {
     if (stopSignal.aborted) return Promise.resolve();
+    // node-cron does not know about the run at start (it runs outside the schedule), so a
+    // scheduled tick during that one is skipped here.
     if (current) {
-      logger.warn('tick skipped: the previous run is still going', { reason });
+      skipOverlap(reason);
       return Promise.resolve();
     }
     current = (async () => {
       try {
         await logs?.beforePass();
-        const result = await syncRefreshTokensJob.run({
-          config,
-          db,
-          logger,
-          trigger: 'schedule',
-          stopSignal,
-          tokensEndpoint,
-          ...options.runOptions,
-          ...logs?.runOptions,
-        });
-        logger.info('scheduled run done', { runId: result.runId, status: result.status, code: result.errorCode });
-      } catch (error) {
-        if (error instanceof RunLockedError) logger.warn('tick skipped: another run is active', { reason: error.message });
-        else logger.error('scheduled run failed', { code: errorCode(error), error: toError(error).message });
+        const outcome = await runOnce();
+        if (outcome) await recordOutcome(outcome);
+        if (config.worker.historyDays !== undefined) await pruneHistoryLogged(db, config.worker.historyDays, logger);
       } finally {
         logs?.afterPass();
         current = undefined;
@@ -74,19 +114,155 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     return current;
   }
 
-  // The log follower (SYNC_LOGS_SCHEDULE) hands its users to the pass in progress (issue #10).
-  const logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions });
-  await task.start();
-  logger.info('worker started', { job: syncRefreshTokensJob.name, schedule, timezone, runOnStart });
-  if (runOnStart) void tick('start');
-  else logNext();
+  /** One run; undefined when it was skipped for the run lock. */
+  async function runOnce(): Promise<RunOutcome | undefined> {
+    const tally = metrics.startRun();
+    const started = Date.now();
+    const seconds = () => (Date.now() - started) / 1000;
+    try {
+      const result = await runSyncJob({
+        config,
+        db,
+        logger,
+        trigger: 'schedule',
+        stopSignal,
+        tokensEndpoint,
+        ...options.runOptions,
+        ...logs?.runOptions,
+        onProgress: (counts) => tally.add(counts),
+        auth0: { ...options.runOptions?.auth0, ...logs?.runOptions.auth0, onResponse: (status, pace) => metrics.observeResponse(status, pace) },
+      });
+      tally.add(result.counts);
+      logger.info('scheduled run done', { runId: result.runId, status: result.status, code: result.errorCode });
+      return { ...result, durationSeconds: seconds() };
+    } catch (error) {
+      if (error instanceof RunLockedError) {
+        logger.warn('tick skipped: another run is active', { reason: error.message });
+        metrics.tickSkipped('locked');
+        return undefined;
+      }
+      // The run could not start (database gone, migrations pending): a failure to call for help about.
+      const message = toSafeText(toError(error).message);
+      logger.error('scheduled run failed', { code: errorCode(error), error: message });
+      return {
+        runId: undefined,
+        status: 'failed',
+        counts: emptyCounts(),
+        usersTotal: undefined,
+        durationSeconds: seconds(),
+        error: message,
+        errorCode: errorCode(error),
+      };
+    }
+  }
 
-  await new Promise<void>((resolve) => {
-    if (stopSignal.aborted) resolve();
-    else stopSignal.addEventListener('abort', () => resolve(), { once: true });
-  });
-  logger.info('worker stopping', { runInProgress: Boolean(current) });
-  await task.destroy();
-  await Promise.all([current, logs?.stop()]);
+  async function recordOutcome(outcome: RunOutcome): Promise<void> {
+    const finishedAt = new Date();
+    metrics.finishRun(outcome.status, outcome.durationSeconds, finishedAt);
+    if (outcome.status === 'succeeded') lastSuccessAt = finishedAt;
+    lastRun = { id: outcome.runId, status: outcome.status, durationMs: outcome.durationSeconds * 1000, errorCode: outcome.errorCode };
+    if (!notifier) return;
+    if (outcome.status === 'partial' && outcome.error === undefined && outcome.runId !== undefined) {
+      // A partial run has no run error: its first failed user's error says what went wrong.
+      const first = await readFirstUserError(db, outcome.runId).catch(() => undefined);
+      if (first) Object.assign(outcome, first);
+    }
+    await notifier.notifyRun(outcome);
+  }
+
+  let logs: LogFollower | undefined;
+  let server: MonitorServer | undefined;
+  const { metricsPort, metricsHost } = config.monitoring;
+  if (metricsPort !== undefined) {
+    server = await startMonitorServer({
+      host: metricsHost,
+      port: metricsPort,
+      registry: metrics.registry,
+      logger,
+      health: () => toHealth({ now: new Date(), scheduler: task.getStatus(), startedAt, lastSuccessAt, lastRun, intervalMs }),
+    });
+    logger.info('monitoring server listening', { url: server.url, metrics: `${server.url}/metrics`, health: `${server.url}/healthz` });
+  }
+
+  try {
+    // The log follower (SYNC_LOGS_SCHEDULE) hands its users to the pass in progress (issue #10).
+    logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions });
+    await task.start();
+    logger.info('worker started', {
+      job: SYNC_JOB_NAME,
+      schedule,
+      timezone,
+      runOnStart,
+      notify: webhook ? new URL(webhook.reveal()).origin : undefined,
+    });
+    if (runOnStart) void tick('start');
+    else logNext();
+
+    await new Promise<void>((resolve) => {
+      if (stopSignal.aborted) resolve();
+      else stopSignal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    logger.info('worker stopping', { runInProgress: Boolean(current) });
+    await task.destroy();
+    await Promise.all([current, logs?.stop()]);
+  } finally {
+    await server?.close();
+  }
   logger.info('worker stopped');
+}
+
+/** The last success and the last finished run recorded before this worker started. */
+async function readPreviousRuns(db: Kysely<Database>): Promise<{ lastSuccessAt: Date | undefined; lastRun: HealthInput['lastRun'] }> {
+  const [success, finished] = await Promise.all([
+    db
+      .selectFrom('auth0.sync_runs')
+      .select('finished_at')
+      .where('status', '=', 'succeeded')
+      .where('finished_at', 'is not', null)
+      .orderBy('finished_at', 'desc')
+      .limit(1)
+      .executeTakeFirst(),
+    db
+      .selectFrom('auth0.sync_runs')
+      .select(['id', 'status', 'started_at', 'finished_at'])
+      .where('status', '<>', 'running')
+      .orderBy('started_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst(),
+  ]);
+  return {
+    lastSuccessAt: success?.finished_at ?? undefined,
+    lastRun:
+      finished && finished.status !== 'running'
+        ? {
+            id: finished.id,
+            status: finished.status,
+            durationMs: finished.finished_at ? Math.max(0, finished.finished_at.getTime() - finished.started_at.getTime()) : 0,
+          }
+        : undefined,
+  };
+}
+
+/** The error of the first user that failed in a run, for a partial run's notice. */
+async function readFirstUserError(db: Kysely<Database>, runId: number): Promise<{ error: string; errorCode?: string } | undefined> {
+  const row = await db
+    .selectFrom('auth0.user_sync_state')
+    .select(['error', 'error_code'])
+    .where('last_run_id', '=', runId)
+    .where('status', '=', 'failed')
+    .orderBy('last_attempt_at')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.error ? { error: row.error, errorCode: row.error_code ?? undefined } : undefined;
+}
+
+/** SYNC_HISTORY_DAYS after a run: a failure is logged, never stops the schedule. */
+async function pruneHistoryLogged(db: Kysely<Database>, days: number, logger: Logger): Promise<void> {
+  try {
+    const result = await pruneHistory(db, days);
+    logger.info('history pruned', { days, cutoff: result.cutoff.toISOString(), changesDeleted: result.changesDeleted, runsDeleted: result.runsDeleted });
+  } catch (error) {
+    logger.error('history pruning failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
+  }
 }

@@ -111,6 +111,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...valid, SYNC_MAX_DURATION: '1h30m', SYNC_MAX_USERS: '5000' }).sync).toMatchObject({ maxDurationMs: 5_400_000, maxUsers: 5000 });
   });
 
+  it('SYNC_HISTORY_DAYS: unset keeps everything, else whole days from 1', () => {
+    expect(loadConfig(valid).worker.historyDays).toBeUndefined();
+    expect(loadConfig({ ...valid, SYNC_HISTORY_DAYS: '90' }).worker.historyDays).toBe(90);
+    for (const bad of ['0', '-3', '1.5', '30d']) {
+      expect(problemsOf({ ...valid, SYNC_HISTORY_DAYS: bad })).toEqual([`SYNC_HISTORY_DAYS must be a whole number from 1 to 36500 (got "${bad}")`]);
+    }
+  });
+
   it('takes any PostgreSQL name for the source table and column, quoted where used', () => {
     const source = (table: string, column = 'user_id') => loadDatabaseConfig({ SOURCE_USERS_TABLE: table, SOURCE_USER_ID_COLUMN: column }).source;
     expect(source('My Schema.Users ünïcode', 'Auth0 Id')).toEqual({ table: ['My Schema', 'Users ünïcode'], column: 'Auth0 Id' });

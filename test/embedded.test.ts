@@ -76,7 +76,7 @@ describe('acquireDirLock', () => {
     again();
   });
 
-  it('is exit 1 naming the directory, not exit 3, when the lock file cannot be created', async () => {
+  it('is one sentence naming the directory (status: exit 5), not exit 3, when the lock file cannot be created', async () => {
     const file = path.join(dir, 'a-file');
     writeFileSync(file, 'not a directory');
     const target = path.join(file, 'pglite');
@@ -84,7 +84,7 @@ describe('acquireDirLock', () => {
     expect(() => acquireDirLock(target, 'x')).toThrow(expect.objectContaining({ code: 'data_dir_unusable' }) as never);
 
     const out = captureIo();
-    expect(await main(['status'], { PGLITE_DATA_DIR: target }, out.io)).toBe(1);
+    expect(await main(['status'], { PGLITE_DATA_DIR: target }, out.io)).toBe(5); // status: cannot read
     expect(out.stderr.at(-1)).toBe(
       `error [data_dir_unusable]: The embedded database directory ${target} cannot be used (a part of the path is a file, not a directory); set PGLITE_DATA_DIR to a writable directory, or DATABASE_URL to use a PostgreSQL server.`,
     );

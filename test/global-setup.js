@@ -20,6 +20,9 @@ const SERVER_ONLY = [
  * is an error.
  */
 export default async function globalSetup() {
+  // Names this run's template database (test/helpers/db.ts), so test runs sharing a server never
+  // drop each other's.
+  process.env.TEST_RUN_ID ??= `${process.pid}`;
   const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 3000 });
   try {
     await client.connect();

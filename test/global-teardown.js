@@ -14,11 +14,11 @@ export default async function globalTeardown() {
     const client = new pg.Client({ connectionString: ADMIN_URL });
     await client.connect();
     try {
-      const { rows } = await client.query(`select datname from pg_database where datname like 'rt\\_template\\_%'`);
+      const prefix = `rt_template_${process.env.TEST_RUN_ID}_`;
+      const { rows } = await client.query(`select datname from pg_database where starts_with(datname, $1)`, [prefix]);
       for (const { datname } of rows) {
-        // Not forced: another test run on this server may be cloning it right now; then it stays.
         await client.query(`alter database ${datname} with is_template false`);
-        await client.query(`drop database if exists ${datname}`).catch(() => {});
+        await client.query(`drop database if exists ${datname} with (force)`);
       }
     } finally {
       await client.end();
@@ -26,6 +26,6 @@ export default async function globalTeardown() {
   }
   const entries = await readdir(os.tmpdir()).catch(() => []);
   await Promise.all(
-    entries.filter((name) => name.startsWith('rt-pglite-template-')).map((name) => rm(path.join(os.tmpdir(), name), { recursive: true, force: true })),
+    entries.filter((name) => name.startsWith(`rt-pglite-template-${process.env.TEST_RUN_ID}-`)).map((name) => rm(path.join(os.tmpdir(), name), { recursive: true, force: true })),
   );
 }

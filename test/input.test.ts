@@ -207,15 +207,23 @@ describe('values from the API', () => {
 });
 
 describe('status', () => {
-  it('before migrate says to run npm run migrate (exit 1), not a raw SQL error', async () => {
+  it('before migrate says to run npm run migrate (exit 5: cannot read), not a raw SQL error', async () => {
     const empty = await createTestDatabase({ migrate: false });
     try {
       const out = captureIo();
       const code = await main(['status'], { DATABASE_URL: empty.url }, out.io, cliDeps(empty));
-      expect(code).toBe(1);
+      expect(code).toBe(5);
       expect(out.stderr.join('\n')).toMatch(/^error \[pending_migrations\]: .*run `npm run migrate` first\.$/);
     } finally {
       await empty.drop();
     }
+  });
+
+  it('exits 5, not 1, when the database cannot be reached, so alerting tells it from a failed run', async () => {
+    const out = captureIo();
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    const code = await main(['status'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }, out.io);
+    expect(code).toBe(5);
+    expect(out.stderr.join('\n')).toMatch(/^error \[database_unavailable\]: cannot use DATABASE_URL: /);
   });
 });

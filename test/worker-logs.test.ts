@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { followLogs } from '../src/sync/follow-logs.js';
-import { runSyncJob } from '../src/sync/run.js';
+import { runSyncJob } from '../src/sync/job.js';
 import { runWorker } from '../src/worker.js';
 import { createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
@@ -25,10 +25,10 @@ beforeEach(async () => {
   // A warehouse in sync, and a log checkpoint at the newest entry.
   const config = loadConfig(envFor(fake, t.url));
   const logger = createLogger({ level: 'warn', write: () => {} });
-  const setup = await runSyncJob({ config, db: t.db, logger, trigger: 'manual', exclusive: t.embedded });
+  const setup = await runSyncJob({ config, db: t.db, logger, trigger: 'manual', ownsDatabase: t.embedded });
   expect(setup.status).toBe('succeeded');
   setupRun = setup.runId!;
-  expect((await followLogs({ config, db: t.db, logger, exclusive: t.embedded })).outcome).toBe('started');
+  expect((await followLogs({ config, db: t.db, logger, ownsDatabase: t.embedded })).outcome).toBe('started');
   await t.db.deleteFrom('auth0.refresh_token_changes').execute();
 });
 afterEach(async () => {
@@ -41,7 +41,7 @@ function startWorker(extra: Record<string, string>) {
   const stop = new AbortController();
   const config = loadConfig(envFor(fake, t.url!, extra));
   const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { exclusive: t.embedded, stopGraceMs: 2000 } });
+  const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded, stopGraceMs: 2000 } });
   return { lines, stop: () => stop.abort(), done };
 }
 

@@ -33,7 +33,7 @@ function startWorker(extra: Record<string, string>) {
   const stop = new AbortController();
   const config = loadConfig(envFor(fake, t.url!, extra));
   const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { exclusive: t.embedded } });
+  const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded } });
   const waitForLog = async (msg: string) => {
     for (let i = 0; i < 200 && !lines.some((l) => l.msg === msg); i++) await new Promise((r) => setTimeout(r, 50));
     expect(lines.map((l) => l.msg)).toContain(msg);

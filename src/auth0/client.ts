@@ -4,6 +4,7 @@ import got, { RequestError, type CancelableRequest, type Got, type Progress, typ
 import type { Config } from '../config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { rememberSecret, toSafeText } from '../upstream-text.js';
+import { isFatal } from '../errors.js';
 import { Auth0Error, errorForStatus, tokenEndpointError } from './errors.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 
@@ -54,6 +55,11 @@ export interface Auth0ClientOptions {
   maxSockets?: number;
   /** Scopes the access token must grant, checked when it is issued; default `read:refresh_tokens`. */
   requiredScopes?: readonly string[];
+  /**
+   * Called after every request with its HTTP status (undefined when no answer came: a reset or
+   * a timeout) and the limiter's current pace, requests per second. For metrics; must not throw.
+   */
+  onResponse?: (status: number | undefined, pace: number) => void;
 }
 
 /** 401s one request may meet before it fails as `unauthorized`, however the tokens turn over. */
@@ -119,9 +125,11 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
         request.cancel();
       }
     });
+    let response: Response<string>;
     try {
-      return await request;
+      response = await request;
     } catch (error) {
+      options.onResponse?.(undefined, limiter.rate);
       if (tooLarge) {
         throw new Auth0Error(
           'response_too_large',
@@ -133,6 +141,8 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
       const detail = error instanceof RequestError ? `${error.code} ${error.message}` : String(error);
       throw new Auth0Error('network_error', `${what} failed: ${toSafeText(detail)}`);
     }
+    options.onResponse?.(response.statusCode, limiter.rate);
+    return response;
   }
 
   /** Run `attempt` until it succeeds or fails with an error that is not retryable. */
@@ -176,7 +186,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
       }),
     ).catch((error: unknown) => {
       // A token endpoint that keeps failing, answers too much or answers garbage dooms every user.
-      throw error instanceof Auth0Error && !error.fatal ? tokenUnavailable(error) : error;
+      throw error instanceof Auth0Error && !isFatal(error) ? tokenUnavailable(error) : error;
     });
     let body: Record<string, unknown>;
     try {

@@ -51,7 +51,7 @@ export class Auth0Error extends SyncError {
   get retryable(): boolean {
     return RETRYABLE.has(this.code);
   }
-  get fatal(): boolean {
+  override get fatal(): boolean {
     return FATAL.has(this.code);
   }
 }

@@ -7,7 +7,7 @@ import type { UserSelection } from '../source/select-users.js';
 import { checkUserId, describeUserId } from '../source/user-id.js';
 import { readUsersFile } from '../source/users-file.js';
 import { toSafeText } from '../upstream-text.js';
-import type { SyncJobResult } from '../sync/run.js';
+import type { SyncJobResult } from '../sync/job.js';
 
 /** The flags of `sync`, for node:util parseArgs. */
 export const SYNC_OPTIONS = {

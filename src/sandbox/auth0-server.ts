@@ -773,9 +773,36 @@ export function makeToken(userId: string, n: number, overrides: Auth0TokenJson =
 }
 
 /**
+ * Dates around `now`, so the reporting views have something to show: created within the 300
+ * days before, last used within the last 40, idle expiry 45 days after that (so some are
+ * unused for 30 days yet live), absolute a year after creation. Deterministic in (id, salt, now).
+ */
+export function recentDates(id: string, salt: number, now: number): Auth0TokenJson {
+  const n = [...id].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, salt);
+  const created = now - (1 + (n % 300)) * DAY_MS;
+  const exchanged = Math.max(created, now - ((n >>> 9) % 40) * DAY_MS - ((n >>> 3) % 1000) * 60_000);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return { created_at: iso(created), last_exchanged_at: iso(exchanged), idle_expires_at: iso(exchanged + 45 * DAY_MS), expires_at: iso(created + 365 * DAY_MS) };
+}
+
+/**
+ * `token` as a live tenant of today would hold it: `recentDates` around `now`, and a device
+ * still on the network it was issued to, but for about one token in twenty (so the
+ * location-changed view has a few rows, not half the tenant).
+ */
+export function aroundNow(token: Auth0TokenJson, salt: number, now: number): Auth0TokenJson {
+  const id = String(token.id);
+  const device = token.device as Record<string, unknown> | undefined;
+  const moved = [...id].reduce((h, ch) => (h * 33 + ch.charCodeAt(0)) >>> 0, salt) % 20 === 0;
+  const calm = device && !moved ? { ...device, last_ip: device.initial_ip, last_asn: device.initial_asn } : device;
+  return { ...token, ...recentDates(id, salt, now), ...(calm ? { device: calm } : {}) };
+}
+
+/**
  * A deterministic tenant of `users` users (`${userIdPrefix}000001`...), each with 0..maxTokensPerUser
  * tokens (uniform, from the seeded PRNG), or 120-260 for every `manyTokensEvery`-th user so it needs
- * several pages. Token arrays are sorted by id ascending.
+ * several pages. Token arrays are sorted by id ascending. With `datesAround` (epoch ms) every
+ * token is `aroundNow` it (dates in the last year, not 2023–2024), so the reporting views have rows.
  */
 export function generateTenant(opts: {
   users: number;
@@ -783,6 +810,7 @@ export function generateTenant(opts: {
   maxTokensPerUser?: number;
   manyTokensEvery?: number;
   userIdPrefix?: string;
+  datesAround?: number;
 }): Map<string, Auth0TokenJson[]> {
   const random = mulberry32(opts.seed ?? 1);
   const max = opts.maxTokensPerUser ?? 5;
@@ -794,7 +822,10 @@ export function generateTenant(opts: {
     const userId = `${prefix}${String(i).padStart(width, '0')}`;
     const count = manyEvery > 0 && i % manyEvery === 0 ? 120 + Math.floor(random() * 141) : Math.floor(random() * (max + 1));
     const tokens: Auth0TokenJson[] = [];
-    for (let n = 0; n < count; n++) tokens.push(makeToken(userId, n));
+    for (let n = 0; n < count; n++) {
+      const token = makeToken(userId, n);
+      tokens.push(opts.datesAround === undefined ? token : aroundNow(token, n, opts.datesAround));
+    }
     tenant.set(userId, tokens.sort(byId));
   }
   return tenant;

@@ -3,7 +3,7 @@
  *
  *   node --import tsx src/sandbox/serve.ts [--port N] [--users N] [--max-tokens N] [--many-every N]
  *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH] [--no-early-access]
- *     [--export-users N]
+ *     [--export-users N] [--recent] [--change-every SECONDS [--change-percent P]] [--for-people]
  *
  * Prints one JSON line `{"url","clientId","users","earlyAccess"}` once listening; answers a `stats` line on
  * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share of the users (see changeUsers) and
@@ -12,11 +12,16 @@
  * `GET /api/v2/refresh-tokens` (answered as an unknown route), leaving `GET /api/v2/users/{id}/refresh-tokens`.
  * `--export-users N` makes every users export hold N generated users (made lazily while the file
  * is served, so a million does not sit in memory) instead of the tenant's.
+ * `--recent` dates every token around now (the default is 2023–2024, deterministic for the
+ * benchmark), so the reporting views have rows. `--change-every S` changes `--change-percent`
+ * (default 1) % of the users every S seconds, so a worker pointed at it has something to sync.
+ * `--for-people` (`npm run sandbox`) prints, instead of the JSON line, the variables that point
+ * the job at the tenant.
  */
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
+import { aroundNow, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
 
 function numberOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max = Infinity): number {
   const raw = values[name];
@@ -46,6 +51,10 @@ async function main(): Promise<void> {
       'users-out': { type: 'string' },
       'no-early-access': { type: 'boolean' },
       'export-users': { type: 'string' },
+      recent: { type: 'boolean' },
+      'change-every': { type: 'string' },
+      'change-percent': { type: 'string' },
+      'for-people': { type: 'boolean' },
     },
     strict: true,
   });
@@ -60,6 +69,7 @@ async function main(): Promise<void> {
     seed,
     maxTokensPerUser: Math.floor(numberOption(values, 'max-tokens', 5, 0)),
     manyTokensEvery: Math.floor(numberOption(values, 'many-every', 0, 0)),
+    datesAround: values.recent ? Date.now() : undefined,
   });
   const fake = await startFakeAuth0({
     clientId: CLIENT_ID,
@@ -76,10 +86,16 @@ async function main(): Promise<void> {
   const usersOut = values['users-out'];
   if (usersOut) await writeFile(usersOut, [...tenant.keys()].map((id) => `${id}\n`).join(''));
 
+  let round = 0;
+  const changeEvery = numberOption(values, 'change-every', 0, 0);
+  const changePercent = numberOption(values, 'change-percent', 1, Number.MIN_VALUE, 100);
+  const changer = changeEvery > 0 ? setInterval(() => changeUsers(fake, changePercent, (round += 1), values.recent ? Date.now() : undefined), changeEvery * 1000) : undefined;
+
   let closing = false;
   const shutdown = (): void => {
     if (closing) return;
     closing = true;
+    clearInterval(changer);
     fake.close().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -91,16 +107,38 @@ async function main(): Promise<void> {
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
 
-  let round = 0;
   const stdin = createInterface({ input: process.stdin });
   stdin.on('line', (line) => {
     if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify(fake.stats)}\n`);
     if (line.trim() === 'reset') fake.resetStats();
     const change = /^change ([\d.]+)$/.exec(line.trim());
-    if (change) process.stdout.write(`${JSON.stringify({ changedUsers: changeUsers(fake, Number(change[1]), (round += 1)) })}\n`);
+    if (change) process.stdout.write(`${JSON.stringify({ changedUsers: changeUsers(fake, Number(change[1]), (round += 1), values.recent ? Date.now() : undefined) })}\n`);
   });
 
-  process.stdout.write(`${JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users, earlyAccess: !values['no-early-access'] })}\n`);
+  if (!values['for-people']) {
+    process.stdout.write(`${JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users, earlyAccess: !values['no-early-access'] })}\n`);
+    return;
+  }
+  const tokens = [...tenant.values()].reduce((sum, list) => sum + list.length, 0);
+  process.stdout.write(
+    [
+      `Sandbox Auth0 tenant on ${fake.url}: ${users} users, ${tokens} refresh tokens${values.recent ? ', dated around today' : ''}` +
+        (changer ? `; ${changePercent}% of the users change every ${changeEvery} s.` : '.'),
+      '',
+      'Point the job at it (in another terminal, or in .env); its own embedded database keeps these made-up tokens out of yours:',
+      '',
+      `  export AUTH0_DOMAIN=${fake.url}`,
+      `  export AUTH0_CLIENT_ID=${CLIENT_ID}`,
+      `  export AUTH0_CLIENT_SECRET=test-secret   # the sandbox's own, not a secret`,
+      '  export PGLITE_DATA_DIR=.data/sandbox',
+      '',
+      '  npm run migrate && npm run import-users && npm run sync',
+      '  METRICS_PORT=9464 SYNC_SCHEDULE="* * * * *" npm run worker   # then curl -s 127.0.0.1:9464/metrics',
+      '',
+      'Ctrl-C stops the tenant.',
+      '',
+    ].join('\n'),
+  );
 }
 
 /**
@@ -108,7 +146,7 @@ async function main(): Promise<void> {
  * would: the first token is exchanged again from a new IP, the last of several is revoked, and
  * a new token is issued. Returns how many users changed.
  */
-function changeUsers(fake: FakeAuth0, percent: number, round: number): number {
+function changeUsers(fake: FakeAuth0, percent: number, round: number, now?: number): number {
   const every = Math.max(1, Math.round(100 / percent));
   let changed = 0;
   let i = 0;
@@ -119,12 +157,13 @@ function changeUsers(fake: FakeAuth0, percent: number, round: number): number {
       const device = token.device as Record<string, unknown> | undefined;
       return {
         ...token,
-        last_exchanged_at: new Date(Date.UTC(2026, 10, 1) + round * 3_600_000).toISOString(),
+        last_exchanged_at: new Date(now ?? Date.UTC(2026, 10, 1) + round * 3_600_000).toISOString(),
         ...(device ? { device: { ...device, last_ip: `198.51.100.${round % 250}` } } : {}),
       };
     });
     if (next.length >= 2) next.pop();
-    next.push(makeToken(userId, 100_000 + round));
+    const token = makeToken(userId, 100_000 + round);
+    next.push(now === undefined ? token : { ...aroundNow(token, round, now), created_at: new Date(now).toISOString() });
     fake.setUser(userId, next);
     changed += 1;
   }

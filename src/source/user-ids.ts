@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { formatName, type Config } from '../config.js';
 import { FatalError } from '../errors.js';
+import { sqlState } from '../pg-errors.js';
 
 export interface ReadUserIdsOptions {
   source: Config['source'];
@@ -124,7 +125,7 @@ export async function countUserIds(db: Kysely<any>, source: Config['source'], no
 /** Missing table or column: one sentence naming the variable to fix (matched by SQLSTATE). */
 function explainSourceError(source: Config['source']) {
   return (error: unknown): never => {
-    const code = (error as { code?: unknown }).code;
+    const code = sqlState(error);
     const table = formatName(source.table);
     if (code === '42P01' || code === '3F000') {
       throw new FatalError('source_missing', `The source table ${table} does not exist; set SOURCE_USERS_TABLE or run \`npm run migrate\`.`);

@@ -1,10 +1,11 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.js';
-import { errorCode, FatalError, toError } from '../errors.js';
+import { errorCode, isFatal, toError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { RunLockLostError, type RunLease } from '../run-lock.js';
-import type { RunCounts } from '../runs.js';
-import { databaseRefused, databaseUnavailable, isConnectionLost, isDatabaseUnavailable } from '../warehouse/errors.js';
+import type { RunLease } from '../run-lock.js';
+import type { RunCounts } from '../run-records.js';
+import { isConnectionLost, isDatabaseUnavailable } from '../pg-errors.js';
+import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
 import type { PlanCounts, UserOutcome } from '../warehouse/model.js';
@@ -111,7 +112,7 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
         await refreshStatistics(db);
       }
     } catch (error) {
-      if (error instanceof FatalError || error instanceof RunLockLostError) throw error;
+      if (isFatal(error)) throw error;
       if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
       const refused = databaseRefused(error);
       if (refused) throw refused;

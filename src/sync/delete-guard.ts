@@ -1,5 +1,5 @@
 import { FatalError } from '../errors.js';
-import type { RunCounts } from '../runs.js';
+import type { RunCounts } from '../run-records.js';
 import type { WritePlan } from '../warehouse/model.js';
 
 /**

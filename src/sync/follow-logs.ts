@@ -14,8 +14,8 @@ import {
   readLogLookups,
   restartLogCheckpoint,
 } from '../warehouse/log-checkpoint.js';
+import { runSyncJob, type SyncJobResult } from './job.js';
 import type { PriorityLane } from './priority-lane.js';
-import { runSyncJob, type SyncJobResult } from './run.js';
 
 /** Pages (of 100 entries) read before the users they name are synced and the checkpoint moves. */
 const PAGES_PER_BATCH = 100;
@@ -24,8 +24,8 @@ export interface FollowLogsOptions {
   config: Config;
   db: Kysely<Database>;
   logger: Logger;
-  /** This process has the database to itself (the embedded one). */
-  exclusive?: boolean;
+  /** This process owns the database (the embedded one): no run lock needed. */
+  ownsDatabase?: boolean;
   stopSignal?: AbortSignal;
   auth0?: Auth0ClientOptions;
   /** Confirmed by the operator (`--allow-mass-delete`): no deletion guard for the runs. */
@@ -154,7 +154,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
           selection: { kind: 'ids', userIds: changes.userIds, total: changes.userIds.length },
           // Every user the entries name, whatever SYNC_MAX_USERS says: a cut would skip entries.
           budget: {},
-          exclusive: options.exclusive,
+          ownsDatabase: options.ownsDatabase,
           allowMassDelete: options.allowMassDelete,
           stopSignal: options.stopSignal,
           args: { fromLogs: { from, to: next, entries: entries.length } },

@@ -6,10 +6,10 @@ import { Auth0Error } from '../auth0/errors.js';
 import { fetchAllRefreshTokens } from '../auth0/refresh-tokens.js';
 import type { Config } from '../config.js';
 import type { Database } from '../database.js';
-import { errorCode, toError } from '../errors.js';
+import { errorCode, isFatal, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RunLease } from '../run-lock.js';
-import type { RunCounts } from '../runs.js';
+import type { RunCounts } from '../run-records.js';
 import { checkUserId, describeUserId, invalidUserIdKey } from '../source/user-id.js';
 import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
@@ -64,7 +64,7 @@ export interface SyncResult {
  * again (the first fetch may predate the change); a source user already busy for the lane is
  * skipped (its lane fetch is as fresh).
  */
-export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): Promise<SyncResult> {
+export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>): Promise<SyncResult> {
   const { client, logger, options, endpoints } = deps;
   const abort = new AbortController();
   // Every request in flight listens on it (got, sleeps): more than Node's default of 10.
@@ -154,8 +154,8 @@ export async function runSync(deps: SyncDeps, userIds: AsyncIterable<string>): P
           endpoints.confirm(endpoint);
           return { status: 'not_found', userId };
         }
-        if (error instanceof Auth0Error && error.fatal) {
-          stop(error);
+        if (isFatal(error)) {
+          stop(toError(error));
           return undefined;
         }
         return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };

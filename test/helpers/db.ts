@@ -53,11 +53,12 @@ function urlFor(name: string): string {
  * The name of a database migrated to the current migrations, made once per test run (the
  * first Jest worker to need it creates it under an advisory lock; the others wait) and cloned
  * by every test file: `create database … template …` copies files, far faster than migrating.
- * The name carries a digest of the migration names, so a new migration makes a new template.
+ * The name carries this run's id (so runs sharing a server never drop each other's) and a
+ * digest of the migration names.
  */
 async function migratedTemplate(): Promise<string> {
   const digest = createHash('sha256').update(Object.keys(migrations).join('\n')).digest('hex').slice(0, 12);
-  const name = `rt_template_${digest}`;
+  const name = `rt_template_${process.env.TEST_RUN_ID ?? process.pid}_${digest}`;
   await admin(async (client) => {
     await client.query('select pg_advisory_lock(4242, 1)');
     try {
@@ -86,8 +87,13 @@ async function migratedTemplate(): Promise<string> {
 export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `rt_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   if (TEST_DB_MODE === 'embedded') return createEmbeddedTestDatabase(name);
-  const template = (options.migrate ?? true) ? await migratedTemplate() : 'template0';
-  await admin((client) => client.query(`create database ${name} template ${template}`));
+  const migrate = options.migrate ?? true;
+  const clone = async () => {
+    const template = migrate ? await migratedTemplate() : 'template0';
+    await admin((client) => client.query(`create database ${name} template ${template}`));
+  };
+  // A template dropped under us (an older checkout's teardown sharing this server) is made again, once.
+  await clone().catch((error: { code?: string }) => (migrate && error.code === '3D000' ? clone() : Promise.reject(error)));
   const url = urlFor(name);
   const db = createDb(url, { poolSize: 4 });
   return {
@@ -136,7 +142,7 @@ export function captureIo() {
  * (a new PGlite runs initdb: seconds) and copied for each test file (a fraction of a second).
  */
 async function embeddedTemplate(): Promise<string> {
-  const dir = path.join(os.tmpdir(), `rt-pglite-template-${process.pid}-${Object.keys(migrations).length}`);
+  const dir = path.join(os.tmpdir(), `rt-pglite-template-${process.env.TEST_RUN_ID ?? 0}-${process.pid}-${Object.keys(migrations).length}`);
   if (existsSync(path.join(dir, 'PG_VERSION'))) return dir;
   await rm(dir, { recursive: true, force: true });
   const embedded = await openEmbeddedDatabase(dir, 'test template');
@@ -169,7 +175,7 @@ async function createEmbeddedTestDatabase(name: string): Promise<TestDatabase> {
 
 /** For `main(argv, env, io, cliDeps(t))`: the command uses the test's database and leaves it open. */
 export function cliDeps(t: TestDatabase): Deps {
-  return { openDatabase: async () => ({ db: t.db, embedded: t.embedded, close: async () => {} }) };
+  return { openDatabase: async () => ({ db: t.db, ownsDatabase: t.embedded, close: async () => {} }) };
 }
 
 /** The source settings for a table and column, as loadDatabaseConfig parses them. */

@@ -34,4 +34,50 @@ describe('src/sandbox/serve.ts', () => {
     expect(users.status).toBe(200);
     expect(Array.isArray(((await users.json()) as { tokens: unknown }).tokens)).toBe(true);
   }, 20_000);
+
+  it('npm run sandbox (--for-people --recent): prints the variables for the job; tokens are dated around today; --change-every changes users', async () => {
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/sandbox/serve.ts', '--users', '20', '--recent', '--change-every', '1', '--change-percent', '50', '--port', '0', '--for-people'],
+      { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    while (!out.includes('Ctrl-C stops the tenant.')) {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(out).toMatch(/^Sandbox Auth0 tenant on http:\/\/127\.0\.0\.1:\d+: 20 users, \d+ refresh tokens, dated around today; 50% of the users change every 1 s\./);
+    const url = /export AUTH0_DOMAIN=(http:\/\/127\.0\.0\.1:\d+)\n/.exec(out)![1]!;
+    expect(out).toContain('export AUTH0_CLIENT_ID=test-client\n');
+    expect(out).toContain('export AUTH0_CLIENT_SECRET=test-secret');
+    expect(out).toContain('export PGLITE_DATA_DIR=.data/sandbox\n');
+
+    const tokenRes = await fetch(`${url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials', client_id: 'test-client', client_secret: 'test-secret', audience: `${url}/api/v2/` }),
+    });
+    const headers = { authorization: `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}` };
+    const tokensOf = async (user: string) => {
+      const res = await fetch(`${url}/api/v2/users/${encodeURIComponent(user)}/refresh-tokens`, { headers });
+      return ((await res.json()) as { tokens: { id: string; created_at: string; last_exchanged_at: string }[] }).tokens;
+    };
+    const users = Array.from({ length: 20 }, (_, i) => `auth0|user${String(i + 1).padStart(6, '0')}`);
+    const before = (await Promise.all(users.map(tokensOf))).flat();
+    expect(before.length).toBeGreaterThan(0);
+    const yearAgo = Date.now() - 366 * 86_400_000;
+    for (const token of before) {
+      expect(Date.parse(token.created_at)).toBeGreaterThan(yearAgo);
+      expect(Date.parse(token.last_exchanged_at)).toBeLessThanOrEqual(Date.now());
+    }
+    // Within a few seconds (however slow the machine), the tenant has changed under the same ids.
+    let changed = false;
+    for (let i = 0; i < 100 && !changed; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const ids = new Set(before.map((t) => t.id));
+      changed = (await Promise.all(users.map(tokensOf))).flat().some((t) => !ids.has(t.id));
+    }
+    expect(changed).toBe(true);
+  }, 60_000);
 });

@@ -167,7 +167,7 @@ describe('database errors that would hit every user', () => {
     const db = createDb(url.toString());
     try {
       fake.resetStats();
-      const { code, stderr } = await sync([], {}, { openDatabase: async () => ({ db, embedded: false, close: async () => {} }) });
+      const { code, stderr } = await sync([], {}, { openDatabase: async () => ({ db, ownsDatabase: false, close: async () => {} }) });
       expect(code).toBe(1);
       expect(stderr.join('\n')).toMatch(/\[database_refused\].*missing .*INSERT on auth0\.refresh_tokens.*grant/);
       expect(fake.stats.listRequests).toBe(0);

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createLogger } from '../../src/log.js';
 import { createPriorityLane, type HandOffResult } from '../../src/sync/priority-lane.js';
-import { runSyncJob } from '../../src/sync/run.js';
+import { runSyncJob } from '../../src/sync/job.js';
 import { createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
@@ -43,7 +43,7 @@ describe('priority lane', () => {
       return { delayMs: 300 };
     });
     const config = configFor(fake, t.url, { SYNC_CONCURRENCY: '3', SYNC_DELETE_GUARD_MIN: '1' });
-    const run = await runSyncJob({ config, db: t.db, logger, trigger: 'manual', exclusive: t.embedded, lane });
+    const run = await runSyncJob({ config, db: t.db, logger, trigger: 'manual', ownsDatabase: t.embedded, lane });
     expect(run.status).toBe('succeeded');
     expect(handed).toBeDefined();
     await expect(handed).resolves.toEqual({ complete: true, runId: run.runId });
@@ -70,7 +70,7 @@ describe('priority lane', () => {
       return ctx.userId ? { delayMs: 200 } : undefined;
     });
     const config = configFor(fake, t.url, { SYNC_CONCURRENCY: '1' });
-    const run = await runSyncJob({ config, db: t.db, logger, trigger: 'manual', exclusive: t.embedded, lane, stopSignal: stop.signal, stopGraceMs: 1000 });
+    const run = await runSyncJob({ config, db: t.db, logger, trigger: 'manual', ownsDatabase: t.embedded, lane, stopSignal: stop.signal, stopGraceMs: 1000 });
     expect(run.status).toBe('interrupted');
     await expect(handed).resolves.toEqual({ complete: false, runId: run.runId });
   });

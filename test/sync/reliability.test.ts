@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { main } from '../../src/cli.js';
 import { createLogger } from '../../src/log.js';
-import { runSyncJob } from '../../src/sync/run.js';
+import { runSyncJob } from '../../src/sync/job.js';
 import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, envFor, generateTenant, startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../helpers/fake-auth0.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
@@ -33,7 +33,7 @@ function syncOnce(env: Record<string, string> = {}, extra: Partial<Parameters<ty
     db: t.db,
     logger: createLogger({ level: 'error', write: () => {} }),
     trigger: 'manual',
-    exclusive: t.embedded,
+    ownsDatabase: t.embedded,
     auth0: { backoffBaseMs: 10, backoffCapMs: 200 },
     ...extra,
   });

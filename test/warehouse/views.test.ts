@@ -302,6 +302,7 @@ describe('the migration', () => {
   it('comments every view, and down drops them all so up can create them again', async () => {
     const names = [
       'active_refresh_tokens',
+      'recent_token_changes',
       'refresh_tokens_expiring_soon',
       'refresh_tokens_location_changed',
       'refresh_tokens_per_client',

@@ -7,14 +7,17 @@ import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
 import { RunLockLostError, withRunLock, type RunLease } from '../run-lock.js';
-import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../runs.js';
+import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../run-records.js';
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
 import { describeCrossing, MassDeleteError } from './delete-guard.js';
-import { runSync } from './pipeline.js';
+import { syncUsers } from './pipeline.js';
 import type { PriorityLane } from './priority-lane.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
+
+/** The job's name, as schedulers and logs know it. */
+export const SYNC_JOB_NAME = 'sync-refresh-tokens';
 
 export interface SyncJobOptions {
   config: Config;
@@ -27,8 +30,8 @@ export interface SyncJobOptions {
   budget?: RunBudget;
   /** Fetch and compare only: no lock, no run row, no user state, no warehouse write. */
   dryRun?: boolean;
-  /** This process has the database to itself (the embedded one): no advisory lock needed. */
-  exclusive?: boolean;
+  /** This process owns the database (the embedded one, under its directory lock): no run lock needed. */
+  ownsDatabase?: boolean;
   /** Confirmed by the operator (`--allow-mass-delete`): no deletion guard for this run. */
   allowMassDelete?: boolean;
   /** Recorded in sync_runs.args. */
@@ -39,6 +42,8 @@ export interface SyncJobOptions {
   lockCheckEveryMs?: number;
   /** Milliseconds between progress lines. */
   progressEveryMs?: number;
+  /** Called with the run's counts so far at each progress line (the worker's metrics); must not throw. */
+  onProgress?: (counts: Readonly<RunCounts>) => void;
   auth0?: Auth0ClientOptions;
   /**
    * The route choice to use, kept across runs by a long-lived process (the worker) so `auto`
@@ -77,7 +82,7 @@ export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult
   return options.dryRun
     ? runOnce(options, undefined)
     : withRunLock(options.db, (lease) => runOnce(options, lease), {
-        advisory: !options.exclusive,
+        ownsDatabase: options.ownsDatabase,
         logger: options.logger,
         checkEveryMs: options.lockCheckEveryMs,
       });
@@ -117,6 +122,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
     const seconds = (Date.now() - started) / 1000;
     logger.info('progress', { done, total: usersTotal, usersPerSecond: round(done / seconds), ...counts });
     if (runId !== undefined) recordRunProgress(db, runId, counts).catch(() => {}); // best effort; the final write reports errors
+    options.onProgress?.(counts);
   }, options.progressEveryMs ?? 5000);
   progress.unref();
 
@@ -124,7 +130,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   let error: Error | undefined;
   try {
     if (runId !== undefined) await lease?.claim(runId);
-    const result = await runSync(
+    const result = await syncUsers(
       {
         db,
         client,

@@ -1,0 +1,127 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Env } from '../config.js';
+import { FatalError } from '../errors.js';
+import type { Io } from '../io.js';
+import { toSafeText } from '../upstream-text.js';
+import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
+
+/** Loopback only: the wire protocol here has no password and no TLS. */
+const HOST = '127.0.0.1';
+const DEFAULT_PORT = 5433;
+const DEFAULT_DATA_DIR = '.data/pglite';
+const DEMO_DATA_DIR = '.data/demo';
+
+export interface SqlServer {
+  /** The port it listens on (the one the OS chose when asked for 0). */
+  port: number;
+  /** A connection string for psql, pg or a BI tool: user and database `postgres`, no password. */
+  url: string;
+  /** Stops listening, closes the database and releases the directory lock. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves the embedded database in `dataDir` over the PostgreSQL wire protocol on 127.0.0.1
+ * (`@electric-sql/pglite-socket`), holding the directory lock while it runs, so `psql` and
+ * reporting tools can query it. One client connection at a time (the socket server's limit:
+ * PGlite has one session). Refuses a directory holding no database rather than creating an
+ * empty one. `port` 0 lets the OS choose.
+ */
+export async function serveEmbeddedDatabase(dataDir: string, options: { port: number }): Promise<SqlServer> {
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    throw new FatalError(
+      'data_dir_empty',
+      `There is no embedded database in ${toSafeText(path.resolve(dataDir), 300)}: run npm run migrate and npm run sync (or npm run demo) first, or set PGLITE_DATA_DIR to the directory that holds one.`,
+    );
+  }
+  const release = acquireDirLock(dataDir, 'db');
+  try {
+    // Loaded only here: both are large, and a server deployment never needs them.
+    const { PGlite } = await import('@electric-sql/pglite');
+    const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+    const pglite = await PGlite.create(dataDir).catch((error: unknown) => {
+      throw dataDirUnusable(dataDir, error);
+    });
+    const server = new PGLiteSocketServer({ db: pglite, host: HOST, port: options.port, maxConnections: 1 });
+    try {
+      await server.start();
+    } catch (error) {
+      await pglite.close();
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new FatalError(
+        'port_unavailable',
+        `Cannot listen on ${HOST}:${options.port} (${code === 'EADDRINUSE' ? 'the port is in use' : String(code ?? error)}); pass --port N or set PGLITE_PORT (0 picks a free port).`,
+        { cause: error },
+      );
+    }
+    const port = Number(server.getServerConn().split(':').pop());
+    let closed: Promise<void> | undefined;
+    return {
+      port,
+      url: `postgres://postgres@${HOST}:${port}/postgres`,
+      close() {
+        closed ??= (async () => {
+          try {
+            await server.stop();
+            await pglite.close();
+          } finally {
+            release();
+          }
+        })();
+        return closed;
+      },
+    };
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
+/**
+ * `npm run db [-- --port N]`: serves the embedded database (PGLITE_DATA_DIR, or the demo's
+ * when that is unset and only the demo has run) until SIGINT/SIGTERM and prints the psql
+ * command. With DATABASE_URL set there is nothing to serve: exit 1 saying to use the server.
+ */
+export async function dbCommand(args: string[], env: Env, io: Io, stop?: AbortSignal): Promise<number> {
+  const { values } = parseArgs({ args, options: { port: { type: 'string' } }, strict: true, allowPositionals: false });
+  if (env.DATABASE_URL) {
+    io.stderr('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql "$DATABASE_URL" (npm run db serves only the embedded database).');
+    return 1;
+  }
+  const rawPort = values.port ?? env.PGLITE_PORT ?? String(DEFAULT_PORT);
+  const port = Number(rawPort);
+  if (!/^\d+$/.test(rawPort.trim()) || port > 65535) {
+    io.stderr(`--port (or PGLITE_PORT) must be a port number from 0 to 65535, got '${toSafeText(rawPort, 40)}'.`);
+    return 1;
+  }
+  let dataDir = env.PGLITE_DATA_DIR || DEFAULT_DATA_DIR;
+  if (!env.PGLITE_DATA_DIR && !existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    const demoDir = env.DEMO_DATA_DIR || DEMO_DATA_DIR;
+    if (existsSync(path.join(demoDir, 'PG_VERSION'))) {
+      io.stderr(`No embedded database in ${dataDir} yet: serving the demo's, in ${demoDir}.`);
+      dataDir = demoDir;
+    }
+  }
+  const server = await serveEmbeddedDatabase(dataDir, { port });
+  const stopped = stop ?? onceStopped();
+  io.stderr(`Serving the embedded database in ${dataDir} on ${HOST}:${server.port} (one connection at a time; Ctrl-C stops it).`);
+  io.stdout(`psql "${server.url}"`);
+  await new Promise<void>((resolve) => (stopped.aborted ? resolve() : stopped.addEventListener('abort', () => resolve(), { once: true })));
+  await server.close();
+  io.stderr('Stopped; the embedded database is free for the job again.');
+  return 0;
+}
+
+function onceStopped(): AbortSignal {
+  const controller = new AbortController();
+  const handler = () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+    controller.abort();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return controller.signal;
+}

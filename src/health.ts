@@ -1,0 +1,72 @@
+import type { RunStatus } from './database.js';
+
+/** What the worker knows when `/healthz` is asked. */
+export interface HealthInput {
+  now: Date;
+  /** node-cron's task status: `idle` or `running` while the schedule is alive. */
+  scheduler: string;
+  /** When the worker started. */
+  startedAt: Date;
+  /** End of the last successful run (read from sync_runs at start, then kept up to date). */
+  lastSuccessAt: Date | undefined;
+  /** The last finished run, from this worker or (at start) from sync_runs. */
+  lastRun: { id: number | undefined; status: Exclude<RunStatus, 'running'>; durationMs: number; errorCode?: string } | undefined;
+  /** The longest gap between two runs of the schedule (see `scheduleIntervalMs`). */
+  intervalMs: number;
+}
+
+export interface HealthReport {
+  /** 200 healthy, 503 not. */
+  httpStatus: 200 | 503;
+  body: {
+    status: 'ok' | 'unhealthy';
+    /** Why not healthy; absent when healthy. */
+    reason?: string;
+    scheduler: string;
+    lastSuccessAt: string | null;
+    /** When a success must have happened by, for the worker to stay healthy. */
+    successDueBy: string;
+    lastRun: { id: number | null; status: string; errorCode: string | null } | null;
+  };
+}
+
+/**
+ * The health rule, pure: healthy while the scheduler is alive and a run succeeded recently
+ * enough for the schedule. "Recently enough": within two schedule intervals plus the last run's
+ * duration of the later of the last success and the worker's start, so one failed tick is
+ * tolerated, two in a row are not, and a worker that just started (after a long stop) gets the
+ * same allowance before its first success.
+ */
+export function toHealth(input: HealthInput): HealthReport {
+  const { now, scheduler, startedAt, lastSuccessAt, lastRun, intervalMs } = input;
+  const since = lastSuccessAt && lastSuccessAt > startedAt ? lastSuccessAt : startedAt;
+  const dueBy = new Date(since.getTime() + 2 * intervalMs + (lastRun?.durationMs ?? 0));
+  const body: HealthReport['body'] = {
+    status: 'ok',
+    scheduler,
+    lastSuccessAt: lastSuccessAt?.toISOString() ?? null,
+    successDueBy: dueBy.toISOString(),
+    lastRun: lastRun ? { id: lastRun.id ?? null, status: lastRun.status, errorCode: lastRun.errorCode ?? null } : null,
+  };
+  let reason: string | undefined;
+  if (scheduler !== 'idle' && scheduler !== 'running') {
+    reason = `The scheduler is ${scheduler}.`;
+  } else if (now > dueBy) {
+    const last = lastRun ? ` The last run${lastRun.id === undefined ? '' : ` (#${lastRun.id})`} ${lastRun.status}${lastRun.errorCode ? ` (${lastRun.errorCode})` : ''}.` : ' No run has finished yet.';
+    reason =
+      (lastSuccessAt && lastSuccessAt > startedAt
+        ? `No successful run since ${lastSuccessAt.toISOString()}`
+        : `No successful run since the worker started at ${startedAt.toISOString()}`) +
+      `; one was due by ${dueBy.toISOString()}.` +
+      last;
+  }
+  if (reason === undefined) return { httpStatus: 200, body };
+  return { httpStatus: 503, body: { ...body, status: 'unhealthy', reason } };
+}
+
+/** The longest gap between consecutive times in `nextRuns` (the schedule's next runs), in ms. */
+export function scheduleIntervalMs(nextRuns: readonly Date[]): number {
+  let longest = 0;
+  for (let i = 1; i < nextRuns.length; i++) longest = Math.max(longest, nextRuns[i]!.getTime() - nextRuns[i - 1]!.getTime());
+  return longest;
+}

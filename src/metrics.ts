@@ -1,0 +1,133 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RunStatus } from './database.js';
+import { emptyCounts, type RunCounts } from './run-records.js';
+
+/** Why a scheduled tick did not start a run. */
+export type SkipReason = 'overlap' | 'locked';
+
+/**
+ * The worker's Prometheus metrics, in a Registry of its own (never prom-client's global one),
+ * so several workers (tests) can live in one process. Names: `auth0_sync_` prefix, snake_case,
+ * unit suffix, `_total` on counters. Every method is cheap and never throws.
+ */
+export interface WorkerMetrics {
+  readonly registry: Registry;
+  /** A new run's baseline: its `add` calls add only what grew since the last one. */
+  startRun(): RunTally;
+  /** A run ended (any status; a run that could not start counts as `failed`). */
+  finishRun(status: Exclude<RunStatus, 'running'>, durationSeconds: number, finishedAt?: Date): void;
+  /** The last successful run's end, also the one read from `sync_runs` at start. */
+  setLastSuccess(at: Date): void;
+  tickSkipped(reason: SkipReason): void;
+  /** One Auth0 request answered (`status`) or not (undefined), and the limiter's pace then. */
+  observeResponse(status: number | undefined, pace: number): void;
+}
+
+/** The counts of one run already added to the counters. */
+export interface RunTally {
+  add(counts: Readonly<RunCounts>): void;
+}
+
+const USER_OUTCOMES = { synced: 'usersSynced', not_found: 'usersNotFound', failed: 'usersFailed' } as const;
+const TOKEN_CHANGES = { seen: 'tokensSeen', added: 'tokensAdded', changed: 'tokensChanged', deleted: 'tokensDeleted' } as const;
+
+export function createWorkerMetrics(options: { runInProgress: () => boolean }): WorkerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const runs = new Counter({ name: 'auth0_sync_runs_total', help: 'Runs finished, by status.', labelNames: ['status'], registers });
+  const duration = new Histogram({
+    name: 'auth0_sync_run_duration_seconds',
+    help: 'Wall-clock duration of finished runs.',
+    labelNames: ['status'],
+    buckets: [1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14_400],
+    registers,
+  });
+  const users = new Counter({
+    name: 'auth0_sync_users_total',
+    help: 'Users done by runs, by outcome (synced, not_found, failed); grows while a run goes.',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const tokens = new Counter({
+    name: 'auth0_sync_tokens_total',
+    help: 'Refresh tokens listed (seen) and written (added, changed, deleted); grows while a run goes.',
+    labelNames: ['change'],
+    registers,
+  });
+  const requests = new Counter({
+    name: 'auth0_sync_requests_total',
+    help: 'Requests to Auth0 (token endpoint and retries included), by HTTP status; "none" when no answer came.',
+    labelNames: ['status'],
+    registers,
+  });
+  const rateLimited = new Counter({ name: 'auth0_sync_rate_limited_total', help: 'Answers with HTTP 429 from Auth0.', registers });
+  const pace = new Gauge({
+    name: 'auth0_sync_limiter_pace_requests_per_second',
+    help: "The rate limiter's pace at the last request to Auth0 (unchanged while unbounded: no rate-limit headers and no AUTH0_MAX_RPS).",
+    registers,
+  });
+  const lastSuccess = new Gauge({
+    name: 'auth0_sync_last_success_timestamp_seconds',
+    help: 'End of the last successful run, Unix seconds (0 until there is one).',
+    registers,
+  });
+  new Gauge({
+    name: 'auth0_sync_run_in_progress',
+    help: '1 while this worker runs a sync, else 0.',
+    registers,
+    collect() {
+      this.set(options.runInProgress() ? 1 : 0);
+    },
+  });
+  const skipped = new Counter({
+    name: 'auth0_sync_ticks_skipped_total',
+    help: 'Scheduled ticks that started no run: overlap (this worker was still running), locked (another process was).',
+    labelNames: ['reason'],
+    registers,
+  });
+  // Zero series from the start, so rate() and absent() work before the first event.
+  for (const status of ['succeeded', 'partial', 'failed', 'interrupted']) runs.inc({ status }, 0);
+  for (const outcome of Object.keys(USER_OUTCOMES)) users.inc({ outcome }, 0);
+  for (const change of Object.keys(TOKEN_CHANGES)) tokens.inc({ change }, 0);
+  for (const reason of ['overlap', 'locked']) skipped.inc({ reason }, 0);
+
+  return {
+    registry,
+    startRun() {
+      const added = emptyCounts();
+      return {
+        add(counts) {
+          for (const [outcome, key] of Object.entries(USER_OUTCOMES)) grow(users, { outcome }, added, counts, key);
+          for (const [change, key] of Object.entries(TOKEN_CHANGES)) grow(tokens, { change }, added, counts, key);
+        },
+      };
+    },
+    finishRun(status, durationSeconds, finishedAt = new Date()) {
+          runs.inc({ status });
+      duration.observe({ status }, Math.max(0, durationSeconds));
+      if (status === 'succeeded') lastSuccess.set(finishedAt.getTime() / 1000);
+    },
+    setLastSuccess(at) {
+      lastSuccess.set(at.getTime() / 1000);
+    },
+    tickSkipped(reason) {
+      skipped.inc({ reason });
+    },
+    observeResponse(status, rate) {
+      requests.inc({ status: status === undefined ? 'none' : String(status) });
+      if (status === 429) rateLimited.inc();
+      if (Number.isFinite(rate)) pace.set(rate);
+    },
+  };
+}
+
+/** Add to `counter` what `counts[key]` gained since `added[key]`, and remember it. */
+function grow(counter: Counter<string>, labels: Record<string, string>, added: RunCounts, counts: Readonly<RunCounts>, key: keyof RunCounts) {
+  const delta = counts[key] - added[key];
+  if (delta > 0) {
+    counter.inc(labels, delta);
+    added[key] = counts[key];
+  }
+}

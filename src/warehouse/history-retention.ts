@@ -1,0 +1,65 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../database.js';
+
+export interface PruneResult {
+  /** Start of the retention window: rows observed or started before it were candidates. */
+  cutoff: Date;
+  changesDeleted: number;
+  runsDeleted: number;
+}
+
+/**
+ * `SYNC_HISTORY_DAYS`: deletes change rows observed, and runs started, more than `days` days
+ * before the database's `now()`, except what is still needed:
+ *
+ * - Change rows: for every token live at some moment of the window (`deleted_at` null or
+ *   inside it), its latest `deleted` / `restored` row before the window is kept: the state the
+ *   token was in when the window opened (a `deleted` one is what says a token restored since
+ *   was deleted then; a `restored` one is its `live_since`). With it
+ *   `auth0.refresh_tokens_as_of` stays exact for every moment inside the window. Tokens themselves (`first_seen_at`, `deleted_at`) are never
+ *   pruned, so before the window as-of only loses the deleted spells of tokens deleted and
+ *   restored before it.
+ * - Runs: never `running` ones, the last succeeded one (the worker reads it at start), nor any
+ *   run a row still names: a token's first-seen or last-changed run, a user's last run, a kept
+ *   change row, the log checkpoint or the run lease.
+ *
+ * Both deletes run in one transaction: a run is deleted only with the change rows naming it.
+ */
+export async function pruneHistory(db: Kysely<Database>, days: number): Promise<PruneResult> {
+  if (!Number.isInteger(days) || days < 1) throw new RangeError(`history retention must be a whole number of days from 1 (got ${days})`);
+  return db.transaction().execute(async (trx) => {
+    const { rows: [window] } = await sql<{ cutoff: Date }>`select now() - make_interval(days => ${days}) as cutoff`.execute(trx);
+    const cutoff = (window as { cutoff: Date }).cutoff;
+
+    const changes = await sql`
+      delete from auth0.refresh_token_changes c
+      where c.observed_at < ${cutoff}
+        and c.id not in (
+          select distinct on (k.token_id) k.id
+          from auth0.refresh_token_changes k
+          join auth0.refresh_tokens t on t.id = k.token_id
+          where k.change in ('deleted', 'restored') and k.observed_at < ${cutoff}
+            and (t.deleted_at is null or t.deleted_at >= ${cutoff})
+          order by k.token_id, k.observed_at desc, k.id desc
+        )
+    `.execute(trx);
+
+    const runs = await sql`
+      delete from auth0.sync_runs r
+      where r.started_at < ${cutoff}
+        and r.status <> 'running'
+        and r.id is distinct from (
+          select s.id from auth0.sync_runs s where s.status = 'succeeded'
+          order by s.finished_at desc nulls last, s.id desc limit 1
+        )
+        and not exists (select 1 from auth0.refresh_tokens t where t.first_seen_run_id = r.id)
+        and not exists (select 1 from auth0.refresh_tokens t where t.last_changed_run_id = r.id)
+        and not exists (select 1 from auth0.user_sync_state s where s.last_run_id = r.id)
+        and not exists (select 1 from auth0.refresh_token_changes c where c.run_id = r.id)
+        and not exists (select 1 from auth0.log_checkpoint l where l.last_run_id = r.id)
+        and not exists (select 1 from auth0.run_lease l where l.run_id = r.id)
+    `.execute(trx);
+
+    return { cutoff, changesDeleted: Number(changes.numAffectedRows ?? 0), runsDeleted: Number(runs.numAffectedRows ?? 0) };
+  });
+}
