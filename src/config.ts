@@ -49,6 +49,8 @@ export interface Config {
     readonly timezone: string;
     /** Run one sync as soon as the worker starts. */
     readonly runOnStart: boolean;
+    /** Cron expression for the log follower (issue #10), or `off`. */
+    readonly logsSchedule: string;
     /**
      * `SYNC_HISTORY_DAYS`: after each scheduled run the worker prunes runs and change rows older
      * than this many days (src/warehouse/history-retention.ts); undefined keeps everything.
@@ -295,6 +297,7 @@ export function loadConfig(env: Env): Config {
 }
 
 const DEFAULT_SCHEDULE = '0 * * * *';
+const DEFAULT_LOGS_SCHEDULE = '* * * * *';
 
 function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Omit<Config['worker'], 'historyDays'> {
   const schedule = text('SYNC_SCHEDULE', DEFAULT_SCHEDULE);
@@ -307,7 +310,11 @@ function readWorker({ text, problems }: Reader, bool: (name: string, fallback: b
   } catch {
     problems.push(`SYNC_TIMEZONE must be an IANA time zone such as UTC or Europe/Paris (got "${timezone}")`);
   }
-  return { schedule, timezone, runOnStart: bool('SYNC_RUN_ON_START', false) };
+  const logsSchedule = text('SYNC_LOGS_SCHEDULE', DEFAULT_LOGS_SCHEDULE);
+  if (logsSchedule !== 'off' && !cron.validate(logsSchedule)) {
+    problems.push(`SYNC_LOGS_SCHEDULE must be a cron expression such as "* * * * *" (every minute) or off (got "${logsSchedule}")`);
+  }
+  return { schedule, timezone, runOnStart: bool('SYNC_RUN_ON_START', false), logsSchedule };
 }
 
 function readMonitoring({ text, int, problems }: Reader): Config['monitoring'] {

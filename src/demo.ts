@@ -5,7 +5,8 @@ import { openDatabase } from './db.js';
 import { formatDuration } from './duration.js';
 import { createLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
-import { generateTenant, startFakeAuth0 } from './sandbox/auth0-server.js';
+import { generateTenant, makeToken, startFakeAuth0 } from './sandbox/auth0-server.js';
+import { followLogs } from './sync/follow-logs.js';
 import { runSyncJob } from './sync/job.js';
 
 const DEMO_USERS = 500;
@@ -15,8 +16,9 @@ const DEMO_USERS = 500;
  * a built-in Auth0-compatible sandbox tenant (generated users and tokens) on 127.0.0.1, opens
  * the embedded database in `.data/demo` (never DATABASE_URL: the sandbox's made-up tokens must
  * not land in a real warehouse), migrates, syncs, changes the tenant the way real life does
- * (revocations, a deleted user, a token used from a new network), syncs again, and prints a
- * short report from the reporting views and the change history.
+ * (revocations, a deleted user, a token used from a new network), syncs again, follows the
+ * tenant logs after a revocation and a login (only those users are synced), and prints a short
+ * report from the reporting views and the change history.
  */
 export async function runDemo(env: Env, io: Io): Promise<number> {
   // Dates around today, so the reporting views have something to show.
@@ -56,11 +58,27 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
 
     // Real life between two runs: revocations, a user deleted, a token used from elsewhere.
     const users = [...tenant.keys()];
-    for (const userId of users.slice(0, 25)) fake.setUser(userId, (fake.users.get(userId) ?? []).slice(1));
-    for (const userId of users.slice(25, 28)) fake.deleteUser(userId);
+    // Spread over the tenant, as real changes are: the deletion guard measures the first users written.
+    const revoking = users.filter((userId, i) => i % 20 === 0 && (fake.users.get(userId) ?? []).length > 0).slice(0, 25);
+    for (const userId of revoking) fake.setUser(userId, fake.users.get(userId)!.slice(1));
+    for (const userId of users.filter((_, i) => i % 20 === 10).slice(0, 3)) fake.deleteUser(userId);
     const moved = [...fake.users.values()].flat().find((t) => t.device);
     if (moved) moved.device = { ...(moved.device as object), last_ip: '203.0.113.7', last_asn: '64500' };
-    const second = await run('Second sync, after 25 revocations, 3 deleted users and 1 token used from a new network');
+    const second = await run(`Second sync, after ${revoking.length} revocations, 3 deleted users and 1 token used from a new network`);
+
+    // Fresh data (issue #10): the log follower syncs only the users new log entries name.
+    const start = await followLogs({ config, db, logger, ownsDatabase: true });
+    io.stdout(`Log follower: ${start.messages.join(' ')}`);
+    const [revoker, newcomer] = [users[41]!, users[42]!];
+    fake.setUser(revoker, (fake.users.get(revoker) ?? []).slice(1)); // logs a revocation (srrt)
+    fake.setUser(newcomer, [...(fake.users.get(newcomer) ?? []), makeToken(newcomer, 999)]); // logs a login (s)
+    const changedAt = Date.now();
+    const followed = await followLogs({ config, db, logger, ownsDatabase: true });
+    const fresh = followed.outcome === 'followed' && followed.runs.every((r) => r.status === 'succeeded');
+    io.stdout(
+      `A revocation and a new login in the tenant, then npm run sync -- --from-logs: picked up from the logs within ${formatDuration(Date.now() - changedAt)}, ` +
+        `${followed.entriesRead} entries read, touching only ${followed.usersChanged} of ${DEMO_USERS} users (run ${followed.runs.map((r) => r.runId).join(', ')}).`,
+    );
 
     io.stdout('');
     io.stdout('Live tokens per application (auth0.refresh_tokens_per_client):');
@@ -80,7 +98,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     io.stdout(`Change history (auth0.refresh_token_changes): ${history.rows.map((r) => `${r.n} ${r.change}`).join(', ')}`);
     io.stdout('');
     io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run db, then the psql command it prints; npm run status; or point DATABASE_URL at a server and run npm run sync.`);
-    return first === 'succeeded' && second === 'succeeded' ? 0 : 2;
+    return first === 'succeeded' && second === 'succeeded' && fresh ? 0 : 2;
   } finally {
     await database.close();
     await fake.close();

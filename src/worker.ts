@@ -15,6 +15,7 @@ import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/job.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
 import { toSafeText } from './upstream-text.js';
 import { pruneHistory } from './warehouse/history-retention.js';
+import { startLogFollower, type LogFollower } from './worker-logs.js';
 
 export interface WorkerOptions {
   config: Config;
@@ -100,10 +101,12 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     }
     current = (async () => {
       try {
+        await logs?.beforePass();
         const outcome = await runOnce();
         if (outcome) await recordOutcome(outcome);
         if (config.worker.historyDays !== undefined) await pruneHistoryLogged(db, config.worker.historyDays, logger);
       } finally {
+        logs?.afterPass();
         current = undefined;
         if (!stopSignal.aborted) logNext();
       }
@@ -125,8 +128,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         stopSignal,
         tokensEndpoint,
         ...options.runOptions,
+        ...logs?.runOptions,
         onProgress: (counts) => tally.add(counts),
-        auth0: { ...options.runOptions?.auth0, onResponse: (status, pace) => metrics.observeResponse(status, pace) },
+        auth0: { ...options.runOptions?.auth0, ...logs?.runOptions.auth0, onResponse: (status, pace) => metrics.observeResponse(status, pace) },
       });
       tally.add(result.counts);
       logger.info('scheduled run done', { runId: result.runId, status: result.status, code: result.errorCode });
@@ -166,6 +170,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     await notifier.notifyRun(outcome);
   }
 
+  let logs: LogFollower | undefined;
   let server: MonitorServer | undefined;
   const { metricsPort, metricsHost } = config.monitoring;
   if (metricsPort !== undefined) {
@@ -180,6 +185,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   }
 
   try {
+    // The log follower (SYNC_LOGS_SCHEDULE) hands its users to the pass in progress (issue #10).
+    logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions });
     await task.start();
     logger.info('worker started', {
       job: SYNC_JOB_NAME,
@@ -197,7 +204,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     });
     logger.info('worker stopping', { runInProgress: Boolean(current) });
     await task.destroy();
-    await current;
+    await Promise.all([current, logs?.stop()]);
   } finally {
     await server?.close();
   }

@@ -93,17 +93,19 @@ describe('loadConfig', () => {
   });
 
   it('validates the worker schedule, time zone, budget and booleans', () => {
-    expect(loadConfig(valid).worker).toEqual({ schedule: '0 * * * *', timezone: 'UTC', runOnStart: false });
+    expect(loadConfig(valid).worker).toEqual({ schedule: '0 * * * *', timezone: 'UTC', runOnStart: false, logsSchedule: '* * * * *' });
+    expect(loadConfig({ ...valid, SYNC_LOGS_SCHEDULE: 'off' }).worker.logsSchedule).toBe('off');
     const problems = problemsOf({
       ...valid,
       SYNC_SCHEDULE: 'every hour',
+      SYNC_LOGS_SCHEDULE: 'every minute',
       SYNC_TIMEZONE: 'Mars/Olympus',
       SYNC_RUN_ON_START: 'maybe',
       SYNC_MAX_DURATION: '10 minutes',
       SYNC_MAX_USERS: '-5',
       AUTH0_MAX_RPS: '0',
     });
-    for (const name of ['SYNC_SCHEDULE', 'SYNC_TIMEZONE', 'SYNC_RUN_ON_START', 'SYNC_MAX_DURATION', 'SYNC_MAX_USERS', 'AUTH0_MAX_RPS']) {
+    for (const name of ['SYNC_SCHEDULE', 'SYNC_LOGS_SCHEDULE', 'SYNC_TIMEZONE', 'SYNC_RUN_ON_START', 'SYNC_MAX_DURATION', 'SYNC_MAX_USERS', 'AUTH0_MAX_RPS']) {
       expect(problems.some((p) => p.startsWith(name))).toBe(true);
     }
     expect(loadConfig({ ...valid, SYNC_MAX_DURATION: '1h30m', SYNC_MAX_USERS: '5000' }).sync).toMatchObject({ maxDurationMs: 5_400_000, maxUsers: 5000 });

@@ -35,6 +35,8 @@ export interface BatchWriterOptions {
    * `minUsers` users are in, so the first write is already measured.
    */
   deleteGuard?: DeleteGuard;
+  /** Called with the users of each batch once their outcomes are in the warehouse (or their failure is recorded). */
+  onWritten?: (userIds: readonly string[]) => void;
   /** Called once when the run must stop: the database is gone or refuses, or the guard tripped. */
   onFatal: (error: Error) => void;
 }
@@ -104,6 +106,7 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
         }),
       );
       tally(plan.outcomes, plan.counts);
+      options.onWritten?.(batch.map((o) => o.userId));
       if (runId !== undefined && counts.tokensAdded >= analyzeAt) {
         analyzeAt = counts.tokensAdded * 2;
         await refreshStatistics(db);
@@ -122,6 +125,7 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
         // Even the state row cannot be written: say so and go on; the user stays as it was.
         logger.error('user state not written', { userId: outcome.userId, code: errorCode(error), error: toError(error).message });
         counts.usersFailed += 1;
+        options.onWritten?.([outcome.userId]);
         return;
       }
       const message = `Writing to the warehouse failed: ${toError(error).message}`;

@@ -15,6 +15,7 @@ import {
   restartLogCheckpoint,
 } from '../warehouse/log-checkpoint.js';
 import { runSyncJob, type SyncJobResult } from './job.js';
+import type { PriorityLane } from './priority-lane.js';
 
 /** Pages (of 100 entries) read before the users they name are synced and the checkpoint moves. */
 const PAGES_PER_BATCH = 100;
@@ -31,6 +32,11 @@ export interface FollowLogsOptions {
   allowMassDelete?: boolean;
   /** Entries per page, 1..100; default 100. */
   take?: number;
+  /**
+   * The worker's pass in progress, if any: the users the entries name are handed to it instead of
+   * starting a run of their own (which the pass's run lock would refuse).
+   */
+  lane?: PriorityLane;
 }
 
 export interface FollowLogsResult {
@@ -50,6 +56,8 @@ export interface FollowLogsResult {
   skipped: Record<SkipReason, number>;
   /** Users synced because the logs named them (a user in two batches counts twice). */
   usersChanged: number;
+  /** Of those, users handed to the worker's pass in progress rather than synced in a run of their own. */
+  usersHandedOff: number;
   /** Requests made to read the logs (the sync runs count theirs in `runs`). */
   logRequests: number;
 }
@@ -73,6 +81,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     entriesRead: 0,
     skipped: { other_type: 0, no_user: 0, machine_client: 0, unresolved: 0 },
     usersChanged: 0,
+    usersHandedOff: 0,
     logRequests: 0,
   };
   const now = () => new Date(options.auth0?.clock?.now() ?? Date.now());
@@ -123,7 +132,20 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       logger.info('log entries read', { from, to: next, entries: entries.length, users: changes.userIds.length, skipped: changes.skipped });
       await addSignedUpUsers(db, config.source, changes.signedUp);
       let runId: number | undefined;
-      if (changes.userIds.length > 0) {
+      const handedOff = changes.userIds.length > 0 ? options.lane?.hand(changes.userIds) : undefined;
+      if (handedOff) {
+        // The worker's pass holds the run lock: it syncs these users next, in its own run.
+        const handOff = await handedOff;
+        runId = handOff.runId;
+        if (!handOff.complete) {
+          result.outcome = 'stopped';
+          result.messages.push(
+            `Run ${handOff.runId} stopped before it had synced the ${changes.userIds.length} users handed to it: the log checkpoint stays at ${from}, and the next follow reads these entries again.`,
+          );
+          return result;
+        }
+        result.usersHandedOff += changes.userIds.length;
+      } else if (changes.userIds.length > 0) {
         const run = await runSyncJob({
           config,
           db,
@@ -169,7 +191,9 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     }
     const skippedTotal = Object.values(result.skipped).reduce((a, b) => a + b, 0);
     result.messages.push(
-      `Read ${result.entriesRead} log entries up to ${from}: synced ${result.usersChanged} users in ${result.runs.length} run(s), skipped ${skippedTotal} entries` +
+      `Read ${result.entriesRead} log entries up to ${from}: synced ${result.usersChanged} users in ${result.runs.length} run(s)` +
+        (result.usersHandedOff > 0 ? ` (${result.usersHandedOff} of them through the pass in progress)` : '') +
+        `, skipped ${skippedTotal} entries` +
         ` (${Object.entries(result.skipped)
           .map(([reason, n]) => `${n} ${reason.replace('_', ' ')}`)
           .join(', ')}).`,

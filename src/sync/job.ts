@@ -13,6 +13,7 @@ import { selectUsers, type RunBudget, type UserSelection } from '../source/selec
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
 import { describeCrossing, MassDeleteError } from './delete-guard.js';
 import { syncUsers } from './pipeline.js';
+import type { PriorityLane } from './priority-lane.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
 
 /** Where a run stands; `etaSeconds` is null until the rate and the total are known. */
@@ -68,6 +69,8 @@ export interface SyncJobOptions {
    * switches once per process; default a new one from AUTH0_TOKENS_ENDPOINT for this run.
    */
   tokensEndpoint?: TokensEndpointChoice;
+  /** Users handed over while the run goes (the worker's log follower): synced before the next source user. */
+  lane?: PriorityLane;
 }
 
 export interface SyncJobResult {
@@ -167,6 +170,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
         stopSignal: options.stopSignal,
         stopGraceMs: options.stopGraceMs,
         deleteGuard,
+        lane: options.lane,
       },
       userIds,
     );

@@ -15,6 +15,7 @@ import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
 import type { UserOutcome } from '../warehouse/model.js';
+import type { LaneTicket, PriorityLane } from './priority-lane.js';
 import type { TokensEndpointChoice } from './tokens-endpoint.js';
 
 export interface SyncDeps {
@@ -36,6 +37,11 @@ export interface SyncDeps {
   stopGraceMs?: number;
   /** Bounds on deletions (see delete-guard.ts); undefined: none. */
   deleteGuard?: DeleteGuard;
+  /**
+   * Users handed over while the run goes (the worker's log follower, issue #10): taken before the
+   * next source user. Only for a run with a run row.
+   */
+  lane?: PriorityLane;
 }
 
 export interface SyncResult {
@@ -51,6 +57,12 @@ export interface SyncResult {
  * commit writer. IDs are pulled from the iterator only as slots free up, so a table of ten
  * million users is never queued at once. One user's failure is recorded and the run goes on;
  * a fatal error (credentials, scope, database) stops taking users and is returned.
+ *
+ * With a `lane`, users handed over are taken before the next source user, and the run takes them
+ * until its source is exhausted and the lane is empty. A user is never synced twice at once: one
+ * named again while it is being fetched or written waits for that to finish and is then fetched
+ * again (the first fetch may predate the change); a source user already busy for the lane is
+ * skipped (its lane fetch is as fresh).
  */
 export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>): Promise<SyncResult> {
   const { client, logger, options, endpoints } = deps;
@@ -65,7 +77,26 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
     logger.error('stopping the run', { code: errorCode(error), error: error.message });
     abort.abort(error);
   };
-  const writer = createBatchWriter({ ...deps, onFatal: stop });
+  /** Users being fetched or waiting to be written, with their lane ticket if the lane sent them. */
+  const busy = new Map<string, LaneTicket | undefined>();
+  // Woken whenever a user finishes, is written, or the lane gets users. (Promise.race over every
+  // task in flight would hang a new reaction on each of them per user taken: garbage that grows
+  // with the concurrency.)
+  let wakeLoop: (() => void) | undefined;
+  const wake = () => {
+    const resume = wakeLoop;
+    wakeLoop = undefined;
+    resume?.();
+  };
+  const onWritten = (userIds: readonly string[]) => {
+    for (const userId of userIds) {
+      busy.get(userId)?.settle(true);
+      busy.delete(userId);
+    }
+    wake();
+  };
+  const writer = createBatchWriter({ ...deps, onFatal: stop, onWritten });
+  const lane = deps.runId === undefined ? undefined : deps.lane;
   // The run lock is gone for good: stop at once, even between writes.
   deps.lease?.onLost(stop);
   // A graceful stop: take no new user now; abandon the ones in flight after the grace period
@@ -79,13 +110,19 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
   else deps.stopSignal?.addEventListener('abort', onStop, { once: true });
   const limit = pLimit(options.concurrency);
   const inFlight = new Set<Promise<void>>();
-  // Woken whenever a user finishes. (Promise.race over every task in flight would hang a new
-  // reaction on each of them per user taken: garbage that grows with the concurrency.)
-  let slotFreed: (() => void) | undefined;
 
-  async function syncUser(userId: string): Promise<void> {
+  async function syncUser(userId: string, ticket: LaneTicket | undefined): Promise<void> {
     const outcome = await fetchUser(userId);
-    if (outcome && !abort.signal.aborted) await writer.push(outcome);
+    if (outcome && !abort.signal.aborted && !fatal) {
+      if (outcome.userId !== userId) {
+        busy.delete(userId); // an invalid ID is recorded under its own key
+        busy.set(outcome.userId, ticket);
+      }
+      await writer.push(outcome);
+    } else {
+      busy.delete(userId);
+      ticket?.settle(false); // abandoned: it keeps its previous rows
+    }
   }
 
   async function fetchUser(userId: string): Promise<UserOutcome | undefined> {
@@ -127,30 +164,66 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
   }
 
   let stopped = false;
+  const start = (userId: string, ticket: LaneTicket | undefined) => {
+    busy.set(userId, ticket);
+    const task = limit(() => syncUser(userId, ticket)).finally(() => {
+      inFlight.delete(task);
+      wake();
+    });
+    inFlight.add(task);
+  };
+  const pause = () => new Promise<void>((resume) => (wakeLoop = resume));
+  const onAbort = () => wake();
+  abort.signal.addEventListener('abort', onAbort, { once: true });
+  deps.stopSignal?.addEventListener('abort', onAbort, { once: true });
+  const isBusy = (userId: string) => busy.has(userId);
+  lane?.open(deps.runId!, wake);
+  const source = userIds[Symbol.asyncIterator]();
+  let sourceDone = false;
   try {
-    for await (const userId of userIds) {
+    for (;;) {
       if (abort.signal.aborted) break;
       if (deps.stopSignal?.aborted) {
         stopped = true;
         break;
       }
-      const task = limit(() => syncUser(userId)).finally(() => {
-        inFlight.delete(task);
-        slotFreed?.();
-      });
-      inFlight.add(task);
       // Take the next ID only when a slot is free: never queue every user behind p-limit.
-      while (limit.activeCount + limit.pendingCount >= options.concurrency) {
-        await new Promise<void>((wake) => (slotFreed = wake));
+      if (limit.activeCount + limit.pendingCount >= options.concurrency) {
+        await pause();
+        continue;
       }
+      const ticket = lane?.take(isBusy);
+      if (ticket) {
+        start(ticket.userId, ticket);
+        continue;
+      }
+      if (!sourceDone) {
+        const next = await source.next();
+        if (next.done) {
+          sourceDone = true;
+          lane?.closeIntake(); // from now on the follower syncs its users itself
+        } else if (!busy.has(next.value)) {
+          start(next.value, undefined);
+        }
+        continue;
+      }
+      // Users left in the lane but busy wait for their first fetch to be written, unless nothing
+      // is in flight: then they sit in the writer's queue until it closes, and the lane gives
+      // them back as incomplete (the follower reads their entries again).
+      if (!lane || lane.waiting === 0 || inFlight.size === 0) break;
+      await pause();
     }
   } catch (error) {
     stop(toError(error)); // the source went away: users in flight are abandoned, not written
   } finally {
+    lane?.closeIntake();
     await Promise.all(inFlight);
     clearTimeout(graceTimer);
     deps.stopSignal?.removeEventListener('abort', onStop);
+    deps.stopSignal?.removeEventListener('abort', onAbort);
+    abort.signal.removeEventListener('abort', onAbort);
     await writer.close().catch(stop);
+    lane?.finish();
   }
   return { fatal, stopped };
 }

@@ -1,0 +1,172 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/log.js';
+import { followLogs } from '../src/sync/follow-logs.js';
+import { runSyncJob } from '../src/sync/job.js';
+import { runWorker } from '../src/worker.js';
+import { createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
+import { envFor, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+
+let t: TestDatabase;
+let fake: FakeAuth0;
+let users: string[];
+/** The setup's run: the tests look at the runs after it. */
+let setupRun: number;
+
+const USERS = 40;
+
+beforeEach(async () => {
+  t = await createTestDatabase();
+  fake = await startFakeAuth0();
+  const tenant = generateTenant({ users: USERS, seed: 11, maxTokensPerUser: 3 });
+  for (const [userId, tokens] of tenant) fake.setUser(userId, tokens.length > 0 ? tokens : [makeToken(userId, 0)]);
+  users = [...tenant.keys()].sort();
+  await loadUsers(t.db, users);
+  // A warehouse in sync, and a log checkpoint at the newest entry.
+  const config = loadConfig(envFor(fake, t.url));
+  const logger = createLogger({ level: 'warn', write: () => {} });
+  const setup = await runSyncJob({ config, db: t.db, logger, trigger: 'manual', ownsDatabase: t.embedded });
+  expect(setup.status).toBe('succeeded');
+  setupRun = setup.runId!;
+  expect((await followLogs({ config, db: t.db, logger, ownsDatabase: t.embedded })).outcome).toBe('started');
+  await t.db.deleteFrom('auth0.refresh_token_changes').execute();
+});
+afterEach(async () => {
+  await fake.close();
+  await t.drop();
+});
+
+function startWorker(extra: Record<string, string>) {
+  const lines: Record<string, unknown>[] = [];
+  const stop = new AbortController();
+  const config = loadConfig(envFor(fake, t.url!, extra));
+  const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded, stopGraceMs: 2000 } });
+  return { lines, stop: () => stop.abort(), done };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const runs = () => t.db.selectFrom('auth0.sync_runs').selectAll().where('id', '>', setupRun).orderBy('id').execute();
+const checkpoint = () => t.db.selectFrom('auth0.log_checkpoint').selectAll().executeTakeFirstOrThrow();
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('worker log follower', () => {
+  it('hands the users of new log entries to the pass in progress, which syncs them while it still runs', async () => {
+    // Every listing takes 250 ms: with two at a time the pass over 40 users lasts 5 seconds or more.
+    fake.intercept((ctx) => (ctx.userId ? { delayMs: 250 } : undefined));
+    const startCheckpoint = (await checkpoint()).log_id;
+    const login = makeToken(users.at(-1)!, 77);
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true', SYNC_LOGS_SCHEDULE: '* * * * * *', SYNC_CONCURRENCY: '2', SYNC_DELETE_GUARD_MIN: '5' });
+    try {
+      const [early, late] = [users[0]!, users.at(-1)!];
+      // Wait until the pass has written the first user: a change after that is missed by this pass.
+      const pass = await waitFor('the pass to sync the first user', async () => {
+        const row = await t.db.selectFrom('auth0.user_sync_state').select('last_run_id').where('user_id', '=', early).executeTakeFirst();
+        return row?.last_run_id && row.last_run_id > setupRun ? row.last_run_id : undefined;
+      });
+      // A revocation for a user the pass already did, a new login for one it reaches last.
+      const revoked = fake.users.get(early)![0]!;
+      fake.setUser(early, fake.users.get(early)!.slice(1));
+      fake.setUser(late, [...fake.users.get(late)!, login]);
+      const changedAt = Date.now();
+
+      // Poll: the checkpoint never moves before the change is in the warehouse.
+      let seenWhileRunning = false;
+      await waitFor('the revocation in the warehouse', async () => {
+        const [cp, token, run] = await Promise.all([
+          checkpoint(),
+          t.db.selectFrom('auth0.refresh_tokens').select(['deleted_at', 'last_changed_run_id']).where('id', '=', String(revoked.id)).executeTakeFirstOrThrow(),
+          t.db.selectFrom('auth0.sync_runs').select('status').where('id', '=', pass).executeTakeFirstOrThrow(),
+        ]);
+        if (cp.log_id !== startCheckpoint) expect(token.deleted_at).not.toBeNull();
+        if (token.deleted_at === null) return undefined;
+        seenWhileRunning = run.status === 'running';
+        expect(token.last_changed_run_id).toBe(pass);
+        return true;
+      });
+      const seconds = (Date.now() - changedAt) / 1000;
+      expect(seenWhileRunning).toBe(true);
+      expect(seconds).toBeLessThan(10); // about two log intervals (1 s each), loose for a busy machine
+
+      // The checkpoint moves past both entries once the pass wrote both users, naming that run.
+      const moved = await waitFor('the checkpoint to move', async () => {
+        const cp = await checkpoint();
+        return cp.log_id === fake.logs.newestId() ? cp : undefined;
+      });
+      expect(moved.last_run_id).toBe(pass);
+      const added = await t.db.selectFrom('auth0.refresh_tokens').select(['deleted_at']).where('id', '=', String(login.id)).executeTakeFirst();
+      expect(added).toMatchObject({ deleted_at: null });
+      expect(worker.lines.some((l) => l.msg === 'logs followed' && Number(l.handedOff) > 0)).toBe(true);
+    } finally {
+      worker.stop();
+      await worker.done;
+      fake.intercept(undefined);
+      if (process.env.DEBUG_WORKER_LOGS) console.log(worker.lines);
+    }
+    // One run (the pass), one lease holder; every change recorded once.
+    const all = await runs();
+    expect(all.map((r) => r.trigger)).toEqual(['schedule']);
+    expect(['succeeded', 'interrupted']).toContain(all[0]!.status);
+    const changes = await t.db.selectFrom('auth0.refresh_token_changes').select(['token_id', 'change']).execute();
+    const keys = changes.map((c) => `${c.token_id} ${c.change}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys).toContain(`${String(login.id)} created`);
+  }, 20_000);
+
+  it('follows in a run of its own when no pass is running', async () => {
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      fake.setUser(users[3]!, fake.users.get(users[3]!)!.slice(1));
+      await waitFor('the checkpoint to move', async () => ((await checkpoint()).log_id === fake.logs.newestId() ? true : undefined));
+    } finally {
+      worker.stop();
+      await worker.done;
+    }
+    const all = await runs();
+    expect(all.map((r) => [r.trigger, r.status, r.users_synced])).toEqual([['logs', 'succeeded', 1]]);
+  }, 15_000);
+
+  it('neither locks the other out: a pass due while a follow runs waits for it, and follows wait for a starting pass', async () => {
+    const changed = users[5]!;
+    // The changed user's listing is slow, so a follow's own run and the passes overlap in time.
+    fake.intercept((ctx) => (ctx.userId === changed ? { delayMs: 800 } : undefined));
+    const worker = startWorker({ SYNC_SCHEDULE: '*/2 * * * * *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      fake.setUser(changed, fake.users.get(changed)!.slice(1));
+      await waitFor('the checkpoint to move', async () => ((await checkpoint()).log_id === fake.logs.newestId() ? true : undefined));
+      await waitFor('a pass', async () => ((await runs()).some((r) => r.trigger === 'schedule' && r.status !== 'running') ? true : undefined));
+    } finally {
+      worker.stop();
+      await worker.done;
+      fake.intercept(undefined);
+    }
+    const msgs = worker.lines.map((l) => String(l.msg));
+    // (A follow that finds the pass just past its last user may still find the lock held: it
+    // reads the same entries on its next tick. A pass is never skipped for a follow.)
+    expect(msgs).not.toContain('tick skipped: another run is active');
+    const all = await runs();
+    // A tick can start just as the worker stops: that last run is interrupted, nothing else.
+    expect(all.slice(0, -1).every((r) => r.status === 'succeeded')).toBe(true);
+  }, 15_000);
+
+  it('does not follow the logs with SYNC_LOGS_SCHEDULE=off', async () => {
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: 'off' });
+    fake.setUser(users[3]!, fake.users.get(users[3]!)!.slice(1));
+    fake.resetStats();
+    await sleep(1500);
+    worker.stop();
+    await worker.done;
+    expect(worker.lines.map((l) => l.msg)).toContain('log follower off');
+    expect(fake.stats.logRequests).toBe(0);
+    expect(await runs()).toEqual([]);
+  });
+});
