@@ -31,7 +31,11 @@ export interface RunTally {
 const USER_OUTCOMES = { synced: 'usersSynced', not_found: 'usersNotFound', failed: 'usersFailed' } as const;
 const TOKEN_CHANGES = { seen: 'tokensSeen', added: 'tokensAdded', changed: 'tokensChanged', deleted: 'tokensDeleted' } as const;
 
-export function createWorkerMetrics(options: { runInProgress: () => boolean }): WorkerMetrics {
+export function createWorkerMetrics(options: {
+  runInProgress: () => boolean;
+  /** When the newest log entry the follower has read was written; undefined before it has read one. */
+  readLastLogEntryAt?: () => Promise<Date | undefined>;
+}): WorkerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
@@ -81,6 +85,18 @@ export function createWorkerMetrics(options: { runInProgress: () => boolean }): 
       this.set(options.runInProgress() ? 1 : 0);
     },
   });
+  if (options.readLastLogEntryAt) {
+    const readLastLogEntryAt = options.readLastLogEntryAt;
+    new Gauge({
+      name: 'auth0_sync_log_follower_lag_seconds',
+      help: 'Now minus the date of the newest tenant log entry the follower has read (its checkpoint); absent before the first follow.',
+      registers,
+      async collect() {
+        const at = await readLastLogEntryAt().catch(() => undefined);
+        if (at) this.set(Math.max(0, (Date.now() - at.getTime()) / 1000));
+      },
+    });
+  }
   const skipped = new Counter({
     name: 'auth0_sync_ticks_skipped_total',
     help: 'Scheduled ticks that started no run: overlap (this worker was still running), locked (another process was).',

@@ -6,6 +6,7 @@ import { errorCode, toError } from './errors.js';
 import { scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
 import type { Logger } from './log.js';
 import { createWorkerMetrics } from './metrics.js';
+import { readLogCheckpoint } from './warehouse/log-checkpoint.js';
 import { assertMigrated } from './migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.js';
@@ -51,7 +52,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   let lastRun: HealthInput['lastRun'] = previous.lastRun;
   // One route choice for the worker's life: with `auto`, the switch happens (and is logged) once.
   const tokensEndpoint = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
-  const metrics = createWorkerMetrics({ runInProgress: () => current !== undefined });
+  const metrics = createWorkerMetrics({
+    runInProgress: () => current !== undefined,
+    readLastLogEntryAt: async () => (await readLogCheckpoint(db))?.last_entry_date ?? undefined,
+  });
   if (lastSuccessAt) metrics.setLastSuccess(lastSuccessAt);
   const webhook = config.monitoring.notifyWebhookUrl;
   const notifier = webhook

@@ -249,6 +249,16 @@ describe('worker metrics and health over HTTP', () => {
     }
   });
 
+  it("exports the log follower's lag once it has read the logs", async () => {
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    const url = await worker.url;
+    await worker.log('logs followed');
+    const lag = await until('the lag sample', async () => sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_follower_lag_seconds'));
+    await worker.stop();
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThan(3600);
+  });
+
   it('refuses to bind a port in use: exit 1 with one sentence', async () => {
     const taken = http.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
