@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { runCli } from './helpers/cli.js';
 import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
@@ -8,12 +8,19 @@ let fake: FakeAuth0;
 const SECRET = 'test-secret';
 
 beforeAll(async () => {
-  t = await createTestDatabase({ migrate: false });
   fake = await startFakeAuth0();
   fake.setUser('auth0|1', [makeToken('auth0|1', 1)]);
 });
 afterAll(async () => {
   await fake.close();
+});
+// A fresh migrated database per test, with a user to sync (a sync of no users asks Auth0
+// nothing), so none depends on another having migrated or loaded it first.
+beforeEach(async () => {
+  t = await createTestDatabase();
+  await loadUsers(t.db, ['auth0|1']);
+});
+afterEach(async () => {
   await t.drop();
 });
 
@@ -45,14 +52,19 @@ describe('command line', () => {
   });
 
   itServer('refuses to sync before migrations, then migrate prints what it applied', async () => {
-    const refused = await runCli(['sync'], envFor(fake, t.url));
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/pending migration.*run `npm run migrate` first/);
+    const empty = await createTestDatabase({ migrate: false });
+    try {
+      const refused = await runCli(['sync'], envFor(fake, empty.url));
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/pending migration.*run `npm run migrate` first/);
 
-    const migrated = await runCli(['migrate'], { DATABASE_URL: t.url });
-    expect(migrated.code).toBe(0);
-    expect(migrated.stdout).toContain('applied: 2026_11_26_0900_create_warehouse');
-    expect((await runCli(['migrate'], { DATABASE_URL: t.url })).stdout).toContain('Nothing to migrate');
+      const migrated = await runCli(['migrate'], { DATABASE_URL: empty.url });
+      expect(migrated.code).toBe(0);
+      expect(migrated.stdout).toContain('applied: 2026_11_26_0900_create_warehouse');
+      expect((await runCli(['migrate'], { DATABASE_URL: empty.url })).stdout).toContain('Nothing to migrate');
+    } finally {
+      await empty.drop();
+    }
   });
 
   itServer('syncs and exits 0, logging JSON lines with the run id', async () => {

@@ -25,8 +25,9 @@ afterAll(async () => {
 });
 
 describe('the embedded database (no DATABASE_URL)', () => {
-  const env = () => ({
-    PGLITE_DATA_DIR: path.join(dir, 'pglite'),
+  // Each test has a data directory of its own.
+  const env = (name = 'pglite') => ({
+    PGLITE_DATA_DIR: path.join(dir, name),
     AUTH0_DOMAIN: fake.url,
     AUTH0_CLIENT_ID: 'test-client',
     AUTH0_CLIENT_SECRET: 'test-secret',
@@ -51,10 +52,12 @@ describe('the embedded database (no DATABASE_URL)', () => {
   }, 90_000);
 
   it('a second process on the same directory exits 3 instead of corrupting it', async () => {
-    const worker = startCli(['worker'], { ...env(), SYNC_SCHEDULE: '0 0 1 1 *' }, { timeoutMs: 60_000 });
+    // A migrated directory: the worker refuses one with pending migrations.
+    expect((await runCli(['migrate'], env('pglite-worker'), { timeoutMs: 60_000 })).code).toBe(0);
+    const worker = startCli(['worker'], { ...env('pglite-worker'), SYNC_SCHEDULE: '0 0 1 1 *' }, { timeoutMs: 60_000 });
     try {
       await worker.waitFor('worker started');
-      const second = await runCli(['sync'], env(), { timeoutMs: 30_000 });
+      const second = await runCli(['sync'], env('pglite-worker'), { timeoutMs: 30_000 });
       expect(second.code).toBe(3);
       expect(second.stderr).toMatch(/The embedded database .* is in use by another process \(worker, pid \d+/);
       expect(second.stderr).toContain('set DATABASE_URL');

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { sql } from 'kysely';
 import { main } from '../src/cli.js';
 import { runCli } from './helpers/cli.js';
-import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, emptyTables, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 
 // Operator input and malformed values (issue #8, part B): every mistake is one sentence naming
@@ -34,8 +34,10 @@ afterAll(async () => {
   await t.drop();
   await rm(dir, { recursive: true, force: true });
 });
-beforeEach(() => {
+// Empty tables per test: `--only-failed` and the run counts must see only this test's runs.
+beforeEach(async () => {
   asked = [];
+  await emptyTables(t.db);
 });
 
 async function sync(args: string[]) {

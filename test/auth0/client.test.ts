@@ -69,10 +69,16 @@ describe('Auth0 client', () => {
   it('renews an access token shortly before it expires', async () => {
     const shortLived = await startFakeAuth0({ tokenLifetimeSeconds: 1 });
     shortLived.setUser('u', []);
-    const auth0 = createAuth0Client(configFor(shortLived, 'postgres://x/y').auth0);
+    // The client's clock is moved by hand: no real second passes (the fake's token stays valid).
+    let now = Date.now();
+    const clock = { now: () => now, sleep: fastClock.sleep };
+    const auth0 = createAuth0Client(configFor(shortLived, 'postgres://x/y').auth0, { clock });
     try {
       await auth0.getJson(LIST, { user_id: 'u' });
-      await new Promise((resolve) => setTimeout(resolve, 1100));
+      now += 800; // renewal is due 100 ms (a tenth of the lifetime) before expiry
+      await auth0.getJson(LIST, { user_id: 'u' });
+      expect(shortLived.stats.tokenRequests).toBe(1);
+      now += 300;
       await auth0.getJson(LIST, { user_id: 'u' });
       expect(shortLived.stats.tokenRequests).toBe(2);
       expect(shortLived.stats.byStatus[401]).toBeUndefined();

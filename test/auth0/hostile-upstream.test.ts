@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { createAuth0Client } from '../../src/auth0/client.js';
 import { Auth0Error } from '../../src/auth0/errors.js';
 import { main } from '../../src/cli.js';
@@ -157,17 +157,20 @@ function expectSafe(text: string): void {
 
 describeServer('hostile upstream (CLI, real database)', () => {
   beforeAll(async () => {
-    t = await createTestDatabase();
     tenant = await startHostileTenant();
   });
-  afterEach(() => {
+  // A fresh database per test: the first one expects exactly its own users' rows.
+  beforeEach(async () => {
+    t = await createTestDatabase();
+  });
+  afterEach(async () => {
     tokenScript = undefined;
     scope = `read:refresh_tokens ${NASTY} ${SECRET}`;
+    await t.drop();
   });
   afterAll(async () => {
     tenant.server.closeAllConnections();
     await new Promise((resolve) => tenant.server.close(resolve));
-    await t.drop();
   });
 
   it('keeps list-call errors that echo the bearer token and the secret out of outputs and tables', async () => {

@@ -10,6 +10,11 @@ const tokensOf = (userId: string, n: number) => Array.from({ length: n }, (_, i)
 beforeAll(async () => {
   fake = await startFakeAuth0();
   client = createAuth0Client(configFor(fake, 'postgres://x/y').auth0, { clock: fastClock });
+  // The client fetches its access token now, so whichever test runs first, its intercept sees
+  // only the list calls (an intercept that answers everything would otherwise answer /oauth/token).
+  fake.setUser('warm-up', []);
+  await client.getJson('/api/v2/refresh-tokens', { user_id: 'warm-up' });
+  fake.resetStats();
 });
 afterEach(() => {
   fake.intercept(undefined);

@@ -4,7 +4,7 @@ import { cp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from '@jest/globals';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { createDb } from '../../src/db.js';
 import type { Database } from '../../src/database.js';
@@ -110,6 +110,20 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
       await admin((client) => client.query(`drop database if exists ${name} with (force)`));
     },
   };
+}
+
+/**
+ * Empties every auth0.* table but Kysely's migration records (identities restarted) and frees
+ * the run lease: a test's clean
+ * start in a few milliseconds, where a fresh database per test would cost ~100 ms.
+ */
+export async function emptyTables(db: Kysely<Database>): Promise<void> {
+  const { rows } = await sql<{ name: string }>`
+    select format('%I.%I', schemaname, tablename) as name from pg_tables
+    where schemaname = 'auth0' and tablename <> 'run_lease' and tablename not like 'kysely\_%' order by tablename
+  `.execute(db);
+  await sql.raw(`truncate ${rows.map((row) => row.name).join(', ')} restart identity`).execute(db);
+  await sql`update auth0.run_lease set holder = null, run_id = null, acquired_at = null`.execute(db);
 }
 
 /** Put user IDs into the default source table, auth0.users. */

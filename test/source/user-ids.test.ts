@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { countUserIds, readUserIds } from '../../src/source/user-ids.js';
 import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
@@ -11,10 +11,11 @@ async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
   return out;
 }
 
-beforeAll(async () => {
+// A fresh database per test: several tests fill auth0.users or create tables of their own.
+beforeEach(async () => {
   t = await createTestDatabase();
 });
-afterAll(() => t.drop());
+afterEach(() => t.drop());
 
 describe('readUserIds', () => {
   it('streams every ID once, in order, across keyset pages', async () => {

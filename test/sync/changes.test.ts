@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
@@ -8,11 +8,13 @@ import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 let t: TestDatabase;
 let fake: FakeAuth0;
 
-beforeAll(async () => {
+// Each test gets a fresh database and tenant; the scripted runs it starts from are replayed
+// (runsThrough below), so no test depends on another having run first.
+beforeEach(async () => {
   t = await createTestDatabase();
   fake = await startFakeAuth0();
 });
-afterAll(async () => {
+afterEach(async () => {
   await fake.close();
   await t.drop();
 });
@@ -76,16 +78,39 @@ const row = (tok: Auth0TokenJson, change: string, runId: number, old_value: stri
 });
 const byToken = (rows: Row[]) => [...rows].sort((x, y) => (x.token_id + x.change < y.token_id + y.change ? -1 : 1));
 
-describe('change history over a scripted sequence of runs', () => {
-  const runs: number[] = [];
-
-  it('run 1: one `created` row per token, nothing else', async () => {
+/** What changes in the tenant before each scripted run (index 0: before run 1). */
+const script: Array<() => Promise<void> | void> = [
+  async () => {
     fake.setUser(ALICE, [a1, a2, a3]);
     fake.setUser(BOB, [b1, b2]);
     fake.setUser(CAROL, [c1]);
     await loadUsers(t.db, [ALICE, BOB, CAROL]);
-    const run = await sync();
-    runs.push(run.id);
+  },
+  () => {},
+  () => {
+    fake.setUser(ALICE, [a2Exchanged, a3Moved]);
+    fake.deleteUser(BOB);
+  },
+  () => fake.setUser(ALICE, [a1, a2Exchanged, a3Moved]),
+  () => fake.setUser(BOB, [b2]),
+];
+
+/** Run `n` of the script: its tenant change, then a sync. */
+async function scriptedRun(n: number) {
+  await script[n - 1]!();
+  return sync();
+}
+
+/** Replays runs 1..n of the script (each test's starting point); returns their run ids. */
+async function runsThrough(n: number): Promise<number[]> {
+  const runs: number[] = [];
+  for (let i = 1; i <= n; i++) runs.push((await scriptedRun(i)).id);
+  return runs;
+}
+
+describe('change history over a scripted sequence of runs', () => {
+  it('run 1: one `created` row per token, nothing else', async () => {
+    const run = await scriptedRun(1);
     expect(run).toMatchObject({ tokens_added: 6, tokens_changed: 0, tokens_deleted: 0 });
     expect(await changesOf(run.id)).toEqual(byToken([a1, a2, a3, b1, b2, c1].map((tok) => row(tok, 'created', run.id))));
     expect(await allChanges()).toHaveLength(6);
@@ -98,18 +123,16 @@ describe('change history over a scripted sequence of runs', () => {
   });
 
   it('run 2: nothing changed, no new rows', async () => {
-    const run = await sync();
-    runs.push(run.id);
+    await runsThrough(1);
+    const run = await scriptedRun(2);
     expect(run).toMatchObject({ status: 'succeeded', tokens_added: 0, tokens_changed: 0, tokens_deleted: 0 });
     expect(await changesOf(run.id)).toEqual([]);
     expect(await allChanges()).toHaveLength(6);
   });
 
   it('run 3: a revocation, an exchange, a new IP and a deleted user, each with old and new values', async () => {
-    fake.setUser(ALICE, [a2Exchanged, a3Moved]);
-    fake.deleteUser(BOB);
-    const run = await sync();
-    runs.push(run.id);
+    await runsThrough(2);
+    const run = await scriptedRun(3); // Alice: a1 revoked, a2 exchanged, a3 from a new IP; Bob deleted.
     expect(run).toMatchObject({ users_synced: 2, users_not_found: 1, tokens_added: 0, tokens_changed: 2, tokens_deleted: 3 });
     expect(await changesOf(run.id)).toEqual(
       byToken([
@@ -125,9 +148,8 @@ describe('change history over a scripted sequence of runs', () => {
   });
 
   it('run 4: the revoked token comes back: one `restored` row, and nothing again for the deleted user', async () => {
-    fake.setUser(ALICE, [a1, a2Exchanged, a3Moved]);
-    const run = await sync();
-    runs.push(run.id);
+    await runsThrough(3);
+    const run = await scriptedRun(4); // Alice's a1 is back.
     expect(run).toMatchObject({ users_not_found: 1, tokens_added: 0, tokens_changed: 1, tokens_deleted: 0 });
     expect(await changesOf(run.id)).toEqual([row(a1, 'restored', run.id)]);
     expect(await allChanges()).toHaveLength(12);
@@ -135,9 +157,8 @@ describe('change history over a scripted sequence of runs', () => {
   });
 
   it('run 5: a deleted user comes back with one of its tokens: that one is restored, the other stays deleted', async () => {
-    fake.setUser(BOB, [b2]);
-    const run = await sync();
-    runs.push(run.id);
+    await runsThrough(4);
+    const run = await scriptedRun(5); // Bob is back with b2 only.
     expect(await changesOf(run.id)).toEqual([row(b2, 'restored', run.id)]);
     expect((await t.db.selectFrom('auth0.refresh_tokens').select('deleted_at').where('id', '=', String(b1.id)).executeTakeFirstOrThrow()).deleted_at).toBeInstanceOf(
       Date,
@@ -145,6 +166,7 @@ describe('change history over a scripted sequence of runs', () => {
   });
 
   it('answers "tokens revoked per day" and "where was this token used from"', async () => {
+    const runs = await runsThrough(5);
     const perDay = await sql<{ day: Date; n: number; today: Date }>`
       select date_trunc('day', observed_at) as day, count(*)::int as n, date_trunc('day', now()) as today
       from auth0.refresh_token_changes where change = 'deleted' group by 1
@@ -175,6 +197,7 @@ describe('change history over a scripted sequence of runs', () => {
   });
 
   it('records ASN and user agent changes too, and only the fields that moved', async () => {
+    await runsThrough(1);
     fake.setUser(CAROL, [{ ...c1, device: { ...laptop, last_asn: '64511', last_user_agent: 'okhttp/4.12' } }]);
     const run = await sync(['--user', CAROL]);
     expect(await changesOf(run.id)).toEqual(

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
@@ -12,11 +12,13 @@ import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 let t: TestDatabase;
 let fake: FakeAuth0;
 
-beforeAll(async () => {
+// A fresh database and tenant per test; each builds the runs it starts from (syncedOnce,
+// changeAliceAndBob), so no test depends on another having run first.
+beforeEach(async () => {
   t = await createTestDatabase();
   fake = await startFakeAuth0();
 });
-afterAll(async () => {
+afterEach(async () => {
   await fake.close();
   await t.drop();
 });
@@ -84,11 +86,22 @@ const lastSeen = async () => {
   return rows;
 };
 
+/** The three users in the source table and the tenant, synced once. */
+async function syncedOnce() {
+  for (const [userId, tokens] of listings()) fake.setUser(userId, tokens);
+  await loadUsers(t.db, [ALICE, BOB, CAROL]);
+  return sync();
+}
+
+/** Alice's a1 changes a field and a2 gains a device; Bob's b1 changes a scope and b2 is revoked. */
+function changeAliceAndBob() {
+  fake.setUser(ALICE, [{ ...a1, client_id: 'another-app' }, { ...a2, device: phone }]);
+  fake.setUser(BOB, [{ ...b1, resource_servers: [servers[0], { ...servers[1], scopes: 'read:invoices write:invoices' }] }]);
+}
+
 describe('quiet writes', () => {
   it('a second identical sync writes no token, device or resource-server row, and only the users\' state', async () => {
-    for (const [userId, tokens] of listings()) fake.setUser(userId, tokens);
-    await loadUsers(t.db, [ALICE, BOB, CAROL]);
-    await sync();
+    await syncedOnce();
     const before = await versions();
     expect(before.size).toBe(5 + 4 + 10);
     const stateBefore = await t.db.selectFrom('auth0.user_sync_state').selectAll().orderBy('user_id').execute();
@@ -110,10 +123,10 @@ describe('quiet writes', () => {
   });
 
   it('rewrites exactly the rows a changed field, a new device, a changed scope and a deletion concern', async () => {
+    await syncedOnce();
     const before = await versions();
     const firstSeen = (await lastSeen()).find((r) => r.id === c1.id)!;
-    fake.setUser(ALICE, [{ ...a1, client_id: 'another-app' }, { ...a2, device: phone }]);
-    fake.setUser(BOB, [{ ...b1, resource_servers: [servers[0], { ...servers[1], scopes: 'read:invoices write:invoices' }] }]);
+    changeAliceAndBob();
 
     const run = await sync();
     expect(rewritten(before, await versions())).toEqual(
@@ -139,6 +152,9 @@ describe('quiet writes', () => {
   });
 
   it('rewrites only the token row of a restored token', async () => {
+    await syncedOnce();
+    changeAliceAndBob();
+    await sync(); // b2 revoked
     const before = await versions();
     fake.setUser(BOB, [{ ...b1, resource_servers: [servers[0], { ...servers[1], scopes: 'read:invoices write:invoices' }] }, b2]);
     const run = await sync();
