@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import type { NewSyncRun } from '../src/database.js';
-import { formatStatus, readStatus, statusExitCode } from '../src/status.js';
+import { formatStatus } from '../src/status/format-status.js';
+import { readStatus, statusExitCode } from '../src/status/read-status.js';
 import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from './helpers/db.js';
 
 let t: TestDatabase;

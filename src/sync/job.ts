@@ -174,8 +174,8 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
       },
       userIds,
     );
-    error = result.fatal;
-    status = error ? 'failed' : result.stopped ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
+    error = result.failure;
+    status = error ? 'failed' : result.interrupted ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
   } catch (thrown) {
     // Reading the first page of user IDs failed, or similar: every user is doomed.
     error = toError(thrown);

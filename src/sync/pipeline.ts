@@ -45,10 +45,10 @@ export interface SyncDeps {
 }
 
 export interface SyncResult {
-  /** Set when an error doomed every user and the run stopped early. */
-  fatal?: Error;
+  /** Set when an error doomed every user and the run failed early. */
+  failure?: Error;
   /** True when stopSignal ended the run before every user was synced. */
-  stopped: boolean;
+  interrupted: boolean;
 }
 
 /**
@@ -70,10 +70,11 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
   // Every request in flight listens on it (got, sleeps): more than Node's default of 10.
   setMaxListeners(4 * options.concurrency + 10, abort.signal);
   abort.signal.addEventListener('abort', () => client.close(), { once: true });
-  let fatal: Error | undefined;
-  const stop = (error: Error) => {
-    if (fatal) return;
-    fatal = error;
+  let failure: Error | undefined;
+  /** An error dooms every user: the run fails, users in flight are abandoned. */
+  const fail = (error: Error) => {
+    if (failure) return;
+    failure = error;
     logger.error('stopping the run', { code: errorCode(error), error: error.message });
     abort.abort(error);
   };
@@ -95,10 +96,10 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
     }
     wake();
   };
-  const writer = createBatchWriter({ ...deps, onFatal: stop, onWritten });
+  const writer = createBatchWriter({ ...deps, onFatal: fail, onWritten });
   const lane = deps.runId === undefined ? undefined : deps.lane;
   // The run lock is gone for good: stop at once, even between writes.
-  deps.lease?.onLost(stop);
+  deps.lease?.onLost(fail);
   // A graceful stop: take no new user now; abandon the ones in flight after the grace period
   // (they are not written, so they keep their previous rows).
   let graceTimer: NodeJS.Timeout | undefined;
@@ -113,7 +114,7 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
 
   async function syncUser(userId: string, ticket: LaneTicket | undefined): Promise<void> {
     const outcome = await fetchUser(userId);
-    if (outcome && !abort.signal.aborted && !fatal) {
+    if (outcome && !abort.signal.aborted && !failure) {
       if (outcome.userId !== userId) {
         busy.delete(userId); // an invalid ID is recorded under its own key
         busy.set(outcome.userId, ticket);
@@ -142,7 +143,7 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
         return { status: 'synced', userId, records: toWarehouseRows(userId, apiTokens) };
       } catch (thrown) {
         if (abort.signal.aborted) {
-          stopped ||= !fatal; // abandoned by a graceful stop's deadline, or by a fatal error
+          interrupted ||= !failure; // abandoned by a graceful stop's deadline, or by a failure
           return undefined; // either way this user was not finished and keeps its previous rows
         }
         // An answer saying the Early Access route is not on this tenant lists the user again
@@ -155,7 +156,7 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
           return { status: 'not_found', userId };
         }
         if (isFatal(error)) {
-          stop(toError(error));
+          fail(toError(error));
           return undefined;
         }
         return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
@@ -163,7 +164,7 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
     }
   }
 
-  let stopped = false;
+  let interrupted = false;
   const start = (userId: string, ticket: LaneTicket | undefined) => {
     busy.set(userId, ticket);
     const task = limit(() => syncUser(userId, ticket)).finally(() => {
@@ -184,7 +185,7 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
     for (;;) {
       if (abort.signal.aborted) break;
       if (deps.stopSignal?.aborted) {
-        stopped = true;
+        interrupted = true;
         break;
       }
       // Take the next ID only when a slot is free: never queue every user behind p-limit.
@@ -214,7 +215,7 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
       await pause();
     }
   } catch (error) {
-    stop(toError(error)); // the source went away: users in flight are abandoned, not written
+    fail(toError(error)); // the source went away: users in flight are abandoned, not written
   } finally {
     lane?.closeIntake();
     await Promise.all(inFlight);
@@ -222,8 +223,8 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
     deps.stopSignal?.removeEventListener('abort', onStop);
     deps.stopSignal?.removeEventListener('abort', onAbort);
     abort.signal.removeEventListener('abort', onAbort);
-    await writer.close().catch(stop);
+    await writer.close().catch(fail);
     lane?.finish();
   }
-  return { fatal, stopped };
+  return { failure, interrupted };
 }
