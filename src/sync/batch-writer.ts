@@ -1,15 +1,6 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../database.js';
-import { errorCode, isFatal, toError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { RunLease } from '../run-lock.js';
-import type { RunCounts } from '../run-records.js';
-import { isConnectionLost, isDatabaseUnavailable } from '../pg-errors.js';
-import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
-import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
-import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
-import type { PlanCounts, UserOutcome } from '../warehouse/model.js';
-import { planWrites } from './plan.js';
+import { toError } from '../errors.js';
+import type { UserOutcome } from '../warehouse/model.js';
+import { createBatchWrite, type BatchWriteOptions } from './write-batch.js';
 
 export interface BatchWriter {
   /** Queue one user's outcome; resolves once the queue has room again (backpressure). */
@@ -18,38 +9,23 @@ export interface BatchWriter {
   close(): Promise<void>;
 }
 
-export interface BatchWriterOptions {
-  db: Kysely<Database>;
-  /** The run the rows are written for; undefined for a dry run, which writes nothing at all. */
-  runId: number | undefined;
-  /** Checked in every write transaction of a run holding the lock on a server (issue #13). */
-  lease?: RunLease;
-  counts: RunCounts;
-  logger: Logger;
+export interface BatchWriterOptions extends BatchWriteOptions {
   /** Users and rows per write statement. */
   maxBatchUsers?: number;
   maxBatchRows?: number;
-  /**
-   * Bounds on what a run may mark deleted (see delete-guard.ts); undefined: no bound (a dry run,
-   * or an operator who confirmed a mass deletion). With a guard, nothing is written before
-   * `minUsers` users are in, so the first write is already measured.
-   */
-  deleteGuard?: DeleteGuard;
-  /** Called with the users of each batch once their outcomes are in the warehouse (or their failure is recorded). */
-  onWritten?: (userIds: readonly string[]) => void;
-  /** Called once when the run must stop: the database is gone or refuses, or the guard tripped. */
+  /** Called once when the run must stop: the database is gone or refuses, the guard tripped, the lease was lost. */
   onFatal: (error: Error) => void;
 }
 
 /**
  * Group commit: outcomes queue up while a batch is being written and go together in the
- * next one, so the writer keeps pace with many fetchers on one connection. Each user stays
- * all-or-nothing: if a batch fails for a reason other than the database being gone, its
- * users are written again one by one, and a user that still cannot be written is recorded
- * as failed with its old rows untouched.
+ * next one, so the writer keeps pace with many fetchers on one connection. The queue is
+ * bounded (fetchers wait while two full batches wait), and with a deletion guard the first
+ * batch holds at least `minUsers` users. Writing one batch is write-batch.ts's job.
  */
 export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
-  const { db, runId, lease, counts, logger, deleteGuard } = options;
+  const { counts, deleteGuard } = options;
+  const write = createBatchWrite(options);
   const maxBatchUsers = Math.max(options.maxBatchUsers ?? 500, deleteGuard?.minUsers ?? 0);
   const maxBatchRows = options.maxBatchRows ?? 10_000;
   let queue: UserOutcome[] = [];
@@ -69,9 +45,6 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
     waiters = [];
   };
 
-  // Statistics are refreshed whenever the tokens this run added double (from 10,000 on).
-  let analyzeAt = 10_000;
-
   const rowsOf = (o: UserOutcome) => 1 + (o.status === 'synced' ? o.records.tokens.length : 0);
 
   function takeBatch(): UserOutcome[] {
@@ -86,87 +59,6 @@ export function createBatchWriter(options: BatchWriterOptions): BatchWriter {
     queue = queue.slice(size);
     queuedRows -= rows;
     return batch;
-  }
-
-  async function write(batch: UserOutcome[]): Promise<void> {
-    try {
-      const users = batch.filter((o) => o.status !== 'failed').map((o) => o.userId);
-      const listedIds = batch.flatMap((o) => (o.status === 'synced' ? o.records.tokens.map((t) => t.id) : []));
-      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write. A real
-      // run reads and writes in one transaction that first checks this run still holds the run
-      // lease (issue #13): once another run has taken over, not one more row is written. The
-      // deletion guard looks at the plan before anything of it is written.
-      const plan = await retryLostConnection(() =>
-        (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
-          if (runId !== undefined) await lease?.assertHeld(trx);
-          const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds));
-          if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
-          if (runId !== undefined) await applyWritePlan(trx, runId, plan, plan.outcomes);
-          return plan;
-        }),
-      );
-      tally(plan.outcomes, plan.counts);
-      options.onWritten?.(batch.map((o) => o.userId));
-      if (runId !== undefined && counts.tokensAdded >= analyzeAt) {
-        analyzeAt = counts.tokensAdded * 2;
-        await refreshStatistics(db);
-      }
-    } catch (error) {
-      if (isFatal(error)) throw error;
-      if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
-      const refused = databaseRefused(error);
-      if (refused) throw refused;
-      if (batch.length > 1) {
-        for (const outcome of batch) await write([outcome]);
-        return;
-      }
-      const outcome = batch[0]!;
-      if (outcome.status === 'failed') {
-        // Even the state row cannot be written: say so and go on; the user stays as it was.
-        logger.error('user state not written', { userId: outcome.userId, code: errorCode(error), error: toError(error).message });
-        counts.usersFailed += 1;
-        options.onWritten?.([outcome.userId]);
-        return;
-      }
-      const message = `Writing to the warehouse failed: ${toError(error).message}`;
-      logger.warn('user write failed', { userId: outcome.userId, code: errorCode(error), error: message });
-      await write([{ status: 'failed', userId: outcome.userId, code: 'write_failed', message }]);
-    }
-  }
-
-  /**
-   * A batch whose connection was cut under it (a proxy recycling connections, an administrator's
-   * pg_terminate_backend) is tried again on a fresh one, twice, before the database counts as
-   * gone. Safe: the transaction re-reads what is stored, so a commit that did land plans nothing twice.
-   */
-  async function retryLostConnection<T>(write: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await write();
-      } catch (error) {
-        if (attempt >= 3 || !isConnectionLost(error)) throw error;
-        logger.warn('database connection lost during a write; retrying on a fresh one', { attempt, error: toError(error).message });
-        await new Promise((wake) => setTimeout(wake, 50 * attempt));
-      }
-    }
-  }
-
-  function tally(batch: UserOutcome[], planned: PlanCounts): void {
-    counts.tokensHeld += planned.held;
-    counts.tokensAdded += planned.added;
-    counts.tokensChanged += planned.changed + planned.restored;
-    counts.tokensDeleted += planned.deleted;
-    for (const outcome of batch) {
-      if (outcome.status === 'synced') {
-        counts.usersSynced += 1;
-        counts.tokensSeen += outcome.records.tokens.length;
-      } else if (outcome.status === 'not_found') {
-        counts.usersNotFound += 1;
-      } else {
-        counts.usersFailed += 1;
-        logger.warn('user failed', { userId: outcome.userId, code: outcome.code, error: outcome.message });
-      }
-    }
   }
 
   /** With a guard, the first write waits for enough users to be measured (or for the end). */

@@ -1,0 +1,126 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../database.js';
+import { errorCode, isFatal, toError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isConnectionLost, isDatabaseUnavailable } from '../pg-errors.js';
+import type { RunLease } from '../run-lock.js';
+import type { RunCounts } from '../run-records.js';
+import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
+import type { PlanCounts, UserOutcome } from '../warehouse/model.js';
+import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
+import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
+import { planWrites } from './plan.js';
+
+export interface BatchWriteOptions {
+  db: Kysely<Database>;
+  /** The run the rows are written for; undefined for a dry run, which writes nothing at all. */
+  runId: number | undefined;
+  /** Checked in every write transaction of a run holding the lock on a server (issue #13). */
+  lease?: RunLease;
+  /** Updated as batches are written. */
+  counts: RunCounts;
+  logger: Logger;
+  /**
+   * Bounds on what a run may mark deleted (see delete-guard.ts); undefined: no bound (a dry run,
+   * or an operator who confirmed a mass deletion).
+   */
+  deleteGuard?: DeleteGuard;
+  /** Called with the users of each batch once their outcomes are in the warehouse (or their failure is recorded). */
+  onWritten?: (userIds: readonly string[]) => void;
+}
+
+/**
+ * Write one batch of outcomes: read what is stored, plan, check the deletion guard, apply, all in
+ * one transaction fenced by the lease, and tally the counts. Each user stays all-or-nothing: if a
+ * batch fails for a reason other than one that dooms every user (thrown: the database gone or
+ * refusing, the guard, a lost lease), its users are written again one by one, and a user that
+ * still cannot be written is recorded as failed with its old rows untouched.
+ */
+export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcome[]) => Promise<void> {
+  const { db, runId, lease, counts, logger, deleteGuard } = options;
+  // Statistics are refreshed whenever the tokens this run added double (from 10,000 on).
+  let analyzeAt = 10_000;
+
+  async function write(batch: UserOutcome[]): Promise<void> {
+    try {
+      const users = batch.filter((o) => o.status !== 'failed').map((o) => o.userId);
+      const listedIds = batch.flatMap((o) => (o.status === 'synced' ? o.records.tokens.map((t) => t.id) : []));
+      // A dry run reads in a read-only transaction: PostgreSQL itself refuses any write. A real
+      // run reads and writes in one transaction that first checks this run still holds the run
+      // lease (issue #13): once another run has taken over, not one more row is written. The
+      // deletion guard looks at the plan before anything of it is written.
+      const plan = await retryLostConnection(() =>
+        (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
+          if (runId !== undefined) await lease?.assertHeld(trx);
+          const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds));
+          if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
+          if (runId !== undefined) await applyWritePlan(trx, runId, plan, plan.outcomes);
+          return plan;
+        }),
+      );
+      tally(plan.outcomes, plan.counts);
+      options.onWritten?.(batch.map((o) => o.userId));
+      if (runId !== undefined && counts.tokensAdded >= analyzeAt) {
+        analyzeAt = counts.tokensAdded * 2;
+        await refreshStatistics(db);
+      }
+    } catch (error) {
+      if (isFatal(error)) throw error;
+      if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
+      const refused = databaseRefused(error);
+      if (refused) throw refused;
+      if (batch.length > 1) {
+        for (const outcome of batch) await write([outcome]);
+        return;
+      }
+      const outcome = batch[0]!;
+      if (outcome.status === 'failed') {
+        // Even the state row cannot be written: say so and go on; the user stays as it was.
+        logger.error('user state not written', { userId: outcome.userId, code: errorCode(error), error: toError(error).message });
+        counts.usersFailed += 1;
+        options.onWritten?.([outcome.userId]);
+        return;
+      }
+      const message = `Writing to the warehouse failed: ${toError(error).message}`;
+      logger.warn('user write failed', { userId: outcome.userId, code: errorCode(error), error: message });
+      await write([{ status: 'failed', userId: outcome.userId, code: 'write_failed', message }]);
+    }
+  }
+
+  /**
+   * A batch whose connection was cut under it (a proxy recycling connections, an administrator's
+   * pg_terminate_backend) is tried again on a fresh one, twice, before the database counts as
+   * gone. Safe: the transaction re-reads what is stored, so a commit that did land plans nothing twice.
+   */
+  async function retryLostConnection<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await write();
+      } catch (error) {
+        if (attempt >= 3 || !isConnectionLost(error)) throw error;
+        logger.warn('database connection lost during a write; retrying on a fresh one', { attempt, error: toError(error).message });
+        await new Promise((wake) => setTimeout(wake, 50 * attempt));
+      }
+    }
+  }
+
+  function tally(batch: UserOutcome[], planned: PlanCounts): void {
+    counts.tokensHeld += planned.held;
+    counts.tokensAdded += planned.added;
+    counts.tokensChanged += planned.changed + planned.restored;
+    counts.tokensDeleted += planned.deleted;
+    for (const outcome of batch) {
+      if (outcome.status === 'synced') {
+        counts.usersSynced += 1;
+        counts.tokensSeen += outcome.records.tokens.length;
+      } else if (outcome.status === 'not_found') {
+        counts.usersNotFound += 1;
+      } else {
+        counts.usersFailed += 1;
+        logger.warn('user failed', { userId: outcome.userId, code: outcome.code, error: outcome.message });
+      }
+    }
+  }
+
+  return write;
+}
