@@ -22,7 +22,8 @@ import { loadConfig } from '../src/config.js';
 import { createDb } from '../src/db.js';
 import { createLogger } from '../src/log.js';
 import { migrateToLatest } from '../src/migrate.js';
-import { generateTenant, makeToken, startFakeAuth0 } from '../src/sandbox/auth0-server.js';
+import { startFakeAuth0 } from '../src/sandbox/auth0-server.js';
+import { generateTenant, makeToken } from '../src/sandbox/tenant.js';
 import { followLogs } from '../src/sync/follow-logs.js';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';

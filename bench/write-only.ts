@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { createDb } from '../src/db.js';
 import { silentLogger } from '../src/log.js';
 import { emptyCounts, finishRun, startRun } from '../src/run-records.js';
-import { generateTenant } from '../src/sandbox/auth0-server.js';
+import { generateTenant } from '../src/sandbox/tenant.js';
 import { createBatchWriter } from '../src/sync/batch-writer.js';
 import { toWarehouseRows } from '../src/sync/normalize.js';
 

@@ -5,7 +5,8 @@ import { openDatabase } from './db.js';
 import { formatDuration } from './duration.js';
 import { createLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
-import { generateTenant, makeToken, startFakeAuth0 } from './sandbox/auth0-server.js';
+import { startFakeAuth0 } from './sandbox/auth0-server.js';
+import { generateTenant, makeToken } from './sandbox/tenant.js';
 import { followLogs } from './sync/follow-logs.js';
 import { runSyncJob } from './sync/job.js';
 

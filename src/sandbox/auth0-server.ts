@@ -5,14 +5,13 @@
  * keyset cursors, a token-bucket rate limiter, seeded transient faults and scripted faults.
  * Used by the Jest tests, the benchmark (through serve.ts) and the demo sandbox.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { byId, mulberry32, tokenId, type Auth0TokenJson } from './tenant.js';
 import { createTenantLog, logEntriesForTokens, type TenantLog } from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
 
-/** A refresh token object exactly as the API returns it. */
-export type Auth0TokenJson = Record<string, unknown>;
 
 /** A scripted answer from `intercept`. */
 export interface Fault {
@@ -166,33 +165,10 @@ const STATUS_TEXT: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-/** Tiny seeded PRNG (mulberry32): returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function errorBody(status: number, message: string, errorCode?: string): string {
   const body: Record<string, unknown> = { statusCode: status, error: STATUS_TEXT[status] ?? 'Error', message };
   if (errorCode !== undefined) body.errorCode = errorCode;
   return JSON.stringify(body);
-}
-
-function tokenId(token: Auth0TokenJson): string {
-  const id = token.id;
-  return typeof id === 'string' ? id : '';
-}
-
-function byId(a: Auth0TokenJson, b: Auth0TokenJson): number {
-  const x = tokenId(a);
-  const y = tokenId(b);
-  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 function sortedById(tokens: Auth0TokenJson[]): Auth0TokenJson[] {
@@ -706,127 +682,4 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   };
 }
 
-const CLIENT_IDS = [
-  'aZ3kPq7LmN2xV8rT5wY1bC4dE6fG9hJ0',
-  'Qw8eR5tY2uI7oP4aS1dF6gH3jK9lZ0xC',
-  'mN5bV2cX8zL1kJ7hG4fD9sA3pO6iU0yT',
-  'Tr4eW7qA1sD8fG5hJ2kL9zX6cV3bN0mQ',
-  'Ly2uI9oP6aS3dF0gH7jK4lZ1xC8vB5nM',
-];
-const AUDIENCES = ['https://api.example.com/', 'https://billing.example.com/'];
-const USER_AGENTS = [
-  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15',
-  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
-  'MyApp/3.2.1 (iPhone; iOS 17.4.1; Scale/3.00)',
-  'okhttp/4.12.0',
-];
-const BASE_TIME = Date.UTC(2023, 0, 1);
-const DAY_MS = 24 * 60 * 60 * 1000;
-
-/**
- * One realistic refresh token object. Deterministic in (userId, n): every value is derived
- * from a SHA-256 of both, so the same call always returns the same object. `overrides` are
- * spread last (a key set to `undefined` disappears from the JSON).
- */
-export function makeToken(userId: string, n: number, overrides: Auth0TokenJson = {}): Auth0TokenJson {
-  const digest = createHash('sha256').update(`${userId}\0${n}`).digest();
-  const hex = digest.toString('hex');
-  const byte = (i: number): number => digest[i]!;
-  const u32 = (i: number): number => digest.readUInt32BE(i);
-
-  const created = BASE_TIME + (u32(8) % (700 * DAY_MS / 1000)) * 1000 + (u32(12) % 1000);
-  const lastExchanged = created + (u32(16) % (30 * DAY_MS));
-  const iso = (ms: number): string => new Date(ms).toISOString();
-  const ip = (i: number): string => `${(byte(i) % 223) + 1}.${byte(i + 1)}.${byte(i + 2)}.${(byte(i + 3) % 254) + 1}`;
-
-  const token: Auth0TokenJson = {
-    id: `rt_${hex.slice(0, 16)}`,
-    user_id: userId,
-    created_at: iso(created),
-    idle_expires_at: iso(lastExchanged + 30 * DAY_MS),
-    expires_at: iso(created + 365 * DAY_MS),
-  };
-  // Roughly half carry a device; real recorded list responses have no `device` key at all.
-  if (byte(20) % 2 === 0) {
-    const ua = USER_AGENTS[byte(21) % USER_AGENTS.length]!;
-    token.device = {
-      initial_ip: ip(22),
-      initial_asn: String(1000 + (u32(22) % 60000)),
-      initial_user_agent: ua,
-      last_ip: byte(26) % 3 === 0 ? ip(26) : ip(22),
-      last_asn: String(1000 + (u32(26) % 60000)),
-      last_user_agent: byte(27) % 4 === 0 ? USER_AGENTS[byte(28) % USER_AGENTS.length]! : ua,
-    };
-  }
-  token.client_id = CLIENT_IDS[byte(29) % CLIENT_IDS.length]!;
-  // Tokens issued before late 2023 have no session.
-  token.session_id = byte(30) % 5 === 0 ? null : hex.slice(32, 64);
-  token.rotating = byte(31) % 3 !== 0;
-  token.resource_servers = AUDIENCES.slice(0, byte(8) % 3).map((audience) => ({
-    audience,
-    scopes: 'openid profile offline_access',
-  }));
-  token.refresh_token_metadata =
-    byte(9) % 4 === 0 ? { device_name: `device-${hex.slice(16, 22)}`, app_version: `3.${byte(10) % 10}.0` } : null;
-  token.last_exchanged_at = iso(lastExchanged);
-  return { ...token, ...overrides };
-}
-
-/**
- * Dates around `now`, so the reporting views have something to show: created within the 300
- * days before, last used within the last 40, idle expiry 45 days after that (so some are
- * unused for 30 days yet live), absolute a year after creation. Deterministic in (id, salt, now).
- */
-export function recentDates(id: string, salt: number, now: number): Auth0TokenJson {
-  const n = [...id].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, salt);
-  const created = now - (1 + (n % 300)) * DAY_MS;
-  const exchanged = Math.max(created, now - ((n >>> 9) % 40) * DAY_MS - ((n >>> 3) % 1000) * 60_000);
-  const iso = (ms: number) => new Date(ms).toISOString();
-  return { created_at: iso(created), last_exchanged_at: iso(exchanged), idle_expires_at: iso(exchanged + 45 * DAY_MS), expires_at: iso(created + 365 * DAY_MS) };
-}
-
-/**
- * `token` as a live tenant of today would hold it: `recentDates` around `now`, and a device
- * still on the network it was issued to, but for about one token in twenty (so the
- * location-changed view has a few rows, not half the tenant).
- */
-export function aroundNow(token: Auth0TokenJson, salt: number, now: number): Auth0TokenJson {
-  const id = String(token.id);
-  const device = token.device as Record<string, unknown> | undefined;
-  const moved = [...id].reduce((h, ch) => (h * 33 + ch.charCodeAt(0)) >>> 0, salt) % 20 === 0;
-  const calm = device && !moved ? { ...device, last_ip: device.initial_ip, last_asn: device.initial_asn } : device;
-  return { ...token, ...recentDates(id, salt, now), ...(calm ? { device: calm } : {}) };
-}
-
-/**
- * A deterministic tenant of `users` users (`${userIdPrefix}000001`...), each with 0..maxTokensPerUser
- * tokens (uniform, from the seeded PRNG), or 120-260 for every `manyTokensEvery`-th user so it needs
- * several pages. Token arrays are sorted by id ascending. With `datesAround` (epoch ms) every
- * token is `aroundNow` it (dates in the last year, not 2023–2024), so the reporting views have rows.
- */
-export function generateTenant(opts: {
-  users: number;
-  seed?: number;
-  maxTokensPerUser?: number;
-  manyTokensEvery?: number;
-  userIdPrefix?: string;
-  datesAround?: number;
-}): Map<string, Auth0TokenJson[]> {
-  const random = mulberry32(opts.seed ?? 1);
-  const max = opts.maxTokensPerUser ?? 5;
-  const manyEvery = opts.manyTokensEvery ?? 0;
-  const prefix = opts.userIdPrefix ?? 'auth0|user';
-  const width = Math.max(6, String(opts.users).length);
-  const tenant = new Map<string, Auth0TokenJson[]>();
-  for (let i = 1; i <= opts.users; i++) {
-    const userId = `${prefix}${String(i).padStart(width, '0')}`;
-    const count = manyEvery > 0 && i % manyEvery === 0 ? 120 + Math.floor(random() * 141) : Math.floor(random() * (max + 1));
-    const tokens: Auth0TokenJson[] = [];
-    for (let n = 0; n < count; n++) {
-      const token = makeToken(userId, n);
-      tokens.push(opts.datesAround === undefined ? token : aroundNow(token, n, opts.datesAround));
-    }
-    tenant.set(userId, tokens.sort(byId));
-  }
-  return tenant;
-}
+export type { Auth0TokenJson } from './tenant.js';

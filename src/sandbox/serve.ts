@@ -21,7 +21,8 @@
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { aroundNow, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
+import { startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
+import { aroundNow, generateTenant, makeToken } from './tenant.js';
 
 function numberOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max = Infinity): number {
   const raw = values[name];

@@ -1,7 +1,8 @@
 import { loadConfig, type Config, type Env } from '../../src/config.js';
 import type { FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 
-export { generateTenant, makeToken, startFakeAuth0 } from '../../src/sandbox/auth0-server.js';
+export { startFakeAuth0 } from '../../src/sandbox/auth0-server.js';
+export { generateTenant, makeToken } from '../../src/sandbox/tenant.js';
 export type { Auth0TokenJson, FakeAuth0, FakeAuth0Options } from '../../src/sandbox/auth0-server.js';
 
 /** The environment a user would set to point the job at `fake` and `databaseUrl`. */

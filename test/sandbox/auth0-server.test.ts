@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { generateTenant, makeToken } from '../../src/sandbox/tenant.js';
 import {
-  generateTenant,
-  makeToken,
   startFakeAuth0,
   type Auth0TokenJson,
   type FakeAuth0,
