@@ -196,7 +196,7 @@ function readSource({ text, problems }: Reader): Config['source'] {
  * quoted wherever it is used (sql.id), never pasted. Returns the parts, or the problem as the
  * end of a sentence: an empty part, a NUL, a part over 63 bytes, a stray double quote.
  */
-export function parseName(text: string): string[] | string {
+function parseName(text: string): string[] | string {
   const parts: string[] = [];
   let i = 0;
   for (;;) {
@@ -387,4 +387,9 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/** Whether the source is the job's own `auth0.users` (which import-users and the log follower keep). */
+export function isDefaultUsersSource(source: Config['source']): boolean {
+  return source.table[0] === 'auth0' && source.table[1] === 'users';
 }

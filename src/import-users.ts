@@ -1,3 +1,4 @@
+import { MassDeleteError } from './sync/delete-guard.js';
 import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from './auth0/client.js';
 import { readExport, startExport, waitForExport, type Auth0ExportJob } from './auth0/users-export.js';
@@ -44,14 +45,6 @@ export interface ImportUsersResult {
   connection?: string;
   seconds: number;
   peakRssMb: number;
-}
-
-/** The guard stopped the import; nothing was written. */
-export class MassRemovalError extends FatalError {
-  override name = 'MassRemovalError';
-  constructor(message: string) {
-    super('mass_delete_guard', message);
-  }
 }
 
 /**
@@ -158,7 +151,7 @@ function checkRemovalGuard(config: Config, options: ImportUsersOptions, counts: 
   if (counts.held < config.sync.deleteGuardMinUsers && counts.exported > 0) return;
   const percent = Math.round((100 * counts.removed) / Math.max(1, counts.held));
   const of = scope.connection ? ` of connection ${toSafeText(scope.connection, 200)}` : '';
-  throw new MassRemovalError(
+  throw new MassDeleteError(
     `Stopped before writing: this import would mark removed ${counts.removed} of the ${counts.held} users held${of} (${percent}%), ` +
       `more than SYNC_MAX_DELETE_RATIO=${ratio} allows; nothing was changed. Check that AUTH0_DOMAIN points at the right tenant; ` +
       `if those users really are gone, rerun with --allow-mass-delete (or SYNC_MAX_DELETE_RATIO=1).`,

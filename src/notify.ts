@@ -3,7 +3,7 @@ import type { RunStatus } from './database.js';
 import type { Logger } from './log.js';
 import type { RunCounts } from './run-records.js';
 import type { Secret } from './secret.js';
-import { toSafeText } from './upstream-text.js';
+import { scrubSecrets, toSafeText } from './upstream-text.js';
 
 /** What the worker knows about a finished run; the notice is built from this alone. */
 export interface RunOutcome {
@@ -48,8 +48,6 @@ export interface NotifierOptions {
   logger: Logger;
   job: string;
   tenant: string;
-  /** Secrets that must never reach the body, scrubbed as a last guard (the client secret). */
-  redact: readonly Secret[];
   /** Whether the last finished run before this process failed or was partial (from sync_runs). */
   alerting?: boolean;
   /** Tries in all, default 3. */
@@ -93,11 +91,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
   });
 
   async function send(notice: RunNotice): Promise<void> {
-    let body = JSON.stringify(notice);
-    for (const secret of options.redact) {
-      const value = secret.reveal();
-      if (value.length >= 4 && body.includes(value)) body = body.replaceAll(value, '[redacted]');
-    }
+    // A last guard: run errors are safe text already, but the body must never carry a secret.
+    const body = scrubSecrets(JSON.stringify(notice));
     try {
       await client.post(url.reveal(), { body, headers: { 'content-type': 'application/json' } });
       logger.info('notification sent', { target, event: notice.event, runId: notice.runId });
@@ -121,7 +116,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
 }
 
 /** The notice for one run, from run data only. Pure. */
-export function toNotice(outcome: RunOutcome, event: RunNotice['event'], job: string, tenant: string): RunNotice {
+function toNotice(outcome: RunOutcome, event: RunNotice['event'], job: string, tenant: string): RunNotice {
   const run = outcome.runId === undefined ? 'A run' : `Run #${outcome.runId}`;
   const { counts } = outcome;
   const error = outcome.error === undefined ? null : toSafeText(outcome.error, MAX_ERROR_TEXT);

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './database.js';
-import { SyncError } from './errors.js';
+import { FatalError, SyncError } from './errors.js';
 import type { Logger } from './log.js';
 
 /** Advisory lock key (two int4s): one active run per database, whichever machine runs it. */
 export const RUN_LOCK_KEY = { classId: 0x41_30_52_54 /* "A0RT" */, objectId: 1 } as const;
-const LOCK_CLASS = RUN_LOCK_KEY.classId;
-const LOCK_ID = RUN_LOCK_KEY.objectId;
+const { classId: LOCK_CLASS, objectId: LOCK_ID } = RUN_LOCK_KEY;
+/** The run lock's row in pg_locks, in this database (pg_locks shows every database's locks). */
+const RUN_LOCK_ROW = sql`locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = ${LOCK_ID} and objsubid = 2 and granted
+  and database = (select oid from pg_database where datname = current_database())`;
 
 /** Another run holds the lock; the CLI exits 3 with this message. */
 export class RunLockedError extends SyncError {
@@ -21,14 +23,10 @@ export class RunLockedError extends SyncError {
  * This run lost the run lock for good (its connection was dropped and it could not take the
  * lock back first): it writes nothing more and is recorded `interrupted`; the CLI exits 1.
  */
-export class RunLockLostError extends SyncError {
+export class RunLockLostError extends FatalError {
   override name = 'RunLockLostError';
   constructor(detail: string) {
     super('run_lock_lost', `The database connection holding the run lock was lost; ${detail}`);
-  }
-  /** Another run may be writing now: not one more row. */
-  override get fatal(): boolean {
-    return true;
   }
 }
 
@@ -203,9 +201,7 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
       if (lost) throw lost;
       const { rows } = await sql<{ holder: string | null; run_id: number | null; locked: boolean }>`
         select holder, run_id, exists (
-          select 1 from pg_locks
-          where locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = ${LOCK_ID} and objsubid = 2
-            and pid = ${session.pid} and granted and database = (select oid from pg_database where datname = current_database())
+          select 1 from pg_locks where ${RUN_LOCK_ROW} and pid = ${session.pid}
         ) as locked
         from auth0.run_lease where id = 1
         for share of run_lease`.execute(trx);
@@ -255,10 +251,7 @@ async function retakeLock(db: Kysely<Database>, deadPid: number): Promise<{ next
     const next = await openLockSession(db).catch(() => undefined);
     if (next) return { next };
     const holder = await sql<{ pid: number }>`
-      select pid from pg_locks
-      where locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = ${LOCK_ID} and objsubid = 2 and granted
-        -- pg_locks shows every database's locks; advisory locks are per database.
-        and database = (select oid from pg_database where datname = current_database())`
+      select pid from pg_locks where ${RUN_LOCK_ROW}`
       .execute(db)
       .then(({ rows }) => rows[0]?.pid, () => undefined);
     if (holder !== undefined && holder !== deadPid) return { takenByOther: true };

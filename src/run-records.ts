@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Kysely } from 'kysely';
 import { toSafeText } from './upstream-text.js';
+import type { PlanCounts, UserOutcome } from './warehouse/model.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 
 /** Counts a run accumulates; written to sync_runs as progress and at the end. */
@@ -29,6 +30,23 @@ export const emptyCounts = (): RunCounts => ({
   tokensDeleted: 0,
   requests: 0,
 });
+
+/** `counts` with one written batch added (its outcomes, and its plan's token counts). Pure. */
+export function withBatch(counts: Readonly<RunCounts>, outcomes: readonly UserOutcome[], planned: PlanCounts): RunCounts {
+  const next = { ...counts };
+  next.tokensHeld += planned.held;
+  next.tokensAdded += planned.added;
+  next.tokensChanged += planned.changed + planned.restored;
+  next.tokensDeleted += planned.deleted;
+  for (const outcome of outcomes) {
+    if (outcome.status === 'synced') {
+      next.usersSynced += 1;
+      next.tokensSeen += outcome.records.tokens.length;
+    } else if (outcome.status === 'not_found') next.usersNotFound += 1;
+    else next.usersFailed += 1;
+  }
+  return next;
+}
 
 /** Insert a `running` sync_runs row and return its id. */
 export async function startRun(

@@ -6,7 +6,7 @@
  */
 
 /** Longest upstream text kept in a message, log field or error column, in characters. */
-export const MAX_UPSTREAM_TEXT = 1024;
+const MAX_UPSTREAM_TEXT = 1024;
 /** Longest text scanned for secrets before the final cap (bounds the work on a huge body). */
 const MAX_SCANNED = 64 * 1024;
 const REDACTED = '[redacted]';

@@ -64,7 +64,6 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         logger,
         job: SYNC_JOB_NAME,
         tenant: new URL(config.auth0.baseUrl).hostname,
-        redact: [config.auth0.clientSecret],
         stopSignal,
         alerting: previous.lastRun?.status === 'failed' || previous.lastRun?.status === 'partial',
         ...options.notify,

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { main } from '../src/cli.js';
+import { EXIT, main } from '../src/cli.js';
 import { acquireDirLock } from '../src/embedded/dir-lock.js';
 import { dbCommand, serveEmbeddedDatabase } from '../src/embedded/serve-sql.js';
 import { RunLockedError } from '../src/run-lock.js';
@@ -115,8 +115,8 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     expect(server.stderr).toEqual([expect.stringContaining('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql')]);
 
     const port = captureIo();
-    expect(await dbCommand({}, { PGLITE_DATA_DIR: dataDir, PGLITE_PORT: 'abc' }, port.io)).toBe(1);
-    expect(port.stderr).toEqual(["--port (or PGLITE_PORT) must be a port number from 0 to 65535, got 'abc'."]);
+    expect(await main(['db'], { PGLITE_DATA_DIR: dataDir, PGLITE_PORT: 'abc' }, port.io)).toBe(EXIT.usage);
+    expect(port.stderr.join('\n')).toContain("--port (or PGLITE_PORT) must be a port number from 0 to 65535, got 'abc'.");
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
   });
 });

@@ -1,11 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
-import got, { RequestError, type CancelableRequest, type Got, type Progress, type Response } from 'got';
+import got, { type CancelableRequest, type Got, type Progress, type Response } from 'got';
 import type { Config } from '../config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { rememberSecret, toSafeText } from '../upstream-text.js';
 import { isFatal } from '../errors.js';
-import { Auth0Error, errorForStatus, tokenEndpointError } from './errors.js';
+import { Auth0Error, describeRequestError, errorForStatus, tokenEndpointError } from './errors.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 
 export interface Auth0Client {
@@ -136,10 +136,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
           `${what} answered with a body over ${maxResponseBytes} bytes (AUTH0_MAX_RESPONSE_BYTES); it was cut off`,
         );
       }
-      // Only got's code and message: its error object holds the request options, headers included.
-      // The message can hold a URL or a proxy's words: safe text only.
-      const detail = error instanceof RequestError ? `${error.code} ${error.message}` : String(error);
-      throw new Auth0Error('network_error', `${what} failed: ${toSafeText(detail)}`);
+      throw new Auth0Error('network_error', `${what} failed: ${describeRequestError(error)}`);
     }
     options.onResponse?.(response.statusCode, limiter.rate);
     return response;

@@ -1,3 +1,4 @@
+import { RequestError } from 'got';
 import { SyncError } from '../errors.js';
 import { toSafeText } from '../upstream-text.js';
 
@@ -156,8 +157,23 @@ export function saysUnavailable(error: unknown, options: { forbiddenCounts: bool
   if (TOKEN_ENDPOINT_CODES.has(error.code)) return false;
   if (error.status === 404) return error.code !== 'user_not_found';
   if (error.status === 403) return options.forbiddenCounts && error.code === 'forbidden';
-  // Only the words after "answered 400": the path before them may hold a user id.
-  const detail = error.message.slice(Math.max(0, error.message.indexOf(' answered ')));
-  if (error.status === 400) return error.code === 'bad_request' && UNKNOWN_FEATURE.test(detail);
+  if (error.status === 400) return error.code === 'bad_request' && UNKNOWN_FEATURE.test(answerOf(error));
   return false;
+}
+
+/**
+ * A got failure (reset, timeout, refused) as safe text: only got's code and message, never its
+ * error object, which holds the request options, headers included; the message can hold a URL
+ * or a proxy's words, so it goes through toSafeText.
+ */
+export function describeRequestError(error: unknown, max?: number): string {
+  return toSafeText(error instanceof RequestError ? `${error.code} ${error.message}` : String(error), max);
+}
+
+/**
+ * The words of an error from " answered …" on (errorForStatus's message): what the server said,
+ * without the method and path before it, which may hold a user id.
+ */
+export function answerOf(error: Auth0Error): string {
+  return error.message.slice(Math.max(0, error.message.indexOf(' answered ')));
 }

@@ -1,7 +1,7 @@
 import type { Auth0LogEntry } from '../changes/log-events.js';
 import { SyncError } from '../errors.js';
 import type { Auth0Client } from './client.js';
-import { Auth0Error } from './errors.js';
+import { answerOf, Auth0Error } from './errors.js';
 
 const LOGS_PATH = '/api/v2/logs';
 
@@ -104,7 +104,7 @@ export function nextLink(header: string | string[] | undefined): { from?: string
  */
 function toLogsError(error: unknown): unknown {
   if (!(error instanceof Auth0Error)) return error;
-  const detail = error.message.slice(Math.max(0, error.message.indexOf(' answered ')));
+  const detail = answerOf(error);
   if (error.status === 403) {
     return new LogsError(
       'logs_forbidden',

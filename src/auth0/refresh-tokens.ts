@@ -30,7 +30,6 @@ export interface Auth0RefreshToken {
  * - `users`: `GET /api/v2/users/{user_id}/refresh-tokens` answering `{tokens, next}`; generally available.
  */
 export type TokensEndpoint = 'refresh-tokens' | 'users';
-export const TOKENS_ENDPOINTS: readonly TokensEndpoint[] = ['refresh-tokens', 'users'];
 
 interface EndpointShape {
   /** For messages and logs: the route, with `{user_id}` where the id goes. */

@@ -14,10 +14,12 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import got, { RequestError, type Response } from 'got';
 import type { Clock } from '../clock.js';
+import type { ExportedUser } from '../database.js';
 import { FatalError } from '../errors.js';
+import { parseIsoDate } from '../iso-date.js';
 import { toSafeText } from '../upstream-text.js';
 import type { Auth0Client } from './client.js';
-import { Auth0Error } from './errors.js';
+import { Auth0Error, describeRequestError } from './errors.js';
 
 /** The Management API's job object, as far as the export uses it. */
 export interface Auth0ExportJob {
@@ -31,15 +33,6 @@ export interface Auth0ExportJob {
   location?: string;
 }
 
-/** One user of the export, mapped from its NDJSON line. */
-export interface ExportedUser {
-  userId: string;
-  email: string | null;
-  connection: string | null;
-  createdAt: string | null;
-  lastLogin: string | null;
-  blocked: boolean | null;
-}
 
 export type UsersExportErrorCode =
   | 'export_failed' // the job says `failed`
@@ -62,7 +55,7 @@ export class UsersExportError extends FatalError {
  * The fields asked for. `identities[0].connection` exported as `connection` is Auth0's own
  * example for the connection of each user (the users-export docs).
  */
-export const EXPORT_FIELDS: readonly { name: string; export_as?: string }[] = [
+const EXPORT_FIELDS: readonly { name: string; export_as?: string }[] = [
   { name: 'user_id' },
   { name: 'email' },
   { name: 'created_at' },
@@ -179,9 +172,11 @@ export function toExportedUser(value: unknown): ExportedUser | undefined {
   };
 }
 
+/** A date that exists (parseIsoDate), as ISO 8601; anything else is no date rather than a failed import. */
 function timestamp(value: unknown): string | null {
-  if (typeof value !== 'string' || value === '') return null;
-  return Number.isNaN(Date.parse(value)) ? null : value;
+  if (typeof value !== 'string') return null;
+  const ms = parseIsoDate(value);
+  return ms === undefined ? null : new Date(ms).toISOString();
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
@@ -328,9 +323,7 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
 }
 
 function downloadBroke(error: unknown, where: string): UsersExportError {
-  // Only got's code and message: its error object holds the request options.
-  const detail = error instanceof RequestError ? `${error.code} ${error.message}` : String(error);
-  return new UsersExportError('download_failed', `Downloading ${where} failed: ${toSafeText(detail, 300)}`, { cause: error });
+  return new UsersExportError('download_failed', `Downloading ${where} failed: ${describeRequestError(error, 300)}`, { cause: error });
 }
 
 async function readSome(stream: AsyncIterable<Buffer>, max: number): Promise<string> {

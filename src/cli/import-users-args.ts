@@ -22,15 +22,13 @@ export function importUsersOptions(): Option[] {
   ];
 }
 
-type ImportValues = ImportUsersFlags;
-
 /** Flags to an import request; one sentence naming the flag to fix. */
-export function toImportRequest(values: ImportValues) {
+export function toImportRequest(values: ImportUsersFlags) {
   const connectionId = values.connection?.trim();
   if (values.connection !== undefined && !/^con_[A-Za-z0-9]+$/.test(connectionId ?? '')) {
     throw new UsageError('--connection takes a connection ID such as con_0000000000000001 (Auth0 dashboard → Authentication → the connection)');
   }
-  const timeoutMs = values.timeout === undefined ? 30 * 60_000 : parseDuration(values.timeout);
+  const timeoutMs = parseDuration(values.timeout ?? '');
   if (timeoutMs === undefined || timeoutMs <= 0) throw new UsageError('--timeout must be a duration above zero such as 30m, 90s or 1h');
   return { connectionId, timeoutMs, dryRun: values.dryRun ?? false, allowMassDelete: values.allowMassDelete ?? false };
 }

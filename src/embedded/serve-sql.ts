@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Env } from '../config.js';
-import { FatalError } from '../errors.js';
+import { loadDatabaseConfig, type Env } from '../config.js';
+import { FatalError, UsageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { toSafeText } from '../upstream-text.js';
 import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
@@ -9,7 +9,6 @@ import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
 /** Loopback only: the wire protocol here has no password and no TLS. */
 const HOST = '127.0.0.1';
 const DEFAULT_PORT = 5433;
-const DEFAULT_DATA_DIR = '.data/pglite';
 const DEMO_DATA_DIR = '.data/demo';
 
 export interface SqlServer {
@@ -84,17 +83,17 @@ export async function serveEmbeddedDatabase(dataDir: string, options: { port: nu
  * command. With DATABASE_URL set there is nothing to serve: exit 1 saying to use the server.
  */
 export async function dbCommand(values: { port?: string }, env: Env, io: Io, stop?: AbortSignal): Promise<number> {
-  if (env.DATABASE_URL) {
+  const config = loadDatabaseConfig(env);
+  if (config.databaseUrl) {
     io.stderr('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql "$DATABASE_URL" (npm run db serves only the embedded database).');
     return 1;
   }
   const rawPort = values.port ?? env.PGLITE_PORT ?? String(DEFAULT_PORT);
   const port = Number(rawPort);
   if (!/^\d+$/.test(rawPort.trim()) || port > 65535) {
-    io.stderr(`--port (or PGLITE_PORT) must be a port number from 0 to 65535, got '${toSafeText(rawPort, 40)}'.`);
-    return 1;
+    throw new UsageError(`--port (or PGLITE_PORT) must be a port number from 0 to 65535, got '${toSafeText(rawPort, 40)}'.`);
   }
-  let dataDir = env.PGLITE_DATA_DIR || DEFAULT_DATA_DIR;
+  let dataDir = config.dataDir;
   if (!env.PGLITE_DATA_DIR && !existsSync(path.join(dataDir, 'PG_VERSION'))) {
     const demoDir = env.DEMO_DATA_DIR || DEMO_DATA_DIR;
     if (existsSync(path.join(demoDir, 'PG_VERSION'))) {

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { errorBody, readBody } from './http.js';
 import { byId, mulberry32, tokenId, type Auth0TokenJson } from './tenant.js';
 import { createTenantLog, logEntriesForTokens, type TenantLog } from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
@@ -142,7 +143,6 @@ function listRoute(path: string, query: URLSearchParams): { route: 'refresh-toke
     return { route: 'users', userId: undefined }; // malformed escapes: answered as a missing user id
   }
 }
-const MAX_TOKEN_BODY_BYTES = 64 * 1024;
 const REQUIRED_SCOPE = 'read:refresh_tokens';
 const LOGS_PATH = '/api/v2/logs';
 const LOG_SCOPES = ['read:logs', 'read:logs_users'];
@@ -151,25 +151,6 @@ const MSG_INVALID_TOKEN = 'Invalid token.';
 const MSG_EXPIRED_TOKEN = 'Expired token received for JSON Web Token validation';
 const MSG_BAD_CURSOR =
   "The checkpoint ID provided in the 'from' parameter has expired or is invalid, please remove the checkpoint ID and try again";
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  408: 'Request Timeout',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
-
-function errorBody(status: number, message: string, errorCode?: string): string {
-  const body: Record<string, unknown> = { statusCode: status, error: STATUS_TEXT[status] ?? 'Error', message };
-  if (errorCode !== undefined) body.errorCode = errorCode;
-  return JSON.stringify(body);
-}
 
 function sortedById(tokens: Auth0TokenJson[]): Auth0TokenJson[] {
   for (let i = 1; i < tokens.length; i++) {
@@ -219,19 +200,6 @@ function project(token: Auth0TokenJson, fields: Set<string>, include: boolean): 
     if (fields.has(key) === include) out[key] = token[key];
   }
   return out;
-}
-
-function readBody(req: IncomingMessage): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_TOKEN_BODY_BYTES) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size > MAX_TOKEN_BODY_BYTES ? undefined : Buffer.concat(chunks).toString('utf8')));
-    req.on('error', () => resolve(undefined));
-  });
 }
 
 function parseTokenBody(req: IncomingMessage, raw: string): Record<string, unknown> | undefined {

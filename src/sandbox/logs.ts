@@ -6,6 +6,7 @@
  * mutators and by tests; log ids are fixed-width digit strings, so they sort as they were
  * appended. Imports no job code.
  */
+import { errorBody } from './http.js';
 
 export type LogEntryJson = Record<string, unknown>;
 
@@ -44,8 +45,7 @@ function idOf(entry: LogEntryJson): string {
 }
 
 function errorAnswer(status: number, message: string, errorCode: string): LogAnswer {
-  const error = status === 400 ? 'Bad Request' : 'Error';
-  return { status, body: JSON.stringify({ statusCode: status, error, message, errorCode }), headers: {} };
+  return { status, body: errorBody(status, message, errorCode), headers: {} };
 }
 
 export function createTenantLog(): TenantLog {

@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
+import { errorBody, readBody } from './http.js';
 
 /** A user as the export file holds it (the fields asked for, named by `export_as`). */
 export type ExportUserJson = Record<string, unknown>;
@@ -141,30 +142,6 @@ function s3Error(code: string, message: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
 }
 
-function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= 64 * 1024) chunks.push(chunk);
-    });
-    req.on('end', () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        resolve(undefined);
-      }
-    });
-    req.on('error', () => resolve(undefined));
-  });
-}
-
-function apiError(status: number, message: string, errorCode?: string): string {
-  const error = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found' }[status] ?? 'Error';
-  return JSON.stringify({ statusCode: status, error, message, ...(errorCode ? { errorCode } : {}) });
-}
-
 /**
  * Starts the storage host on 127.0.0.1 and returns the export routes for the API server.
  * `listUserIds` gives the tenant's users at the time a job is created.
@@ -205,13 +182,13 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
   async function answer(req: IncomingMessage, res: ServerResponse, path: string, scopes: ReadonlySet<string>, send: Send): Promise<void> {
     if (req.method === 'POST' && path === JOBS_EXPORT_PATH) {
       if (!scopes.has('read:users')) {
-        send(res, 403, apiError(403, 'Insufficient scope, expected any of: read:users', 'insufficient_scope'));
+        send(res, 403, errorBody(403, 'Insufficient scope, expected any of: read:users', 'insufficient_scope'));
         return;
       }
-      const body = (await readJsonBody(req)) as Record<string, unknown> | undefined;
+      const body = parseJson(await readBody(req));
       stats.lastJobRequest = body;
       if (!body || typeof body !== 'object' || (body.format !== undefined && body.format !== 'json')) {
-        send(res, 400, apiError(400, 'Payload validation error: the sandbox exports format "json" only.', 'invalid_body'));
+        send(res, 400, errorBody(400, 'Payload validation error: the sandbox exports format "json" only.', 'invalid_body'));
         return;
       }
       let connection: string | undefined;
@@ -222,7 +199,7 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
         names.add(connectionOf('auth0|x'));
         connection = [...names].find((name) => connectionIdOf(name) === connectionId);
         if (!connection) {
-          send(res, 404, apiError(404, 'The connection does not exist.', 'inexistent_connection'));
+          send(res, 404, errorBody(404, 'The connection does not exist.', 'inexistent_connection'));
           return;
         }
       }
@@ -245,12 +222,12 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
     }
     const match = JOB_PATH.exec(path);
     if (!scopes.has('read:users') && !scopes.has('create:users')) {
-      send(res, 403, apiError(403, 'Insufficient scope, expected any of: create:users,read:users', 'insufficient_scope'));
+      send(res, 403, errorBody(403, 'Insufficient scope, expected any of: create:users,read:users', 'insufficient_scope'));
       return;
     }
     const job = match ? jobs.get(match[1]!) : undefined;
     if (!job) {
-      send(res, 404, apiError(404, 'The job does not exist.', 'inexistent_job'));
+      send(res, 404, errorBody(404, 'The job does not exist.', 'inexistent_job'));
       return;
     }
     stats.jobReads++;
@@ -354,4 +331,12 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
 
 function* generatedIds(count: number): Generator<string> {
   for (let i = 1; i <= count; i++) yield `auth0|exp${String(i).padStart(7, '0')}`;
+}
+
+function parseJson(text: string | undefined): Record<string, unknown> | undefined {
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
+  } catch {
+    return undefined;
+  }
 }

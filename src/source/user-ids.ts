@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import { formatName, type Config } from '../config.js';
+import { formatName, isDefaultUsersSource, type Config } from '../config.js';
 import { FatalError } from '../errors.js';
-import { sqlState } from '../pg-errors.js';
+import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
 
 export interface ReadUserIdsOptions {
   source: Config['source'];
@@ -42,7 +42,7 @@ function notSyncedFilter(column: RawBuilder<unknown>, since: ReadUserIdsOptions[
  * the migrations own; any other table is read whole.
  */
 export function notRemoved(source: Config['source'], alias = 's'): RawBuilder<unknown> {
-  return source.table[0] === 'auth0' && source.table[1] === 'users' ? sql`${sql.ref(`${alias}.removed_at`)} is null` : sql`true`;
+  return isDefaultUsersSource(source) ? sql`${sql.ref(`${alias}.removed_at`)} is null` : sql`true`;
 }
 
 /**
@@ -127,11 +127,11 @@ function explainSourceError(source: Config['source']) {
   return (error: unknown): never => {
     const code = sqlState(error);
     const table = formatName(source.table);
-    if (code === '42P01' || code === '3F000') {
-      throw new FatalError('source_missing', `The source table ${table} does not exist; set SOURCE_USERS_TABLE or run \`npm run migrate\`.`);
-    }
     if (code === '42703') {
       throw new FatalError('source_missing', `The source table ${table} has no column ${formatName([source.column])}; set SOURCE_USER_ID_COLUMN.`);
+    }
+    if (code !== undefined && MISSING_OBJECT.has(code)) {
+      throw new FatalError('source_missing', `The source table ${table} does not exist; set SOURCE_USERS_TABLE or run \`npm run migrate\`.`);
     }
     throw error;
   };

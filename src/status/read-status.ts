@@ -3,6 +3,7 @@ import { formatName, type Config } from '../config.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from '../database.js';
 import { FatalError } from '../errors.js';
 import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
+import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import type { RunCounts } from '../run-records.js';
 import { countUserIds, notRemoved } from '../source/user-ids.js';
 import { stripControlCharacters } from '../upstream-text.js';
@@ -179,15 +180,7 @@ export async function readStatus(
 }
 
 async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus | undefined> {
-  // Before migration 1500 there is no table: no follower to show.
-  const checkpoint = await db
-    .selectFrom('auth0.log_checkpoint')
-    .selectAll()
-    .executeTakeFirst()
-    .catch((error: unknown) => {
-      if (sqlState(error) === '42P01') return undefined;
-      throw error;
-    });
+  const checkpoint = await readLogCheckpoint(db);
   if (!checkpoint) return undefined;
   const { rows } = await sql<{ last_full_pass_at: Date | null; changed: number }>`
     with full_pass as (
@@ -214,25 +207,26 @@ async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus 
   };
 }
 
-type RunRow = {
-  id: number;
-  trigger: RunTrigger;
-  status: RunStatus;
-  started_at: Date;
-  finished_at: Date | null;
-  users_total: number | null;
-  users_synced: number;
-  users_not_found: number;
-  users_failed: number;
-  tokens_seen: number;
-  tokens_held: number;
-  tokens_added: number;
-  tokens_changed: number;
-  tokens_deleted: number;
-  requests: number;
-  error: string | null;
-  tokens_endpoint: SyncRunRow['tokens_endpoint'];
-};
+type RunRow = Pick<
+  SyncRunRow,
+  | 'id'
+  | 'trigger'
+  | 'status'
+  | 'started_at'
+  | 'finished_at'
+  | 'users_total'
+  | 'users_synced'
+  | 'users_not_found'
+  | 'users_failed'
+  | 'tokens_seen'
+  | 'tokens_held'
+  | 'tokens_added'
+  | 'tokens_changed'
+  | 'tokens_deleted'
+  | 'requests'
+  | 'error'
+  | 'tokens_endpoint'
+>;
 
 function toRunSummary(row: RunRow): RunSummary {
   return {

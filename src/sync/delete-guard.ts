@@ -1,5 +1,5 @@
 import { FatalError } from '../errors.js';
-import type { RunCounts } from '../run-records.js';
+import { withBatch, type RunCounts } from '../run-records.js';
 import type { WritePlan } from '../warehouse/model.js';
 
 /**
@@ -32,14 +32,7 @@ type GuardTotals = Pick<RunCounts, 'usersSynced' | 'usersNotFound' | 'usersFaile
  * would cross the guard. Called before every batch write, so the check holds from the first one.
  */
 export function checkDeleteGuard(guard: DeleteGuard, counts: RunCounts, plan: WritePlan): void {
-  const batch = plan.outcomes;
-  const crossed = describeCrossing(guard, {
-    usersSynced: counts.usersSynced + batch.filter((o) => o.status === 'synced').length,
-    usersNotFound: counts.usersNotFound + batch.filter((o) => o.status === 'not_found').length,
-    usersFailed: counts.usersFailed + batch.filter((o) => o.status === 'failed').length,
-    tokensHeld: counts.tokensHeld + plan.counts.held,
-    tokensDeleted: counts.tokensDeleted + plan.counts.deleted,
-  });
+  const crossed = describeCrossing(guard, withBatch(counts, plan.outcomes, plan.counts));
   if (!crossed) return;
   throw new MassDeleteError(
     `Stopped before writing: this run would ${crossed}, more than SYNC_MAX_DELETE_RATIO=${guard.maxRatio} allows; ` +

@@ -114,7 +114,7 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
 
   async function syncUser(userId: string, ticket: LaneTicket | undefined): Promise<void> {
     const outcome = await fetchUser(userId);
-    if (outcome && !abort.signal.aborted && !failure) {
+    if (outcome && !abort.signal.aborted) {
       if (outcome.userId !== userId) {
         busy.delete(userId); // an invalid ID is recorded under its own key
         busy.set(outcome.userId, ticket);

@@ -4,7 +4,7 @@ import { errorCode, isFatal, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isConnectionLost, isDatabaseUnavailable } from '../pg-errors.js';
 import type { RunLease } from '../run-lock.js';
-import type { RunCounts } from '../run-records.js';
+import { withBatch, type RunCounts } from '../run-records.js';
 import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
 import type { PlanCounts, UserOutcome } from '../warehouse/model.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
@@ -104,21 +104,11 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
     }
   }
 
+  /** Add a written batch to the run's counts (in place: the progress reporter reads them). */
   function tally(batch: UserOutcome[], planned: PlanCounts): void {
-    counts.tokensHeld += planned.held;
-    counts.tokensAdded += planned.added;
-    counts.tokensChanged += planned.changed + planned.restored;
-    counts.tokensDeleted += planned.deleted;
+    Object.assign(counts, withBatch(counts, batch, planned));
     for (const outcome of batch) {
-      if (outcome.status === 'synced') {
-        counts.usersSynced += 1;
-        counts.tokensSeen += outcome.records.tokens.length;
-      } else if (outcome.status === 'not_found') {
-        counts.usersNotFound += 1;
-      } else {
-        counts.usersFailed += 1;
-        logger.warn('user failed', { userId: outcome.userId, code: outcome.code, error: outcome.message });
-      }
+      if (outcome.status === 'failed') logger.warn('user failed', { userId: outcome.userId, code: outcome.code, error: outcome.message });
     }
   }
 

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { LogLookups } from '../changes/log-events.js';
-import type { Config } from '../config.js';
+import { isDefaultUsersSource, type Config } from '../config.js';
 import type { Database, LogCheckpointTable } from '../database.js';
 
 export type LogCheckpointRow = Selectable<LogCheckpointTable>;
@@ -88,16 +88,13 @@ export async function readLogLookups(db: Kysely<Database>, keys: { tokenIds: str
   return { tokenOwners, sessionUsers };
 }
 
-const isDefaultSource = (source: Config['source']) =>
-  source.table[0] === 'auth0' && source.table[1] === 'users' && source.column === 'user_id';
-
 /**
  * Users who signed up (`ss`) join the source table when it is the default `auth0.users`, so
  * full passes cover them from now on. Another source table is the operator's to fill. Returns
  * how many were added.
  */
 export async function addSignedUpUsers(db: Kysely<Database>, source: Config['source'], userIds: string[]): Promise<number> {
-  if (userIds.length === 0 || !isDefaultSource(source)) return 0;
+  if (userIds.length === 0 || !isDefaultUsersSource(source)) return 0;
   const result = await db
     .insertInto('auth0.users')
     .values(userIds.map((user_id) => ({ user_id })))
@@ -112,7 +109,7 @@ export async function addSignedUpUsers(db: Kysely<Database>, source: Config['sou
  * marked the user's tokens deleted.
  */
 export async function markUsersRemoved(db: Kysely<Database>, source: Config['source'], userIds: string[], now: Date): Promise<number> {
-  if (userIds.length === 0 || !isDefaultSource(source)) return 0;
+  if (userIds.length === 0 || !isDefaultUsersSource(source)) return 0;
   const result = await db
     .updateTable('auth0.users')
     .set({ removed_at: now })

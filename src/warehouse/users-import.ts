@@ -1,15 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import type { Database } from '../database.js';
-
-/** A user of the export, as staged (the neutral shape of src/auth0/users-export.ts's ExportedUser). */
-export interface StagedUser {
-  userId: string;
-  email: string | null;
-  connection: string | null;
-  createdAt: string | null;
-  lastLogin: string | null;
-  blocked: boolean | null;
-}
+import type { Database, ExportedUser } from '../database.js';
 
 /** What applying the staged export changes (or would change) in auth0.users. */
 export interface UsersImportCounts {
@@ -44,7 +34,7 @@ export interface UsersStaging {
   /** Forget every staged user (a download starting over). */
   clear(): Promise<void>;
   /** Stage users; a user staged twice keeps its last line. */
-  add(users: readonly StagedUser[]): Promise<void>;
+  add(users: readonly ExportedUser[]): Promise<void>;
   /** What `apply` would do, writing nothing. */
   preview(scope: ImportScope, sample?: number): Promise<UsersImportPreview>;
   /**

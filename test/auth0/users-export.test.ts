@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { streamExport, type ExportedUser } from '../../src/auth0/users-export.js';
+import { streamExport } from '../../src/auth0/users-export.js';
+import type { ExportedUser } from '../../src/database.js';
 
 /** A storage host scripted per path; records every request's headers. */
 let server: Server;

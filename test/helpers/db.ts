@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, it } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { createDb } from '../../src/db.js';
@@ -12,6 +12,7 @@ import { migrateToLatest } from '../../src/migrate.js';
 import type { Deps } from '../../src/cli.js';
 import { loadDatabaseConfig } from '../../src/config.js';
 import { openEmbeddedDatabase } from '../../src/embedded/pglite.js';
+import { startFakeAuth0, type FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 import { migrations } from '../../migrations/index.js';
 
 /** The server tests run against; CI and this machine have one on 127.0.0.1:5432. */
@@ -195,4 +196,22 @@ export function cliDeps(t: TestDatabase): Deps {
 /** The source settings for a table and column, as loadDatabaseConfig parses them. */
 export function sourceOf(table: string, column: string) {
   return loadDatabaseConfig({ SOURCE_USERS_TABLE: table, SOURCE_USER_ID_COLUMN: column }).source;
+}
+
+/**
+ * A fresh database (cloned from the migrated template) and a fresh fake Auth0 for every test of
+ * the file, closed after it; `use` receives them (assign them to the file's `t` and `fake`).
+ */
+export function freshDatabaseAndTenantPerTest(use: (t: TestDatabase, fake: FakeAuth0) => void): void {
+  let t: TestDatabase;
+  let fake: FakeAuth0;
+  beforeEach(async () => {
+    t = await createTestDatabase();
+    fake = await startFakeAuth0();
+    use(t, fake);
+  });
+  afterEach(async () => {
+    await fake.close();
+    await t.drop();
+  });
 }

@@ -1,13 +1,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { main } from '../../src/cli.js';
 import type { Database } from '../../src/database.js';
 import { readUserIdsByStaleness } from '../../src/source/user-ids.js';
-import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
-import { configFor, envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { captureIo, cliDeps, freshDatabaseAndTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { configFor, envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
 let t: TestDatabase;
@@ -20,13 +20,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-beforeEach(async () => {
-  t = await createTestDatabase();
-  fake = await startFakeAuth0();
-});
-afterEach(async () => {
-  await fake.close();
-  await t.drop();
+freshDatabaseAndTenantPerTest((db, tenant) => {
+  t = db;
+  fake = tenant;
 });
 
 /** A tenant of `users` users (`auth0|user000001`...), loaded into the fake API and the source table. */

@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
-import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
-import { envFor, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { captureIo, cliDeps, freshDatabaseAndTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { envFor, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
 // Issue #14: a pass in which nothing changed rewrites no token, device or resource-server row;
@@ -14,13 +14,9 @@ let fake: FakeAuth0;
 
 // A fresh database and tenant per test; each builds the runs it starts from (syncedOnce,
 // changeAliceAndBob), so no test depends on another having run first.
-beforeEach(async () => {
-  t = await createTestDatabase();
-  fake = await startFakeAuth0();
-});
-afterEach(async () => {
-  await fake.close();
-  await t.drop();
+freshDatabaseAndTenantPerTest((db, tenant) => {
+  t = db;
+  fake = tenant;
 });
 
 const ALICE = 'auth0|alice';
