@@ -100,9 +100,15 @@ export function errorForStatus(status: number, body: string, what: string): Auth
   if (status === 400 && /checkpoint/i.test(detail)) return new Auth0Error('cursor_expired', message, status);
   if (status === 401) return new Auth0Error('unauthorized', message, status);
   if (status === 403) {
-    return /scope/i.test(detail)
-      ? new Auth0Error('missing_scope', `${message}; grant the read:refresh_tokens scope to the client`, status)
-      : new Auth0Error('forbidden', message, status);
+    if (!/scope/i.test(detail)) return new Auth0Error('forbidden', message, status);
+    // Auth0 names what the call needs ("Insufficient scope, expected any of: read:users").
+    const scopes = /expected (?:any|all) of:\s*([a-z:_, ]+)/i.exec(detail)?.[1]?.split(/[ ,]+/).filter(Boolean) ?? [];
+    const needed = scopes.length > 0 ? `the ${scopes.join(' or ')} scope` : 'the scope this call needs';
+    return new Auth0Error(
+      'missing_scope',
+      `${message}; grant ${needed} to the client in the Auth0 dashboard (APIs → Auth0 Management API → Machine to Machine Applications)`,
+      status,
+    );
   }
   if (status === 429) return new Auth0Error('rate_limited', message, status);
   if (status === 408 || status >= 500) return new Auth0Error('server_error', message, status);

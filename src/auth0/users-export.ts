@@ -66,25 +66,6 @@ const EXPORT_FIELDS: readonly { name: string; export_as?: string }[] = [
 
 const JOBS_PATH = '/api/v2/jobs';
 
-/**
- * A 403 naming a scope becomes one sentence naming the scope to grant (the client's own
- * message names read:refresh_tokens, the sync's scope).
- */
-function explainScope(what: string, fallbackScope: string) {
-  return (error: unknown): never => {
-    if (error instanceof Auth0Error && error.code === 'missing_scope' && error.status === 403) {
-      const listed = /expected (?:any|all) of:\s*([a-z:_, ]+)/i.exec(error.message)?.[1];
-      const scopes = listed?.split(/[ ,]+/).filter(Boolean) ?? [fallbackScope];
-      throw new Auth0Error(
-        'missing_scope',
-        `${what} was refused: the access token lacks the ${scopes.join(' or ')} scope; grant it to the client in the Auth0 dashboard (APIs → Auth0 Management API → Machine to Machine Applications).`,
-        403,
-      );
-    }
-    throw error;
-  };
-}
-
 function toJob(body: unknown, what: string): Auth0ExportJob {
   const job = body as Partial<Auth0ExportJob> | null;
   if (!job || typeof job.id !== 'string' || typeof job.status !== 'string') {
@@ -100,14 +81,14 @@ function toJob(body: unknown, what: string): Auth0ExportJob {
 export async function startExport(client: Auth0Client, options: { connectionId?: string; signal?: AbortSignal } = {}): Promise<Auth0ExportJob> {
   const what = `POST ${JOBS_PATH}/users-exports`;
   const body = { format: 'json', fields: EXPORT_FIELDS, ...(options.connectionId ? { connection_id: options.connectionId } : {}) };
-  const answer = await client.postJson(`${JOBS_PATH}/users-exports`, body, options.signal).catch(explainScope(what, 'read:users'));
+  const answer = await client.postJson(`${JOBS_PATH}/users-exports`, body, options.signal);
   return toJob(answer, what);
 }
 
 /** One `GET /api/v2/jobs/{id}`. Auth0 lists read:users and create:users for it. */
 export async function fetchExportJob(client: Auth0Client, jobId: string, signal?: AbortSignal): Promise<Auth0ExportJob> {
   const what = `GET ${JOBS_PATH}/{id}`;
-  const answer = await client.getJson(`${JOBS_PATH}/${encodeURIComponent(jobId)}`, {}, signal).catch(explainScope(what, 'create:users'));
+  const answer = await client.getJson(`${JOBS_PATH}/${encodeURIComponent(jobId)}`, {}, signal);
   return toJob(answer, what);
 }
 
