@@ -1,7 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type AliasedRawBuilder, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import type { Database } from '../database.js';
 import { toSafeText } from '../upstream-text.js';
-import type { StoredToken, UserOutcome, WritePlan } from './model.js';
+import type { DeviceRecord, StoredToken, TokenRecord, UserOutcome, WritePlan } from './model.js';
 
 /**
  * The stored tokens of these users (live and deleted), and any stored token with one of
@@ -10,16 +10,27 @@ import type { StoredToken, UserOutcome, WritePlan } from './model.js';
  */
 export async function readStoredTokens(db: Kysely<Database>, userIds: readonly string[], tokenIds: readonly string[] = []): Promise<StoredToken[]> {
   if (userIds.length === 0) return [];
-  const { rows } = await sql<StoredToken>`
-    select t.id, t.user_id, t.deleted_at, t.last_exchanged_at, t.raw, d.token_id is not null as has_device,
-      d.last_ip, d.last_asn, d.last_user_agent
-    from auth0.refresh_tokens t
-    -- lateral: one index probe per token. A plain left join let the planner hash the whole
-    -- devices table once it had statistics, and every batch got slower as the table grew.
-    left join lateral (select * from auth0.refresh_token_devices d where d.token_id = t.id) d on true
-    where t.user_id = any(${[...userIds]}::text[]) or t.id = any(${[...tokenIds]}::text[])
-  `.execute(db);
-  return rows;
+  return await db
+    .selectFrom('auth0.refresh_tokens as t')
+    // Lateral: one index probe per token. A plain left join let the planner hash the whole
+    // devices table once it had statistics, and every batch got slower as the table grew.
+    .leftJoinLateral(
+      (eb) => eb.selectFrom('auth0.refresh_token_devices').selectAll().whereRef('token_id', '=', 't.id').as('d'),
+      (join) => join.onTrue(),
+    )
+    .select((eb) => [
+      't.id',
+      't.user_id',
+      't.deleted_at',
+      't.last_exchanged_at',
+      't.raw',
+      eb('d.token_id', 'is not', null).$castTo<boolean>().as('has_device'),
+      'd.last_ip',
+      'd.last_asn',
+      'd.last_user_agent',
+    ])
+    .where((eb) => eb.or([eb('t.user_id', '=', eb.fn.any(eb.val(userIds))), eb('t.id', '=', eb.fn.any(eb.val(tokenIds)))]))
+    .execute();
 }
 
 /**
@@ -32,10 +43,11 @@ export async function readStoredTokens(db: Kysely<Database>, userIds: readonly s
  * same outcomes writes nothing but the users' attempt times, and a listed token that did not
  * change keeps its row version (its last-seen time is its user's last_success_at).
  *
- * Set-based: arrays through UNNEST, each table in its own data-modifying CTE.
- * The CTEs touch disjoint rows (listed vs deleted tokens, devices kept vs dropped), and foreign
- * keys are checked at the end of the statement, when the new tokens exist. One round trip per
- * batch matters: the writer shares its event loop with many fetches.
+ * Set-based: each table in its own data-modifying CTE, its rows from arrays through `unnest`
+ * (one parameter per column: a `values` list of 10,000 rows would pass PostgreSQL's 65,535
+ * parameters). The CTEs touch disjoint rows (listed vs deleted tokens, devices kept vs dropped),
+ * and foreign keys are checked at the end of the statement, when the new tokens exist. One round
+ * trip per batch matters: the writer shares its event loop with many fetches.
  */
 export async function applyWritePlan(
   db: Kysely<Database>,
@@ -44,109 +56,147 @@ export async function applyWritePlan(
   outcomes: readonly UserOutcome[],
 ): Promise<void> {
   const { tokens, devices, resourceServers: servers, changes } = plan;
-  const tokenIds = col(tokens, 'id');
-  await sql`
-    with
-    upserted_tokens as (
-      insert into auth0.refresh_tokens as t (
-        id, user_id, client_id, session_id, rotating, created_at, idle_expires_at, expires_at,
-        last_exchanged_at, metadata, raw, first_seen_at, last_changed_at, first_seen_run_id, last_changed_run_id)
-      select u.id, u.user_id, u.client_id, u.session_id, u.rotating, u.created_at, u.idle_expires_at,
-        u.expires_at, u.last_exchanged_at, u.metadata::jsonb, u.raw::jsonb, now(), now(), ${runId}, ${runId}
-      from unnest(
-        ${tokenIds}::text[], ${col(tokens, 'user_id')}::text[], ${col(tokens, 'client_id')}::text[],
-        ${col(tokens, 'session_id')}::text[], ${col(tokens, 'rotating')}::bool[],
-        ${col(tokens, 'created_at')}::timestamptz[], ${col(tokens, 'idle_expires_at')}::timestamptz[],
-        ${col(tokens, 'expires_at')}::timestamptz[], ${col(tokens, 'last_exchanged_at')}::timestamptz[],
-        ${col(tokens, 'metadata')}::text[], ${col(tokens, 'raw')}::text[]
-      ) as u(id, user_id, client_id, session_id, rotating, created_at, idle_expires_at, expires_at,
-             last_exchanged_at, metadata, raw)
-      on conflict (id) do update set
-        user_id = excluded.user_id, client_id = excluded.client_id, session_id = excluded.session_id,
-        rotating = excluded.rotating, created_at = excluded.created_at,
-        idle_expires_at = excluded.idle_expires_at, expires_at = excluded.expires_at,
-        last_exchanged_at = excluded.last_exchanged_at, metadata = excluded.metadata, raw = excluded.raw,
-        last_changed_at = excluded.last_changed_at, last_changed_run_id = excluded.last_changed_run_id, deleted_at = null
-      -- The planner sends only changed tokens; this guard keeps a replayed plan from rewriting them.
-      where (t.user_id, t.client_id, t.session_id, t.rotating, t.created_at, t.idle_expires_at, t.expires_at,
-             t.last_exchanged_at, t.metadata, t.raw, t.deleted_at)
-        is distinct from (excluded.user_id, excluded.client_id, excluded.session_id, excluded.rotating,
-             excluded.created_at, excluded.idle_expires_at, excluded.expires_at, excluded.last_exchanged_at,
-             excluded.metadata, excluded.raw, null::timestamptz)
-      returning 1
-    ),
-    dropped_devices as (
-      -- A device row only where the latest listing gave a device. Only the planned (changed)
-      -- tokens are looked at: an unchanged token's raw, and so its device, is as stored.
-      delete from auth0.refresh_token_devices
-      where token_id = any(${tokenIds}::text[]) and not token_id = any(${col(devices, 'token_id')}::text[])
-      returning 1
-    ),
-    upserted_devices as (
-      insert into auth0.refresh_token_devices as d
-        (token_id, initial_ip, initial_asn, initial_user_agent, last_ip, last_asn, last_user_agent)
-      select * from unnest(
-        ${col(devices, 'token_id')}::text[], ${col(devices, 'initial_ip')}::text[],
-        ${col(devices, 'initial_asn')}::text[], ${col(devices, 'initial_user_agent')}::text[],
-        ${col(devices, 'last_ip')}::text[], ${col(devices, 'last_asn')}::text[],
-        ${col(devices, 'last_user_agent')}::text[])
-      on conflict (token_id) do update set
-        initial_ip = excluded.initial_ip, initial_asn = excluded.initial_asn,
-        initial_user_agent = excluded.initial_user_agent, last_ip = excluded.last_ip,
-        last_asn = excluded.last_asn, last_user_agent = excluded.last_user_agent
-      where (d.initial_ip, d.initial_asn, d.initial_user_agent, d.last_ip, d.last_asn, d.last_user_agent)
-        is distinct from (excluded.initial_ip, excluded.initial_asn, excluded.initial_user_agent,
-                          excluded.last_ip, excluded.last_asn, excluded.last_user_agent)
-      returning 1
-    ),
-    listed_servers as (
-      select * from unnest(${col(servers, 'token_id')}::text[], ${col(servers, 'audience')}::text[], ${col(servers, 'scopes')}::text[])
-        as s(token_id, audience, scopes)
-    ),
-    dropped_servers as (
-      delete from auth0.refresh_token_resource_servers r
-      where r.token_id = any(${tokenIds}::text[])
-        and not exists (select 1 from listed_servers s where s.token_id = r.token_id and s.audience = r.audience)
-      returning 1
-    ),
-    upserted_servers as (
-      insert into auth0.refresh_token_resource_servers as r (token_id, audience, scopes)
-      select token_id, audience, scopes from listed_servers
-      on conflict (token_id, audience) do update set scopes = excluded.scopes
-      where r.scopes is distinct from excluded.scopes
-      returning 1
-    ),
-    deleted_tokens as (
-      update auth0.refresh_tokens set deleted_at = now(), last_changed_at = now(), last_changed_run_id = ${runId}
-      where id = any(${plan.deletedIds}::text[]) and deleted_at is null
-      returning 1
-    ),
-    history as (
-      insert into auth0.refresh_token_changes (token_id, user_id, change, old_value, new_value, run_id)
-      select u.*, ${runId} from unnest(
-        ${col(changes, 'token_id')}::text[], ${col(changes, 'user_id')}::text[], ${col(changes, 'change')}::text[],
-        ${col(changes, 'old_value')}::text[], ${col(changes, 'new_value')}::text[]) as u
-      returning 1
-    ),
-    user_state as (
-      insert into auth0.user_sync_state as s
-        (user_id, status, last_attempt_at, last_success_at, last_run_id, token_count, error_code, error)
-      select u.user_id, u.status, now(), case when u.status <> 'failed' then now() end, ${runId},
-        u.token_count, u.error_code, u.error
-      from unnest(
-        ${outcomes.map((o) => o.userId)}::text[], ${outcomes.map((o) => o.status)}::text[],
-        ${outcomes.map(tokenCount)}::int[], ${outcomes.map((o) => (o.status === 'failed' ? o.code : null))}::text[],
-        ${outcomes.map((o) => (o.status === 'failed' ? toSafeText(o.message) : null))}::text[]
-      ) as u(user_id, status, token_count, error_code, error)
-      on conflict (user_id) do update set
-        status = excluded.status, last_attempt_at = excluded.last_attempt_at,
-        last_success_at = coalesce(excluded.last_success_at, s.last_success_at),
-        last_run_id = excluded.last_run_id, token_count = coalesce(excluded.token_count, s.token_count),
-        error_code = excluded.error_code, error = excluded.error
-      returning 1
+  const tokenIds = tokens.map((token) => token.id);
+  const deviceIds = devices.map((device) => device.token_id);
+  await db
+    .with('upserted_tokens', (db) =>
+      db
+        .insertInto('auth0.refresh_tokens')
+        .columns(['id', ...TOKEN_FIELDS, 'first_seen_at', 'last_changed_at', 'first_seen_run_id', 'last_changed_run_id'])
+        .expression((eb) =>
+          eb
+            .selectFrom(
+              unnest(tokens, {
+                id: 'text',
+                user_id: 'text',
+                client_id: 'text',
+                session_id: 'text',
+                rotating: 'bool',
+                created_at: 'timestamptz',
+                idle_expires_at: 'timestamptz',
+                expires_at: 'timestamptz',
+                last_exchanged_at: 'timestamptz',
+                metadata: 'jsonb',
+                raw: 'jsonb',
+              }),
+            )
+            .select(['id', ...TOKEN_FIELDS, now.as('first_seen_at'), now.as('last_changed_at'), eb.val(runId).as('first_seen_run_id'), eb.val(runId).as('last_changed_run_id')]),
+        )
+        .onConflict((oc) =>
+          oc
+            .column('id')
+            .doUpdateSet({ ...fromExcluded([...TOKEN_FIELDS, 'last_changed_at', 'last_changed_run_id']), deleted_at: null })
+            // The planner sends only changed tokens; this guard keeps a replayed plan from rewriting them.
+            .where((eb) => eb.or([rowDiffers('auth0.refresh_tokens', TOKEN_FIELDS), eb('auth0.refresh_tokens.deleted_at', 'is not', null)])),
+        ),
     )
-    select 1
-  `.execute(db);
+    // A device row only where the latest listing gave a device. Only the planned (changed)
+    // tokens are looked at: an unchanged token's raw, and so its device, is as stored.
+    .with('dropped_devices', (db) =>
+      db
+        .deleteFrom('auth0.refresh_token_devices')
+        .where((eb) => eb('token_id', '=', eb.fn.any(eb.val(tokenIds))))
+        .where((eb) => eb.not(eb('token_id', '=', eb.fn.any(eb.val(deviceIds))))),
+    )
+    .with('upserted_devices', (db) =>
+      db
+        .insertInto('auth0.refresh_token_devices')
+        .columns(['token_id', ...DEVICE_FIELDS])
+        .expression((eb) =>
+          eb
+            .selectFrom(
+              unnest(devices, {
+                token_id: 'text',
+                initial_ip: 'text',
+                initial_asn: 'text',
+                initial_user_agent: 'text',
+                last_ip: 'text',
+                last_asn: 'text',
+                last_user_agent: 'text',
+              }),
+            )
+            .select(['token_id', ...DEVICE_FIELDS]),
+        )
+        .onConflict((oc) =>
+          oc.column('token_id').doUpdateSet(fromExcluded(DEVICE_FIELDS)).where(rowDiffers('auth0.refresh_token_devices', DEVICE_FIELDS)),
+        ),
+    )
+    .with('listed_servers', (db) => db.selectFrom(unnest(servers, { token_id: 'text', audience: 'text', scopes: 'text' })).selectAll())
+    .with('dropped_servers', (db) =>
+      db
+        .deleteFrom('auth0.refresh_token_resource_servers')
+        .where((eb) => eb('token_id', '=', eb.fn.any(eb.val(tokenIds))))
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('listed_servers as s')
+                .select(eb.lit(1).as('one'))
+                .whereRef('s.token_id', '=', 'auth0.refresh_token_resource_servers.token_id')
+                .whereRef('s.audience', '=', 'auth0.refresh_token_resource_servers.audience'),
+            ),
+          ),
+        ),
+    )
+    .with('upserted_servers', (db) =>
+      db
+        .insertInto('auth0.refresh_token_resource_servers')
+        .columns(['token_id', 'audience', 'scopes'])
+        .expression((eb) => eb.selectFrom('listed_servers').select(['token_id', 'audience', 'scopes']))
+        .onConflict((oc) =>
+          oc
+            .columns(['token_id', 'audience'])
+            .doUpdateSet(fromExcluded(['scopes']))
+            .where(rowDiffers('auth0.refresh_token_resource_servers', ['scopes'])),
+        ),
+    )
+    .with('deleted_tokens', (db) =>
+      db
+        .updateTable('auth0.refresh_tokens')
+        .set((eb) => ({ deleted_at: now, last_changed_at: now, last_changed_run_id: eb.val(runId) }))
+        .where((eb) => eb('id', '=', eb.fn.any(eb.val(plan.deletedIds))))
+        .where('deleted_at', 'is', null),
+    )
+    .with('history', (db) =>
+      db
+        .insertInto('auth0.refresh_token_changes')
+        .columns(['token_id', 'user_id', 'change', 'old_value', 'new_value', 'run_id'])
+        .expression((eb) =>
+          eb
+            .selectFrom(unnest(changes, { token_id: 'text', user_id: 'text', change: 'text', old_value: 'text', new_value: 'text' }))
+            .select(['token_id', 'user_id', 'change', 'old_value', 'new_value', eb.val(runId).as('run_id')]),
+        ),
+    )
+    .with('user_state', (db) =>
+      db
+        .insertInto('auth0.user_sync_state')
+        .columns(['user_id', 'status', 'last_attempt_at', 'last_success_at', 'last_run_id', 'token_count', 'error_code', 'error'])
+        .expression((eb) =>
+          eb
+            .selectFrom(
+              unnest(outcomes.map(toUserState), { user_id: 'text', status: 'text', token_count: 'int', error_code: 'text', error: 'text' }),
+            )
+            .select((eb) => [
+              'user_id',
+              'status',
+              now.as('last_attempt_at'),
+              eb.case().when('status', '<>', 'failed').then(now).end().as('last_success_at'),
+              eb.val(runId).as('last_run_id'),
+              'token_count',
+              'error_code',
+              'error',
+            ]),
+        )
+        .onConflict((oc) =>
+          oc.column('user_id').doUpdateSet((eb) => ({
+            ...fromExcluded(['status', 'last_attempt_at', 'last_run_id', 'error_code', 'error']),
+            last_success_at: eb.fn.coalesce('excluded.last_success_at', 'auth0.user_sync_state.last_success_at'),
+            token_count: eb.fn.coalesce('excluded.token_count', 'auth0.user_sync_state.token_count'),
+          })),
+        ),
+    )
+    .selectNoFrom((eb) => eb.lit(1).as('done'))
+    .execute();
 }
 
 /**
@@ -162,12 +212,72 @@ export async function refreshStatistics(db: Kysely<Database>): Promise<void> {
     .catch(() => {});
 }
 
-function tokenCount(outcome: UserOutcome): number | null {
-  if (outcome.status === 'synced') return outcome.records.tokens.length;
-  return outcome.status === 'not_found' ? 0 : null;
+/** The columns a token upsert writes besides its id (the listing's fields). */
+const TOKEN_FIELDS = [
+  'user_id',
+  'client_id',
+  'session_id',
+  'rotating',
+  'created_at',
+  'idle_expires_at',
+  'expires_at',
+  'last_exchanged_at',
+  'metadata',
+  'raw',
+] as const satisfies readonly (keyof TokenRecord)[];
+const DEVICE_FIELDS = [
+  'initial_ip',
+  'initial_asn',
+  'initial_user_agent',
+  'last_ip',
+  'last_asn',
+  'last_user_agent',
+] as const satisfies readonly (keyof DeviceRecord)[];
+
+const now = sql<Date>`now()`;
+
+type ArrayType = 'text' | 'bool' | 'int' | 'timestamptz' | 'jsonb';
+
+/**
+ * `unnest($1::text[], $2::bool[], …) as u(a, b, …)`: `rows` as a table, one array parameter per
+ * column (in the order of `types`), cast to the given element type.
+ */
+function unnest<Row, K extends keyof Row & string>(rows: readonly Row[], types: Record<K, ArrayType>): AliasedRawBuilder<Pick<Row, K>, 'u'> {
+  const columns = Object.keys(types) as K[];
+  const arrays = columns.map((column) => sql`${rows.map((row) => row[column])}::${sql.raw(types[column])}[]`);
+  return sql<Pick<Row, K>>`unnest(${sql.join(arrays)})`.as<'u'>(sql`u(${sql.join(columns.map((column) => sql.ref(column)))})`);
 }
 
+/**
+ * `column = excluded.column` for each column: an upsert's update takes the proposed row. Typed
+ * `never` so it fits every column's type: the value is the column's own, from the same table.
+ */
+function fromExcluded<C extends string>(columns: readonly C[]): Record<C, RawBuilder<never>> {
+  return Object.fromEntries(columns.map((column) => [column, sql.ref(`excluded.${column}`)])) as Record<C, RawBuilder<never>>;
+}
 
-function col<T, K extends keyof T>(rows: readonly T[], key: K): T[K][] {
-  return rows.map((row) => row[key]);
+/** `(table.a, table.b, …) is distinct from (excluded.a, excluded.b, …)`: the upsert would change the stored row. */
+function rowDiffers(table: string, columns: readonly string[]): RawBuilder<SqlBool> {
+  const row = (source: string) => sql.join(columns.map((column) => sql.ref(`${source}.${column}`)));
+  return sql<SqlBool>`(${row(table)}) is distinct from (${row('excluded')})`;
+}
+
+interface UserStateRecord {
+  user_id: string;
+  status: UserOutcome['status'];
+  token_count: number | null;
+  error_code: string | null;
+  error: string | null;
+}
+
+/** A failed user keeps its token count (null here); its error is upstream text, made safe. */
+function toUserState(outcome: UserOutcome): UserStateRecord {
+  const failed = outcome.status === 'failed';
+  return {
+    user_id: outcome.userId,
+    status: outcome.status,
+    token_count: outcome.status === 'synced' ? outcome.records.tokens.length : outcome.status === 'not_found' ? 0 : null,
+    error_code: failed ? outcome.code : null,
+    error: failed ? toSafeText(outcome.message) : null,
+  };
 }
