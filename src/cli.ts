@@ -120,7 +120,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       worker: () => worker(env, io, deps),
       status: ({ json }) => status(env, io, deps, json === true),
       demo: () => runDemo(env, io),
-      db: (flags) => dbCommand(flags, env, io),
+      db: (flags) => untilStopped(() => {}, (stopSignal) => dbCommand(flags, env, io, stopSignal)),
     },
     (result) => (code = result),
   );
@@ -224,15 +224,12 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
     : io.stdout;
   const logger = commandLogger(config, io, write);
   return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
-    const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
-    try {
-      if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal: stop.signal, allowMassDelete: request.allowMassDelete });
-      const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal: stop.signal, progressDisplay });
+    return untilStopped(secondSignalWarning(logger), async (stopSignal) => {
+      if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
+      const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal, progressDisplay });
       if (request.dryRun) io.stdout(describeDryRun(result));
       return exitCodeFor(result, io);
-    } finally {
-      stop.dispose();
-    }
+    });
   });
 }
 
@@ -271,21 +268,19 @@ async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
   const logger = commandLogger(config, io);
   return withDatabase(config, 'worker', io, deps, async ({ db, ownsDatabase }) => {
-    const stop = onStopSignals(() => logger.warn('second signal: exiting now'));
-    try {
-      await runWorker({ config, db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase } });
+    return untilStopped(secondSignalWarning(logger), async (stopSignal) => {
+      await runWorker({ config, db, logger, stopSignal, runOptions: { ownsDatabase } });
       return EXIT.ok;
-    } finally {
-      stop.dispose();
-    }
+    });
   });
 }
 
 /**
- * SIGTERM or SIGINT aborts the returned signal (stop taking users, finish the ones in
- * flight); a second signal exits at once, leaving the run for the next one to mark interrupted.
+ * Run `body` with a signal that SIGTERM or SIGINT aborts (stop taking users, finish the ones in
+ * flight; stop serving); a second signal exits at once, leaving a run for the next one to mark
+ * interrupted.
  */
-function onStopSignals(beforeExit: () => void): { signal: AbortSignal; dispose(): void } {
+async function untilStopped<T>(beforeExit: () => void, body: (stopSignal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const handler = (signal: NodeJS.Signals) => {
     if (!controller.signal.aborted) {
@@ -297,14 +292,15 @@ function onStopSignals(beforeExit: () => void): { signal: AbortSignal; dispose()
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
-  return {
-    signal: controller.signal,
-    dispose() {
-      process.off('SIGTERM', handler);
-      process.off('SIGINT', handler);
-    },
-  };
+  try {
+    return await body(controller.signal);
+  } finally {
+    process.off('SIGTERM', handler);
+    process.off('SIGINT', handler);
+  }
 }
+
+const secondSignalWarning = (logger: Logger) => () => logger.warn('second signal: exiting now');
 
 function exitCodeFor(result: SyncJobResult, io: Io): number {
   const run = result.runId === undefined ? 'Dry run' : `Run ${result.runId}`;

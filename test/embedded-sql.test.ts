@@ -111,7 +111,7 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     expect(existsSync(path.join(empty, 'PG_VERSION'))).toBe(false); // nothing created
 
     const server = captureIo();
-    expect(await dbCommand({}, { DATABASE_URL: 'postgres://db.example/warehouse' }, server.io)).toBe(1);
+    expect(await dbCommand({}, { DATABASE_URL: 'postgres://db.example/warehouse' }, server.io, new AbortController().signal)).toBe(1);
     expect(server.stderr).toEqual([expect.stringContaining('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql')]);
 
     const port = captureIo();

@@ -82,7 +82,7 @@ export async function serveEmbeddedDatabase(dataDir: string, options: { port: nu
  * when that is unset and only the demo has run) until SIGINT/SIGTERM and prints the psql
  * command. With DATABASE_URL set there is nothing to serve: exit 1 saying to use the server.
  */
-export async function dbCommand(values: { port?: string }, env: Env, io: Io, stop?: AbortSignal): Promise<number> {
+export async function dbCommand(values: { port?: string }, env: Env, io: Io, stop: AbortSignal): Promise<number> {
   const config = loadDatabaseConfig(env);
   if (config.databaseUrl) {
     io.stderr('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql "$DATABASE_URL" (npm run db serves only the embedded database).');
@@ -102,23 +102,10 @@ export async function dbCommand(values: { port?: string }, env: Env, io: Io, sto
     }
   }
   const server = await serveEmbeddedDatabase(dataDir, { port });
-  const stopped = stop ?? onceStopped();
   io.stderr(`Serving the embedded database in ${dataDir} on ${HOST}:${server.port} (one connection at a time; Ctrl-C stops it).`);
   io.stdout(`psql "${server.url}"`);
-  await new Promise<void>((resolve) => (stopped.aborted ? resolve() : stopped.addEventListener('abort', () => resolve(), { once: true })));
+  await new Promise<void>((resolve) => (stop.aborted ? resolve() : stop.addEventListener('abort', () => resolve(), { once: true })));
   await server.close();
   io.stderr('Stopped; the embedded database is free for the job again.');
   return 0;
-}
-
-function onceStopped(): AbortSignal {
-  const controller = new AbortController();
-  const handler = () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-    controller.abort();
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return controller.signal;
 }
