@@ -153,8 +153,8 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   const ticker = display ? setInterval(() => display.update(snapshot()), 1000) : undefined;
   ticker?.unref();
 
-  let status: SyncJobResult['status'];
   let error: Error | undefined;
+  let interrupted = false;
   try {
     if (runId !== undefined) await lease?.claim(runId);
     const result = await syncUsers(
@@ -175,11 +175,10 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
       userIds,
     );
     error = result.failure;
-    status = error ? 'failed' : result.interrupted ? 'interrupted' : counts.usersFailed > 0 ? 'partial' : 'succeeded';
+    interrupted = result.interrupted;
   } catch (thrown) {
     // Reading the first page of user IDs failed, or similar: every user is doomed.
     error = toError(thrown);
-    status = 'failed';
   } finally {
     clearInterval(progress);
     clearInterval(ticker);
@@ -189,8 +188,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   }
 
   const tokensEndpoint = endpoints.used();
-  // A run that lost the run lock wrote nothing after it found out: interrupted, not failed.
-  if (error instanceof RunLockLostError) status = 'interrupted';
+  let status = toRunStatus(error, interrupted, counts);
   if (runId !== undefined) {
     const recorded = await finishRun(db, runId, {
       status,
@@ -214,6 +212,14 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   else logger.info('sync finished', summary);
   const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
   return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };
+}
+
+function toRunStatus(error: Error | undefined, interrupted: boolean, counts: RunCounts): SyncJobResult['status'] {
+  // A run that lost the run lock wrote nothing after it found out: interrupted, not failed.
+  if (error instanceof RunLockLostError) return 'interrupted';
+  if (error) return 'failed';
+  if (interrupted) return 'interrupted';
+  return counts.usersFailed > 0 ? 'partial' : 'succeeded';
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;
