@@ -10,7 +10,7 @@ import { runDemo } from './demo.js';
 import { dbCommand } from './embedded/serve-sql.js';
 import { ConfigError, SyncError, UsageError } from './errors.js';
 import { importUsers } from './import-users.js';
-import { createLogger, type Logger } from './log.js';
+import { createCommandLogger, type Logger } from './log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from './migrate.js';
 import { RunLockedError } from './run-lock.js';
 import { formatStatus, toStatusJson } from './status/format-status.js';
@@ -145,12 +145,6 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
   }
 }
 
-/** The logger for a command: `LOG_FORMAT`, else pretty on a terminal and JSON lines otherwise. */
-function commandLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, io: Io, write: (line: string) => void = io.stdout): Logger {
-  const format = config.logFormat ?? (io.stdoutIsTTY ? 'pretty' : 'json');
-  return createLogger({ level: config.logLevel, format, write });
-}
-
 /** Open the database (a server, or the embedded one), run `fn`, and always close it. */
 async function withDatabase(
   config: DatabaseConfig,
@@ -222,7 +216,7 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
         io.stdout(line);
       }
     : io.stdout;
-  const logger = commandLogger(config, io, write);
+  const logger = createCommandLogger(config, io, write);
   return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
     return untilStopped(secondSignalWarning(logger), async (stopSignal) => {
       if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
@@ -236,7 +230,7 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
 async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, deps: Deps): Promise<number> {
   const request = toImportRequest(flags);
   const config = loadConfig(env);
-  const logger = commandLogger(config, io);
+  const logger = createCommandLogger(config, io);
   return withDatabase(config, 'import-users', io, deps, async ({ db }) => {
     const result = await importUsers({ config, db, logger, ...request });
     for (const line of describeImport(result)) io.stdout(line);
@@ -266,7 +260,7 @@ async function fromLogs(
 
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
-  const logger = commandLogger(config, io);
+  const logger = createCommandLogger(config, io);
   return withDatabase(config, 'worker', io, deps, async ({ db, ownsDatabase }) => {
     return untilStopped(secondSignalWarning(logger), async (stopSignal) => {
       await runWorker({ config, db, logger, stopSignal, runOptions: { ownsDatabase } });

@@ -3,7 +3,7 @@ import { loadConfig, type Env } from './config.js';
 import type { Io } from './io.js';
 import { openDatabase } from './db.js';
 import { formatDuration } from './duration.js';
-import { createLogger } from './log.js';
+import { createCommandLogger } from './log.js';
 import { migrateToLatest } from './migrate.js';
 import { startFakeAuth0 } from './sandbox/auth0-server.js';
 import { generateTenant, makeToken } from './sandbox/tenant.js';
@@ -44,7 +44,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     if (error) throw error;
     await db.insertInto('auth0.users').values([...tenant.keys()].map((user_id) => ({ user_id }))).onConflict((oc) => oc.doNothing()).execute();
 
-    const logger = createLogger({ level: config.logLevel, format: config.logFormat ?? (io.stdoutIsTTY ? 'pretty' : 'json'), write: io.stdout });
+    const logger = createCommandLogger(config, io);
     const run = async (label: string) => {
       const started = Date.now();
       const result = await runSyncJob({ config, db, logger, trigger: 'manual', ownsDatabase: true });

@@ -1,3 +1,4 @@
+import type { Io } from './io.js';
 import { stripControlCharacters } from './upstream-text.js';
 
 /**
@@ -37,6 +38,15 @@ export function createLogger(
     error: log('error'),
     child: (fields) => createLogger({ ...options, fields: { ...base, ...fields } }),
   };
+}
+
+/** A command's logger: LOG_FORMAT if set, else pretty when stdout is a terminal and JSON lines otherwise. */
+export function createCommandLogger(
+  settings: { logLevel: LogLevel; logFormat: LogFormat | undefined },
+  io: Pick<Io, 'stdout' | 'stdoutIsTTY'>,
+  write: (line: string) => void = io.stdout,
+): Logger {
+  return createLogger({ level: settings.logLevel, format: settings.logFormat ?? (io.stdoutIsTTY ? 'pretty' : 'json'), write });
 }
 
 type Entry = { time: string; level: LogLevel; msg: string } & Record<string, unknown>;
