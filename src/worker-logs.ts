@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import cron from 'node-cron';
 import { createRateLimiter } from './auth0/rate-limiter.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config.js';
@@ -7,9 +6,13 @@ import type { Database } from './database.js';
 import { errorCode, toError } from './errors.js';
 import type { Logger } from './log.js';
 import { RunLockedError } from './run-lock.js';
+import { cronScheduler, type Scheduler } from './scheduler.js';
 import { followLogs } from './sync/follow-logs.js';
 import { createPriorityLane } from './sync/priority-lane.js';
 import type { SyncJobOptions } from './sync/job.js';
+
+/** The follower's task name in the scheduler. */
+export const FOLLOW_LOGS_TASK = 'follow-logs';
 
 export interface LogFollowerOptions {
   config: Config;
@@ -18,6 +21,8 @@ export interface LogFollowerOptions {
   stopSignal: AbortSignal;
   /** The worker's options for every run (a database of its own, Auth0 client options). */
   runOptions?: Partial<SyncJobOptions>;
+  /** Where the schedule ticks: node-cron unless a test fires the ticks by hand. */
+  scheduler?: Scheduler;
 }
 
 export interface LogFollower {
@@ -61,10 +66,10 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
   /** The worker's passes started or starting. */
   let passes = 0;
 
-  const task = cron.createTask(schedule, () => tick(), {
+  const task = (options.scheduler ?? cronScheduler).createTask(schedule, () => tick(), {
     timezone: config.worker.timezone,
-    name: 'follow-logs',
-    logger: { info: () => {}, debug: () => {}, warn: (m) => logger.warn(String(m)), error: (m) => logger.error(String(m)) },
+    name: FOLLOW_LOGS_TASK,
+    logger: { warn: (m) => logger.warn(m), error: (m) => logger.error(m) },
   });
 
   function tick(): Promise<void> {

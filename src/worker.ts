@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import cron from 'node-cron';
 import type { Config } from './config.js';
 import type { Database } from './database.js';
 import { errorCode, toError } from './errors.js';
@@ -12,6 +11,7 @@ import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.js';
 import { RunLockedError } from './run-lock.js';
 import { emptyCounts } from './run-records.js';
+import { cronScheduler, type Scheduler } from './scheduler.js';
 import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/job.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
 import { toSafeText } from './upstream-text.js';
@@ -28,6 +28,8 @@ export interface WorkerOptions {
   runOptions?: Partial<SyncJobOptions>;
   /** Delivery settings of NOTIFY_WEBHOOK_URL notices (tests shorten the retry delay). */
   notify?: Pick<NotifierOptions, 'tries' | 'retryDelayMs' | 'timeoutMs'>;
+  /** Where the schedules tick: node-cron unless a test fires the ticks by hand. */
+  scheduler?: Scheduler;
 }
 
 /**
@@ -41,6 +43,7 @@ export interface WorkerOptions {
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const { config, db, logger, stopSignal } = options;
+  const scheduler = options.scheduler ?? cronScheduler;
   const { schedule, timezone, runOnStart } = config.worker;
   const startedAt = new Date();
   // Pending migrations would fail every tick: refuse at start, with one sentence (exit 1).
@@ -70,24 +73,19 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       })
     : undefined;
 
-  // node-cron's noOverlap skips a scheduled tick while the previous scheduled run is still
-  // going, and says so through `execution:overlap`; its own log lines go to debug.
-  const task = cron.createTask(schedule, () => tick('schedule'), {
+  // noOverlap skips a scheduled tick while the previous scheduled run is still going, and says
+  // so through onOverlap; the scheduler's own warnings go to debug.
+  const task = scheduler.createTask(schedule, () => tick('schedule'), {
     timezone,
     name: SYNC_JOB_NAME,
     noOverlap: true,
-    logger: {
-      info: () => {},
-      debug: () => {},
-      warn: (m) => logger.debug(String(m)),
-      error: (m) => logger.error(String(m)),
-    },
+    onOverlap: () => skipOverlap('schedule'),
+    onMissed: (at) => logger.warn('tick missed: the process was busy or asleep', { at: at.toISOString() }),
+    logger: { warn: (m) => logger.debug(m), error: (m) => logger.error(m) },
   });
-  task.on('execution:overlap', () => skipOverlap('schedule'));
-  task.on('execution:missed', (context) => logger.warn('tick missed: the process was busy or asleep', { at: context.date.toISOString() }));
-  const intervalMs = scheduleIntervalMs(task.getNextRuns(10));
+  const intervalMs = scheduleIntervalMs(task.nextRuns(10));
 
-  const logNext = () => logger.info('next run', { at: task.getNextRun()?.toISOString(), schedule, timezone });
+  const logNext = () => logger.info('next run', { at: task.nextRun()?.toISOString(), schedule, timezone });
 
   function skipOverlap(reason: 'schedule' | 'start') {
     logger.warn('tick skipped: the previous run is still going', { reason });
@@ -96,7 +94,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   function tick(reason: 'schedule' | 'start'): Promise<void> {
     if (stopSignal.aborted) return Promise.resolve();
-    // node-cron does not know about the run at start (it runs outside the schedule), so a
+    // The scheduler does not know about the run at start (it runs outside the schedule), so a
     // scheduled tick during that one is skipped here.
     if (current) {
       skipOverlap(reason);
@@ -182,14 +180,14 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       port: metricsPort,
       registry: metrics.registry,
       logger,
-      health: () => toHealth({ now: new Date(), scheduler: task.getStatus(), startedAt, lastSuccessAt, lastRun, intervalMs }),
+      health: () => toHealth({ now: new Date(), scheduler: task.status(), startedAt, lastSuccessAt, lastRun, intervalMs }),
     });
     logger.info('monitoring server listening', { url: server.url, metrics: `${server.url}/metrics`, health: `${server.url}/healthz` });
   }
 
   try {
     // The log follower (SYNC_LOGS_SCHEDULE) hands its users to the pass in progress (issue #10).
-    logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions });
+    logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions, scheduler });
     await task.start();
     logger.info('worker started', {
       job: SYNC_JOB_NAME,

@@ -7,9 +7,12 @@ import { ConfigError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { formatStatus } from '../src/status/format-status.js';
 import { readStatus } from '../src/status/read-status.js';
+import { SYNC_JOB_NAME } from '../src/sync/job.js';
+import { FOLLOW_LOGS_TASK } from '../src/worker-logs.js';
 import { runWorker } from '../src/worker.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+import { createTestScheduler } from './helpers/scheduler.js';
 
 const USERS = 20;
 let t: TestDatabase;
@@ -45,7 +48,7 @@ async function until<T>(what: string, check: () => T | undefined | Promise<T | u
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function startWorker(extra: Record<string, string>, runOptions = {}) {
+function startWorker(extra: Record<string, string>, runOptions = {}, scheduler = createTestScheduler()) {
   const lines: Record<string, unknown>[] = [];
   const stop = new AbortController();
   const config = loadConfig(envFor(fake, t.url, { METRICS_PORT: '0', ...extra }));
@@ -57,6 +60,7 @@ function startWorker(extra: Record<string, string>, runOptions = {}) {
     stopSignal: stop.signal,
     runOptions: { ownsDatabase: t.embedded, ...runOptions },
     notify: { retryDelayMs: 20 },
+    scheduler,
   });
   const log = (msg: string) => until(`log "${msg}"`, () => lines.find((l) => l.msg === msg));
   const url = log('monitoring server listening').then((l) => String(l.url));
@@ -64,7 +68,9 @@ function startWorker(extra: Record<string, string>, runOptions = {}) {
     stop.abort();
     await done;
   };
-  return { lines, log, url, done, stop: stopAndWait };
+  /** One tick of SYNC_SCHEDULE; resolves once its run is done (and its notice sent). */
+  const tick = () => scheduler.tick(SYNC_JOB_NAME);
+  return { lines, log, url, done, scheduler, tick, stop: stopAndWait };
 }
 
 async function get(url: string) {
@@ -146,9 +152,16 @@ describe('worker metrics and health over HTTP', () => {
         ? { status: 401, body: JSON.stringify({ error: 'access_denied', error_description: 'Unauthorized client test-secret' }) }
         : undefined,
     );
-    const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *', NOTIFY_WEBHOOK_URL: receiver.url });
+    // Ticks half a second apart: the health rule allows two intervals (and the run) without a success.
+    const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *', NOTIFY_WEBHOOK_URL: receiver.url }, {}, createTestScheduler({ intervalMs: 500 }));
     try {
       const url = await worker.url;
+      // The first notice is refused with a 500 and sent again before the tick is done.
+      await worker.tick();
+      expect(receiver.received).toHaveLength(2);
+      expect(receiver.received[1]!.body).toBe(receiver.received[0]!.body);
+      expect(worker.lines.some((l) => l.msg === 'notification retry')).toBe(true);
+
       const unhealthy = await until('/healthz 503', async () => {
         const health = await get(`${url}/healthz`);
         return health.status === 503 ? health : undefined;
@@ -158,21 +171,16 @@ describe('worker metrics and health over HTTP', () => {
       expect(body.reason).toMatch(/^No successful run since the worker started at .*; one was due by .*\. The last run \(#\d+\) failed \(invalid_credentials\)\.$/);
 
       const metrics = (await get(`${url}/metrics`)).text;
-      expect(sample(metrics, 'auth0_sync_runs_total{status="failed"}')).toBeGreaterThanOrEqual(1);
+      expect(sample(metrics, 'auth0_sync_runs_total{status="failed"}')).toBe(1);
       expect(sample(metrics, 'auth0_sync_requests_total{status="401"}')).toBeGreaterThanOrEqual(1);
       expect(sample(metrics, 'auth0_sync_last_success_timestamp_seconds')).toBe(0);
 
-      // The first notice was refused with a 500 and sent again.
-      await until('a retried notice', () => (receiver.received.length >= 2 ? true : undefined));
-      expect(receiver.received[1]!.body).toBe(receiver.received[0]!.body);
-      expect(worker.lines.some((l) => l.msg === 'notification retry')).toBe(true);
-
+      await worker.tick(); // fails again: notified again
       failing = false;
-      await until('the recovery notice', () => (receiver.notices().some((n) => n.event === 'recovered') ? true : undefined));
-      await until('/healthz 200', async () => ((await get(`${url}/healthz`)).status === 200 ? true : undefined));
-      await until('another successful run', () =>
-        worker.lines.filter((l) => l.msg === 'scheduled run done' && l.status === 'succeeded').length >= 2 ? true : undefined,
-      );
+      await worker.tick(); // the recovery
+      expect((await get(`${url}/healthz`)).status).toBe(200);
+      await worker.tick(); // another successful run: no notice
+      expect(worker.lines.filter((l) => l.msg === 'scheduled run done' && l.status === 'succeeded')).toHaveLength(2);
     } finally {
       await worker.stop();
       await receiver.close();
@@ -180,7 +188,7 @@ describe('worker metrics and health over HTTP', () => {
 
     const notices = receiver.notices();
     const failed = notices.filter((n) => n.event === 'run_failed');
-    expect(failed.length).toBeGreaterThanOrEqual(2); // the first one twice (500, then 200)
+    expect(failed).toHaveLength(3); // the first one twice (500, then 200), then the second
     expect(failed[0]).toMatchObject({
       job: 'sync-refresh-tokens',
       tenant: '127.0.0.1',
@@ -253,8 +261,8 @@ describe('worker metrics and health over HTTP', () => {
   it("exports the log follower's lag once it has read the logs", async () => {
     const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
     const url = await worker.url;
-    await worker.log('logs followed');
-    const lag = await until('the lag sample', async () => sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_follower_lag_seconds'));
+    await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+    const lag = sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_follower_lag_seconds')!;
     await worker.stop();
     expect(lag).toBeGreaterThanOrEqual(0);
     expect(lag).toBeLessThan(3600);

@@ -3,10 +3,13 @@ import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { RUN_LOCK_KEY } from '../src/run-lock.js';
+import { cronScheduler, type CronTaskOptions } from '../src/scheduler.js';
+import { SYNC_JOB_NAME } from '../src/sync/job.js';
 import { runWorker } from '../src/worker.js';
 import { startCli } from './helpers/cli.js';
 import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+import { createTestScheduler } from './helpers/scheduler.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;
@@ -31,29 +34,40 @@ beforeEach(async () => {
 function startWorker(extra: Record<string, string>) {
   const lines: Record<string, unknown>[] = [];
   const stop = new AbortController();
+  const scheduler = createTestScheduler();
   const config = loadConfig(envFor(fake, t.url!, extra));
   const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded } });
+  const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded }, scheduler });
   const waitForLog = async (msg: string) => {
     for (let i = 0; i < 200 && !lines.some((l) => l.msg === msg); i++) await new Promise((r) => setTimeout(r, 50));
     expect(lines.map((l) => l.msg)).toContain(msg);
   };
-  return { lines, stop: () => stop.abort(), done, waitForLog };
+  /** One tick of SYNC_SCHEDULE; resolves once its run is done (at once when skipped). */
+  const tick = () => scheduler.tick(SYNC_JOB_NAME);
+  return { lines, scheduler, tick, stop: () => stop.abort(), done, waitForLog };
 }
 
 const runs = () => t.db.selectFrom('auth0.sync_runs').selectAll().orderBy('id').execute();
+const STILL_GOING = 'tick skipped: the previous run is still going';
 
 describe('worker', () => {
   it('runs the job on each tick of the schedule, logs the next run time, and stops cleanly', async () => {
-    const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
-    await worker.waitForLog('scheduled run done');
+    const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *', SYNC_TIMEZONE: 'Europe/Paris' });
+    await worker.tick();
+    await worker.tick();
     worker.stop();
     await worker.done;
-    const all = await runs();
-    expect(all.length).toBeGreaterThanOrEqual(1);
-    expect(all.every((r) => r.trigger === 'schedule' && r.status === 'succeeded')).toBe(true);
-    const next = worker.lines.find((l) => l.msg === 'next run')!;
-    expect(Date.parse(String(next.at))).toBeGreaterThan(Date.now() - 2000);
+    expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([
+      ['schedule', 'succeeded'],
+      ['schedule', 'succeeded'],
+    ]);
+    const task = worker.scheduler.tasks.get(SYNC_JOB_NAME)!;
+    expect(task).toMatchObject({ expression: '* * * * * *', timezone: 'Europe/Paris' });
+    expect(task.status()).toBe('destroyed');
+    // At start and after each run: when the scheduler says the next tick is due.
+    const next = worker.lines.filter((l) => l.msg === 'next run');
+    expect(next).toHaveLength(3);
+    expect(next.at(-1)).toMatchObject({ at: worker.scheduler.nextRun().toISOString(), schedule: '* * * * * *', timezone: 'Europe/Paris' });
     expect(worker.lines.at(-1)).toMatchObject({ msg: 'worker stopped' });
   });
 
@@ -61,15 +75,14 @@ describe('worker', () => {
     fake.setEarlyAccess(false);
     try {
       const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
-      for (let i = 0; i < 200 && worker.lines.filter((l) => l.msg === 'scheduled run done').length < 2; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await worker.tick();
+      await worker.tick();
       worker.stop();
       await worker.done;
-      // A tick can start just as the worker stops: that last run is interrupted, nothing else.
-      const all = (await runs()).filter((r, i, list) => !(i === list.length - 1 && r.status === 'interrupted'));
-      expect(all.length).toBeGreaterThanOrEqual(2);
-      expect(all.map((r) => [r.status, r.tokens_endpoint])).toEqual(all.map(() => ['succeeded', 'users']));
+      expect((await runs()).map((r) => [r.status, r.tokens_endpoint])).toEqual([
+        ['succeeded', 'users'],
+        ['succeeded', 'users'],
+      ]);
       expect(worker.lines.filter((l) => String(l.msg).includes('is not available on this tenant'))).toHaveLength(1);
     } finally {
       fake.setEarlyAccess(true);
@@ -81,8 +94,8 @@ describe('worker', () => {
     await worker.waitForLog('scheduled run done');
     worker.stop();
     await worker.done;
-    expect((await runs()).map((r) => r.status)).toEqual(['succeeded']);
-    expect(worker.lines.find((l) => l.msg === 'next run')!.at).toMatch(/-01-01T00:00:00/);
+    expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([['schedule', 'succeeded']]);
+    expect(worker.lines.find((l) => l.msg === 'next run')!.at).toBe(worker.scheduler.nextRun().toISOString());
   });
 
   // One process per embedded database: nothing else can hold its lock.
@@ -92,12 +105,44 @@ describe('worker', () => {
     try {
       await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
       const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
-      await worker.waitForLog('tick skipped: another run is active');
+      await worker.tick();
       worker.stop();
       await worker.done;
+      expect(worker.lines.map((l) => l.msg)).toContain('tick skipped: another run is active');
       expect(await runs()).toEqual([]);
     } finally {
       await holder.end();
+    }
+  });
+
+  it('skips a tick while the previous scheduled run is still going', async () => {
+    fake.intercept(() => ({ delayMs: 200 }));
+    try {
+      const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *', SYNC_CONCURRENCY: '2' });
+      const first = worker.tick();
+      await worker.waitForLog('sync started');
+      await worker.tick();
+      expect(worker.lines.filter((l) => l.msg === STILL_GOING)).toEqual([expect.objectContaining({ level: 'warn', reason: 'schedule' })]);
+      worker.stop();
+      await Promise.all([first, worker.done]);
+      expect((await runs()).map((r) => r.trigger)).toEqual(['schedule']);
+    } finally {
+      fake.intercept(undefined);
+    }
+  });
+
+  it('skips a scheduled tick while the run at start is still going', async () => {
+    fake.intercept(() => ({ delayMs: 200 }));
+    try {
+      const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true', SYNC_CONCURRENCY: '2' });
+      await worker.waitForLog('sync started');
+      await worker.tick();
+      expect(worker.lines.filter((l) => l.msg === STILL_GOING)).toEqual([expect.objectContaining({ level: 'warn', reason: 'schedule' })]);
+      worker.stop();
+      await worker.done;
+      expect((await runs()).map((r) => r.trigger)).toEqual(['schedule']);
+    } finally {
+      fake.intercept(undefined);
     }
   });
 
@@ -128,8 +173,64 @@ describe('npm run worker', () => {
       const result = await child.done;
       expect(result.code).toBe(0);
       expect(result.stdout).toContain('"msg":"worker stopped"');
+      // node-cron's next tick of the default schedule (hourly): on the hour.
+      expect(result.stdout).toMatch(/"msg":"next run","at":"[^"]*T\d\d:00:00\.000Z"/);
     } finally {
       child.child.kill('SIGKILL');
+    }
+  });
+});
+
+// The production scheduler, the one path above that the test scheduler stands in for.
+describe('cronScheduler (node-cron)', () => {
+  const options = (extra: Partial<CronTaskOptions> = {}): CronTaskOptions => ({
+    timezone: 'UTC',
+    name: 'test',
+    logger: { warn: () => {}, error: () => {} },
+    ...extra,
+  });
+
+  it('reports the next runs of the expression in its time zone once started', async () => {
+    const task = cronScheduler.createTask('0 0 1 1 *', async () => {}, options({ timezone: 'Europe/Paris' }));
+    expect(task.status()).toBe('stopped');
+    expect(task.nextRun()).toBeUndefined();
+    await task.start();
+    try {
+      expect(task.status()).toBe('idle');
+      const next = task.nextRun()!;
+      expect(next.getTime()).toBeGreaterThan(Date.now());
+      expect(next.toISOString()).toMatch(/-12-31T23:00:00\.000Z$/); // midnight on January 1st in Paris
+      const [first, second] = task.nextRuns(2);
+      expect(first).toEqual(next);
+      expect(second!.getUTCFullYear() - first!.getUTCFullYear()).toBe(1);
+    } finally {
+      await task.destroy();
+    }
+    expect(task.status()).toBe('destroyed');
+  });
+
+  it('runs on a tick and, with noOverlap, skips the next tick while that run goes (about two real seconds)', async () => {
+    let ran = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let overlapped!: () => void;
+    const overlap = new Promise<void>((resolve) => (overlapped = resolve));
+    const task = cronScheduler.createTask(
+      '* * * * * *',
+      async () => {
+        ran += 1;
+        await held;
+      },
+      options({ noOverlap: true, onOverlap: () => overlapped() }),
+    );
+    await task.start();
+    try {
+      await overlap;
+      expect(ran).toBe(1);
+      expect(task.status()).toBe('running');
+    } finally {
+      release();
+      await task.destroy();
     }
   });
 });
