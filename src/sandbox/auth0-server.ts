@@ -650,4 +650,3 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   };
 }
 
-export type { Auth0TokenJson } from './tenant.js';

@@ -87,7 +87,7 @@ const JOB_PATH = /^\/api\/v2\/jobs\/(job_[A-Za-z0-9]+)$/;
 const DEFAULT_FIELDS = ['user_id', 'email', 'created_at', 'last_login', 'blocked', 'identities'];
 
 /** The connection of a user, from its ID's provider prefix (`auth0|…` is the database connection). */
-export function connectionOf(userId: string): string {
+function connectionOf(userId: string): string {
   const provider = userId.slice(0, Math.max(0, userId.indexOf('|')));
   if (provider === 'auth0' || provider === '') return 'Username-Password-Authentication';
   return provider;
@@ -102,7 +102,7 @@ const BASE_TIME = Date.UTC(2022, 0, 1);
 const DAY_MS = 86_400_000;
 
 /** A user's full profile: deterministic in the user ID, then `overrides`. */
-export function makeExportUser(userId: string, overrides: ExportUserJson = {}): ExportUserJson {
+function makeExportUser(userId: string, overrides: ExportUserJson = {}): ExportUserJson {
   const digest = createHash('sha256').update(userId).digest();
   const created = BASE_TIME + (digest.readUInt32BE(0) % (900 * 86_400)) * 1000;
   const connection = typeof overrides.connection === 'string' ? overrides.connection : connectionOf(userId);
