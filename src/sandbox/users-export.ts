@@ -9,11 +9,10 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
-import { errorBody, readBody } from './http.js';
+import { closeServer, errorBody, listenOnLoopback, readBody } from './http.js';
 
 /** A user as the export file holds it (the fields asked for, named by `export_as`). */
 export type ExportUserJson = Record<string, unknown>;
@@ -295,14 +294,7 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
   const server = createServer({ keepAlive: true }, (req, res) => {
     download(req, res).catch(() => res.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const downloadUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const downloadUrl = await listenOnLoopback(server);
 
   return {
     downloadUrl,
@@ -321,10 +313,7 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
     },
     answer,
     close() {
-      return new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      });
+      return closeServer(server);
     },
   };
 }
