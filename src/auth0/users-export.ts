@@ -44,7 +44,6 @@ export type UsersExportErrorCode =
 
 /** The export could not be read; nothing was applied. */
 export class UsersExportError extends FatalError {
-  override name = 'UsersExportError';
   declare readonly code: UsersExportErrorCode;
   constructor(code: UsersExportErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);

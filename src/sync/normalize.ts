@@ -18,7 +18,6 @@ const MAX_KEY_BYTES = 512;
 
 /** A record that cannot be keyed or typed; the message names the field. */
 export class InvalidRecordError extends SyncError {
-  override name = 'InvalidRecordError';
   constructor(message: string) {
     super('invalid_record', message);
   }
