@@ -98,43 +98,32 @@ function createReader(env: Env) {
     if (fallback === undefined) problems.push(`${name} is required`);
     return fallback ?? '';
   };
-  const int = (name: string, fallback: number, min: number, max: number): number => {
+  /**
+   * A variable that `parse` turns into a value (undefined: not valid). Unset: `fallback`; not
+   * valid: `fallback` too, and a problem saying what the variable must be.
+   */
+  const parsed = <T, F>(name: string, fallback: F, mustBe: string, parse: (raw: string) => T | undefined): T | F => {
     const raw = env[name]?.trim();
     if (!raw) return fallback;
-    const value = Number(raw);
-    if (!/^\d+$/.test(raw) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
-      return fallback;
-    }
-    return value;
+    const value = parse(raw);
+    if (value === undefined) problems.push(`${name} must be ${mustBe} (got "${raw}")`);
+    return value ?? fallback;
   };
-  const positive = (name: string): number | undefined => {
-    const raw = env[name]?.trim();
-    if (!raw) return undefined;
-    const value = Number(raw);
-    if (!Number.isFinite(value) || value <= 0 || value > 10_000) {
-      problems.push(`${name} must be a number of requests per second above 0 (got "${raw}")`);
-      return undefined;
-    }
-    return value;
-  };
-  const ratio = (name: string, fallback: number): number => {
-    const raw = env[name]?.trim();
-    if (!raw) return fallback;
-    const value = Number(raw);
-    if (!/^(0|1|0?\.\d+|1\.0*)$/.test(raw) || !(value >= 0 && value <= 1)) {
-      problems.push(`${name} must be a number from 0 to 1, such as 0.2 (got "${raw}")`);
-      return fallback;
-    }
-    return value;
-  };
-  const duration = (name: string): number | undefined => {
-    const raw = env[name]?.trim();
-    if (!raw) return undefined;
-    const value = parseDuration(raw);
-    if (value === undefined || value <= 0) problems.push(`${name} must be a duration such as 30m, 2h or 1h30m (got "${raw}")`);
-    return value;
-  };
+  const within = (value: number, min: number, max: number): number | undefined => (value >= min && value <= max ? value : undefined);
+  const int = (name: string, fallback: number, min: number, max: number): number =>
+    parsed(name, fallback, `a whole number from ${min} to ${max}`, (raw) => (/^\d+$/.test(raw) ? within(Number(raw), min, max) : undefined));
+  const positive = (name: string): number | undefined =>
+    parsed(name, undefined, 'a number of requests per second above 0', (raw) => {
+      const value = Number(raw);
+      return Number.isFinite(value) && value > 0 && value <= 10_000 ? value : undefined;
+    });
+  const ratio = (name: string, fallback: number): number =>
+    parsed(name, fallback, 'a number from 0 to 1, such as 0.2', (raw) => (/^(0|1|0?\.\d+|1\.0*)$/.test(raw) ? within(Number(raw), 0, 1) : undefined));
+  const duration = (name: string): number | undefined =>
+    parsed(name, undefined, 'a duration such as 30m, 2h or 1h30m', (raw) => {
+      const value = parseDuration(raw);
+      return value !== undefined && value > 0 ? value : undefined;
+    });
   const bool = (name: string, fallback: boolean): boolean => {
     const raw = env[name]?.trim().toLowerCase();
     if (!raw) return fallback;

@@ -159,7 +159,119 @@ export interface LogCheckpointTable {
   history_lost_at: Timestamp | null;
 }
 
-export interface Database {
+/**
+ * The reporting views (docs/reporting.md), as pg returns their columns: counts as numbers (the
+ * int8 parser in src/db.ts), numeric as a string, interval as an object. Read-only; the
+ * migrations define them (the latest definition of each: 2026_12_01_1300_quiet_writes and
+ * 2026_12_01_1800_schema_docs_forensics), and test/warehouse/view-types.test.ts checks these
+ * declarations against the database's columns.
+ */
+export interface ReportingViews {
+  'auth0.active_refresh_tokens': ActiveRefreshTokensView;
+  'auth0.refresh_tokens_per_client': RefreshTokensPerClientView;
+  'auth0.refresh_tokens_expiring_soon': RefreshTokensExpiringSoonView;
+  'auth0.refresh_tokens_location_changed': RefreshTokensLocationChangedView;
+  'auth0.refresh_tokens_unused': RefreshTokensUnusedView;
+  'auth0.recent_token_changes': RecentTokenChangesView;
+}
+
+/** Live tokens: every token column, when the token was last seen, and its device columns (null without a device row). */
+export interface ActiveRefreshTokensView
+  extends Selectable<RefreshTokensTable>,
+    Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
+  /** When a complete listing of the user last held the token (its user's last_success_at). */
+  last_seen_at: Date;
+}
+
+/** Per application: its active tokens, the users holding them, the share that rotate. */
+export interface RefreshTokensPerClientView {
+  client_id: string | null;
+  active_tokens: number;
+  users: number;
+  /** 0..1 with three decimals (numeric, so a string). */
+  rotating_share: string;
+  oldest_created_at: Date | null;
+  last_exchanged_at: Date | null;
+}
+
+/** Active tokens that expire within 7 days. */
+export interface RefreshTokensExpiringSoonView {
+  id: string;
+  user_id: string;
+  client_id: string | null;
+  expires_at: Date | null;
+  idle_expires_at: Date | null;
+  expires_first_at: Date;
+  reason: 'absolute' | 'idle';
+}
+
+/** Active tokens used from another IP or network than the one they were issued to. */
+export interface RefreshTokensLocationChangedView extends Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
+  id: string;
+  user_id: string;
+  client_id: string | null;
+  last_exchanged_at: Date | null;
+  ip_changed: boolean;
+  asn_changed: boolean;
+}
+
+/** An interval as pg returns it (postgres-interval): only the units that are not zero are set. */
+export interface PgInterval {
+  years?: number;
+  months?: number;
+  days?: number;
+  hours?: number;
+  minutes?: number;
+  seconds?: number;
+  milliseconds?: number;
+  toISOString(): string;
+}
+
+/** Active tokens not exchanged (or, never exchanged, not created) for 30 days. */
+export interface RefreshTokensUnusedView {
+  id: string;
+  user_id: string;
+  client_id: string | null;
+  created_at: Date | null;
+  last_exchanged_at: Date | null;
+  last_used_at: Date;
+  unused_for: PgInterval;
+}
+
+/** Changes observed in the last 24 hours, exchanges left out. */
+export interface RecentTokenChangesView {
+  observed_at: Date;
+  change: Exclude<TokenChange, 'exchanged'>;
+  token_id: string;
+  user_id: string;
+  email: string | null;
+  client_id: string | null;
+  session_id: string | null;
+  old_value: string | null;
+  new_value: string | null;
+  run_id: number | null;
+}
+
+/**
+ * One row of `auth0.refresh_tokens_as_of(at)`: a token the warehouse believed live at `at`. A
+ * function, not a relation: `db.selectFrom(sql<RefreshTokenAsOfRow>`auth0.refresh_tokens_as_of(${at})`.as('t'))`.
+ */
+export interface RefreshTokenAsOfRow {
+  id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string | null;
+  rotating: boolean | null;
+  created_at: Date | null;
+  expires_at: Date | null;
+  idle_expires_at: Date | null;
+  first_seen_at: Date;
+  /** first_seen_at, or the restoration in force at `at`. */
+  live_since: Date;
+  deleted_at: Date | null;
+}
+
+export interface Database extends ReportingViews {
   'auth0.users': UsersTable;
   'auth0.sync_runs': SyncRunsTable;
   'auth0.refresh_tokens': RefreshTokensTable;
@@ -171,11 +283,7 @@ export interface Database {
   'auth0.log_checkpoint': LogCheckpointTable;
 }
 
-export type UserRow = Selectable<UsersTable>;
 export type SyncRunRow = Selectable<SyncRunsTable>;
-export type RefreshTokenRow = Selectable<RefreshTokensTable>;
 export type RefreshTokenDeviceRow = Selectable<RefreshTokenDevicesTable>;
 export type RefreshTokenResourceServerRow = Selectable<RefreshTokenResourceServersTable>;
-export type UserSyncStateRow = Selectable<UserSyncStateTable>;
-export type RefreshTokenChangeRow = Selectable<RefreshTokenChangesTable>;
 export type NewSyncRun = Insertable<SyncRunsTable>;

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { loadConfig, type Env } from './config.js';
 import type { Io } from './io.js';
 import { openDatabase } from './db.js';
@@ -83,20 +82,25 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
 
     io.stdout('');
     io.stdout('Live tokens per application (auth0.refresh_tokens_per_client):');
-    const perClient = await sql<{ client_id: string; active_tokens: number; users: number; rotating_share: string }>`
-      select client_id, active_tokens::int, users::int, rotating_share::text from auth0.refresh_tokens_per_client order by active_tokens desc limit 5
-    `.execute(db);
-    for (const r of perClient.rows) io.stdout(`  ${r.client_id}  ${r.active_tokens} tokens, ${r.users} users, ${Math.round(Number(r.rotating_share) * 100)}% rotating`);
-    const counts = await sql<{ view: string; n: number }>`
-      select 'used from a new IP or network (refresh_tokens_location_changed)' as view, count(*)::int as n from auth0.refresh_tokens_location_changed
-      union all select 'expiring within 7 days (refresh_tokens_expiring_soon)', count(*)::int from auth0.refresh_tokens_expiring_soon
-      union all select 'not used for 30 days (refresh_tokens_unused)', count(*)::int from auth0.refresh_tokens_unused
-    `.execute(db);
-    for (const r of counts.rows) io.stdout(`Tokens ${r.view}: ${r.n}`);
-    const history = await sql<{ change: string; n: number }>`
-      select change, count(*)::int as n from auth0.refresh_token_changes group by change order by change
-    `.execute(db);
-    io.stdout(`Change history (auth0.refresh_token_changes): ${history.rows.map((r) => `${r.n} ${r.change}`).join(', ')}`);
+    const perClient = await db
+      .selectFrom('auth0.refresh_tokens_per_client')
+      .select(['client_id', 'active_tokens', 'users', 'rotating_share'])
+      .orderBy('active_tokens', 'desc')
+      .limit(5)
+      .execute();
+    for (const r of perClient) io.stdout(`  ${r.client_id}  ${r.active_tokens} tokens, ${r.users} users, ${Math.round(Number(r.rotating_share) * 100)}% rotating`);
+    const countRows = async (view: 'auth0.refresh_tokens_location_changed' | 'auth0.refresh_tokens_expiring_soon' | 'auth0.refresh_tokens_unused') =>
+      (await db.selectFrom(view).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n;
+    io.stdout(`Tokens used from a new IP or network (refresh_tokens_location_changed): ${await countRows('auth0.refresh_tokens_location_changed')}`);
+    io.stdout(`Tokens expiring within 7 days (refresh_tokens_expiring_soon): ${await countRows('auth0.refresh_tokens_expiring_soon')}`);
+    io.stdout(`Tokens not used for 30 days (refresh_tokens_unused): ${await countRows('auth0.refresh_tokens_unused')}`);
+    const history = await db
+      .selectFrom('auth0.refresh_token_changes')
+      .select((eb) => ['change', eb.fn.countAll<number>().as('n')])
+      .groupBy('change')
+      .orderBy('change')
+      .execute();
+    io.stdout(`Change history (auth0.refresh_token_changes): ${history.map((r) => `${r.n} ${r.change}`).join(', ')}`);
     io.stdout('');
     io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run db, then the psql command it prints; npm run status; or point DATABASE_URL at a server and run npm run sync.`);
     return first === 'succeeded' && second === 'succeeded' && fresh ? 0 : 2;

@@ -3,7 +3,8 @@
  * messages are for people and may change.
  */
 export class SyncError extends Error {
-  override name = 'SyncError';
+  /** The class's own name (`RunLockedError`, `Auth0Error`, ...): no subclass repeats it. */
+  override name = this.constructor.name;
   constructor(
     readonly code: string,
     message: string,
@@ -19,7 +20,6 @@ export class SyncError extends Error {
 
 /** The environment is wrong; `problems` names each variable to fix. Never carries a secret. */
 export class ConfigError extends SyncError {
-  override name = 'ConfigError';
   constructor(readonly problems: readonly string[]) {
     super('invalid_config', `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
@@ -27,7 +27,6 @@ export class ConfigError extends SyncError {
 
 /** A command-line flag is wrong; the message names it. */
 export class UsageError extends SyncError {
-  override name = 'UsageError';
   constructor(message: string) {
     super('usage', message);
   }
@@ -35,7 +34,6 @@ export class UsageError extends SyncError {
 
 /** Something that dooms every user (database gone, bad credentials, missing scope): stop the run. */
 export class FatalError extends SyncError {
-  override name = 'FatalError';
   override get fatal(): boolean {
     return true;
   }

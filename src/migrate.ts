@@ -23,7 +23,7 @@ export async function migrateToLatest(db: Kysely<any>): Promise<{ results: Migra
 
 /** Names of migrations not yet applied to this database. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function listPendingMigrations(db: Kysely<any>): Promise<string[]> {
+async function listPendingMigrations(db: Kysely<any>): Promise<string[]> {
   const all = await createMigrator(db).getMigrations();
   return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
 }

@@ -13,7 +13,6 @@ const RUN_LOCK_ROW = sql`locktype = 'advisory' and classid = ${LOCK_CLASS} and o
 
 /** Another run holds the lock; the CLI exits 3 with this message. */
 export class RunLockedError extends SyncError {
-  override name = 'RunLockedError';
   constructor(message: string) {
     super('run_locked', message);
   }
@@ -24,7 +23,6 @@ export class RunLockedError extends SyncError {
  * lock back first): it writes nothing more and is recorded `interrupted`; the CLI exits 1.
  */
 export class RunLockLostError extends FatalError {
-  override name = 'RunLockLostError';
   constructor(detail: string) {
     super('run_lock_lost', `The database connection holding the run lock was lost; ${detail}`);
   }

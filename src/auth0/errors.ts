@@ -39,7 +39,6 @@ const RETRYABLE: ReadonlySet<Auth0ErrorCode> = new Set(['server_error', 'network
 const USER_GONE = /^(the user does not exist|user not found)/i;
 
 export class Auth0Error extends SyncError {
-  override name = 'Auth0Error';
   declare readonly code: Auth0ErrorCode;
   constructor(
     code: Auth0ErrorCode,

@@ -12,7 +12,6 @@ const LOGS_PATH = '/api/v2/logs';
  * - `logs_forbidden`: the client lacks `read:logs` (a 403): the log follower is off.
  */
 export class LogsError extends SyncError {
-  override name = 'LogsError';
   declare readonly code: 'log_checkpoint_expired' | 'logs_forbidden';
 }
 

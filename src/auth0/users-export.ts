@@ -44,7 +44,6 @@ export type UsersExportErrorCode =
 
 /** The export could not be read; nothing was applied. */
 export class UsersExportError extends FatalError {
-  override name = 'UsersExportError';
   declare readonly code: UsersExportErrorCode;
   constructor(code: UsersExportErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
@@ -86,7 +85,7 @@ export async function startExport(client: Auth0Client, options: { connectionId?:
 }
 
 /** One `GET /api/v2/jobs/{id}`. Auth0 lists read:users and create:users for it. */
-export async function fetchExportJob(client: Auth0Client, jobId: string, signal?: AbortSignal): Promise<Auth0ExportJob> {
+async function fetchExportJob(client: Auth0Client, jobId: string, signal?: AbortSignal): Promise<Auth0ExportJob> {
   const what = `GET ${JOBS_PATH}/{id}`;
   const answer = await client.getJson(`${JOBS_PATH}/${encodeURIComponent(jobId)}`, {}, signal);
   return toJob(answer, what);

@@ -7,8 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { errorBody, readBody } from './http.js';
+import { closeServer, errorBody, firstAfter, listenOnLoopback, readBody } from './http.js';
 import { byId, mulberry32, tokenId, type Auth0TokenJson } from './tenant.js';
 import { createTenantLog, logEntriesForTokens, type TenantLog } from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
@@ -157,18 +156,6 @@ function sortedById(tokens: Auth0TokenJson[]): Auth0TokenJson[] {
     if (byId(tokens[i - 1]!, tokens[i]!) > 0) return [...tokens].sort(byId);
   }
   return tokens;
-}
-
-/** Index of the first token whose id is strictly greater than `lastId` (tokens sorted by id). */
-function firstAfter(tokens: Auth0TokenJson[], lastId: string): number {
-  let lo = 0;
-  let hi = tokens.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (tokenId(tokens[mid]!) <= lastId) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 interface Cursor {
@@ -496,7 +483,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     let tokens = sortedById(stored);
     const clientFilter = query.get('client_id');
     if (clientFilter) tokens = tokens.filter((t) => t.client_id === clientFilter);
-    const first = after === undefined ? 0 : firstAfter(tokens, after);
+    const first = after === undefined ? 0 : firstAfter(tokens, tokenId, after);
     let page = tokens.slice(first, first + take);
     const more = first + take < tokens.length;
 
@@ -595,14 +582,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     else act();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = await listenOnLoopback(server, options.port);
 
   return {
     url,
@@ -642,12 +622,8 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       await usersExport.close();
-      return new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      });
+      await closeServer(server);
     },
   };
 }
 
-export type { Auth0TokenJson } from './tenant.js';

@@ -1,5 +1,9 @@
-/** HTTP pieces every sandbox endpoint family shares: Auth0's error body, a bounded body reader. */
-import type { IncomingMessage } from 'node:http';
+/**
+ * HTTP pieces every sandbox endpoint family shares: Auth0's error body, a bounded body reader,
+ * where a page starts after a cursor, listening on the loopback address and closing.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -37,3 +41,38 @@ export function readBody(req: IncomingMessage): Promise<string | undefined> {
   });
 }
 
+
+/**
+ * Index of the first item whose id is greater than `after`, in `items` sorted by id (binary
+ * search): where a page that starts after a cursor begins.
+ */
+export function firstAfter<T>(items: readonly T[], idOf: (item: T) => string, after: string): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (idOf(items[mid]!) <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Listen on 127.0.0.1 (`port` 0: any free one); resolves to the server's base URL. */
+export async function listenOnLoopback(server: Server, port = 0): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** Stop listening and drop every connection, keep-alive ones included. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.close((err) => (err ? reject(err) : resolve()));
+    server.closeAllConnections();
+  });
+}

@@ -6,7 +6,7 @@
  * mutators and by tests; log ids are fixed-width digit strings, so they sort as they were
  * appended. Imports no job code.
  */
-import { errorBody } from './http.js';
+import { errorBody, firstAfter } from './http.js';
 
 export type LogEntryJson = Record<string, unknown>;
 
@@ -54,18 +54,6 @@ export function createTenantLog(): TenantLog {
   /** The newest id dropped by retention; a `from` before it has lost history. */
   let droppedUpTo = '';
 
-  /** Index of the first entry whose id is greater than `from`. */
-  function firstAfter(from: string): number {
-    let lo = 0;
-    let hi = entries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (idOf(entries[mid]!) <= from) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
   function checkpointPage(query: URLSearchParams, origin: string): LogAnswer {
     const from = query.get('from') ?? '';
     const takeText = query.get('take');
@@ -74,7 +62,7 @@ export function createTenantLog(): TenantLog {
       return errorAnswer(400, `Query validation error: 'take' must be an integer between 1 and 100, got '${takeText ?? ''}'.`, 'invalid_query_string');
     }
     if (from < droppedUpTo) return errorAnswer(400, MSG_EXPIRED, 'invalid_query_string');
-    const start = firstAfter(from);
+    const start = firstAfter(entries, idOf, from);
     const page = entries.slice(start, start + take);
     // With nothing new, `next` is the URL just called (Auth0's "Retrieve Log Events" docs).
     const nextFrom = page.length > 0 ? idOf(page.at(-1)!) : from;
@@ -116,7 +104,7 @@ export function createTenantLog(): TenantLog {
       return last ? idOf(last) : undefined;
     },
     expireBefore(logId) {
-      const start = firstAfter(logId) - (entries.some((e) => idOf(e) === logId) ? 1 : 0);
+      const start = firstAfter(entries, idOf, logId) - (entries.some((e) => idOf(e) === logId) ? 1 : 0);
       const dropped = entries.slice(0, start);
       if (dropped.length > 0) droppedUpTo = idOf(dropped.at(-1)!);
       entries = entries.slice(start);

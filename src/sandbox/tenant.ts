@@ -101,7 +101,7 @@ export function makeToken(userId: string, n: number, overrides: Auth0TokenJson =
  * days before, last used within the last 40, idle expiry 45 days after that (so some are
  * unused for 30 days yet live), absolute a year after creation. Deterministic in (id, salt, now).
  */
-export function recentDates(id: string, salt: number, now: number): Auth0TokenJson {
+function recentDates(id: string, salt: number, now: number): Auth0TokenJson {
   const n = [...id].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, salt);
   const created = now - (1 + (n % 300)) * DAY_MS;
   const exchanged = Math.max(created, now - ((n >>> 9) % 40) * DAY_MS - ((n >>> 3) % 1000) * 60_000);

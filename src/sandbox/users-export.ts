@@ -9,11 +9,10 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
-import { errorBody, readBody } from './http.js';
+import { closeServer, errorBody, listenOnLoopback, readBody } from './http.js';
 
 /** A user as the export file holds it (the fields asked for, named by `export_as`). */
 export type ExportUserJson = Record<string, unknown>;
@@ -87,7 +86,7 @@ const JOB_PATH = /^\/api\/v2\/jobs\/(job_[A-Za-z0-9]+)$/;
 const DEFAULT_FIELDS = ['user_id', 'email', 'created_at', 'last_login', 'blocked', 'identities'];
 
 /** The connection of a user, from its ID's provider prefix (`auth0|…` is the database connection). */
-export function connectionOf(userId: string): string {
+function connectionOf(userId: string): string {
   const provider = userId.slice(0, Math.max(0, userId.indexOf('|')));
   if (provider === 'auth0' || provider === '') return 'Username-Password-Authentication';
   return provider;
@@ -102,7 +101,7 @@ const BASE_TIME = Date.UTC(2022, 0, 1);
 const DAY_MS = 86_400_000;
 
 /** A user's full profile: deterministic in the user ID, then `overrides`. */
-export function makeExportUser(userId: string, overrides: ExportUserJson = {}): ExportUserJson {
+function makeExportUser(userId: string, overrides: ExportUserJson = {}): ExportUserJson {
   const digest = createHash('sha256').update(userId).digest();
   const created = BASE_TIME + (digest.readUInt32BE(0) % (900 * 86_400)) * 1000;
   const connection = typeof overrides.connection === 'string' ? overrides.connection : connectionOf(userId);
@@ -295,14 +294,7 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
   const server = createServer({ keepAlive: true }, (req, res) => {
     download(req, res).catch(() => res.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const downloadUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const downloadUrl = await listenOnLoopback(server);
 
   return {
     downloadUrl,
@@ -321,10 +313,7 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
     },
     answer,
     close() {
-      return new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      });
+      return closeServer(server);
     },
   };
 }

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { Database } from '../database.js';
-import { countUserIds, readFailedUserIds, readUserIds, readUserIdsByStaleness } from './user-ids.js';
+import { countFailedUsers, countUserIds, readFailedUserIds, readUserIds, readUserIdsByStaleness } from './user-ids.js';
 
 /** Which users a run syncs. */
 export type UserSelection =
@@ -54,16 +54,10 @@ export async function selectUsers(
       total = await countUserIds(db, source, selection.since);
       ids = readUserIds(db, { source, notSyncedSince: selection.since });
       break;
-    case 'failed': {
-      const { n } = await db
-        .selectFrom('auth0.user_sync_state')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('status', '=', 'failed')
-        .executeTakeFirstOrThrow();
-      total = n;
+    case 'failed':
+      total = await countFailedUsers(db);
       ids = readFailedUserIds(db);
       break;
-    }
     case 'ids':
       total = selection.total;
       ids = selection.userIds;

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { formatName, isDefaultUsersSource, type Config } from '../config.js';
+import type { Database } from '../database.js';
 import { FatalError } from '../errors.js';
 import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
 
@@ -97,16 +98,23 @@ export async function* readUserIdsByStaleness(db: Kysely<any>, source: Config['s
 }
 
 /** Users whose last sync failed (`--only-failed`), from user_sync_state, in ID order. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function* readFailedUserIds(db: Kysely<any>, batchSize = 1000): AsyncGenerator<string> {
-  const rows = keyset<{ user_id: string }>(batchSize, async (after) => {
-    const from = after === undefined ? sql`true` : sql`user_id > ${after.user_id}`;
-    const result = await sql<{ user_id: string }>`
-      select user_id from auth0.user_sync_state where status = 'failed' and ${from} order by user_id limit ${batchSize}
-    `.execute(db);
-    return result.rows;
+export async function* readFailedUserIds(db: Kysely<Database>, batchSize = 1000): AsyncGenerator<string> {
+  const rows = keyset<{ user_id: string }>(batchSize, (after) => {
+    let page = db.selectFrom('auth0.user_sync_state').select('user_id').where('status', '=', 'failed');
+    if (after !== undefined) page = page.where('user_id', '>', after.user_id);
+    return page.orderBy('user_id').limit(batchSize).execute();
   });
   for await (const row of rows) yield row.user_id;
+}
+
+/** How many users `readFailedUserIds` will yield: those whose last sync failed. */
+export async function countFailedUsers(db: Kysely<Database>): Promise<number> {
+  const { n } = await db
+    .selectFrom('auth0.user_sync_state')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('status', '=', 'failed')
+    .executeTakeFirstOrThrow();
+  return n;
 }
 
 /** How many users `readUserIds` will yield with the same options (for progress). */

@@ -9,7 +9,7 @@ import { checkUserId, MAX_USER_ID_LENGTH } from './user-id.js';
  * UTF-8); a longer line is refused as soon as it passes this, so one endless line (`/dev/zero`,
  * a binary file) never fills memory.
  */
-export const MAX_LINE_BYTES = 4 * MAX_USER_ID_LENGTH;
+const MAX_LINE_BYTES = 4 * MAX_USER_ID_LENGTH;
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;

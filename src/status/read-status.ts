@@ -5,7 +5,7 @@ import { FatalError } from '../errors.js';
 import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import type { RunCounts } from '../run-records.js';
-import { countUserIds, notRemoved } from '../source/user-ids.js';
+import { countFailedUsers, countUserIds, notRemoved } from '../source/user-ids.js';
 import { stripControlCharacters } from '../upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
@@ -138,7 +138,7 @@ export async function readStatus(
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
 
-  const [runRows, lastFinishedRow, failingRows, failingCount, staleness, logs] = await Promise.all([
+  const [runRows, lastFinishedRow, failingRows, failingTotal, staleness, logs] = await Promise.all([
     runLimit > 0 ? runsQuery.limit(runLimit).execute() : Promise.resolve([]),
     runsQuery.where('status', '<>', 'running').limit(1).executeTakeFirst(),
     failingLimit > 0
@@ -151,11 +151,7 @@ export async function readStatus(
           .limit(failingLimit)
           .execute()
       : Promise.resolve([]),
-    db
-      .selectFrom('auth0.user_sync_state')
-      .select(sql<number>`count(*)::int`.as('n'))
-      .where('status', '=', 'failed')
-      .executeTakeFirstOrThrow(),
+    countFailedUsers(db),
     readStaleness(db, source),
     readLogFollower(db),
   ]);
@@ -171,7 +167,7 @@ export async function readStatus(
       lastSuccessAt: row.last_success_at,
       lastRunId: row.last_run_id,
     })),
-    failingTotal: failingCount.n,
+    failingTotal,
     staleness,
   };
   if (lastFinishedRow) report.lastFinished = toRunSummary(lastFinishedRow);
@@ -182,16 +178,27 @@ export async function readStatus(
 async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus | undefined> {
   const checkpoint = await readLogCheckpoint(db);
   if (!checkpoint) return undefined;
-  const { rows } = await sql<{ last_full_pass_at: Date | null; changed: number }>`
-    with full_pass as (
-      select max(started_at) as at from auth0.sync_runs
-      where "trigger" in ('manual', 'schedule') and status in ('succeeded', 'partial')
+  const row = await db
+    .with('full_pass', (qb) =>
+      qb
+        .selectFrom('auth0.sync_runs')
+        .select((eb) => eb.fn.max<Date | null>('started_at').as('at'))
+        .where('trigger', 'in', ['manual', 'schedule'])
+        .where('status', 'in', ['succeeded', 'partial']),
     )
-    select (select at from full_pass) as last_full_pass_at,
-      (select count(*)::int from auth0.user_sync_state s join auth0.sync_runs r on r.id = s.last_run_id
-       where r."trigger" = 'logs' and r.started_at > coalesce((select at from full_pass), '-infinity')) as changed
-  `.execute(db);
-  const lastFullPassAt = rows[0]?.last_full_pass_at ?? null;
+    .selectFrom('full_pass')
+    .select((eb) => [
+      'full_pass.at',
+      eb
+        .selectFrom('auth0.user_sync_state as s')
+        .innerJoin('auth0.sync_runs as r', 'r.id', 's.last_run_id')
+        .select(eb.fn.countAll<number>().as('n'))
+        .where('r.trigger', '=', 'logs')
+        .where('r.started_at', '>', eb.fn.coalesce('full_pass.at', sql<Date>`'-infinity'`))
+        .as('changed'),
+    ])
+    .executeTakeFirstOrThrow();
+  const lastFullPassAt = row.at;
   const lost = checkpoint.history_lost_at;
   return {
     logId: checkpoint.log_id,
@@ -201,7 +208,7 @@ async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus 
     entriesRead: Number(checkpoint.entries_read),
     entriesSkipped: Number(checkpoint.entries_skipped),
     lastFullPassAt,
-    usersChangedSinceFullPass: rows[0]?.changed ?? 0,
+    usersChangedSinceFullPass: row.changed ?? 0,
     fullPassDue: lost !== null && (lastFullPassAt === null || lastFullPassAt < lost),
     historyLostAt: lost,
   };

@@ -18,7 +18,6 @@ export interface DeleteGuard {
 
 /** The guard stopped the run; nothing of the batch that would have crossed it was written. */
 export class MassDeleteError extends FatalError {
-  override name = 'MassDeleteError';
   constructor(message: string) {
     super('mass_delete_guard', message);
   }

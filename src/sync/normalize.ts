@@ -14,11 +14,10 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\
  * and fails the whole write with an index-row-size error; a field over this fails its user
  * instead, naming the field. Real values are a few dozen bytes.
  */
-export const MAX_KEY_BYTES = 512;
+const MAX_KEY_BYTES = 512;
 
 /** A record that cannot be keyed or typed; the message names the field. */
 export class InvalidRecordError extends SyncError {
-  override name = 'InvalidRecordError';
   constructor(message: string) {
     super('invalid_record', message);
   }

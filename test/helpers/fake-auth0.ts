@@ -2,8 +2,8 @@ import { loadConfig, type Config, type Env } from '../../src/config.js';
 import type { FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 
 export { startFakeAuth0 } from '../../src/sandbox/auth0-server.js';
-export { generateTenant, makeToken } from '../../src/sandbox/tenant.js';
-export type { Auth0TokenJson, FakeAuth0, FakeAuth0Options } from '../../src/sandbox/auth0-server.js';
+export { generateTenant, makeToken, type Auth0TokenJson } from '../../src/sandbox/tenant.js';
+export type { FakeAuth0, FakeAuth0Options } from '../../src/sandbox/auth0-server.js';
 
 /** The environment a user would set to point the job at `fake` and `databaseUrl`. */
 export function envFor(fake: FakeAuth0, databaseUrl: string | undefined, extra: Env = {}): Env {

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database, TokenChange } from '../../src/database.js';
+import type { Database, RefreshTokenAsOfRow, TokenChange } from '../../src/database.js';
 
 export const HOUR = 3_600_000;
 export const DAY = 24 * HOUR;
@@ -38,6 +38,6 @@ export async function insertChange(
 
 /** The ids `auth0.refresh_tokens_as_of(at)` returns, sorted. */
 export async function liveAt(db: Kysely<Database>, at: Date): Promise<string[]> {
-  const { rows } = await sql<{ id: string }>`select id from auth0.refresh_tokens_as_of(${at}) order by id`.execute(db);
+  const rows = await db.selectFrom(sql<RefreshTokenAsOfRow>`auth0.refresh_tokens_as_of(${at})`.as('t')).select('id').orderBy('id').execute();
   return rows.map((r) => r.id);
 }

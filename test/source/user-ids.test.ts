@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { countUserIds, readUserIds } from '../../src/source/user-ids.js';
+import { countFailedUsers, countUserIds, readFailedUserIds, readUserIds } from '../../src/source/user-ids.js';
 import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 
 let t: TestDatabase;
@@ -54,6 +54,25 @@ describe('readUserIds', () => {
     await expect(countUserIds(t.db, sourceOf('auth0.users', 'uid'))).rejects.toThrow(
       'The source table auth0.users has no column uid; set SOURCE_USER_ID_COLUMN',
     );
+  });
+});
+
+describe('readFailedUserIds', () => {
+  it('streams the users whose last sync failed, in ID order, across keyset pages', async () => {
+    const statuses = ['failed', 'synced', 'failed', 'not_found', 'failed', 'failed', 'synced', 'failed'] as const;
+    const rows = statuses.map((status, i) => ({ user_id: `auth0|${i}`, status, last_attempt_at: new Date() }));
+    await t.db.insertInto('auth0.user_sync_state').values([...rows].reverse()).execute();
+    const failed = rows.filter((r) => r.status === 'failed').map((r) => r.user_id);
+    expect(failed).toHaveLength(5);
+    // Pages of 2: a full last page (4 of 5) and a short one.
+    expect(await collect(readFailedUserIds(t.db, 2))).toEqual(failed);
+    expect(await collect(readFailedUserIds(t.db, 5))).toEqual(failed);
+    expect(await countFailedUsers(t.db)).toBe(5);
+  });
+
+  it('yields nothing when no user is failing', async () => {
+    expect(await collect(readFailedUserIds(t.db, 2))).toEqual([]);
+    expect(await countFailedUsers(t.db)).toBe(0);
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
+import type { RefreshTokenAsOfRow } from '../../src/database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { atFrom, DAY, HOUR, insertChange, insertToken, liveAt } from '../helpers/history.js';
 
@@ -72,8 +73,11 @@ describe('auth0.refresh_tokens_as_of', () => {
   });
 
   it('says since when each token was live: first seen, or its restoration', async () => {
-    const { rows } = await sql<{ id: string; live_since: Date; deleted_at: Date | null }>`
-      select id, live_since, deleted_at from auth0.refresh_tokens_as_of(${at(-1.5 * DAY)}) order by id`.execute(t.db);
+    const rows = await t.db
+      .selectFrom(sql<RefreshTokenAsOfRow>`auth0.refresh_tokens_as_of(${at(-1.5 * DAY)})`.as('t'))
+      .select(['id', 'live_since', 'deleted_at'])
+      .orderBy('id')
+      .execute();
     expect(rows).toEqual([
       { id: 'a', live_since: at(-10 * DAY), deleted_at: null },
       { id: 'c', live_since: at(-3 * DAY), deleted_at: null },
@@ -84,9 +88,11 @@ describe('auth0.refresh_tokens_as_of', () => {
 
 describe('auth0.recent_token_changes', () => {
   it('lists the last 24 hours of changes, exchanges left out, with user and client', async () => {
-    const { rows } = await sql<Record<string, unknown>>`
-      select change, token_id, user_id, email, client_id, old_value, new_value
-      from auth0.recent_token_changes order by observed_at`.execute(t.db);
+    const rows = await t.db
+      .selectFrom('auth0.recent_token_changes')
+      .select(['change', 'token_id', 'user_id', 'email', 'client_id', 'old_value', 'new_value'])
+      .orderBy('observed_at')
+      .execute();
     expect(rows).toEqual([
       { change: 'deleted', token_id: 'd', user_id: 'u-d', email: null, client_id: 'app', old_value: null, new_value: null },
       { change: 'last_ip_changed', token_id: 'a', user_id: 'u-a', email: 'a@example.com', client_id: 'app', old_value: '10.0.0.1', new_value: '192.0.2.9' },

@@ -76,10 +76,12 @@ async function sync() {
 }
 
 const lastSeen = async () => {
-  const { rows } = await sql<{ id: string; last_seen_at: Date; last_success_at: Date }>`
-    select v.id, v.last_seen_at, s.last_success_at from auth0.active_refresh_tokens v
-    join auth0.user_sync_state s using (user_id) order by v.id`.execute(t.db);
-  return rows;
+  return t.db
+    .selectFrom('auth0.active_refresh_tokens as v')
+    .innerJoin('auth0.user_sync_state as s', 's.user_id', 'v.user_id')
+    .select(['v.id', 'v.last_seen_at', 's.last_success_at'])
+    .orderBy('v.id')
+    .execute();
 };
 
 /** The three users in the source table and the tenant, synced once. */

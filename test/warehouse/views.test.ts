@@ -1,68 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Migrator, sql, type Insertable, type Kysely } from 'kysely';
 import { migrations } from '../../migrations/index.js';
-import type { Database, RefreshTokenDeviceRow, RefreshTokenDevicesTable, RefreshTokensTable } from '../../src/database.js';
+import type { Database, RefreshTokenDevicesTable, RefreshTokensTable, ReportingViews } from '../../src/database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-/** The views' columns as pg returns them (numeric as string, interval as an object). */
-type Views = {
-  'auth0.active_refresh_tokens': {
-    id: string;
-    user_id: string;
-    client_id: string | null;
-    rotating: boolean | null;
-    expires_at: Date | null;
-    idle_expires_at: Date | null;
-    deleted_at: Date | null;
-  } & Omit<RefreshTokenDeviceRow, 'token_id'>;
-  'auth0.refresh_tokens_per_client': {
-    client_id: string | null;
-    active_tokens: number;
-    users: number;
-    rotating_share: string;
-    oldest_created_at: Date | null;
-    last_exchanged_at: Date | null;
-  };
-  'auth0.refresh_tokens_expiring_soon': {
-    id: string;
-    user_id: string;
-    client_id: string | null;
-    expires_at: Date | null;
-    idle_expires_at: Date | null;
-    expires_first_at: Date;
-    reason: 'absolute' | 'idle';
-  };
-  'auth0.refresh_tokens_location_changed': {
-    id: string;
-    user_id: string;
-    client_id: string | null;
-    initial_ip: string | null;
-    last_ip: string | null;
-    initial_asn: string | null;
-    last_asn: string | null;
-    initial_user_agent: string | null;
-    last_user_agent: string | null;
-    last_exchanged_at: Date | null;
-    ip_changed: boolean;
-    asn_changed: boolean;
-  };
-  'auth0.refresh_tokens_unused': {
-    id: string;
-    user_id: string;
-    client_id: string | null;
-    created_at: Date | null;
-    last_exchanged_at: Date | null;
-    last_used_at: Date;
-    unused_for: unknown;
-  };
-};
-
 let t: TestDatabase;
-let db: Kysely<Database & Views>;
+let db: Kysely<Database>;
 const now = Date.now();
 const at = (offset: number) => new Date(now + offset);
 
@@ -137,14 +84,14 @@ const fixtures: Fixture[] = [
 const inactive = ['x-deleted', 'x-expired', 'x-idle'];
 const byId = new Map(fixtures.map((f) => [f.id, base(f)]));
 
-async function idsOf(view: keyof Views): Promise<string[]> {
+async function idsOf(view: keyof ReportingViews): Promise<string[]> {
   const rows = await db.selectFrom(view).select('id').orderBy('id').execute();
   return rows.map((r) => r.id);
 }
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  db = t.db.withTables<Views>();
+  db = t.db;
   await t.db.insertInto('auth0.refresh_tokens').values(fixtures.map(base)).execute();
   await t.db
     .insertInto('auth0.refresh_token_devices')
@@ -170,23 +117,29 @@ describe('auth0.active_refresh_tokens', () => {
   });
 
   it('has every token column plus the device columns, null without a device row', async () => {
-    const rows = await sql<Record<string, unknown>>`
-      select * from auth0.active_refresh_tokens where id in ('l-both', 's1') order by id`.execute(db);
-    const [withDevice, withoutDevice] = rows.rows;
+    const [withDevice, withoutDevice] = await db
+      .selectFrom('auth0.active_refresh_tokens')
+      .selectAll()
+      .where('id', 'in', ['l-both', 's1'])
+      .orderBy('id')
+      .execute();
     const token = await t.db.selectFrom('auth0.refresh_tokens').selectAll().where('id', '=', 's1').executeTakeFirstOrThrow();
     const tokenColumns = Object.keys(token);
     const deviceColumns = ['initial_ip', 'initial_asn', 'initial_user_agent', 'last_ip', 'last_asn', 'last_user_agent'];
     expect(Object.keys(withDevice!)).toEqual([...tokenColumns, 'last_seen_at', ...deviceColumns]);
     expect(withDevice).toMatchObject({ id: 'l-both', user_id: 'u-victim', deleted_at: null, ...moved, initial_user_agent: null });
     expect(withoutDevice).toMatchObject({ id: 's1', user_id: 'u1', client_id: 'stats', rotating: true, raw: { id: 's1' } });
-    for (const column of deviceColumns) expect(withoutDevice![column]).toBeNull();
+    for (const column of deviceColumns) expect(withoutDevice![column as keyof typeof withoutDevice]).toBeNull();
   });
 
   it('says a live token was last seen at its user\'s last successful sync, not at its last change', async () => {
-    const rows = await sql<{ id: string; last_seen_at: Date; last_changed_at: Date }>`
-      select id, last_seen_at, last_changed_at from auth0.active_refresh_tokens
-      where id in ('s1', 's2', 's3', 'r1', 'r2') order by id`.execute(db);
-    expect(rows.rows).toEqual([
+    const rows = await db
+      .selectFrom('auth0.active_refresh_tokens')
+      .select(['id', 'last_seen_at', 'last_changed_at'])
+      .where('id', 'in', ['s1', 's2', 's3', 'r1', 'r2'])
+      .orderBy('id')
+      .execute();
+    expect(rows).toEqual([
       // u3's last attempt failed; its last success is older than the row: never earlier than its write.
       { id: 'r1', last_seen_at: at(-MINUTE), last_changed_at: at(-MINUTE) },
       { id: 'r2', last_seen_at: at(-2000), last_changed_at: at(-MINUTE) },
