@@ -148,10 +148,10 @@ export interface LogCheckpointTable {
   last_entry_date: Timestamp | null;
   /** Seconds between the last entry's date and when it was read. */
   lag_seconds: number | null;
-  /** Totals since following began; bigint, returned as strings by pg. */
-  entries_read: ColumnType<string, number | string | undefined, number | string>;
-  entries_skipped: ColumnType<string, number | string | undefined, number | string>;
-  users_changed: ColumnType<string, number | string | undefined, number | string>;
+  /** Totals since following began (bigint; src/db.ts reads int8 as a number). */
+  entries_read: Generated<number>;
+  entries_skipped: Generated<number>;
+  users_changed: Generated<number>;
   last_run_id: number | null;
   started_at: Generated<Date>;
   updated_at: Timestamp;

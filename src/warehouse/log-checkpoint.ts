@@ -33,9 +33,9 @@ export async function advanceLogCheckpoint(db: Kysely<Database>, advance: Checkp
       log_id: advance.logId,
       last_entry_date: lastEntryDate ?? eb.ref('last_entry_date'),
       lag_seconds: sql<number | null>`extract(epoch from (${advance.now}::timestamptz - coalesce(${lastEntryDate}::timestamptz, last_entry_date)))`,
-      entries_read: sql<string>`entries_read + ${advance.read}`,
-      entries_skipped: sql<string>`entries_skipped + ${advance.skipped}`,
-      users_changed: sql<string>`users_changed + ${advance.usersChanged}`,
+      entries_read: sql<number>`entries_read + ${advance.read}`,
+      entries_skipped: sql<number>`entries_skipped + ${advance.skipped}`,
+      users_changed: sql<number>`users_changed + ${advance.usersChanged}`,
       last_run_id: advance.runId ?? eb.ref('last_run_id'),
       updated_at: advance.now,
     }))
