@@ -121,3 +121,45 @@ export async function finishRun(
     .executeTakeFirst();
   return written ?? (await db.selectFrom('auth0.sync_runs').select(['status', 'error']).where('id', '=', runId).executeTakeFirstOrThrow());
 }
+
+/** When a run last succeeded, and the last run that is no longer `running`. */
+export async function readLastRuns(db: Kysely<Database>): Promise<{
+  lastSuccessAt: Date | undefined;
+  lastFinished: (Pick<SyncRunRow, 'id' | 'started_at' | 'finished_at'> & { status: Exclude<RunStatus, 'running'> }) | undefined;
+}> {
+  const [success, finished] = await Promise.all([
+    db
+      .selectFrom('auth0.sync_runs')
+      .select('finished_at')
+      .where('status', '=', 'succeeded')
+      .where('finished_at', 'is not', null)
+      .orderBy('finished_at', 'desc')
+      .limit(1)
+      .executeTakeFirst(),
+    db
+      .selectFrom('auth0.sync_runs')
+      .select(['id', 'status', 'started_at', 'finished_at'])
+      .where('status', '<>', 'running')
+      .orderBy('started_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst(),
+  ]);
+  return {
+    lastSuccessAt: success?.finished_at ?? undefined,
+    lastFinished: finished && finished.status !== 'running' ? { ...finished, status: finished.status } : undefined,
+  };
+}
+
+/** The error of the first user that failed in a run (what a partial run's notice quotes). */
+export async function readFirstUserError(db: Kysely<Database>, runId: number): Promise<{ error: string; errorCode?: string } | undefined> {
+  const row = await db
+    .selectFrom('auth0.user_sync_state')
+    .select(['error', 'error_code'])
+    .where('last_run_id', '=', runId)
+    .where('status', '=', 'failed')
+    .orderBy('last_attempt_at')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.error ? { error: row.error, errorCode: row.error_code ?? undefined } : undefined;
+}

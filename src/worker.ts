@@ -10,7 +10,7 @@ import { assertMigrated } from './migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.js';
 import { RunLockedError } from './run-lock.js';
-import { emptyCounts } from './run-records.js';
+import { emptyCounts, readFirstUserError, readLastRuns } from './run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
 import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/job.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
@@ -212,50 +212,17 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   logger.info('worker stopped');
 }
 
-/** The last success and the last finished run recorded before this worker started. */
+/** The last success and the last finished run recorded before this worker started, for health. */
 async function readPreviousRuns(db: Kysely<Database>): Promise<{ lastSuccessAt: Date | undefined; lastRun: HealthInput['lastRun'] }> {
-  const [success, finished] = await Promise.all([
-    db
-      .selectFrom('auth0.sync_runs')
-      .select('finished_at')
-      .where('status', '=', 'succeeded')
-      .where('finished_at', 'is not', null)
-      .orderBy('finished_at', 'desc')
-      .limit(1)
-      .executeTakeFirst(),
-    db
-      .selectFrom('auth0.sync_runs')
-      .select(['id', 'status', 'started_at', 'finished_at'])
-      .where('status', '<>', 'running')
-      .orderBy('started_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirst(),
-  ]);
+  const { lastSuccessAt, lastFinished } = await readLastRuns(db);
   return {
-    lastSuccessAt: success?.finished_at ?? undefined,
-    lastRun:
-      finished && finished.status !== 'running'
-        ? {
-            id: finished.id,
-            status: finished.status,
-            durationMs: finished.finished_at ? Math.max(0, finished.finished_at.getTime() - finished.started_at.getTime()) : 0,
-          }
-        : undefined,
+    lastSuccessAt,
+    lastRun: lastFinished && {
+      id: lastFinished.id,
+      status: lastFinished.status,
+      durationMs: lastFinished.finished_at ? Math.max(0, lastFinished.finished_at.getTime() - lastFinished.started_at.getTime()) : 0,
+    },
   };
-}
-
-/** The error of the first user that failed in a run, for a partial run's notice. */
-async function readFirstUserError(db: Kysely<Database>, runId: number): Promise<{ error: string; errorCode?: string } | undefined> {
-  const row = await db
-    .selectFrom('auth0.user_sync_state')
-    .select(['error', 'error_code'])
-    .where('last_run_id', '=', runId)
-    .where('status', '=', 'failed')
-    .orderBy('last_attempt_at')
-    .limit(1)
-    .executeTakeFirst();
-  return row?.error ? { error: row.error, errorCode: row.error_code ?? undefined } : undefined;
 }
 
 /** SYNC_HISTORY_DAYS after a run: a failure is logged, never stops the schedule. */
