@@ -139,8 +139,14 @@ describe('Auth0 client', () => {
         ? { status: 429, headers: { 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '0' } }
         : undefined,
     );
-    const body = await clientFor({}, { maxRetries: 0 }).getJson(LIST, { user_id: 'auth0|a' });
+    // Each 429 holds callers for at least a second; this clock's time moves by what it sleeps,
+    // so the three holds pass in milliseconds, and what was waited can be checked.
+    let slept = 0;
+    const clock = { now: () => Date.now() + slept, sleep: (ms: number, signal?: AbortSignal) => ((slept += ms), fastClock.sleep(ms, signal)) };
+    const start = clock.now();
+    const body = await clientFor({}, { maxRetries: 0, clock }).getJson(LIST, { user_id: 'auth0|a' });
     expect(body).toHaveProperty('refresh_tokens');
     expect(fake.stats.listRequests).toBe(4);
+    expect(clock.now() - start).toBeGreaterThanOrEqual(3 * 1000);
   });
 });
