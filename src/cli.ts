@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './cli/import-users-args.js';
 import { createProgressBar } from './cli/progress-bar.js';
 import { describeDryRun, syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
+import type { Clock } from './clock.js';
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
 import { openDatabase, type OpenDatabase } from './db.js';
 import { runDemo } from './demo.js';
@@ -28,6 +29,8 @@ export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, un
 /** What main opens; tests pass their own database. */
 export interface Deps {
   openDatabase: (config: DatabaseConfig, options: { poolSize?: number; command: string; notice: (line: string) => void }) => Promise<OpenDatabase>;
+  /** What `import-users` waits on (default the system clock); tests pass one that skips its waits. */
+  clock?: Clock;
 }
 
 /** One command's handler: the parsed options in, the exit code out. */
@@ -232,7 +235,7 @@ async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, dep
   const config = loadConfig(env);
   const logger = createCommandLogger(config, io);
   return withDatabase(config, 'import-users', io, deps, async ({ db }) => {
-    const result = await importUsers({ config, db, logger, ...request });
+    const result = await importUsers({ config, db, logger, clock: deps.clock, ...request });
     for (const line of describeImport(result)) io.stdout(line);
     return EXIT.ok;
   });

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -8,7 +8,7 @@ import { main } from '../src/cli.js';
 import { FatalError } from '../src/errors.js';
 import { RunLockedError } from '../src/run-lock.js';
 import { captureIo } from './helpers/db.js';
-import { runCli, startCli } from './helpers/cli.js';
+import { runCli, startCli, type CliRun } from './helpers/cli.js';
 import { makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 
 let dir: string;
@@ -33,16 +33,26 @@ describe('the embedded database (no DATABASE_URL)', () => {
     AUTH0_CLIENT_SECRET: 'test-secret',
     LOG_LEVEL: 'info',
   });
+  /** `migrate` run once, as a process, in a new directory: PGlite's initdb takes seconds. */
+  let migrated: CliRun;
+  beforeAll(async () => {
+    migrated = await runCli(['migrate'], env('pglite-migrated'), { timeoutMs: 60_000 });
+  }, 90_000);
+  /** A migrated data directory of its own, copied from the one migrated above. */
+  const migratedCopy = async (name: string) => {
+    expect(migrated.code).toBe(0);
+    await cp(env('pglite-migrated').PGLITE_DATA_DIR, env(name).PGLITE_DATA_DIR, { recursive: true });
+    return env(name);
+  };
 
   it('migrates, syncs and reports status, saying once that it is embedded and how to use a server', async () => {
-    const migrated = await runCli(['migrate'], env(), { timeoutMs: 60_000 });
     expect(migrated.code).toBe(0);
     expect(migrated.stderr.trim()).toBe(
-      `DATABASE_URL is not set: using the embedded PostgreSQL (PGlite) in ${env().PGLITE_DATA_DIR}. Set DATABASE_URL=postgres://… to use a server.`,
+      `DATABASE_URL is not set: using the embedded PostgreSQL (PGlite) in ${env('pglite-migrated').PGLITE_DATA_DIR}. Set DATABASE_URL=postgres://… to use a server.`,
     );
     expect(migrated.stdout).toContain('applied: 2026_11_26_1100_reporting_views');
 
-    const synced = await runCli(['sync', '--user', 'auth0|1'], env(), { timeoutMs: 60_000 });
+    const synced = await runCli(['sync', '--user', 'auth0|1'], await migratedCopy('pglite'), { timeoutMs: 60_000 });
     expect(synced.code).toBe(0);
     expect(synced.stdout).toMatch(/"msg":"sync finished".*"usersSynced":1.*"tokensSeen":2/);
 
@@ -53,8 +63,7 @@ describe('the embedded database (no DATABASE_URL)', () => {
 
   it('a second process on the same directory exits 3 instead of corrupting it', async () => {
     // A migrated directory: the worker refuses one with pending migrations.
-    expect((await runCli(['migrate'], env('pglite-worker'), { timeoutMs: 60_000 })).code).toBe(0);
-    const worker = startCli(['worker'], { ...env('pglite-worker'), SYNC_SCHEDULE: '0 0 1 1 *' }, { timeoutMs: 60_000 });
+    const worker = startCli(['worker'], { ...(await migratedCopy('pglite-worker')), SYNC_SCHEDULE: '0 0 1 1 *' }, { timeoutMs: 60_000 });
     try {
       await worker.waitFor('worker started');
       const second = await runCli(['sync'], env('pglite-worker'), { timeoutMs: 30_000 });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { createAuth0Client, type Auth0Client } from '../../src/auth0/client.js';
 import { Auth0Error } from '../../src/auth0/errors.js';
-import { configFor, fastClock, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { configFor, fastClock, makeToken, skippingClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 const LIST = '/api/v2/refresh-tokens';
 let fake: FakeAuth0;
@@ -139,8 +139,13 @@ describe('Auth0 client', () => {
         ? { status: 429, headers: { 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '0' } }
         : undefined,
     );
-    const body = await clientFor({}, { maxRetries: 0 }).getJson(LIST, { user_id: 'auth0|a' });
+    // Each 429 holds callers for at least a second: on this clock the three holds pass in
+    // milliseconds, and what was waited can be checked.
+    const clock = skippingClock();
+    const start = clock.now();
+    const body = await clientFor({}, { maxRetries: 0, clock }).getJson(LIST, { user_id: 'auth0|a' });
     expect(body).toHaveProperty('refresh_tokens');
     expect(fake.stats.listRequests).toBe(4);
+    expect(clock.now() - start).toBeGreaterThanOrEqual(3 * 1000);
   });
 });

@@ -15,7 +15,7 @@ import { Auth0Error } from '../../src/auth0/errors.js';
 import { main } from '../../src/cli.js';
 import { loadConfig, type Env } from '../../src/config.js';
 import { rememberSecret, toSafeText } from '../../src/upstream-text.js';
-import { captureIo, cliDeps, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, describeServer, emptyTables, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { fastClock, makeToken, startFakeAuth0 } from '../helpers/fake-auth0.js';
 
 const SECRET = `hostile-secret-${randomBytes(12).toString('hex')}`;
@@ -158,17 +158,18 @@ function expectSafe(text: string): void {
 describeServer('hostile upstream (CLI, real database)', () => {
   beforeAll(async () => {
     tenant = await startHostileTenant();
-  });
-  // A fresh database per test: the first one expects exactly its own users' rows.
-  beforeEach(async () => {
     t = await createTestDatabase();
   });
-  afterEach(async () => {
+  // An emptied database per test: the first one expects exactly its own users' rows.
+  beforeEach(async () => {
+    await emptyTables(t.db);
+  });
+  afterEach(() => {
     tokenScript = undefined;
     scope = `read:refresh_tokens ${NASTY} ${SECRET}`;
-    await t.drop();
   });
   afterAll(async () => {
+    await t.drop();
     tenant.server.closeAllConnections();
     await new Promise((resolve) => tenant.server.close(resolve));
   });

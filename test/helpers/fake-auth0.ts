@@ -1,3 +1,4 @@
+import type { Clock } from '../../src/clock.js';
 import { loadConfig, type Config, type Env } from '../../src/config.js';
 import type { FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 
@@ -30,3 +31,18 @@ export const fastClock = {
       setTimeout(resolve, 1);
     }),
 };
+
+/**
+ * A clock whose time moves by what it sleeps, each sleep taking a millisecond: waits of seconds
+ * (a 429's hold, an export job's polls, `--timeout`) pass at once and still count as waited.
+ */
+export function skippingClock(): Clock {
+  let slept = 0;
+  return {
+    now: () => Date.now() + slept,
+    sleep: (ms, signal) => {
+      slept += Math.max(0, ms);
+      return fastClock.sleep(ms, signal);
+    },
+  };
+}

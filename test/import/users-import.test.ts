@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
 import { connectionIdOf } from '../../src/sandbox/users-export.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
-import { envFor, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { envFor, skippingClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;
@@ -13,7 +13,8 @@ const GOOGLE_USERS = Array.from({ length: 10 }, (_, i) => `google-oauth2|g${Stri
 
 async function importUsers(args: string[] = [], extra: Record<string, string> = {}) {
   const out = captureIo();
-  const code = await main(['import-users', ...args], envFor(fake, t.url, extra), out.io, cliDeps(t));
+  // The job's polls (200 ms, doubling) and --timeout pass on a clock that skips its waits.
+  const code = await main(['import-users', ...args], envFor(fake, t.url, extra), out.io, { ...cliDeps(t), clock: skippingClock() });
   return { code, ...out, text: [...out.stdout, ...out.stderr].join('\n') };
 }
 

@@ -221,11 +221,12 @@ describe('fake Auth0 server', () => {
   });
 
   it('answers 401 "Expired token" once the access token has lived its tokenLifetimeSeconds', async () => {
-    const short = await start({ tokenLifetimeSeconds: 1 });
+    // Short, but long enough for the first call under load: the expiry is real time, waited out.
+    const short = await start({ tokenLifetimeSeconds: 0.3 });
     short.setUser(USER, [makeToken(USER, 0)]);
     const t = await accessToken(short);
     expect((await list(short, t, { user_id: USER })).status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await new Promise((resolve) => setTimeout(resolve, 350));
     const res = await list(short, t, { user_id: USER });
     expect(res.status).toBe(401);
     expect(await res.json()).toEqual({

@@ -6,7 +6,7 @@ import { sql, type Kysely } from 'kysely';
 import { main } from '../../src/cli.js';
 import type { Database } from '../../src/database.js';
 import { readUserIdsByStaleness } from '../../src/source/user-ids.js';
-import { captureIo, cliDeps, freshDatabaseAndTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
@@ -20,7 +20,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-freshDatabaseAndTenantPerTest((db, tenant) => {
+emptyDatabaseAndFreshTenantPerTest((db, tenant) => {
   t = db;
   fake = tenant;
 });

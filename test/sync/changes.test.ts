@@ -1,16 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
-import { captureIo, cliDeps, freshDatabaseAndTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;
 
-// Each test gets a fresh database and tenant; the scripted runs it starts from are replayed
+// Each test gets an emptied database and a fresh tenant; the scripted runs it starts from are replayed
 // (runsThrough below), so no test depends on another having run first.
-freshDatabaseAndTenantPerTest((db, tenant) => {
+emptyDatabaseAndFreshTenantPerTest((db, tenant) => {
   t = db;
   fake = tenant;
 });

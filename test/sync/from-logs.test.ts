@@ -1,11 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { main } from '../../src/cli.js';
 import { RUN_LOCK_KEY } from '../../src/run-lock.js';
 import { formatStatus } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
-import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, emptyTables, itServer, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
@@ -14,8 +14,15 @@ let fake: FakeAuth0;
 /** List requests per user since the last reset. */
 let listed: Map<string, number>;
 
-beforeEach(async () => {
+// One database for the file, emptied before each test; a fresh tenant per test.
+beforeAll(async () => {
   t = await createTestDatabase();
+});
+afterAll(async () => {
+  await t.drop();
+});
+beforeEach(async () => {
+  await emptyTables(t.db);
   fake = await startFakeAuth0();
   listed = new Map();
   fake.intercept((ctx) => {
@@ -25,7 +32,6 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await fake.close();
-  await t.drop();
 });
 
 async function cli(args: string[]) {
@@ -144,16 +150,19 @@ describe('sync --from-logs', () => {
     const [changed] = await syncedTenant(5);
     const before = await checkpoint();
     fake.setUser(changed!, fake.users.get(changed!)!.slice(1));
-    // The checkpoint write fails, as if the process died right after the run.
-    await sql`create function auth0.fail_checkpoint() returns trigger language plpgsql as $$ begin raise exception 'simulated crash'; end $$`.execute(t.db);
+    // The checkpoint write fails, as if the process died right after the run (the trigger is
+    // dropped whatever happens: the file's other tests share the database).
+    await sql`create or replace function auth0.fail_checkpoint() returns trigger language plpgsql as $$ begin raise exception 'simulated crash'; end $$`.execute(t.db);
     await sql`create trigger fail_checkpoint before update on auth0.log_checkpoint for each row execute function auth0.fail_checkpoint()`.execute(t.db);
-    const crashed = await follow();
-    expect(crashed.code).toBe(1);
-    expect(crashed.stderr.join('\n')).toContain('simulated crash');
-    expect((await runs()).at(-1)).toMatchObject({ trigger: 'logs', status: 'succeeded', users_synced: 1 });
-    expect((await checkpoint())?.log_id).toBe(before!.log_id);
-
-    await sql`drop trigger fail_checkpoint on auth0.log_checkpoint`.execute(t.db);
+    try {
+      const crashed = await follow();
+      expect(crashed.code).toBe(1);
+      expect(crashed.stderr.join('\n')).toContain('simulated crash');
+      expect((await runs()).at(-1)).toMatchObject({ trigger: 'logs', status: 'succeeded', users_synced: 1 });
+      expect((await checkpoint())?.log_id).toBe(before!.log_id);
+    } finally {
+      await sql`drop trigger fail_checkpoint on auth0.log_checkpoint`.execute(t.db);
+    }
     // A second change lands before the replay: both are taken.
     fake.setUser(changed!, [...fake.users.get(changed!)!, makeToken(changed!, 77)]);
     listed.clear();

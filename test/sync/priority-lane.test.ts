@@ -1,16 +1,22 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { createLogger } from '../../src/log.js';
 import { createPriorityLane, type HandOffResult } from '../../src/sync/priority-lane.js';
 import { runSyncJob } from '../../src/sync/job.js';
-import { createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, emptyTables, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;
 let users: string[];
 
-beforeEach(async () => {
+beforeAll(async () => {
   t = await createTestDatabase();
+});
+afterAll(async () => {
+  await t.drop();
+});
+beforeEach(async () => {
+  await emptyTables(t.db);
   fake = await startFakeAuth0();
   const tenant = generateTenant({ users: 12, seed: 5, maxTokensPerUser: 2 });
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens.length > 0 ? tokens : [makeToken(userId, 0)]);
@@ -20,7 +26,6 @@ beforeEach(async () => {
 afterEach(async () => {
   fake.intercept(undefined);
   await fake.close();
-  await t.drop();
 });
 
 const logger = createLogger({ level: 'warn', write: () => {} });

@@ -212,10 +212,12 @@ describeServer('the run lease when PostgreSQL drops connections', () => {
   it('keeps going and completes when its pool connections (not the lock) are dropped, even mid-write', async () => {
     const server = await tenantOf(200, 20);
     let cutting: Promise<number> | undefined;
-    // Cut the writer's connection while it is in a write transaction, a few times.
+    let finished = false;
+    // Cut the writer's connection while it is in a write transaction, a few times, until the run
+    // has finished (polling on after it would only spend the 300 rounds, some 6 s).
     const cutWrites = async () => {
       let cut = 0;
-      for (let i = 0; i < 300 && cut < 3; i++) {
+      for (let i = 0; i < 300 && cut < 3 && !finished; i++) {
         const killed = await terminate(
           `application_name = 'auth0-refresh-token-sync' and pid not in (${LOCK_HOLDER}) and state <> 'idle'
            and (query like '%auth0.refresh_tokens%' or query like '%auth0.run_lease%')`,
@@ -231,7 +233,7 @@ describeServer('the run lease when PostgreSQL drops connections', () => {
       return undefined;
     });
     const logs: string[] = [];
-    const result = await syncWith(openDb(), logs);
+    const result = await syncWith(openDb(), logs).finally(() => (finished = true));
     expect(await cutting).toBeGreaterThan(0);
     expect(logs.join('\n')).toContain('database connection lost during a write; retrying on a fresh one');
     expect(result).toMatchObject({ status: 'succeeded', error: undefined, counts: { usersSynced: 200, usersFailed: 0 } });

@@ -1,9 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Kysely, PostgresDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { main } from '../../src/cli.js';
 import type { Database } from '../../src/database.js';
-import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, emptyTables, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 import { envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
@@ -30,17 +30,22 @@ async function syncedOnce() {
   return lastRun();
 }
 
-// Each test gets a fresh database (a clone of the migrated template) and a fresh tenant with
-// the 300 users in the source table, so none depends on what another one left behind.
-beforeEach(async () => {
+// Each test gets an emptied database (one clone of the migrated template for the file) and a
+// fresh tenant with the 300 users in the source table, so none depends on what another one left behind.
+beforeAll(async () => {
   t = await createTestDatabase();
+});
+afterAll(async () => {
+  await t.drop();
+});
+beforeEach(async () => {
+  await emptyTables(t.db);
   fake = await startFakeAuth0();
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
   await loadUsers(t.db, tenant.keys());
 });
 afterEach(async () => {
   await fake.close();
-  await t.drop();
 });
 
 describe('sync, end to end', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
-import { captureIo, cliDeps, freshDatabaseAndTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
@@ -12,9 +12,9 @@ import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 let t: TestDatabase;
 let fake: FakeAuth0;
 
-// A fresh database and tenant per test; each builds the runs it starts from (syncedOnce,
+// An emptied database and a fresh tenant per test; each builds the runs it starts from (syncedOnce,
 // changeAliceAndBob), so no test depends on another having run first.
-freshDatabaseAndTenantPerTest((db, tenant) => {
+emptyDatabaseAndFreshTenantPerTest((db, tenant) => {
   t = db;
   fake = tenant;
 });
