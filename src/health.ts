@@ -3,7 +3,7 @@ import type { RunStatus } from './database.js';
 /** What the worker knows when `/healthz` is asked. */
 export interface HealthInput {
   now: Date;
-  /** node-cron's task status: `idle` or `running` while the schedule is alive. */
+  /** The schedule's task status (src/scheduler.ts): `idle` or `running` while the schedule is alive. */
   scheduler: string;
   /** When the worker started. */
   startedAt: Date;

@@ -151,6 +151,7 @@ describe('worker log follower', () => {
 
   it('neither locks the other out: a pass due while a follow runs waits for it, and follows wait for a starting pass', async () => {
     const changed = users[5]!;
+    const second = users[6]!;
     // The changed user's listing is slow, so a follow's own run and the pass overlap in time.
     fake.intercept((ctx) => (ctx.userId === changed ? { delayMs: 300 } : undefined));
     const worker = startWorker({ SYNC_SCHEDULE: '*/2 * * * * *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
@@ -161,10 +162,12 @@ describe('worker log follower', () => {
       await waitFor('the follow to hold the lock', async () => ((await runs()).some((r) => r.trigger === 'logs' && r.status === 'running') ? true : undefined));
       const pass = worker.pass();
       await follow;
-      // The pass is starting (it takes no hand-off yet): this follow waits for the next tick.
+      // A second change while the pass starts: the follow must neither race the pass for the lock
+      // nor write beside it. It waits for the next tick (the pass takes no hand-off yet) or hands
+      // its user to the pass (once the pass takes them).
+      fake.setUser(second, fake.users.get(second)!.slice(1));
       await worker.follow();
       await pass;
-      // A follow after the pass finds nothing new.
       await worker.follow();
       expect((await checkpoint()).log_id).toBe(fake.logs.newestId());
     } finally {
@@ -175,10 +178,18 @@ describe('worker log follower', () => {
     const msgs = worker.lines.map((l) => String(l.msg));
     expect(msgs).not.toContain('tick skipped: another run is active');
     expect(msgs).not.toContain('follow skipped: another run is active');
-    expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([
+    const all = await runs();
+    expect(all.slice(0, 2).map((r) => [r.trigger, r.status])).toEqual([
       ['logs', 'succeeded'],
       ['schedule', 'succeeded'],
     ]);
+    // At most one more: the follow after the pass, if the second change waited for it.
+    expect(all.slice(2).map((r) => [r.trigger, r.status])).toEqual(all.length > 2 ? [['logs', 'succeeded']] : []);
+    for (const [before, after] of all.slice(0, -1).map((r, i) => [r, all[i + 1]!] as const)) {
+      expect(after.started_at.getTime()).toBeGreaterThanOrEqual(before.finished_at!.getTime());
+    }
+    const stored = await t.db.selectFrom('auth0.refresh_tokens').select('id').where('user_id', '=', second).where('deleted_at', 'is', null).execute();
+    expect(stored).toHaveLength(fake.users.get(second)!.length);
   });
 
   it('does not follow the logs with SYNC_LOGS_SCHEDULE=off', async () => {

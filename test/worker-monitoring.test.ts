@@ -260,10 +260,14 @@ describe('worker metrics and health over HTTP', () => {
 
   it("exports the log follower's lag once it has read the logs", async () => {
     const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
-    const url = await worker.url;
-    await worker.scheduler.tick(FOLLOW_LOGS_TASK);
-    const lag = sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_follower_lag_seconds')!;
-    await worker.stop();
+    let lag: number;
+    try {
+      const url = await worker.url;
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      lag = sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_follower_lag_seconds')!;
+    } finally {
+      await worker.stop();
+    }
     expect(lag).toBeGreaterThanOrEqual(0);
     expect(lag).toBeLessThan(3600);
   });

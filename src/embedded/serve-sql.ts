@@ -79,8 +79,9 @@ export async function serveEmbeddedDatabase(dataDir: string, options: { port: nu
 
 /**
  * `npm run db [-- --port N]`: serves the embedded database (PGLITE_DATA_DIR, or the demo's
- * when that is unset and only the demo has run) until SIGINT/SIGTERM and prints the psql
- * command. With DATABASE_URL set there is nothing to serve: exit 1 saying to use the server.
+ * when that is unset and only the demo has run) until `stop` aborts (the CLI's SIGINT/SIGTERM)
+ * and prints the psql command. With DATABASE_URL set there is nothing to serve: exit 1 saying
+ * to use the server.
  */
 export async function dbCommand(values: { port?: string }, env: Env, io: Io, stop: AbortSignal): Promise<number> {
   const config = loadDatabaseConfig(env);
@@ -102,9 +103,14 @@ export async function dbCommand(values: { port?: string }, env: Env, io: Io, sto
     }
   }
   const server = await serveEmbeddedDatabase(dataDir, { port });
+  if (stop.aborted) {
+    // Stopped while it was starting: free the database without offering it.
+    await server.close();
+    return 0;
+  }
   io.stderr(`Serving the embedded database in ${dataDir} on ${HOST}:${server.port} (one connection at a time; Ctrl-C stops it).`);
   io.stdout(`psql "${server.url}"`);
-  await new Promise<void>((resolve) => (stop.aborted ? resolve() : stop.addEventListener('abort', () => resolve(), { once: true })));
+  await new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
   await server.close();
   io.stderr('Stopped; the embedded database is free for the job again.');
   return 0;

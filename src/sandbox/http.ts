@@ -41,7 +41,6 @@ export function readBody(req: IncomingMessage): Promise<string | undefined> {
   });
 }
 
-
 /**
  * Index of the first item whose id is greater than `after`, in `items` sorted by id (binary
  * search): where a page that starts after a cursor begins.

@@ -66,20 +66,7 @@ export async function applyWritePlan(
         .expression((eb) =>
           eb
             .selectFrom(
-              unnest(tokens, {
-                id: 'text',
-                user_id: 'text',
-                client_id: 'text',
-                session_id: 'text',
-                rotating: 'bool',
-                created_at: 'timestamptz',
-                idle_expires_at: 'timestamptz',
-                expires_at: 'timestamptz',
-                last_exchanged_at: 'timestamptz',
-                metadata: 'jsonb',
-                raw: 'jsonb',
-              }),
-            )
+unnest(tokens, TOKEN_TYPES))
             .select(['id', ...TOKEN_FIELDS, now.as('first_seen_at'), now.as('last_changed_at'), eb.val(runId).as('first_seen_run_id'), eb.val(runId).as('last_changed_run_id')]),
         )
         .onConflict((oc) =>
@@ -104,17 +91,7 @@ export async function applyWritePlan(
         .columns(['token_id', ...DEVICE_FIELDS])
         .expression((eb) =>
           eb
-            .selectFrom(
-              unnest(devices, {
-                token_id: 'text',
-                initial_ip: 'text',
-                initial_asn: 'text',
-                initial_user_agent: 'text',
-                last_ip: 'text',
-                last_asn: 'text',
-                last_user_agent: 'text',
-              }),
-            )
+            .selectFrom(unnest(devices, DEVICE_TYPES))
             .select(['token_id', ...DEVICE_FIELDS]),
         )
         .onConflict((oc) =>
@@ -212,31 +189,40 @@ export async function refreshStatistics(db: Kysely<Database>): Promise<void> {
     .catch(() => {});
 }
 
-/** The columns a token upsert writes besides its id (the listing's fields). */
-const TOKEN_FIELDS = [
-  'user_id',
-  'client_id',
-  'session_id',
-  'rotating',
-  'created_at',
-  'idle_expires_at',
-  'expires_at',
-  'last_exchanged_at',
-  'metadata',
-  'raw',
-] as const satisfies readonly (keyof TokenRecord)[];
-const DEVICE_FIELDS = [
-  'initial_ip',
-  'initial_asn',
-  'initial_user_agent',
-  'last_ip',
-  'last_asn',
-  'last_user_agent',
-] as const satisfies readonly (keyof DeviceRecord)[];
+type ArrayType = 'text' | 'bool' | 'int' | 'timestamptz' | 'jsonb';
+
+/** Each column of a token record and its type in the `unnest` source (every column, or tsc says so). */
+const TOKEN_TYPES = {
+  id: 'text',
+  user_id: 'text',
+  client_id: 'text',
+  session_id: 'text',
+  rotating: 'bool',
+  created_at: 'timestamptz',
+  idle_expires_at: 'timestamptz',
+  expires_at: 'timestamptz',
+  last_exchanged_at: 'timestamptz',
+  metadata: 'jsonb',
+  raw: 'jsonb',
+} as const satisfies Record<keyof TokenRecord, ArrayType>;
+const DEVICE_TYPES = {
+  token_id: 'text',
+  initial_ip: 'text',
+  initial_asn: 'text',
+  initial_user_agent: 'text',
+  last_ip: 'text',
+  last_asn: 'text',
+  last_user_agent: 'text',
+} as const satisfies Record<keyof DeviceRecord, ArrayType>;
+/** The columns an upsert writes besides the row's key. */
+const TOKEN_FIELDS = fieldsOf(TOKEN_TYPES, 'id');
+const DEVICE_FIELDS = fieldsOf(DEVICE_TYPES, 'token_id');
 
 const now = sql<Date>`now()`;
 
-type ArrayType = 'text' | 'bool' | 'int' | 'timestamptz' | 'jsonb';
+function fieldsOf<C extends string, K extends C>(types: Record<C, ArrayType>, key: K): Exclude<C, K>[] {
+  return (Object.keys(types) as C[]).filter((column): column is Exclude<C, K> => column !== key);
+}
 
 /**
  * `unnest($1::text[], $2::bool[], …) as u(a, b, …)`: `rows` as a table, one array parameter per
@@ -257,7 +243,7 @@ function fromExcluded<C extends string>(columns: readonly C[]): Record<C, RawBui
 }
 
 /** `(table.a, table.b, …) is distinct from (excluded.a, excluded.b, …)`: the upsert would change the stored row. */
-function rowDiffers(table: string, columns: readonly string[]): RawBuilder<SqlBool> {
+function rowDiffers(table: keyof Database, columns: readonly string[]): RawBuilder<SqlBool> {
   const row = (source: string) => sql.join(columns.map((column) => sql.ref(`${source}.${column}`)));
   return sql<SqlBool>`(${row(table)}) is distinct from (${row('excluded')})`;
 }

@@ -31,14 +31,6 @@ type PgType<T> = unknown extends T
 type Declared<T> = { [K in keyof T]-?: PgType<T[K]> };
 
 const TIME = 'timestamp with time zone';
-const DEVICE = {
-  initial_ip: 'text',
-  initial_asn: 'text',
-  initial_user_agent: 'text',
-  last_ip: 'text',
-  last_asn: 'text',
-  last_user_agent: 'text',
-} as const;
 
 const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
   'auth0.active_refresh_tokens': {
@@ -59,7 +51,12 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     first_seen_run_id: 'integer',
     last_changed_run_id: 'integer',
     last_seen_at: TIME,
-    ...DEVICE,
+    initial_ip: 'text',
+    initial_asn: 'text',
+    initial_user_agent: 'text',
+    last_ip: 'text',
+    last_asn: 'text',
+    last_user_agent: 'text',
   },
   'auth0.refresh_tokens_per_client': {
     client_id: 'text',
@@ -82,7 +79,12 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     id: 'text',
     user_id: 'text',
     client_id: 'text',
-    ...DEVICE,
+    initial_ip: 'text',
+    initial_asn: 'text',
+    initial_user_agent: 'text',
+    last_ip: 'text',
+    last_asn: 'text',
+    last_user_agent: 'text',
     last_exchanged_at: TIME,
     ip_changed: 'boolean',
     asn_changed: 'boolean',
