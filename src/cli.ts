@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './cli/import-users-args.js';
 import { createProgressBar } from './cli/progress-bar.js';
-import { describeDryRun, syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
+import { syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
 import type { Clock } from './clock.js';
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
 import { openDatabase, type OpenDatabase } from './db.js';
@@ -298,6 +298,16 @@ async function untilStopped<T>(beforeExit: () => void, body: (stopSignal: AbortS
 }
 
 const secondSignalWarning = (logger: Logger) => () => logger.warn('second signal: exiting now');
+
+/** What a dry run found, in one paragraph. */
+export function describeDryRun(result: SyncJobResult): string {
+  const { counts } = result;
+  return (
+    `Dry run over ${counts.usersSynced + counts.usersNotFound} users (${counts.usersNotFound} gone from Auth0, ${counts.usersFailed} failed): ` +
+    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.` +
+    (result.wouldStop ? ` A real run would stop at the deletion guard: it would ${result.wouldStop} (see --allow-mass-delete).` : '')
+  );
+}
 
 function exitCodeFor(result: SyncJobResult, io: Io): number {
   const run = result.runId === undefined ? 'Dry run' : `Run ${result.runId}`;

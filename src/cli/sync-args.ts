@@ -7,7 +7,6 @@ import type { UserSelection } from '../source/select-users.js';
 import { checkUserId, describeUserId } from '../source/user-id.js';
 import { readUsersFile } from '../source/users-file.js';
 import { toSafeText } from '../upstream-text.js';
-import type { SyncJobResult } from '../sync/job.js';
 
 /** The flags of `sync` as commander reads them (camelCase keys). */
 export interface SyncFlags {
@@ -143,13 +142,3 @@ function parseSince(text: string): Date {
 }
 
 const quote = (text: string) => JSON.stringify(toSafeText(text, 60));
-
-export function describeDryRun(result: SyncJobResult): string {
-  const { counts } = result;
-  return (
-    `Dry run over ${counts.usersSynced + counts.usersNotFound} users (${counts.usersNotFound} gone from Auth0, ${counts.usersFailed} failed): ` +
-    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.` +
-    (result.wouldStop ? ` A real run would stop at the deletion guard: it would ${result.wouldStop} (see --allow-mass-delete).` : '')
-  );
-}
-
