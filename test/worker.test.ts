@@ -115,31 +115,20 @@ describe('worker', () => {
     }
   });
 
-  it('skips a tick while the previous scheduled run is still going', async () => {
+  it.each<[string, Record<string, string>]>([
+    ['the previous scheduled run', { SYNC_SCHEDULE: '* * * * * *' }],
+    ['the run at start', { SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true' }],
+  ])('skips a tick while %s is still going', async (_, env) => {
     fake.intercept(() => ({ delayMs: 200 }));
     try {
-      const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *', SYNC_CONCURRENCY: '2' });
-      const first = worker.tick();
+      const worker = startWorker({ ...env, SYNC_CONCURRENCY: '2' });
+      // Without SYNC_RUN_ON_START, a first tick starts the run.
+      const first = env.SYNC_RUN_ON_START ? undefined : worker.tick();
       await worker.waitForLog('sync started');
       await worker.tick();
       expect(worker.lines.filter((l) => l.msg === STILL_GOING)).toEqual([expect.objectContaining({ level: 'warn', reason: 'schedule' })]);
       worker.stop();
       await Promise.all([first, worker.done]);
-      expect((await runs()).map((r) => r.trigger)).toEqual(['schedule']);
-    } finally {
-      fake.intercept(undefined);
-    }
-  });
-
-  it('skips a scheduled tick while the run at start is still going', async () => {
-    fake.intercept(() => ({ delayMs: 200 }));
-    try {
-      const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true', SYNC_CONCURRENCY: '2' });
-      await worker.waitForLog('sync started');
-      await worker.tick();
-      expect(worker.lines.filter((l) => l.msg === STILL_GOING)).toEqual([expect.objectContaining({ level: 'warn', reason: 'schedule' })]);
-      worker.stop();
-      await worker.done;
       expect((await runs()).map((r) => r.trigger)).toEqual(['schedule']);
     } finally {
       fake.intercept(undefined);
