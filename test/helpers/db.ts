@@ -199,14 +199,14 @@ export function sourceOf(table: string, column: string) {
 }
 
 /**
- * A database for the file (cloned from the migrated template), emptied before every test, and a
- * fresh fake Auth0 for every test, closed after it; `use` receives them (assign them to the
- * file's `t` and `fake`). For tests that only write rows: one that changes the schema, the
- * privileges or holds sessions across tests needs a database of its own (`createTestDatabase`).
+ * A database for the file (cloned from the migrated template) or the describe block it is called
+ * in, emptied before every test; `use` receives it before each test (assign it to the file's `t`,
+ * and set up what the test starts from). For tests that only write rows: one that changes the
+ * schema, the privileges or holds sessions across tests needs a database of its own
+ * (`createTestDatabase`).
  */
-export function emptyDatabaseAndFreshTenantPerTest(use: (t: TestDatabase, fake: FakeAuth0) => void): void {
+export function emptyDatabasePerTest(use: (t: TestDatabase) => void | Promise<void>): void {
   let t: TestDatabase;
-  let fake: FakeAuth0;
   beforeAll(async () => {
     t = await createTestDatabase();
   });
@@ -215,8 +215,16 @@ export function emptyDatabaseAndFreshTenantPerTest(use: (t: TestDatabase, fake: 
   });
   beforeEach(async () => {
     await emptyTables(t.db);
+    await use(t);
+  });
+}
+
+/** `emptyDatabasePerTest`, and a fresh fake Auth0 for every test, closed after it. */
+export function emptyDatabaseAndFreshTenantPerTest(use: (t: TestDatabase, fake: FakeAuth0) => void | Promise<void>): void {
+  let fake: FakeAuth0;
+  emptyDatabasePerTest(async (t) => {
     fake = await startFakeAuth0();
-    use(t, fake);
+    await use(t, fake);
   });
   afterEach(async () => {
     await fake.close();

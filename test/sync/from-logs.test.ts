@@ -1,12 +1,12 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { main } from '../../src/cli.js';
 import { RUN_LOCK_KEY } from '../../src/run-lock.js';
 import { formatStatus } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
-import { captureIo, cliDeps, createTestDatabase, emptyTables, itServer, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
-import { envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, itServer, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
+import { envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
 let t: TestDatabase;
@@ -15,23 +15,14 @@ let fake: FakeAuth0;
 let listed: Map<string, number>;
 
 // One database for the file, emptied before each test; a fresh tenant per test.
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t.drop();
-});
-beforeEach(async () => {
-  await emptyTables(t.db);
-  fake = await startFakeAuth0();
+emptyDatabaseAndFreshTenantPerTest((db, tenant) => {
+  t = db;
+  fake = tenant;
   listed = new Map();
   fake.intercept((ctx) => {
     if (ctx.userId) listed.set(ctx.userId, (listed.get(ctx.userId) ?? 0) + 1);
     return undefined;
   });
-});
-afterEach(async () => {
-  await fake.close();
 });
 
 async function cli(args: string[]) {

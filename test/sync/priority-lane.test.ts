@@ -1,31 +1,21 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '../../src/log.js';
 import { createPriorityLane, type HandOffResult } from '../../src/sync/priority-lane.js';
 import { runSyncJob } from '../../src/sync/job.js';
-import { createTestDatabase, emptyTables, loadUsers, type TestDatabase } from '../helpers/db.js';
-import { configFor, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { configFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;
 let users: string[];
 
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t.drop();
-});
-beforeEach(async () => {
-  await emptyTables(t.db);
-  fake = await startFakeAuth0();
+emptyDatabaseAndFreshTenantPerTest(async (db, server) => {
+  t = db;
+  fake = server;
   const tenant = generateTenant({ users: 12, seed: 5, maxTokensPerUser: 2 });
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens.length > 0 ? tokens : [makeToken(userId, 0)]);
   users = [...tenant.keys()].sort();
   await loadUsers(t.db, users);
-});
-afterEach(async () => {
-  fake.intercept(undefined);
-  await fake.close();
 });
 
 const logger = createLogger({ level: 'warn', write: () => {} });

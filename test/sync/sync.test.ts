@@ -1,11 +1,11 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Kysely, PostgresDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { main } from '../../src/cli.js';
 import type { Database } from '../../src/database.js';
-import { captureIo, cliDeps, createTestDatabase, emptyTables, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
-import { envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;
@@ -32,20 +32,11 @@ async function syncedOnce() {
 
 // Each test gets an emptied database (one clone of the migrated template for the file) and a
 // fresh tenant with the 300 users in the source table, so none depends on what another one left behind.
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t.drop();
-});
-beforeEach(async () => {
-  await emptyTables(t.db);
-  fake = await startFakeAuth0();
+emptyDatabaseAndFreshTenantPerTest(async (db, server) => {
+  t = db;
+  fake = server;
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
   await loadUsers(t.db, tenant.keys());
-});
-afterEach(async () => {
-  await fake.close();
 });
 
 describe('sync, end to end', () => {

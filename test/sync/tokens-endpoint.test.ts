@@ -1,9 +1,9 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { errorForStatus } from '../../src/auth0/errors.js';
 import { main } from '../../src/cli.js';
 import { silentLogger } from '../../src/log.js';
 import { createTokensEndpointChoice } from '../../src/sync/tokens-endpoint.js';
-import { captureIo, cliDeps, createTestDatabase, emptyTables, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, emptyDatabasePerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
@@ -17,14 +17,8 @@ const opened: FakeAuth0[] = [];
 
 /** Each end-to-end test gets an emptied database (one per describe) and sandbox tenants of its own. */
 function withSandbox() {
-  beforeAll(async () => {
-    t = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await t.drop();
-  });
-  beforeEach(async () => {
-    await emptyTables(t.db);
+  emptyDatabasePerTest((db) => {
+    t = db;
   });
   afterEach(async () => {
     for (const server of opened.splice(0)) await server.close();
