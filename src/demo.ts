@@ -27,7 +27,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
   const config = loadConfig({
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
-    PGLITE_DATA_DIR: env.DEMO_DATA_DIR ?? '.data/demo',
+    PGLITE_DATA_DIR: env.DEMO_DATA_DIR || '.data/demo',
     AUTH0_DOMAIN: fake.url,
     AUTH0_CLIENT_ID: 'test-client',
     AUTH0_CLIENT_SECRET: 'test-secret', // the sandbox's own, not a secret

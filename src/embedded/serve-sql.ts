@@ -89,7 +89,7 @@ export async function dbCommand(values: { port?: string }, env: Env, io: Io, sto
     io.stderr('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql "$DATABASE_URL" (npm run db serves only the embedded database).');
     return 1;
   }
-  const rawPort = values.port ?? env.PGLITE_PORT ?? String(DEFAULT_PORT);
+  const rawPort = values.port ?? (env.PGLITE_PORT || String(DEFAULT_PORT));
   const port = Number(rawPort);
   if (!/^\d+$/.test(rawPort.trim()) || port > 65535) {
     throw new UsageError(`--port (or PGLITE_PORT) must be a port number from 0 to 65535, got '${toSafeText(rawPort, 40)}'.`);

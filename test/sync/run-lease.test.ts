@@ -220,7 +220,7 @@ describeServer('the run lease when PostgreSQL drops connections', () => {
       for (let i = 0; i < 300 && cut < 3 && !finished; i++) {
         const killed = await terminate(
           `application_name = 'auth0-refresh-token-sync' and pid not in (${LOCK_HOLDER}) and state <> 'idle'
-           and (query like '%auth0.refresh_tokens%' or query like '%auth0.run_lease%')`,
+           and (query like '%refresh_tokens%' or query like '%run_lease%')`,
         );
         cut += killed.length;
         // One cut per write: a write cut three times in a row does count the database as gone.
