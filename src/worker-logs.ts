@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { createTokenCache } from './auth0/client.js';
 import { createRateLimiter } from './auth0/rate-limiter.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config.js';
@@ -62,6 +63,9 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
   const lane = createPriorityLane();
   const auth0 = { ...options.runOptions?.auth0 };
   auth0.limiter ??= createRateLimiter(auth0.clock ?? systemClock, { maxRps: config.auth0.maxRps });
+  // One access token for every follow and the passes they share with, not one per follow (a
+  // follow a minute would otherwise fetch some 1,440 tokens a day from the tenant's quota).
+  auth0.tokens ??= createTokenCache();
   let current: Promise<void> | undefined;
   /** The worker's passes started or starting. */
   let passes = 0;

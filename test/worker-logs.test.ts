@@ -149,6 +149,22 @@ describe('worker log follower', () => {
     expect(all.map((r) => [r.trigger, r.status, r.users_synced])).toEqual([['logs', 'succeeded', 1]]);
   });
 
+  it('fetches one access token for all its follows, not one per follow', async () => {
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    fake.resetStats();
+    try {
+      for (const user of users.slice(0, 3)) {
+        fake.setUser(user, fake.users.get(user)!.slice(1));
+        await worker.follow();
+      }
+    } finally {
+      worker.stop();
+      await worker.done;
+    }
+    expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([0, 1, 2].map(() => ['logs', 'succeeded']));
+    expect(fake.stats.tokenRequests).toBe(1);
+  });
+
   it('neither locks the other out: a pass due while a follow runs waits for it, and follows wait for a starting pass', async () => {
     const changed = users[5]!;
     const second = users[6]!;

@@ -56,6 +56,12 @@ export interface Auth0ClientOptions {
   /** Scopes the access token must grant, checked when it is issued; default `read:refresh_tokens`. */
   requiredScopes?: readonly string[];
   /**
+   * Where the access token is kept. Clients that share one (the worker's follows and passes)
+   * fetch one token for all of them instead of one each; share it only among clients that
+   * require the same scopes, as the scopes are checked when a token is fetched.
+   */
+  tokens?: TokenCache;
+  /**
    * Called after every request with its HTTP status (undefined when no answer came: a reset or
    * a timeout) and the limiter's current pace, requests per second. For metrics; must not throw.
    */
@@ -75,6 +81,14 @@ interface CachedToken {
   /** When to stop using it, in epoch ms: a little before `expires_in` runs out. */
   renewAt: number;
 }
+
+/** The access token of one set of credentials, and the request fetching the next one. */
+export interface TokenCache {
+  token?: CachedToken;
+  inFlight?: Promise<CachedToken>;
+}
+
+export const createTokenCache = (): TokenCache => ({});
 
 const REQUIRED_SCOPE = 'read:refresh_tokens';
 
@@ -107,8 +121,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
   });
 
   let requests = 0;
-  let token: CachedToken | undefined;
-  let tokenInFlight: Promise<CachedToken> | undefined;
+  const tokens = options.tokens ?? createTokenCache();
 
   /**
    * Send one request; network failures become Auth0Error('network_error'). A body larger than
@@ -214,23 +227,24 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
    * the token was fetched for this call (not taken from the cache).
    */
   async function accessToken(): Promise<{ current: CachedToken; fresh: boolean }> {
-    if (token && clock.now() < token.renewAt) return { current: token, fresh: false };
+    const cached = tokens.token;
+    if (cached && clock.now() < cached.renewAt) return { current: cached, fresh: false };
     return { current: await renewToken(), fresh: true };
   }
 
   function renewToken(): Promise<CachedToken> {
-    tokenInFlight ??= fetchToken().then(
+    tokens.inFlight ??= fetchToken().then(
       (fresh) => {
-        token = fresh;
-        tokenInFlight = undefined;
+        tokens.token = fresh;
+        tokens.inFlight = undefined;
         return fresh;
       },
       (error: unknown) => {
-        tokenInFlight = undefined;
+        tokens.inFlight = undefined;
         throw error;
       },
     );
-    return tokenInFlight;
+    return tokens.inFlight;
   }
 
   async function getJson(path: string, query: Record<string, string | number>, signal?: AbortSignal): Promise<unknown> {
@@ -278,7 +292,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
           // its use: so that takes two fresh tokens refused.
           renewals += 1;
           if (fresh) freshRefused = true;
-          if (token === current) token = undefined;
+          if (tokens.token === current) tokens.token = undefined;
           continue;
         }
         throw errorForStatus(response.statusCode, response.body, what);
