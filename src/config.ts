@@ -3,7 +3,7 @@ import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 import type { LogFormat, LogLevel } from './log.js';
 import { Secret } from './secret.js';
-import { capText, stripControlCharacters } from './upstream-text.js';
+import { toPrintable } from './upstream-text.js';
 
 export interface Config {
   /** Undefined: use the embedded database in `dataDir`. */
@@ -221,10 +221,10 @@ function parseName(text: string): string[] | string {
 /** A name for messages: parts holding a dot or a quote in double quotes, control characters stripped. */
 export function formatName(parts: readonly string[]): string {
   const quoted = parts.map((part) => (/[".]/.test(part) ? `"${part.replaceAll('"', '""')}"` : part));
-  return capText(stripControlCharacters(quoted.join('.')), 200);
+  return toPrintable(quoted.join('.'), 200);
 }
 
-const quoteValue = (value: string) => JSON.stringify(capText(stripControlCharacters(value), 100));
+const quoteValue = (value: string) => JSON.stringify(toPrintable(value, 100));
 
 export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'>;
 

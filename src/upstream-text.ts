@@ -52,6 +52,17 @@ export function stripControlCharacters(text: string): string {
   return text.replace(ANSI, '').replace(/[\r\n\t]/g, ' ').replace(CONTROL, '');
 }
 
+/** Whether `text` holds a character `stripControlCharacters` would remove (besides ANSI escapes' printable rest). */
+export function hasControlCharacter(text: string): boolean {
+  CONTROL.lastIndex = 0;
+  return CONTROL.test(text);
+}
+
+/** Text with no secret in it (an ID, a name we chose) made safe to print: control characters stripped, cut to `max`. */
+export function toPrintable(text: string, max: number): string {
+  return capText(stripControlCharacters(text), max);
+}
+
 /** At most `max` characters, with `…` marking a cut. */
 export function capText(text: string, max = MAX_UPSTREAM_TEXT): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;

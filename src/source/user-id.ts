@@ -1,4 +1,4 @@
-import { capText, stripControlCharacters } from '../upstream-text.js';
+import { capText, hasControlCharacter, toPrintable } from '../upstream-text.js';
 
 /**
  * Longest user ID the job accepts, in characters (UTF-16 code units). Auth0 IDs are short
@@ -7,10 +7,6 @@ import { capText, stripControlCharacters } from '../upstream-text.js';
  * (about 2,700 bytes).
  */
 export const MAX_USER_ID_LENGTH = 512;
-
-// C0/C1 controls (NUL included), DEL, and the bidirectional overrides stripControlCharacters
-// also removes: an ID holding one would show as another ID in a terminal or a log.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /**
  * What is wrong with a user ID, as the end of a sentence (`is empty`, `is longer than 512
@@ -22,13 +18,13 @@ export function checkUserId(id: string): string | undefined {
   if (id.trim() === '') return 'is only whitespace';
   if (id.length > MAX_USER_ID_LENGTH) return `is longer than ${MAX_USER_ID_LENGTH} characters`;
   if (id.includes('\u0000')) return 'contains a NUL character';
-  if (CONTROL.test(id)) return 'contains a control character';
+  if (hasControlCharacter(id)) return 'contains a control character';
   return undefined;
 }
 
 /** A user ID made safe to print: control characters stripped, at most 80 characters. */
 export function describeUserId(id: string): string {
-  return JSON.stringify(capText(stripControlCharacters(id), 80));
+  return JSON.stringify(toPrintable(id, 80));
 }
 
 /**

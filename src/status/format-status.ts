@@ -1,16 +1,7 @@
 /** What `npm run status` prints: aligned plain text for people, or one JSON document (`--json`). Pure. */
 import { formatDuration } from '../duration.js';
-import { capText, stripControlCharacters } from '../upstream-text.js';
+import { toPrintable } from '../upstream-text.js';
 import { statusExitCode, type LogFollowerStatus, type RunSummary, type StatusReport } from './read-status.js';
-
-/**
- * Stored text shown on a terminal: user IDs and errors can come from a source table or an
- * upstream answer, so control characters (terminal escapes, line breaks, bidi overrides) are
- * stripped and long values cut.
- */
-function printable(text: string, max = 100): string {
-  return capText(stripControlCharacters(text), max);
-}
 
 /** Elapsed time for people; clock skew (a negative span) reads as 0. */
 function formatSpan(ms: number): string {
@@ -67,7 +58,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
       `${run.tokensSeen}/${run.tokensAdded}/${run.tokensChanged}/${run.tokensDeleted}`,
       String(run.requests),
       run.tokensEndpoint ?? '-',
-      printable(run.error ?? ''),
+      toPrintable(run.error ?? '', 100),
     ]);
     lines.push(
       ...table(
@@ -101,11 +92,11 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
     );
     if (shown > 0) {
       const rows = report.failingUsers.map((user) => [
-        printable(user.userId, 80),
-        printable(user.errorCode ?? '-', 40),
+        toPrintable(user.userId, 80),
+        toPrintable(user.errorCode ?? '-', 40),
         formatTime(user.lastAttemptAt),
         user.lastSuccessAt ? formatTime(user.lastSuccessAt) : 'never',
-        printable(user.error ?? ''),
+        toPrintable(user.error ?? '', 100),
       ]);
       lines.push(...table(['user', 'error code', 'last attempt', 'last success', 'error'], rows));
     }
@@ -114,13 +105,13 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
   lines.push('');
   const staleness = report.staleness;
   if (!staleness.known) {
-    lines.push(`Staleness (source ${printable(staleness.source, 200)}): unknown`);
-    lines.push(`  ${printable(staleness.reason, 300)}`);
+    lines.push(`Staleness (source ${toPrintable(staleness.source, 200)}): unknown`);
+    lines.push(`  ${toPrintable(staleness.reason, 300)}`);
   } else {
-    lines.push(`Staleness (source ${printable(staleness.source, 200)})`);
+    lines.push(`Staleness (source ${toPrintable(staleness.source, 200)})`);
     const oldest = staleness.oldestSuccessAt
       ? `${formatTime(staleness.oldestSuccessAt)} UTC, ${formatSpan(now.getTime() - staleness.oldestSuccessAt.getTime())} ago` +
-        (staleness.oldestSuccessUserId ? ` (${printable(staleness.oldestSuccessUserId, 80)})` : '')
+        (staleness.oldestSuccessUserId ? ` (${toPrintable(staleness.oldestSuccessUserId, 80)})` : '')
       : 'none yet';
     const rows = [
       ['source users:', String(staleness.sourceUsers)],

@@ -1,7 +1,7 @@
 import type { Auth0RefreshToken } from '../auth0/refresh-tokens.js';
 import { SyncError } from '../errors.js';
 import { parseIsoDate } from '../iso-date.js';
-import { capText, stripControlCharacters } from '../upstream-text.js';
+import { stripControlCharacters, toPrintable } from '../upstream-text.js';
 import type { DeviceRecord, ResourceServerRecord, TokenRecord, UserTokenRecords } from '../warehouse/model.js';
 
 const DATE_FIELDS = ['created_at', 'idle_expires_at', 'expires_at', 'last_exchanged_at'] as const;
@@ -48,7 +48,7 @@ function toTokenRows(userId: string, apiToken: Auth0RefreshToken, at: string) {
   const id = apiToken.id;
   if (typeof id !== 'string' || id === '') throw new InvalidRecordError(`${at}.id is missing or not a string`);
   checkKeyLength(id, `${at}.id`);
-  const where = `${at} (id ${capText(stripControlCharacters(id), 80)})`;
+  const where = `${at} (id ${toPrintable(id, 80)})`;
   if (apiToken.user_id !== undefined && apiToken.user_id !== null && apiToken.user_id !== userId) {
     throw new InvalidRecordError(`${where}.user_id is ${JSON.stringify(apiToken.user_id)}, expected ${JSON.stringify(userId)}`);
   }

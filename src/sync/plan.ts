@@ -1,5 +1,5 @@
 import type { TokenChange } from '../database.js';
-import { capText, stripControlCharacters } from '../upstream-text.js';
+import { toPrintable } from '../upstream-text.js';
 import type { StoredToken, UserOutcome, WritePlan } from '../warehouse/model.js';
 
 const DEVICE_CHANGES = [
@@ -109,7 +109,7 @@ function withoutStolenTokens(batch: readonly UserOutcome[], storedById: Readonly
       status: 'failed',
       userId: outcome.userId,
       code: 'token_owner_conflict',
-      message: `Auth0 listed refresh token ${stolen.id} for this user, but it belongs to user ${capText(stripControlCharacters(other ?? ''), 200)}; not taken over (Auth0 token ids are unique).`,
+      message: `Auth0 listed refresh token ${stolen.id} for this user, but it belongs to user ${toPrintable(other ?? '', 200)}; not taken over (Auth0 token ids are unique).`,
     };
   });
 }
