@@ -15,6 +15,7 @@ const FORBIDDEN: readonly (readonly [string, string, string])[] = [
   ['migrations/', 'src/', 'migrations are typed on Kysely<any> and never depend on today’s code'],
   ['src/sandbox/', 'src/', 'the sandbox tenant imports no job code'],
   ['src/auth0/', 'src/sync/', 'auth0/ is below the pipeline'],
+  ['src/auth0/', 'src/changes/', 'auth0/ is below the pipeline'],
   ['src/source/', 'src/sync/', 'source/ is below the pipeline'],
   ['src/warehouse/', 'src/sync/', 'warehouse/ is below the pipeline: it owns the row and plan types it writes'],
   ['src/warehouse/', 'src/auth0/', 'warehouse/ and auth0/ are siblings'],

@@ -3,7 +3,7 @@ import type { RunStatus } from './database.js';
 import { emptyCounts, type RunCounts } from './run-records.js';
 
 /** Why a scheduled tick did not start a run. */
-export type SkipReason = 'overlap' | 'locked';
+export type TickSkipReason = 'overlap' | 'locked';
 
 /**
  * The worker's Prometheus metrics, in a Registry of its own (never prom-client's global one),
@@ -18,7 +18,7 @@ export interface WorkerMetrics {
   finishRun(status: Exclude<RunStatus, 'running'>, durationSeconds: number, finishedAt?: Date): void;
   /** The last successful run's end, also the one read from `sync_runs` at start. */
   setLastSuccess(at: Date): void;
-  tickSkipped(reason: SkipReason): void;
+  tickSkipped(reason: TickSkipReason): void;
   /** One Auth0 request answered (`status`) or not (undefined), and the limiter's pace then. */
   observeResponse(status: number | undefined, pace: number): void;
 }

@@ -1,7 +1,17 @@
-import type { Auth0LogEntry } from '../changes/log-events.js';
 import { SyncError } from '../errors.js';
 import type { Auth0Client } from './client.js';
 import { answerOf, Auth0Error } from './errors.js';
+
+/** A tenant log entry as far as we read it; `user_id` and `date` are optional in Auth0's schema. */
+export interface Auth0LogEntry {
+  log_id?: unknown;
+  date?: unknown;
+  type?: unknown;
+  user_id?: unknown;
+  client_id?: unknown;
+  details?: unknown;
+  [key: string]: unknown;
+}
 
 const LOGS_PATH = '/api/v2/logs';
 

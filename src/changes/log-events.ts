@@ -4,17 +4,7 @@
  * warehouse (`toLookupKeys` says which), then passes both here. Event types and `sapi` paths
  * follow Auth0's tenant log docs and event-type schemas (auth0/auth0-log-schemas).
  */
-
-/** A tenant log entry as far as we read it; `user_id` and `date` are optional in Auth0's schema. */
-export interface Auth0LogEntry {
-  log_id?: unknown;
-  date?: unknown;
-  type?: unknown;
-  user_id?: unknown;
-  client_id?: unknown;
-  details?: unknown;
-  [key: string]: unknown;
-}
+import type { Auth0LogEntry } from '../auth0/logs.js';
 
 /** What the warehouse knows about ids found in the entries. */
 export interface LogLookups {

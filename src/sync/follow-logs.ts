@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
 import { fetchNewestLog, LogsError, readLogs } from '../auth0/logs.js';
-import { toChangedUsers, toLookupKeys, type Auth0LogEntry, type SkipReason } from '../changes/log-events.js';
+import type { Auth0LogEntry } from '../auth0/logs.js';
+import { toChangedUsers, toLookupKeys, type SkipReason } from '../changes/log-events.js';
 import type { Config } from '../config.js';
 import type { Database } from '../database.js';
 import type { Logger } from '../log.js';
