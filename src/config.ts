@@ -83,6 +83,9 @@ export type Env = Record<string, string | undefined>;
 /** PostgreSQL keeps the first 63 bytes of a name (NAMEDATALEN - 1) and silently drops the rest. */
 const MAX_IDENTIFIER_BYTES = 63;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/** Plain http:// is allowed only to this machine (the sandbox, a local webhook receiver, a test download host). */
+export const isLoopback = (url: URL): boolean => LOOPBACK.has(url.hostname);
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
 /** `AUTH0_TOKENS_ENDPOINT` values (src/sync/tokens-endpoint.ts). */
@@ -328,7 +331,7 @@ function parseWebhookUrl(raw: string, problems: string[]): Secret | undefined {
     problems.push('NOTIFY_WEBHOOK_URL must be an https:// URL (the value given is not a valid URL)');
     return undefined;
   }
-  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+  if (url.protocol === 'http:' && !isLoopback(url)) {
     problems.push('NOTIFY_WEBHOOK_URL must use https:// (plain http:// is allowed only for 127.0.0.1, localhost and [::1])');
     return undefined;
   }
@@ -355,7 +358,7 @@ function parseDomain(raw: string, problems: string[]): string {
     problems.push('AUTH0_DOMAIN must be a host name such as tenant.eu.auth0.com (the value given is not a valid host or URL)');
     return '';
   }
-  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+  if (url.protocol === 'http:' && !isLoopback(url)) {
     problems.push('AUTH0_DOMAIN must use https:// (plain http:// is allowed only for 127.0.0.1, localhost and [::1])');
     return '';
   }

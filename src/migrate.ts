@@ -21,17 +21,10 @@ export async function migrateToLatest(db: Kysely<any>): Promise<{ results: Migra
   return { results: results ?? [], error };
 }
 
-/** Names of migrations not yet applied to this database. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function listPendingMigrations(db: Kysely<any>): Promise<string[]> {
-  const all = await createMigrator(db).getMigrations();
-  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
-}
-
 /** Refuse to sync into a schema older than the code: writes would fail half-way otherwise. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function assertMigrated(db: Kysely<any>): Promise<void> {
-  const pending = await listPendingMigrations(db);
+  const pending = (await listMigrations(db)).filter((m) => m.executedAt === undefined).map((m) => m.name);
   if (pending.length > 0) {
     throw new FatalError(
       'pending_migrations',

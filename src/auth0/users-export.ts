@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import got, { RequestError, type Response } from 'got';
 import type { Clock } from '../clock.js';
+import { isLoopback } from '../config.js';
 import type { ExportedUser } from '../database.js';
 import { FatalError } from '../errors.js';
 import { parseIsoDate } from '../iso-date.js';
@@ -159,8 +160,6 @@ function timestamp(value: unknown): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
 }
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-
 /** The download URL, refused unless https (plain http only on loopback) and without credentials. */
 export function checkDownloadUrl(location: string): URL {
   let url: URL;
@@ -169,7 +168,7 @@ export function checkDownloadUrl(location: string): URL {
   } catch {
     throw new UsersExportError('download_refused', 'The users export job gave a location that is not a URL.');
   }
-  const secure = url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname));
+  const secure = url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url));
   if (!secure || url.username || url.password) {
     throw new UsersExportError(
       'download_refused',
