@@ -10,6 +10,7 @@ import * as quietWrites from './2026_12_01_1300_quiet_writes.js';
 import * as usersImport from './2026_12_01_1400_users_import.js';
 import * as logCheckpoint from './2026_12_01_1500_log_checkpoint.js';
 import * as schemaDocsForensics from './2026_12_01_1800_schema_docs_forensics.js';
+import * as followerBadDay from './2026_12_04_1000_follower_bad_day.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_01_1400_users_import': usersImport,
   '2026_12_01_1500_log_checkpoint': logCheckpoint,
   '2026_12_01_1800_schema_docs_forensics': schemaDocsForensics,
+  '2026_12_04_1000_follower_bad_day': followerBadDay,
 };

@@ -64,6 +64,11 @@ export interface SyncRunsTable {
   delete_guard_tripped: Generated<boolean>;
   /** The route that listed the tokens (`refresh-tokens` or `users`); null before any listing. */
   tokens_endpoint: 'refresh-tokens' | 'users' | null;
+  /** Every source user, no budget: clears "full pass due" and the guard's running total. */
+  full_pass: Generated<boolean>;
+  /** Deletions no log entry and no expiry explain (the guard's running total between full passes). */
+  users_unexplained: Generated<number>;
+  tokens_unexplained: Generated<number>;
 }
 
 export interface RefreshTokensTable {
@@ -146,7 +151,7 @@ export interface LogCheckpointTable {
   id: Generated<boolean>;
   log_id: string;
   last_entry_date: Timestamp | null;
-  /** Seconds between the last entry's date and when it was read. */
+  /** Seconds by which the checkpoint trails the tenant's newest entry; 0 when caught up. */
   lag_seconds: number | null;
   /** Totals since following began (bigint; src/db.ts reads int8 as a number). */
   entries_read: Generated<number>;
@@ -157,6 +162,21 @@ export interface LogCheckpointTable {
   updated_at: Timestamp;
   /** When a checkpoint older than retention was found: a full pass is due after this time. */
   history_lost_at: Timestamp | null;
+  /** The tenant's newest entry when the follower last looked. */
+  newest_log_id: string | null;
+  newest_entry_date: Timestamp | null;
+  /** How lost history was detected; set with history_lost_at. */
+  history_lost_reason: string | null;
+}
+
+/** Users a follow could not sync, retried by the next follow (src/sync/follow-logs.ts). */
+export interface LogFollowRetriesTable {
+  user_id: string;
+  deleted: Generated<boolean>;
+  explained: Generated<boolean>;
+  first_failed_at: Generated<Date>;
+  attempts: Generated<number>;
+  last_run_id: number | null;
 }
 
 /**
@@ -281,6 +301,7 @@ export interface Database extends ReportingViews {
   'auth0.refresh_token_changes': RefreshTokenChangesTable;
   'auth0.run_lease': RunLeaseTable;
   'auth0.log_checkpoint': LogCheckpointTable;
+  'auth0.log_follow_retries': LogFollowRetriesTable;
 }
 
 export type SyncRunRow = Selectable<SyncRunsTable>;
