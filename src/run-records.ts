@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { toSafeText } from './upstream-text.js';
 import type { PlanCounts, UserOutcome } from './warehouse/model.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
@@ -16,6 +16,9 @@ export interface RunCounts {
   /** Changed or restored. */
   tokensChanged: number;
   tokensDeleted: number;
+  /** Users losing tokens that no log entry and no expiry explain, and those tokens (the deletion guard's measure). */
+  usersUnexplained: number;
+  tokensUnexplained: number;
   requests: number;
 }
 
@@ -28,6 +31,8 @@ export const emptyCounts = (): RunCounts => ({
   tokensAdded: 0,
   tokensChanged: 0,
   tokensDeleted: 0,
+  usersUnexplained: 0,
+  tokensUnexplained: 0,
   requests: 0,
 });
 
@@ -38,6 +43,8 @@ export function withBatch(counts: Readonly<RunCounts>, outcomes: readonly UserOu
   next.tokensAdded += planned.added;
   next.tokensChanged += planned.changed + planned.restored;
   next.tokensDeleted += planned.deleted;
+  next.usersUnexplained += planned.unexplainedUsers;
+  next.tokensUnexplained += planned.unexplained;
   for (const outcome of outcomes) {
     if (outcome.status === 'synced') {
       next.usersSynced += 1;
@@ -51,7 +58,7 @@ export function withBatch(counts: Readonly<RunCounts>, outcomes: readonly UserOu
 /** Insert a `running` sync_runs row and return its id. */
 export async function startRun(
   db: Kysely<Database>,
-  run: { trigger: RunTrigger; args?: Record<string, unknown>; usersTotal?: number; maxDeleteRatio?: number },
+  run: { trigger: RunTrigger; args?: Record<string, unknown>; usersTotal?: number; maxDeleteRatio?: number; fullPass?: boolean },
 ): Promise<number> {
   const { id } = await db
     .insertInto('auth0.sync_runs')
@@ -63,6 +70,7 @@ export async function startRun(
       pid: process.pid,
       users_total: run.usersTotal ?? null,
       max_delete_ratio: run.maxDeleteRatio ?? null,
+      full_pass: run.fullPass ?? false,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
@@ -79,6 +87,8 @@ function toColumns(counts: RunCounts) {
     tokens_added: counts.tokensAdded,
     tokens_changed: counts.tokensChanged,
     tokens_deleted: counts.tokensDeleted,
+    users_unexplained: counts.usersUnexplained,
+    tokens_unexplained: counts.tokensUnexplained,
     requests: counts.requests,
   };
 }
@@ -162,4 +172,33 @@ export async function readFirstUserError(db: Kysely<Database>, runId: number): P
     .limit(1)
     .executeTakeFirst();
   return row?.error ? { error: row.error, errorCode: row.error_code ?? undefined } : undefined;
+}
+
+/**
+ * What the runs since the last full pass that ended (succeeded or partial) deleted with no log
+ * entry or expiry to explain it: the deletion guard's running total for the runs in between.
+ */
+export async function readUnexplainedSinceFullPass(db: Kysely<Database>): Promise<{ users: number; tokens: number }> {
+  const row = await db
+    .selectFrom('auth0.sync_runs')
+    .select((eb) => [
+      eb.fn.coalesce(eb.fn.sum<number>('users_unexplained'), eb.lit(0)).as('users'),
+      eb.fn.coalesce(eb.fn.sum<number>('tokens_unexplained'), eb.lit(0)).as('tokens'),
+    ])
+    .where((eb) =>
+      eb(
+        'started_at',
+        '>',
+        eb.fn.coalesce(
+          eb
+            .selectFrom('auth0.sync_runs')
+            .select((inner) => inner.fn.max('started_at').as('at'))
+            .where('full_pass', '=', true)
+            .where('status', 'in', ['succeeded', 'partial']),
+          sql<Date>`'-infinity'::timestamptz`,
+        ),
+      ),
+    )
+    .executeTakeFirstOrThrow();
+  return { users: Number(row.users), tokens: Number(row.tokens) };
 }

@@ -131,6 +131,8 @@ export async function readStatus(
       'tokens_added',
       'tokens_changed',
       'tokens_deleted',
+      'users_unexplained',
+      'tokens_unexplained',
       'requests',
       'error',
       'tokens_endpoint',
@@ -230,6 +232,8 @@ type RunRow = Pick<
   | 'tokens_added'
   | 'tokens_changed'
   | 'tokens_deleted'
+  | 'users_unexplained'
+  | 'tokens_unexplained'
   | 'requests'
   | 'error'
   | 'tokens_endpoint'
@@ -251,6 +255,8 @@ function toRunSummary(row: RunRow): RunSummary {
     tokensAdded: row.tokens_added,
     tokensChanged: row.tokens_changed,
     tokensDeleted: row.tokens_deleted,
+    usersUnexplained: row.users_unexplained,
+    tokensUnexplained: row.tokens_unexplained,
     requests: row.requests,
     error: summarizeError(row.error),
     tokensEndpoint: row.tokens_endpoint,

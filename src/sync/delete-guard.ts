@@ -3,17 +3,35 @@ import { withBatch, type RunCounts } from '../run-records.js';
 import type { WritePlan } from '../warehouse/model.js';
 
 /**
- * Bounds on what one run may delete: the share of the live tokens held for the users it listed
- * that it may mark deleted, and the share of its users it may record as gone from Auth0. Both
- * are measured once `minUsers` users are done. One misconfiguration (valid credentials for
- * the wrong tenant: every user answers 404) must not mark the warehouse deleted; directory
- * sync engines guard the same way ("prevent accidental deletes"), and rsync has --max-delete.
+ * Bounds on what runs may delete without an explanation (issue #18). A deletion is explained
+ * when the tenant's own logs explain it for that user (a revocation, a logout, a password change,
+ * a block, the user's deletion) or the token had expired; explained deletions never count. One
+ * misconfiguration (valid credentials for the wrong tenant: every user answers 404) must not
+ * mark the warehouse deleted; directory sync engines guard the same way ("prevent accidental
+ * deletes"), and rsync has --max-delete.
+ *
+ * - A full pass (every source user, no budget) is measured on its own: the share of the live
+ *   tokens held for the users it listed that it may mark deleted unexplained, and the share of
+ *   its users it may record as gone, once `minUsers` users are done.
+ * - Any other run (a follow of the logs, a budgeted pass, `--user`) is measured with every run
+ *   since the last full pass (`window`): together they may delete unexplained the tokens of at
+ *   most `minUsers` users, and at most `maxRatio` of the warehouse's live tokens. So twenty
+ *   small runs against the wrong tenant stop as one big run would.
  */
 export interface DeleteGuard {
   /** SYNC_MAX_DELETE_RATIO, 0..1. */
   maxRatio: number;
   /** SYNC_DELETE_GUARD_MIN. */
   minUsers: number;
+  /** For a run that is not a full pass: what the runs since the last full pass deleted unexplained. */
+  window?: UnexplainedWindow;
+}
+
+export interface UnexplainedWindow {
+  users: number;
+  tokens: number;
+  /** Live tokens in the warehouse when the run started. */
+  liveTokens: number;
 }
 
 /** The guard stopped the run; nothing of the batch that would have crossed it was written. */
@@ -24,7 +42,7 @@ export class MassDeleteError extends FatalError {
 }
 
 /** What a run has done, as far as the guard measures it. */
-type GuardTotals = Pick<RunCounts, 'usersSynced' | 'usersNotFound' | 'usersFailed' | 'tokensHeld' | 'tokensDeleted'>;
+type GuardTotals = Pick<RunCounts, 'usersSynced' | 'usersNotFound' | 'usersFailed' | 'tokensHeld' | 'usersUnexplained' | 'tokensUnexplained'>;
 
 /**
  * Throws MassDeleteError when writing `plan` on top of what the run wrote so far (`counts`)
@@ -33,28 +51,43 @@ type GuardTotals = Pick<RunCounts, 'usersSynced' | 'usersNotFound' | 'usersFaile
 export function checkDeleteGuard(guard: DeleteGuard, counts: RunCounts, plan: WritePlan): void {
   const crossed = describeCrossing(guard, withBatch(counts, plan.outcomes, plan.counts));
   if (!crossed) return;
+  const remedy = guard.window
+    ? 'if Auth0 really lost them, run a full pass (npm run sync), which measures them against every user, or rerun with --allow-mass-delete.'
+    : 'if Auth0 really lost them, rerun with --allow-mass-delete (or SYNC_MAX_DELETE_RATIO=1).';
   throw new MassDeleteError(
-    `Stopped before writing: this run would ${crossed}, more than SYNC_MAX_DELETE_RATIO=${guard.maxRatio} allows; ` +
-      `nothing of it was marked deleted. Check that AUTH0_DOMAIN and the credentials point at the right tenant; ` +
-      `if Auth0 really lost them, rerun with --allow-mass-delete (or SYNC_MAX_DELETE_RATIO=1).`,
+    `Stopped before writing: this run would ${crossed}; nothing of it was marked deleted. ` +
+      `Check that AUTH0_DOMAIN and the credentials point at the right tenant; ${remedy}`,
   );
 }
 
 /**
  * What crosses the guard in these totals ("mark deleted 90 of the 100 live tokens …"), or
- * undefined when nothing does or fewer than `minUsers` users are done. Pure; a dry run uses it to
- * say whether a real run would stop.
+ * undefined when nothing does. Pure; a dry run uses it to say whether a real run would stop.
  */
 export function describeCrossing(guard: DeleteGuard, totals: GuardTotals): string | undefined {
-  const listed = totals.usersSynced + totals.usersNotFound;
-  if (listed + totals.usersFailed < guard.minUsers) return undefined;
-  const gone = totals.usersNotFound;
-  const { tokensHeld: held, tokensDeleted: deleted } = totals;
+  const limit = `more than SYNC_MAX_DELETE_RATIO=${guard.maxRatio} allows`;
   const parts = [];
-  if (deleted > 0 && deleted > guard.maxRatio * held) {
-    parts.push(`mark deleted ${deleted} of the ${held} live tokens held for its users (${percent(deleted, held)})`);
+  if (guard.window) {
+    const users = guard.window.users + totals.usersUnexplained;
+    const tokens = guard.window.tokens + totals.tokensUnexplained;
+    if (users > guard.minUsers) {
+      parts.push(
+        `bring to ${users} the users whose tokens were marked deleted since the last full pass with no log entry or expiry to explain it, ` +
+          `more than SYNC_DELETE_GUARD_MIN=${guard.minUsers} allows between full passes`,
+      );
+    }
+    if (tokens > guard.maxRatio * guard.window.liveTokens) {
+      parts.push(`bring to ${tokens} of the warehouse's ${guard.window.liveTokens} live tokens those deleted unexplained since the last full pass (${percent(tokens, guard.window.liveTokens)}), ${limit}`);
+    }
+  } else {
+    const listed = totals.usersSynced + totals.usersNotFound;
+    if (listed + totals.usersFailed < guard.minUsers) return undefined;
+    const { tokensHeld: held, tokensUnexplained: deleted, usersNotFound: gone } = totals;
+    if (deleted > 0 && deleted > guard.maxRatio * held) {
+      parts.push(`mark deleted ${deleted} of the ${held} live tokens held for its users with no log entry or expiry to explain it (${percent(deleted, held)}), ${limit}`);
+    }
+    if (gone > 0 && gone > guard.maxRatio * listed) parts.push(`record ${gone} of ${listed} users as gone from Auth0 (${percent(gone, listed)}), ${limit}`);
   }
-  if (gone > 0 && gone > guard.maxRatio * listed) parts.push(`record ${gone} of ${listed} users as gone from Auth0 (${percent(gone, listed)})`);
   return parts.length > 0 ? parts.join(' and ') : undefined;
 }
 

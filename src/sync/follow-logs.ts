@@ -7,15 +7,10 @@ import type { Config } from '../config.js';
 import type { Database } from '../database.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
-import {
-  addSignedUpUsers,
-  advanceLogCheckpoint,
-  markUsersRemoved,
-  readLogCheckpoint,
-  readLogLookups,
-  restartLogCheckpoint,
-} from '../warehouse/log-checkpoint.js';
+import { addSignedUpUsers, advanceLogCheckpoint, readLogCheckpoint, readLogLookups, restartLogCheckpoint } from '../warehouse/log-checkpoint.js';
+import { readLogFollowRetries, updateLogFollowRetries, type LogFollowRetry } from '../warehouse/log-follow-retries.js';
 import { runSyncJob, type SyncJobResult } from './job.js';
+import { createLogEvidence } from './log-evidence.js';
 import type { PriorityLane } from './priority-lane.js';
 
 /** Pages (of 100 entries) read before the users they name are synced and the checkpoint moves. */
@@ -59,6 +54,10 @@ export interface FollowLogsResult {
   usersChanged: number;
   /** Of those, users handed to the worker's pass in progress rather than synced in a run of their own. */
   usersHandedOff: number;
+  /** Users an earlier follow could not sync, tried again by this one (auth0.log_follow_retries). */
+  usersRetried: number;
+  /** Users this follow could not sync either: kept for the next follow. */
+  usersToRetry: number;
   /** Requests made to read the logs (the sync runs count theirs in `runs`). */
   logRequests: number;
 }
@@ -80,9 +79,11 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     messages: [],
     runs: [],
     entriesRead: 0,
-    skipped: { other_type: 0, no_user: 0, machine_client: 0, unresolved: 0 },
+    skipped: { other_type: 0, no_user: 0, machine_client: 0, unresolved: 0, invalid_user: 0 },
     usersChanged: 0,
     usersHandedOff: 0,
+    usersRetried: 0,
+    usersToRetry: 0,
     logRequests: 0,
   };
   const now = () => new Date(options.auth0?.clock?.now() ?? Date.now());
@@ -114,6 +115,8 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       return result;
     }
     let from = checkpoint.log_id;
+    // Users earlier follows could not sync go with the first batch, whatever it reads.
+    let retries = await readLogFollowRetries(db);
     for (;;) {
       const entries: Auth0LogEntry[] = [];
       let next = from;
@@ -123,17 +126,26 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
         next = page.next;
         pages += 1;
       }
-      if (entries.length === 0) {
-        // Nothing new: the checkpoint stays, its lag is measured again.
-        await advanceLogCheckpoint(db, { logId: from, lastEntryDate: undefined, now: now(), read: 0, skipped: 0, usersChanged: 0 });
-        break;
-      }
       const changes = toChangedUsers(entries, await readLogLookups(db, toLookupKeys(entries)));
       const skipped = Object.values(changes.skipped).reduce((a, b) => a + b, 0);
-      logger.info('log entries read', { from, to: next, entries: entries.length, users: changes.userIds.length, skipped: changes.skipped });
+      if (entries.length > 0) {
+        logger.info('log entries read', { from, to: next, entries: entries.length, users: changes.userIds.length, skipped: changes.skipped });
+      }
       await addSignedUpUsers(db, config.source, changes.signedUp);
+      // What the logs said, the retries' older word first: the later entry wins.
+      const evidence = createLogEvidence({
+        explained: retries.filter((r) => r.explained).map((r) => r.userId),
+        deleted: retries.filter((r) => r.deleted).map((r) => r.userId),
+      });
+      evidence.add(changes);
+      const userIds = [...new Set([...retries.map((r) => r.userId), ...changes.userIds])];
+      const tracked: LogFollowRetry[] = userIds.map((userId) => ({
+        userId,
+        deleted: evidence.deleted.has(userId),
+        explained: evidence.explained.has(userId),
+      }));
       let runId: number | undefined;
-      const handedOff = changes.userIds.length > 0 ? options.lane?.hand(changes.userIds) : undefined;
+      const handedOff = userIds.length > 0 ? options.lane?.hand(userIds, evidence) : undefined;
       if (handedOff) {
         // The worker's pass holds the run lock: it syncs these users next, in its own run.
         const handOff = await handedOff;
@@ -141,25 +153,26 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
         if (!handOff.complete) {
           result.outcome = 'stopped';
           result.messages.push(
-            `Run ${handOff.runId} stopped before it had synced the ${changes.userIds.length} users handed to it: the log checkpoint stays at ${from}, and the next follow reads these entries again.`,
+            `Run ${handOff.runId} stopped before it had synced the ${userIds.length} users handed to it: the log checkpoint stays at ${from}, and the next follow reads these entries again.`,
           );
           return result;
         }
-        result.usersHandedOff += changes.userIds.length;
-      } else if (changes.userIds.length > 0) {
+        result.usersHandedOff += userIds.length;
+      } else if (userIds.length > 0) {
         const run = await runSyncJob({
           config,
           db,
           logger,
           trigger: 'logs',
-          selection: { kind: 'ids', userIds: changes.userIds, total: changes.userIds.length },
+          selection: { kind: 'ids', userIds, total: userIds.length },
           // Every user the entries name, whatever SYNC_MAX_USERS says: a cut would skip entries.
           budget: {},
           ownsDatabase: options.ownsDatabase,
           allowMassDelete: options.allowMassDelete,
           stopSignal: options.stopSignal,
-          args: { fromLogs: { from, to: next, entries: entries.length } },
+          args: { fromLogs: { from, to: next, entries: entries.length, retried: retries.length } },
           auth0: options.auth0,
+          evidence,
         });
         result.runs.push(run);
         runId = run.runId;
@@ -168,13 +181,17 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
           result.messages.push(
             `Run ${run.runId} ${run.status}: the log checkpoint stays at ${from}, and the next follow reads these entries again` +
               (run.errorCode === 'mass_delete_guard'
-                ? ' (a mass revocation stops the follower until confirmed: npm run sync -- --from-logs --allow-mass-delete).'
+                ? ' (deletions that no log entry or expiry explains stop the follower until a full pass, npm run sync, measures them, or until confirmed: npm run sync -- --from-logs --allow-mass-delete).'
                 : '.'),
           );
           return result;
         }
       }
-      await markUsersRemoved(db, config.source, changes.deleted, now());
+      // A user whose listing or write failed keeps its rows and its removed_at; the next follow
+      // tries it again, even in another process.
+      if (runId !== undefined) result.usersToRetry += await updateLogFollowRetries(db, runId, tracked);
+      result.usersRetried += retries.length;
+      retries = [];
       await advanceLogCheckpoint(db, {
         logId: next,
         lastEntryDate: newestDate(entries),
@@ -188,12 +205,14 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       result.usersChanged += changes.userIds.length;
       for (const [reason, n] of Object.entries(changes.skipped)) result.skipped[reason as SkipReason] += n;
       from = next;
-      if (pages < PAGES_PER_BATCH) break;
+      if (entries.length === 0 || pages < PAGES_PER_BATCH) break;
     }
     const skippedTotal = Object.values(result.skipped).reduce((a, b) => a + b, 0);
     result.messages.push(
       `Read ${result.entriesRead} log entries up to ${from}: synced ${result.usersChanged} users in ${result.runs.length} run(s)` +
         (result.usersHandedOff > 0 ? ` (${result.usersHandedOff} of them through the pass in progress)` : '') +
+        (result.usersRetried > 0 ? `, ${result.usersRetried} of them retried after an earlier follow could not sync them` : '') +
+        (result.usersToRetry > 0 ? `, ${result.usersToRetry} failed again and are kept for the next follow` : '') +
         `, skipped ${skippedTotal} entries` +
         ` (${Object.entries(result.skipped)
           .map(([reason, n]) => `${n} ${reason.replace('_', ' ')}`)

@@ -7,11 +7,13 @@ import { errorCode, toError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
 import { RunLockLostError, withRunLock, type RunLease } from '../run-lock.js';
-import { emptyCounts, finishRun, recordRunProgress, startRun, type RunCounts } from '../run-records.js';
+import { emptyCounts, finishRun, readUnexplainedSinceFullPass, recordRunProgress, startRun, type RunCounts } from '../run-records.js';
 import { systemClock } from '../clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
-import { describeCrossing, MassDeleteError } from './delete-guard.js';
+import { countLiveTokens } from '../warehouse/refresh-tokens.js';
+import { describeCrossing, MassDeleteError, type DeleteGuard } from './delete-guard.js';
+import type { LogEvidence } from './log-evidence.js';
 import { syncUsers } from './pipeline.js';
 import type { PriorityLane } from './priority-lane.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
@@ -71,6 +73,8 @@ export interface SyncJobOptions {
   tokensEndpoint?: TokensEndpointChoice;
   /** Users handed over while the run goes (the worker's log follower): synced before the next source user. */
   lane?: PriorityLane;
+  /** What the tenant's logs said about the run's users (a `logs` run); a lane brings its own. */
+  evidence?: LogEvidence;
 }
 
 export interface SyncJobResult {
@@ -111,17 +115,17 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   const { config, db, trigger } = options;
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
-  const { ids: userIds, total: usersTotal } = await selectUsers(db, config.source, options.selection ?? { kind: 'source' }, budget, clock);
+  const selection = options.selection ?? { kind: 'source' };
+  const { ids: userIds, total: usersTotal } = await selectUsers(db, config.source, selection, budget, clock);
+  // Every source user with no budget: the run that clears "full pass due" and the guard's window.
+  const fullPass = selection.kind === 'source' && budget.maxUsers === undefined && budget.maxDurationMs === undefined;
   // A ratio of 1 allows everything. A dry run writes nothing, so nothing to stop: it only says
   // whether a real run would stop.
-  const guard =
-    options.allowMassDelete || config.sync.maxDeleteRatio >= 1
-      ? undefined
-      : { maxRatio: config.sync.maxDeleteRatio, minUsers: config.sync.deleteGuardMinUsers };
+  const guard = options.allowMassDelete || config.sync.maxDeleteRatio >= 1 ? undefined : await readDeleteGuard(db, config.sync, fullPass);
   const deleteGuard = options.dryRun ? undefined : guard;
   const runId = options.dryRun
     ? undefined
-    : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio });
+    : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio, fullPass });
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
@@ -171,6 +175,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
         stopGraceMs: options.stopGraceMs,
         deleteGuard,
         lane: options.lane,
+        evidence: options.evidence ?? options.lane?.evidence,
       },
       userIds,
     );
@@ -212,6 +217,17 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   else logger.info('sync finished', summary);
   const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
   return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };
+}
+
+/**
+ * The deletion guard for a run: a full pass is measured on its own; any other run together with
+ * the runs since the last full pass (see delete-guard.ts).
+ */
+async function readDeleteGuard(db: Kysely<Database>, sync: Config['sync'], fullPass: boolean): Promise<DeleteGuard> {
+  const guard = { maxRatio: sync.maxDeleteRatio, minUsers: sync.deleteGuardMinUsers };
+  if (fullPass) return guard;
+  const [since, liveTokens] = await Promise.all([readUnexplainedSinceFullPass(db), countLiveTokens(db)]);
+  return { ...guard, window: { ...since, liveTokens } };
 }
 
 function toRunStatus(error: Error | undefined, interrupted: boolean, counts: RunCounts): SyncJobResult['status'] {

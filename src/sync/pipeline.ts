@@ -15,6 +15,7 @@ import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
 import type { UserOutcome } from '../warehouse/model.js';
+import type { LogEvidence } from './log-evidence.js';
 import type { LaneTicket, PriorityLane } from './priority-lane.js';
 import type { TokensEndpointChoice } from './tokens-endpoint.js';
 
@@ -42,6 +43,8 @@ export interface SyncDeps {
    * next source user. Only for a run with a run row.
    */
   lane?: PriorityLane;
+  /** What the tenant's logs said about the run's users: explained deletions, removals. */
+  evidence?: LogEvidence;
 }
 
 export interface SyncResult {

@@ -1,6 +1,7 @@
 import type { TokenChange } from '../database.js';
 import { toPrintable } from '../upstream-text.js';
 import type { StoredToken, UserOutcome, WritePlan } from '../warehouse/model.js';
+import type { LogEvidence } from './log-evidence.js';
 
 const DEVICE_CHANGES = [
   ['last_ip', 'last_ip_changed'],
@@ -19,8 +20,18 @@ const DEVICE_CHANGES = [
  * `last_exchanged_at`, and a new last IP / ASN / user agent; nothing when nothing changed.
  * Only new, restored and changed tokens are planned for writing (issue #14): a pass in which
  * nothing changed writes no token, device or resource-server row.
+ *
+ * A deletion is explained (issue #18) when the tenant's logs explain a loss for its user
+ * (`evidence.explained`) or the stored token had expired by `now`; the others are counted as
+ * unexplained for the deletion guard. A `not_found` user the logs say was deleted is marked
+ * removed; a user listed with tokens, or shown alive by the logs, is revived.
  */
-export function planWrites(batch: readonly UserOutcome[], stored: readonly StoredToken[]): WritePlan {
+export function planWrites(
+  batch: readonly UserOutcome[],
+  stored: readonly StoredToken[],
+  context: { evidence?: LogEvidence; now?: Date } = {},
+): WritePlan {
+  const { evidence, now = new Date() } = context;
   const storedById = new Map(stored.map((token) => [token.id, token]));
   const outcomes = withoutStolenTokens(batch, storedById);
   const plan: WritePlan = {
@@ -30,7 +41,11 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
     resourceServers: [],
     deletedIds: [],
     changes: [],
-    counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0 },
+    counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0, unexplained: 0, unexplainedUsers: 0 },
+    removedUsers: outcomes.filter((o) => o.status === 'not_found' && evidence?.deleted.has(o.userId)).map((o) => o.userId),
+    revivedUsers: outcomes
+      .filter((o) => (o.status === 'synced' && (o.records.tokens.length > 0 || evidence?.alive.has(o.userId))))
+      .map((o) => o.userId),
   };
   const listed = new Set<string>();
   const change = (token: { id: string; user_id: string }, kind: TokenChange, oldValue: string | null = null, newValue: string | null = null) =>
@@ -80,6 +95,7 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
   }
 
   const listedUsers = new Set(outcomes.filter((o) => o.status !== 'failed').map((o) => o.userId));
+  const unexplainedUsers = new Set<string>();
   for (const token of stored) {
     if (token.deleted_at || !listedUsers.has(token.user_id)) continue;
     plan.counts.held += 1;
@@ -87,8 +103,18 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
     plan.deletedIds.push(token.id);
     plan.counts.deleted += 1;
     change(token, 'deleted');
+    if (evidence?.explained.has(token.user_id) || hasExpired(token.raw, now)) continue;
+    plan.counts.unexplained += 1;
+    unexplainedUsers.add(token.user_id);
   }
+  plan.counts.unexplainedUsers = unexplainedUsers.size;
   return plan;
+}
+
+/** Whether a stored token (Auth0's JSON) was past its absolute or idle expiry at `now`. */
+function hasExpired(raw: unknown, now: Date): boolean {
+  const token = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
+  return [token.expires_at, token.idle_expires_at].some((at) => typeof at === 'string' && Date.parse(at) <= now.getTime());
 }
 
 /** Turn `failed` every user that lists a token another user owns (stored, or earlier in the batch). */

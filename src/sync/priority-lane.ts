@@ -8,6 +8,8 @@
  * lets the follower move its checkpoint.
  */
 
+import { createLogEvidence, type GrowingLogEvidence, type LogEvidence } from './log-evidence.js';
+
 /** What a hand-off came to. */
 export interface HandOffResult {
   /** Every user was written (or recorded as failed) by the pass. */
@@ -34,7 +36,9 @@ export interface PriorityLane {
    * Hand users to the running pass. Undefined when no pass is taking users (none runs, or it has
    * taken its last one): the caller syncs them itself.
    */
-  hand(userIds: readonly string[]): Promise<HandOffResult> | undefined;
+  hand(userIds: readonly string[], evidence?: Partial<Record<keyof LogEvidence, Iterable<string>>>): Promise<HandOffResult> | undefined;
+  /** What the logs said about the users handed over (issue #18): the pass's writer plans with it. */
+  readonly evidence: LogEvidence;
   /** Users waiting in the lane. */
   readonly waiting: number;
   /** A pass is taking hand-offs now. */
@@ -56,6 +60,7 @@ export function createPriorityLane(): PriorityLane {
   /** Waiting users, oldest first (a Map keeps insertion order), with every hand-off naming each. */
   const queue = new Map<string, HandOff[]>();
   const open = new Set<HandOff>();
+  const evidence: GrowingLogEvidence = createLogEvidence();
 
   const settleOne = (handOff: HandOff, written: boolean) => {
     if (!open.has(handOff)) return; // the pass already finished: resolved as incomplete
@@ -68,8 +73,9 @@ export function createPriorityLane(): PriorityLane {
   };
 
   return {
-    hand(userIds) {
+    hand(userIds, said) {
       if (!intake || runId === undefined) return undefined;
+      if (said) evidence.add(said);
       const unique = [...new Set(userIds)];
       const id = runId;
       if (unique.length === 0) return Promise.resolve({ complete: true, runId: id });
@@ -84,6 +90,7 @@ export function createPriorityLane(): PriorityLane {
         wake?.();
       });
     },
+    evidence,
     get waiting() {
       return queue.size;
     },
@@ -125,6 +132,7 @@ export function createPriorityLane(): PriorityLane {
       for (const handOff of open) handOff.resolve({ complete: false, runId: runId! });
       open.clear();
       queue.clear();
+      evidence.clear();
       runId = undefined;
     },
   };

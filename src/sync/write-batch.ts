@@ -9,6 +9,7 @@ import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
 import type { PlanCounts, UserOutcome } from '../warehouse/model.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
+import type { LogEvidence } from './log-evidence.js';
 import { planWrites } from './plan.js';
 
 export interface BatchWriteOptions {
@@ -25,6 +26,8 @@ export interface BatchWriteOptions {
    * or an operator who confirmed a mass deletion).
    */
   deleteGuard?: DeleteGuard;
+  /** What the tenant's logs said about the users: explained deletions, removals (planWrites). */
+  evidence?: LogEvidence;
   /** Called with the users of each batch once their outcomes are in the warehouse (or their failure is recorded). */
   onWritten?: (userIds: readonly string[]) => void;
 }
@@ -52,7 +55,7 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
       const plan = await retryLostConnection(() =>
         (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
           if (runId !== undefined) await lease?.assertHeld(trx);
-          const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds));
+          const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence });
           if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
           if (runId !== undefined) await applyWritePlan(trx, runId, plan, plan.outcomes);
           return plan;

@@ -67,6 +67,13 @@ export interface PlanCounts {
   changed: number;
   restored: number;
   deleted: number;
+  /**
+   * Of `deleted`, tokens that no log entry of their user and no expiry explain (issue #18): what
+   * the deletion guard measures.
+   */
+  unexplained: number;
+  /** Users losing at least one such token. */
+  unexplainedUsers: number;
 }
 
 /** Everything one batch of outcomes will write; `counts` is also what a dry run reports. */
@@ -87,4 +94,8 @@ export interface WritePlan {
   deletedIds: string[];
   changes: ChangeRecord[];
   counts: PlanCounts;
+  /** Users the tenant deleted whose listing confirms it (404): `auth0.users.removed_at` is set. */
+  removedUsers: string[];
+  /** Users a listing with tokens, or the tenant's logs, show alive: `removed_at` is cleared. */
+  revivedUsers: string[];
 }

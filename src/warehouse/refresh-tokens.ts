@@ -144,6 +144,22 @@ unnest(tokens, TOKEN_TYPES))
             .select(['token_id', 'user_id', 'change', 'old_value', 'new_value', eb.val(runId).as('run_id')]),
         ),
     )
+    // What the tenant said about its users (issue #18): removed once a listing confirms the
+    // deletion, in the same statement that marks their tokens deleted; alive again otherwise.
+    .with('removed_users', (db) =>
+      db
+        .updateTable('auth0.users')
+        .set({ removed_at: now })
+        .where((eb) => eb('user_id', '=', eb.fn.any(eb.val(plan.removedUsers))))
+        .where('removed_at', 'is', null),
+    )
+    .with('revived_users', (db) =>
+      db
+        .updateTable('auth0.users')
+        .set({ removed_at: null })
+        .where((eb) => eb('user_id', '=', eb.fn.any(eb.val(plan.revivedUsers))))
+        .where('removed_at', 'is not', null),
+    )
     .with('user_state', (db) =>
       db
         .insertInto('auth0.user_sync_state')
@@ -174,6 +190,16 @@ unnest(tokens, TOKEN_TYPES))
     )
     .selectNoFrom((eb) => eb.lit(1).as('done'))
     .execute();
+}
+
+/** Live tokens in the warehouse (the deletion guard's measure for runs that are not full passes). */
+export async function countLiveTokens(db: Kysely<Database>): Promise<number> {
+  const row = await db
+    .selectFrom('auth0.refresh_tokens')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('deleted_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /**

@@ -33,14 +33,14 @@ describe('toChangedUsers: event types', () => {
       [
         { type: 'f', user_id: 'auth0|u1' },
         { type: 'seccft', client_id: 'x' },
-        { type: 'scp', user_id: 'auth0|u2' },
+        { type: 'fp', user_id: 'auth0|u2' },
         { user_id: 'auth0|u3' },
       ],
       lookups,
     );
     expect(result.userIds).toEqual([]);
     expect(result.read).toBe(4);
-    expect(result.skipped).toEqual({ other_type: 4, no_user: 0, machine_client: 0, unresolved: 0 });
+    expect(result.skipped).toEqual({ other_type: 4, no_user: 0, machine_client: 0, unresolved: 0, invalid_user: 0 });
   });
 
   it('skips entries without a user, and machine-to-machine subjects', () => {
@@ -54,7 +54,7 @@ describe('toChangedUsers: event types', () => {
       lookups,
     );
     expect(result.userIds).toEqual([]);
-    expect(result.skipped).toEqual({ other_type: 0, no_user: 2, machine_client: 2, unresolved: 0 });
+    expect(result.skipped).toEqual({ other_type: 0, no_user: 2, machine_client: 2, unresolved: 0, invalid_user: 0 });
   });
 
   it('resolves a revocation without a user through its credential, a logout through its session', () => {
@@ -127,7 +127,7 @@ describe('toChangedUsers: sapi by method and path', () => {
       lookups,
     );
     expect(result.userIds).toEqual([]);
-    expect(result.skipped).toEqual({ other_type: 1, no_user: 1, machine_client: 0, unresolved: 2 });
+    expect(result.skipped).toEqual({ other_type: 1, no_user: 1, machine_client: 0, unresolved: 2, invalid_user: 0 });
   });
 });
 

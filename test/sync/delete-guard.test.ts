@@ -8,7 +8,8 @@ import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;
-const tenant = generateTenant({ users: 120, maxTokensPerUser: 4, seed: 11, userIdPrefix: 'auth0|guard' });
+// Dates around today: Auth0 lists only live tokens, and an expired one's deletion is explained.
+const tenant = generateTenant({ users: 120, maxTokensPerUser: 4, seed: 11, userIdPrefix: 'auth0|guard', datesAround: Date.now() });
 
 async function sync(args: string[] = [], extra: Record<string, string> = {}, deps = cliDeps(t)) {
   const out = captureIo();

@@ -105,7 +105,7 @@ describe('sync --from-logs', () => {
     expect(after!.entries_skipped - before!.entries_skipped).toBe(4);
     expect(after!.lag_seconds).toEqual(expect.any(Number));
     expect(stdout.join('\n')).toContain('Read 8 log entries');
-    expect(stdout.join('\n')).toContain('skipped 4 entries (2 other type, 1 no user, 1 machine client, 0 unresolved)');
+    expect(stdout.join('\n')).toContain('skipped 4 entries (2 other type, 1 no user, 1 machine client, 0 unresolved, 0 invalid user)');
 
     // Nothing new: no run, no list request, the checkpoint stays.
     listed.clear();

@@ -209,7 +209,17 @@ describe('planWrites', () => {
     const token = apiToken(ALICE, 1);
     const failed = { status: 'failed', userId: ALICE, code: 'server_error', message: '503' } as const;
     const plan = planWrites([failed], [storedFrom(token)]);
-    expect(plan).toEqual({ outcomes: [failed], tokens: [], devices: [], resourceServers: [], deletedIds: [], changes: [], counts: { ...none, held: 0 } });
+    expect(plan).toEqual({
+      outcomes: [failed],
+      tokens: [],
+      devices: [],
+      resourceServers: [],
+      deletedIds: [],
+      changes: [],
+      counts: { ...none, held: 0, unexplained: 0, unexplainedUsers: 0 },
+      removedUsers: [],
+      revivedUsers: [],
+    });
   });
 
   it('plans a mixed batch user by user', () => {
