@@ -176,22 +176,6 @@ describe('sync --from-logs', () => {
     expect((await checkpoint())?.log_id).toBe(before!.log_id);
   });
 
-  it('stops at the deletion guard until the mass revocation is confirmed, keeping the checkpoint', async () => {
-    const users = await syncedTenant(20);
-    const before = await checkpoint();
-    for (const userId of users) fake.setUser(userId, []); // every token revoked
-    const env = envFor(fake, t.url, { SYNC_DELETE_GUARD_MIN: '10' });
-    const out = captureIo();
-    expect(await main(['sync', '--from-logs'], env, out.io, cliDeps(t))).toBe(1);
-    expect(out.stdout.join('\n')).toContain('npm run sync -- --from-logs --allow-mass-delete');
-    expect((await runs()).at(-1)).toMatchObject({ trigger: 'logs', status: 'failed', delete_guard_tripped: true });
-    expect((await checkpoint())?.log_id).toBe(before!.log_id);
-    const confirmed = captureIo();
-    expect(await main(['sync', '--from-logs', '--allow-mass-delete'], env, confirmed.io, cliDeps(t))).toBe(0);
-    expect((await checkpoint())?.log_id).toBe(fake.logs.newestId());
-    await expectWarehouseMatchesApi(t.db, fake);
-  });
-
   // One process per embedded database: nothing else can hold its lock.
   itServer('exits 3 while a full pass holds the run lock, leaving the checkpoint for the next follow', async () => {
     const [changed] = await syncedTenant(3);
