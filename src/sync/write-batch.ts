@@ -6,7 +6,8 @@ import { isConnectionLost, isDatabaseUnavailable } from '../pg-errors.js';
 import type { RunLease } from '../run-lock.js';
 import { withBatch, type RunCounts } from '../run-records.js';
 import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
-import type { PlanCounts, UserOutcome } from '../warehouse/model.js';
+import { hasCommitted, readTransactionId } from '../warehouse/commit-status.js';
+import type { PlanCounts, UserOutcome, WritePlan } from '../warehouse/model.js';
 import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
 import type { LogEvidence } from './log-evidence.js';
@@ -52,14 +53,23 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
       // run reads and writes in one transaction that first checks this run still holds the run
       // lease (issue #13): once another run has taken over, not one more row is written. The
       // deletion guard looks at the plan before anything of it is written.
-      const plan = await retryLostConnection(() =>
-        (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
-          if (runId !== undefined) await lease?.assertHeld(trx);
-          const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence });
-          if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
-          if (runId !== undefined) await applyWritePlan(trx, runId, plan, plan.outcomes);
-          return plan;
-        }),
+      // The last attempt's transaction and plan: if its COMMIT's acknowledgement is lost, the
+      // server says whether it landed, and the counts are those of what was written.
+      let attempt: { xid: string; plan: WritePlan } | undefined;
+      const plan = await retryLostConnection(
+        () =>
+          (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
+            attempt = undefined;
+            if (runId !== undefined) await lease?.assertHeld(trx);
+            const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence });
+            if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
+            if (runId !== undefined) {
+              await applyWritePlan(trx, runId, plan, plan.outcomes);
+              attempt = { xid: await readTransactionId(trx), plan };
+            }
+            return plan;
+          }),
+        async () => (attempt && (await hasCommitted(db, attempt.xid)) ? attempt.plan : undefined),
       );
       tally(plan.outcomes, plan.counts);
       options.onWritten?.(batch.map((o) => o.userId));
@@ -93,14 +103,22 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
   /**
    * A batch whose connection was cut under it (a proxy recycling connections, an administrator's
    * pg_terminate_backend) is tried again on a fresh one, twice, before the database counts as
-   * gone. Safe: the transaction re-reads what is stored, so a commit that did land plans nothing twice.
+   * gone. Safe: the transaction re-reads what is stored, so a commit that did land plans nothing
+   * twice. A commit that landed though its acknowledgement was lost (`landed` says so) is not
+   * tried again: its own plan is what was written, and what the run counts (issue #18).
    */
-  async function retryLostConnection<T>(write: () => Promise<T>): Promise<T> {
+  async function retryLostConnection<T>(write: () => Promise<T>, landed: () => Promise<T | undefined>): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await write();
       } catch (error) {
-        if (attempt >= 3 || !isConnectionLost(error)) throw error;
+        if (!isConnectionLost(error)) throw error;
+        const written = await landed().catch(() => undefined);
+        if (written !== undefined) {
+          logger.warn('database connection lost after a commit that landed; not written again', { error: toError(error).message });
+          return written;
+        }
+        if (attempt >= 3) throw error;
         logger.warn('database connection lost during a write; retrying on a fresh one', { attempt, error: toError(error).message });
         await new Promise((wake) => setTimeout(wake, 50 * attempt));
       }

@@ -146,4 +146,28 @@ describe('a run on a bad day', () => {
     expect(runs.map((r) => r.status)).toEqual(['interrupted', 'succeeded']);
     await expectWarehouseMatchesApi(t.db, server);
   });
+
+  itServer('counts what a batch wrote when the acknowledgement of its commit was lost', async () => {
+    const server = await tenantOf(40);
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(t.url!).port || 5432) });
+    const viaProxy = new URL(t.url!);
+    viaProxy.port = String(proxy.port);
+    try {
+      const lost = proxy.loseCommitAck(/insert into "auth0"\."refresh_tokens"/);
+      const out = captureIo();
+      const code = await main(['sync'], envFor(server, viaProxy.toString()), out.io);
+      await lost; // it did happen
+      expect({ code, stderr: out.stderr.filter((line) => !line.includes('commit that landed')) }).toEqual({ code: 0, stderr: [] });
+      const run = await t.db.selectFrom('auth0.sync_runs').selectAll().executeTakeFirstOrThrow();
+      const stored = await t.db.selectFrom('auth0.refresh_tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const history = await t.db.selectFrom('auth0.refresh_token_changes').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      expect(Number(stored.n)).toBeGreaterThan(0);
+      expect(run.tokens_added).toBe(Number(stored.n));
+      expect(Number(history.n)).toBe(Number(stored.n)); // one `created` each, none written twice
+      expect(run.users_synced).toBe(40);
+    } finally {
+      await proxy.kill();
+    }
+    await expectWarehouseMatchesApi(t.db, server);
+  });
 });
