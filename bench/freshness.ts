@@ -2,7 +2,7 @@
  * Freshness with the log follower (issue #10), time compressed:
  *
  *   npm run bench:freshness -- [--users 100000] [--changes 100] [--interval-ms 5000]
- *     [--intervals 12] [--noise 4] [--concurrency 32]
+ *     [--intervals 12] [--noise 4] [--concurrency 32] [--burst-share 0.1] [--burst-interval 6]
  *
  * A sandbox tenant of `--users` users (in this process) and a fresh database on the PostgreSQL
  * server (BENCH_DATABASE_URL). The follower starts at the newest entry; then, spread evenly over
@@ -14,6 +14,10 @@
  * Prints one JSON line and a short report: delay percentiles in intervals, and requests per
  * changed user and per 100 entries next to what a rolling full pass would need for the same
  * freshness. Creates and drops its own rt_bench_* database.
+ *
+ * A revocation burst (issue #18): in interval `--burst-interval` (0: none), `--burst-share` of
+ * the users revoke every token at once ("log out everywhere" after an incident). The follow
+ * must apply it without stopping at the deletion guard; its delays are reported apart too.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -35,8 +39,12 @@ const { values } = parseArgs({
     intervals: { type: 'string', default: '12' },
     noise: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '32' },
+    'burst-share': { type: 'string', default: '0.1' },
+    'burst-interval': { type: 'string', default: '6' },
   },
 });
+const burstShare = Number(values['burst-share']);
+const burstInterval = Number(values['burst-interval']);
 const users = Number(values.users);
 const changesPerInterval = Number(values.changes);
 const intervalMs = Number(values['interval-ms']);
@@ -127,14 +135,31 @@ try {
     pending.push({ userId, at });
     made += 1;
   };
+  /** Users of the burst, and when it happened. */
+  const burst: { userIds: Set<string>; tokenIds: string[]; at: number } = { userIds: new Set(), tokenIds: [], at: 0 };
+  const revokeAll = () => {
+    burst.at = Date.now();
+    for (const userId of ids) {
+      if (burst.userIds.size >= Math.round(burstShare * users)) break;
+      const tokens = fake.users.get(userId) ?? [];
+      if (random() >= burstShare * 1.5 || tokens.length === 0) continue;
+      burst.tokenIds.push(...tokens.map((token) => String(token.id)));
+      fake.setUser(userId, []); // one srrt per token
+      burst.userIds.add(userId);
+      pending.push({ userId, at: burst.at });
+    }
+  };
   fake.resetStats();
   const start = Date.now();
   const generator = setInterval(change, intervalMs / changesPerInterval);
+  const burstTimer = burstInterval > 0 ? setTimeout(revokeAll, (burstInterval - 0.5) * intervalMs) : undefined;
 
   const delays: number[] = [];
+  const burstDelays: number[] = [];
   let entries = 0;
   let usersChanged = 0;
   let followSeconds = 0;
+  const stops: string[] = [];
   for (let k = 1; k <= intervals + 1; k++) {
     if (k === intervals + 1) clearInterval(generator); // one more follow takes the last interval's changes
     await sleep(start + k * intervalMs - Date.now());
@@ -144,6 +169,7 @@ try {
     followSeconds += (done - began) / 1000;
     entries += result.entriesRead;
     usersChanged += result.usersChanged;
+    if (result.outcome === 'stopped') stops.push(result.messages.join(' '));
     const waiting = [...new Set(pending.map((p) => p.userId))];
     if (waiting.length === 0) continue;
     const rows = await db.selectFrom('auth0.user_sync_state').select(['user_id', 'last_success_at']).where('user_id', 'in', waiting).execute();
@@ -152,12 +178,21 @@ try {
       const p = pending[i]!;
       if ((synced.get(p.userId) ?? 0) >= p.at) {
         delays.push(done - p.at);
+        if (p.at === burst.at && burst.userIds.has(p.userId)) burstDelays.push(done - p.at);
         pending.splice(i, 1);
       }
     }
   }
+  clearTimeout(burstTimer);
   const stats = fake.stats;
   delays.sort((a, b) => a - b);
+  burstDelays.sort((a, b) => a - b);
+  const burstLeft = await db
+    .selectFrom('auth0.refresh_tokens')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where((eb) => eb('id', '=', eb.fn.any(eb.val(burst.tokenIds))))
+    .where('deleted_at', 'is', null)
+    .executeTakeFirstOrThrow();
   const requests = stats.listRequests + stats.logRequests;
   const budget = 2.2 * usersChanged + entries / 100;
   const followsRun = intervals + 1;
@@ -174,6 +209,10 @@ try {
     delayP50Intervals: percentile(delays, 50) / intervalMs,
     delayP95Intervals: percentile(delays, 95) / intervalMs,
     delayMaxIntervals: (delays.at(-1) ?? NaN) / intervalMs,
+    burstUsers: burst.userIds.size,
+    burstDelayP95Intervals: percentile(burstDelays, 95) / intervalMs,
+    burstTokensStillLive: Number(burstLeft.n),
+    followsStopped: stops.length,
     listRequests: stats.listRequests,
     logRequests: stats.logRequests,
     tokenRequests: stats.tokenRequests,
@@ -189,7 +228,8 @@ try {
   console.log(
     [
       `freshness: ${f(users, 0)} users, ${changesPerInterval} changes per ${intervalMs / 1000} s interval, ${noise} unrelated entries per change`,
-      `  delay change → warehouse: p50 ${f(report.delayP50Intervals)}, p95 ${f(report.delayP95Intervals)}, max ${f(report.delayMaxIntervals)} intervals (target p95 ≤ 2); ${report.notSeen} of ${made} changes not seen`,
+      `  delay change → warehouse: p50 ${f(report.delayP50Intervals)}, p95 ${f(report.delayP95Intervals)}, max ${f(report.delayMaxIntervals)} intervals (target p95 ≤ 2); ${report.notSeen} of ${made + burst.userIds.size} changes not seen`,
+      `  revocation burst: ${f(burst.userIds.size, 0)} users (${f(100 * burstShare, 0)}%) revoked every token in interval ${burstInterval}: p95 ${f(report.burstDelayP95Intervals)} intervals, ${report.burstTokensStillLive} of the ${f(burst.tokenIds.length, 0)} revoked tokens still live in the warehouse, ${stops.length} follows stopped${stops.length > 0 ? ` (${stops[0]})` : ''}`,
       `  requests: ${f(stats.listRequests, 0)} listings for ${usersChanged} changed users (${f(report.requestsPerChangedUser)} each) + ${stats.logRequests} log pages for ${entries} entries (${f(report.logRequestsPer100Entries)} per 100) = ${f(requests, 0)}; budget 2.2 per user + 1 per 100 entries = ${f(budget, 0)}${requests <= budget ? ' (within)' : ' (OVER)'}; plus ${stats.tokenRequests} token requests (one per follow and run: each starts its own client)`,
       `  per interval: the follower ${f(report.followerRequestsPerInterval, 0)} requests; a rolling full pass with the same p95 (every user every 2 intervals, 2 requests each) ${f(rollingPerInterval, 0)} (${f(rollingPerInterval / report.followerRequestsPerInterval, 0)}×)`,
     ].join('\n'),
