@@ -90,6 +90,19 @@ describe('the deletion guard of a follow', () => {
     expect(await usersWithDeletedTokens()).toBe(24);
   });
 
+  it('bounds budgeted passes with the wrong credentials the same way, run after run', async () => {
+    await syncedTenant(40);
+    const full = await t.db.selectFrom('auth0.sync_runs').select(['trigger', 'full_pass']).orderBy('id').execute();
+    expect(full[0]).toEqual({ trigger: 'manual', full_pass: true });
+    fake.users.clear(); // the wrong tenant: every user answers 404, and no log explains it
+    const codes = [];
+    for (let i = 0; i < 6; i += 1) codes.push((await cli(['sync'], { SYNC_MAX_USERS: '4', SYNC_DELETE_GUARD_MIN: '5' })).code);
+    expect(codes.slice(0, 1)).toEqual([0]);
+    expect(codes.at(-1)).toBe(1);
+    expect(await lastRun()).toMatchObject({ full_pass: false, delete_guard_tripped: true });
+    expect(await usersWithDeletedTokens()).toBeLessThanOrEqual(5);
+  });
+
   it('counts expired tokens as explained: a follow after a long quiet spell is not stopped', async () => {
     const users = await syncedTenant(12);
     // Tokens that expired while nobody looked: stored with a past expiry, gone from the listing.
