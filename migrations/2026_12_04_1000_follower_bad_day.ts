@@ -4,9 +4,9 @@ import { sql, type Kysely } from 'kysely';
  * The log follower on a bad day (issue #18):
  * - `sync_runs.full_pass`: the run listed every source user with no budget. Only a full pass
  *   clears "full pass due" and starts a new window for the deletion guard's running total.
- * - `sync_runs.users_unexplained` / `tokens_unexplained`: deletions that no log entry and no
- *   expiry explain. Runs that are not full passes add them up until the next full pass, and the
- *   guard bounds that running total.
+ * - `sync_runs.users_gone_unexplained` / `tokens_unexplained`: users recorded gone with no log
+ *   entry of their deletion, and deletions that no log entry and no expiry explain. The deletion
+ *   guard adds them up over the runs since the last full pass and bounds the totals.
  * - `log_checkpoint.newest_log_id` / `newest_entry_date`: the tenant's newest entry when the
  *   follower last looked. The lag is measured against it.
  *   `history_lost_reason` says how lost history was detected.
@@ -19,7 +19,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .withSchema('auth0')
     .alterTable('sync_runs')
     .addColumn('full_pass', 'boolean', (c) => c.notNull().defaultTo(false))
-    .addColumn('users_unexplained', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('users_gone_unexplained', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('tokens_unexplained', 'integer', (c) => c.notNull().defaultTo(0))
     .execute();
   // Before this migration every manual or scheduled run counted as a full pass.
@@ -63,7 +63,7 @@ export async function down(db: Kysely<any>): Promise<void> {
     .dropColumn('newest_entry_date')
     .dropColumn('history_lost_reason')
     .execute();
-  await db.schema.withSchema('auth0').alterTable('sync_runs').dropColumn('full_pass').dropColumn('users_unexplained').dropColumn('tokens_unexplained').execute();
+  await db.schema.withSchema('auth0').alterTable('sync_runs').dropColumn('full_pass').dropColumn('users_gone_unexplained').dropColumn('tokens_unexplained').execute();
   await sql`comment on column auth0.log_checkpoint.lag_seconds is 'Seconds between the last entry''s date and when it was read.'`.execute(db);
 }
 
@@ -76,9 +76,10 @@ const RETRIES_COMMENT =
 const COMMENTS: Record<string, Record<string, string>> = {
   sync_runs: {
     full_pass: 'The run listed every source user, with no user or time budget. Only a full pass clears "full pass due" and starts a new window for the deletion guard\'s running total.',
-    users_unexplained:
-      'Users whose tokens this run marked deleted (or recorded gone from Auth0) with no log entry, expiry or full pass to explain it. The deletion guard bounds the sum over runs since the last full pass.',
-    tokens_unexplained: 'Tokens this run marked deleted with no log entry and no expiry to explain it (see users_unexplained).',
+    users_gone_unexplained:
+      'Users this run recorded as gone from Auth0 (404) with no log entry of their deletion. The deletion guard bounds their sum over the runs since the last full pass by SYNC_DELETE_GUARD_MIN.',
+    tokens_unexplained:
+      'Tokens this run marked deleted with no log entry and no expiry to explain it. The deletion guard bounds their sum over the last day by SYNC_MAX_DELETE_RATIO of the live tokens.',
   },
   log_checkpoint: {
     newest_log_id: 'The tenant\'s newest log entry when the follower last looked.',

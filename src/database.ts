@@ -67,7 +67,7 @@ export interface SyncRunsTable {
   /** Every source user, no budget: clears "full pass due" and the guard's running total. */
   full_pass: Generated<boolean>;
   /** Deletions no log entry and no expiry explain (the guard's running total between full passes). */
-  users_unexplained: Generated<number>;
+  users_gone_unexplained: Generated<number>;
   tokens_unexplained: Generated<number>;
 }
 

@@ -16,8 +16,8 @@ export interface RunCounts {
   /** Changed or restored. */
   tokensChanged: number;
   tokensDeleted: number;
-  /** Users losing tokens that no log entry and no expiry explain, and those tokens (the deletion guard's measure). */
-  usersUnexplained: number;
+  /** Users recorded gone (404) with no log entry of their deletion, and tokens deleted with no log entry or expiry to explain it (the deletion guard's measures). */
+  usersGoneUnexplained: number;
   tokensUnexplained: number;
   requests: number;
 }
@@ -31,7 +31,7 @@ export const emptyCounts = (): RunCounts => ({
   tokensAdded: 0,
   tokensChanged: 0,
   tokensDeleted: 0,
-  usersUnexplained: 0,
+  usersGoneUnexplained: 0,
   tokensUnexplained: 0,
   requests: 0,
 });
@@ -43,7 +43,7 @@ export function withBatch(counts: Readonly<RunCounts>, outcomes: readonly UserOu
   next.tokensAdded += planned.added;
   next.tokensChanged += planned.changed + planned.restored;
   next.tokensDeleted += planned.deleted;
-  next.usersUnexplained += planned.unexplainedUsers;
+  next.usersGoneUnexplained += planned.goneUnexplained;
   next.tokensUnexplained += planned.unexplained;
   for (const outcome of outcomes) {
     if (outcome.status === 'synced') {
@@ -87,7 +87,7 @@ function toColumns(counts: RunCounts) {
     tokens_added: counts.tokensAdded,
     tokens_changed: counts.tokensChanged,
     tokens_deleted: counts.tokensDeleted,
-    users_unexplained: counts.usersUnexplained,
+    users_gone_unexplained: counts.usersGoneUnexplained,
     tokens_unexplained: counts.tokensUnexplained,
     requests: counts.requests,
   };
@@ -174,16 +174,21 @@ export async function readFirstUserError(db: Kysely<Database>, runId: number): P
   return row?.error ? { error: row.error, errorCode: row.error_code ?? undefined } : undefined;
 }
 
+/** How far back the deletion guard adds up the tokens that runs other than full passes deleted unexplained. */
+const TOKEN_WINDOW_MS = 24 * 3600 * 1000;
+
 /**
  * What the runs since the last full pass that ended (succeeded or partial) deleted with no log
- * entry or expiry to explain it: the deletion guard's running total for the runs in between.
+ * entry or expiry to explain it: the users they recorded gone, and the tokens marked deleted in
+ * the last day. The deletion guard's running totals for the runs in between (delete-guard.ts).
  */
-export async function readUnexplainedSinceFullPass(db: Kysely<Database>): Promise<{ users: number; tokens: number }> {
+export async function readUnexplainedSinceFullPass(db: Kysely<Database>, now = new Date()): Promise<{ gone: number; tokens: number }> {
+  const dayAgo = new Date(now.getTime() - TOKEN_WINDOW_MS);
   const row = await db
     .selectFrom('auth0.sync_runs')
     .select((eb) => [
-      eb.fn.coalesce(eb.fn.sum<number>('users_unexplained'), eb.lit(0)).as('users'),
-      eb.fn.coalesce(eb.fn.sum<number>('tokens_unexplained'), eb.lit(0)).as('tokens'),
+      eb.fn.coalesce(eb.fn.sum<number>('users_gone_unexplained'), eb.lit(0)).as('gone'),
+      eb.fn.coalesce(eb.fn.sum<number>(eb.case().when('started_at', '>', dayAgo).then(eb.ref('tokens_unexplained')).else(0).end()), eb.lit(0)).as('tokens'),
     ])
     .where((eb) =>
       eb(
@@ -200,5 +205,5 @@ export async function readUnexplainedSinceFullPass(db: Kysely<Database>): Promis
       ),
     )
     .executeTakeFirstOrThrow();
-  return { users: Number(row.users), tokens: Number(row.tokens) };
+  return { gone: Number(row.gone), tokens: Number(row.tokens) };
 }

@@ -151,7 +151,7 @@ describe('readStatus and formatStatus', () => {
       tokensAdded: 1,
       tokensChanged: 2,
       tokensDeleted: 3,
-      usersUnexplained: 0,
+      usersGoneUnexplained: 0,
       tokensUnexplained: 0,
       requests: 12,
       error: '1 user failed …',

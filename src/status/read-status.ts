@@ -131,7 +131,7 @@ export async function readStatus(
       'tokens_added',
       'tokens_changed',
       'tokens_deleted',
-      'users_unexplained',
+      'users_gone_unexplained',
       'tokens_unexplained',
       'requests',
       'error',
@@ -232,7 +232,7 @@ type RunRow = Pick<
   | 'tokens_added'
   | 'tokens_changed'
   | 'tokens_deleted'
-  | 'users_unexplained'
+  | 'users_gone_unexplained'
   | 'tokens_unexplained'
   | 'requests'
   | 'error'
@@ -255,7 +255,7 @@ function toRunSummary(row: RunRow): RunSummary {
     tokensAdded: row.tokens_added,
     tokensChanged: row.tokens_changed,
     tokensDeleted: row.tokens_deleted,
-    usersUnexplained: row.users_unexplained,
+    usersGoneUnexplained: row.users_gone_unexplained,
     tokensUnexplained: row.tokens_unexplained,
     requests: row.requests,
     error: summarizeError(row.error),

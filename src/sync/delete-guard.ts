@@ -12,23 +12,27 @@ import type { WritePlan } from '../warehouse/model.js';
  *
  * - A full pass (every source user, no budget) is measured on its own: the share of the live
  *   tokens held for the users it listed that it may mark deleted unexplained, and the share of
- *   its users it may record as gone, once `minUsers` users are done.
- * - Any other run (a follow of the logs, a budgeted pass, `--user`) is measured with every run
- *   since the last full pass (`window`): together they may delete unexplained the tokens of at
- *   most `minUsers` users, and at most `maxRatio` of the warehouse's live tokens. So twenty
- *   small runs against the wrong tenant stop as one big run would.
+ *   its users it may record as gone unexplained, once `minUsers` users are done.
+ * - Any other run (a follow of the logs, a budgeted pass, `--user`) is measured together with
+ *   the runs before it (`window`): since the last full pass they may record at most `minUsers`
+ *   users as gone from Auth0 with no log entry of their deletion, and within a day they may mark
+ *   deleted unexplained at most `maxRatio` of the warehouse's live tokens. So twenty small runs
+ *   with the wrong credentials stop as one big run would. (A run big enough on its own is also
+ *   measured as a full pass is.)
  */
 export interface DeleteGuard {
   /** SYNC_MAX_DELETE_RATIO, 0..1. */
   maxRatio: number;
   /** SYNC_DELETE_GUARD_MIN. */
   minUsers: number;
-  /** For a run that is not a full pass: what the runs since the last full pass deleted unexplained. */
+  /** For a run that is not a full pass: what the runs before it deleted unexplained. */
   window?: UnexplainedWindow;
 }
 
 export interface UnexplainedWindow {
-  users: number;
+  /** Users recorded gone with no log entry of their deletion, since the last full pass. */
+  gone: number;
+  /** Tokens marked deleted unexplained in the last day (and since the last full pass). */
   tokens: number;
   /** Live tokens in the warehouse when the run started. */
   liveTokens: number;
@@ -42,7 +46,7 @@ export class MassDeleteError extends FatalError {
 }
 
 /** What a run has done, as far as the guard measures it. */
-type GuardTotals = Pick<RunCounts, 'usersSynced' | 'usersNotFound' | 'usersFailed' | 'tokensHeld' | 'usersUnexplained' | 'tokensUnexplained'>;
+type GuardTotals = Pick<RunCounts, 'usersSynced' | 'usersNotFound' | 'usersFailed' | 'tokensHeld' | 'usersGoneUnexplained' | 'tokensUnexplained'>;
 
 /**
  * Throws MassDeleteError when writing `plan` on top of what the run wrote so far (`counts`)
@@ -67,26 +71,30 @@ export function checkDeleteGuard(guard: DeleteGuard, counts: RunCounts, plan: Wr
 export function describeCrossing(guard: DeleteGuard, totals: GuardTotals): string | undefined {
   const limit = `more than SYNC_MAX_DELETE_RATIO=${guard.maxRatio} allows`;
   const parts = [];
-  if (guard.window) {
-    const users = guard.window.users + totals.usersUnexplained;
-    const tokens = guard.window.tokens + totals.tokensUnexplained;
-    if (users > guard.minUsers) {
-      parts.push(
-        `bring to ${users} the users whose tokens were marked deleted since the last full pass with no log entry or expiry to explain it, ` +
-          `more than SYNC_DELETE_GUARD_MIN=${guard.minUsers} allows between full passes`,
-      );
-    }
-    if (tokens > guard.maxRatio * guard.window.liveTokens) {
-      parts.push(`bring to ${tokens} of the warehouse's ${guard.window.liveTokens} live tokens those deleted unexplained since the last full pass (${percent(tokens, guard.window.liveTokens)}), ${limit}`);
-    }
-  } else {
-    const listed = totals.usersSynced + totals.usersNotFound;
-    if (listed + totals.usersFailed < guard.minUsers) return undefined;
-    const { tokensHeld: held, tokensUnexplained: deleted, usersNotFound: gone } = totals;
+  const listed = totals.usersSynced + totals.usersNotFound;
+  if (listed + totals.usersFailed >= guard.minUsers) {
+    const { tokensHeld: held, tokensUnexplained: deleted, usersGoneUnexplained: gone } = totals;
     if (deleted > 0 && deleted > guard.maxRatio * held) {
       parts.push(`mark deleted ${deleted} of the ${held} live tokens held for its users with no log entry or expiry to explain it (${percent(deleted, held)}), ${limit}`);
     }
-    if (gone > 0 && gone > guard.maxRatio * listed) parts.push(`record ${gone} of ${listed} users as gone from Auth0 (${percent(gone, listed)}), ${limit}`);
+    if (gone > 0 && gone > guard.maxRatio * listed) {
+      parts.push(`record ${gone} of ${listed} users as gone from Auth0 with no log entry of their deletion (${percent(gone, listed)}), ${limit}`);
+    }
+  }
+  if (guard.window && parts.length === 0) {
+    const gone = guard.window.gone + totals.usersGoneUnexplained;
+    const tokens = guard.window.tokens + totals.tokensUnexplained;
+    if (gone > guard.minUsers) {
+      parts.push(
+        `bring to ${gone} the users recorded gone from Auth0 since the last full pass with no log entry of their deletion, ` +
+          `more than SYNC_DELETE_GUARD_MIN=${guard.minUsers} allows between full passes`,
+      );
+    }
+    if (tokens > 0 && tokens > guard.maxRatio * guard.window.liveTokens) {
+      parts.push(
+        `bring to ${tokens} of the warehouse's ${guard.window.liveTokens} live tokens those marked deleted in the last day with no log entry or expiry to explain it (${percent(tokens, guard.window.liveTokens)}), ${limit}`,
+      );
+    }
   }
   return parts.length > 0 ? parts.join(' and ') : undefined;
 }

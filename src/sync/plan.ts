@@ -23,8 +23,9 @@ const DEVICE_CHANGES = [
  *
  * A deletion is explained (issue #18) when the tenant's logs explain a loss for its user
  * (`evidence.explained`) or the stored token had expired by `now`; the others are counted as
- * unexplained for the deletion guard. A `not_found` user the logs say was deleted is marked
- * removed; a user listed with tokens, or shown alive by the logs, is revived.
+ * unexplained for the deletion guard, and so is a `not_found` user the logs do not say was
+ * deleted. A `not_found` user the logs say was deleted is marked removed; a user listed with
+ * tokens, or shown alive by the logs, is revived.
  */
 export function planWrites(
   batch: readonly UserOutcome[],
@@ -41,7 +42,7 @@ export function planWrites(
     resourceServers: [],
     deletedIds: [],
     changes: [],
-    counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0, unexplained: 0, unexplainedUsers: 0 },
+    counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0, unexplained: 0, goneUnexplained: 0 },
     removedUsers: outcomes.filter((o) => o.status === 'not_found' && evidence?.deleted.has(o.userId)).map((o) => o.userId),
     revivedUsers: outcomes
       .filter((o) => (o.status === 'synced' && (o.records.tokens.length > 0 || evidence?.alive.has(o.userId))))
@@ -95,7 +96,6 @@ export function planWrites(
   }
 
   const listedUsers = new Set(outcomes.filter((o) => o.status !== 'failed').map((o) => o.userId));
-  const unexplainedUsers = new Set<string>();
   for (const token of stored) {
     if (token.deleted_at || !listedUsers.has(token.user_id)) continue;
     plan.counts.held += 1;
@@ -105,9 +105,8 @@ export function planWrites(
     change(token, 'deleted');
     if (evidence?.explained.has(token.user_id) || hasExpired(token.raw, now)) continue;
     plan.counts.unexplained += 1;
-    unexplainedUsers.add(token.user_id);
   }
-  plan.counts.unexplainedUsers = unexplainedUsers.size;
+  plan.counts.goneUnexplained = outcomes.filter((o) => o.status === 'not_found' && !evidence?.deleted.has(o.userId)).length;
   return plan;
 }
 

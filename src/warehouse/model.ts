@@ -72,8 +72,11 @@ export interface PlanCounts {
    * the deletion guard measures.
    */
   unexplained: number;
-  /** Users losing at least one such token. */
-  unexplainedUsers: number;
+  /**
+   * Users the listings record as gone from Auth0 (404) with no log entry of their deletion: the
+   * signature of the wrong tenant (issue #18).
+   */
+  goneUnexplained: number;
 }
 
 /** Everything one batch of outcomes will write; `counts` is also what a dry run reports. */

@@ -216,7 +216,7 @@ describe('planWrites', () => {
       resourceServers: [],
       deletedIds: [],
       changes: [],
-      counts: { ...none, held: 0, unexplained: 0, unexplainedUsers: 0 },
+      counts: { ...none, held: 0, unexplained: 0, goneUnexplained: 0 },
       removedUsers: [],
       revivedUsers: [],
     });
