@@ -37,7 +37,7 @@ export type LogIgnoreReason = 'bad_log_id' | 'before_checkpoint' | 'duplicate';
 /**
  * Why reading stopped, on the last page:
  * - `caught_up`: an answer with nothing new (`[]`, or only entries already read) and no cursor past this one;
- * - `stuck`: new entries, but no `next` past the cursor: reading again would loop;
+ * - `stuck`: new entries, or a full page, but no `next` past the cursor: reading again would loop;
  * - `page_limit` / `time_limit`: the follow's bound on pages or time was reached.
  */
 export type LogReadEnd = 'caught_up' | 'stuck' | 'page_limit' | 'time_limit';
@@ -117,7 +117,8 @@ export async function* readLogs(client: Auth0Client, checkpoint: string, options
     const link = nextLink(headers.link);
     const next = toNextCursor(cursor, link?.from, last);
     let end: LogReadEnd | undefined;
-    if (next === undefined) end = entries.length > 0 ? 'stuck' : 'caught_up';
+    // A full page that cannot be read past (take 1 and an inclusive `from`) may hide more: stuck, not caught up.
+    if (next === undefined) end = entries.length > 0 || body.length >= take ? 'stuck' : 'caught_up';
     else if (pages >= maxPages) end = 'page_limit';
     else if (options.deadline !== undefined && now() >= options.deadline) end = 'time_limit';
     yield { entries, next: next ?? cursor, ignored, ...(end ? { end } : {}) };

@@ -89,6 +89,15 @@ describe('readLogs', () => {
     ]);
   });
 
+  it('calls a full page it cannot read past stuck, not caught up (take 1 and an inclusive from)', async () => {
+    fake.logs.setQuirks({ inclusiveFrom: true });
+    const start = fake.logs.append({ type: 's', user_id: 'auth0|a' });
+    fake.logs.append({ type: 's', user_id: 'auth0|b' });
+    expect(await readAll(String(start.log_id), { take: 1 })).toEqual([
+      { entries: [], next: start.log_id, ignored: { bad_log_id: 0, before_checkpoint: 1, duplicate: 0 }, end: 'stuck' },
+    ]);
+  });
+
   it('ends when the Link always points at the same from', async () => {
     fake.logs.setQuirks({ stuckNext: true });
     const start = fake.logs.append({ type: 's', user_id: 'auth0|a' });

@@ -79,6 +79,18 @@ describe('a follow always ends and moves past the checkpoint', () => {
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), newest_log_id: fake.logs.newestId(), lag_seconds: 0 });
   });
 
+  it('reports a page it cannot read past (take 1 and an inclusive from) as stuck, not as lost history', async () => {
+    const users = await syncedTenant(3);
+    const from = (await checkpoint()).log_id;
+    fake.logs.setQuirks({ inclusiveFrom: true });
+    login(users.slice(0, 1));
+    const result = await follow({ take: 1 });
+    expect(result).toMatchObject({ outcome: 'followed', readEnd: 'stuck', entriesRead: 0 });
+    expect(result.historyLost).toBeUndefined();
+    expect(result.messages.join('\n')).toContain(`The logs endpoint answered no next page past ${from}: reading stopped there rather than loop`);
+    expect(await checkpoint()).toMatchObject({ log_id: from, newest_log_id: fake.logs.newestId(), history_lost_at: null });
+  });
+
   it('drops duplicate, out-of-order and hostile entries, ignores a hostile Link, and stores or prints no control character', async () => {
     const users = await syncedTenant();
     fake.logs.setQuirks({ duplicates: true, outOfOrder: true, hostileIds: true, hostileNext: true });
