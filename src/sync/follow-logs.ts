@@ -317,6 +317,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
           .join(', ')}).`,
     );
     const ignored = result.ignored.bad_log_id + result.ignored.before_checkpoint + result.ignored.duplicate;
+    if (result.ignored.bad_log_id > 0) logger.warn('log entries with a bad log_id dropped', { entries: result.ignored.bad_log_id, checkpoint: from });
     if (ignored > 0) {
       result.messages.push(
         `Ignored ${ignored} answered entries: ${result.ignored.bad_log_id} with a bad log_id, ${result.ignored.before_checkpoint} at or before the checkpoint, ${result.ignored.duplicate} duplicates.`,

@@ -100,6 +100,7 @@ describe('a follow always ends and moves past the checkpoint', () => {
     expect(result.ignored.bad_log_id).toBeGreaterThanOrEqual(2);
     expect(result.ignored.duplicate).toBeGreaterThanOrEqual(3);
     expect(result.messages.join('\n')).toMatch(/Ignored \d+ answered entries: \d+ with a bad log_id/);
+    expect(logLines.some((line) => line.includes('log entries with a bad log_id dropped'))).toBe(true);
     for (const line of [...result.messages, ...logLines]) expect(hasControlCharacter(line)).toBe(false);
     expect((await checkpoint()).log_id).toBe(fake.logs.newestId());
     const { rows } = await sql<{ text: string }>`select coalesce(args::text, '') || log_id || coalesce(newest_log_id, '') as text from auth0.sync_runs, auth0.log_checkpoint`.execute(t.db);
