@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import type { NewSyncRun } from '../src/database.js';
-import { formatStatus } from '../src/status/format-status.js';
+import { formatStatus, toStatusJson } from '../src/status/format-status.js';
 import { readStatus, statusExitCode } from '../src/status/read-status.js';
 import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from './helpers/db.js';
 
@@ -325,5 +325,61 @@ describe('formatStatus with hostile stored text', () => {
     expect(text).toContain('bad answer');
     expect(text).toContain('The user ID x failed');
     expect(text).toContain('Staleness (source crm.people.user_id): unknown');
+  });
+});
+
+describe('the log follower section', () => {
+  beforeEach(clear);
+  afterEach(() => t.db.deleteFrom('auth0.log_checkpoint').execute());
+
+  async function storeCheckpoint(values: Partial<Record<string, unknown>> = {}) {
+    await t.db
+      .insertInto('auth0.log_checkpoint')
+      .values({
+        log_id: '900',
+        last_entry_date: at('10:00:00'),
+        newest_log_id: '905',
+        newest_entry_date: at('11:00:00'),
+        lag_seconds: 3600,
+        updated_at: at('11:59:00'),
+        history_lost_at: at('10:30:00'),
+        history_lost_reason: 'retention_gap',
+        ...values,
+      })
+      .execute();
+  }
+
+  it('shows the lag behind the newest entry, and a full pass due with its reason until a full pass (not a budgeted run) begins after the loss', async () => {
+    await storeCheckpoint();
+    // A budgeted run after the loss, and a full pass before it: neither clears it.
+    await insertRun({ trigger: 'manual', status: 'succeeded', started_at: at('11:00:00'), finished_at: at('11:01:00'), full_pass: false });
+    await insertRun({ trigger: 'schedule', status: 'succeeded', started_at: at('09:00:00'), finished_at: at('09:30:00'), full_pass: true });
+    let report = await readStatus(t.db, source, { now });
+    expect(report.logs).toMatchObject({ fullPassDue: true, lastFullPassAt: at('09:00:00'), historyLostReason: 'retention_gap', lagSeconds: 3600, newestLogId: '905' });
+    const text = formatStatus(report).join('\n');
+    expect(text).toContain('last entry 2026-11-26 10:00:00 UTC, lag 1 h behind the newest entry (2026-11-26 11:00:00 UTC)');
+    expect(text).toContain('full pass due: log history was lost at 2026-11-26 10:30:00 UTC (retention dropped entries after the checkpoint before they were read); run npm run sync');
+    expect(toStatusJson(report).logFollower).toMatchObject({
+      fullPassDue: true,
+      historyLostAt: '2026-11-26T10:30:00.000Z',
+      historyLostReason: 'retention_gap',
+      newestLogId: '905',
+      newestEntryDate: '2026-11-26T11:00:00.000Z',
+      lagSeconds: 3600,
+    });
+
+    await insertRun({ trigger: 'schedule', status: 'partial', started_at: at('11:30:00'), finished_at: at('11:40:00'), full_pass: true });
+    report = await readStatus(t.db, source, { now });
+    expect(report.logs).toMatchObject({ fullPassDue: false, lastFullPassAt: at('11:30:00') });
+    expect(formatStatus(report).join('\n')).not.toContain('full pass due');
+  });
+
+  it('says caught up at lag 0, and prints a hostile stored id without control characters', async () => {
+    await storeCheckpoint({ log_id: '\u001b[2J900\u0007', lag_seconds: 0, history_lost_at: null, history_lost_reason: null });
+    const report = await readStatus(t.db, source, { now });
+    const text = formatStatus(report).join('\n');
+    expect(text).toContain('lag 0 (caught up)');
+    expect(text).toContain('Log follower: checkpoint 900,');
+    expect(text).not.toMatch(/[\u0007\u001b]/); // (a NUL cannot even be stored: PostgreSQL refuses it in text)
   });
 });

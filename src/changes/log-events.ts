@@ -4,6 +4,7 @@
  * warehouse (`toLookupKeys` says which), then passes both here. Event types and `sapi` paths
  * follow Auth0's tenant log docs and event-type schemas (auth0/auth0-log-schemas).
  */
+import { compareLogIds } from '../auth0/log-id.js';
 import type { Auth0LogEntry } from '../auth0/logs.js';
 import { checkUserId } from '../source/user-id.js';
 
@@ -172,15 +173,6 @@ export function toChangedUsers(entries: readonly Auth0LogEntry[], lookups: LogLo
     read: entries.length,
     skipped,
   };
-}
-
-/**
- * Log ids in order: Auth0's are digit strings that grow with time, so a longer one is later
- * and equal lengths compare as text. Pure.
- */
-export function compareLogIds(a: string, b: string): number {
-  if (/^\d+$/.test(a) && /^\d+$/.test(b) && a.length !== b.length) return a.length - b.length;
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** The entries sorted by log id (stable; entries without one keep their place at the end). */

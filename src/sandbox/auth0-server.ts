@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { closeServer, errorBody, firstAfter, listenOnLoopback, readBody } from './http.js';
 import { byId, mulberry32, tokenId, type Auth0TokenJson } from './tenant.js';
-import { createTenantLog, logEntriesForTokens, type TenantLog } from './logs.js';
+import { createTenantLog, logEntriesForTokens, type LogQuirks, type TenantLog } from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
 
 
@@ -67,6 +67,8 @@ export interface FakeAuth0Options {
   port?: number;
   /** The users export's job timing, link lifetime and storage host (src/sandbox/users-export.ts). */
   usersExport?: UsersExportOptions;
+  /** How the logs endpoint misbehaves (logs.ts); tests may change it later with `logs.setQuirks`. */
+  logQuirks?: LogQuirks;
 }
 
 export interface FakeAuth0Stats {
@@ -228,7 +230,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   let earlyAccess = options.earlyAccess ?? true;
 
   const users = new Map<string, Auth0TokenJson[]>();
-  const logs = createTenantLog();
+  const logs = createTenantLog(options.logQuirks);
   const accessTokens = new Map<string, AccessToken>();
   const random = mulberry32(options.seed ?? 1);
   let faultTurn = 0;

@@ -16,6 +16,36 @@ export interface LogAnswer {
   headers: Record<string, string>;
 }
 
+/**
+ * Ways the fake tenant's logs misbehave, for tests and `serve.ts` flags (issue #18). Auth0
+ * documents none of these, but nothing in its docs rules them out either:
+ * - `inclusiveFrom`: a page starts with the `from` entry itself;
+ * - `stuckNext`: the `Link` header always points at the `from` just called;
+ * - `expired`: how a `from` older than retention is answered: `refuse` (400, the default),
+ *   `empty` (`[]`, `next` back to it) or `oldest` (from the oldest entry still held);
+ * - `duplicates`: every entry of a page is sent twice;
+ * - `outOfOrder`: a page's entries are sent newest first (the `Link` still points past them);
+ * - `hostileIds`: each page carries one more entry whose `log_id` holds an ANSI escape, a NUL or
+ *   600 characters (in turn);
+ * - `hostileNext`: the `Link`'s `from` is such a hostile id.
+ */
+export interface LogQuirks {
+  inclusiveFrom?: boolean;
+  stuckNext?: boolean;
+  expired?: 'refuse' | 'empty' | 'oldest';
+  duplicates?: boolean;
+  outOfOrder?: boolean;
+  hostileIds?: boolean;
+  hostileNext?: boolean;
+}
+
+/** The hostile log ids `hostileIds` and `hostileNext` use, in turn. */
+export const HOSTILE_LOG_IDS: readonly string[] = [
+  '\u001b[2J\u001b[31m90020261201 forged\u001b[0m',
+  '90020261201\u0000with-a-nul',
+  `9${'0'.repeat(599)}`,
+];
+
 export interface TenantLog {
   /** Every retained entry, oldest first. */
   readonly entries: readonly LogEntryJson[];
@@ -30,6 +60,8 @@ export interface TenantLog {
   expireBefore(logId: string): void;
   /** Answer `GET /api/v2/logs` with this query; `origin` is where `Link` URLs point. */
   answer(query: URLSearchParams, origin: string): LogAnswer;
+  /** How the answers misbehave from now on (replaces the previous quirks). */
+  setQuirks(quirks: LogQuirks): void;
 }
 
 const SEARCH_LIMIT = 1000;
@@ -48,7 +80,10 @@ function errorAnswer(status: number, message: string, errorCode: string): LogAns
   return { status, body: errorBody(status, message, errorCode), headers: {} };
 }
 
-export function createTenantLog(): TenantLog {
+export function createTenantLog(initial: LogQuirks = {}): TenantLog {
+  let quirks: LogQuirks = { ...initial };
+  let hostile = 0;
+  const nextHostile = () => HOSTILE_LOG_IDS[hostile++ % HOSTILE_LOG_IDS.length]!;
   let entries: LogEntryJson[] = [];
   let sequence = 0;
   /** The newest id dropped by retention; a `from` before it has lost history. */
@@ -61,13 +96,18 @@ export function createTenantLog(): TenantLog {
     if (!(take >= 1 && take <= 100)) {
       return errorAnswer(400, `Query validation error: 'take' must be an integer between 1 and 100, got '${takeText ?? ''}'.`, 'invalid_query_string');
     }
-    if (from < droppedUpTo) return errorAnswer(400, MSG_EXPIRED, 'invalid_query_string');
-    const start = firstAfter(entries, idOf, from);
-    const page = entries.slice(start, start + take);
+    const expired = from < droppedUpTo;
+    if (expired && (quirks.expired ?? 'refuse') === 'refuse') return errorAnswer(400, MSG_EXPIRED, 'invalid_query_string');
+    let start = expired && quirks.expired === 'oldest' ? 0 : firstAfter(entries, idOf, from);
+    if (quirks.inclusiveFrom && start > 0 && idOf(entries[start - 1]!) === from) start -= 1;
+    const page = expired && quirks.expired === 'empty' ? [] : entries.slice(start, start + take);
     // With nothing new, `next` is the URL just called (Auth0's "Retrieve Log Events" docs).
-    const nextFrom = page.length > 0 ? idOf(page.at(-1)!) : from;
+    const nextFrom = quirks.hostileNext ? nextHostile() : quirks.stuckNext || page.length === 0 ? from : idOf(page.at(-1)!);
     const next = `${origin}/api/v2/logs?${new URLSearchParams({ from: nextFrom, take: String(take) })}`;
-    return { status: 200, body: JSON.stringify(page), headers: { link: `<${next}>; rel="next"` } };
+    let body: LogEntryJson[] = quirks.outOfOrder ? [...page].reverse() : page;
+    if (quirks.duplicates) body = body.flatMap((entry) => [entry, entry]);
+    if (quirks.hostileIds && page.length > 0) body = [...body, { ...page[0], log_id: nextHostile() }];
+    return { status: 200, body: JSON.stringify(body), headers: { link: `<${next}>; rel="next"` } };
   }
 
   function searchPage(query: URLSearchParams): LogAnswer {
@@ -84,8 +124,9 @@ export function createTenantLog(): TenantLog {
     const sort = query.get('sort') ?? 'date:-1';
     const match = /^(date|log_id):(-?1)$/.exec(sort);
     if (!match) return errorAnswer(400, `Query validation error: 'sort' must be a field and 1 or -1, got '${sort}'.`, 'invalid_query_string');
-    // Appended in date order, so id order is date order here.
-    const ordered = match[2] === '-1' ? [...entries].reverse() : entries;
+    // Tests may append entries with any date: order by date, then id.
+    const byDate = [...entries].sort((a, b) => String(a.date).localeCompare(String(b.date)) || idOf(a).localeCompare(idOf(b)));
+    const ordered = match[2] === '-1' ? byDate.reverse() : byDate;
     return { status: 200, body: JSON.stringify(ordered.slice(page * perPage, (page + 1) * perPage)), headers: {} };
   }
 
@@ -111,6 +152,9 @@ export function createTenantLog(): TenantLog {
     },
     answer(query, origin) {
       return query.has('from') ? checkpointPage(query, origin) : searchPage(query);
+    },
+    setQuirks(next) {
+      quirks = { ...next };
     },
   };
 }

@@ -4,6 +4,8 @@
  *   node --import tsx src/sandbox/serve.ts [--port N] [--users N] [--max-tokens N] [--many-every N]
  *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH] [--no-early-access]
  *     [--export-users N] [--recent] [--change-every SECONDS [--change-percent P]] [--for-people]
+ *     [--logs-inclusive-from] [--logs-stuck-next] [--logs-expired refuse|empty|oldest]
+ *     [--logs-duplicates] [--logs-out-of-order] [--logs-hostile-ids] [--logs-hostile-next]
  *
  * Prints one JSON line `{"url","clientId","users","earlyAccess"}` once listening; answers a `stats` line on
  * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share of the users (see changeUsers) and
@@ -17,6 +19,15 @@
  * (default 1) % of the users every S seconds, so a worker pointed at it has something to sync.
  * `--for-people` (`npm run sandbox`) prints, instead of the JSON line, the variables that point
  * the job at the tenant.
+ * The `--logs-*` flags make `GET /api/v2/logs` misbehave (issue #18; see LogQuirks in logs.ts):
+ * `--logs-inclusive-from` starts each page with the `from` entry itself; `--logs-stuck-next` points
+ * the `Link` always at the `from` just called; `--logs-expired` answers a `from` older than
+ * retention with a 400 (`refuse`, the default), `[]` (`empty`) or the oldest entry held
+ * (`oldest`); `--logs-duplicates` sends every entry twice; `--logs-out-of-order` sends a page
+ * newest first; `--logs-hostile-ids` adds an entry whose `log_id` holds an ANSI escape, a NUL or
+ * 600 characters to each page; `--logs-hostile-next` puts such an id in the `Link`.
+ * An `expire LOG_ID` line on stdin drops the entries before LOG_ID, as retention does, and
+ * answers `{"oldest"}`.
  */
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -56,6 +67,13 @@ async function main(): Promise<void> {
       'change-every': { type: 'string' },
       'change-percent': { type: 'string' },
       'for-people': { type: 'boolean' },
+      'logs-inclusive-from': { type: 'boolean' },
+      'logs-stuck-next': { type: 'boolean' },
+      'logs-expired': { type: 'string' },
+      'logs-duplicates': { type: 'boolean' },
+      'logs-out-of-order': { type: 'boolean' },
+      'logs-hostile-ids': { type: 'boolean' },
+      'logs-hostile-next': { type: 'boolean' },
     },
     strict: true,
   });
@@ -65,6 +83,10 @@ async function main(): Promise<void> {
   const rps = values.rps === undefined ? undefined : numberOption(values, 'rps', 0, Number.MIN_VALUE);
   const burst = numberOption(values, 'burst', rps ?? 1, 1);
 
+  const expired = values['logs-expired'];
+  if (expired !== undefined && expired !== 'refuse' && expired !== 'empty' && expired !== 'oldest') {
+    throw new RangeError(`--logs-expired must be refuse, empty or oldest, got '${expired}'`);
+  }
   const tenant = generateTenant({
     users,
     seed,
@@ -81,6 +103,15 @@ async function main(): Promise<void> {
     seed,
     earlyAccess: !values['no-early-access'],
     usersExport: values['export-users'] === undefined ? undefined : { generatedUsers: Math.floor(numberOption(values, 'export-users', 0, 0)) },
+    logQuirks: {
+      inclusiveFrom: values['logs-inclusive-from'],
+      stuckNext: values['logs-stuck-next'],
+      expired,
+      duplicates: values['logs-duplicates'],
+      outOfOrder: values['logs-out-of-order'],
+      hostileIds: values['logs-hostile-ids'],
+      hostileNext: values['logs-hostile-next'],
+    },
   });
   for (const [userId, tokens] of tenant) fake.users.set(userId, tokens);
 
@@ -112,6 +143,11 @@ async function main(): Promise<void> {
   stdin.on('line', (line) => {
     if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify(fake.stats)}\n`);
     if (line.trim() === 'reset') fake.resetStats();
+    const expire = /^expire (\S+)$/.exec(line.trim());
+    if (expire) {
+      fake.logs.expireBefore(expire[1]!);
+      process.stdout.write(`${JSON.stringify({ oldest: fake.logs.entries[0]?.log_id ?? null })}\n`);
+    }
     const change = /^change ([\d.]+)$/.exec(line.trim());
     if (change) process.stdout.write(`${JSON.stringify({ changedUsers: changeUsers(fake, Number(change[1]), (round += 1), values.recent ? Date.now() : undefined) })}\n`);
   });

@@ -128,16 +128,39 @@ function formatLogFollower(logs: LogFollowerStatus, now: Date): string[] {
   const lines = [
     `Log follower: checkpoint ${logs.logId}, read ${formatSpan(now.getTime() - logs.updatedAt.getTime())} ago` +
       (logs.lastEntryDate
-        ? `; last entry ${formatTime(logs.lastEntryDate)} UTC, lag ${logs.lagSeconds === null ? '-' : formatSpan(logs.lagSeconds * 1000)}`
+        ? `; last entry ${formatTime(logs.lastEntryDate)} UTC, ${formatLag(logs)}`
         : '; no entry read yet'),
     `  entries read/skipped: ${logs.entriesRead}/${logs.entriesSkipped}`,
     `  users changed since the last full pass: ${logs.usersChangedSinceFullPass}` +
       (logs.lastFullPassAt ? ` (full pass started ${formatTime(logs.lastFullPassAt)} UTC)` : ' (no full pass yet)'),
   ];
   if (logs.fullPassDue && logs.historyLostAt) {
-    lines.push(`  full pass due: log history was lost at ${formatTime(logs.historyLostAt)} UTC (checkpoint past retention); run npm run sync`);
+    lines.push(`  full pass due: log history was lost at ${formatTime(logs.historyLostAt)} UTC (${historyLostText(logs.historyLostReason)}); run npm run sync`);
   }
   return lines;
+}
+
+/** The lag against the tenant's newest entry, as the follower last saw it. */
+function formatLag(logs: LogFollowerStatus): string {
+  if (logs.lagSeconds === null) return 'lag -';
+  if (logs.lagSeconds === 0) return 'lag 0 (caught up)';
+  return `lag ${formatSpan(logs.lagSeconds * 1000)}` + (logs.newestEntryDate ? ` behind the newest entry (${formatTime(logs.newestEntryDate)} UTC)` : '');
+}
+
+/** What each history_lost_reason means, for people. */
+function historyLostText(reason: string | null): string {
+  switch (reason) {
+    case 'checkpoint_refused':
+      return 'the logs endpoint refused the checkpoint: past retention';
+    case 'empty_past_checkpoint':
+      return 'nothing answered after the checkpoint while the tenant logged past it: past retention';
+    case 'retention_gap':
+      return 'retention dropped entries after the checkpoint before they were read';
+    case null:
+      return 'checkpoint past retention';
+    default:
+      return reason;
+  }
 }
 
 
@@ -201,6 +224,9 @@ export function toStatusJson(report: StatusReport): Record<string, unknown> {
           usersChangedSinceFullPass: logs.usersChangedSinceFullPass,
           fullPassDue: logs.fullPassDue,
           historyLostAt: iso(logs.historyLostAt),
+          historyLostReason: logs.historyLostReason,
+          newestLogId: logs.newestLogId,
+          newestEntryDate: iso(logs.newestEntryDate),
         }
       : null,
   };

@@ -6,7 +6,7 @@ import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import type { RunCounts } from '../run-records.js';
 import { countFailedUsers, countUserIds, notRemoved } from '../source/user-ids.js';
-import { stripControlCharacters } from '../upstream-text.js';
+import { stripControlCharacters, toPrintable } from '../upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
 export interface RunSummary extends RunCounts {
@@ -60,21 +60,29 @@ export type Staleness =
 export interface LogFollowerStatus {
   logId: string;
   lastEntryDate: Date | null;
-  /** Seconds between the last entry's date and when it was read. */
+  /**
+   * Seconds by which the checkpoint trails the tenant's newest entry (newest_entry_date -
+   * last_entry_date); 0 when caught up, even on a quiet tenant; null before it was measured.
+   */
   lagSeconds: number | null;
+  /** The tenant's newest entry when the follower last looked, and its date. */
+  newestLogId: string | null;
+  newestEntryDate: Date | null;
   updatedAt: Date;
   entriesRead: number;
   entriesSkipped: number;
   /**
-   * A full pass: the latest `manual` or `schedule` run over the source table that ended
-   * `succeeded` or `partial` (a budgeted one counts too).
+   * When the latest full pass began: a run with `full_pass` (every source user, no budget)
+   * that ended `succeeded` or `partial`. A budgeted run is not one.
    */
   lastFullPassAt: Date | null;
   /** Users last synced by a `logs` run started after the last full pass. */
   usersChangedSinceFullPass: number;
-  /** The checkpoint expired (history lost) after the last full pass began: run one. */
+  /** History was lost after the last full pass began: run one (only a full pass clears it). */
   fullPassDue: boolean;
   historyLostAt: Date | null;
+  /** How it was found (HistoryLostReason in src/warehouse/log-checkpoint.ts), printable. */
+  historyLostReason: string | null;
 }
 
 export interface StatusReport {
@@ -185,7 +193,8 @@ async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus 
       qb
         .selectFrom('auth0.sync_runs')
         .select((eb) => eb.fn.max<Date | null>('started_at').as('at'))
-        .where('trigger', 'in', ['manual', 'schedule'])
+        // Issue #18: a budgeted run covers a slice of the users, so it cannot make up for lost history.
+        .where('full_pass', '=', true)
         .where('status', 'in', ['succeeded', 'partial']),
     )
     .selectFrom('full_pass')
@@ -203,9 +212,11 @@ async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus 
   const lastFullPassAt = row.at;
   const lost = checkpoint.history_lost_at;
   return {
-    logId: checkpoint.log_id,
+    logId: toPrintable(checkpoint.log_id, 80),
     lastEntryDate: checkpoint.last_entry_date,
     lagSeconds: checkpoint.lag_seconds,
+    newestLogId: checkpoint.newest_log_id === null ? null : toPrintable(checkpoint.newest_log_id, 80),
+    newestEntryDate: checkpoint.newest_entry_date,
     updatedAt: checkpoint.updated_at,
     entriesRead: checkpoint.entries_read,
     entriesSkipped: checkpoint.entries_skipped,
@@ -213,6 +224,7 @@ async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus 
     usersChangedSinceFullPass: row.changed ?? 0,
     fullPassDue: lost !== null && (lastFullPassAt === null || lastFullPassAt < lost),
     historyLostAt: lost,
+    historyLostReason: checkpoint.history_lost_reason === null ? null : toPrintable(checkpoint.history_lost_reason, 80),
   };
 }
 

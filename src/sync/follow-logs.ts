@@ -1,13 +1,34 @@
 import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
-import { fetchNewestLog, LogsError, readLogs } from '../auth0/logs.js';
-import type { Auth0LogEntry } from '../auth0/logs.js';
+import { compareLogIds, describeLogId, logIdOf } from '../auth0/log-id.js';
+import { isPastRetention, mayHaveOutlivedRetention, toGapStart } from '../auth0/log-retention.js';
+import {
+  fetchNewestLog,
+  fetchOldestLog,
+  LogsError,
+  nextLogBatch,
+  noLogsIgnored,
+  readLogs,
+  type Auth0LogEntry,
+  type LogIgnoreReason,
+  type LogReadEnd,
+} from '../auth0/logs.js';
 import { toChangedUsers, toLookupKeys, type SkipReason } from '../changes/log-events.js';
 import type { Config } from '../config.js';
 import type { Database } from '../database.js';
 import type { Logger } from '../log.js';
 import { assertMigrated } from '../migrate.js';
-import { addSignedUpUsers, advanceLogCheckpoint, readLogCheckpoint, readLogLookups, restartLogCheckpoint } from '../warehouse/log-checkpoint.js';
+import {
+  addSignedUpUsers,
+  advanceLogCheckpoint,
+  markHistoryLost,
+  readLogCheckpoint,
+  readLogLookups,
+  recordNewestLog,
+  restartLogCheckpoint,
+  type HistoryLostReason,
+  type LogCheckpointRow,
+} from '../warehouse/log-checkpoint.js';
 import { readLogFollowRetries, updateLogFollowRetries, type LogFollowRetry } from '../warehouse/log-follow-retries.js';
 import { runSyncJob, type SyncJobResult } from './job.js';
 import { createLogEvidence } from './log-evidence.js';
@@ -15,6 +36,10 @@ import type { PriorityLane } from './priority-lane.js';
 
 /** Pages (of 100 entries) read before the users they name are synced and the checkpoint moves. */
 const PAGES_PER_BATCH = 100;
+/** Default bound on the pages one follow reads (100,000 entries): the next follow reads on. */
+export const MAX_PAGES_PER_FOLLOW = 1000;
+/** Default bound on one follow's time, reading and syncing, after which it requests no more pages. */
+export const MAX_FOLLOW_MS = 5 * 60_000;
 
 export interface FollowLogsOptions {
   config: Config;
@@ -28,6 +53,10 @@ export interface FollowLogsOptions {
   allowMassDelete?: boolean;
   /** Entries per page, 1..100; default 100. */
   take?: number;
+  /** Pages one follow reads at most; default MAX_PAGES_PER_FOLLOW. The checkpoint keeps what was applied. */
+  maxPages?: number;
+  /** Milliseconds after which a follow requests no more pages; default MAX_FOLLOW_MS. */
+  maxDurationMs?: number;
   /**
    * The worker's pass in progress, if any: the users the entries name are handed to it instead of
    * starting a run of their own (which the pass's run lock would refuse).
@@ -38,7 +67,8 @@ export interface FollowLogsOptions {
 export interface FollowLogsResult {
   /**
    * `started`: no checkpoint was stored; one was recorded at the newest entry.
-   * `restarted`: the stored checkpoint had expired; following resumes at the newest entry.
+   * `restarted`: history was lost before anything could be read (the stored checkpoint refused,
+   *   or nothing answered past it while the tenant logged more); following resumes at the newest entry.
    * `followed`: entries were read (maybe none) and their users synced.
    * `off`: the client may not read the logs (no `read:logs`); nothing was synced.
    * `stopped`: a sync run did not finish (`failed`, `interrupted`); the checkpoint stayed put.
@@ -60,6 +90,17 @@ export interface FollowLogsResult {
   usersToRetry: number;
   /** Requests made to read the logs (the sync runs count theirs in `runs`). */
   logRequests: number;
+  /** Entries the reader dropped before the pipeline: a bad log_id, at or before the checkpoint, a duplicate. */
+  ignored: Record<LogIgnoreReason, number>;
+  /** Pages of entries requested in checkpoint mode. */
+  pagesRead: number;
+  /** Why reading stopped, when it began: caught up, a `next` that would not advance, or a bound. */
+  readEnd?: LogReadEnd;
+  /**
+   * Set when this follow found history lost (log_checkpoint.history_lost_at and _reason): every
+   * user is due for a full pass, which the caller may start at once.
+   */
+  historyLost?: { at: Date; reason: HistoryLostReason };
 }
 
 /**
@@ -85,46 +126,130 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     usersRetried: 0,
     usersToRetry: 0,
     logRequests: 0,
+    ignored: noLogsIgnored(),
+    pagesRead: 0,
   };
-  const now = () => new Date(options.auth0?.clock?.now() ?? Date.now());
+  const clockNow = () => options.auth0?.clock?.now() ?? Date.now();
+  const now = () => new Date(clockNow());
 
-  /** Record the newest entry as the checkpoint (none stored, or the stored one expired). */
-  async function startAtNewest(historyLost: boolean, previous?: { logId: string; lastEntryDate: Date | null }): Promise<void> {
-    const newest = await fetchNewestLog(client, options.stopSignal);
-    const logId = typeof newest?.log_id === 'string' ? newest.log_id : undefined;
-    const lost = previous
-      ? `The log checkpoint ${previous.logId}${previous.lastEntryDate ? ` (${previous.lastEntryDate.toISOString()})` : ''} is no longer accepted (older than the plan's log retention, 1 to 30 days), so changes since then may be missed: every user is due for a full pass (npm run sync)` +
-        (logId ? `, and following resumes from the newest entry ${logId}.` : ', and following resumes once the tenant logs again.')
-      : undefined;
+  /**
+   * Record the newest entry as the checkpoint: none stored, or history lost (`lost`) before
+   * anything could be read. `newest` when already fetched.
+   */
+  async function startAtNewest(lost?: { reason: HistoryLostReason; previous: LogCheckpointRow | undefined; newest?: Auth0LogEntry }): Promise<void> {
+    const newest = lost?.newest ?? (await fetchNewestLog(client, options.stopSignal));
+    const logId = logIdOf(newest);
+    const at = now();
+    const date = dateOf(newest);
+    const resume = logId ? `, and following resumes from the newest entry ${logId}.` : ', and following resumes once the tenant logs again.';
+    if (lost) {
+      result.historyLost = { at, reason: lost.reason };
+      result.messages.push(`${historyLostSentence(lost.reason, lost.previous, newest)}, so changes since then may be missed: every user is due for a full pass (npm run sync)${resume}`);
+      logger.warn('log history lost', { reason: lost.reason, checkpoint: lost.previous?.log_id, newest: logId });
+    }
     if (!logId) {
-      result.messages.push(lost ?? 'The tenant logs hold no entry yet: nothing to follow; earlier history is covered by full passes (npm run sync).');
+      if (lost && lost.previous) await markHistoryLost(db, { reason: lost.reason, now: at });
+      else result.messages.push('The tenant logs hold no entry yet: nothing to follow; earlier history is covered by full passes (npm run sync).');
       return;
     }
-    await restartLogCheckpoint(db, { logId, lastEntryDate: dateOf(newest), now: now(), historyLost });
+    await restartLogCheckpoint(db, { logId, lastEntryDate: date, now: at, lost: lost?.reason });
+    if (!lost) {
+      result.messages.push(
+        `No log checkpoint yet: following starts at the newest entry ${logId}${date ? ` (${date.toISOString()})` : ''}; earlier history is covered by full passes (npm run sync).`,
+      );
+    }
+  }
+
+  /**
+   * Issue #18: a `from` past retention may be answered from the oldest entry still held, which
+   * looks like an ordinary page. Ask for the oldest entry (one request) when dates hint at it.
+   */
+  async function checkRetention(checkpoint: LogCheckpointRow, entries: Auth0LogEntry[]): Promise<void> {
+    const gapStart = toGapStart({
+      logId: checkpoint.log_id,
+      lastEntryDate: checkpoint.last_entry_date,
+      newestLogId: checkpoint.newest_log_id,
+      lookedAt: checkpoint.updated_at,
+    });
+    const first = oldestDate(entries);
+    if (!gapStart || !mayHaveOutlivedRetention(gapStart, first, now())) return;
+    const oldest = await fetchOldestLog(client, options.stopSignal);
+    if (!isPastRetention(gapStart, dateOf(oldest))) return;
+    const at = now();
+    await markHistoryLost(db, { reason: 'retention_gap', now: at });
+    result.historyLost = { at, reason: 'retention_gap' };
     result.messages.push(
-      lost ??
-        `No log checkpoint yet: following starts at the newest entry ${logId}${dateOf(newest) ? ` (${dateOf(newest)!.toISOString()})` : ''}; earlier history is covered by full passes (npm run sync).`,
+      `The log entries after the checkpoint ${describeLogId(checkpoint.log_id)} start at ${first!.toISOString()}, and the oldest entry the tenant still holds is dated ${dateOf(oldest)!.toISOString()}, after ${gapStart.toISOString()} where the unread entries began: the plan's log retention (1 to 30 days) dropped entries never read, so changes may be missed: every user is due for a full pass (npm run sync); the entries still held are applied.`,
     );
+    logger.warn('log history lost', { reason: 'retention_gap', checkpoint: checkpoint.log_id, gapStart: gapStart.toISOString(), oldest: dateOf(oldest)?.toISOString() });
+  }
+
+  /**
+   * Store what this follow learned of the tenant's newest entry, so status shows the lag: caught
+   * up costs nothing more; after a bound or a stuck `next`, one request asks.
+   */
+  async function recordNewest(checkpoint: string, end: LogReadEnd | undefined, known: Auth0LogEntry | undefined): Promise<void> {
+    const caughtUp = end === 'caught_up' || end === undefined;
+    const newest = caughtUp ? known : await fetchNewestLog(client, options.stopSignal);
+    const logId = logIdOf(newest);
+    if (!caughtUp && logId !== undefined && compareLogIds(logId, checkpoint) > 0) {
+      await recordNewestLog(db, { caughtUp: false, logId, date: dateOf(newest), now: now() });
+    } else {
+      await recordNewestLog(db, { caughtUp: true, date: dateOf(newest), now: now() });
+    }
   }
 
   try {
     const checkpoint = await readLogCheckpoint(db);
     if (!checkpoint) {
-      await startAtNewest(false);
+      await startAtNewest();
       result.outcome = 'started';
       return result;
     }
     let from = checkpoint.log_id;
+    const readOptions = {
+      take: options.take,
+      maxPages: options.maxPages ?? MAX_PAGES_PER_FOLLOW,
+      deadline: clockNow() + (options.maxDurationMs ?? MAX_FOLLOW_MS),
+      now: clockNow,
+      signal: options.stopSignal,
+    };
+    let pages = readLogs(client, from, readOptions);
+    let batch = await nextLogBatch(pages, from, PAGES_PER_BATCH);
+    /** The tenant's newest entry, when this follow asked for it. */
+    let newest: Auth0LogEntry | undefined;
+    if (batch.entries.length === 0 && batch.end === 'caught_up') {
+      newest = await fetchNewestLog(client, options.stopSignal);
+      if (isPast(newest, from)) {
+        // Nothing after the checkpoint, yet the tenant logged past it: either the entry came in
+        // between the two requests, or a `from` past retention is answered `[]`. One more read tells.
+        result.pagesRead += batch.pages;
+        pages = readLogs(client, from, readOptions);
+        batch = await nextLogBatch(pages, from, PAGES_PER_BATCH);
+        if (batch.entries.length === 0 && batch.end === 'caught_up') {
+          await startAtNewest({ reason: 'empty_past_checkpoint', previous: checkpoint, newest });
+          result.outcome = 'restarted';
+          return result;
+        }
+        newest = undefined;
+      }
+    }
+    if (batch.entries.length > 0) await checkRetention(checkpoint, batch.entries);
     // Users earlier follows could not sync go with the first batch, whatever it reads.
     let retries = await readLogFollowRetries(db);
     for (;;) {
-      const entries: Auth0LogEntry[] = [];
-      let next = from;
-      let pages = 0;
-      for await (const page of readLogs(client, from, { take: options.take, maxPages: PAGES_PER_BATCH, signal: options.stopSignal })) {
-        entries.push(...page.entries);
-        next = page.next;
-        pages += 1;
+      const { entries, next } = batch;
+      result.pagesRead += batch.pages;
+      for (const reason of Object.keys(batch.ignored) as LogIgnoreReason[]) result.ignored[reason] += batch.ignored[reason];
+      if (entries.length === 0 && retries.length === 0) {
+        // Only dropped entries (bad ids, duplicates): move past them so no follow reads them again.
+        if (compareLogIds(next, from) > 0) {
+          await advanceLogCheckpoint(db, { logId: next, lastEntryDate: undefined, now: now(), read: 0, skipped: 0, usersChanged: 0 });
+          from = next;
+        }
+        if (batch.end) break;
+        batch = await nextLogBatch(pages, from, PAGES_PER_BATCH);
+        continue;
       }
       const changes = toChangedUsers(entries, await readLogLookups(db, toLookupKeys(entries)));
       const skipped = Object.values(changes.skipped).reduce((a, b) => a + b, 0);
@@ -205,11 +330,14 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       result.usersChanged += changes.userIds.length;
       for (const [reason, n] of Object.entries(changes.skipped)) result.skipped[reason as SkipReason] += n;
       from = next;
-      if (entries.length === 0 || pages < PAGES_PER_BATCH) break;
+      if (batch.end) break;
+      batch = await nextLogBatch(pages, from, PAGES_PER_BATCH);
     }
+    result.readEnd = batch.end;
+    await recordNewest(from, batch.end, newest);
     const skippedTotal = Object.values(result.skipped).reduce((a, b) => a + b, 0);
     result.messages.push(
-      `Read ${result.entriesRead} log entries up to ${from}: synced ${result.usersChanged} users in ${result.runs.length} run(s)` +
+      `Read ${result.entriesRead} log entries up to ${describeLogId(from)}: synced ${result.usersChanged} users in ${result.runs.length} run(s)` +
         (result.usersHandedOff > 0 ? ` (${result.usersHandedOff} of them through the pass in progress)` : '') +
         (result.usersRetried > 0 ? `, ${result.usersRetried} of them retried after an earlier follow could not sync them` : '') +
         (result.usersToRetry > 0 ? `, ${result.usersToRetry} failed again and are kept for the next follow` : '') +
@@ -218,6 +346,18 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
           .map(([reason, n]) => `${n} ${reason.replace('_', ' ')}`)
           .join(', ')}).`,
     );
+    const ignored = result.ignored.bad_log_id + result.ignored.before_checkpoint + result.ignored.duplicate;
+    if (result.ignored.bad_log_id > 0) logger.warn('log entries with a bad log_id dropped', { entries: result.ignored.bad_log_id, checkpoint: from });
+    if (ignored > 0) {
+      result.messages.push(
+        `Ignored ${ignored} answered entries: ${result.ignored.bad_log_id} with a bad log_id, ${result.ignored.before_checkpoint} at or before the checkpoint, ${result.ignored.duplicate} duplicates.`,
+      );
+    }
+    const stop = stopSentence(batch.end, result.pagesRead, readOptions, describeLogId(from));
+    if (stop) {
+      result.messages.push(stop);
+      logger.warn('log reading stopped early', { end: batch.end, pages: result.pagesRead, checkpoint: from });
+    }
     return result;
   } catch (error) {
     if (!(error instanceof LogsError)) throw error;
@@ -228,7 +368,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     }
     const stored = await readLogCheckpoint(db);
     logger.warn('log checkpoint expired', { logId: stored?.log_id, error: error.message });
-    await startAtNewest(true, stored && { logId: stored.log_id, lastEntryDate: stored.last_entry_date });
+    await startAtNewest({ reason: 'checkpoint_refused', previous: stored });
     result.outcome = 'restarted';
     return result;
   } finally {
@@ -251,4 +391,47 @@ function newestDate(entries: Auth0LogEntry[]): Date | undefined {
     if (date && (!newest || date > newest)) newest = date;
   }
   return newest;
+}
+
+/** The earliest `date` of the entries. */
+function oldestDate(entries: Auth0LogEntry[]): Date | undefined {
+  let oldest: Date | undefined;
+  for (const entry of entries) {
+    const date = dateOf(entry);
+    if (date && (!oldest || date < oldest)) oldest = date;
+  }
+  return oldest;
+}
+
+/** Whether `entry` has a good log id past `checkpoint`. */
+function isPast(entry: Auth0LogEntry | undefined, checkpoint: string): boolean {
+  const id = logIdOf(entry);
+  return id !== undefined && compareLogIds(id, checkpoint) > 0;
+}
+
+/** How history was found lost, as the start of a sentence. */
+function historyLostSentence(reason: HistoryLostReason, previous: LogCheckpointRow | undefined, newest: Auth0LogEntry | undefined): string {
+  const checkpoint = previous
+    ? `The log checkpoint ${describeLogId(previous.log_id)}${previous.last_entry_date ? ` (${previous.last_entry_date.toISOString()})` : ''}`
+    : 'The log checkpoint';
+  if (reason === 'empty_past_checkpoint') {
+    const id = logIdOf(newest);
+    return `${checkpoint} is answered with no entry after it, twice, while the tenant's newest entry${id ? ` ${id}` : ''} lies past it (older than the plan's log retention, 1 to 30 days)`;
+  }
+  return `${checkpoint} is no longer accepted (older than the plan's log retention, 1 to 30 days)`;
+}
+
+/** Why reading stopped before it caught up, for people; undefined when it caught up. */
+function stopSentence(end: LogReadEnd | undefined, pages: number, bounds: { maxPages: number; deadline: number }, checkpoint: string): string | undefined {
+  const onward = `the checkpoint is at ${checkpoint}, and the next follow reads on from there.`;
+  switch (end) {
+    case 'stuck':
+      return `The logs endpoint answered no next page past ${checkpoint}: reading stopped there rather than loop; ${onward}`;
+    case 'page_limit':
+      return `Stopped reading after ${pages} pages, the bound for one follow (${bounds.maxPages}): ${onward}`;
+    case 'time_limit':
+      return `Stopped reading after ${pages} pages: the follow reached its time bound; ${onward}`;
+    default:
+      return undefined;
+  }
 }

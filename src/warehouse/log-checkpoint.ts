@@ -32,7 +32,8 @@ export async function advanceLogCheckpoint(db: Kysely<Database>, advance: Checkp
     .set((eb) => ({
       log_id: advance.logId,
       last_entry_date: lastEntryDate ?? eb.ref('last_entry_date'),
-      lag_seconds: sql<number | null>`extract(epoch from (${advance.now}::timestamptz - coalesce(${lastEntryDate}::timestamptz, last_entry_date)))`,
+      // Behind the tenant's newest entry as last seen (recordNewestLog); 0 once past it.
+      lag_seconds: sql<number | null>`greatest(0, extract(epoch from (newest_entry_date - coalesce(${lastEntryDate}::timestamptz, last_entry_date))))`,
       entries_read: sql<number>`entries_read + ${advance.read}`,
       entries_skipped: sql<number>`entries_skipped + ${advance.skipped}`,
       users_changed: sql<number>`users_changed + ${advance.usersChanged}`,
@@ -43,23 +44,76 @@ export async function advanceLogCheckpoint(db: Kysely<Database>, advance: Checkp
 }
 
 /**
- * Start following at `logId` (the newest entry): a first checkpoint, or a restart after the
- * stored one expired (`historyLost`: a full pass is due from then on).
+ * How lost history was found (issue #18), as stored in `history_lost_reason`:
+ * - `checkpoint_refused`: the logs endpoint refused the stored `from` (400/404);
+ * - `empty_past_checkpoint`: it answered nothing after the checkpoint, twice, while the tenant's
+ *   newest entry lies past it;
+ * - `retention_gap`: the oldest retained entry is dated after the last moment the follower had
+ *   read up to, so retention dropped entries it never read.
+ */
+export type HistoryLostReason = 'checkpoint_refused' | 'empty_past_checkpoint' | 'retention_gap';
+
+/**
+ * Start following at `logId` (the tenant's newest entry, so the lag is 0): a first checkpoint,
+ * or a restart after history was lost (`lost`: a full pass is due from then on).
  */
 export async function restartLogCheckpoint(
   db: Kysely<Database>,
-  start: { logId: string; lastEntryDate: Date | undefined; now: Date; historyLost: boolean },
+  start: { logId: string; lastEntryDate: Date | undefined; now: Date; lost?: HistoryLostReason },
 ): Promise<void> {
   const values = {
     log_id: start.logId,
     last_entry_date: start.lastEntryDate ?? null,
-    lag_seconds: start.lastEntryDate ? (start.now.getTime() - start.lastEntryDate.getTime()) / 1000 : null,
+    newest_log_id: start.logId,
+    newest_entry_date: start.lastEntryDate ?? null,
+    lag_seconds: start.lastEntryDate ? 0 : null,
     updated_at: start.now,
   };
+  const lost = start.lost ? { history_lost_at: start.now, history_lost_reason: start.lost } : {};
   await db
     .insertInto('auth0.log_checkpoint')
-    .values({ ...values, started_at: start.now, history_lost_at: start.historyLost ? start.now : null })
-    .onConflict((oc) => oc.column('id').doUpdateSet(start.historyLost ? { ...values, history_lost_at: start.now } : values))
+    .values({ ...values, started_at: start.now, ...lost })
+    .onConflict((oc) => oc.column('id').doUpdateSet({ ...values, ...lost }))
+    .execute();
+}
+
+/**
+ * Record that history was lost although following goes on from the stored checkpoint (the
+ * entries read are still applied): a full pass is due from `now`. Idempotent per `now`.
+ */
+export async function markHistoryLost(db: Kysely<Database>, lost: { reason: HistoryLostReason; now: Date }): Promise<void> {
+  await db.updateTable('auth0.log_checkpoint').set({ history_lost_at: lost.now, history_lost_reason: lost.reason }).execute();
+}
+
+/**
+ * What the follower learned of the tenant's newest entry at the end of a follow, and the lag
+ * measured against it (`newest_entry_date - last_entry_date`, never below 0):
+ * `caughtUp` (nothing after the checkpoint) stores the checkpoint itself as the newest, lag 0,
+ * so a quiet tenant shows no lag however old its last entry; otherwise `logId` and `date` are
+ * the newest entry as `fetchNewestLog` answered. Marks the checkpoint read at `now`.
+ */
+export async function recordNewestLog(
+  db: Kysely<Database>,
+  seen: { caughtUp: true; date?: Date; now: Date } | { caughtUp: false; logId: string; date: Date | undefined; now: Date },
+): Promise<void> {
+  const date = seen.date ?? null;
+  await db
+    .updateTable('auth0.log_checkpoint')
+    .set((eb) =>
+      seen.caughtUp
+        ? {
+            newest_log_id: eb.ref('log_id'),
+            newest_entry_date: sql<Date | null>`coalesce(last_entry_date, ${date}::timestamptz)`,
+            lag_seconds: sql<number | null>`case when coalesce(last_entry_date, ${date}::timestamptz) is null then null else 0 end`,
+            updated_at: seen.now,
+          }
+        : {
+            newest_log_id: seen.logId,
+            newest_entry_date: date,
+            lag_seconds: sql<number | null>`greatest(0, extract(epoch from (${date}::timestamptz - last_entry_date)))`,
+            updated_at: seen.now,
+          },
+    )
     .execute();
 }
 
@@ -101,20 +155,4 @@ export async function addSignedUpUsers(db: Kysely<Database>, source: Config['sou
     .onConflict((oc) => oc.column('user_id').doNothing())
     .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0);
-}
-
-/**
- * Users deleted in Auth0 (`sdu`): `auth0.users.removed_at` is set when the source is the
- * default table (a custom source table is the operator's to keep). The sync's 404 has already
- * marked the user's tokens deleted.
- */
-export async function markUsersRemoved(db: Kysely<Database>, source: Config['source'], userIds: string[], now: Date): Promise<number> {
-  if (userIds.length === 0 || !isDefaultUsersSource(source)) return 0;
-  const result = await db
-    .updateTable('auth0.users')
-    .set({ removed_at: now })
-    .where('user_id', 'in', userIds)
-    .where('removed_at', 'is', null)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
 }

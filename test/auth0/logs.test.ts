@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createAuth0Client, type Auth0Client } from '../../src/auth0/client.js';
-import { fetchNewestLog, LogsError, nextLink, readLogs, type LogPage } from '../../src/auth0/logs.js';
+import { fetchNewestLog, fetchOldestLog, LogsError, nextLink, nextLogBatch, readLogs, toNextCursor, type LogPage, type ReadLogsOptions } from '../../src/auth0/logs.js';
+import { HOSTILE_LOG_IDS } from '../../src/sandbox/logs.js';
+import { hasControlCharacter } from '../../src/upstream-text.js';
 import { configFor, fastClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let fake: FakeAuth0;
@@ -15,7 +17,7 @@ afterEach(async () => {
   await fake.close();
 });
 
-async function readAll(from: string, options = {}, using = client): Promise<LogPage[]> {
+async function readAll(from: string, options: ReadLogsOptions = {}, using = client): Promise<LogPage[]> {
   const pages: LogPage[] = [];
   for await (const page of readLogs(using, from, options)) pages.push(page);
   return pages;
@@ -27,7 +29,9 @@ describe('readLogs', () => {
     for (let i = 1; i <= 250; i++) fake.logs.append({ type: 's', user_id: `auth0|${i}` });
     fake.resetStats();
     const pages = await readAll(String(start.log_id));
-    expect(pages.map((p) => p.entries.length)).toEqual([100, 100, 50]);
+    // The empty answer is the last page, and says why reading stopped.
+    expect(pages.map((p) => p.entries.length)).toEqual([100, 100, 50, 0]);
+    expect(pages.map((p) => p.end)).toEqual([undefined, undefined, undefined, 'caught_up']);
     const users = pages.flatMap((p) => p.entries.map((e) => e.user_id));
     expect(users).toEqual(Array.from({ length: 250 }, (_, i) => `auth0|${i + 1}`));
     expect(pages.at(-1)!.next).toBe(fake.logs.newestId());
@@ -63,8 +67,94 @@ describe('readLogs', () => {
         : undefined,
     );
     const pages = await readAll(String(start.log_id));
-    expect(pages).toHaveLength(1);
+    expect(pages).toHaveLength(2);
     expect(pages[0]!.next).toBe(fake.logs.newestId());
+    expect(pages[1]).toMatchObject({ entries: [], end: 'caught_up' });
+  });
+
+  it('ends on an inclusive from (the checkpoint entry answered again) instead of reading it forever', async () => {
+    fake.logs.setQuirks({ inclusiveFrom: true });
+    const start = fake.logs.append({ type: 's', user_id: 'auth0|a' });
+    fake.logs.append({ type: 's', user_id: 'auth0|b' });
+    fake.logs.append({ type: 's', user_id: 'auth0|c' });
+    fake.resetStats();
+    const pages = await readAll(String(start.log_id), { take: 2 });
+    expect(pages.flatMap((p) => p.entries.map((e) => e.user_id))).toEqual(['auth0|b', 'auth0|c']);
+    expect(pages.at(-1)).toMatchObject({ next: fake.logs.newestId(), end: 'caught_up' });
+    expect(pages.reduce((n, p) => n + p.ignored.before_checkpoint + p.ignored.duplicate, 0)).toBe(3);
+    expect(fake.stats.logRequests).toBe(3);
+    // Only the checkpoint itself: nothing new, caught up at once.
+    expect(await readAll(fake.logs.newestId()!)).toEqual([
+      { entries: [], next: fake.logs.newestId(), ignored: { bad_log_id: 0, before_checkpoint: 1, duplicate: 0 }, end: 'caught_up' },
+    ]);
+  });
+
+  it('calls a full page it cannot read past stuck, not caught up (take 1 and an inclusive from)', async () => {
+    fake.logs.setQuirks({ inclusiveFrom: true });
+    const start = fake.logs.append({ type: 's', user_id: 'auth0|a' });
+    fake.logs.append({ type: 's', user_id: 'auth0|b' });
+    expect(await readAll(String(start.log_id), { take: 1 })).toEqual([
+      { entries: [], next: start.log_id, ignored: { bad_log_id: 0, before_checkpoint: 1, duplicate: 0 }, end: 'stuck' },
+    ]);
+  });
+
+  it('ends when the Link always points at the same from', async () => {
+    fake.logs.setQuirks({ stuckNext: true });
+    const start = fake.logs.append({ type: 's', user_id: 'auth0|a' });
+    for (let i = 0; i < 5; i++) fake.logs.append({ type: 's', user_id: `auth0|${i}` });
+    const pages = await readAll(String(start.log_id), { take: 2 });
+    expect(pages.flatMap((p) => p.entries)).toHaveLength(5);
+    expect(pages.at(-1)).toMatchObject({ end: 'caught_up', next: fake.logs.newestId() });
+  });
+
+  it('reads duplicate and out-of-order entries once each', async () => {
+    fake.logs.setQuirks({ duplicates: true, outOfOrder: true });
+    const start = fake.logs.append({ type: 's', user_id: 'auth0|0' });
+    for (let i = 1; i <= 7; i++) fake.logs.append({ type: 's', user_id: `auth0|${i}` });
+    const pages = await readAll(String(start.log_id), { take: 3 });
+    const users = pages.flatMap((p) => p.entries.map((e) => String(e.user_id)));
+    expect(users.sort()).toEqual(Array.from({ length: 7 }, (_, i) => `auth0|${i + 1}`));
+    expect(pages.reduce((n, p) => n + p.ignored.duplicate, 0)).toBe(7);
+    expect(pages.at(-1)).toMatchObject({ end: 'caught_up', next: fake.logs.newestId() });
+  });
+
+  it('drops entries with a hostile log_id and ignores a hostile Link, counting them', async () => {
+    fake.logs.setQuirks({ hostileIds: true, hostileNext: true });
+    const start = fake.logs.append({ type: 's', user_id: 'auth0|0' });
+    for (let i = 1; i <= 6; i++) fake.logs.append({ type: 's', user_id: `auth0|${i}` });
+    const pages = await readAll(String(start.log_id), { take: 2 });
+    expect(pages.flatMap((p) => p.entries.map((e) => e.user_id))).toEqual(Array.from({ length: 6 }, (_, i) => `auth0|${i + 1}`));
+    expect(pages.reduce((n, p) => n + p.ignored.bad_log_id, 0)).toBe(3); // one per page with entries
+    for (const page of pages) {
+      expect(HOSTILE_LOG_IDS).not.toContain(page.next);
+      expect(hasControlCharacter(page.next)).toBe(false);
+      for (const entry of page.entries) expect(HOSTILE_LOG_IDS).not.toContain(entry.log_id);
+    }
+    expect(pages.at(-1)).toMatchObject({ end: 'caught_up', next: fake.logs.newestId() });
+  });
+
+  it('stops at maxPages and at the deadline, saying so on the last page', async () => {
+    const start = fake.logs.append({ type: 's', user_id: 'auth0|0' });
+    for (let i = 1; i <= 10; i++) fake.logs.append({ type: 's', user_id: `auth0|${i}` });
+    const bounded = await readAll(String(start.log_id), { take: 2, maxPages: 3 });
+    expect(bounded).toHaveLength(3);
+    expect(bounded.at(-1)).toMatchObject({ end: 'page_limit', next: fake.logs.entries[6]!.log_id });
+    let clock = 0;
+    const timed = await readAll(String(start.log_id), { take: 2, deadline: 2, now: () => (clock += 1) });
+    expect(timed.at(-1)!.end).toBe('time_limit');
+    expect(timed.length).toBeLessThan(5);
+  });
+
+  it('gathers pages into batches that carry the end', async () => {
+    const start = fake.logs.append({ type: 's', user_id: 'auth0|0' });
+    for (let i = 1; i <= 5; i++) fake.logs.append({ type: 's', user_id: `auth0|${i}` });
+    const pages = readLogs(client, String(start.log_id), { take: 2 });
+    const first = await nextLogBatch(pages, String(start.log_id), 2);
+    expect(first).toMatchObject({ pages: 2, next: fake.logs.entries[4]!.log_id });
+    expect(first.end).toBeUndefined();
+    const second = await nextLogBatch(pages, first.next, 2);
+    expect(second).toMatchObject({ pages: 2, next: fake.logs.newestId(), end: 'caught_up' });
+    expect([...first.entries, ...second.entries]).toHaveLength(5);
   });
 
   it('reports an expired checkpoint and a missing scope as LogsError', async () => {
@@ -98,6 +188,29 @@ describe('fetchNewestLog', () => {
     fake.logs.append({ type: 's', user_id: 'auth0|a' });
     const newest = fake.logs.append({ type: 'slo', user_id: 'auth0|b' });
     expect(await fetchNewestLog(client)).toEqual(newest);
+  });
+});
+
+describe('fetchOldestLog', () => {
+  it('reads the oldest retained entry by date', async () => {
+    expect(await fetchOldestLog(client)).toBeUndefined();
+    const oldest = fake.logs.append({ type: 's', user_id: 'auth0|a', date: '2026-11-01T00:00:00.000Z' });
+    fake.logs.append({ type: 's', user_id: 'auth0|b', date: '2026-12-01T00:00:00.000Z' });
+    expect(await fetchOldestLog(client)).toEqual(oldest);
+  });
+});
+
+describe('toNextCursor', () => {
+  it.each([
+    ['the Link, within the page', '5', '7', '8', '7'],
+    ['the last entry when the Link stays put', '5', '5', '8', '8'],
+    ['the last entry when the Link jumps past the page', '5', '99', '8', '8'],
+    ['the last entry when the Link is hostile', '5', '\u001b[2J9', '8', '8'],
+    ['the Link when no entry has a good id', '5', '9', undefined, '9'],
+    ['nothing when neither moves on (an inclusive from)', '5', '5', '5', undefined],
+    ['nothing on an empty answer', '5', '5', undefined, undefined],
+  ])('%s', (_what, cursor, link, last, expected) => {
+    expect(toNextCursor(cursor, link, last)).toBe(expected);
   });
 });
 

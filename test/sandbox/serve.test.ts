@@ -80,4 +80,36 @@ describe('src/sandbox/serve.ts', () => {
     }
     expect(changed).toBe(true);
   }, 60_000);
+
+  it('--logs-* flags make the logs misbehave: a hostile Link, an expired from answered [] (after `expire` on stdin)', async () => {
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--users', '2', '--logs-hostile-next', '--logs-expired', 'empty'], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const lines = createInterface({ input: child.stdout! });
+    const nextLine = () => new Promise<string>((resolve) => lines.once('line', resolve));
+    const ready = JSON.parse(await nextLine()) as { url: string };
+    const tokenRes = await fetch(`${ready.url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials', client_id: 'test-client', client_secret: 'test-secret', audience: `${ready.url}/api/v2/` }),
+    });
+    const headers = { authorization: `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}` };
+    const res = await fetch(`${ready.url}/api/v2/logs?from=1&take=10`, { headers });
+    expect(res.status).toBe(200);
+    const link = /^<([^>]*)>/.exec(res.headers.get('link') ?? '')![1]!;
+    expect(new URL(link).searchParams.get('from')).toMatch(/\u001b|\u0000|^9{1}0{599}$/);
+    // The tenant has no entries yet: `expire` on one drops nothing, and answers the oldest.
+    child.stdin!.write('expire 1\n');
+    expect(JSON.parse(await nextLine())).toEqual({ oldest: null });
+  }, 20_000);
+
+  it('refuses an unknown --logs-expired', async () => {
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--logs-expired', 'sometimes'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const code = await new Promise((resolve) => child!.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(err).toContain("--logs-expired must be refuse, empty or oldest, got 'sometimes'");
+  }, 20_000);
 });
