@@ -78,3 +78,17 @@ export function toSafeText(raw: string, max = MAX_UPSTREAM_TEXT): string {
   // whole when the sequence is removed.
   return capText(scrubSecrets(stripControlCharacters(scrubSecrets(scanned))), max);
 }
+
+/**
+ * What is wrong with an ID from outside (a user ID, a log ID) as the end of a sentence (`is
+ * empty`, `is longer than 512 characters`, `contains a control character`); undefined when it
+ * can be stored, sent on and printed. Pure.
+ */
+export function checkIdText(id: string, maxLength: number): string | undefined {
+  if (id === '') return 'is empty';
+  if (id.trim() === '') return 'is only whitespace';
+  if (id.length > maxLength) return `is longer than ${maxLength} characters`;
+  if (id.includes('\u0000')) return 'contains a NUL character';
+  if (hasControlCharacter(id)) return 'contains a control character';
+  return undefined;
+}

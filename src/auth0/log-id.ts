@@ -1,4 +1,4 @@
-import { hasControlCharacter, toPrintable } from '../upstream-text.js';
+import { checkIdText, toPrintable } from '../upstream-text.js';
 
 /**
  * Longest log id the follower accepts, in characters. Auth0's are 56 digits today
@@ -13,13 +13,7 @@ export const MAX_LOG_ID_LENGTH = 256;
  * read on from it. The same rule as `checkUserId` (src/source/user-id.ts). Pure.
  */
 export function checkLogId(id: unknown): string | undefined {
-  if (typeof id !== 'string') return 'is not a string';
-  if (id === '') return 'is empty';
-  if (id.trim() === '') return 'is only whitespace';
-  if (id.length > MAX_LOG_ID_LENGTH) return `is longer than ${MAX_LOG_ID_LENGTH} characters`;
-  if (id.includes('\u0000')) return 'contains a NUL character';
-  if (hasControlCharacter(id)) return 'contains a control character';
-  return undefined;
+  return typeof id === 'string' ? checkIdText(id, MAX_LOG_ID_LENGTH) : 'is not a string';
 }
 
 /** The entry's `log_id` when it passes `checkLogId`, else undefined. Pure. */

@@ -4,7 +4,7 @@
  * warehouse (`toLookupKeys` says which), then passes both here. Event types and `sapi` paths
  * follow Auth0's tenant log docs and event-type schemas (auth0/auth0-log-schemas).
  */
-import { compareLogIds } from '../auth0/log-id.js';
+import { compareLogIds, logIdOf } from '../auth0/log-id.js';
 import type { Auth0LogEntry } from '../auth0/logs.js';
 import { checkUserId } from '../source/user-id.js';
 
@@ -177,9 +177,8 @@ export function toChangedUsers(entries: readonly Auth0LogEntry[], lookups: LogLo
 
 /** The entries sorted by log id (stable; entries without one keep their place at the end). */
 function inLogOrder(entries: readonly Auth0LogEntry[]): Auth0LogEntry[] {
-  const idOf = (entry: Auth0LogEntry) => (typeof entry.log_id === 'string' ? entry.log_id : undefined);
   return [...entries].sort((a, b) => {
-    const [x, y] = [idOf(a), idOf(b)];
+    const [x, y] = [logIdOf(a), logIdOf(b)];
     if (x === undefined || y === undefined) return x === y ? 0 : x === undefined ? 1 : -1;
     return compareLogIds(x, y);
   });

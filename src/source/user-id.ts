@@ -1,4 +1,4 @@
-import { capText, hasControlCharacter, toPrintable } from '../upstream-text.js';
+import { capText, checkIdText, toPrintable } from '../upstream-text.js';
 
 /**
  * Longest user ID the job accepts, in characters (UTF-16 code units). Auth0 IDs are short
@@ -14,12 +14,7 @@ export const MAX_USER_ID_LENGTH = 512;
  * The same check applies to `--user`, `--users-file` lines and source-table IDs.
  */
 export function checkUserId(id: string): string | undefined {
-  if (id === '') return 'is empty';
-  if (id.trim() === '') return 'is only whitespace';
-  if (id.length > MAX_USER_ID_LENGTH) return `is longer than ${MAX_USER_ID_LENGTH} characters`;
-  if (id.includes('\u0000')) return 'contains a NUL character';
-  if (hasControlCharacter(id)) return 'contains a control character';
-  return undefined;
+  return checkIdText(id, MAX_USER_ID_LENGTH);
 }
 
 /** A user ID made safe to print: control characters stripped, at most 80 characters. */
