@@ -19,6 +19,8 @@ export function checkUserId(id: string): string | undefined {
   if (id.length > MAX_USER_ID_LENGTH) return `is longer than ${MAX_USER_ID_LENGTH} characters`;
   if (id.includes('\u0000')) return 'contains a NUL character';
   if (hasControlCharacter(id)) return 'contains a control character';
+  // PostgreSQL refuses an unpaired surrogate (it is not Unicode): the ID could never be stored.
+  if (/\p{Surrogate}/u.test(id)) return 'is not valid Unicode (an unpaired surrogate)';
   return undefined;
 }
 
