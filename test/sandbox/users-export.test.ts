@@ -62,6 +62,23 @@ describe('the sandbox users export', () => {
     expect((await fetch(again.location)).status).toBe(200);
   });
 
+  it('serves a bad day on script: lines inserted at their numbers, generated users, a gzip bomb', async () => {
+    const read = async () => gunzipSync(Buffer.from(await (await fetch((await completedJob()).location)).arrayBuffer()));
+    try {
+      fake.usersExport.script({ insert: { 2: 'not json', 9: '{"email":"x"}' } });
+      expect((await read()).toString('utf8').trim().split('\n')).toEqual(['{"user_id":"auth0|a","email":"a@example.com"}', 'not json', '{"user_id":"auth0|b","email":"b@example.com"}', '{"email":"x"}']);
+      fake.usersExport.script({ generate: 3 });
+      expect((await read()).toString('utf8').trim().split('\n').map((l) => (JSON.parse(l) as { user_id: string }).user_id)).toEqual(['auth0|exp0000001', 'auth0|exp0000002', 'auth0|exp0000003']);
+      fake.usersExport.script({ bomb: { unit: 'x', times: 10_000_000 } });
+      const { location } = await completedJob();
+      const compressed = Buffer.from(await (await fetch(location)).arrayBuffer());
+      expect(compressed.length).toBeLessThan(100_000);
+      expect(gunzipSync(compressed).length).toBe(10_000_000);
+    } finally {
+      fake.usersExport.script({});
+    }
+  });
+
   it('refuses a job without read:users', async () => {
     fake.setScope('read:refresh_tokens');
     try {
