@@ -18,6 +18,8 @@ export interface BadLine {
   reason: BadLineReason;
   /** What is wrong, as the end of a sentence, safe to print (`is not JSON`, `holds user ID "a" that contains …`). */
   problem: string;
+  /** For `bad_user_id`: the ID as the file holds it (never printed raw; for invalidUserIdKey). */
+  userId?: string;
 }
 
 /**
@@ -93,7 +95,7 @@ export function toLineUser(line: number, text: string | undefined, maxLineChars:
   const userId = (parsed as { user_id?: unknown } | null)?.user_id;
   if (typeof userId !== 'string' || userId === '') return { line, reason: 'no_user_id', problem: 'holds no user_id' };
   const wrong = checkUserId(userId);
-  if (wrong) return { line, reason: 'bad_user_id', problem: `holds user ID ${describeUserId(userId)}, which ${wrong}` };
+  if (wrong) return { line, reason: 'bad_user_id', problem: `holds user ID ${describeUserId(userId)}, which ${wrong}`, userId };
   return toExportedUser(parsed);
 }
 
