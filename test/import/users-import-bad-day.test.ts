@@ -184,9 +184,13 @@ describe('import-users on a bad day', () => {
     fake.setScope('read:refresh_tokens read:users read:logs');
     const newest = fake.logs.newestId()!;
     expect(newest).toBeDefined();
-    // A user who signs up once the export job exists: after the noted entry, so the first follow reads it.
+    // A user who signs up once the export job exists (its file no longer can hold them).
+    let signedUp = false;
     fake.intercept(({ method, path }) => {
-      if (method === 'POST' && path === '/api/v2/jobs/users-exports') fake.logs.append({ type: 'ss', user_id: 'auth0|late' });
+      if (method === 'GET' && path.startsWith('/api/v2/jobs/job_') && !signedUp) {
+        signedUp = true;
+        fake.setUser('auth0|late', []);
+      }
       return undefined;
     });
     try {
@@ -196,12 +200,20 @@ describe('import-users on a bad day', () => {
     } finally {
       fake.intercept(undefined);
     }
+    expect(signedUp).toBe(true);
+    expect((await users()).map((u) => u.user_id)).not.toContain('auth0|late');
     expect(await checkpoint()).toMatchObject({ log_id: newest });
     expect(fake.logs.newestId()).not.toBe(newest);
 
+    // The first follow reads from there: the sign-up during the export is not missed.
+    const out = captureIo();
+    expect(await main(['sync', '--from-logs'], envFor(fake, t.url), out.io, cliDeps(t))).toBe(0);
+    expect((await users()).map((u) => u.user_id)).toContain('auth0|late');
+
+    const followed = (await checkpoint())!.log_id;
     const again = await importUsers();
     expect(again.stdout.join('\n')).not.toContain('log follower');
-    expect(await checkpoint()).toMatchObject({ log_id: newest });
+    expect((await checkpoint())!.log_id).toBe(followed);
   });
 
   it('without read:logs, imports all the same, stores no checkpoint, and says so in one log line', async () => {
