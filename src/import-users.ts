@@ -1,9 +1,8 @@
 import { MassDeleteError } from './sync/delete-guard.js';
 import type { Kysely } from 'kysely';
-import { createAuth0Client, type Auth0ClientOptions } from './auth0/client.js';
+import { createAuth0Client, type Auth0Client, type Auth0ClientOptions } from './auth0/client.js';
 import { fetchNewestLog, LogsError } from './auth0/logs.js';
-import type { Auth0Client } from './auth0/client.js';
-import type { BadLine } from './auth0/users-export-lines.js';
+import { describeBadLine, type BadLine } from './auth0/users-export-lines.js';
 import { readExport, startExport, UsersExportError, waitForExport, type Auth0ExportJob } from './auth0/users-export.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
@@ -65,9 +64,13 @@ export interface ImportUsersResult {
  * `npm run import-users`: export the tenant's users (or one connection's), stream the file into
  * a staging table, and only once the whole file has been read apply it to auth0.users in one
  * transaction: additions, profile updates, returns (removed_at cleared) and removals (removed_at
- * set on held users the complete export no longer holds). A failed job, a timeout, an expired
- * link that stays expired or a truncated file change nothing. The deletion guard
- * (SYNC_MAX_DELETE_RATIO) bounds the share of held users one import may mark removed.
+ * set on held users the complete export no longer holds, but never on one inserted or created
+ * after the job was requested). A failed job, a timeout, an expired link that stays expired, a
+ * truncated file, a cap reached or a database error change nothing. Bad lines are skipped and
+ * counted (issue #24): one that cannot be read withholds every removal, a refused user ID only
+ * its own; more than IMPORT_MAX_BAD_LINES refuse the file. The deletion guard
+ * (SYNC_MAX_DELETE_RATIO) bounds the share of held users one import may mark removed. When the
+ * log follower has no checkpoint, the tenant's newest entry from before the export becomes it.
  */
 export async function importUsers(options: ImportUsersOptions): Promise<ImportUsersResult> {
   const { config, db, logger } = options;
@@ -212,11 +215,6 @@ function tooManyBadLines(badLines: { count: number; first: BadLine[] }, max: num
     'export_unreadable',
     `The users export file is refused: ${first}; nothing was imported.${max === 0 ? '' : ' Raise IMPORT_MAX_BAD_LINES to import the rest regardless.'}`,
   );
-}
-
-/** `line 7 is not JSON`: safe to print (the problem was made so where it was found). */
-export function describeBadLine(bad: BadLine): string {
-  return `line ${bad.line} ${bad.problem}`;
 }
 
 /**

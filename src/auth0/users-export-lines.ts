@@ -22,6 +22,11 @@ export interface BadLine {
   userId?: string;
 }
 
+/** `line 7 is not JSON`: safe to print (the problem was made so where it was found). */
+export function describeBadLine(bad: BadLine): string {
+  return `line ${bad.line} ${bad.problem}`;
+}
+
 /**
  * Splits decoded text into numbered lines. A line longer than `maxLineChars` is never kept
  * whole: once the unfinished line passes the bound, what follows up to the next newline is

@@ -20,7 +20,7 @@ import { FatalError } from '../errors.js';
 import { toSafeText } from '../upstream-text.js';
 import type { Auth0Client } from './client.js';
 import { Auth0Error, describeRequestError } from './errors.js';
-import { isBadLine, LineSplitter, toLineUser, type BadLine } from './users-export-lines.js';
+import { describeBadLine, isBadLine, LineSplitter, toLineUser, type BadLine } from './users-export-lines.js';
 
 /** The Management API's job object, as far as the export uses it. */
 export interface Auth0ExportJob {
@@ -293,7 +293,7 @@ export async function streamExport(
       }
       return;
     }
-    fail(new UsersExportError('export_unreadable', `${Where}: line ${taken.line} ${taken.problem}; nothing was imported.`));
+    fail(new UsersExportError('export_unreadable', `${Where}: ${describeBadLine(taken)}; nothing was imported.`));
   };
   const flush = async () => {
     if (batch.length === 0) return;

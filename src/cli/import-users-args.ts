@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
+import { describeBadLine } from '../auth0/users-export-lines.js';
 import type { ImportUsersResult } from '../import-users.js';
 import { toSafeText } from '../upstream-text.js';
 
@@ -52,8 +53,7 @@ export function describeImport(result: ImportUsersResult): string[] {
   }
   const bad = result.badLines;
   if (bad.count > 0) {
-    // The problems were made printable where they were found (describeUserId).
-    const named = bad.first.map((line) => `line ${line.line} ${line.problem}`).join('; ');
+    const named = bad.first.map(describeBadLine).join('; ');
     lines.push(`${plural(bad.count, 'line', 'lines')} of the export skipped: ${named}${bad.count > bad.first.length ? '; …' : ''}.`);
     lines.push(
       result.removalsWithheld
