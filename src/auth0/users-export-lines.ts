@@ -137,9 +137,12 @@ function storableText(value: unknown): string | null {
   return text === '' ? null : text;
 }
 
+/** 0001-01-01T00:00:00Z: an earlier instant is year 0 in UTC, which PostgreSQL refuses (and would fail the batch). */
+const EARLIEST = Date.parse('0001-01-01T00:00:00Z');
+
 /** A date that exists (parseIsoDate), as ISO 8601; anything else is no date rather than a failed import. */
 function timestamp(value: unknown): string | null {
   if (typeof value !== 'string') return null;
   const ms = parseIsoDate(value);
-  return ms === undefined ? null : new Date(ms).toISOString();
+  return ms === undefined || ms < EARLIEST ? null : new Date(ms).toISOString();
 }

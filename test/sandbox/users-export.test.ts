@@ -119,6 +119,10 @@ describe('toExportedUser', () => {
     });
     expect(toExportedUser({ user_id: 'g|1', identities: [{ connection: 'google-oauth2' }] })?.connection).toBe('google-oauth2');
     expect(toExportedUser({ user_id: 'g|1', created_at: 'not a date' })?.createdAt).toBeNull();
+    // Year 0 in UTC, which PostgreSQL refuses: no date rather than a failed batch.
+    expect(toExportedUser({ user_id: 'g|1', created_at: '0001-01-01T00:00:00+01:00' })?.createdAt).toBeNull();
+    // Control characters (a NUL would fail the batch) stripped, an unpaired surrogate replaced.
+    expect(toExportedUser({ user_id: 'g|1', email: 'a\u0000b\u001b[31m@x\ud800', connection: '\u0007' })).toMatchObject({ email: 'ab@x\ufffd', connection: null });
     expect(toExportedUser({ email: 'no id' })).toBeUndefined();
     expect(toExportedUser(null)).toBeUndefined();
   });
