@@ -13,7 +13,7 @@ import type { Logger } from './log.js';
 import { toSafeText } from './upstream-text.js';
 import { assertMigrated } from './migrate.js';
 import { readLogCheckpoint } from './warehouse/log-checkpoint.js';
-import { readDatabaseTime, withUsersStaging, type FollowStart, type ImportScope, type UsersImportCounts } from './warehouse/users-import.js';
+import { mayStartFollowing, readDatabaseTime, withUsersStaging, type FollowStart, type ImportScope, type UsersImportCounts } from './warehouse/users-import.js';
 
 /** Scopes the export needs up front; `GET /api/v2/jobs/{id}` may also want create:users (a 403 names it). */
 const IMPORT_SCOPES = ['read:users'];
@@ -181,9 +181,14 @@ export async function importUsers(options: ImportUsersOptions): Promise<ImportUs
  * The tenant's newest log entry, when the log follower has no checkpoint yet: the import stores
  * it as the first checkpoint (issue #24), so the first follow reads from where the export began
  * rather than from its own start. A client without read:logs skips this with one log line; so
- * does any other failure to read the logs (the import does not depend on them).
+ * does any other failure to read the logs, and a database role that may not write the checkpoint
+ * (the import does not depend on them).
  */
 async function noteFollowStart(db: Kysely<Database>, client: Auth0Client, logger: Logger, signal?: AbortSignal): Promise<FollowStart | undefined> {
+  if (!(await mayStartFollowing(db))) {
+    logger.info('the database role may not write auth0.log_checkpoint: the log follower will start at its own first run, not where this export began');
+    return undefined;
+  }
   if (await readLogCheckpoint(db)) return undefined;
   try {
     const newest = await fetchNewestLog(client, signal);

@@ -86,6 +86,17 @@ export async function readDatabaseTime(db: Kysely<Database>): Promise<Date> {
 }
 
 /**
+ * Whether this role may read and start the log follower's checkpoint: an import by a role
+ * granted only auth0.users skips the checkpoint rather than failing on it.
+ */
+export async function mayStartFollowing(db: Kysely<Database>): Promise<boolean> {
+  const { rows } = await sql<{ allowed: boolean }>`
+    select has_table_privilege('auth0.log_checkpoint', 'SELECT') and has_table_privilege('auth0.log_checkpoint', 'INSERT') as allowed
+  `.execute(db);
+  return rows[0]?.allowed === true;
+}
+
+/**
  * When the log follower has no checkpoint yet, store `start` (the tenant's newest entry when
  * the export was requested) as its first one, so the next follow reads every change since the
  * export began: a user who signs up between the export and the first follow is not missed

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli.js';
-import { openDatabase } from '../../src/db.js';
+import { createDb, openDatabase } from '../../src/db.js';
 import { runCli } from '../helpers/cli.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, skippingClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
@@ -147,6 +147,21 @@ describe('import-users on a bad day', () => {
     expect(stderr.join('\n')).toMatch(/^error \[import_write_failed\]: Staging the users export up to line \d+ failed: the database answered "[^"]*(terminat|connection)[^"]*"; nothing was imported\.$/);
     expect(code).toBe(1);
     expect(await snapshot()).toEqual(before);
+
+    // And when applying: the database's own message.
+    fake.usersExport.script({});
+    await sql`create function auth0.refuse_import() returns trigger language plpgsql as $$
+      begin raise exception 'no room left on the warehouse disk' using errcode = '53100'; end $$`.execute(t.db);
+    await sql`create trigger refuse_import before insert on auth0.users for each row execute function auth0.refuse_import()`.execute(t.db);
+    try {
+      const applying = await importUsers();
+      expect(applying.stderr).toEqual(['error [import_write_failed]: Applying the users export to auth0.users failed: the database answered "no room left on the warehouse disk"; nothing was imported.']);
+      expect(applying.code).toBe(1);
+    } finally {
+      await sql`drop trigger refuse_import on auth0.users`.execute(t.db);
+      await sql`drop function auth0.refuse_import()`.execute(t.db);
+    }
+    expect(await snapshot()).toEqual(before);
   });
 
   it('refuses a gzip bomb of one long line and one of a valid line repeated, with flat memory and nothing changed', async () => {
@@ -214,6 +229,36 @@ describe('import-users on a bad day', () => {
     const again = await importUsers();
     expect(again.stdout.join('\n')).not.toContain('log follower');
     expect((await checkpoint())!.log_id).toBe(followed);
+  });
+
+  it('with a database role that may not write the checkpoint, imports all the same and says so in one log line', async () => {
+    fake.setScope('read:refresh_tokens read:users read:logs');
+    const role = `importer_${process.pid}`;
+    await sql`drop role if exists ${sql.id(role)}`.execute(t.db);
+    await sql`create role ${sql.id(role)} login`.execute(t.db);
+    await sql`grant usage on schema auth0 to ${sql.id(role)}`.execute(t.db);
+    await sql`grant select on all tables in schema auth0 to ${sql.id(role)}`.execute(t.db);
+    await sql`grant insert, update on auth0.users to ${sql.id(role)}`.execute(t.db);
+    const url = new URL(t.url!);
+    url.username = role;
+    url.password = '';
+    const db = createDb(url.toString());
+    try {
+      const out = captureIo();
+      const code = await main(['import-users'], envFor(fake, t.url, { LOG_LEVEL: 'info' }), out.io, {
+        openDatabase: async () => ({ db, ownsDatabase: false, close: async () => {} }),
+        clock: skippingClock(),
+      });
+      expect(out.stderr).toEqual([]);
+      expect(code).toBe(0);
+      expect(out.stdout.filter((l) => l.includes('may not write auth0.log_checkpoint'))).toHaveLength(1);
+      expect(await users()).toHaveLength(50);
+      expect(await checkpoint()).toBeUndefined();
+    } finally {
+      await db.destroy();
+      await sql`drop owned by ${sql.id(role)}`.execute(t.db);
+      await sql`drop role if exists ${sql.id(role)}`.execute(t.db);
+    }
   });
 
   it('without read:logs, imports all the same, stores no checkpoint, and says so in one log line', async () => {
