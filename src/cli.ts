@@ -237,7 +237,8 @@ async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, dep
   return withDatabase(config, 'import-users', io, deps, async ({ db }) => {
     const result = await importUsers({ config, db, logger, clock: deps.clock, ...request });
     for (const line of describeImport(result)) io.stdout(line);
-    return EXIT.ok;
+    // Lines skipped: applied, but not all of the export (issue #24): partial, as for a sync.
+    return result.badLines.count > 0 ? EXIT.partial : EXIT.ok;
   });
 }
 

@@ -43,6 +43,15 @@ export interface Config {
     /** Users a run must have done before the guard measures it. */
     readonly deleteGuardMinUsers: number;
   };
+  /** `import-users` on a bad export (issue #24). */
+  readonly import: {
+    /** `IMPORT_MAX_INFLATE_RATIO`: the file may inflate to this many times its compressed bytes (plus 1 MiB). */
+    readonly maxInflateRatio: number;
+    /** `IMPORT_MAX_LINES`: most lines the file may hold. */
+    readonly maxLines: number;
+    /** `IMPORT_MAX_BAD_LINES`: bad lines skipped before the whole file is refused; 0 refuses any. */
+    readonly maxBadLines: number;
+  };
   readonly worker: {
     /** Cron expression (node-cron, five or six fields). */
     readonly schedule: string;
@@ -278,6 +287,13 @@ export function loadConfig(env: Env): Config {
       maxDurationMs: duration('SYNC_MAX_DURATION'),
       maxDeleteRatio: ratio('SYNC_MAX_DELETE_RATIO', 0.2),
       deleteGuardMinUsers: int('SYNC_DELETE_GUARD_MIN', 50, 1, 1_000_000),
+    },
+    import: {
+      // A real export inflates 5 to 15 times (measured on generated NDJSON at gzip levels 1..9);
+      // a gzip bomb 200 to 1,000 times.
+      maxInflateRatio: int('IMPORT_MAX_INFLATE_RATIO', 100, 2, 1_000_000),
+      maxLines: int('IMPORT_MAX_LINES', 50_000_000, 1, 10_000_000_000),
+      maxBadLines: int('IMPORT_MAX_BAD_LINES', 1000, 0, 1_000_000_000),
     },
     worker: {
       ...readWorker(reader, bool),

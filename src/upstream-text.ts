@@ -90,5 +90,7 @@ export function checkIdText(id: string, maxLength: number): string | undefined {
   if (id.length > maxLength) return `is longer than ${maxLength} characters`;
   if (id.includes('\u0000')) return 'contains a NUL character';
   if (hasControlCharacter(id)) return 'contains a control character';
+  // PostgreSQL refuses an unpaired surrogate (it is not Unicode): the ID could never be stored.
+  if (/\p{Surrogate}/u.test(id)) return 'is not valid Unicode (an unpaired surrogate)';
   return undefined;
 }

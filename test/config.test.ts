@@ -30,6 +30,18 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config.auth0)).toBe(true);
   });
 
+  it('reads the import caps (issue #24): defaults far above a real tenant, each range-checked', () => {
+    expect(loadConfig(valid).import).toEqual({ maxInflateRatio: 100, maxLines: 50_000_000, maxBadLines: 1000 });
+    expect(loadConfig({ ...valid, IMPORT_MAX_INFLATE_RATIO: '40', IMPORT_MAX_LINES: '200000000', IMPORT_MAX_BAD_LINES: '0' }).import).toEqual({
+      maxInflateRatio: 40,
+      maxLines: 200_000_000,
+      maxBadLines: 0,
+    });
+    const problems = problemsOf({ ...valid, IMPORT_MAX_INFLATE_RATIO: '1', IMPORT_MAX_LINES: 'many', IMPORT_MAX_BAD_LINES: '-1' });
+    expect(problems).toHaveLength(3);
+    expect(problems.join('\n')).toMatch(/IMPORT_MAX_INFLATE_RATIO[\s\S]*IMPORT_MAX_LINES[\s\S]*IMPORT_MAX_BAD_LINES/);
+  });
+
   it('reads AUTH0_TOKENS_ENDPOINT: auto by default, refresh-tokens or users, anything else named', () => {
     expect(loadConfig(valid).auth0.tokensEndpoint).toBe('auto');
     expect(loadConfig({ ...valid, AUTH0_TOKENS_ENDPOINT: 'users' }).auth0.tokensEndpoint).toBe('users');

@@ -17,10 +17,10 @@ import type { Clock } from '../clock.js';
 import { isLoopback } from '../config.js';
 import type { ExportedUser } from '../database.js';
 import { FatalError } from '../errors.js';
-import { parseIsoDate } from '../iso-date.js';
 import { toSafeText } from '../upstream-text.js';
 import type { Auth0Client } from './client.js';
 import { Auth0Error, describeRequestError } from './errors.js';
+import { describeBadLine, isBadLine, LineSplitter, toLineUser, type BadLine } from './users-export-lines.js';
 
 /** The Management API's job object, as far as the export uses it. */
 export interface Auth0ExportJob {
@@ -38,7 +38,8 @@ export interface Auth0ExportJob {
 export type UsersExportErrorCode =
   | 'export_failed' // the job says `failed`
   | 'export_timeout' // the job did not complete within --timeout
-  | 'export_unreadable' // the file is truncated, not gzip, not NDJSON, or too large
+  | 'export_unreadable' // the file is truncated, not gzip, not NDJSON, or holds too many bad lines
+  | 'export_too_large' // a cap reached: compressed size, inflated size (IMPORT_MAX_INFLATE_RATIO), lines (IMPORT_MAX_LINES)
   | 'link_expired' // the storage host refused the presigned link (it lives 60 s)
   | 'download_failed' // the storage host answered something else, or the connection broke
   | 'download_refused'; // the location is not https (or plain http on loopback), or holds credentials
@@ -136,29 +137,7 @@ export async function waitForExport(client: Auth0Client, job: Auth0ExportJob, op
   }
 }
 
-/** Map one NDJSON line of the export; undefined when it holds no user ID. */
-export function toExportedUser(value: unknown): ExportedUser | undefined {
-  if (!value || typeof value !== 'object') return undefined;
-  const line = value as Record<string, unknown>;
-  if (typeof line.user_id !== 'string' || line.user_id === '') return undefined;
-  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
-  const identities = Array.isArray(line.identities) ? (line.identities as { connection?: unknown }[]) : [];
-  return {
-    userId: line.user_id,
-    email: text(line.email),
-    connection: text(line.connection) ?? text(line['identities[0].connection']) ?? text(identities[0]?.connection),
-    createdAt: timestamp(line.created_at),
-    lastLogin: timestamp(line.last_login),
-    blocked: typeof line.blocked === 'boolean' ? line.blocked : null,
-  };
-}
-
-/** A date that exists (parseIsoDate), as ISO 8601; anything else is no date rather than a failed import. */
-function timestamp(value: unknown): string | null {
-  if (typeof value !== 'string') return null;
-  const ms = parseIsoDate(value);
-  return ms === undefined ? null : new Date(ms).toISOString();
-}
+export { toExportedUser } from './users-export-lines.js';
 
 /** The download URL, refused unless https (plain http only on loopback) and without credentials. */
 export function checkDownloadUrl(location: string): URL {
@@ -179,30 +158,57 @@ export function checkDownloadUrl(location: string): URL {
 }
 
 export interface StreamOptions {
-  /** Users per `onBatch` call. */
+  /** Users per `onBatch` call (a chunk's lines may take it a little over). */
   batchSize?: number;
   /** Largest compressed file accepted, in bytes (default 8 GiB). */
   maxBytes?: number;
-  /** Longest line accepted, in bytes (default 1 MiB): a bound on what one line may hold in memory. */
+  /** Longest line accepted, in characters (default 1 MiB): a bound on what one line may hold in memory. */
   maxLineBytes?: number;
+  /**
+   * Largest inflated size, as a multiple of the compressed bytes read so far, plus 1 MiB
+   * (default 100: a real export inflates 5 to 15 times, a gzip bomb 200 to 1,000 times).
+   */
+  maxInflateRatio?: number;
+  /** Most lines the file may hold (default 50,000,000). */
+  maxLines?: number;
+  /**
+   * A line that cannot be taken (too long, not JSON, no user_id, a user ID checkUserId refuses).
+   * Given, the line is skipped and reading goes on (it may throw to stop); not given, the first
+   * bad line fails the read with `export_unreadable`.
+   */
+  onBadLine?: (bad: BadLine) => void;
   /** Connect, first byte and idle-socket timeout, in milliseconds. */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
 
+/** Defaults of the caps on what the file inflates to (README, "Importing users"). */
+export const DEFAULT_MAX_INFLATE_RATIO = 100;
+export const DEFAULT_MAX_LINES = 50_000_000;
+/** Inflated bytes always allowed on top of the ratio, so a small file is never measured by its header. */
+const INFLATE_ALLOWANCE = 2 ** 20;
+
 /**
- * Download `location` and hand its users to `onBatch`, in order, `batchSize` at a time; the
- * next chunk is read only once `onBatch` has resolved (back-pressure reaches the socket).
- * A plain got stream, no Management API client: no Authorization header, no redirects, no
- * retries (a failed download is retried by asking the job for a fresh link, see readExport).
- * Throws `link_expired` for a 403/410, `download_failed` for other answers and broken
- * connections, `export_unreadable` for a truncated or malformed file. Returns the user count.
+ * Download `location` and hand its users to `onBatch`, in order, about `batchSize` at a time,
+ * with the number of the last line read; the next chunk is read only once `onBatch` has
+ * resolved (back-pressure reaches the socket). A plain got stream, no Management API client:
+ * no Authorization header, no redirects, no retries (a failed download is retried by asking the
+ * job for a fresh link, see readExport). Throws `link_expired` for a 403/410,
+ * `download_failed` for other answers and broken connections, `export_unreadable` for a
+ * truncated or malformed file, `export_too_large` for a cap reached; an error thrown by
+ * `onBatch` or `onBadLine` comes out as it was thrown. Returns the number of users handed over.
  */
-export async function streamExport(location: string, onBatch: (users: ExportedUser[]) => Promise<void>, options: StreamOptions = {}): Promise<number> {
+export async function streamExport(
+  location: string,
+  onBatch: (users: ExportedUser[], lastLine: number) => Promise<void>,
+  options: StreamOptions = {},
+): Promise<number> {
   const url = checkDownloadUrl(location);
   const batchSize = options.batchSize ?? 2000;
   const maxBytes = options.maxBytes ?? 8 * 2 ** 30;
   const maxLineBytes = options.maxLineBytes ?? 2 ** 20;
+  const maxInflateRatio = options.maxInflateRatio ?? DEFAULT_MAX_INFLATE_RATIO;
+  const maxLines = options.maxLines ?? DEFAULT_MAX_LINES;
   const timeoutMs = options.timeoutMs ?? 60_000;
   const where = `the users export file on ${url.host}`;
   const Where = `The users export file on ${url.host}`;
@@ -234,66 +240,93 @@ export async function streamExport(location: string, onBatch: (users: ExportedUs
       : new UsersExportError('download_failed', message);
   }
 
-  let bytes = 0;
-  const cap = new Transform({
+  // The first error raised while reading (a cap, a bad line, onBatch's own). Kept here because
+  // the pipeline, once it tears the streams down, may reject with its own AbortError ("The
+  // operation was aborted") instead of the cause (issue #24).
+  let failure: unknown;
+  const fail = (error: unknown): never => {
+    failure ??= error;
+    throw error;
+  };
+  let compressed = 0;
+  let inflated = 0;
+  const splitter = new LineSplitter(
+    maxLineBytes,
+    maxLines,
+    (line, text) => takeLine(line, text),
+    (line) =>
+      fail(new UsersExportError('export_too_large', `${Where} holds more than ${maxLines} lines (line ${line} is one too many); refused, nothing was imported. Raise IMPORT_MAX_LINES if the tenant really is that large.`)),
+  );
+  const capCompressed = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) callback(new UsersExportError('export_unreadable', `${Where} is larger than ${maxBytes} bytes; refused.`));
-      else callback(null, chunk);
+      compressed += chunk.length;
+      if (compressed <= maxBytes) return callback(null, chunk);
+      failure ??= new UsersExportError('export_too_large', `${Where} is larger than ${maxBytes} bytes; refused, nothing was imported.`);
+      callback(failure as Error);
+    },
+  });
+  const capInflated = new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      inflated += chunk.length;
+      if (inflated <= maxInflateRatio * compressed + INFLATE_ALLOWANCE) return callback(null, chunk);
+      failure ??= new UsersExportError(
+        'export_too_large',
+        `${Where} inflates to more than ${maxInflateRatio} times its compressed size (${inflated} bytes from ${compressed}, at line ${splitter.line + 1}): a gzip bomb or not a users export; refused, nothing was imported. Raise IMPORT_MAX_INFLATE_RATIO if it is a real export.`,
+      );
+      callback(failure as Error);
     },
   });
   let users = 0;
-  let lineNumber = 0;
   let batch: ExportedUser[] = [];
-  const takeLine = (line: string) => {
-    lineNumber += 1;
-    if (line.length > maxLineBytes) throw new UsersExportError('export_unreadable', `${Where}: line ${lineNumber} is longer than ${maxLineBytes} bytes.`);
-    if (line.trim() === '') return;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      throw new UsersExportError('export_unreadable', `${Where} is not NDJSON: line ${lineNumber} is not JSON.`);
+  const takeLine = (line: number, text: string | undefined) => {
+    const taken = toLineUser(line, text, maxLineBytes);
+    if (taken === undefined) return;
+    if (!isBadLine(taken)) {
+      batch.push(taken);
+      return;
     }
-    const user = toExportedUser(parsed);
-    if (!user) throw new UsersExportError('export_unreadable', `${Where}: line ${lineNumber} holds no user_id.`);
-    batch.push(user);
+    if (options.onBadLine) {
+      try {
+        options.onBadLine(taken);
+      } catch (error) {
+        fail(error);
+      }
+      return;
+    }
+    fail(new UsersExportError('export_unreadable', `${Where}: ${describeBadLine(taken)}; nothing was imported.`));
   };
   const flush = async () => {
     if (batch.length === 0) return;
     const full = batch;
     batch = [];
     users += full.length;
-    await onBatch(full);
+    await onBatch(full, splitter.line).catch(fail);
   };
   try {
-    await pipeline(download, cap, createGunzip(), async (source: AsyncIterable<Buffer>) => {
+    await pipeline(download, capCompressed, createGunzip(), capInflated, async (source: AsyncIterable<Buffer>) => {
       // A line splitter of our own rather than node:readline: it bounds a line's length, so a
       // hostile or broken file cannot make one line take all memory.
       const decoder = new StringDecoder('utf8');
-      let rest = '';
       for await (const chunk of source) {
-        const text = rest + decoder.write(chunk);
-        let start = 0;
-        for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
-          takeLine(text.slice(start, end));
-          start = end + 1;
-        }
-        rest = text.slice(start);
-        if (rest.length > maxLineBytes) throw new UsersExportError('export_unreadable', `${Where}: line ${lineNumber + 1} is longer than ${maxLineBytes} bytes.`);
+        splitter.write(decoder.write(chunk));
         if (batch.length >= batchSize) await flush();
       }
-      rest += decoder.end();
-      if (rest !== '') takeLine(rest);
+      splitter.write(decoder.end());
+      splitter.end();
       await flush();
     });
   } catch (error) {
+    if (failure !== undefined) throw failure;
     if (error instanceof UsersExportError) throw error;
     // Read by code, not instanceof Error: zlib's errors may come from another realm (Jest's vm).
     const { code, message } = error as { code?: unknown; message?: unknown };
     if (typeof code === 'string' && code.startsWith('Z_')) {
       // zlib: "unexpected end of file" (Z_BUF_ERROR) for a cut-off file, Z_DATA_ERROR for garbage.
-      throw new UsersExportError('export_unreadable', `${Where} is truncated or not gzip (${String(message)}); nothing was imported.`, { cause: error });
+      throw new UsersExportError(
+        'export_unreadable',
+        `${Where} is truncated or not gzip (${String(message)}, after line ${splitter.line}); nothing was imported.`,
+        { cause: error },
+      );
     }
     if (error instanceof RequestError) throw downloadBroke(error, where);
     throw error;
@@ -321,7 +354,8 @@ async function readSome(stream: AsyncIterable<Buffer>, max: number): Promise<str
 export interface ReadExportHandlers {
   /** Before each download attempt: forget what an earlier attempt handed over. */
   onAttempt(): Promise<void>;
-  onBatch(users: ExportedUser[]): Promise<void>;
+  /** Users in file order, with the number of the last line read. */
+  onBatch(users: ExportedUser[], lastLine: number): Promise<void>;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
+import { describeBadLine } from '../auth0/users-export-lines.js';
 import type { ImportUsersResult } from '../import-users.js';
 import { toSafeText } from '../upstream-text.js';
 
@@ -38,17 +39,35 @@ export function describeImport(result: ImportUsersResult): string[] {
   const { counts } = result;
   const of = result.connection ? ` of connection ${toSafeText(result.connection, 200)}` : '';
   const ids = (userIds: string[]) => userIds.map((id) => toSafeText(id, 200)).join(', ');
-  if (!result.dryRun) {
-    return [
-      `Imported ${counts.exported} users in ${result.seconds} s: ${counts.added} added, ${counts.updated} updated, ` +
-        `${counts.returned} returned, ${counts.removed} marked removed${of}.`,
-    ];
+  const lines = result.dryRun
+    ? [
+        `Dry run: the export holds ${counts.exported} users; would add ${counts.added}, update ${counts.updated}, ` +
+          `restore ${counts.returned} and mark removed ${counts.removed} of the ${counts.held} held${of}. Nothing was written.`,
+      ]
+    : [
+        `Imported ${counts.exported} users in ${result.seconds} s: ${counts.added} added, ${counts.updated} updated, ` +
+          `${counts.returned} returned, ${counts.removed} marked removed${of}.`,
+      ];
+  if (counts.duplicated > 0) {
+    lines.push(`${plural(counts.duplicated, 'user', 'users')} appeared more than once; the last line of each was kept.`);
   }
-  const lines = [
-    `Dry run: the export holds ${counts.exported} users; would add ${counts.added}, update ${counts.updated}, ` +
-      `restore ${counts.returned} and mark removed ${counts.removed} of the ${counts.held} held${of}. Nothing was written.`,
-  ];
+  const bad = result.badLines;
+  if (bad.count > 0) {
+    const named = bad.first.map(describeBadLine).join('; ');
+    lines.push(`${plural(bad.count, 'line', 'lines')} of the export skipped: ${named}${bad.count > bad.first.length ? '; …' : ''}.`);
+    lines.push(
+      result.removalsWithheld
+        ? 'No user was marked removed: a line that could not be read may hold any user. Exit 2.'
+        : 'The users on them were neither added nor marked removed. Exit 2.',
+    );
+  }
+  if (result.followStartedAt) {
+    lines.push(`The log follower had no checkpoint: it starts at ${toSafeText(result.followStartedAt, 100)}, the tenant's newest entry when the export began.`);
+  }
+  if (!result.dryRun) return lines;
   if (result.sampleAdded?.length) lines.push(`  would add: ${ids(result.sampleAdded)}${counts.added > result.sampleAdded.length ? ', …' : ''}`);
   if (result.sampleRemoved?.length) lines.push(`  would remove: ${ids(result.sampleRemoved)}${counts.removed > result.sampleRemoved.length ? ', …' : ''}`);
   return lines;
 }
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;

@@ -29,11 +29,30 @@ export interface UsersExportOptions {
   generatedUsers?: number;
 }
 
-/** What the next jobs created do, until changed: finish, fail, or never finish; a cut-off file. */
+/**
+ * What the next jobs created do, until changed: finish, fail, or never finish; and what their
+ * file holds on a bad day (issue #24): a cut-off file, hostile lines, a large generated tenant,
+ * a gzip bomb.
+ */
 export interface ExportScript {
   outcome?: 'complete' | 'fail' | 'never';
   /** Serve the file cut in half (a valid HTTP answer holding a truncated gzip stream). */
   truncate?: boolean;
+  /**
+   * Raw lines put into the file so that each stands at the given 1-based line number, the
+   * users' lines moving down (numbers past the end are appended in order): text that is not
+   * JSON, a line without user_id, a hostile user ID, a second line for a user.
+   */
+  insert?: Record<number, string>;
+  /** The file holds this many generated users (`auth0|exp0000001`…, made while it is served) instead of the tenant's. */
+  generate?: number;
+  /**
+   * A gzip bomb instead of users: `unit` repeated `times` times, compressed at level 9 as it is
+   * served (a long line of `x`, or one valid line repeated, inflate about 1,000 times).
+   */
+  bomb?: { unit: string; times: number };
+  /** Called as the file's line `line` is generated (before it is compressed and sent). */
+  onLine?: { line: number; run: () => void };
 }
 
 export interface UsersExportStats {
@@ -241,15 +260,34 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
   async function* lines(job: Job): AsyncGenerator<string> {
     let chunk = '';
     let n = 0;
-    const ids: Iterable<string> = job.userIds ?? generatedIds(job.generated);
+    const inserts = new Map(Object.entries(job.script.insert ?? {}).map(([line, text]) => [Number(line), text]));
+    const hook = job.script.onLine;
+    const add = (text: string) => {
+      chunk += `${text}\n`;
+      n += 1;
+      if (hook?.line === n) hook.run();
+    };
+    const ids: Iterable<string> = job.script.generate !== undefined ? generatedIds(job.script.generate) : (job.userIds ?? generatedIds(job.generated));
     for (const id of ids) {
-      chunk += `${toLine(profileOf(id), job.fields)}\n`;
-      if (++n % 1000 === 0) {
+      for (let text = inserts.get(n + 1); text !== undefined; text = inserts.get(n + 1)) {
+        inserts.delete(n + 1);
+        add(text);
+      }
+      add(toLine(profileOf(id), job.fields));
+      if (n % 1000 === 0) {
         yield chunk;
         chunk = '';
       }
     }
+    for (const line of [...inserts.keys()].sort((a, b) => a - b)) add(inserts.get(line)!);
     if (chunk) yield chunk;
+  }
+
+  /** The bomb's inflated text, about 1 MiB at a time. */
+  async function* bomb({ unit, times }: { unit: string; times: number }): AsyncGenerator<string> {
+    const perChunk = Math.max(1, Math.floor(2 ** 20 / Math.max(1, unit.length)));
+    const block = unit.repeat(Math.min(perChunk, times));
+    for (let left = times; left > 0; left -= perChunk) yield left >= perChunk ? block : unit.repeat(left);
   }
 
   async function download(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -288,7 +326,9 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
       return;
     }
     res.writeHead(200, { 'content-type': 'application/gzip' });
-    await pipeline(Readable.from(lines(job)), createGzip({ level: 1 }), res).catch(() => res.destroy());
+    const bombing = job.script.bomb;
+    const source = bombing ? bomb(bombing) : lines(job);
+    await pipeline(Readable.from(source), createGzip({ level: bombing ? 9 : 1 }), res).catch(() => res.destroy());
   }
 
   const server = createServer({ keepAlive: true }, (req, res) => {

@@ -26,11 +26,13 @@ export function describeUserId(id: string): string {
  * The key under which an invalid ID's failure is recorded in `user_sync_state`. It stays the
  * ID itself where PostgreSQL can store and index it, so it can never be the key of another,
  * valid user (stripping control characters could turn `auth0|\u0007x` into a real `auth0|x`);
- * a NUL becomes U+001A (ASCII SUB) and an over-long ID is cut one character past the limit,
+ * a NUL or an unpaired surrogate becomes U+001A (ASCII SUB) and an over-long ID is cut one character past the limit,
  * so the key still fails `checkUserId` and a retry (`--only-failed`) fails it again without
  * calling Auth0.
  */
 export function invalidUserIdKey(id: string): string {
-  const storable = id.replaceAll('\u0000', '\u001a');
+  // An unpaired surrogate would reach PostgreSQL as U+FFFD (UTF-8 cannot encode it), which is
+  // valid: SUB keeps the key invalid, as for a NUL.
+  const storable = id.replaceAll('\u0000', '\u001a').replace(/\p{Surrogate}/gu, '\u001a');
   return storable.length > MAX_USER_ID_LENGTH ? capText(storable, MAX_USER_ID_LENGTH + 1) : storable;
 }

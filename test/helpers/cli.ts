@@ -22,9 +22,16 @@ export interface CliProcess {
   waitFor(text: string): Promise<void>;
 }
 
+export interface CliOptions {
+  /** Kill the process after this long (default 20 s). */
+  timeoutMs?: number;
+  /** Arguments for node before the script (`--import ./test/helpers/print-peak-rss.ts`). */
+  nodeArgs?: string[];
+}
+
 /** Start `src/cli.ts` in a real child process, as `npm run <command>` would, with only `env` set. */
-export function startCli(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+export function startCli(args: string[], env: Record<string, string | undefined>, options: CliOptions = {}): CliProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), 'src/cli.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,6 +74,6 @@ export function startCli(args: string[], env: Record<string, string | undefined>
 }
 
 /** Run `src/cli.ts` to completion in a child process. */
-export function runCli(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): Promise<CliRun> {
+export function runCli(args: string[], env: Record<string, string | undefined>, options: CliOptions = {}): Promise<CliRun> {
   return startCli(args, env, options).done;
 }

@@ -62,6 +62,23 @@ describe('the sandbox users export', () => {
     expect((await fetch(again.location)).status).toBe(200);
   });
 
+  it('serves a bad day on script: lines inserted at their numbers, generated users, a gzip bomb', async () => {
+    const read = async () => gunzipSync(Buffer.from(await (await fetch((await completedJob()).location)).arrayBuffer()));
+    try {
+      fake.usersExport.script({ insert: { 2: 'not json', 9: '{"email":"x"}' } });
+      expect((await read()).toString('utf8').trim().split('\n')).toEqual(['{"user_id":"auth0|a","email":"a@example.com"}', 'not json', '{"user_id":"auth0|b","email":"b@example.com"}', '{"email":"x"}']);
+      fake.usersExport.script({ generate: 3 });
+      expect((await read()).toString('utf8').trim().split('\n').map((l) => (JSON.parse(l) as { user_id: string }).user_id)).toEqual(['auth0|exp0000001', 'auth0|exp0000002', 'auth0|exp0000003']);
+      fake.usersExport.script({ bomb: { unit: 'x', times: 10_000_000 } });
+      const { location } = await completedJob();
+      const compressed = Buffer.from(await (await fetch(location)).arrayBuffer());
+      expect(compressed.length).toBeLessThan(100_000);
+      expect(gunzipSync(compressed).length).toBe(10_000_000);
+    } finally {
+      fake.usersExport.script({});
+    }
+  });
+
   it('refuses a job without read:users', async () => {
     fake.setScope('read:refresh_tokens');
     try {
@@ -102,6 +119,10 @@ describe('toExportedUser', () => {
     });
     expect(toExportedUser({ user_id: 'g|1', identities: [{ connection: 'google-oauth2' }] })?.connection).toBe('google-oauth2');
     expect(toExportedUser({ user_id: 'g|1', created_at: 'not a date' })?.createdAt).toBeNull();
+    // Year 0 in UTC, which PostgreSQL refuses: no date rather than a failed batch.
+    expect(toExportedUser({ user_id: 'g|1', created_at: '0001-01-01T00:00:00+01:00' })?.createdAt).toBeNull();
+    // Control characters (a NUL would fail the batch) stripped, an unpaired surrogate replaced.
+    expect(toExportedUser({ user_id: 'g|1', email: 'a\u0000b\u001b[31m@x\ud800', connection: '\u0007' })).toMatchObject({ email: 'ab@x\ufffd', connection: null });
     expect(toExportedUser({ email: 'no id' })).toBeUndefined();
     expect(toExportedUser(null)).toBeUndefined();
   });

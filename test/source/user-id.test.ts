@@ -3,7 +3,7 @@ import { checkUserId, describeUserId, invalidUserIdKey, MAX_USER_ID_LENGTH } fro
 
 describe('checkUserId', () => {
   it('takes real Auth0 IDs, up to 512 characters', () => {
-    for (const id of ['auth0|5f7c8ec7c33c6c004bbafe82', 'google-oauth2|104375927183625184016', 'samlp|acme|jane@acme.com', 'x'.repeat(512), 'email|ünï cøde']) {
+    for (const id of ['auth0|5f7c8ec7c33c6c004bbafe82', 'google-oauth2|104375927183625184016', 'samlp|acme|jane@acme.com', 'x'.repeat(512), 'email|ünï cøde', 'email|\u{1f600}']) {
       expect(checkUserId(id)).toBeUndefined();
     }
   });
@@ -17,6 +17,7 @@ describe('checkUserId', () => {
     ['auth0|a\nb', 'contains a control character'],
     ['auth0|\u0085', 'contains a control character'],
     ['auth0|\u202eexe', 'contains a control character'],
+    ['auth0|\ud800x', 'is not valid Unicode (an unpaired surrogate)'],
   ])('refuses %j: %s', (id, problem) => {
     expect(checkUserId(id)).toBe(problem);
   });
@@ -28,6 +29,7 @@ describe('invalidUserIdKey', () => {
     expect(invalidUserIdKey(long)).toHaveLength(MAX_USER_ID_LENGTH + 1);
     expect(checkUserId(invalidUserIdKey(long))).toBeDefined();
     expect(invalidUserIdKey('auth0|\u0000x')).toBe('auth0|\u001ax');
+    expect(invalidUserIdKey('auth0|\udc00x')).toBe('auth0|\u001ax');
     expect(checkUserId(invalidUserIdKey('auth0|\u0000x'))).toBeDefined();
     expect(invalidUserIdKey('auth0|\u0007x')).toBe('auth0|\u0007x');
   });
