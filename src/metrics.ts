@@ -2,8 +2,15 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { RunStatus } from './database.js';
 import { emptyCounts, type RunCounts } from './run-records.js';
 
-/** Why a scheduled tick did not start a run. */
-export type TickSkipReason = 'overlap' | 'locked';
+/**
+ * Why a tick did nothing. A pass tick: `overlap` (this worker's pass was still going), `locked`
+ * (another process held the run lock). A follow tick: `follow_overlap` (the previous follow was
+ * still going), `follow_locked` (another process held the run lock). Either: `stopping` (the
+ * worker was stopping).
+ */
+export type TickSkipReason = 'overlap' | 'locked' | 'follow_overlap' | 'follow_locked' | 'stopping';
+
+const TICK_SKIP_REASONS: readonly TickSkipReason[] = ['overlap', 'locked', 'follow_overlap', 'follow_locked', 'stopping'];
 
 /**
  * The worker's Prometheus metrics, in a Registry of its own (never prom-client's global one),
@@ -99,7 +106,8 @@ export function createWorkerMetrics(options: {
   }
   const skipped = new Counter({
     name: 'auth0_sync_ticks_skipped_total',
-    help: 'Scheduled ticks that started no run: overlap (this worker was still running), locked (another process was).',
+    help:
+      'Ticks that did nothing: overlap (this worker was still running a pass), locked (another process held the run lock), follow_overlap (the previous follow was still going), follow_locked (another process held the run lock at a follow), stopping (the worker was stopping).',
     labelNames: ['reason'],
     registers,
   });
@@ -107,7 +115,7 @@ export function createWorkerMetrics(options: {
   for (const status of ['succeeded', 'partial', 'failed', 'interrupted']) runs.inc({ status }, 0);
   for (const outcome of Object.keys(USER_OUTCOMES)) users.inc({ outcome }, 0);
   for (const change of Object.keys(TOKEN_CHANGES)) tokens.inc({ change }, 0);
-  for (const reason of ['overlap', 'locked']) skipped.inc({ reason }, 0);
+  for (const reason of TICK_SKIP_REASONS) skipped.inc({ reason }, 0);
 
   return {
     registry,
@@ -121,7 +129,7 @@ export function createWorkerMetrics(options: {
       };
     },
     finishRun(status, durationSeconds, finishedAt = new Date()) {
-          runs.inc({ status });
+      runs.inc({ status });
       duration.observe({ status }, Math.max(0, durationSeconds));
       if (status === 'succeeded') lastSuccess.set(finishedAt.getTime() / 1000);
     },

@@ -93,7 +93,11 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   }
 
   function tick(reason: 'schedule' | 'start'): Promise<void> {
-    if (stopSignal.aborted) return Promise.resolve();
+    if (stopSignal.aborted) {
+      logger.warn('tick skipped: the worker is stopping', { reason });
+      metrics.tickSkipped('stopping');
+      return Promise.resolve();
+    }
     // The scheduler does not know about the run at start (it runs outside the schedule), so a
     // scheduled tick during that one is skipped here.
     if (current) {
@@ -187,7 +191,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   try {
     // The log follower (SYNC_LOGS_SCHEDULE) hands its users to the pass in progress (issue #10).
-    logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions, scheduler });
+    logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions, scheduler, metrics });
     await task.start();
     logger.info('worker started', {
       job: SYNC_JOB_NAME,

@@ -3,14 +3,16 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { main } from '../src/cli.js';
 import { loadConfig } from '../src/config.js';
+import pg from 'pg';
 import { ConfigError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
+import { RUN_LOCK_KEY } from '../src/run-lock.js';
 import { formatStatus } from '../src/status/format-status.js';
 import { readStatus } from '../src/status/read-status.js';
 import { SYNC_JOB_NAME } from '../src/sync/job.js';
 import { FOLLOW_LOGS_TASK } from '../src/worker-logs.js';
 import { runWorker } from '../src/worker.js';
-import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 import { createTestScheduler } from './helpers/scheduler.js';
 
@@ -270,6 +272,47 @@ describe('worker metrics and health over HTTP', () => {
     }
     expect(lag).toBeGreaterThanOrEqual(0);
     expect(lag).toBeLessThan(3600);
+  });
+
+  it('counts every skipped tick by its reason, from zero series, and logs it', async () => {
+    // Reading the logs takes half a second: a second follow tick meets the first still going.
+    fake.intercept((ctx) => (ctx.path.startsWith('/api/v2/logs') ? { delayMs: 500 } : undefined));
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      const url = await worker.url;
+      const before = (await get(`${url}/metrics`)).text;
+      for (const reason of ['overlap', 'locked', 'follow_overlap', 'follow_locked', 'stopping']) {
+        expect(sample(before, `auth0_sync_ticks_skipped_total{reason="${reason}"}`)).toBe(0);
+      }
+      const first = worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      await first;
+      const after = (await get(`${url}/metrics`)).text;
+      expect(sample(after, 'auth0_sync_ticks_skipped_total{reason="follow_overlap"}')).toBe(1);
+      expect(worker.lines.find((l) => l.msg === 'follow skipped: the previous follow is still going')).toMatchObject({ level: 'warn', reason: 'follow_overlap' });
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  itServer("counts a follow tick that meets another process's run lock as follow_locked", async () => {
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      const url = await worker.url;
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK); // the checkpoint, at the newest entry
+      await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+      const [user] = [...fake.users].find(([, tokens]) => tokens.length > 0)!;
+      fake.setUser(user, fake.users.get(user)!.slice(1));
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      const metrics = (await get(`${url}/metrics`)).text;
+      expect(sample(metrics, 'auth0_sync_ticks_skipped_total{reason="follow_locked"}')).toBe(1);
+      expect(worker.lines.find((l) => l.msg === 'follow skipped: another run is active')).toMatchObject({ level: 'warn', reason: 'follow_locked' });
+    } finally {
+      await holder.end();
+      await worker.stop();
+    }
   });
 
   it('refuses to bind a port in use: exit 1 with one sentence', async () => {

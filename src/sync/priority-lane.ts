@@ -49,7 +49,12 @@ export interface PriorityLane {
   finish(): void;
 }
 
-export function createPriorityLane(): PriorityLane {
+export interface PriorityLaneEvents {
+  /** A pass opened the lane (it takes hand-offs from now until it closes its intake). */
+  onOpen?: () => void;
+}
+
+export function createPriorityLane(events: PriorityLaneEvents = {}): PriorityLane {
   let runId: number | undefined;
   let intake = false;
   let wake: (() => void) | undefined;
@@ -94,6 +99,7 @@ export function createPriorityLane(): PriorityLane {
       runId = id;
       intake = true;
       wake = onHand;
+      events.onOpen?.();
     },
     take(isBusy) {
       let userId: string | undefined;
