@@ -272,6 +272,15 @@ describe('worker log follower', () => {
   });
 });
 
+describe('worker log follower on the embedded database (one writer, no run lock)', () => {
+  beforeEach(() => setUp({ embedded: true }), 90_000);
+
+  it.each(['while the pass takes hand-offs, its intake closing during the read', 'after the pass closed its intake'])(
+    'a follow tick %s follows after the pass, never beside it',
+    (when) => followsAfterPass(when.startsWith('while')),
+  );
+});
+
 /**
  * A pass whose last user is slow, so it goes on writing after it closed its intake, and a follow
  * that ticks either while the pass takes hand-offs (its read of the logs outlasting the intake)
