@@ -21,8 +21,12 @@ export interface WorkerMetrics {
   readonly registry: Registry;
   /** A new run's baseline: its `add` calls add only what grew since the last one. */
   startRun(): RunTally;
-  /** A run ended (any status; a run that could not start counts as `failed`). */
-  finishRun(status: Exclude<RunStatus, 'running'>, durationSeconds: number, finishedAt?: Date): void;
+  /**
+   * A run ended (any status; a pass that could not start counts as `failed`). A follow's run
+   * (`follow: true`) counts like a pass but does not move the last success, which tells whether
+   * the passes succeed.
+   */
+  finishRun(status: Exclude<RunStatus, 'running'>, durationSeconds: number, run?: { finishedAt?: Date; follow?: boolean }): void;
   /** The last successful run's end, also the one read from `sync_runs` at start. */
   setLastSuccess(at: Date): void;
   tickSkipped(reason: TickSkipReason): void;
@@ -47,7 +51,12 @@ export function createWorkerMetrics(options: {
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
 
-  const runs = new Counter({ name: 'auth0_sync_runs_total', help: 'Runs finished, by status.', labelNames: ['status'], registers });
+  const runs = new Counter({
+    name: 'auth0_sync_runs_total',
+    help: "Runs finished (the passes and the log follower's own runs), by status.",
+    labelNames: ['status'],
+    registers,
+  });
   const duration = new Histogram({
     name: 'auth0_sync_run_duration_seconds',
     help: 'Wall-clock duration of finished runs.',
@@ -81,7 +90,7 @@ export function createWorkerMetrics(options: {
   });
   const lastSuccess = new Gauge({
     name: 'auth0_sync_last_success_timestamp_seconds',
-    help: 'End of the last successful run, Unix seconds (0 until there is one).',
+    help: "End of the last successful pass, Unix seconds (0 until there is one); the log follower's runs do not move it.",
     registers,
   });
   new Gauge({
@@ -128,10 +137,10 @@ export function createWorkerMetrics(options: {
         },
       };
     },
-    finishRun(status, durationSeconds, finishedAt = new Date()) {
+    finishRun(status, durationSeconds, run = {}) {
       runs.inc({ status });
       duration.observe({ status }, Math.max(0, durationSeconds));
-      if (status === 'succeeded') lastSuccess.set(finishedAt.getTime() / 1000);
+      if (status === 'succeeded' && !run.follow) lastSuccess.set((run.finishedAt ?? new Date()).getTime() / 1000);
     },
     setLastSuccess(at) {
       lastSuccess.set(at.getTime() / 1000);

@@ -8,10 +8,11 @@ import { errorCode, toError } from './errors.js';
 import type { Logger } from './log.js';
 import type { TickSkipReason, WorkerMetrics } from './metrics.js';
 import { RunLockedError } from './run-lock.js';
+import { readRunSeconds } from './run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
 import { followLogs, type FollowLogsResult } from './sync/follow-logs.js';
 import { createPriorityLane } from './sync/priority-lane.js';
-import type { SyncJobOptions } from './sync/job.js';
+import type { SyncJobOptions, SyncJobResult } from './sync/job.js';
 
 /** The follower's task name in the scheduler. */
 export const FOLLOW_LOGS_TASK = 'follow-logs';
@@ -153,9 +154,19 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
     }
   }
 
+  /** One follow; its runs and requests count in the worker's metrics as the passes' do. */
   async function followOnce(): Promise<FollowLogsResult> {
     const started = Date.now();
-    const result = await followLogs({ config, db, logger, stopSignal, ownsDatabase: options.runOptions?.ownsDatabase, auth0, lane });
+    const result = await followLogs({
+      config,
+      db,
+      logger,
+      stopSignal,
+      ownsDatabase: options.runOptions?.ownsDatabase,
+      auth0: { ...auth0, onResponse: (status, pace) => metrics.observeResponse(status, pace) },
+      lane,
+    });
+    await countRuns(result.runs);
     const level = result.outcome === 'stopped' || result.outcome === 'off' || result.outcome === 'restarted' ? 'warn' : 'info';
     logger[level]('logs followed', {
       outcome: result.outcome,
@@ -167,6 +178,16 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
       message: result.messages.join(' '),
     });
     return result;
+  }
+
+  /** The follow's own runs (users handed to a pass count in the pass's run). */
+  async function countRuns(runs: readonly SyncJobResult[]): Promise<void> {
+    const ids = runs.flatMap((run) => (run.runId === undefined ? [] : [run.runId]));
+    const seconds = await readRunSeconds(db, ids).catch(() => new Map<number, number>());
+    for (const run of runs) {
+      metrics.startRun().add(run.counts);
+      metrics.finishRun(run.status, (run.runId === undefined ? undefined : seconds.get(run.runId)) ?? 0, { follow: true });
+    }
   }
 
   await task.start();

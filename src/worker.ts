@@ -163,7 +163,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   async function recordOutcome(outcome: RunOutcome): Promise<void> {
     const finishedAt = new Date();
-    metrics.finishRun(outcome.status, outcome.durationSeconds, finishedAt);
+    metrics.finishRun(outcome.status, outcome.durationSeconds, { finishedAt });
     if (outcome.status === 'succeeded') lastSuccessAt = finishedAt;
     lastRun = { id: outcome.runId, status: outcome.status, durationMs: outcome.durationSeconds * 1000, errorCode: outcome.errorCode };
     if (!notifier) return;

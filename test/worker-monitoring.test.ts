@@ -274,6 +274,36 @@ describe('worker metrics and health over HTTP', () => {
     expect(lag).toBeLessThan(3600);
   });
 
+  it("counts the log follower's own runs in the run, user and token metrics, and its requests, but not as a pass's success", async () => {
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      const url = await worker.url;
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK); // a checkpoint at the newest entry (or the entries left by an earlier test)
+      await t.db.deleteFrom('auth0.sync_runs').execute();
+      const before = (await get(`${url}/metrics`)).text;
+      const [user, tokens] = [...fake.users].find(([, list]) => list.length > 1)!;
+      fake.setUser(user, tokens.slice(1));
+      fake.resetStats();
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      const [run, ...others] = await t.db.selectFrom('auth0.sync_runs').selectAll().execute();
+      expect(others).toEqual([]);
+      expect(run).toMatchObject({ trigger: 'logs', status: 'succeeded', users_synced: 1, tokens_deleted: 1 });
+      const after = (await get(`${url}/metrics`)).text;
+      const grew = (series: string) => (sample(after, series) ?? 0) - (sample(before, series) ?? 0);
+      expect(grew('auth0_sync_runs_total{status="succeeded"}')).toBe(1);
+      expect(grew('auth0_sync_run_duration_seconds_count{status="succeeded"}')).toBe(1);
+      expect(grew('auth0_sync_users_total{outcome="synced"}')).toBe(1);
+      expect(grew('auth0_sync_tokens_total{change="seen"}')).toBe(run!.tokens_seen);
+      expect(grew('auth0_sync_tokens_total{change="deleted"}')).toBe(1);
+      // Every request of the follow: its log reads and its run's listings (the token was fetched before).
+      expect(grew('auth0_sync_requests_total{status="200"}')).toBe(fake.stats.requests);
+      expect(fake.stats.logRequests).toBeGreaterThan(0);
+      expect(sample(after, 'auth0_sync_last_success_timestamp_seconds')).toBe(0);
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it('counts every skipped tick by its reason, from zero series, and logs it', async () => {
     // Reading the logs takes half a second: a second follow tick meets the first still going.
     fake.intercept((ctx) => (ctx.path.startsWith('/api/v2/logs') ? { delayMs: 500 } : undefined));
