@@ -44,8 +44,11 @@ const TOKEN_CHANGES = { seen: 'tokensSeen', added: 'tokensAdded', changed: 'toke
 
 export function createWorkerMetrics(options: {
   runInProgress: () => boolean;
-  /** When the newest log entry the follower has read was written; undefined before it has read one. */
-  readLastLogEntryAt?: () => Promise<Date | undefined>;
+  /**
+   * How far the log checkpoint trails the tenant's newest entry, in seconds (0 when caught up);
+   * undefined before the first follow.
+   */
+  readLogLagSeconds?: () => Promise<number | undefined>;
 }): WorkerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -101,15 +104,17 @@ export function createWorkerMetrics(options: {
       this.set(options.runInProgress() ? 1 : 0);
     },
   });
-  if (options.readLastLogEntryAt) {
-    const readLastLogEntryAt = options.readLastLogEntryAt;
+  if (options.readLogLagSeconds) {
+    const readLogLagSeconds = options.readLogLagSeconds;
+    // The checkpoint's own lag (issue #18), not now minus the last entry's date: that grew
+    // forever on a quiet tenant, where a follow that reads nothing is caught up.
     new Gauge({
       name: 'auth0_sync_log_follower_lag_seconds',
-      help: 'Now minus the date of the newest tenant log entry the follower has read (its checkpoint); absent before the first follow.',
+      help: "How far the log follower's checkpoint trails the tenant's newest log entry, seconds (0 when caught up); absent before the first follow.",
       registers,
       async collect() {
-        const at = await readLastLogEntryAt().catch(() => undefined);
-        if (at) this.set(Math.max(0, (Date.now() - at.getTime()) / 1000));
+        const lag = await readLogLagSeconds().catch(() => undefined);
+        if (lag !== undefined) this.set(Math.max(0, lag));
       },
     });
   }

@@ -57,7 +57,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const tokensEndpoint = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
   const metrics = createWorkerMetrics({
     runInProgress: () => current !== undefined,
-    readLastLogEntryAt: async () => (await readLogCheckpoint(db))?.last_entry_date ?? undefined,
+    readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
   });
   if (lastSuccessAt) metrics.setLastSuccess(lastSuccessAt);
   const webhook = config.monitoring.notifyWebhookUrl;
