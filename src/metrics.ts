@@ -49,6 +49,8 @@ export function createWorkerMetrics(options: {
    * undefined before the first follow.
    */
   readLogLagSeconds?: () => Promise<number | undefined>;
+  /** Tenant log history was lost and no full pass has started since (as the worker last read it). */
+  fullPassDue?: () => boolean;
 }): WorkerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -115,6 +117,17 @@ export function createWorkerMetrics(options: {
       async collect() {
         const lag = await readLogLagSeconds().catch(() => undefined);
         if (lag !== undefined) this.set(Math.max(0, lag));
+      },
+    });
+  }
+  if (options.fullPassDue) {
+    const fullPassDue = options.fullPassDue;
+    new Gauge({
+      name: 'auth0_sync_log_full_pass_due',
+      help: '1 while tenant log history was lost and no full pass has started since (changes may be missing), else 0.',
+      registers,
+      collect() {
+        this.set(fullPassDue() ? 1 : 0);
       },
     });
   }

@@ -28,6 +28,8 @@ export interface LogFollowerOptions {
   scheduler?: Scheduler;
   /** The worker's metrics: skipped ticks (and the follower's runs and requests). */
   metrics: WorkerMetrics;
+  /** After each follow (whatever became of it): the checkpoint may say history was lost. Must not throw. */
+  onFollowed?: () => void;
 }
 
 export interface LogFollower {
@@ -108,6 +110,7 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
       } finally {
         current = undefined;
       }
+      options.onFollowed?.();
     })();
     current = { id, done };
     return done;

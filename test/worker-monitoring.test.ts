@@ -348,6 +348,65 @@ describe('worker metrics and health over HTTP', () => {
     }
   });
 
+  itServer('starts the full pass due after lost log history itself, once per loss, and shows it in health and metrics until one has run', async () => {
+    const setLoss = async (at: Date) => {
+      await t.db.deleteFrom('auth0.log_checkpoint').execute();
+      await t.db
+        .insertInto('auth0.log_checkpoint')
+        .values({ log_id: fake.logs.newestId() ?? '0', updated_at: at, history_lost_at: at, history_lost_reason: 'the stored checkpoint was refused' })
+        .execute();
+    };
+    const firstLoss = new Date(Date.now() - 60_000);
+    await setLoss(firstLoss);
+    // Another process holds the run lock: the pass the worker starts for the loss cannot run.
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    const started = () => worker.lines.filter((l) => l.msg === 'full pass started: tenant log history was lost');
+    try {
+      const url = await worker.url;
+      await worker.log('tick skipped: another run is active');
+      expect(started()).toEqual([expect.objectContaining({ level: 'warn', historyLostAt: firstLoss.toISOString(), reason: 'the stored checkpoint was refused' })]);
+
+      const health = await get(`${url}/healthz`);
+      expect(health.status).toBe(200);
+      const body = JSON.parse(health.text) as Record<string, unknown>;
+      expect(body).toMatchObject({ status: 'degraded', fullPassDue: true });
+      expect(body.reason).toBe(
+        `Tenant log history was lost at ${firstLoss.toISOString()} (the stored checkpoint was refused): changes since then may be missing until a full pass has started (the worker starts one; npm run sync also does).`,
+      );
+      expect(sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_full_pass_due')).toBe(1);
+
+      // Once per loss: follows after the lock is free start no second pass for the same loss.
+      await holder.query('select pg_advisory_unlock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      expect(started()).toHaveLength(1);
+      expect(await t.db.selectFrom('auth0.sync_runs').select('id').execute()).toEqual([]);
+
+      // A new loss, seen after a follow: its pass starts at once, and once it has run nothing is due.
+      const secondLoss = new Date();
+      await setLoss(secondLoss);
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      await worker.log('scheduled run done');
+      expect(started()).toHaveLength(2);
+      const runs = await t.db.selectFrom('auth0.sync_runs').selectAll().execute();
+      expect(runs.map((r) => [r.trigger, r.status, r.args])).toEqual([['schedule', 'succeeded', { fullPassDue: { historyLostAt: secondLoss.toISOString() } }]]);
+      expect(runs[0]!.started_at.getTime()).toBeGreaterThanOrEqual(secondLoss.getTime());
+      const cleared = await until('the full pass no longer due', async () => {
+        const text = (await get(`${url}/metrics`)).text;
+        return sample(text, 'auth0_sync_log_full_pass_due') === 0 ? text : undefined;
+      });
+      expect(cleared).toBeDefined();
+      expect(JSON.parse((await get(`${url}/healthz`)).text)).toMatchObject({ status: 'ok', fullPassDue: false });
+    } finally {
+      await holder.end();
+      await worker.stop();
+      await t.db.deleteFrom('auth0.log_checkpoint').execute();
+    }
+  });
+
   it('refuses to bind a port in use: exit 1 with one sentence', async () => {
     const taken = http.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
