@@ -125,11 +125,13 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
     for (;;) {
       await untilFollowable(id);
       if (stopSignal.aborted) return skip('stopping', 'follow skipped: the worker is stopping');
-      /** The pass this follow may hand its users to. */
+      /** The pass this follow may hand its users to (one that waits for the follow will not take them). */
       const sharing = pass?.after === id ? undefined : pass;
       try {
         const result = await followOnce();
-        if (result.outcome !== 'stopped' || sharing === undefined || stopSignal.aborted) return;
+        // Stopped by a run of its own (failed, interrupted): the next tick reads the entries again.
+        const ownRunStopped = result.runs.some((run) => run.status !== 'succeeded' && run.status !== 'partial');
+        if (result.outcome !== 'stopped' || ownRunStopped || sharing === undefined || stopSignal.aborted) return;
         logger.info('follow waits for the pass: it ended before writing the users handed to it');
         await sharing.ended;
       } catch (error) {
@@ -137,9 +139,10 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
           logger.error('follow failed', { code: errorCode(error), error: toError(error).message });
           return;
         }
-        // A pass that does not wait for this follow holds the lock (or is about to): its intake
-        // closed while the entries were read. Follow again once it ends.
-        if (pass === undefined || pass.after === id) return skip('follow_locked', 'follow skipped: another run is active', { error: error.message });
+        // A pass that began during this follow waits for it, so only the pass that was there
+        // when it began can be this process's holder of the lock: its intake closed while the
+        // entries were read (it may have ended since). Follow again once it has ended.
+        if (sharing === undefined) return skip('follow_locked', 'follow skipped: another run is active', { error: error.message });
         logger.info('follow waits for the pass: it holds the run lock', { error: error.message });
       }
     }
