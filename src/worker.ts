@@ -39,8 +39,10 @@ export interface WorkerOptions {
  * `stopSignal` aborts, then waits for the run in progress to stop gracefully. Every tick goes
  * through the same run lock as a manual `sync`: a tick that finds another run active is skipped
  * and logged, as is a tick while this worker's own run is still going. A failed run is logged
- * (and, with NOTIFY_WEBHOOK_URL, notified) and the schedule goes on. With METRICS_PORT it
- * serves `/metrics` and `/healthz` (see README "Monitoring and alerts").
+ * (and, with NOTIFY_WEBHOOK_URL, notified) and the schedule goes on. When the log checkpoint
+ * says history was lost and no full pass has started since, it starts one pass at once (once per
+ * loss, after the pass in progress) and reports the due pass in health and metrics (issue #18).
+ * With METRICS_PORT it serves `/metrics` and `/healthz` (see README "Monitoring and alerts").
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const { config, db, logger, stopSignal } = options;
