@@ -207,6 +207,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   let logs: LogFollower | undefined;
   let server: MonitorServer | undefined;
+  // Health and metrics say a full pass is due from their first answer; it is started (and a
+  // failure to read it logged) once the schedule runs, below.
+  await fullPass.check().catch(() => undefined);
   const { metricsPort, metricsHost } = config.monitoring;
   if (metricsPort !== undefined) {
     server = await startMonitorServer({
