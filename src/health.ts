@@ -1,4 +1,5 @@
 import type { RunStatus } from './database.js';
+import type { FullPassDue } from './full-pass-due.js';
 
 /** What the worker knows when `/healthz` is asked. */
 export interface HealthInput {
@@ -13,15 +14,20 @@ export interface HealthInput {
   lastRun: { id: number | undefined; status: Exclude<RunStatus, 'running'>; durationMs: number; errorCode?: string } | undefined;
   /** The longest gap between two runs of the schedule (see `scheduleIntervalMs`). */
   intervalMs: number;
+  /** Tenant log history was lost and no full pass has started since; undefined when none is due. */
+  fullPassDue?: FullPassDue;
 }
 
 export interface HealthReport {
-  /** 200 healthy, 503 not. */
+  /** 200 healthy (`ok` or `degraded`), 503 not. */
   httpStatus: 200 | 503;
   body: {
-    status: 'ok' | 'unhealthy';
-    /** Why not healthy; absent when healthy. */
+    /** `degraded`: running as it should, but the data may miss changes until a full pass has run. */
+    status: 'ok' | 'degraded' | 'unhealthy';
+    /** Why not `ok`; absent when `ok`. */
     reason?: string;
+    /** Tenant log history was lost and no full pass has started since. */
+    fullPassDue: boolean;
     scheduler: string;
     lastSuccessAt: string | null;
     /** When a success must have happened by, for the worker to stay healthy. */
@@ -36,13 +42,18 @@ export interface HealthReport {
  * duration of the later of the last success and the worker's start, so one failed tick is
  * tolerated, two in a row are not, and a worker that just started (after a long stop) gets the
  * same allowance before its first success.
+ *
+ * A full pass due after lost log history (issue #18) makes a healthy worker `degraded`, still 200:
+ * the worker runs as it should and starts that pass itself, so restarting it or taking it out of
+ * service would not help; the reason says what the data may miss.
  */
 export function toHealth(input: HealthInput): HealthReport {
-  const { now, scheduler, startedAt, lastSuccessAt, lastRun, intervalMs } = input;
+  const { now, scheduler, startedAt, lastSuccessAt, lastRun, intervalMs, fullPassDue } = input;
   const since = lastSuccessAt && lastSuccessAt > startedAt ? lastSuccessAt : startedAt;
   const dueBy = new Date(since.getTime() + 2 * intervalMs + (lastRun?.durationMs ?? 0));
   const body: HealthReport['body'] = {
     status: 'ok',
+    fullPassDue: fullPassDue !== undefined,
     scheduler,
     lastSuccessAt: lastSuccessAt?.toISOString() ?? null,
     successDueBy: dueBy.toISOString(),
@@ -60,8 +71,17 @@ export function toHealth(input: HealthInput): HealthReport {
       `; one was due by ${dueBy.toISOString()}.` +
       last;
   }
-  if (reason === undefined) return { httpStatus: 200, body };
-  return { httpStatus: 503, body: { ...body, status: 'unhealthy', reason } };
+  const lost = fullPassDue && describeFullPassDue(fullPassDue);
+  if (reason !== undefined) return { httpStatus: 503, body: { ...body, status: 'unhealthy', reason: lost ? `${reason} ${lost}` : reason } };
+  if (lost) return { httpStatus: 200, body: { ...body, status: 'degraded', reason: lost } };
+  return { httpStatus: 200, body };
+}
+
+function describeFullPassDue(due: FullPassDue): string {
+  return (
+    `Tenant log history was lost at ${due.historyLostAt.toISOString()}${due.reason ? ` (${due.reason})` : ''}: ` +
+    'changes since then may be missing until a full pass has started (the worker starts one; npm run sync also does).'
+  );
 }
 
 /** The longest gap between consecutive times in `nextRuns` (the schedule's next runs), in ms. */

@@ -2,8 +2,15 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { RunStatus } from './database.js';
 import { emptyCounts, type RunCounts } from './run-records.js';
 
-/** Why a scheduled tick did not start a run. */
-export type TickSkipReason = 'overlap' | 'locked';
+/**
+ * Why a tick did nothing. A pass tick: `overlap` (this worker's pass was still going), `locked`
+ * (another process held the run lock). A follow tick: `follow_overlap` (the previous follow was
+ * still going), `follow_locked` (another process held the run lock). Either: `stopping` (the
+ * worker was stopping).
+ */
+export type TickSkipReason = 'overlap' | 'locked' | 'follow_overlap' | 'follow_locked' | 'stopping';
+
+const TICK_SKIP_REASONS: readonly TickSkipReason[] = ['overlap', 'locked', 'follow_overlap', 'follow_locked', 'stopping'];
 
 /**
  * The worker's Prometheus metrics, in a Registry of its own (never prom-client's global one),
@@ -14,8 +21,12 @@ export interface WorkerMetrics {
   readonly registry: Registry;
   /** A new run's baseline: its `add` calls add only what grew since the last one. */
   startRun(): RunTally;
-  /** A run ended (any status; a run that could not start counts as `failed`). */
-  finishRun(status: Exclude<RunStatus, 'running'>, durationSeconds: number, finishedAt?: Date): void;
+  /**
+   * A run ended (any status; a pass that could not start counts as `failed`). A follow's run
+   * (`follow: true`) counts like a pass but does not move the last success, which tells whether
+   * the passes succeed.
+   */
+  finishRun(status: Exclude<RunStatus, 'running'>, durationSeconds: number, run?: { finishedAt?: Date; follow?: boolean }): void;
   /** The last successful run's end, also the one read from `sync_runs` at start. */
   setLastSuccess(at: Date): void;
   tickSkipped(reason: TickSkipReason): void;
@@ -33,14 +44,24 @@ const TOKEN_CHANGES = { seen: 'tokensSeen', added: 'tokensAdded', changed: 'toke
 
 export function createWorkerMetrics(options: {
   runInProgress: () => boolean;
-  /** When the newest log entry the follower has read was written; undefined before it has read one. */
-  readLastLogEntryAt?: () => Promise<Date | undefined>;
+  /**
+   * How far the log checkpoint trails the tenant's newest entry, in seconds (0 when caught up);
+   * undefined before the first follow.
+   */
+  readLogLagSeconds?: () => Promise<number | undefined>;
+  /** Tenant log history was lost and no full pass has started since (as the worker last read it). */
+  fullPassDue?: () => boolean;
 }): WorkerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
 
-  const runs = new Counter({ name: 'auth0_sync_runs_total', help: 'Runs finished, by status.', labelNames: ['status'], registers });
+  const runs = new Counter({
+    name: 'auth0_sync_runs_total',
+    help: "Runs finished (the passes and the log follower's own runs), by status.",
+    labelNames: ['status'],
+    registers,
+  });
   const duration = new Histogram({
     name: 'auth0_sync_run_duration_seconds',
     help: 'Wall-clock duration of finished runs.',
@@ -74,7 +95,7 @@ export function createWorkerMetrics(options: {
   });
   const lastSuccess = new Gauge({
     name: 'auth0_sync_last_success_timestamp_seconds',
-    help: 'End of the last successful run, Unix seconds (0 until there is one).',
+    help: "End of the last successful pass, Unix seconds (0 until there is one); the log follower's runs do not move it.",
     registers,
   });
   new Gauge({
@@ -85,21 +106,35 @@ export function createWorkerMetrics(options: {
       this.set(options.runInProgress() ? 1 : 0);
     },
   });
-  if (options.readLastLogEntryAt) {
-    const readLastLogEntryAt = options.readLastLogEntryAt;
+  if (options.readLogLagSeconds) {
+    const readLogLagSeconds = options.readLogLagSeconds;
+    // The checkpoint's own lag (issue #18), not now minus the last entry's date: that grew
+    // forever on a quiet tenant, where a follow that reads nothing is caught up.
     new Gauge({
       name: 'auth0_sync_log_follower_lag_seconds',
-      help: 'Now minus the date of the newest tenant log entry the follower has read (its checkpoint); absent before the first follow.',
+      help: "How far the log follower's checkpoint trails the tenant's newest log entry, seconds (0 when caught up); absent before the first follow.",
       registers,
       async collect() {
-        const at = await readLastLogEntryAt().catch(() => undefined);
-        if (at) this.set(Math.max(0, (Date.now() - at.getTime()) / 1000));
+        const lag = await readLogLagSeconds().catch(() => undefined);
+        if (lag !== undefined) this.set(Math.max(0, lag));
+      },
+    });
+  }
+  if (options.fullPassDue) {
+    const fullPassDue = options.fullPassDue;
+    new Gauge({
+      name: 'auth0_sync_log_full_pass_due',
+      help: '1 while tenant log history was lost and no full pass has started since (changes may be missing), else 0.',
+      registers,
+      collect() {
+        this.set(fullPassDue() ? 1 : 0);
       },
     });
   }
   const skipped = new Counter({
     name: 'auth0_sync_ticks_skipped_total',
-    help: 'Scheduled ticks that started no run: overlap (this worker was still running), locked (another process was).',
+    help:
+      'Ticks that did nothing: overlap (this worker was still running a pass), locked (another process held the run lock), follow_overlap (the previous follow was still going), follow_locked (another process held the run lock at a follow), stopping (the worker was stopping).',
     labelNames: ['reason'],
     registers,
   });
@@ -107,7 +142,7 @@ export function createWorkerMetrics(options: {
   for (const status of ['succeeded', 'partial', 'failed', 'interrupted']) runs.inc({ status }, 0);
   for (const outcome of Object.keys(USER_OUTCOMES)) users.inc({ outcome }, 0);
   for (const change of Object.keys(TOKEN_CHANGES)) tokens.inc({ change }, 0);
-  for (const reason of ['overlap', 'locked']) skipped.inc({ reason }, 0);
+  for (const reason of TICK_SKIP_REASONS) skipped.inc({ reason }, 0);
 
   return {
     registry,
@@ -120,10 +155,10 @@ export function createWorkerMetrics(options: {
         },
       };
     },
-    finishRun(status, durationSeconds, finishedAt = new Date()) {
-          runs.inc({ status });
+    finishRun(status, durationSeconds, run = {}) {
+      runs.inc({ status });
       duration.observe({ status }, Math.max(0, durationSeconds));
-      if (status === 'succeeded') lastSuccess.set(finishedAt.getTime() / 1000);
+      if (status === 'succeeded' && !run.follow) lastSuccess.set((run.finishedAt ?? new Date()).getTime() / 1000);
     },
     setLastSuccess(at) {
       lastSuccess.set(at.getTime() / 1000);

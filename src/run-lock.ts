@@ -47,6 +47,9 @@ export interface RunLease {
   onLost(listener: (error: RunLockLostError) => void): void;
 }
 
+/** Databases owned by this process (the embedded one) with a run going: one at a time, as the lock admits. */
+const ownedRuns = new WeakSet<Kysely<Database>>();
+
 export interface RunLockOptions {
   /** True on the embedded database: one process owns its directory, there is no one to fence. */
   ownsDatabase?: boolean;
@@ -62,7 +65,8 @@ export interface RunLockOptions {
  * process holds it. Once the lock is ours the lease is taken, fencing off the writes of a run
  * that lost the lock before us, and any run still marked `running` belongs to a process that
  * died or lost its lock: it is marked `interrupted` before `fn` starts. `fn` gets the lease to
- * fence its writes with (undefined on the embedded database).
+ * fence its writes with (undefined on the embedded database). On a database this process owns
+ * there is no advisory lock: a second run of the process throws RunLockedError the same way.
  */
 export async function withRunLock<T>(
   db: Kysely<Database>,
@@ -70,10 +74,18 @@ export async function withRunLock<T>(
   options: RunLockOptions = {},
 ): Promise<T> {
   // The embedded database has one connection and one process (its directory lock): holding
-  // a connection for the lock would starve the run, and there is no one to exclude.
+  // a connection for the lock would starve the run, and no other process can be there. Runs of
+  // this process are excluded here instead (issue #18: a follow's run beside the worker's pass
+  // wrote beside it, and marked the pass `interrupted` as abandoned).
   if (options.ownsDatabase) {
-    await markAbandonedRuns(db);
-    return fn(undefined);
+    if (ownedRuns.has(db)) throw new RunLockedError(await describeActiveRun(db));
+    ownedRuns.add(db);
+    try {
+      await markAbandonedRuns(db);
+      return await fn(undefined);
+    } finally {
+      ownedRuns.delete(db);
+    }
   }
   const session = await openLockSession(db);
   if (!session) throw new RunLockedError(await describeActiveRun(db));

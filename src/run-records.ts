@@ -161,6 +161,18 @@ export async function readLastRuns(db: Kysely<Database>): Promise<{
   };
 }
 
+/** How long each finished run of `runIds` took, in seconds (wall clock, start to finish), by id. */
+export async function readRunSeconds(db: Kysely<Database>, runIds: readonly number[]): Promise<Map<number, number>> {
+  if (runIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('auth0.sync_runs')
+    .select(['id', 'started_at', 'finished_at'])
+    .where('id', 'in', runIds)
+    .where('finished_at', 'is not', null)
+    .execute();
+  return new Map(rows.map((row) => [row.id, Math.max(0, (row.finished_at!.getTime() - row.started_at.getTime()) / 1000)]));
+}
+
 /** The error of the first user that failed in a run (what a partial run's notice quotes). */
 export async function readFirstUserError(db: Kysely<Database>, runId: number): Promise<{ error: string; errorCode?: string } | undefined> {
   const row = await db

@@ -6,11 +6,13 @@ import type { Config } from './config.js';
 import type { Database } from './database.js';
 import { errorCode, toError } from './errors.js';
 import type { Logger } from './log.js';
+import type { TickSkipReason, WorkerMetrics } from './metrics.js';
 import { RunLockedError } from './run-lock.js';
+import { readRunSeconds } from './run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
-import { followLogs } from './sync/follow-logs.js';
+import { followLogs, type FollowLogsResult } from './sync/follow-logs.js';
 import { createPriorityLane } from './sync/priority-lane.js';
-import type { SyncJobOptions } from './sync/job.js';
+import type { SyncJobOptions, SyncJobResult } from './sync/job.js';
 
 /** The follower's task name in the scheduler. */
 export const FOLLOW_LOGS_TASK = 'follow-logs';
@@ -24,6 +26,10 @@ export interface LogFollowerOptions {
   runOptions?: Partial<SyncJobOptions>;
   /** Where the schedule ticks: node-cron unless a test fires the ticks by hand. */
   scheduler?: Scheduler;
+  /** The worker's metrics: skipped ticks (and the follower's runs and requests). */
+  metrics: WorkerMetrics;
+  /** After each follow (whatever became of it): the checkpoint may say history was lost. Must not throw. */
+  onFollowed?: () => void;
 }
 
 export interface LogFollower {
@@ -33,8 +39,9 @@ export interface LogFollower {
    */
   readonly runOptions: Partial<SyncJobOptions>;
   /**
-   * Before each of the worker's passes: waits for a follow running on its own (its run holds the
-   * lock), and defers follows until the pass takes hand-offs, so neither locks the other out.
+   * Before each of the worker's passes: waits for the follow in progress (its run may hold the
+   * lock); follows ticking from now on wait until the pass takes hand-offs or has ended, so
+   * neither locks the other out and no follow is dropped.
    */
   beforePass(): Promise<void>;
   /** After each pass (whatever became of it). */
@@ -48,27 +55,33 @@ export interface LogFollower {
  * passes on `SYNC_SCHEDULE`, neither blocking the other. While the worker's own pass runs, the
  * users the new entries name go to that pass through its priority lane (one run, one lease, one
  * writer per user, one rate budget) and the checkpoint moves once the pass has written them;
- * otherwise each follow syncs them in a run of its own (`trigger = 'logs'`). A tick while the
- * previous follow is still going is skipped, as is one while another process holds the run lock.
+ * otherwise each follow syncs them in a run of its own (`trigger = 'logs'`).
+ *
+ * No tick is lost in silence (issue #18): a tick that meets a pass starting, or finishing after it
+ * closed its intake, waits until the pass takes hand-offs or has ended, then follows; a follow
+ * whose own run meets the run lock of this worker's pass waits for the pass and follows again. A
+ * tick skipped (the previous follow still going, another process holding the run lock, the worker
+ * stopping) is logged and counted in `auth0_sync_ticks_skipped_total`.
  * Returns undefined when `SYNC_LOGS_SCHEDULE=off`.
  */
 export async function startLogFollower(options: LogFollowerOptions): Promise<LogFollower | undefined> {
-  const { config, db, stopSignal } = options;
+  const { config, db, stopSignal, metrics } = options;
   const schedule = config.worker.logsSchedule;
   const logger = options.logger.child({ follower: 'logs' });
   if (schedule === 'off') {
     logger.info('log follower off', { schedule });
     return undefined;
   }
-  const lane = createPriorityLane();
+  /** The worker's pass, from `beforePass` to `afterPass`. */
+  let pass: Pass | undefined;
+  const lane = createPriorityLane({ onOpen: () => pass?.open() });
   const auth0 = { ...options.runOptions?.auth0 };
   auth0.limiter ??= createRateLimiter(auth0.clock ?? systemClock, { maxRps: config.auth0.maxRps });
   // One access token for every follow and the passes they share with, not one per follow (a
   // follow a minute would otherwise fetch some 1,440 tokens a day from the tenant's quota).
   auth0.tokens ??= createTokenCache();
-  let current: Promise<void> | undefined;
-  /** The worker's passes started or starting. */
-  let passes = 0;
+  /** The follow in progress; `id` tells it apart from the pass's point of view. */
+  let current: { id: object; done: Promise<void> } | undefined;
 
   const task = (options.scheduler ?? cronScheduler).createTask(schedule, () => tick(), {
     timezone: config.worker.timezone,
@@ -76,32 +89,111 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
     logger: { warn: (m) => logger.warn(m), error: (m) => logger.error(m) },
   });
 
+  function skip(reason: TickSkipReason, message: string, fields: Record<string, unknown> = {}): void {
+    logger.warn(message, { reason, ...fields });
+    metrics.tickSkipped(reason);
+  }
+
   function tick(): Promise<void> {
-    if (stopSignal.aborted || current) return Promise.resolve();
-    // A pass is starting (or finishing) and takes no hand-off: a run of our own would race it for the lock.
-    if (passes > 0 && !lane.accepting) return Promise.resolve();
-    current = (async () => {
+    if (stopSignal.aborted) {
+      skip('stopping', 'follow skipped: the worker is stopping');
+      return Promise.resolve();
+    }
+    if (current) {
+      skip('follow_overlap', 'follow skipped: the previous follow is still going');
+      return Promise.resolve();
+    }
+    const id = {};
+    const done = (async () => {
       try {
-        const started = Date.now();
-        const result = await followLogs({ config, db, logger, stopSignal, ownsDatabase: options.runOptions?.ownsDatabase, auth0, lane });
-        const level = result.outcome === 'stopped' || result.outcome === 'off' || result.outcome === 'restarted' ? 'warn' : 'info';
-        logger[level]('logs followed', {
-          outcome: result.outcome,
-          entries: result.entriesRead,
-          users: result.usersChanged,
-          handedOff: result.usersHandedOff,
-          runs: result.runs.map((r) => r.runId),
-          ms: Date.now() - started,
-          message: result.messages.join(' '),
-        });
-      } catch (error) {
-        if (error instanceof RunLockedError) logger.info('follow skipped: another run is active', { reason: error.message });
-        else logger.error('follow failed', { code: errorCode(error), error: toError(error).message });
+        await follow(id);
       } finally {
         current = undefined;
       }
+      options.onFollowed?.();
     })();
-    return current;
+    current = { id, done };
+    return done;
+  }
+
+  /**
+   * One follow, once the pass (if any) takes hand-offs or has ended; again after that pass when
+   * the pass's run lock refused the follow's own run, or the pass ended before it wrote the users
+   * handed to it (either way the entries were not consumed and the checkpoint stayed).
+   */
+  async function follow(id: object): Promise<void> {
+    for (;;) {
+      await untilFollowable(id);
+      if (stopSignal.aborted) return skip('stopping', 'follow skipped: the worker is stopping');
+      /** The pass this follow may hand its users to (one that waits for the follow will not take them). */
+      const sharing = pass?.after === id ? undefined : pass;
+      try {
+        const result = await followOnce();
+        // Stopped by a run of its own (failed, interrupted): the next tick reads the entries again.
+        const ownRunStopped = result.runs.some((run) => run.status !== 'succeeded' && run.status !== 'partial');
+        if (result.outcome !== 'stopped' || ownRunStopped || sharing === undefined || stopSignal.aborted) return;
+        logger.info('follow waits for the pass: it ended before writing the users handed to it');
+        await sharing.ended;
+      } catch (error) {
+        if (!(error instanceof RunLockedError)) {
+          logger.error('follow failed', { code: errorCode(error), error: toError(error).message });
+          return;
+        }
+        // A pass that began during this follow waits for it, so only the pass that was there
+        // when it began can be this process's holder of the lock: its intake closed while the
+        // entries were read (it may have ended since). Follow again once it has ended.
+        if (sharing === undefined) return skip('follow_locked', 'follow skipped: another run is active', { error: error.message });
+        logger.info('follow waits for the pass: it holds the run lock', { error: error.message });
+      }
+    }
+  }
+
+  /** Resolves when no pass is starting or finishing, other than one that waits for this follow. */
+  async function untilFollowable(id: object): Promise<void> {
+    let waited = false;
+    while (pass && pass.after !== id && !lane.accepting) {
+      const waiting = pass;
+      if (!waited) logger.info('follow waits for the pass', { pass: waiting.opened ? 'finishing' : 'starting' });
+      waited = true;
+      // A pass that already closed its intake takes no more hand-offs: only its end helps.
+      await (waiting.opened ? waiting.ended : Promise.race([waiting.opening, waiting.ended]));
+    }
+  }
+
+  /** One follow; its runs and requests count in the worker's metrics as the passes' do. */
+  async function followOnce(): Promise<FollowLogsResult> {
+    const started = Date.now();
+    const result = await followLogs({
+      config,
+      db,
+      logger,
+      stopSignal,
+      ownsDatabase: options.runOptions?.ownsDatabase,
+      auth0: { ...auth0, onResponse: (status, pace) => metrics.observeResponse(status, pace) },
+      lane,
+    });
+    await countRuns(result.runs);
+    const level = result.outcome === 'stopped' || result.outcome === 'off' || result.outcome === 'restarted' ? 'warn' : 'info';
+    logger[level]('logs followed', {
+      outcome: result.outcome,
+      entries: result.entriesRead,
+      users: result.usersChanged,
+      handedOff: result.usersHandedOff,
+      runs: result.runs.map((r) => r.runId),
+      ms: Date.now() - started,
+      message: result.messages.join(' '),
+    });
+    return result;
+  }
+
+  /** The follow's own runs (users handed to a pass count in the pass's run). */
+  async function countRuns(runs: readonly SyncJobResult[]): Promise<void> {
+    const ids = runs.flatMap((run) => (run.runId === undefined ? [] : [run.runId]));
+    const seconds = await readRunSeconds(db, ids).catch(() => new Map<number, number>());
+    for (const run of runs) {
+      metrics.startRun().add(run.counts);
+      metrics.finishRun(run.status, (run.runId === undefined ? undefined : seconds.get(run.runId)) ?? 0, { follow: true });
+    }
   }
 
   await task.start();
@@ -109,15 +201,49 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
   return {
     runOptions: { lane, auth0 },
     async beforePass() {
-      passes += 1;
-      await current;
+      const follow = current;
+      pass = createPass(follow?.id);
+      await follow?.done;
     },
     afterPass() {
-      passes = Math.max(0, passes - 1);
+      const ended = pass;
+      pass = undefined;
+      ended?.end();
     },
     async stop() {
       await task.destroy();
-      await current;
+      await current?.done;
     },
   };
+}
+
+/** A pass of the worker as the follower sees it. */
+interface Pass {
+  /** The follow this pass waits for before it starts (one that was going when the pass was due). */
+  readonly after: object | undefined;
+  /** The pass has opened its lane (it may have closed its intake since). */
+  readonly opened: boolean;
+  readonly opening: Promise<void>;
+  readonly ended: Promise<void>;
+  open(): void;
+  end(): void;
+}
+
+function createPass(after: object | undefined): Pass {
+  let open!: () => void;
+  let end!: () => void;
+  const opening = new Promise<void>((resolve) => (open = resolve));
+  const ended = new Promise<void>((resolve) => (end = resolve));
+  const pass = {
+    after,
+    opened: false,
+    opening,
+    ended,
+    open() {
+      pass.opened = true;
+      open();
+    },
+    end,
+  };
+  return pass;
 }

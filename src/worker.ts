@@ -5,6 +5,7 @@ import { errorCode, toError } from './errors.js';
 import { scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
 import type { Logger } from './log.js';
 import { createWorkerMetrics } from './metrics.js';
+import { watchFullPassDue } from './full-pass-due.js';
 import { readLogCheckpoint } from './warehouse/log-checkpoint.js';
 import { assertMigrated } from './migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
@@ -38,8 +39,10 @@ export interface WorkerOptions {
  * `stopSignal` aborts, then waits for the run in progress to stop gracefully. Every tick goes
  * through the same run lock as a manual `sync`: a tick that finds another run active is skipped
  * and logged, as is a tick while this worker's own run is still going. A failed run is logged
- * (and, with NOTIFY_WEBHOOK_URL, notified) and the schedule goes on. With METRICS_PORT it
- * serves `/metrics` and `/healthz` (see README "Monitoring and alerts").
+ * (and, with NOTIFY_WEBHOOK_URL, notified) and the schedule goes on. When the log checkpoint
+ * says history was lost and no full pass has started since, it starts one pass at once (once per
+ * loss, after the pass in progress) and reports the due pass in health and metrics (issue #18).
+ * With METRICS_PORT it serves `/metrics` and `/healthz` (see README "Monitoring and alerts").
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const { config, db, logger, stopSignal } = options;
@@ -55,9 +58,12 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   let lastRun: HealthInput['lastRun'] = previous.lastRun;
   // One route choice for the worker's life: with `auto`, the switch happens (and is logged) once.
   const tokensEndpoint = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
+  // A full pass due after lost log history (issue #18): shown by health and metrics, and started.
+  const fullPass = watchFullPassDue(db, config.source);
   const metrics = createWorkerMetrics({
     runInProgress: () => current !== undefined,
-    readLastLogEntryAt: async () => (await readLogCheckpoint(db))?.last_entry_date ?? undefined,
+    readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
+    fullPassDue: () => fullPass.due !== undefined,
   });
   if (lastSuccessAt) metrics.setLastSuccess(lastSuccessAt);
   const webhook = config.monitoring.notifyWebhookUrl;
@@ -87,13 +93,20 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   const logNext = () => logger.info('next run', { at: task.nextRun()?.toISOString(), schedule, timezone });
 
-  function skipOverlap(reason: 'schedule' | 'start') {
+  /** Why a pass starts: its schedule, SYNC_RUN_ON_START, or a full pass due after lost log history. */
+  type PassReason = 'schedule' | 'start' | 'history';
+
+  function skipOverlap(reason: PassReason) {
     logger.warn('tick skipped: the previous run is still going', { reason });
     metrics.tickSkipped('overlap');
   }
 
-  function tick(reason: 'schedule' | 'start'): Promise<void> {
-    if (stopSignal.aborted) return Promise.resolve();
+  function tick(reason: PassReason, args?: Record<string, unknown>): Promise<void> {
+    if (stopSignal.aborted) {
+      logger.warn('tick skipped: the worker is stopping', { reason });
+      metrics.tickSkipped('stopping');
+      return Promise.resolve();
+    }
     // The scheduler does not know about the run at start (it runs outside the schedule), so a
     // scheduled tick during that one is skipped here.
     if (current) {
@@ -103,7 +116,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     current = (async () => {
       try {
         await logs?.beforePass();
-        const outcome = await runOnce();
+        const outcome = await runOnce(args);
         if (outcome) await recordOutcome(outcome);
         if (config.worker.historyDays !== undefined) await pruneHistoryLogged(db, config.worker.historyDays, logger);
       } finally {
@@ -111,12 +124,32 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         current = undefined;
         if (!stopSignal.aborted) logNext();
       }
+      // A pass is what clears a full pass due, and one due while this pass ran starts now.
+      await startFullPassIfDue();
     })();
     return current;
   }
 
-  /** One run; undefined when it was skipped for the run lock. */
-  async function runOnce(): Promise<RunOutcome | undefined> {
+  /**
+   * Start the full pass due after lost log history, right away rather than at the next tick of
+   * SYNC_SCHEDULE: once per loss (its history_lost_at), never beside a pass (one going now was
+   * started before the loss was seen; this is called again when it ends). Never throws.
+   */
+  async function startFullPassIfDue(): Promise<void> {
+    try {
+      await fullPass.check();
+      if (current || stopSignal.aborted) return;
+      const due = fullPass.claim();
+      if (!due) return;
+      logger.warn('full pass started: tenant log history was lost', { historyLostAt: due.historyLostAt.toISOString(), reason: due.reason });
+      void tick('history', { fullPassDue: { historyLostAt: due.historyLostAt.toISOString() } });
+    } catch (error) {
+      logger.error('full pass check failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
+    }
+  }
+
+  /** One run (`args` recorded in sync_runs.args); undefined when it was skipped for the run lock. */
+  async function runOnce(args: Record<string, unknown> | undefined): Promise<RunOutcome | undefined> {
     const tally = metrics.startRun();
     const started = Date.now();
     const seconds = () => (Date.now() - started) / 1000;
@@ -126,6 +159,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         db,
         logger,
         trigger: 'schedule',
+        args,
         stopSignal,
         tokensEndpoint,
         ...options.runOptions,
@@ -159,7 +193,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   async function recordOutcome(outcome: RunOutcome): Promise<void> {
     const finishedAt = new Date();
-    metrics.finishRun(outcome.status, outcome.durationSeconds, finishedAt);
+    metrics.finishRun(outcome.status, outcome.durationSeconds, { finishedAt });
     if (outcome.status === 'succeeded') lastSuccessAt = finishedAt;
     lastRun = { id: outcome.runId, status: outcome.status, durationMs: outcome.durationSeconds * 1000, errorCode: outcome.errorCode };
     if (!notifier) return;
@@ -173,6 +207,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   let logs: LogFollower | undefined;
   let server: MonitorServer | undefined;
+  // Health and metrics say a full pass is due from their first answer; it is started (and a
+  // failure to read it logged) once the schedule runs, below.
+  await fullPass.check().catch(() => undefined);
   const { metricsPort, metricsHost } = config.monitoring;
   if (metricsPort !== undefined) {
     server = await startMonitorServer({
@@ -180,14 +217,23 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       port: metricsPort,
       registry: metrics.registry,
       logger,
-      health: () => toHealth({ now: new Date(), scheduler: task.status(), startedAt, lastSuccessAt, lastRun, intervalMs }),
+      health: () => toHealth({ now: new Date(), scheduler: task.status(), startedAt, lastSuccessAt, lastRun, intervalMs, fullPassDue: fullPass.due }),
     });
     logger.info('monitoring server listening', { url: server.url, metrics: `${server.url}/metrics`, health: `${server.url}/healthz` });
   }
 
   try {
     // The log follower (SYNC_LOGS_SCHEDULE) hands its users to the pass in progress (issue #10).
-    logs = await startLogFollower({ config, db, logger, stopSignal, runOptions: options.runOptions, scheduler });
+    logs = await startLogFollower({
+      config,
+      db,
+      logger,
+      stopSignal,
+      runOptions: options.runOptions,
+      scheduler,
+      metrics,
+      onFollowed: () => void startFullPassIfDue(),
+    });
     await task.start();
     logger.info('worker started', {
       job: SYNC_JOB_NAME,
@@ -198,6 +244,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     });
     if (runOnStart) void tick('start');
     else logNext();
+    // History lost before this worker started (a follow from the CLI, or before a restart).
+    await startFullPassIfDue();
 
     await new Promise<void>((resolve) => {
       if (stopSignal.aborted) resolve();

@@ -42,6 +42,24 @@ describe('toHealth', () => {
   });
 });
 
+describe('toHealth with a full pass due after lost log history', () => {
+  const fullPassDue = { historyLostAt: at('10:00:00'), reason: 'the stored checkpoint was refused' };
+  const sentence =
+    'Tenant log history was lost at 2026-12-01T10:00:00.000Z (the stored checkpoint was refused): changes since then may be missing until a full pass has started (the worker starts one; npm run sync also does).';
+
+  it('is 200 and degraded, saying why, while the worker is otherwise healthy', () => {
+    expect(toHealth(base)).toMatchObject({ httpStatus: 200, body: { status: 'ok', fullPassDue: false } });
+    expect(toHealth(base).body.reason).toBeUndefined();
+    expect(toHealth({ ...base, fullPassDue })).toMatchObject({ httpStatus: 200, body: { status: 'degraded', fullPassDue: true, reason: sentence } });
+    expect(toHealth({ ...base, fullPassDue: { ...fullPassDue, reason: null } }).body.reason).toMatch(/^Tenant log history was lost at 2026-12-01T10:00:00\.000Z: changes/);
+  });
+
+  it('is 503 when unhealthy as well, with both reasons', () => {
+    const report = toHealth({ ...base, scheduler: 'destroyed', fullPassDue });
+    expect(report).toMatchObject({ httpStatus: 503, body: { status: 'unhealthy', fullPassDue: true, reason: `The scheduler is destroyed. ${sentence}` } });
+  });
+});
+
 describe('scheduleIntervalMs', () => {
   const interval = (expression: string) => scheduleIntervalMs(cron.createTask(expression, () => {}).getNextRuns(10));
   it('is the longest gap among the next runs, so a weekday schedule allows a weekend', () => {

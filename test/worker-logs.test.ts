@@ -1,11 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { followLogs } from '../src/sync/follow-logs.js';
+import { RUN_LOCK_KEY } from '../src/run-lock.js';
 import { runSyncJob, SYNC_JOB_NAME } from '../src/sync/job.js';
 import { FOLLOW_LOGS_TASK } from '../src/worker-logs.js';
 import { runWorker } from '../src/worker.js';
-import { createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
+import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 import { createTestScheduler } from './helpers/scheduler.js';
 
@@ -17,8 +19,9 @@ let setupRun: number;
 
 const USERS = 40;
 
-beforeEach(async () => {
-  t = await createTestDatabase();
+/** A tenant, a warehouse in sync with it and a log checkpoint at the newest entry, in a new database. */
+async function setUp(options: { embedded?: boolean } = {}) {
+  t = await createTestDatabase(options);
   fake = await startFakeAuth0();
   const tenant = generateTenant({ users: USERS, seed: 11, maxTokensPerUser: 3 });
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens.length > 0 ? tokens : [makeToken(userId, 0)]);
@@ -32,7 +35,7 @@ beforeEach(async () => {
   setupRun = setup.runId!;
   expect((await followLogs({ config, db: t.db, logger, ownsDatabase: t.embedded })).outcome).toBe('started');
   await t.db.deleteFrom('auth0.refresh_token_changes').execute();
-});
+}
 afterEach(async () => {
   await fake.close();
   await t.drop();
@@ -72,6 +75,8 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 }
 
 describe('worker log follower', () => {
+  beforeEach(() => setUp());
+
   it('hands the users of new log entries to the pass in progress, which syncs them while it still runs', async () => {
     // Every listing takes 250 ms: with two at a time the pass over 40 users lasts 5 seconds or more.
     fake.intercept((ctx) => (ctx.userId ? { delayMs: 250 } : undefined));
@@ -179,21 +184,20 @@ describe('worker log follower', () => {
       const pass = worker.pass();
       await follow;
       // A second change while the pass starts: the follow must neither race the pass for the lock
-      // nor write beside it. It waits for the next tick (the pass takes no hand-off yet) or hands
-      // its user to the pass (once the pass takes them).
+      // nor write beside it, nor be dropped (issue #18). It waits until the pass takes hand-offs
+      // and hands its user over, or (the pass done with its users first) follows after it.
       fake.setUser(second, fake.users.get(second)!.slice(1));
       await worker.follow();
-      await pass;
-      await worker.follow();
       expect((await checkpoint()).log_id).toBe(fake.logs.newestId());
+      await pass;
     } finally {
       worker.stop();
       await worker.done;
       fake.intercept(undefined);
     }
     const msgs = worker.lines.map((l) => String(l.msg));
-    expect(msgs).not.toContain('tick skipped: another run is active');
-    expect(msgs).not.toContain('follow skipped: another run is active');
+    expect(msgs.filter((m) => m.includes('skipped'))).toEqual([]);
+    expect(worker.lines.filter((l) => l.msg === 'logs followed').at(-1)).toMatchObject({ outcome: 'followed' });
     const all = await runs();
     expect(all.slice(0, 2).map((r) => [r.trigger, r.status])).toEqual([
       ['logs', 'succeeded'],
@@ -208,6 +212,52 @@ describe('worker log follower', () => {
     expect(stored).toHaveLength(fake.users.get(second)!.length);
   });
 
+  // A run lock held by the pass while it records its run: only a server can hold a table lock
+  // from another session to keep the pass starting.
+  itServer('a follow tick while the pass is starting waits for it and hands its users to it', async () => {
+    fake.intercept((ctx) => (ctx.userId ? { delayMs: 100 } : undefined));
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *', SYNC_CONCURRENCY: '2' });
+    let pass: Promise<void> | undefined;
+    try {
+      // The pass takes the run lock, then waits to record its run: it is starting.
+      await holder.query('begin');
+      await holder.query('lock table auth0.sync_runs in exclusive mode');
+      pass = worker.pass();
+      await waitFor('the pass to hold the run lock', async () => {
+        const { rows } = await holder.query<{ n: number }>(
+          "select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and database = (select oid from pg_database where datname = current_database())",
+          [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId],
+        );
+        return rows[0]!.n > 0 ? true : undefined;
+      });
+      fake.setUser(users[7]!, fake.users.get(users[7]!)!.slice(1));
+      const follow = worker.follow();
+      await waitFor('the follow to wait', async () => worker.lines.find((l) => l.msg === 'follow waits for the pass'));
+      await holder.query('commit');
+      await follow;
+      expect((await checkpoint()).log_id).toBe(fake.logs.newestId());
+      await pass;
+    } finally {
+      await holder.query('rollback').catch(() => {});
+      await holder.end();
+      worker.stop();
+      await Promise.allSettled([pass]);
+      await worker.done;
+      fake.intercept(undefined);
+    }
+    expect(worker.lines.find((l) => l.msg === 'follow waits for the pass')).toMatchObject({ pass: 'starting' });
+    expect(worker.lines.find((l) => l.msg === 'logs followed')).toMatchObject({ outcome: 'followed', users: 1, handedOff: 1 });
+    expect(worker.lines.map((l) => String(l.msg)).filter((m) => m.includes('skipped'))).toEqual([]);
+    expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([['schedule', 'succeeded']]);
+  });
+
+  it.each(['while the pass takes hand-offs, its intake closing during the read', 'after the pass closed its intake'])(
+    'a follow tick %s follows after the pass, never beside it',
+    (when) => followsAfterPass(when.startsWith('while')),
+  );
+
   it('does not follow the logs with SYNC_LOGS_SCHEDULE=off', async () => {
     const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: 'off' });
     fake.setUser(users[3]!, fake.users.get(users[3]!)!.slice(1));
@@ -221,3 +271,65 @@ describe('worker log follower', () => {
     expect(await runs()).toEqual([]);
   });
 });
+
+describe('worker log follower on the embedded database (one writer, no run lock)', () => {
+  beforeEach(() => setUp({ embedded: true }), 90_000);
+
+  it.each(['while the pass takes hand-offs, its intake closing during the read', 'after the pass closed its intake'])(
+    'a follow tick %s follows after the pass, never beside it',
+    (when) => followsAfterPass(when.startsWith('while')),
+  );
+});
+
+/**
+ * A pass whose last user is slow, so it goes on writing after it closed its intake, and a follow
+ * that ticks either while the pass takes hand-offs (its read of the logs outlasting the intake)
+ * or once the intake is closed. The follow must not run its own run beside the pass (on the
+ * embedded database nothing else stops it) nor be dropped: it follows once the pass has ended.
+ */
+async function followsAfterPass(early: boolean) {
+  const listed = new Set<string>();
+  let lastStarted!: () => void;
+  const intakeClosing = new Promise<void>((resolve) => (lastStarted = resolve));
+  fake.intercept((ctx) => {
+    if (ctx.path.startsWith('/api/v2/logs')) return early ? { delayMs: 2000 } : undefined;
+    if (!ctx.userId || listed.has(ctx.userId) || listed.size >= USERS) return undefined;
+    listed.add(ctx.userId);
+    if (listed.size < USERS) return undefined;
+    lastStarted();
+    return { delayMs: 4000 };
+  });
+  const changed = users[9]!;
+  const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *', SYNC_CONCURRENCY: '2', SYNC_DELETE_GUARD_MIN: '5' });
+  let pass: Promise<void> | undefined;
+  try {
+    pass = worker.pass();
+    if (early) await waitFor('the pass to list a user', async () => (listed.size > 0 ? true : undefined));
+    else {
+      await intakeClosing;
+      await sleep(200); // the pass takes the source's end: its intake closes
+    }
+    fake.setUser(changed, fake.users.get(changed)!.slice(1));
+    await worker.follow();
+    await pass;
+    expect((await checkpoint()).log_id).toBe(fake.logs.newestId());
+  } finally {
+    worker.stop();
+    await Promise.allSettled([pass]);
+    await worker.done;
+    fake.intercept(undefined);
+  }
+  const all = await runs();
+  expect(all.map((r) => [r.trigger, r.status])).toEqual([
+    ['schedule', 'succeeded'],
+    ['logs', 'succeeded'],
+  ]);
+  expect(all[1]!.started_at.getTime()).toBeGreaterThanOrEqual(all[0]!.finished_at!.getTime());
+  const msgs = worker.lines.map((l) => String(l.msg));
+  expect(msgs.filter((m) => m.includes('skipped'))).toEqual([]);
+  // Early, its own run met the pass's lock (on the embedded database, the process's); late, it waited before reading.
+  if (early) expect(msgs).toContain('follow waits for the pass: it holds the run lock');
+  else expect(worker.lines.find((l) => l.msg === 'follow waits for the pass')).toMatchObject({ pass: 'finishing' });
+  const live = await t.db.selectFrom('auth0.refresh_tokens').select('id').where('user_id', '=', changed).where('deleted_at', 'is', null).execute();
+  expect(live).toHaveLength(fake.users.get(changed)!.length);
+}

@@ -3,14 +3,16 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { main } from '../src/cli.js';
 import { loadConfig } from '../src/config.js';
+import pg from 'pg';
 import { ConfigError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
+import { RUN_LOCK_KEY } from '../src/run-lock.js';
 import { formatStatus } from '../src/status/format-status.js';
 import { readStatus } from '../src/status/read-status.js';
 import { SYNC_JOB_NAME } from '../src/sync/job.js';
 import { FOLLOW_LOGS_TASK } from '../src/worker-logs.js';
 import { runWorker } from '../src/worker.js';
-import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
+import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
 import { createTestScheduler } from './helpers/scheduler.js';
 
@@ -258,18 +260,151 @@ describe('worker metrics and health over HTTP', () => {
     }
   });
 
-  it("exports the log follower's lag once it has read the logs", async () => {
+  it("exports the log follower's lag as the checkpoint's own, which stays 0 on a caught-up quiet tenant", async () => {
     const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
-    let lag: number;
+    const lag = async () => sample((await get(`${await worker.url}/metrics`)).text, 'auth0_sync_log_follower_lag_seconds');
     try {
-      const url = await worker.url;
       await worker.scheduler.tick(FOLLOW_LOGS_TASK);
-      lag = sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_follower_lag_seconds')!;
+      const stored = (await t.db.selectFrom('auth0.log_checkpoint').select('lag_seconds').executeTakeFirstOrThrow()).lag_seconds;
+      expect(await lag()).toBe(stored === null ? undefined : Math.max(0, stored));
+      // What the follower stores is what is exported: caught up, an hour-old last entry is no lag.
+      await t.db.updateTable('auth0.log_checkpoint').set({ lag_seconds: 0, last_entry_date: new Date(Date.now() - 3_600_000) }).execute();
+      expect(await lag()).toBe(0);
+      await t.db.updateTable('auth0.log_checkpoint').set({ lag_seconds: 42.5 }).execute();
+      expect(await lag()).toBe(42.5);
     } finally {
       await worker.stop();
     }
-    expect(lag).toBeGreaterThanOrEqual(0);
-    expect(lag).toBeLessThan(3600);
+  });
+
+  it("counts the log follower's own runs in the run, user and token metrics, and its requests, but not as a pass's success", async () => {
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      const url = await worker.url;
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK); // a checkpoint at the newest entry (or the entries left by an earlier test)
+      await t.db.deleteFrom('auth0.sync_runs').execute();
+      const before = (await get(`${url}/metrics`)).text;
+      const [user, tokens] = [...fake.users].find(([, list]) => list.length > 1)!;
+      fake.setUser(user, tokens.slice(1));
+      fake.resetStats();
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      const [run, ...others] = await t.db.selectFrom('auth0.sync_runs').selectAll().execute();
+      expect(others).toEqual([]);
+      expect(run).toMatchObject({ trigger: 'logs', status: 'succeeded', users_synced: 1, tokens_deleted: 1 });
+      const after = (await get(`${url}/metrics`)).text;
+      const grew = (series: string) => (sample(after, series) ?? 0) - (sample(before, series) ?? 0);
+      expect(grew('auth0_sync_runs_total{status="succeeded"}')).toBe(1);
+      expect(grew('auth0_sync_run_duration_seconds_count{status="succeeded"}')).toBe(1);
+      expect(grew('auth0_sync_users_total{outcome="synced"}')).toBe(1);
+      expect(grew('auth0_sync_tokens_total{change="seen"}')).toBe(run!.tokens_seen);
+      expect(grew('auth0_sync_tokens_total{change="deleted"}')).toBe(1);
+      // Every request of the follow: its log reads and its run's listings (the token was fetched before).
+      expect(grew('auth0_sync_requests_total{status="200"}')).toBe(fake.stats.requests);
+      expect(fake.stats.logRequests).toBeGreaterThan(0);
+      expect(sample(after, 'auth0_sync_last_success_timestamp_seconds')).toBe(0);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('counts every skipped tick by its reason, from zero series, and logs it', async () => {
+    // Reading the logs takes half a second: a second follow tick meets the first still going.
+    fake.intercept((ctx) => (ctx.path.startsWith('/api/v2/logs') ? { delayMs: 500 } : undefined));
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      const url = await worker.url;
+      const before = (await get(`${url}/metrics`)).text;
+      for (const reason of ['overlap', 'locked', 'follow_overlap', 'follow_locked', 'stopping']) {
+        expect(sample(before, `auth0_sync_ticks_skipped_total{reason="${reason}"}`)).toBe(0);
+      }
+      const first = worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      await first;
+      const after = (await get(`${url}/metrics`)).text;
+      expect(sample(after, 'auth0_sync_ticks_skipped_total{reason="follow_overlap"}')).toBe(1);
+      expect(worker.lines.find((l) => l.msg === 'follow skipped: the previous follow is still going')).toMatchObject({ level: 'warn', reason: 'follow_overlap' });
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  itServer("counts a follow tick that meets another process's run lock as follow_locked", async () => {
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    try {
+      const url = await worker.url;
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK); // the checkpoint, at the newest entry
+      await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+      const [user] = [...fake.users].find(([, tokens]) => tokens.length > 0)!;
+      fake.setUser(user, fake.users.get(user)!.slice(1));
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      const metrics = (await get(`${url}/metrics`)).text;
+      expect(sample(metrics, 'auth0_sync_ticks_skipped_total{reason="follow_locked"}')).toBe(1);
+      expect(worker.lines.find((l) => l.msg === 'follow skipped: another run is active')).toMatchObject({ level: 'warn', reason: 'follow_locked' });
+    } finally {
+      await holder.end();
+      await worker.stop();
+    }
+  });
+
+  itServer('starts the full pass due after lost log history itself, once per loss, and shows it in health and metrics until one has run', async () => {
+    const setLoss = async (at: Date) => {
+      await t.db.deleteFrom('auth0.log_checkpoint').execute();
+      await t.db
+        .insertInto('auth0.log_checkpoint')
+        .values({ log_id: fake.logs.newestId() ?? '0', updated_at: at, history_lost_at: at, history_lost_reason: 'the stored checkpoint was refused' })
+        .execute();
+    };
+    const firstLoss = new Date(Date.now() - 60_000);
+    await setLoss(firstLoss);
+    // Another process holds the run lock: the pass the worker starts for the loss cannot run.
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
+    const started = () => worker.lines.filter((l) => l.msg === 'full pass started: tenant log history was lost');
+    try {
+      const url = await worker.url;
+      await worker.log('tick skipped: another run is active');
+      expect(started()).toEqual([expect.objectContaining({ level: 'warn', historyLostAt: firstLoss.toISOString(), reason: 'the stored checkpoint was refused' })]);
+
+      const health = await get(`${url}/healthz`);
+      expect(health.status).toBe(200);
+      const body = JSON.parse(health.text) as Record<string, unknown>;
+      expect(body).toMatchObject({ status: 'degraded', fullPassDue: true });
+      expect(body.reason).toBe(
+        `Tenant log history was lost at ${firstLoss.toISOString()} (the stored checkpoint was refused): changes since then may be missing until a full pass has started (the worker starts one; npm run sync also does).`,
+      );
+      expect(sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_full_pass_due')).toBe(1);
+
+      // Once per loss: follows after the lock is free start no second pass for the same loss.
+      await holder.query('select pg_advisory_unlock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      expect(started()).toHaveLength(1);
+      expect(await t.db.selectFrom('auth0.sync_runs').select('id').execute()).toEqual([]);
+
+      // A new loss, seen after a follow: its pass starts at once, and once it has run nothing is due.
+      const secondLoss = new Date();
+      await setLoss(secondLoss);
+      await worker.scheduler.tick(FOLLOW_LOGS_TASK);
+      await worker.log('scheduled run done');
+      expect(started()).toHaveLength(2);
+      const runs = await t.db.selectFrom('auth0.sync_runs').selectAll().execute();
+      expect(runs.map((r) => [r.trigger, r.status, r.args])).toEqual([['schedule', 'succeeded', { fullPassDue: { historyLostAt: secondLoss.toISOString() } }]]);
+      expect(runs[0]!.started_at.getTime()).toBeGreaterThanOrEqual(secondLoss.getTime());
+      const cleared = await until('the full pass no longer due', async () => {
+        const text = (await get(`${url}/metrics`)).text;
+        return sample(text, 'auth0_sync_log_full_pass_due') === 0 ? text : undefined;
+      });
+      expect(cleared).toBeDefined();
+      expect(JSON.parse((await get(`${url}/healthz`)).text)).toMatchObject({ status: 'ok', fullPassDue: false });
+    } finally {
+      await holder.end();
+      await worker.stop();
+      await t.db.deleteFrom('auth0.log_checkpoint').execute();
+    }
   });
 
   it('refuses to bind a port in use: exit 1 with one sentence', async () => {

@@ -166,6 +166,12 @@ export async function readStatus(
     readLogFollower(db),
   ]);
 
+  // Budgeted passes (stalest first) that together synced every source user since history was
+  // lost repair it as a full pass would.
+  if (logs?.fullPassDue && staleness.known && staleness.neverSynced === 0 && staleness.oldestSuccessAt && logs.historyLostAt) {
+    logs.fullPassDue = staleness.oldestSuccessAt < logs.historyLostAt;
+  }
+
   const report: StatusReport = {
     generatedAt,
     runs: runRows.map(toRunSummary),

@@ -53,7 +53,12 @@ export interface PriorityLane {
   finish(): void;
 }
 
-export function createPriorityLane(): PriorityLane {
+export interface PriorityLaneEvents {
+  /** A pass opened the lane (it takes hand-offs from now until it closes its intake). */
+  onOpen?: () => void;
+}
+
+export function createPriorityLane(events: PriorityLaneEvents = {}): PriorityLane {
   let runId: number | undefined;
   let intake = false;
   let wake: (() => void) | undefined;
@@ -101,6 +106,7 @@ export function createPriorityLane(): PriorityLane {
       runId = id;
       intake = true;
       wake = onHand;
+      events.onOpen?.();
     },
     take(isBusy) {
       let userId: string | undefined;

@@ -83,11 +83,13 @@ async function migratedTemplate(): Promise<string> {
 
 /**
  * A fresh database of its own for one test file (so parallel Jest workers never share state),
- * cloned from the migrated template unless `migrate: false` (then empty).
+ * cloned from the migrated template unless `migrate: false` (then empty). `embedded: true` asks
+ * for a migrated PGlite database even when the tests run against a server (for what only the
+ * embedded database does: one connection, no run lock).
  */
-export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(options: { migrate?: boolean; embedded?: boolean } = {}): Promise<TestDatabase> {
   const name = `rt_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  if (TEST_DB_MODE === 'embedded') return createEmbeddedTestDatabase(name);
+  if (TEST_DB_MODE === 'embedded' || options.embedded) return createEmbeddedTestDatabase(name);
   const migrate = options.migrate ?? true;
   const clone = async () => {
     const template = migrate ? await migratedTemplate() : 'template0';

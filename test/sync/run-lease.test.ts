@@ -5,7 +5,7 @@ import { main } from '../../src/cli.js';
 import { createDb } from '../../src/db.js';
 import type { Database, SyncRunRow } from '../../src/database.js';
 import { createLogger } from '../../src/log.js';
-import { RUN_LOCK_KEY, RunLockedError } from '../../src/run-lock.js';
+import { RUN_LOCK_KEY, RunLockedError, withRunLock } from '../../src/run-lock.js';
 import { emptyCounts, finishRun, startRun } from '../../src/run-records.js';
 import { runSyncJob, type SyncJobOptions, type SyncJobResult } from '../../src/sync/job.js';
 import { captureIo, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
@@ -251,5 +251,30 @@ describe('a run status someone else wrote', () => {
     const recorded = await finishRun(t.db, runId, { status: 'succeeded', counts: emptyCounts() });
     expect(recorded).toEqual({ status: 'interrupted', error: 'marked by the next run' });
     expect(await runs()).toMatchObject([{ id: runId, status: 'interrupted', error: 'marked by the next run' }]);
+  });
+});
+
+describe('the run lock on a database this process owns', () => {
+  it('admits one run of the process at a time: a second one throws RunLockedError and leaves the first running', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const first = withRunLock(
+      t.db,
+      async () => {
+        const runId = await startRun(t.db, { trigger: 'schedule' });
+        await held;
+        return runId;
+      },
+      { ownsDatabase: true },
+    );
+    await sleep(100);
+    await expect(withRunLock(t.db, async () => 'second', { ownsDatabase: true })).rejects.toBeInstanceOf(RunLockedError);
+    release();
+    const runId = await first;
+    // The second attempt did not take the first run for an abandoned one.
+    const row = await t.db.selectFrom('auth0.sync_runs').select('status').where('id', '=', runId).executeTakeFirstOrThrow();
+    expect(row.status).toBe('running');
+    // Once the first is over, the next run is admitted.
+    await expect(withRunLock(t.db, async () => 'next', { ownsDatabase: true })).resolves.toBe('next');
   });
 });
