@@ -53,7 +53,6 @@ export function createWorkerMetrics(options: {
   fullPassDue?: () => boolean;
 }): WorkerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   const registers = [registry];
 
   const runs = new Counter({
@@ -143,6 +142,10 @@ export function createWorkerMetrics(options: {
   for (const outcome of Object.keys(USER_OUTCOMES)) users.inc({ outcome }, 0);
   for (const change of Object.keys(TOKEN_CHANGES)) tokens.inc({ change }, 0);
   for (const reason of TICK_SKIP_REASONS) skipped.inc({ reason }, 0);
+
+  // Node's process metrics after the job's own: a registry lists its series in the order they
+  // were registered, and someone reading /metrics by eye wants the job first (issue #19).
+  collectDefaultMetrics({ register: registry });
 
   return {
     registry,

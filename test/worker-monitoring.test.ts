@@ -133,6 +133,9 @@ describe('worker metrics and health over HTTP', () => {
     const lastSuccess = sample(m, 'auth0_sync_last_success_timestamp_seconds')!;
     expect(Math.abs(lastSuccess * 1000 - Date.now())).toBeLessThan(60_000);
     expect(m).toContain('process_cpu_seconds_total'); // Node's default metrics, in the worker's own registry
+    // The job's own series come first, the process metrics after them.
+    expect(m.indexOf('# HELP auth0_sync_')).toBe(0);
+    expect(m.lastIndexOf('# HELP auth0_sync_')).toBeLessThan(m.indexOf('# HELP process_'));
 
     const health = await get(`${url}/healthz`);
     expect(health.status).toBe(200);
