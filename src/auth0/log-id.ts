@@ -1,4 +1,4 @@
-import { checkIdText, toPrintable } from '../upstream-text.js';
+import { checkIdText, stripControlCharacters } from '../upstream-text.js';
 
 /**
  * Longest log id the follower accepts, in characters. Auth0's are 56 digits today
@@ -40,7 +40,12 @@ export function compareLogIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** A log id made safe to print, whatever it holds: control characters stripped, at most 80 characters. */
+/**
+ * A log id for a sentence people read: control characters stripped, and a long one shortened to
+ * its first and last 8 characters (`90020261…00000523`; Auth0's are 56 digits). JSON output,
+ * status tables and the database keep it whole.
+ */
 export function describeLogId(id: string): string {
-  return toPrintable(id, 80);
+  const printable = stripControlCharacters(id);
+  return printable.length > 20 ? `${printable.slice(0, 8)}…${printable.slice(-8)}` : printable;
 }

@@ -141,7 +141,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     const logId = logIdOf(newest);
     const at = now();
     const date = dateOf(newest);
-    const resume = logId ? `, and following resumes from the newest entry ${logId}.` : ', and following resumes once the tenant logs again.';
+    const resume = logId ? `, and following resumes from the newest entry ${describeLogId(logId)}.` : ', and following resumes once the tenant logs again.';
     if (lost) {
       result.historyLost = { at, reason: lost.reason };
       result.messages.push(`${historyLostSentence(lost.reason, lost.previous, newest)}, so changes since then may be missed: every user is due for a full pass (npm run sync)${resume}`);
@@ -155,7 +155,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     await restartLogCheckpoint(db, { logId, lastEntryDate: date, now: at, lost: lost?.reason });
     if (!lost) {
       result.messages.push(
-        `No log checkpoint yet: following starts at the newest entry ${logId}${date ? ` (${date.toISOString()})` : ''}; earlier history is covered by full passes (npm run sync).`,
+        `No log checkpoint yet: following starts at the newest entry ${describeLogId(logId)}${date ? ` (${date.toISOString()})` : ''}; earlier history is covered by full passes (npm run sync).`,
       );
     }
   }
@@ -278,7 +278,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
         if (!handOff.complete) {
           result.outcome = 'stopped';
           result.messages.push(
-            `Run ${handOff.runId} stopped before it had synced the ${userIds.length} users handed to it: the log checkpoint stays at ${from}, and the next follow reads these entries again.`,
+            `The pass in progress (run ${handOff.runId}) ended before it had synced the ${plural(userIds.length, 'user', 'users')} handed to it: the log checkpoint stays at ${describeLogId(from)}, and the next follow reads these entries again.`,
           );
           return result;
         }
@@ -304,7 +304,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
         if (run.status !== 'succeeded' && run.status !== 'partial') {
           result.outcome = 'stopped';
           result.messages.push(
-            `Run ${run.runId} ${run.status}: the log checkpoint stays at ${from}, and the next follow reads these entries again` +
+            `Run ${run.runId} ${run.status}: the log checkpoint stays at ${describeLogId(from)}, and the next follow reads these entries again` +
               (run.errorCode === 'mass_delete_guard'
                 ? ' (deletions that no log entry or expiry explains stop the follower until a full pass, npm run sync, measures them, or until confirmed: npm run sync -- --from-logs --allow-mass-delete).'
                 : '.'),
@@ -337,7 +337,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     await recordNewest(from, batch.end, newest);
     const skippedTotal = Object.values(result.skipped).reduce((a, b) => a + b, 0);
     result.messages.push(
-      `Read ${result.entriesRead} log entries up to ${describeLogId(from)}: synced ${result.usersChanged} users in ${result.runs.length} run(s)` +
+      `Read ${result.entriesRead} log entries up to ${describeLogId(from)}: synced ${plural(result.usersChanged, 'user', 'users')} in ${plural(result.runs.length, 'run', 'runs')}` +
         (result.usersHandedOff > 0 ? ` (${result.usersHandedOff} of them through the pass in progress)` : '') +
         (result.usersRetried > 0 ? `, ${result.usersRetried} of them retried after an earlier follow could not sync them` : '') +
         (result.usersToRetry > 0 ? `, ${result.usersToRetry} failed again and are kept for the next follow` : '') +
@@ -416,7 +416,7 @@ function historyLostSentence(reason: HistoryLostReason, previous: LogCheckpointR
     : 'The log checkpoint';
   if (reason === 'empty_past_checkpoint') {
     const id = logIdOf(newest);
-    return `${checkpoint} is answered with no entry after it, twice, while the tenant's newest entry${id ? ` ${id}` : ''} lies past it (older than the plan's log retention, 1 to 30 days)`;
+    return `${checkpoint} is answered with no entry after it, twice, while the tenant's newest entry${id ? ` ${describeLogId(id)}` : ''} lies past it (older than the plan's log retention, 1 to 30 days)`;
   }
   return `${checkpoint} is no longer accepted (older than the plan's log retention, 1 to 30 days)`;
 }
@@ -435,3 +435,5 @@ function stopSentence(end: LogReadEnd | undefined, pages: number, bounds: { maxP
       return undefined;
   }
 }
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;

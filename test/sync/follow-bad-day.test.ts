@@ -1,3 +1,4 @@
+import { describeLogId } from '../../src/auth0/log-id.js';
 /**
  * The log follower on a bad day (issue #18), reading half: every follow ends and moves past the
  * checkpoint, hostile answers never reach a table or a terminal, lost history is found in each
@@ -87,7 +88,7 @@ describe('a follow always ends and moves past the checkpoint', () => {
     const result = await follow({ take: 1 });
     expect(result).toMatchObject({ outcome: 'followed', readEnd: 'stuck', entriesRead: 0 });
     expect(result.historyLost).toBeUndefined();
-    expect(result.messages.join('\n')).toContain(`The logs endpoint answered no next page past ${from}: reading stopped there rather than loop`);
+    expect(result.messages.join('\n')).toContain(`The logs endpoint answered no next page past ${describeLogId(from)}: reading stopped there rather than loop`);
     expect(await checkpoint()).toMatchObject({ log_id: from, newest_log_id: fake.logs.newestId(), history_lost_at: null });
   });
 
@@ -122,7 +123,7 @@ describe('a follow always ends and moves past the checkpoint', () => {
     expect(bounded).toMatchObject({ outcome: 'followed', readEnd: 'page_limit', entriesRead: 4, pagesRead: 2 });
     const at = await checkpoint();
     expect(at.log_id).toBe(fake.logs.entries.at(-5)!.log_id);
-    expect(bounded.messages.join('\n')).toContain(`Stopped reading after 2 pages, the bound for one follow (2): the checkpoint is at ${at.log_id}, and the next follow reads on from there.`);
+    expect(bounded.messages.join('\n')).toContain(`Stopped reading after 2 pages, the bound for one follow (2): the checkpoint is at ${describeLogId(at.log_id)}, and the next follow reads on from there.`);
     expect(at).toMatchObject({ newest_log_id: fake.logs.newestId() });
     expect(at.lag_seconds).toBeCloseTo(4 * 3600, -1);
     const { text, json } = await status();
@@ -173,7 +174,7 @@ describe('lost history, in each form', () => {
     expect(fake.stats.logRequests).toBe(3); // [], the newest, [] again
     expect(result.messages).toHaveLength(1);
     expect(result.messages[0]).toMatch(
-      new RegExp(`^The log checkpoint ${stored.log_id} \\(.+\\) is answered with no entry after it, twice, while the tenant's newest entry ${fake.logs.newestId()} lies past it .*every user is due for a full pass \\(npm run sync\\), and following resumes from the newest entry ${fake.logs.newestId()}\\.$`),
+      new RegExp(`^The log checkpoint ${describeLogId(stored.log_id)} \\(.+\\) is answered with no entry after it, twice, while the tenant's newest entry ${describeLogId(fake.logs.newestId()!)} lies past it .*every user is due for a full pass \\(npm run sync\\), and following resumes from the newest entry ${describeLogId(fake.logs.newestId()!)}\\.$`),
     );
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_reason: 'empty_past_checkpoint' });
     const { text, json } = await status();
