@@ -123,7 +123,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       worker: () => worker(env, io, deps),
       status: ({ json }) => status(env, io, deps, json === true),
       demo: () => runDemo(env, io),
-      db: (flags) => untilStopped(() => {}, (stopSignal) => dbCommand(flags, env, io, stopSignal)),
+      db: (flags) => untilStopped(() => {}, undefined, (stopSignal) => dbCommand(flags, env, io, stopSignal)),
     },
     (result) => (code = result),
   );
@@ -221,7 +221,7 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
     : io.stdout;
   const logger = createCommandLogger(config, io, write);
   return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
-    return untilStopped(secondSignalWarning(logger), async (stopSignal) => {
+    return untilStopped(secondSignalWarning(logger), undefined, async (stopSignal) => {
       if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
       const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal, progressDisplay });
       if (request.dryRun) io.stdout(describeDryRun(result));
@@ -265,7 +265,8 @@ async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
   const logger = createCommandLogger(config, io);
   return withDatabase(config, 'worker', io, deps, async ({ db, ownsDatabase }) => {
-    return untilStopped(secondSignalWarning(logger), async (stopSignal) => {
+    // Nobody reads the worker's log any more: stop as on SIGTERM (a Unix tool dies of SIGPIPE).
+    return untilStopped(secondSignalWarning(logger), io.stdoutClosed, async (stopSignal) => {
       await runWorker({ config, db, logger, stopSignal, runOptions: { ownsDatabase } });
       return EXIT.ok;
     });
@@ -273,12 +274,15 @@ async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
 }
 
 /**
- * Run `body` with a signal that SIGTERM or SIGINT aborts (stop taking users, finish the ones in
- * flight; stop serving); a second signal exits at once, leaving a run for the next one to mark
- * interrupted.
+ * Run `body` with a signal that SIGTERM or SIGINT (or `also`, when given) aborts (stop taking
+ * users, finish the ones in flight; stop serving); a second signal exits at once, leaving a run
+ * for the next one to mark interrupted.
  */
-async function untilStopped<T>(beforeExit: () => void, body: (stopSignal: AbortSignal) => Promise<T>): Promise<T> {
+async function untilStopped<T>(beforeExit: () => void, also: AbortSignal | undefined, body: (stopSignal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
+  const stopAlso = () => controller.abort(also?.reason);
+  if (also?.aborted) stopAlso();
+  also?.addEventListener('abort', stopAlso, { once: true });
   const handler = (signal: NodeJS.Signals) => {
     if (!controller.signal.aborted) {
       controller.abort(signal);
@@ -292,6 +296,7 @@ async function untilStopped<T>(beforeExit: () => void, body: (stopSignal: AbortS
   try {
     return await body(controller.signal);
   } finally {
+    also?.removeEventListener('abort', stopAlso);
     process.off('SIGTERM', handler);
     process.off('SIGINT', handler);
   }

@@ -22,8 +22,17 @@ export interface CliProcess {
   waitFor(text: string): Promise<void>;
 }
 
+export interface CliOptions {
+  timeoutMs?: number;
+  /**
+   * Close our end of this stream at once, as `| head -1` does once it has its line: every
+   * write of the child's to it then fails with EPIPE.
+   */
+  close?: 'stdout' | 'stderr';
+}
+
 /** Start `src/cli.ts` in a real child process, as `npm run <command>` would, with only `env` set. */
-export function startCli(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): CliProcess {
+export function startCli(args: string[], env: Record<string, string | undefined>, options: CliOptions = {}): CliProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env },
@@ -37,6 +46,7 @@ export function startCli(args: string[], env: Record<string, string | undefined>
     for (const w of waiters.filter((w) => stdout.includes(w.text))) w.resolve();
   });
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  if (options.close) child[options.close]!.destroy();
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
   const done = new Promise<CliRun>((resolve, reject) => {
     child.on('error', reject);
@@ -67,6 +77,6 @@ export function startCli(args: string[], env: Record<string, string | undefined>
 }
 
 /** Run `src/cli.ts` to completion in a child process. */
-export function runCli(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): Promise<CliRun> {
+export function runCli(args: string[], env: Record<string, string | undefined>, options: CliOptions = {}): Promise<CliRun> {
   return startCli(args, env, options).done;
 }
