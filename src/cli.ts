@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './cli/import-users-args.js';
+import { describeNpmEatenFlags, findNpmEatenFlags } from './cli/npm-flags.js';
 import { createProgressBar } from './cli/progress-bar.js';
 import { syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
 import type { Clock } from './clock.js';
@@ -127,6 +128,12 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
     },
     (result) => (code = result),
   );
+  const command = program.commands.find((c) => c.name() === argv[0]);
+  const eaten = command ? findNpmEatenFlags(command, env) : [];
+  if (eaten.length > 0) {
+    io.stderr(describeNpmEatenFlags(eaten, env));
+    return EXIT.usage;
+  }
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return code;

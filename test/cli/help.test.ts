@@ -102,6 +102,29 @@ describe('usage errors exit 64 with one sentence and a suggestion', () => {
   });
 });
 
+describe("npm's own flags (npm run sync --dry-run, without --)", () => {
+  it('refuses to run, in one sentence saying to put the flags after --', async () => {
+    const npm = { npm_lifecycle_event: 'sync', npm_config_dry_run: 'true' };
+    const run = await cli(['sync'], { ...npm, DATABASE_URL: migrated.url, AUTH0_DOMAIN: 'x.auth0.com', AUTH0_CLIENT_ID: 'id', AUTH0_CLIENT_SECRET: 's' }, migrated);
+    expect(run).toEqual({
+      code: 64,
+      stdout: '',
+      stderr: "error [usage]: npm kept --dry-run for itself, so nothing was run: put the command's flags after --, as in npm run sync -- --dry-run",
+    });
+    const status = await cli(['status'], { npm_lifecycle_event: 'status', npm_config_json: 'true' });
+    expect(status.code).toBe(64);
+    expect(status.stderr).toContain('npm run status -- --json');
+    const values = await cli(['sync'], { npm_lifecycle_event: 'sync', npm_config_user: 'true', npm_config_stale: '7d' });
+    expect(values.stderr).toContain('npm run sync -- --user <id> --stale=7d');
+  });
+
+  it("npm's settings that are not the command's flags, and the same variables outside npm, change nothing", async () => {
+    const env = { npm_lifecycle_event: 'status', npm_config_dry_run: 'true', npm_config_registry: 'https://registry.npmjs.org/' };
+    expect((await cli(['status'], { ...env, DATABASE_URL: migrated.url }, migrated)).code).not.toBe(64);
+    expect((await cli(['status'], { npm_config_json: 'true', DATABASE_URL: migrated.url }, migrated)).code).not.toBe(64);
+  });
+});
+
 describe('status --json', () => {
   it('prints one JSON document with stable field names and ISO dates', async () => {
     await loadUsers(migrated.db, ['auth0|1', 'auth0|2']);
