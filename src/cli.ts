@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './cli/import-users-args.js';
+import { describeDryRun, describeRun } from './cli/describe-run.js';
 import { describeNpmEatenFlags, findNpmEatenFlags } from './cli/npm-flags.js';
 import { createProgressBar } from './cli/progress-bar.js';
 import { syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
@@ -23,6 +24,7 @@ import { processIo, type Io } from './io.js';
 import { isDatabaseRefusingUs, isDatabaseUnavailable } from './pg-errors.js';
 import { VERSION } from './version.js';
 import { runWorker } from './worker.js';
+import { plural, shortenLogIds } from './wording.js';
 
 /** Exit codes that alerting can tell apart; `usage` is sysexits' EX_USAGE (a wrong command, flag or value). */
 export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, unreadable: 5, usage: 64 } as const;
@@ -216,8 +218,9 @@ async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
 }
 
 async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<number> {
-  const config = loadConfig(env);
-  const request = await toSyncRequest(flags, config);
+  let loaded: Config | undefined;
+  const request = await toSyncRequest(flags, () => (loaded = loadConfig(env)));
+  const config = loaded ?? loadConfig(env);
   // A bar on stderr when both streams are a terminal; `progress` log lines otherwise.
   const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs ? createProgressBar() : undefined;
   const write = progressDisplay
@@ -230,8 +233,12 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
   return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
     return untilStopped(secondSignalWarning(logger), undefined, async (stopSignal) => {
       if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
+      const started = Date.now();
       const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal, progressDisplay });
       if (request.dryRun) io.stdout(describeDryRun(result));
+      // The sentence for a person watching; off a terminal (cron, a pipe) the `sync finished`
+      // log line says it all, and stderr stays quiet on success (the rule of silence).
+      else if (io.stderrIsTTY && (result.status === 'succeeded' || result.status === 'partial')) io.stderr(describeRun(result, Date.now() - started));
       return exitCodeFor(result, io);
     });
   });
@@ -258,10 +265,10 @@ async function fromLogs(
 ): Promise<number> {
   const result = await followLogs({ config, db, logger, ...options });
   if (result.outcome === 'off') {
-    io.stderr(`warning: ${result.messages.join(' ')}`);
+    io.stderr(`warning: ${shortenLogIds(result.messages.join(' '))}`);
     return EXIT.ok;
   }
-  for (const line of result.messages) io.stdout(line);
+  for (const line of result.messages) io.stdout(shortenLogIds(line));
   const stopped = result.runs.find((run) => run.status !== 'succeeded' && run.status !== 'partial');
   const partial = result.runs.find((run) => run.status === 'partial');
   const last = stopped ?? partial;
@@ -311,23 +318,13 @@ async function untilStopped<T>(beforeExit: () => void, also: AbortSignal | undef
 
 const secondSignalWarning = (logger: Logger) => () => logger.warn('second signal: exiting now');
 
-/** What a dry run found, in one paragraph. */
-export function describeDryRun(result: SyncJobResult): string {
-  const { counts } = result;
-  return (
-    `Dry run over ${counts.usersSynced + counts.usersNotFound} users (${counts.usersNotFound} gone from Auth0, ${counts.usersFailed} failed): ` +
-    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.` +
-    (result.wouldStop ? ` A real run would stop at the deletion guard: it would ${result.wouldStop} (see --allow-mass-delete).` : '')
-  );
-}
-
 function exitCodeFor(result: SyncJobResult, io: Io): number {
   const run = result.runId === undefined ? 'Dry run' : `Run ${result.runId}`;
   switch (result.status) {
     case 'succeeded':
       return EXIT.ok;
     case 'partial':
-      io.stderr(`${run}: ${result.counts.usersFailed} of ${result.usersTotal ?? 'the'} users failed; see auth0.user_sync_state.`);
+      io.stderr(`${run}: ${result.counts.usersFailed} of ${result.usersTotal === undefined ? 'the users' : plural(result.usersTotal, 'user')} failed; see auth0.user_sync_state.`);
       return EXIT.partial;
     case 'interrupted':
       // Lost the run lock mid-run (issue #13): not a graceful stop, so alerting sees exit 1.

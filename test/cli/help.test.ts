@@ -99,6 +99,10 @@ describe('usage errors exit 64 with one sentence and a suggestion', () => {
     const config = await cli(['sync']);
     expect(config.code).toBe(1);
     expect(config.stderr).toContain('AUTH0_DOMAIN is required');
+    // One mistake, one exit code: the wrong flag is 64 with no configuration at all too.
+    const both = await cli(['sync', '--max-users', '0']);
+    expect(both.code).toBe(64);
+    expect(both.stderr).toMatch(/^error \[usage\]: --max-users takes a whole number/);
   });
 });
 
