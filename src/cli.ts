@@ -8,7 +8,7 @@ import { createProgressBar } from './cli/progress-bar.js';
 import { syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
 import type { Clock } from './clock.js';
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
-import { openDatabase, type OpenDatabase } from './db.js';
+import { openDatabase, type OpenDatabase, type OpenOptions } from './db.js';
 import { runDemo } from './demo.js';
 import { dbCommand } from './embedded/serve-sql.js';
 import { ConfigError, SyncError, UsageError } from './errors.js';
@@ -31,7 +31,7 @@ export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, un
 
 /** What main opens; tests pass their own database. */
 export interface Deps {
-  openDatabase: (config: DatabaseConfig, options: { poolSize?: number; command: string; notice: (line: string) => void }) => Promise<OpenDatabase>;
+  openDatabase: (config: DatabaseConfig, options: OpenOptions) => Promise<OpenDatabase>;
   /** What `import-users` waits on (default the system clock); tests pass one that skips its waits. */
   clock?: Clock;
 }
@@ -120,7 +120,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
   const program = createProgram(
     io,
     {
-      migrate: ({ list }) => withDatabase(loadDatabaseConfig(env), 'migrate', io, deps, ({ db }) => (list ? listMigrationsCommand(db, io) : migrate(db, io))),
+      migrate: ({ list }) => withDatabase(loadDatabaseConfig(env), 'migrate', io, deps, { existing: list === true, env }, ({ db }) => (list ? listMigrationsCommand(db, io) : migrate(db, io))),
       sync: (flags) => sync(flags, env, io, deps),
       importUsers: (flags) => importUsersCommand(flags, env, io, deps),
       worker: () => worker(env, io, deps),
@@ -157,17 +157,20 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
   }
 }
 
-/** Open the database (a server, or the embedded one), run `fn`, and always close it. */
+/** Open the database (a server, or the embedded one; `existing`: never create it), run `fn`, and always close it. */
 async function withDatabase(
   config: DatabaseConfig,
   command: string,
   io: Io,
   deps: Deps,
+  options: { existing: boolean; env: Env },
   fn: (database: OpenDatabase) => Promise<number>,
 ): Promise<number> {
   // The pool serves the run lock, the writer, the source reader and run bookkeeping; fetches
-  // hold no connection, so it does not grow with SYNC_CONCURRENCY.
-  const database = await deps.openDatabase(config, { poolSize: 5, command, notice: io.stderr });
+  // hold no connection, so it does not grow with SYNC_CONCURRENCY. Only `migrate` creates an
+  // embedded database: every other command needs a migrated one, and an empty one made by a
+  // bare `status` would pass for the warehouse (and `npm run db` would serve it).
+  const database = await deps.openDatabase(config, { poolSize: 5, command, notice: io.stderr, existing: options.existing, demoDataDir: options.env.DEMO_DATA_DIR });
   try {
     return await fn(database);
   } finally {
@@ -183,7 +186,7 @@ async function withDatabase(
 async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<number> {
   try {
     const config = loadDatabaseConfig(env);
-    return await withDatabase(config, 'status', io, deps, async ({ db }) => {
+    return await withDatabase(config, 'status', io, deps, { existing: true, env }, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
       const report = await readStatus(db, config.source);
       if (json) io.stdout(JSON.stringify(toStatusJson(report), null, 2));
@@ -230,7 +233,7 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
       }
     : io.stdout;
   const logger = createCommandLogger(config, io, write);
-  return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
+  return withDatabase(config, 'sync', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
     return untilStopped(secondSignalWarning(logger), undefined, async (stopSignal) => {
       if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
       const started = Date.now();
@@ -248,7 +251,7 @@ async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, dep
   const request = toImportRequest(flags);
   const config = loadConfig(env);
   const logger = createCommandLogger(config, io);
-  return withDatabase(config, 'import-users', io, deps, async ({ db }) => {
+  return withDatabase(config, 'import-users', io, deps, { existing: true, env }, async ({ db }) => {
     const result = await importUsers({ config, db, logger, clock: deps.clock, ...request });
     for (const line of describeImport(result)) io.stdout(line);
     return EXIT.ok;
@@ -278,7 +281,7 @@ async function fromLogs(
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
   const logger = createCommandLogger(config, io);
-  return withDatabase(config, 'worker', io, deps, async ({ db, ownsDatabase }) => {
+  return withDatabase(config, 'worker', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
     // Nobody reads the worker's log any more: stop as on SIGTERM (a Unix tool dies of SIGPIPE).
     return untilStopped(secondSignalWarning(logger), io.stdoutClosed, async (stopSignal) => {
       await runWorker({ config, db, logger, stopSignal, runOptions: { ownsDatabase } });

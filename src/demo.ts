@@ -102,7 +102,12 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
       .execute();
     io.stdout(`Change history (auth0.refresh_token_changes): ${history.map((r) => `${r.n} ${r.change}`).join(', ')}`);
     io.stdout('');
-    io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run db, then the psql command it prints; npm run status; or point DATABASE_URL at a server and run npm run sync.`);
+    // Every command reads PGLITE_DATA_DIR (default .data/pglite): name the demo's directory in
+    // each hint, or `npm run status` looks where no database is.
+    io.stdout(
+      `Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run db, then the psql command it prints; ` +
+        `PGLITE_DATA_DIR=${config.dataDir} npm run status; or point DATABASE_URL at a server and run npm run sync.`,
+    );
     return first === 'succeeded' && second === 'succeeded' && fresh ? 0 : 2;
   } finally {
     await database.close();

@@ -106,7 +106,7 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     await mkdir(empty);
     await expect(serveEmbeddedDatabase(empty, { port: 0 })).rejects.toMatchObject({
       code: 'data_dir_empty',
-      message: expect.stringContaining('run npm run migrate and npm run sync (or npm run demo) first'),
+      message: expect.stringContaining('yet: npm run migrate creates it (then npm run sync fills it)'),
     });
     expect(existsSync(path.join(empty, 'PG_VERSION'))).toBe(false); // nothing created
 

@@ -1,15 +1,13 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { loadDatabaseConfig, type Env } from '../config.js';
 import { FatalError, UsageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { toSafeText } from '../upstream-text.js';
 import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
+import { DEFAULT_DEMO_DATA_DIR, hasEmbeddedDatabase, noEmbeddedDatabase } from './find-database.js';
 
 /** Loopback only: the wire protocol here has no password and no TLS. */
 const HOST = '127.0.0.1';
 const DEFAULT_PORT = 5433;
-const DEMO_DATA_DIR = '.data/demo';
 
 export interface SqlServer {
   /** The port it listens on (the one the OS chose when asked for 0). */
@@ -27,13 +25,8 @@ export interface SqlServer {
  * PGlite has one session). Refuses a directory holding no database rather than creating an
  * empty one. `port` 0 lets the OS choose.
  */
-export async function serveEmbeddedDatabase(dataDir: string, options: { port: number }): Promise<SqlServer> {
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    throw new FatalError(
-      'data_dir_empty',
-      `There is no embedded database in ${toSafeText(path.resolve(dataDir), 300)}: run npm run migrate and npm run sync (or npm run demo) first, or set PGLITE_DATA_DIR to the directory that holds one.`,
-    );
-  }
+export async function serveEmbeddedDatabase(dataDir: string, options: { port: number; demoDataDir?: string }): Promise<SqlServer> {
+  if (!hasEmbeddedDatabase(dataDir)) throw noEmbeddedDatabase(dataDir, options.demoDataDir);
   const release = acquireDirLock(dataDir, 'db');
   try {
     // Loaded only here: both are large, and a server deployment never needs them.
@@ -95,14 +88,14 @@ export async function dbCommand(values: { port?: string }, env: Env, io: Io, sto
     throw new UsageError(`--port (or PGLITE_PORT) must be a port number from 0 to 65535, got '${toSafeText(rawPort, 40)}'.`);
   }
   let dataDir = config.dataDir;
-  if (!env.PGLITE_DATA_DIR && !existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    const demoDir = env.DEMO_DATA_DIR || DEMO_DATA_DIR;
-    if (existsSync(path.join(demoDir, 'PG_VERSION'))) {
+  if (!env.PGLITE_DATA_DIR && !hasEmbeddedDatabase(dataDir)) {
+    const demoDir = env.DEMO_DATA_DIR || DEFAULT_DEMO_DATA_DIR;
+    if (hasEmbeddedDatabase(demoDir)) {
       io.stderr(`No embedded database in ${dataDir} yet: serving the demo's, in ${demoDir}.`);
       dataDir = demoDir;
     }
   }
-  const server = await serveEmbeddedDatabase(dataDir, { port });
+  const server = await serveEmbeddedDatabase(dataDir, { port, demoDataDir: env.DEMO_DATA_DIR });
   if (stop.aborted) {
     // Stopped while it was starting: free the database without offering it.
     await server.close();
