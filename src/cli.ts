@@ -1,8 +1,10 @@
-import { existsSync } from 'node:fs';
+#!/usr/bin/env node
+import { existsSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './cli/import-users-args.js';
 import { describeDryRun, describeRun } from './cli/describe-run.js';
+import { commandHelpText, exitCodesOverview } from './cli/help-text.js';
 import { describeNpmEatenFlags, findNpmEatenFlags } from './cli/npm-flags.js';
 import { createProgressBar } from './cli/progress-bar.js';
 import { syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
@@ -72,8 +74,9 @@ function createProgram(
       'after',
       `
 Through npm, put the flags after --: npm run -s sync -- --dry-run (-s drops npm's banner).
-Exit codes: 0 ok, 1 fatal, 2 partial (some users failed), 3 another run holds the lock,
-4 interrupted, 5 status cannot read the database, ${EXIT.usage} usage error (a wrong command, flag or flag value).
+Exit codes (${EXIT.usage} usage error: a wrong command, flag or flag value):
+${exitCodesOverview()}
+Each command's --help names the environment variables it reads.
 Machine output (JSON log lines, --json documents, results) goes to stdout; sentences for people
 (errors, warnings, the progress bar) go to stderr.`,
     );
@@ -81,6 +84,7 @@ Machine output (JSON log lines, --json documents, results) goes to stdout; sente
     program
       .command(name)
       .description(description)
+      .addHelpText('after', commandHelpText(name))
       .allowExcessArguments(false)
       .configureOutput(program.configureOutput())
       .showSuggestionAfterError(true)
@@ -369,7 +373,19 @@ function loadDotEnv(file = '.env'): string | undefined {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+/** Run as a program (`node dist/src/cli.js`, or the `bin` link npx and npm install make), not imported. */
+function isMain(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    // A bin link is a symlink: node runs the file it points to, argv[1] names the link.
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
   const problem = loadDotEnv();
   if (problem) {
     processIo.stderr(problem);

@@ -97,6 +97,19 @@ const refuses = (port: number) =>
     socket.once('error', () => resolve(true));
   });
 
+describe('the bin entry', () => {
+  it('npx auth0-refresh-token-sync --help prints the overview', () => {
+    execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    const help = execFileSync('npx', ['--no-install', 'auth0-refresh-token-sync', '--help'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      encoding: 'utf8',
+    });
+    expect(help).toMatch(/^Usage: auth0-refresh-token-sync \[options\] \[command\]/);
+    expect(help).toMatch(/\n  status +0 /);
+  }, 60_000);
+});
+
 describe('a signal to npm reaches the command', () => {
   it('npm run db: SIGTERM, then SIGINT, stop it; no process, port or lock is left', async () => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {

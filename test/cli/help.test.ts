@@ -43,6 +43,21 @@ describe('--help and --version', () => {
     expect(run.stdout).toContain('-h, --help');
   });
 
+  it.each(COMMANDS)('%s --help names its exit codes and the environment variables it reads; the overview lists it with its exit codes', async (command) => {
+    const { stdout } = await cli([command, '--help']);
+    expect(stdout).toMatch(/\nExit codes: 0 .*64 usage error\.\n/);
+    expect(stdout).toContain('Environment (also read from .env in the working directory):');
+    const overview = await cli(['--help']);
+    expect(overview.stdout).toMatch(new RegExp(`\\n  ${command} +0 .*64 usage error\\n`));
+  });
+
+  it('sync --help names the variables it needs', async () => {
+    const { stdout } = await cli(['sync', '--help']);
+    for (const name of ['DATABASE_URL', 'PGLITE_DATA_DIR', 'AUTH0_DOMAIN', 'AUTH0_CLIENT_ID', 'AUTH0_CLIENT_SECRET', 'SOURCE_USERS_TABLE', 'SYNC_MAX_USERS', 'LOG_LEVEL']) {
+      expect(stdout).toContain(name);
+    }
+  });
+
   it('help comes from the parser definitions: every sync flag is listed', async () => {
     const { stdout } = await cli(['help', 'sync']);
     for (const flag of ['--user <id>', '--users-file <path>', '--only-failed', '--stale <since>', '--max-users <n>', '--max-duration <duration>', '--dry-run', '--allow-mass-delete', '--from-logs']) {
