@@ -90,6 +90,37 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     expect(stderr.at(-1)).toBe('Stopped; the embedded database is free for the job again.');
   }, 60_000);
 
+  it('answers a second client with a PostgreSQL error saying it takes one connection at a time, and logs it', async () => {
+    const stop = new AbortController();
+    const { io, stdout, stderr } = captureIo();
+    const done = dbCommand({ port: '0' }, { PGLITE_DATA_DIR: dataDir }, io, stop.signal);
+    while (stdout.length === 0 && stderr.length < 2) await new Promise((r) => setTimeout(r, 50));
+    const first = new pg.Client({ connectionString: /"(.*)"/.exec(stdout[0]!)![1]! });
+    try {
+      await first.connect();
+      const url = /"(.*)"/.exec(stdout[0]!)![1]!;
+      await expect(query(url, 'select 1')).rejects.toMatchObject({
+        code: '53300',
+        severity: 'FATAL',
+        message: expect.stringContaining('the embedded database takes one connection at a time and another client is connected'),
+      });
+      expect(stderr.at(-1)).toMatch(/^Refused a second client \(127\.0\.0\.1:\d+\): the embedded database takes one connection at a time\.$/);
+      expect((await first.query('select 2 as two')).rows).toEqual([{ two: 2 }]); // the first is untouched
+      await first.end();
+      // The next one is let in (once the server has seen the first one's socket close).
+      let next: unknown;
+      for (let i = 0; i < 20 && next === undefined; i++) {
+        next = await query(url, 'select 3 as three').catch(() => new Promise((r) => setTimeout(r, 100)));
+      }
+      expect(next).toEqual([{ three: 3 }]);
+    } finally {
+      await first.end().catch(() => {});
+      stop.abort();
+      expect(await done).toBe(0);
+    }
+    expect(existsSync(`${dataDir}.lock`)).toBe(false);
+  }, 60_000);
+
   it('as a process: prints the psql command, and SIGINT stops it cleanly (exit 0, lock released)', async () => {
     const cli = startCli(['db', '--port', '0'], { PGLITE_DATA_DIR: dataDir }, { timeoutMs: 60_000 });
     await cli.waitFor('psql "postgres://postgres@127.0.0.1:');

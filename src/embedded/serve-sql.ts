@@ -1,13 +1,19 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { loadDatabaseConfig, type Env } from '../config.js';
 import { FatalError, UsageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { toSafeText } from '../upstream-text.js';
 import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
 import { DEFAULT_DEMO_DATA_DIR, hasEmbeddedDatabase, noEmbeddedDatabase } from './find-database.js';
+import { startOneClientGate, type OneClientGate } from './one-client.js';
 
 /** Loopback only: the wire protocol here has no password and no TLS. */
 const HOST = '127.0.0.1';
 const DEFAULT_PORT = 5433;
+/** What a second client reads (psql prints it after `FATAL:`). */
+const ONE_CONNECTION = 'the embedded database takes one connection at a time and another client is connected; close it and connect again (or use a PostgreSQL server through DATABASE_URL)';
 
 export interface SqlServer {
   /** The port it listens on (the one the OS chose when asked for 0). */
@@ -21,11 +27,14 @@ export interface SqlServer {
 /**
  * Serves the embedded database in `dataDir` over the PostgreSQL wire protocol on 127.0.0.1
  * (`@electric-sql/pglite-socket`), holding the directory lock while it runs, so `psql` and
- * reporting tools can query it. One client connection at a time (the socket server's limit:
- * PGlite has one session). Refuses a directory holding no database rather than creating an
+ * reporting tools can query it. One client connection at a time (PGlite has one session): a
+ * second gets a PostgreSQL error saying so (SQLSTATE 53300), and `onRefused` hears of it. Refuses a directory holding no database rather than creating an
  * empty one. `port` 0 lets the OS choose.
  */
-export async function serveEmbeddedDatabase(dataDir: string, options: { port: number; demoDataDir?: string }): Promise<SqlServer> {
+export async function serveEmbeddedDatabase(
+  dataDir: string,
+  options: { port: number; demoDataDir?: string; onRefused?: (client: string) => void },
+): Promise<SqlServer> {
   if (!hasEmbeddedDatabase(dataDir)) throw noEmbeddedDatabase(dataDir, options.demoDataDir);
   const release = acquireDirLock(dataDir, 'db');
   try {
@@ -35,11 +44,25 @@ export async function serveEmbeddedDatabase(dataDir: string, options: { port: nu
     const pglite = await PGlite.create(dataDir).catch((error: unknown) => {
       throw dataDirUnusable(dataDir, error);
     });
-    const server = new PGLiteSocketServer({ db: pglite, host: HOST, port: options.port, maxConnections: 1 });
+    // The socket server listens on a Unix socket of its own; the gate in front of it on
+    // 127.0.0.1 admits one client and answers a second with a PostgreSQL error (the socket
+    // server's own limit closes the connection without a word).
+    const socketDir = await mkdtemp(path.join(os.tmpdir(), 'pglite-socket-'));
+    const server = new PGLiteSocketServer({ db: pglite, path: path.join(socketDir, '.s.PGSQL'), maxConnections: 2 });
+    let gate: OneClientGate;
     try {
       await server.start();
+      gate = await startOneClientGate({
+        host: HOST,
+        port: options.port,
+        target: path.join(socketDir, '.s.PGSQL'),
+        message: ONE_CONNECTION,
+        onRefused: options.onRefused ?? (() => {}),
+      });
     } catch (error) {
+      await server.stop();
       await pglite.close();
+      await rm(socketDir, { recursive: true, force: true });
       const code = (error as NodeJS.ErrnoException).code;
       throw new FatalError(
         'port_unavailable',
@@ -47,7 +70,7 @@ export async function serveEmbeddedDatabase(dataDir: string, options: { port: nu
         { cause: error },
       );
     }
-    const port = Number(server.getServerConn().split(':').pop());
+    const port = gate.port;
     let closed: Promise<void> | undefined;
     return {
       port,
@@ -55,8 +78,10 @@ export async function serveEmbeddedDatabase(dataDir: string, options: { port: nu
       close() {
         closed ??= (async () => {
           try {
+            await gate.close();
             await server.stop();
             await pglite.close();
+            await rm(socketDir, { recursive: true, force: true });
           } finally {
             release();
           }
@@ -95,7 +120,11 @@ export async function dbCommand(values: { port?: string }, env: Env, io: Io, sto
       dataDir = demoDir;
     }
   }
-  const server = await serveEmbeddedDatabase(dataDir, { port, demoDataDir: env.DEMO_DATA_DIR });
+  const server = await serveEmbeddedDatabase(dataDir, {
+    port,
+    demoDataDir: env.DEMO_DATA_DIR,
+    onRefused: (client) => io.stderr(`Refused a second client (${client}): the embedded database takes one connection at a time.`),
+  });
   if (stop.aborted) {
     // Stopped while it was starting: free the database without offering it.
     await server.close();
