@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -120,6 +120,34 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     }
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
   }, 60_000);
+
+  it('with PGLITE_DATA_DIR unset and an empty .data/pglite (no tables), serves the demo\'s and says so', async () => {
+    const cwd = path.join(dir, 'checkout');
+    const { PGlite } = await import('@electric-sql/pglite');
+    await mkdir(path.join(cwd, '.data'), { recursive: true });
+    const empty = await PGlite.create(path.join(cwd, '.data', 'pglite'));
+    await empty.close();
+    execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), 'db', '--port', '0'], {
+      cwd,
+      env: { PATH: process.env.PATH, DEMO_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      for (let i = 0; i < 600 && !out.includes('psql "') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain(`The embedded database in .data/pglite holds no tables yet (npm run migrate creates them): serving the demo's, in ${dataDir}.`);
+      const url = /psql "(.*)"/.exec(out)![1]!;
+      expect(await query<{ n: number }>(url, 'select count(*)::int as n from auth0.refresh_tokens')).toEqual([{ n: expect.any(Number) }]);
+    } finally {
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+    expect(existsSync(`${dataDir}.lock`)).toBe(false);
+  }, 90_000);
 
   it('as a process: prints the psql command, and SIGINT stops it cleanly (exit 0, lock released)', async () => {
     const cli = startCli(['db', '--port', '0'], { PGLITE_DATA_DIR: dataDir }, { timeoutMs: 60_000 });

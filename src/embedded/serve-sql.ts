@@ -18,6 +18,8 @@ const ONE_CONNECTION = 'the embedded database takes one connection at a time and
 export interface SqlServer {
   /** The port it listens on (the one the OS chose when asked for 0). */
   port: number;
+  /** The database holds the job's schema (`auth0`): false for one no `migrate` has run on. */
+  migrated: boolean;
   /** A connection string for psql, pg or a BI tool: user and database `postgres`, no password. */
   url: string;
   /** Stops listening, closes the database and releases the directory lock. */
@@ -71,9 +73,11 @@ export async function serveEmbeddedDatabase(
       );
     }
     const port = gate.port;
+    const { rows } = await pglite.query<{ migrated: boolean }>("select to_regnamespace('auth0') is not null as migrated");
     let closed: Promise<void> | undefined;
     return {
       port,
+      migrated: rows[0]?.migrated === true,
       url: `postgres://postgres@${HOST}:${port}/postgres`,
       close() {
         closed ??= (async () => {
@@ -97,7 +101,7 @@ export async function serveEmbeddedDatabase(
 
 /**
  * `npm run db [-- --port N]`: serves the embedded database (PGLITE_DATA_DIR, or the demo's
- * when that is unset and only the demo has run) until `stop` aborts (the CLI's SIGINT/SIGTERM)
+ * when that is unset and only the demo has run, or the default one holds no tables), saying which, until `stop` aborts (the CLI's SIGINT/SIGTERM)
  * and prints the psql command. With DATABASE_URL set there is nothing to serve: exit 1 saying
  * to use the server.
  */
@@ -120,11 +124,26 @@ export async function dbCommand(values: { port?: string }, env: Env, io: Io, sto
       dataDir = demoDir;
     }
   }
-  const server = await serveEmbeddedDatabase(dataDir, {
-    port,
-    demoDataDir: env.DEMO_DATA_DIR,
-    onRefused: (client) => io.stderr(`Refused a second client (${client}): the embedded database takes one connection at a time.`),
-  });
+  const serve = (dir: string) =>
+    serveEmbeddedDatabase(dir, {
+      port,
+      demoDataDir: env.DEMO_DATA_DIR,
+      onRefused: (client) => io.stderr(`Refused a second client (${client}): the embedded database takes one connection at a time.`),
+    });
+  let server = await serve(dataDir);
+  if (!server.migrated) {
+    // An empty database (made by an older `status` run bare, say) holds nothing to query: the
+    // demo's does, when the directory was not chosen.
+    const demoDir = env.DEMO_DATA_DIR || DEFAULT_DEMO_DATA_DIR;
+    if (!env.PGLITE_DATA_DIR && path.resolve(demoDir) !== path.resolve(dataDir) && hasEmbeddedDatabase(demoDir)) {
+      await server.close();
+      io.stderr(`The embedded database in ${dataDir} holds no tables yet (npm run migrate creates them): serving the demo's, in ${demoDir}.`);
+      dataDir = demoDir;
+      server = await serve(dataDir);
+    } else {
+      io.stderr(`The embedded database in ${dataDir} holds no tables yet: npm run migrate creates them, npm run sync fills them.`);
+    }
+  }
   if (stop.aborted) {
     // Stopped while it was starting: free the database without offering it.
     await server.close();
