@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runCli, startCli, type CliRun } from '../helpers/cli.js';
 import { createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
@@ -9,8 +13,10 @@ import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fa
 
 let t: TestDatabase;
 let fake: FakeAuth0;
+let dir: string;
 
 beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'rt-closed-output-'));
   fake = await startFakeAuth0();
   fake.setUser('auth0|1', [makeToken('auth0|1', 1)]);
   t = await createTestDatabase();
@@ -19,6 +25,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fake.close();
   await t.drop();
+  await rm(dir, { recursive: true, force: true });
 });
 
 /** Nothing of the closed pipe reaches the other stream. */
@@ -28,6 +35,7 @@ function expectNoPipeError(run: CliRun): void {
 }
 
 describe('a closed stdout (| head -1)', () => {
+
   it.each([
     [['--help'], 'stdout', 0],
     [['sync', '--help'], 'stdout', 0],
@@ -38,6 +46,22 @@ describe('a closed stdout (| head -1)', () => {
     expectNoPipeError(run);
     expect(run.code).toBe(code);
   });
+
+  it('demo finishes its report and exits 0; db on its database keeps serving after its psql line found no reader, and SIGTERM stops it with 0', async () => {
+    const dataDir = path.join(dir, 'demo');
+    const demo = await runCli(['demo'], { DEMO_DATA_DIR: dataDir }, { close: 'stdout', timeoutMs: 90_000 });
+    expectNoPipeError(demo);
+    expect(demo.code).toBe(0);
+
+    const db = startCli(['db', '--port', '0'], { PGLITE_DATA_DIR: dataDir }, { close: 'stdout', timeoutMs: 60_000 });
+    for (let i = 0; i < 600 && !db.stderr.includes('Serving the embedded database') && db.child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(db.stderr).toContain('Serving the embedded database');
+    db.child.kill('SIGTERM');
+    const run = await db.done;
+    expectNoPipeError(run);
+    expect(run.code).toBe(0);
+    expect(existsSync(`${dataDir}.lock`)).toBe(false);
+  }, 150_000);
 
   describeServer('on a database', () => {
     it('migrate --list, status and sync exit with the code their work earned; the run is recorded succeeded', async () => {
@@ -59,6 +83,13 @@ describe('a closed stdout (| head -1)', () => {
       expectNoPipeError(migrate);
       expect(migrate.code).toBe(0);
     }, 60_000);
+
+    it('import-users finishes its import and exits 0', async () => {
+      const run = await runCli(['import-users'], envFor(fake, t.url, { LOG_LEVEL: 'info' }), { close: 'stdout', timeoutMs: 30_000 });
+      expectNoPipeError(run);
+      expect(run.code).toBe(0);
+      expect(await t.db.selectFrom('auth0.users').select('user_id').where('user_id', '=', 'auth0|1').execute()).toHaveLength(1);
+    }, 40_000);
 
     it('a closed stderr does not stop a sync either', async () => {
       const run = await runCli(['sync', '--user', 'auth0|1', '--user', 'auth0|nobody'], envFor(fake, t.url), { close: 'stderr' });
