@@ -5,6 +5,7 @@ import { main } from '../../src/cli.js';
 import { RUN_LOCK_KEY } from '../../src/run-lock.js';
 import { formatStatus } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
+import { shortenLogIds } from '../../src/wording.js';
 import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, itServer, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -59,7 +60,7 @@ describe('sync --from-logs', () => {
     fake.setUser('auth0|a', [makeToken('auth0|a', 0)]);
     const { code, stdout, stderr } = await follow();
     expect({ code, stderr }).toEqual({ code: 0, stderr: [] });
-    expect(stdout.join('\n')).toMatch(/No log checkpoint yet: following starts at the newest entry \d+ \(.+\); earlier history is covered by full passes/);
+    expect(stdout.join('\n')).toMatch(/No log checkpoint yet: following starts at the newest entry \d{8}…\d{6} \(.+\); earlier history is covered by full passes/);
     expect(await runs()).toEqual([]);
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_at: null });
     expect(fake.stats.listRequests).toBe(0);
@@ -206,7 +207,7 @@ describe('sync --from-logs', () => {
     const message = stdout.filter((l) => !l.startsWith('{'));
     expect(message).toHaveLength(1);
     expect(message[0]).toMatch(
-      new RegExp(`^The log checkpoint ${stored!.log_id} \\(.+\\) is no longer accepted \\(older than the plan's log retention, 1 to 30 days\\), so changes since then may be missed: every user is due for a full pass \\(npm run sync\\), and following resumes from the newest entry ${fake.logs.newestId()}\\.$`),
+      new RegExp(`^The log checkpoint ${shortenLogIds(stored!.log_id)} \\(.+\\) is no longer accepted \\(older than the plan's log retention, 1 to 30 days\\), so changes since then may be missed: every user is due for a full pass \\(npm run sync\\), and following resumes from the newest entry ${shortenLogIds(fake.logs.newestId()!)}\\.$`),
     );
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_at: expect.any(Date) });
     const status = formatStatus(await readStatus(t.db, sourceOf('auth0.users', 'user_id'))).join('\n');
