@@ -1,12 +1,16 @@
-import { existsSync } from 'node:fs';
+#!/usr/bin/env node
+import { existsSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './cli/import-users-args.js';
+import { describeDryRun, describeRun } from './cli/describe-run.js';
+import { commandHelpText, exitCodesOverview } from './cli/help-text.js';
+import { describeNpmEatenFlags, findNpmEatenFlags } from './cli/npm-flags.js';
 import { createProgressBar } from './cli/progress-bar.js';
 import { syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
 import type { Clock } from './clock.js';
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './config.js';
-import { openDatabase, type OpenDatabase } from './db.js';
+import { openDatabase, type OpenDatabase, type OpenOptions } from './db.js';
 import { runDemo } from './demo.js';
 import { dbCommand } from './embedded/serve-sql.js';
 import { ConfigError, SyncError, UsageError } from './errors.js';
@@ -22,13 +26,14 @@ import { processIo, type Io } from './io.js';
 import { isDatabaseRefusingUs, isDatabaseUnavailable } from './pg-errors.js';
 import { VERSION } from './version.js';
 import { runWorker } from './worker.js';
+import { plural } from './wording.js';
 
 /** Exit codes that alerting can tell apart; `usage` is sysexits' EX_USAGE (a wrong command, flag or value). */
 export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, unreadable: 5, usage: 64 } as const;
 
 /** What main opens; tests pass their own database. */
 export interface Deps {
-  openDatabase: (config: DatabaseConfig, options: { poolSize?: number; command: string; notice: (line: string) => void }) => Promise<OpenDatabase>;
+  openDatabase: (config: DatabaseConfig, options: OpenOptions) => Promise<OpenDatabase>;
   /** What `import-users` waits on (default the system clock); tests pass one that skips its waits. */
   clock?: Clock;
 }
@@ -69,8 +74,9 @@ function createProgram(
       'after',
       `
 Through npm, put the flags after --: npm run -s sync -- --dry-run (-s drops npm's banner).
-Exit codes: 0 ok, 1 fatal, 2 partial (some users failed), 3 another run holds the lock,
-4 interrupted, 5 status cannot read the database, ${EXIT.usage} usage error (a wrong command, flag or flag value).
+Exit codes (${EXIT.usage} usage error: a wrong command, flag or flag value):
+${exitCodesOverview()}
+Each command's --help names the environment variables it reads.
 Machine output (JSON log lines, --json documents, results) goes to stdout; sentences for people
 (errors, warnings, the progress bar) go to stderr.`,
     );
@@ -78,6 +84,7 @@ Machine output (JSON log lines, --json documents, results) goes to stdout; sente
     program
       .command(name)
       .description(description)
+      .addHelpText('after', commandHelpText(name))
       .allowExcessArguments(false)
       .configureOutput(program.configureOutput())
       .showSuggestionAfterError(true)
@@ -117,16 +124,22 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
   const program = createProgram(
     io,
     {
-      migrate: ({ list }) => withDatabase(loadDatabaseConfig(env), 'migrate', io, deps, ({ db }) => (list ? listMigrationsCommand(db, io) : migrate(db, io))),
+      migrate: ({ list }) => withDatabase(loadDatabaseConfig(env), 'migrate', io, deps, { existing: list === true, env }, ({ db }) => (list ? listMigrationsCommand(db, io) : migrate(db, io))),
       sync: (flags) => sync(flags, env, io, deps),
       importUsers: (flags) => importUsersCommand(flags, env, io, deps),
       worker: () => worker(env, io, deps),
       status: ({ json }) => status(env, io, deps, json === true),
       demo: () => runDemo(env, io),
-      db: (flags) => untilStopped(() => {}, (stopSignal) => dbCommand(flags, env, io, stopSignal)),
+      db: (flags) => untilStopped(() => {}, undefined, (stopSignal) => dbCommand(flags, env, io, stopSignal)),
     },
     (result) => (code = result),
   );
+  const command = program.commands.find((c) => c.name() === argv[0]);
+  const eaten = command ? findNpmEatenFlags(command, env) : [];
+  if (eaten.length > 0) {
+    io.stderr(describeNpmEatenFlags(eaten, env));
+    return EXIT.usage;
+  }
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return code;
@@ -148,17 +161,20 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
   }
 }
 
-/** Open the database (a server, or the embedded one), run `fn`, and always close it. */
+/** Open the database (a server, or the embedded one; `existing`: never create it), run `fn`, and always close it. */
 async function withDatabase(
   config: DatabaseConfig,
   command: string,
   io: Io,
   deps: Deps,
+  options: { existing: boolean; env: Env },
   fn: (database: OpenDatabase) => Promise<number>,
 ): Promise<number> {
   // The pool serves the run lock, the writer, the source reader and run bookkeeping; fetches
-  // hold no connection, so it does not grow with SYNC_CONCURRENCY.
-  const database = await deps.openDatabase(config, { poolSize: 5, command, notice: io.stderr });
+  // hold no connection, so it does not grow with SYNC_CONCURRENCY. Only `migrate` creates an
+  // embedded database: every other command needs a migrated one, and an empty one made by a
+  // bare `status` would pass for the warehouse (and `npm run db` would serve it).
+  const database = await deps.openDatabase(config, { poolSize: 5, command, notice: io.stderr, existing: options.existing, demoDataDir: options.env.DEMO_DATA_DIR });
   try {
     return await fn(database);
   } finally {
@@ -174,7 +190,7 @@ async function withDatabase(
 async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<number> {
   try {
     const config = loadDatabaseConfig(env);
-    return await withDatabase(config, 'status', io, deps, async ({ db }) => {
+    return await withDatabase(config, 'status', io, deps, { existing: true, env }, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
       const report = await readStatus(db, config.source);
       if (json) io.stdout(JSON.stringify(toStatusJson(report), null, 2));
@@ -209,8 +225,9 @@ async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
 }
 
 async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<number> {
-  const config = loadConfig(env);
-  const request = await toSyncRequest(flags, config);
+  let loaded: Config | undefined;
+  const request = await toSyncRequest(flags, () => (loaded = loadConfig(env)));
+  const config = loaded ?? loadConfig(env);
   // A bar on stderr when both streams are a terminal; `progress` log lines otherwise.
   const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs ? createProgressBar() : undefined;
   const write = progressDisplay
@@ -220,11 +237,15 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
       }
     : io.stdout;
   const logger = createCommandLogger(config, io, write);
-  return withDatabase(config, 'sync', io, deps, async ({ db, ownsDatabase }) => {
-    return untilStopped(secondSignalWarning(logger), async (stopSignal) => {
+  return withDatabase(config, 'sync', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
+    return untilStopped(secondSignalWarning(logger), undefined, async (stopSignal) => {
       if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
+      const started = Date.now();
       const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal, progressDisplay });
       if (request.dryRun) io.stdout(describeDryRun(result));
+      // The sentence for a person watching; off a terminal (cron, a pipe) the `sync finished`
+      // log line says it all, and stderr stays quiet on success (the rule of silence).
+      else if (io.stderrIsTTY && (result.status === 'succeeded' || result.status === 'partial')) io.stderr(describeRun(result, Date.now() - started));
       return exitCodeFor(result, io);
     });
   });
@@ -234,7 +255,7 @@ async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, dep
   const request = toImportRequest(flags);
   const config = loadConfig(env);
   const logger = createCommandLogger(config, io);
-  return withDatabase(config, 'import-users', io, deps, async ({ db }) => {
+  return withDatabase(config, 'import-users', io, deps, { existing: true, env }, async ({ db }) => {
     const result = await importUsers({ config, db, logger, clock: deps.clock, ...request });
     for (const line of describeImport(result)) io.stdout(line);
     // Lines skipped: applied, but not all of the export (issue #24): partial, as for a sync.
@@ -265,8 +286,9 @@ async function fromLogs(
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   const config = loadConfig(env);
   const logger = createCommandLogger(config, io);
-  return withDatabase(config, 'worker', io, deps, async ({ db, ownsDatabase }) => {
-    return untilStopped(secondSignalWarning(logger), async (stopSignal) => {
+  return withDatabase(config, 'worker', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
+    // Nobody reads the worker's log any more: stop as on SIGTERM (a Unix tool dies of SIGPIPE).
+    return untilStopped(secondSignalWarning(logger), io.stdoutClosed, async (stopSignal) => {
       await runWorker({ config, db, logger, stopSignal, runOptions: { ownsDatabase } });
       return EXIT.ok;
     });
@@ -274,12 +296,15 @@ async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
 }
 
 /**
- * Run `body` with a signal that SIGTERM or SIGINT aborts (stop taking users, finish the ones in
- * flight; stop serving); a second signal exits at once, leaving a run for the next one to mark
- * interrupted.
+ * Run `body` with a signal that SIGTERM or SIGINT (or `also`, when given) aborts (stop taking
+ * users, finish the ones in flight; stop serving); a second signal exits at once, leaving a run
+ * for the next one to mark interrupted.
  */
-async function untilStopped<T>(beforeExit: () => void, body: (stopSignal: AbortSignal) => Promise<T>): Promise<T> {
+async function untilStopped<T>(beforeExit: () => void, also: AbortSignal | undefined, body: (stopSignal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
+  const stopAlso = () => controller.abort(also?.reason);
+  if (also?.aborted) stopAlso();
+  also?.addEventListener('abort', stopAlso, { once: true });
   const handler = (signal: NodeJS.Signals) => {
     if (!controller.signal.aborted) {
       controller.abort(signal);
@@ -293,6 +318,7 @@ async function untilStopped<T>(beforeExit: () => void, body: (stopSignal: AbortS
   try {
     return await body(controller.signal);
   } finally {
+    also?.removeEventListener('abort', stopAlso);
     process.off('SIGTERM', handler);
     process.off('SIGINT', handler);
   }
@@ -300,23 +326,13 @@ async function untilStopped<T>(beforeExit: () => void, body: (stopSignal: AbortS
 
 const secondSignalWarning = (logger: Logger) => () => logger.warn('second signal: exiting now');
 
-/** What a dry run found, in one paragraph. */
-export function describeDryRun(result: SyncJobResult): string {
-  const { counts } = result;
-  return (
-    `Dry run over ${counts.usersSynced + counts.usersNotFound} users (${counts.usersNotFound} gone from Auth0, ${counts.usersFailed} failed): ` +
-    `would add ${counts.tokensAdded}, change ${counts.tokensChanged} and mark deleted ${counts.tokensDeleted} tokens. Nothing was written.` +
-    (result.wouldStop ? ` A real run would stop at the deletion guard: it would ${result.wouldStop} (see --allow-mass-delete).` : '')
-  );
-}
-
 function exitCodeFor(result: SyncJobResult, io: Io): number {
   const run = result.runId === undefined ? 'Dry run' : `Run ${result.runId}`;
   switch (result.status) {
     case 'succeeded':
       return EXIT.ok;
     case 'partial':
-      io.stderr(`${run}: ${result.counts.usersFailed} of ${result.usersTotal ?? 'the'} users failed; see auth0.user_sync_state.`);
+      io.stderr(`${run}: ${result.counts.usersFailed} of ${result.usersTotal === undefined ? 'the users' : plural(result.usersTotal, 'user')} failed; see auth0.user_sync_state.`);
       return EXIT.partial;
     case 'interrupted':
       // Lost the run lock mid-run (issue #13): not a graceful stop, so alerting sees exit 1.
@@ -358,7 +374,19 @@ function loadDotEnv(file = '.env'): string | undefined {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+/** Run as a program (`node dist/src/cli.js`, or the `bin` link npx and npm install make), not imported. */
+function isMain(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    // A bin link is a symlink: node runs the file it points to, argv[1] names the link.
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
   const problem = loadDotEnv();
   if (problem) {
     processIo.stderr(problem);

@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from './config.js';
 import type { Database } from './database.js';
+import { hasEmbeddedDatabase, noEmbeddedDatabase } from './embedded/find-database.js';
 import { openEmbeddedDatabase } from './embedded/pglite.js';
 
 // int8 (count(*), bigint ids) as a JS number: every count this job reads fits in 2^53.
@@ -34,19 +35,31 @@ export interface OpenDatabase {
   close(): Promise<void>;
 }
 
+/** How a command opens the database. */
+export interface OpenOptions {
+  poolSize?: number;
+  command: string;
+  notice: (line: string) => void;
+  /**
+   * The command only reads (`status`, `migrate --list`): an embedded directory that holds no
+   * database yet is refused (`data_dir_empty`) instead of created.
+   */
+  existing?: boolean;
+  /** Where the demo keeps its database (DEMO_DATA_DIR), named when `existing` finds none. */
+  demoDataDir?: string;
+}
+
 /**
  * The server at DATABASE_URL, or, when it is unset, the embedded database in PGLITE_DATA_DIR
  * (locked to this process; another process gets RunLockedError). `notice` receives the one line
  * that says the embedded database is in use and how to point at a server.
  */
-export async function openDatabase(
-  config: DatabaseConfig,
-  options: { poolSize?: number; command: string; notice: (line: string) => void },
-): Promise<OpenDatabase> {
+export async function openDatabase(config: DatabaseConfig, options: OpenOptions): Promise<OpenDatabase> {
   if (config.databaseUrl) {
     const db = createDb(config.databaseUrl, options);
     return { db, ownsDatabase: false, close: () => db.destroy() };
   }
+  if (options.existing && !hasEmbeddedDatabase(config.dataDir)) throw noEmbeddedDatabase(config.dataDir, options.demoDataDir);
   options.notice(
     `DATABASE_URL is not set: using the embedded PostgreSQL (PGlite) in ${config.dataDir}. Set DATABASE_URL=postgres://… to use a server.`,
   );

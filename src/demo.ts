@@ -1,4 +1,11 @@
+import { existsSync } from 'node:fs';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { loadConfig, type Env } from './config.js';
+import { acquireDirLock } from './embedded/dir-lock.js';
+import { DEFAULT_DEMO_DATA_DIR } from './embedded/find-database.js';
+import { FatalError } from './errors.js';
+import { toSafeText } from './upstream-text.js';
 import type { Io } from './io.js';
 import { openDatabase } from './db.js';
 import { formatDuration } from './duration.js';
@@ -10,24 +17,47 @@ import { followLogs } from './sync/follow-logs.js';
 import { runSyncJob } from './sync/job.js';
 
 const DEMO_USERS = 500;
+/** A file the demo leaves in its directory: a database holding it is the demo's to replace. */
+const DEMO_MARK = 'DEMO';
 
 /**
- * `npm run demo`: the whole product on a fresh machine with nothing else installed. It serves
- * a built-in Auth0-compatible sandbox tenant (generated users and tokens) on 127.0.0.1, opens
- * the embedded database in `.data/demo` (never DATABASE_URL: the sandbox's made-up tokens must
- * not land in a real warehouse), migrates, syncs, changes the tenant the way real life does
- * (revocations, a deleted user, a token used from a new network), syncs again, follows the
- * tenant logs after a revocation and a login (only those users are synced), and prints a short
- * report from the reporting views and the change history.
+ * Remove the previous demo's database from `dir`, under the directory lock (a `npm run db`
+ * serving it, or a demo still running, keeps it: RunLockedError, exit 3). Only the demo's own
+ * directory is removed (the default one, or one holding the demo's mark); any other that is not
+ * empty (DEMO_DATA_DIR pointed at a warehouse by mistake) is refused, never touched. Returns
+ * whether a previous demo's database was removed.
  */
+async function clearDemoDatabase(dir: string): Promise<boolean> {
+  if (!existsSync(dir)) return false;
+  const isDemos = existsSync(path.join(dir, DEMO_MARK)) || path.resolve(dir) === path.resolve(DEFAULT_DEMO_DATA_DIR);
+  if (!isDemos) {
+    if ((await readdir(dir)).length === 0) return false;
+    throw new FatalError(
+      'demo_dir_taken',
+      `DEMO_DATA_DIR ${toSafeText(path.resolve(dir), 300)} holds files the demo did not make, and the demo replaces its directory each time: point DEMO_DATA_DIR at a new directory.`,
+    );
+  }
+  const release = acquireDirLock(dir, 'demo');
+  try {
+    await rm(dir, { recursive: true, force: true });
+  } finally {
+    release();
+  }
+  return true;
+}
+
 export async function runDemo(env: Env, io: Io): Promise<number> {
+  const dataDir = env.DEMO_DATA_DIR || DEFAULT_DEMO_DATA_DIR;
+  // Each demo starts from a clean database: a previous demo's log checkpoint lies ahead of this
+  // sandbox's log IDs (the follow would read nothing), and its change history would pile up.
+  const previous = await clearDemoDatabase(dataDir);
   // Dates around today, so the reporting views have something to show.
   const tenant = generateTenant({ users: DEMO_USERS, manyTokensEvery: 100, seed: 42, datesAround: Date.now() });
   const fake = await startFakeAuth0();
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
   const config = loadConfig({
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
-    PGLITE_DATA_DIR: env.DEMO_DATA_DIR || '.data/demo',
+    PGLITE_DATA_DIR: dataDir,
     AUTH0_DOMAIN: fake.url,
     AUTH0_CLIENT_ID: 'test-client',
     AUTH0_CLIENT_SECRET: 'test-secret', // the sandbox's own, not a secret
@@ -35,9 +65,13 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     SYNC_MAX_DELETE_RATIO: '1',
   });
   io.stdout(`Sandbox Auth0 tenant at ${fake.url}: ${DEMO_USERS} users, ${[...tenant.values()].flat().length} refresh tokens.`);
-  const database = await openDatabase(config, { command: 'demo', notice: () => {} });
-  io.stdout(`Warehouse: embedded PostgreSQL in ${config.dataDir}.`);
+  const database = await openDatabase(config, { command: 'demo', notice: () => {} }).catch(async (error: unknown) => {
+    await fake.close();
+    throw error;
+  });
   try {
+    await writeFile(path.join(dataDir, DEMO_MARK), 'made by npm run demo, which replaces this database each time it runs\n');
+    io.stdout(`Warehouse: embedded PostgreSQL in ${config.dataDir}, new${previous ? " (the previous demo's database was replaced)" : ''}.`);
     const { db } = database;
     const { error } = await migrateToLatest(db);
     if (error) throw error;
@@ -102,7 +136,12 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
       .execute();
     io.stdout(`Change history (auth0.refresh_token_changes): ${history.map((r) => `${r.n} ${r.change}`).join(', ')}`);
     io.stdout('');
-    io.stdout(`Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run db, then the psql command it prints; npm run status; or point DATABASE_URL at a server and run npm run sync.`);
+    // Every command reads PGLITE_DATA_DIR (default .data/pglite): name the demo's directory in
+    // each hint, or `npm run status` looks where no database is.
+    io.stdout(
+      `Query it yourself: PGLITE_DATA_DIR=${config.dataDir} npm run db, then the psql command it prints; ` +
+        `PGLITE_DATA_DIR=${config.dataDir} npm run status; or point DATABASE_URL at a server and run npm run sync.`,
+    );
     return first === 'succeeded' && second === 'succeeded' && fresh ? 0 : 2;
   } finally {
     await database.close();

@@ -28,7 +28,7 @@ export async function assertMigrated(db: Kysely<any>): Promise<void> {
   if (pending.length > 0) {
     throw new FatalError(
       'pending_migrations',
-      `The database has ${pending.length} pending migration(s) (${pending.join(', ')}); run \`npm run migrate\` first.`,
+      `The database has ${pending.length} pending ${pending.length === 1 ? 'migration' : 'migrations'} (${pending.join(', ')}); run \`npm run migrate\` first.`,
     );
   }
 }

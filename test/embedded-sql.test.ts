@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -90,6 +90,65 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     expect(stderr.at(-1)).toBe('Stopped; the embedded database is free for the job again.');
   }, 60_000);
 
+  it('answers a second client with a PostgreSQL error saying it takes one connection at a time, and logs it', async () => {
+    const stop = new AbortController();
+    const { io, stdout, stderr } = captureIo();
+    const done = dbCommand({ port: '0' }, { PGLITE_DATA_DIR: dataDir }, io, stop.signal);
+    while (stdout.length === 0 && stderr.length < 2) await new Promise((r) => setTimeout(r, 50));
+    const first = new pg.Client({ connectionString: /"(.*)"/.exec(stdout[0]!)![1]! });
+    try {
+      await first.connect();
+      const url = /"(.*)"/.exec(stdout[0]!)![1]!;
+      await expect(query(url, 'select 1')).rejects.toMatchObject({
+        code: '53300',
+        severity: 'FATAL',
+        message: expect.stringContaining('the embedded database takes one connection at a time and another client is connected'),
+      });
+      expect(stderr.at(-1)).toMatch(/^Refused a second client \(127\.0\.0\.1:\d+\): the embedded database takes one connection at a time\.$/);
+      expect((await first.query('select 2 as two')).rows).toEqual([{ two: 2 }]); // the first is untouched
+      await first.end();
+      // The next one is let in (once the server has seen the first one's socket close).
+      let next: unknown;
+      for (let i = 0; i < 20 && next === undefined; i++) {
+        next = await query(url, 'select 3 as three').catch(() => new Promise((r) => setTimeout(r, 100)));
+      }
+      expect(next).toEqual([{ three: 3 }]);
+    } finally {
+      await first.end().catch(() => {});
+      stop.abort();
+      expect(await done).toBe(0);
+    }
+    expect(existsSync(`${dataDir}.lock`)).toBe(false);
+  }, 60_000);
+
+  it('with PGLITE_DATA_DIR unset and an empty .data/pglite (no tables), serves the demo\'s and says so', async () => {
+    const cwd = path.join(dir, 'checkout');
+    const { PGlite } = await import('@electric-sql/pglite');
+    await mkdir(path.join(cwd, '.data'), { recursive: true });
+    const empty = await PGlite.create(path.join(cwd, '.data', 'pglite'));
+    await empty.close();
+    execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), 'db', '--port', '0'], {
+      cwd,
+      env: { PATH: process.env.PATH, DEMO_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      for (let i = 0; i < 600 && !out.includes('psql "') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain(`The embedded database in .data/pglite holds no tables yet (npm run migrate creates them): serving the demo's, in ${dataDir}.`);
+      const url = /psql "(.*)"/.exec(out)![1]!;
+      expect(await query<{ n: number }>(url, 'select count(*)::int as n from auth0.refresh_tokens')).toEqual([{ n: expect.any(Number) }]);
+    } finally {
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+    expect(existsSync(`${dataDir}.lock`)).toBe(false);
+  }, 90_000);
+
   it('as a process: prints the psql command, and SIGINT stops it cleanly (exit 0, lock released)', async () => {
     const cli = startCli(['db', '--port', '0'], { PGLITE_DATA_DIR: dataDir }, { timeoutMs: 60_000 });
     await cli.waitFor('psql "postgres://postgres@127.0.0.1:');
@@ -106,7 +165,7 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     await mkdir(empty);
     await expect(serveEmbeddedDatabase(empty, { port: 0 })).rejects.toMatchObject({
       code: 'data_dir_empty',
-      message: expect.stringContaining('run npm run migrate and npm run sync (or npm run demo) first'),
+      message: expect.stringContaining('yet: npm run migrate creates it (then npm run sync fills it)'),
     });
     expect(existsSync(path.join(empty, 'PG_VERSION'))).toBe(false); // nothing created
 

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,6 +61,25 @@ describe('the embedded database (no DATABASE_URL)', () => {
     expect(status.stdout).toContain('succeeded');
   }, 90_000);
 
+  it('a command that needs a database creates none: it says where it looked, what to run, and where the demo keeps its own', async () => {
+    const nowhere = path.join(dir, 'not-yet', 'pglite');
+    const demo = env('pglite-migrated').PGLITE_DATA_DIR; // stands for the demo's directory
+    const run = async (argv: string[]) => {
+      const out = captureIo();
+      const code = await main(argv, { ...env(), PGLITE_DATA_DIR: nowhere, DEMO_DATA_DIR: demo }, out.io);
+      return { code, stderr: out.stderr.filter((line) => !line.startsWith('DATABASE_URL is not set')).join('\n') };
+    };
+    const expected =
+      `error [data_dir_empty]: There is no embedded database in ${nowhere} yet: npm run migrate creates it (then npm run sync fills it), ` +
+      `or set PGLITE_DATA_DIR to the directory that holds one (DATABASE_URL for a server); nothing was created. ` +
+      `The demo's database is in ${demo}: set PGLITE_DATA_DIR=${demo} to use it.`;
+    expect(await run(['status'])).toEqual({ code: 5, stderr: expected });
+    expect(await run(['migrate', '--list'])).toEqual({ code: 1, stderr: expected });
+    expect(await run(['sync'])).toEqual({ code: 1, stderr: expected });
+    expect(await run(['worker'])).toEqual({ code: 1, stderr: expected });
+    expect(existsSync(path.join(dir, 'not-yet'))).toBe(false);
+  }, 90_000);
+
   it('a second process on the same directory exits 3 instead of corrupting it', async () => {
     // A migrated directory: the worker refuses one with pending migrations.
     const worker = startCli(['worker'], { ...(await migratedCopy('pglite-worker')), SYNC_SCHEDULE: '0 0 1 1 *' }, { timeoutMs: 60_000 });
@@ -96,7 +115,7 @@ describe('acquireDirLock', () => {
     expect(() => acquireDirLock(target, 'x')).toThrow(expect.objectContaining({ code: 'data_dir_unusable' }) as never);
 
     const out = captureIo();
-    expect(await main(['status'], { PGLITE_DATA_DIR: target }, out.io)).toBe(5); // status: cannot read
+    expect(await main(['migrate'], { PGLITE_DATA_DIR: target }, out.io)).toBe(1);
     expect(out.stderr.at(-1)).toBe(
       `error [data_dir_unusable]: The embedded database directory ${target} cannot be used (a part of the path is a file, not a directory); set PGLITE_DATA_DIR to a writable directory, or DATABASE_URL to use a PostgreSQL server.`,
     );

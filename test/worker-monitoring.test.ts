@@ -436,7 +436,7 @@ describe('worker start', () => {
       const code = await main(['worker'], envFor(fake, empty.url, { SYNC_RUN_ON_START: 'true' }), out.io, cliDeps(empty));
       expect(code).toBe(1);
       expect(out.stderr).toHaveLength(1);
-      expect(out.stderr[0]).toMatch(/^error \[pending_migrations\]: The database has \d+ pending migration\(s\) \(.*\); run `npm run migrate` first\.$/);
+      expect(out.stderr[0]).toMatch(/^error \[pending_migrations\]: The database has \d+ pending migrations? \(.*\); run `npm run migrate` first\.$/);
       expect(out.logs().map((l) => l.msg)).not.toContain('worker started');
     } finally {
       await empty.drop();

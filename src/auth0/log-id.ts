@@ -1,4 +1,5 @@
 import { checkIdText, stripControlCharacters } from '../upstream-text.js';
+import { shortenId } from '../wording.js';
 
 /**
  * Longest log id the follower accepts, in characters. Auth0's are 56 digits today
@@ -40,12 +41,7 @@ export function compareLogIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/**
- * A log id for a sentence people read: control characters stripped, and a long one shortened to
- * its first and last 8 characters (`90020261…00000523`; Auth0's are 56 digits). JSON output,
- * status tables and the database keep it whole.
- */
+/** A log id for a sentence people read: control characters stripped, a long one shortened (`shortenId`). */
 export function describeLogId(id: string): string {
-  const printable = stripControlCharacters(id);
-  return printable.length > 20 ? `${printable.slice(0, 8)}…${printable.slice(-8)}` : printable;
+  return shortenId(stripControlCharacters(id));
 }

@@ -49,15 +49,17 @@ const MAX_DURATION_MS = 366 * 86_400_000;
 /**
  * Flags to a run request; one sentence naming the flag to fix when a value is wrong or they
  * do not fit together. A `--users-file` is read and checked in full here, before any run
- * starts, so a bad line never leaves a half run.
+ * starts, so a bad line never leaves a half run. `loadConfig` is called only once every flag
+ * has passed, for the budget defaults: a wrong flag is a usage error (exit 64) whatever the
+ * configuration, and a wrong configuration is exit 1 only with flags that are right.
  */
-export async function toSyncRequest(values: SyncValues, config: Config) {
+export async function toSyncRequest(values: SyncValues, loadConfig: () => Pick<Config, 'sync'>) {
   const explicit = values.user !== undefined || values.usersFile !== undefined;
   const kinds = [explicit, values.onlyFailed === true, values.stale !== undefined].filter(Boolean).length;
   if (kinds > 1) throw new UsageError('--user/--users-file, --only-failed and --stale choose users in different ways: use one');
   const fromFlags = [...new Set((values.user ?? []).map(toFlagUserId))];
-  const maxUsers = values.maxUsers === undefined ? config.sync.maxUsers : parseMaxUsers(values.maxUsers);
-  const maxDurationMs = values.maxDuration === undefined ? config.sync.maxDurationMs : parseMaxDuration(values.maxDuration);
+  const maxUsersFlag = values.maxUsers === undefined ? undefined : parseMaxUsers(values.maxUsers);
+  const maxDurationFlag = values.maxDuration === undefined ? undefined : parseMaxDuration(values.maxDuration);
   // The tenant logs choose the users, all of them: a selection, a budget or a dry run would skip entries.
   const fromLogs = values.fromLogs === true;
   if (fromLogs && (kinds > 0 || values.dryRun || values.maxUsers !== undefined || values.maxDuration !== undefined)) {
@@ -76,6 +78,9 @@ export async function toSyncRequest(values: SyncValues, config: Config) {
     selection = { kind: 'stale', since: parseSince(values.stale) };
   }
 
+  const { sync: defaults } = loadConfig();
+  const maxUsers = maxUsersFlag ?? defaults.maxUsers;
+  const maxDurationMs = maxDurationFlag ?? defaults.maxDurationMs;
   const backfill = selection.kind !== 'source';
   const args = Object.fromEntries(
     Object.entries({

@@ -1,11 +1,7 @@
 /**
  * Runs the fake Auth0 tenant as its own process (benchmark and demo sandbox):
  *
- *   node --import tsx src/sandbox/serve.ts [--port N] [--users N] [--max-tokens N] [--many-every N]
- *     [--rps N [--burst N]] [--latency MS] [--fault-rate F] [--seed N] [--users-out PATH] [--no-early-access]
- *     [--export-users N] [--recent] [--change-every SECONDS [--change-percent P]] [--for-people]
- *     [--logs-inclusive-from] [--logs-stuck-next] [--logs-expired refuse|empty|oldest]
- *     [--logs-duplicates] [--logs-out-of-order] [--logs-hostile-ids] [--logs-hostile-next]
+ *   node --import tsx src/sandbox/serve.ts [flags]     (`--help` lists them; README "Commands and exit codes")
  *
  * Prints one JSON line `{"url","clientId","users","earlyAccess"}` once listening; answers a `stats` line on
  * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share of the users (see changeUsers) and
@@ -19,108 +15,156 @@
  * (default 1) % of the users every S seconds, so a worker pointed at it has something to sync.
  * `--for-people` (`npm run sandbox`) prints, instead of the JSON line, the variables that point
  * the job at the tenant.
- * The `--logs-*` flags make `GET /api/v2/logs` misbehave (issue #18; see LogQuirks in logs.ts):
- * `--logs-inclusive-from` starts each page with the `from` entry itself; `--logs-stuck-next` points
- * the `Link` always at the `from` just called; `--logs-expired` answers a `from` older than
- * retention with a 400 (`refuse`, the default), `[]` (`empty`) or the oldest entry held
- * (`oldest`); `--logs-duplicates` sends every entry twice; `--logs-out-of-order` sends a page
- * newest first; `--logs-hostile-ids` adds an entry whose `log_id` holds an ANSI escape, a NUL or
- * 600 characters to each page; `--logs-hostile-next` puts such an id in the `Link`.
+ * The `--logs-*` flags make `GET /api/v2/logs` misbehave (issue #18; see LogQuirks in logs.ts).
  * An `expire LOG_ID` line on stdin drops the entries before LOG_ID, as retention does, and
  * answers `{"oldest"}`.
  */
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
 import { aroundNow, generateTenant, makeToken } from './tenant.js';
-
-function numberOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max = Infinity): number {
-  const raw = values[name];
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) {
-    throw new RangeError(`--${name} must be a number between ${min} and ${max}, got '${String(raw)}'`);
-  }
-  return value;
-}
 
 // The benchmark reads the client id from the ready line; the secret is the server's default, 'test-secret'.
 const CLIENT_ID = 'test-client';
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string' },
-      users: { type: 'string' },
-      'max-tokens': { type: 'string' },
-      'many-every': { type: 'string' },
-      rps: { type: 'string' },
-      burst: { type: 'string' },
-      latency: { type: 'string' },
-      'fault-rate': { type: 'string' },
-      seed: { type: 'string' },
-      'users-out': { type: 'string' },
-      'no-early-access': { type: 'boolean' },
-      'export-users': { type: 'string' },
-      recent: { type: 'boolean' },
-      'change-every': { type: 'string' },
-      'change-percent': { type: 'string' },
-      'for-people': { type: 'boolean' },
-      'logs-inclusive-from': { type: 'boolean' },
-      'logs-stuck-next': { type: 'boolean' },
-      'logs-expired': { type: 'string' },
-      'logs-duplicates': { type: 'boolean' },
-      'logs-out-of-order': { type: 'boolean' },
-      'logs-hostile-ids': { type: 'boolean' },
-      'logs-hostile-next': { type: 'boolean' },
-    },
-    strict: true,
-  });
+/** Exit code of a usage error (sysexits' EX_USAGE), as the job's CLI uses. */
+const EXIT_USAGE = 64;
 
-  const users = Math.floor(numberOption(values, 'users', 1000, 0));
-  const seed = Math.floor(numberOption(values, 'seed', 1, 0));
-  const rps = values.rps === undefined ? undefined : numberOption(values, 'rps', 0, Number.MIN_VALUE);
-  const burst = numberOption(values, 'burst', rps ?? 1, 1);
-
-  const expired = values['logs-expired'];
-  if (expired !== undefined && expired !== 'refuse' && expired !== 'empty' && expired !== 'oldest') {
-    throw new RangeError(`--logs-expired must be refuse, empty or oldest, got '${expired}'`);
+/** A number flag's parser: refuses what is not a number in [min, max] with one sentence. */
+const number = (min: number, max = Infinity) => (raw: string) => {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
+    const from = min === Number.MIN_VALUE ? 'a number above 0' : `a number from ${min}`;
+    throw new InvalidArgumentError(max === Infinity ? `It takes ${from} or more.` : `It takes ${from} to ${max}.`);
   }
+  return value;
+};
+
+/**
+ * The flags, their help and their checks in one place (commander, as the job's CLI): `--help`
+ * prints them, a typo gets a suggestion, and a usage error exits 64.
+ */
+function createProgram(): Command {
+  return new Command('sandbox')
+    .description("Serve a fake Auth0 tenant (the Management API's token, refresh-token, logs and users-export routes) on 127.0.0.1 until SIGTERM or Ctrl-C.")
+    .option('--port <n>', 'port to listen on (0 picks a free one)', number(0, 65535), 0)
+    .option('--users <n>', 'users in the tenant', number(0), 1000)
+    .option('--max-tokens <n>', 'most tokens of one user', number(0), 5)
+    .option('--many-every <n>', 'every n-th user holds hundreds of tokens (0: none)', number(0), 0)
+    .option('--rps <n>', 'rate limit: requests per second (429 with x-ratelimit-reset above it)', number(Number.MIN_VALUE))
+    .option('--burst <n>', 'rate limit: the burst allowed (default --rps)', number(1))
+    .option('--latency <ms>', 'delay before every answer', number(0), 0)
+    .option('--fault-rate <f>', 'share of requests answered 500 or cut (0 to 1)', number(0, 1), 0)
+    .option('--seed <n>', 'seed of the generated tenant and the faults', number(0), 1)
+    .option('--users-out <path>', 'write the user IDs there, one a line')
+    .option('--no-early-access', 'answer the Early Access GET /api/v2/refresh-tokens as an unknown route')
+    .option('--export-users <n>', 'every users export holds n generated users (made while served)', number(0))
+    .option('--recent', 'date every token around now (default 2023-2024, fixed for the benchmark)')
+    .option('--change-every <seconds>', 'change --change-percent of the users every so often (0: never)', number(0), 0)
+    .option('--change-percent <p>', 'share of the users each change touches', number(Number.MIN_VALUE, 100), 1)
+    .option('--for-people', 'print the variables that point the job at the tenant instead of the JSON line')
+    .option('--logs-inclusive-from', 'logs: start each page with the `from` entry itself')
+    .option('--logs-stuck-next', 'logs: point the Link header always at the `from` just called')
+    .addOption(
+      new Option('--logs-expired <answer>', 'logs: answer a `from` older than retention with a 400, [] or the oldest entry held').choices([
+        'refuse',
+        'empty',
+        'oldest',
+      ]),
+    )
+    .option('--logs-duplicates', 'logs: send every entry twice')
+    .option('--logs-out-of-order', 'logs: send each page newest first')
+    .option('--logs-hostile-ids', 'logs: add an entry whose log_id holds an ANSI escape, a NUL or 600 characters to each page')
+    .option('--logs-hostile-next', 'logs: put such an id in the Link header')
+    .addHelpText(
+      'after',
+      `
+Without --for-people it prints one JSON line {"url","clientId","users","earlyAccess"} once listening, and
+answers lines on stdin: stats (the request counts as JSON), reset, change PERCENT ({"changedUsers"}),
+expire LOG_ID (drops the entries before it, as retention does; {"oldest"}).
+Through npm, put the flags after --: npm run sandbox -- --port 0.
+Exit codes: 0 stopped by SIGTERM or SIGINT, 1 cannot serve (the port is in use), ${EXIT_USAGE} usage error.`,
+    )
+    .showSuggestionAfterError(true)
+    .allowExcessArguments(false)
+    .exitOverride();
+}
+
+interface SandboxFlags {
+  port: number;
+  users: number;
+  maxTokens: number;
+  manyEvery: number;
+  rps?: number;
+  burst?: number;
+  latency: number;
+  faultRate: number;
+  seed: number;
+  usersOut?: string;
+  earlyAccess: boolean;
+  exportUsers?: number;
+  recent?: boolean;
+  changeEvery: number;
+  changePercent: number;
+  forPeople?: boolean;
+  logsInclusiveFrom?: boolean;
+  logsStuckNext?: boolean;
+  logsExpired?: 'refuse' | 'empty' | 'oldest';
+  logsDuplicates?: boolean;
+  logsOutOfOrder?: boolean;
+  logsHostileIds?: boolean;
+  logsHostileNext?: boolean;
+}
+
+async function main(argv: string[]): Promise<number | undefined> {
+  const program = createProgram();
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    throw error;
+  }
+  const values = program.opts<SandboxFlags>();
+  const users = Math.floor(values.users);
+  const seed = Math.floor(values.seed);
+  const rps = values.rps;
+  const burst = values.burst ?? rps ?? 1;
+
   const tenant = generateTenant({
     users,
     seed,
-    maxTokensPerUser: Math.floor(numberOption(values, 'max-tokens', 5, 0)),
-    manyTokensEvery: Math.floor(numberOption(values, 'many-every', 0, 0)),
+    maxTokensPerUser: Math.floor(values.maxTokens),
+    manyTokensEvery: Math.floor(values.manyEvery),
     datesAround: values.recent ? Date.now() : undefined,
   });
   const fake = await startFakeAuth0({
     clientId: CLIENT_ID,
-    port: Math.floor(numberOption(values, 'port', 0, 0, 65535)),
+    port: Math.floor(values.port),
     rateLimit: rps === undefined ? undefined : { perSecond: rps, burst },
-    latencyMs: numberOption(values, 'latency', 0, 0),
-    faultRate: numberOption(values, 'fault-rate', 0, 0, 1),
+    latencyMs: values.latency,
+    faultRate: values.faultRate,
     seed,
-    earlyAccess: !values['no-early-access'],
-    usersExport: values['export-users'] === undefined ? undefined : { generatedUsers: Math.floor(numberOption(values, 'export-users', 0, 0)) },
+    earlyAccess: values.earlyAccess,
+    usersExport: values.exportUsers === undefined ? undefined : { generatedUsers: Math.floor(values.exportUsers) },
     logQuirks: {
-      inclusiveFrom: values['logs-inclusive-from'],
-      stuckNext: values['logs-stuck-next'],
-      expired,
-      duplicates: values['logs-duplicates'],
-      outOfOrder: values['logs-out-of-order'],
-      hostileIds: values['logs-hostile-ids'],
-      hostileNext: values['logs-hostile-next'],
+      inclusiveFrom: values.logsInclusiveFrom,
+      stuckNext: values.logsStuckNext,
+      expired: values.logsExpired,
+      duplicates: values.logsDuplicates,
+      outOfOrder: values.logsOutOfOrder,
+      hostileIds: values.logsHostileIds,
+      hostileNext: values.logsHostileNext,
     },
   });
   for (const [userId, tokens] of tenant) fake.users.set(userId, tokens);
 
-  const usersOut = values['users-out'];
+  const usersOut = values.usersOut;
   if (usersOut) await writeFile(usersOut, [...tenant.keys()].map((id) => `${id}\n`).join(''));
 
   let round = 0;
-  const changeEvery = numberOption(values, 'change-every', 0, 0);
-  const changePercent = numberOption(values, 'change-percent', 1, Number.MIN_VALUE, 100);
+  const changeEvery = values.changeEvery;
+  const changePercent = values.changePercent;
   const changer = changeEvery > 0 ? setInterval(() => changeUsers(fake, changePercent, (round += 1), values.recent ? Date.now() : undefined), changeEvery * 1000) : undefined;
 
   let closing = false;
@@ -131,7 +175,7 @@ async function main(): Promise<void> {
     fake.close().then(
       () => process.exit(0),
       (err: unknown) => {
-        console.error(err);
+        console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
         process.exit(1);
       },
     );
@@ -141,23 +185,23 @@ async function main(): Promise<void> {
 
   const stdin = createInterface({ input: process.stdin });
   stdin.on('line', (line) => {
-    if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify(fake.stats)}\n`);
+    if (line.trim() === 'stats') write(JSON.stringify(fake.stats));
     if (line.trim() === 'reset') fake.resetStats();
     const expire = /^expire (\S+)$/.exec(line.trim());
     if (expire) {
       fake.logs.expireBefore(expire[1]!);
-      process.stdout.write(`${JSON.stringify({ oldest: fake.logs.entries[0]?.log_id ?? null })}\n`);
+      write(JSON.stringify({ oldest: fake.logs.entries[0]?.log_id ?? null }));
     }
     const change = /^change ([\d.]+)$/.exec(line.trim());
-    if (change) process.stdout.write(`${JSON.stringify({ changedUsers: changeUsers(fake, Number(change[1]), (round += 1), values.recent ? Date.now() : undefined) })}\n`);
+    if (change) write(JSON.stringify({ changedUsers: changeUsers(fake, Number(change[1]), (round += 1), values.recent ? Date.now() : undefined) }));
   });
 
-  if (!values['for-people']) {
-    process.stdout.write(`${JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users, earlyAccess: !values['no-early-access'] })}\n`);
-    return;
+  if (!values.forPeople) {
+    write(JSON.stringify({ url: fake.url, clientId: CLIENT_ID, users, earlyAccess: values.earlyAccess }));
+    return undefined;
   }
   const tokens = [...tenant.values()].reduce((sum, list) => sum + list.length, 0);
-  process.stdout.write(
+  write(
     [
       `Sandbox Auth0 tenant on ${fake.url}: ${users} users, ${tokens} refresh tokens${values.recent ? ', dated around today' : ''}` +
         (changer ? `; ${changePercent}% of the users change every ${changeEvery} s.` : '.'),
@@ -170,12 +214,24 @@ async function main(): Promise<void> {
       '  export PGLITE_DATA_DIR=.data/sandbox',
       '',
       '  npm run migrate && npm run import-users && npm run sync',
+      '  npm run sync -- --from-logs   # the first follow only sets its checkpoint at the newest log entry; later ones sync what changed since',
       '  METRICS_PORT=9464 SYNC_SCHEDULE="* * * * *" npm run worker   # then curl -s 127.0.0.1:9464/metrics',
       '',
       'Ctrl-C stops the tenant.',
-      '',
     ].join('\n'),
   );
+  return undefined;
+}
+
+/**
+ * One line on stdout, unless stdout is closed (`| head -1` exited): the write's EPIPE would
+ * otherwise crash the tenant with a stack trace. It keeps serving; SIGTERM or Ctrl-C stops it.
+ */
+let stdoutClosed = false;
+process.stdout.on('error', () => (stdoutClosed = true));
+process.stderr.on('error', () => {});
+function write(line: string): void {
+  if (!stdoutClosed) process.stdout.write(`${line}\n`);
 }
 
 /**
@@ -207,7 +263,12 @@ function changeUsers(fake: FakeAuth0, percent: number, round: number, now?: numb
   return changed;
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -31,6 +31,7 @@ import {
 } from '../warehouse/log-checkpoint.js';
 import { readLogFollowRetries, updateLogFollowRetries, type LogFollowRetry } from '../warehouse/log-follow-retries.js';
 import { runSyncJob, type SyncJobResult } from './job.js';
+import { plural } from '../wording.js';
 import { createLogEvidence } from './log-evidence.js';
 import type { PriorityLane } from './priority-lane.js';
 
@@ -278,7 +279,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
         if (!handOff.complete) {
           result.outcome = 'stopped';
           result.messages.push(
-            `The pass in progress (run ${handOff.runId}) ended before it had synced the ${plural(userIds.length, 'user', 'users')} handed to it: the log checkpoint stays at ${describeLogId(from)}, and the next follow reads these entries again.`,
+            `The pass in progress (run ${handOff.runId}) ended before it had synced the ${plural(userIds.length, 'user')} handed to it: the log checkpoint stays at ${describeLogId(from)}, and the next follow reads these entries again.`,
           );
           return result;
         }
@@ -337,7 +338,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     await recordNewest(from, batch.end, newest);
     const skippedTotal = Object.values(result.skipped).reduce((a, b) => a + b, 0);
     result.messages.push(
-      `Read ${result.entriesRead} log entries up to ${describeLogId(from)}: synced ${plural(result.usersChanged, 'user', 'users')} in ${plural(result.runs.length, 'run', 'runs')}` +
+      `Read ${result.entriesRead} log entries up to ${describeLogId(from)}: synced ${plural(result.usersChanged, 'user')} in ${plural(result.runs.length, 'run')}` +
         (result.usersHandedOff > 0 ? ` (${result.usersHandedOff} of them through the pass in progress)` : '') +
         (result.usersRetried > 0 ? `, ${result.usersRetried} of them retried after an earlier follow could not sync them` : '') +
         (result.usersToRetry > 0 ? `, ${result.usersToRetry} failed again and are kept for the next follow` : '') +
@@ -435,5 +436,3 @@ function stopSentence(end: LogReadEnd | undefined, pages: number, bounds: { maxP
       return undefined;
   }
 }
-
-const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;

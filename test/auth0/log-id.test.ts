@@ -21,8 +21,8 @@ describe('checkLogId', () => {
     expect(logIdOf({ log_id: '901' })).toBe('901');
     expect(logIdOf({ log_id: '9\u00000' })).toBeUndefined();
     expect(logIdOf(undefined)).toBeUndefined();
-    expect(describeLogId('\u001b[2J9'.padEnd(600, '0'))).toBe('90000000…00000000');
-    expect(describeLogId('9002026120100000000000000000523')).toBe('90020261…00000523');
+    expect(describeLogId('\u001b[2J9'.padEnd(600, '0'))).toBe('90000000…000000');
+    expect(describeLogId('9002026120100000000000000000523')).toBe('90020261…000523');
     expect(describeLogId('90020261')).toBe('90020261');
   });
 });

@@ -43,6 +43,21 @@ describe('--help and --version', () => {
     expect(run.stdout).toContain('-h, --help');
   });
 
+  it.each(COMMANDS)('%s --help names its exit codes and the environment variables it reads; the overview lists it with its exit codes', async (command) => {
+    const { stdout } = await cli([command, '--help']);
+    expect(stdout).toMatch(/\nExit codes: 0 .*64 usage error\.\n/);
+    expect(stdout).toContain('Environment (also read from .env in the working directory):');
+    const overview = await cli(['--help']);
+    expect(overview.stdout).toMatch(new RegExp(`\\n  ${command} +0 .*64 usage error\\n`));
+  });
+
+  it('sync --help names the variables it needs', async () => {
+    const { stdout } = await cli(['sync', '--help']);
+    for (const name of ['DATABASE_URL', 'PGLITE_DATA_DIR', 'AUTH0_DOMAIN', 'AUTH0_CLIENT_ID', 'AUTH0_CLIENT_SECRET', 'SOURCE_USERS_TABLE', 'SYNC_MAX_USERS', 'LOG_LEVEL']) {
+      expect(stdout).toContain(name);
+    }
+  });
+
   it('help comes from the parser definitions: every sync flag is listed', async () => {
     const { stdout } = await cli(['help', 'sync']);
     for (const flag of ['--user <id>', '--users-file <path>', '--only-failed', '--stale <since>', '--max-users <n>', '--max-duration <duration>', '--dry-run', '--allow-mass-delete', '--from-logs']) {
@@ -99,6 +114,33 @@ describe('usage errors exit 64 with one sentence and a suggestion', () => {
     const config = await cli(['sync']);
     expect(config.code).toBe(1);
     expect(config.stderr).toContain('AUTH0_DOMAIN is required');
+    // One mistake, one exit code: the wrong flag is 64 with no configuration at all too.
+    const both = await cli(['sync', '--max-users', '0']);
+    expect(both.code).toBe(64);
+    expect(both.stderr).toMatch(/^error \[usage\]: --max-users takes a whole number/);
+  });
+});
+
+describe("npm's own flags (npm run sync --dry-run, without --)", () => {
+  it('refuses to run, in one sentence saying to put the flags after --', async () => {
+    const npm = { npm_lifecycle_event: 'sync', npm_config_dry_run: 'true' };
+    const run = await cli(['sync'], { ...npm, DATABASE_URL: migrated.url, AUTH0_DOMAIN: 'x.auth0.com', AUTH0_CLIENT_ID: 'id', AUTH0_CLIENT_SECRET: 's' }, migrated);
+    expect(run).toEqual({
+      code: 64,
+      stdout: '',
+      stderr: "error [usage]: npm kept --dry-run for itself, so nothing was run: put the command's flags after --, as in npm run sync -- --dry-run",
+    });
+    const status = await cli(['status'], { npm_lifecycle_event: 'status', npm_config_json: 'true' });
+    expect(status.code).toBe(64);
+    expect(status.stderr).toContain('npm run status -- --json');
+    const values = await cli(['sync'], { npm_lifecycle_event: 'sync', npm_config_user: 'true', npm_config_stale: '7d' });
+    expect(values.stderr).toContain('npm run sync -- --user <id> --stale=7d');
+  });
+
+  it("npm's settings that are not the command's flags, and the same variables outside npm, change nothing", async () => {
+    const env = { npm_lifecycle_event: 'status', npm_config_dry_run: 'true', npm_config_registry: 'https://registry.npmjs.org/' };
+    expect((await cli(['status'], { ...env, DATABASE_URL: migrated.url }, migrated)).code).not.toBe(64);
+    expect((await cli(['status'], { npm_config_json: 'true', DATABASE_URL: migrated.url }, migrated)).code).not.toBe(64);
   });
 });
 

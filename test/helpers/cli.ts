@@ -27,6 +27,11 @@ export interface CliOptions {
   timeoutMs?: number;
   /** Arguments for node before the script (`--import ./test/helpers/print-peak-rss.ts`). */
   nodeArgs?: string[];
+  /**
+   * Close our end of this stream at once, as `| head -1` does once it has its line: every
+   * write of the child's to it then fails with EPIPE.
+   */
+  close?: 'stdout' | 'stderr';
 }
 
 /** Start `src/cli.ts` in a real child process, as `npm run <command>` would, with only `env` set. */
@@ -44,6 +49,7 @@ export function startCli(args: string[], env: Record<string, string | undefined>
     for (const w of waiters.filter((w) => stdout.includes(w.text))) w.resolve();
   });
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  if (options.close) child[options.close]!.destroy();
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
   const done = new Promise<CliRun>((resolve, reject) => {
     child.on('error', reject);

@@ -13,6 +13,28 @@ afterEach(async () => {
   child = undefined;
 });
 
+/** Run serve.ts to its end (usage errors and --help exit at once). */
+function runServe(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  run.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  run.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => run.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('src/sandbox/serve.ts keeps the conventions of the CLI', () => {
+  it('--help lists every flag and exits 0; a typo gets a suggestion and exit 64, as does a bad value', async () => {
+    const [help, typo, value] = await Promise.all([runServe(['--help']), runServe(['--chnage-every', '5']), runServe(['--fault-rate', '2'])]);
+    expect(help.code).toBe(0);
+    for (const flag of ['--port <n>', '--users <n>', '--recent', '--change-every <seconds>', '--change-percent <p>', '--for-people', '--no-early-access']) {
+      expect(help.stdout).toContain(flag);
+    }
+    expect(typo).toMatchObject({ code: 64, stderr: "error: unknown option '--chnage-every'\n(Did you mean --change-every?)\n" });
+    expect(value).toMatchObject({ code: 64, stderr: "error: option '--fault-rate <f>' argument '2' is invalid. It takes a number from 0 to 1.\n" });
+  }, 20_000);
+});
+
 describe('src/sandbox/serve.ts', () => {
   it('--no-early-access serves only GET /api/v2/users/{user_id}/refresh-tokens', async () => {
     child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--users', '3', '--no-early-access'], {
@@ -52,6 +74,8 @@ describe('src/sandbox/serve.ts', () => {
     expect(out).toContain('export AUTH0_CLIENT_ID=test-client\n');
     expect(out).toContain('export AUTH0_CLIENT_SECRET=test-secret');
     expect(out).toContain('export PGLITE_DATA_DIR=.data/sandbox\n');
+    // The first follow only records its checkpoint: the recipe says so.
+    expect(out).toContain('npm run sync -- --from-logs   # the first follow only sets its checkpoint');
 
     const tokenRes = await fetch(`${url}/oauth/token`, {
       method: 'POST',

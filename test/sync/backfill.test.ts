@@ -327,7 +327,7 @@ describe('--dry-run', () => {
     const { code, stdout } = await sync(['--dry-run', '--user', user]);
     expect(code).toBe(0);
     expect(stdout.find((l) => l.startsWith('Dry run'))).toBe(
-      'Dry run over 1 users (0 gone from Auth0, 0 failed): would add 2, change 0 and mark deleted 0 tokens. Nothing was written.',
+      'Dry run over 1 user (0 gone from Auth0, 0 failed): would add 2, change 0 and mark deleted 0 tokens. Nothing was written.',
     );
     expect(await snapshot(t.db)).toEqual(before);
   });

@@ -60,7 +60,7 @@ describe('sync --from-logs', () => {
     fake.setUser('auth0|a', [makeToken('auth0|a', 0)]);
     const { code, stdout, stderr } = await follow();
     expect({ code, stderr }).toEqual({ code: 0, stderr: [] });
-    expect(stdout.join('\n')).toMatch(/No log checkpoint yet: following starts at the newest entry \d{8}…\d{8} \(.+\); earlier history is covered by full passes/);
+    expect(stdout.join('\n')).toMatch(/No log checkpoint yet: following starts at the newest entry \d{8}…\d{6} \(.+\); earlier history is covered by full passes/);
     expect(await runs()).toEqual([]);
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_at: null });
     expect(fake.stats.listRequests).toBe(0);

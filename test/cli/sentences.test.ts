@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { main } from '../../src/cli.js';
+import { plural, shortenId } from '../../src/wording.js';
+import { captureIo, cliDeps, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+
+// Issue #19: sentences for people say "1 user", never "user(s)"; long log IDs are shortened in
+// them (kept whole in JSON and tables); a sync on a terminal ends with one sentence.
+
+describe('wording', () => {
+  it('plural', () => {
+    expect([plural(0, 'user'), plural(1, 'user'), plural(2, 'user'), plural(1, 'entry', 'entries'), plural(3, 'entry', 'entries')]).toEqual([
+      '0 users',
+      '1 user',
+      '2 users',
+      '1 entry',
+      '3 entries',
+    ]);
+  });
+
+  it('shortenId keeps short IDs, shortens long ones to their first 8 and last 6 characters', () => {
+    expect(shortenId('9002026120100000000000000000042')).toBe('90020261…000042');
+    expect(shortenId('12345678901234567890123456789012345678901234567890123456')).toBe('12345678…123456');
+    expect(shortenId('1234567890123456789')).toBe('1234567890123456789');
+  });
+});
+
+describeServer('sync on a terminal', () => {
+  let t: TestDatabase;
+  let fake: FakeAuth0;
+  beforeAll(async () => {
+    fake = await startFakeAuth0();
+    fake.setUser('auth0|1', [makeToken('auth0|1', 1), makeToken('auth0|1', 2)]);
+    t = await createTestDatabase();
+    await loadUsers(t.db, ['auth0|1', 'auth0|gone']);
+  });
+  afterAll(async () => {
+    await fake.close();
+    await t.drop();
+  });
+
+  it('ends with one sentence on stderr; off a terminal stderr stays quiet', async () => {
+    const tty = captureIo();
+    expect(await main(['sync'], envFor(fake, t.url), { ...tty.io, stderrIsTTY: true }, cliDeps(t))).toBe(0);
+    expect(tty.stderr).toEqual([
+      expect.stringMatching(/^Run \d+ succeeded in [\d.]+ s: synced 1 user \(1 gone from Auth0, 0 failed\); 2 tokens seen: 2 new, 0 changed, 0 marked deleted\.$/),
+    ]);
+    const pipe = captureIo();
+    expect(await main(['sync'], envFor(fake, t.url), pipe.io, cliDeps(t))).toBe(0);
+    expect(pipe.stderr).toEqual([]);
+  });
+
+  it('sync --from-logs shortens the log IDs in its sentences', async () => {
+    const out = captureIo();
+    expect(await main(['sync', '--from-logs'], envFor(fake, t.url), out.io, cliDeps(t))).toBe(0);
+    const text = out.stdout.join('\n') + out.stderr.join('\n');
+    expect(text).toMatch(/\d{8}…\d{6}/);
+    expect(text).not.toMatch(/\d{20}/);
+  });
+});
