@@ -42,7 +42,7 @@ export interface WorkerOptions {
  * (and, with NOTIFY_WEBHOOK_URL, notified) and the schedule goes on. When the log checkpoint
  * says history was lost and no full pass has started since, it starts one pass at once (once per
  * loss, after the pass in progress) and reports the due pass in health and metrics (issue #18).
- * With METRICS_PORT it serves `/metrics` and `/healthz` (see README "Monitoring and alerts").
+ * With METRICS_PORT it serves `/metrics` and `/healthz` (see docs/operations.md "Monitoring and alerts").
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const { config, db, logger, stopSignal } = options;

@@ -64,12 +64,12 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
 
       const [row] = await query<{ n: number }>(url, 'select count(*)::int as n from auth0.active_refresh_tokens');
       expect(row).toEqual({ n: liveTokens });
-      // The README's reporting views answer too.
+      // The reporting views answer too.
       const perClient = await query<{ active_tokens: number }>(url, 'select active_tokens::int from auth0.refresh_tokens_per_client');
       expect(perClient.reduce((sum, r) => sum + r.active_tokens, 0)).toBe(liveTokens);
 
-      // Every query of the README's Reporting section runs through it.
-      const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+      // Every query of the Reporting section (docs/warehouse.md) runs through it.
+      const readme = readFileSync(path.join(ROOT, 'docs', 'warehouse.md'), 'utf8');
       const reporting = readme.slice(readme.indexOf('\n## Reporting\n'), readme.indexOf('\n## Change history\n'));
       const queries = [...reporting.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);
       expect(queries.length).toBeGreaterThanOrEqual(4);

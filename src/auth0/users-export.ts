@@ -182,7 +182,7 @@ export interface StreamOptions {
   signal?: AbortSignal;
 }
 
-/** Defaults of the caps on what the file inflates to (README, "Importing users"). */
+/** Defaults of the caps on what the file inflates to (docs/importing-users.md). */
 export const DEFAULT_MAX_INFLATE_RATIO = 100;
 export const DEFAULT_MAX_LINES = 50_000_000;
 /** Inflated bytes always allowed on top of the ratio, so a small file is never measured by its header. */

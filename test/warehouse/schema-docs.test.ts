@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 /**
  * The rule since migration 2026_12_01_1800_schema_docs_forensics: every table, view, column and
- * function of schema auth0 carries a comment (what README.md "Schema" and docs/reporting.md
+ * function of schema auth0 carries a comment (what docs/warehouse.md "Schema" and docs/reporting.md
  * say), so a migration that adds one comments it.
  */
 let t: TestDatabase;
