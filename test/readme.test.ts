@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from '@jest/globals';
@@ -94,6 +94,29 @@ describe('the README and docs/', () => {
     }
     expect(problems).toEqual([]);
   }, 20_000);
+
+  it('link only to pages and headings that exist', () => {
+    const slug = (heading: string) => heading.trim().toLowerCase().replace(/[`*_]/g, '').replace(/[^\p{L}\p{N}\- ]/gu, '').replaceAll(' ', '-');
+    const anchors = (page: string) =>
+      new Set([
+        ...[...text[page]!.matchAll(/^#{1,4} (.*)$/gm)].map((m) => slug(m[1]!)),
+        ...[...text[page]!.matchAll(/<a id="([^"]+)"/g)].map((m) => m[1]!),
+      ]);
+    const broken: string[] = [];
+    for (const [page, body] of Object.entries(text)) {
+      for (const m of body.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const [target, anchor] = m[1]!.split('#') as [string, string | undefined];
+        if (/^[a-z]+:/.test(target)) continue;
+        const linked = target === '' ? page : path.normalize(path.join(path.dirname(page), target));
+        if (!(linked in text)) {
+          if (!existsSync(path.join(ROOT, linked))) broken.push(`${page}: ${m[1]}`);
+          continue;
+        }
+        if (anchor && !anchors(linked).has(anchor)) broken.push(`${page}: ${m[1]}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
 
   it('keep the README under 300 lines', () => {
     expect(text['README.md']!.split('\n').length).toBeLessThan(300);
