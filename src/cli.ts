@@ -243,9 +243,9 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
       const started = Date.now();
       const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal, progressDisplay });
       if (request.dryRun) io.stdout(describeDryRun(result));
-      // The sentence for a person watching; off a terminal (cron, a pipe) the `sync finished`
-      // log line says it all, and stderr stays quiet on success (the rule of silence).
-      else if (io.stderrIsTTY && (result.status === 'succeeded' || result.status === 'partial')) io.stderr(describeRun(result, Date.now() - started));
+      // One sentence for people beside the `sync finished` log line, on stdout as import-users
+      // and --dry-run print theirs; stderr stays for warnings and errors.
+      else if (result.status === 'succeeded' || result.status === 'partial') io.stdout(describeRun(result, Date.now() - started));
       return exitCodeFor(result, io);
     });
   });

@@ -72,7 +72,9 @@ describe('command line', () => {
     const run = await runCli(['sync'], envFor(fake, t.url, { LOG_LEVEL: 'info' }));
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const [sentence, ...logged] = run.stdout.trim().split('\n').reverse();
+    expect(sentence).toMatch(/^Run \d+ succeeded in [\d.]+ s: synced 1 user \(1 gone from Auth0, 0 failed\)/);
+    const lines = logged.reverse().map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.at(-1)).toMatchObject({ level: 'info', msg: 'sync finished', runId: expect.any(Number), usersSynced: 1, usersNotFound: 1 });
     expectCleanOutput(run);
   });
