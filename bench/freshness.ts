@@ -22,9 +22,9 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/core/config.js';
 import { createDb } from '../src/db.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/core/log.js';
 import { migrateToLatest } from '../src/migrate.js';
 import { startFakeAuth0 } from '../src/sandbox/auth0-server.js';
 import { generateTenant, makeToken } from '../src/sandbox/tenant.js';

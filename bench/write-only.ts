@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createDb } from '../src/db.js';
-import { silentLogger } from '../src/log.js';
+import { silentLogger } from '../src/core/log.js';
 import { emptyCounts, finishRun, startRun } from '../src/run-records.js';
 import { generateTenant } from '../src/sandbox/tenant.js';
 import { createBatchWriter } from '../src/sync/batch-writer.js';

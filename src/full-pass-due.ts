@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Config } from './config.js';
+import type { Config } from './core/config.js';
 import type { Database } from './database.js';
 import { readStatus } from './status/read-status.js';
 import { readLogCheckpoint } from './warehouse/log-checkpoint.js';

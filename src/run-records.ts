@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { sql, type Kysely } from 'kysely';
-import { toSafeText } from './upstream-text.js';
+import { toSafeText } from './core/upstream-text.js';
 import type { PlanCounts, UserOutcome } from './warehouse/model.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
 

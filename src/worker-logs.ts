@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely';
 import { createTokenCache } from './auth0/client.js';
 import { createRateLimiter } from './auth0/rate-limiter.js';
-import { systemClock } from './clock.js';
-import type { Config } from './config.js';
+import { systemClock } from './core/clock.js';
+import type { Config } from './core/config.js';
 import type { Database } from './database.js';
-import { errorCode, toError } from './errors.js';
-import type { Logger } from './log.js';
+import { errorCode, toError } from './core/errors.js';
+import type { Logger } from './core/log.js';
 import type { TickSkipReason, WorkerMetrics } from './metrics.js';
 import { RunLockedError } from './run-lock.js';
 import { readRunSeconds } from './run-records.js';

@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
-import type { Config } from './config.js';
+import type { Config } from './core/config.js';
 import type { Database } from './database.js';
-import { errorCode, toError } from './errors.js';
+import { errorCode, toError } from './core/errors.js';
 import { scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
-import type { Logger } from './log.js';
+import type { Logger } from './core/log.js';
 import { createWorkerMetrics } from './metrics.js';
 import { watchFullPassDue } from './full-pass-due.js';
 import { readLogCheckpoint } from './warehouse/log-checkpoint.js';
@@ -15,7 +15,7 @@ import { emptyCounts, readFirstUserError, readLastRuns } from './run-records.js'
 import { cronScheduler, type Scheduler } from './scheduler.js';
 import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/job.js';
 import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
-import { toSafeText } from './upstream-text.js';
+import { toSafeText } from './core/upstream-text.js';
 import { pruneHistory } from './warehouse/history-retention.js';
 import { startLogFollower, type LogFollower } from './worker-logs.js';
 

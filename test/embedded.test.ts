@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { acquireDirLock } from '../src/embedded/dir-lock.js';
 import { main } from '../src/cli.js';
-import { FatalError } from '../src/errors.js';
+import { FatalError } from '../src/core/errors.js';
 import { RunLockedError } from '../src/run-lock.js';
 import { captureIo } from './helpers/db.js';
 import { runCli, startCli, type CliRun } from './helpers/cli.js';

@@ -1,10 +1,10 @@
 import http from 'node:http';
 import https from 'node:https';
 import got, { type CancelableRequest, type Got, type Progress, type Response } from 'got';
-import type { Config } from '../config.js';
-import { systemClock, type Clock } from '../clock.js';
-import { rememberSecret, toSafeText } from '../upstream-text.js';
-import { isFatal } from '../errors.js';
+import type { Config } from '../core/config.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { rememberSecret, toSafeText } from '../core/upstream-text.js';
+import { isFatal } from '../core/errors.js';
 import { Auth0Error, describeRequestError, errorForStatus, tokenEndpointError } from './errors.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 

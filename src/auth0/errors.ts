@@ -1,6 +1,6 @@
 import { RequestError } from 'got';
-import { SyncError } from '../errors.js';
-import { toSafeText } from '../upstream-text.js';
+import { SyncError } from '../core/errors.js';
+import { toSafeText } from '../core/upstream-text.js';
 
 /**
  * Stable codes for everything the Auth0 client can report. `fatal` codes doom every user

@@ -1,5 +1,5 @@
-import { checkIdText, stripControlCharacters } from '../upstream-text.js';
-import { shortenId } from '../wording.js';
+import { checkIdText, stripControlCharacters } from '../core/upstream-text.js';
+import { shortenId } from '../core/wording.js';
 
 /**
  * Longest log id the follower accepts, in characters. Auth0's are 56 digits today

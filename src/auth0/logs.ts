@@ -1,4 +1,4 @@
-import { SyncError } from '../errors.js';
+import { SyncError } from '../core/errors.js';
 import type { Auth0Client } from './client.js';
 import { answerOf, Auth0Error } from './errors.js';
 import { checkLogId, compareLogIds, logIdOf } from './log-id.js';

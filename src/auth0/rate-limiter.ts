@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 
 /**
  * One rate budget for the whole process: every request to the Management API calls

@@ -5,9 +5,9 @@
  * splitter's own state; no I/O.
  */
 import type { ExportedUser } from '../database.js';
-import { parseIsoDate } from '../iso-date.js';
+import { parseIsoDate } from '../core/iso-date.js';
 import { checkUserId, describeUserId } from '../source/user-id.js';
-import { toPrintable } from '../upstream-text.js';
+import { toPrintable } from '../core/upstream-text.js';
 
 /** Why a line of the export cannot be taken. */
 export type BadLineReason = 'too_long' | 'not_json' | 'no_user_id' | 'bad_user_id';

@@ -1,6 +1,6 @@
-import { formatDuration } from '../duration.js';
+import { formatDuration } from '../core/duration.js';
 import type { SyncJobResult } from '../sync/job.js';
-import { plural } from '../wording.js';
+import { plural } from '../core/wording.js';
 
 /**
  * The sentence a finished `sync` ends with on a terminal, for people (stderr; the `sync

@@ -1,9 +1,9 @@
 import { Option } from 'commander';
-import { parseDuration } from '../duration.js';
-import { UsageError } from '../errors.js';
+import { parseDuration } from '../core/duration.js';
+import { UsageError } from '../core/errors.js';
 import { describeBadLine } from '../auth0/users-export-lines.js';
 import type { ImportUsersResult } from '../import-users.js';
-import { toSafeText } from '../upstream-text.js';
+import { toSafeText } from '../core/upstream-text.js';
 
 /** The flags of `import-users` as commander reads them (camelCase keys). */
 export interface ImportUsersFlags {

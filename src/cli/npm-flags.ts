@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { Env } from '../config.js';
-import { toSafeText } from '../upstream-text.js';
+import type { Env } from '../core/config.js';
+import { toSafeText } from '../core/upstream-text.js';
 
 /**
  * The command's own flags that npm took for itself. `npm run sync --dry-run` (no `--`) does not

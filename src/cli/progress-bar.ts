@@ -1,5 +1,5 @@
 import { SingleBar } from 'cli-progress';
-import { formatDuration } from '../duration.js';
+import { formatDuration } from '../core/duration.js';
 import type { ProgressDisplay, RunProgress } from '../sync/job.js';
 
 /**

@@ -1,12 +1,12 @@
 import { Option } from 'commander';
-import type { Config } from '../config.js';
-import { parseDuration } from '../duration.js';
-import { UsageError } from '../errors.js';
-import { parseIsoDate } from '../iso-date.js';
+import type { Config } from '../core/config.js';
+import { parseDuration } from '../core/duration.js';
+import { UsageError } from '../core/errors.js';
+import { parseIsoDate } from '../core/iso-date.js';
 import type { UserSelection } from '../source/select-users.js';
 import { checkUserId, describeUserId } from '../source/user-id.js';
 import { readUsersFile } from '../source/users-file.js';
-import { toSafeText } from '../upstream-text.js';
+import { toSafeText } from '../core/upstream-text.js';
 
 /** The flags of `sync` as commander reads them (camelCase keys). */
 export interface SyncFlags {

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import type { Clock } from '../clock.js';
-import type { Config } from '../config.js';
+import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
 import type { Database } from '../database.js';
 import { countFailedUsers, countUserIds, readFailedUserIds, readUserIds, readUserIdsByStaleness } from './user-ids.js';
 

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import { formatName, isDefaultUsersSource, type Config } from '../config.js';
+import { formatName, isDefaultUsersSource, type Config } from '../core/config.js';
 import type { Database } from '../database.js';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
 
 export interface ReadUserIdsOptions {

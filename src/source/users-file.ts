@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { UsageError } from '../errors.js';
-import { toSafeText } from '../upstream-text.js';
+import { UsageError } from '../core/errors.js';
+import { toSafeText } from '../core/upstream-text.js';
 import { checkUserId, MAX_USER_ID_LENGTH } from './user-id.js';
 
 /**

@@ -1,6 +1,6 @@
 /** What `npm run status` prints: aligned plain text for people, or one JSON document (`--json`). Pure. */
-import { formatDuration } from '../duration.js';
-import { toPrintable } from '../upstream-text.js';
+import { formatDuration } from '../core/duration.js';
+import { toPrintable } from '../core/upstream-text.js';
 import { statusExitCode, type LogFollowerStatus, type RunSummary, type StatusReport } from './read-status.js';
 
 /** Elapsed time for people; clock skew (a negative span) reads as 0. */

@@ -1,12 +1,12 @@
 import { sql, type Kysely } from 'kysely';
-import { formatName, type Config } from '../config.js';
+import { formatName, type Config } from '../core/config.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from '../database.js';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import type { RunCounts } from '../run-records.js';
 import { countFailedUsers, countUserIds, notRemoved } from '../source/user-ids.js';
-import { stripControlCharacters, toPrintable } from '../upstream-text.js';
+import { stripControlCharacters, toPrintable } from '../core/upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
 export interface RunSummary extends RunCounts {

@@ -1,4 +1,4 @@
-import { toError } from '../errors.js';
+import { toError } from '../core/errors.js';
 import type { UserOutcome } from '../warehouse/model.js';
 import { createBatchWrite, type BatchWriteOptions } from './write-batch.js';
 

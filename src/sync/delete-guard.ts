@@ -1,4 +1,4 @@
-import { FatalError } from '../errors.js';
+import { FatalError } from '../core/errors.js';
 import { withBatch, type RunCounts } from '../run-records.js';
 import type { WritePlan } from '../warehouse/model.js';
 

@@ -14,9 +14,9 @@ import {
   type LogReadEnd,
 } from '../auth0/logs.js';
 import { toChangedUsers, toLookupKeys, type SkipReason } from '../changes/log-events.js';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import type { Database } from '../database.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { assertMigrated } from '../migrate.js';
 import {
   addSignedUpUsers,
@@ -31,7 +31,7 @@ import {
 } from '../warehouse/log-checkpoint.js';
 import { readLogFollowRetries, updateLogFollowRetries, type LogFollowRetry } from '../warehouse/log-follow-retries.js';
 import { runSyncJob, type SyncJobResult } from './job.js';
-import { plural } from '../wording.js';
+import { plural } from '../core/wording.js';
 import { createLogEvidence } from './log-evidence.js';
 import type { PriorityLane } from './priority-lane.js';
 

@@ -1,14 +1,14 @@
 import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
 import type { TokensEndpoint } from '../auth0/refresh-tokens.js';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import type { Database, RunStatus, RunTrigger } from '../database.js';
-import { errorCode, toError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { errorCode, toError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { assertMigrated } from '../migrate.js';
 import { RunLockLostError, withRunLock, type RunLease } from '../run-lock.js';
 import { emptyCounts, finishRun, readUnexplainedSinceFullPass, recordRunProgress, startRun, type RunCounts } from '../run-records.js';
-import { systemClock } from '../clock.js';
+import { systemClock } from '../core/clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
 import { countLiveTokens } from '../warehouse/refresh-tokens.js';

@@ -1,7 +1,7 @@
 import type { Auth0RefreshToken } from '../auth0/refresh-tokens.js';
-import { SyncError } from '../errors.js';
-import { parseIsoDate } from '../iso-date.js';
-import { stripControlCharacters, toPrintable } from '../upstream-text.js';
+import { SyncError } from '../core/errors.js';
+import { parseIsoDate } from '../core/iso-date.js';
+import { stripControlCharacters, toPrintable } from '../core/upstream-text.js';
 import type { DeviceRecord, ResourceServerRecord, TokenRecord, UserTokenRecords } from '../warehouse/model.js';
 
 const DATE_FIELDS = ['created_at', 'idle_expires_at', 'expires_at', 'last_exchanged_at'] as const;

@@ -1,5 +1,5 @@
 import type { TokenChange } from '../database.js';
-import { toPrintable } from '../upstream-text.js';
+import { toPrintable } from '../core/upstream-text.js';
 import type { StoredToken, UserOutcome, WritePlan } from '../warehouse/model.js';
 import type { LogEvidence } from './log-evidence.js';
 

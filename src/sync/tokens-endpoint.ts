@@ -1,7 +1,7 @@
 import { Auth0Error, saysUnavailable } from '../auth0/errors.js';
 import { tokensEndpointRoute, type TokensEndpoint } from '../auth0/refresh-tokens.js';
-import type { TokensEndpointSetting } from '../config.js';
-import type { Logger } from '../log.js';
+import type { TokensEndpointSetting } from '../core/config.js';
+import type { Logger } from '../core/log.js';
 
 /** What to do with an error from one user's listing. */
 export type EndpointVerdict = { retry: true } | { retry: false; error: unknown };

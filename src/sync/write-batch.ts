@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.js';
-import { errorCode, isFatal, toError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { errorCode, isFatal, toError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { isConnectionLost, isDatabaseUnavailable } from '../pg-errors.js';
 import type { RunLease } from '../run-lock.js';
 import { withBatch, type RunCounts } from '../run-records.js';

@@ -1,4 +1,4 @@
-import { FatalError } from '../errors.js';
+import { FatalError } from '../core/errors.js';
 import { isSchemaOrPrivilegeError, sqlState } from '../pg-errors.js';
 
 /** The database is unreachable or going away (see isDatabaseUnavailable): the run must stop. */

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../database.js';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../core/errors.js';
 
 /** What a sync writes, table by table. */
 const WRITES: readonly (readonly [table: string, privileges: string])[] = [

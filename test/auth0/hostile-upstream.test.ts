@@ -13,8 +13,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createAuth0Client } from '../../src/auth0/client.js';
 import { Auth0Error } from '../../src/auth0/errors.js';
 import { main } from '../../src/cli.js';
-import { loadConfig, type Env } from '../../src/config.js';
-import { rememberSecret, toSafeText } from '../../src/upstream-text.js';
+import { loadConfig, type Env } from '../../src/core/config.js';
+import { rememberSecret, toSafeText } from '../../src/core/upstream-text.js';
 import { captureIo, cliDeps, createTestDatabase, describeServer, emptyTables, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { fastClock, makeToken, startFakeAuth0 } from '../helpers/fake-auth0.js';
 

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createAuth0Client, type Auth0Client } from '../../src/auth0/client.js';
 import { fetchNewestLog, fetchOldestLog, LogsError, nextLink, nextLogBatch, readLogs, toNextCursor, type LogPage, type ReadLogsOptions } from '../../src/auth0/logs.js';
 import { HOSTILE_LOG_IDS } from '../../src/sandbox/logs.js';
-import { hasControlCharacter } from '../../src/upstream-text.js';
+import { hasControlCharacter } from '../../src/core/upstream-text.js';
 import { configFor, fastClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let fake: FakeAuth0;

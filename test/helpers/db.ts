@@ -10,7 +10,7 @@ import { createDb } from '../../src/db.js';
 import type { Database } from '../../src/database.js';
 import { migrateToLatest } from '../../src/migrate.js';
 import type { Deps } from '../../src/cli.js';
-import { loadDatabaseConfig } from '../../src/config.js';
+import { loadDatabaseConfig } from '../../src/core/config.js';
 import { openEmbeddedDatabase } from '../../src/embedded/pglite.js';
 import { startFakeAuth0, type FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 import { migrations } from '../../migrations/index.js';

@@ -1,5 +1,5 @@
-import type { Clock } from '../../src/clock.js';
-import { loadConfig, type Config, type Env } from '../../src/config.js';
+import type { Clock } from '../../src/core/clock.js';
+import { loadConfig, type Config, type Env } from '../../src/core/config.js';
 import type { FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 
 export { startFakeAuth0 } from '../../src/sandbox/auth0-server.js';

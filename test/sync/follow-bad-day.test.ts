@@ -7,12 +7,12 @@ import { describeLogId } from '../../src/auth0/log-id.js';
  */
 import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
+import { loadConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/log.js';
 import { formatStatus, toStatusJson } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
 import { followLogs, type FollowLogsOptions } from '../../src/sync/follow-logs.js';
-import { hasControlCharacter } from '../../src/upstream-text.js';
+import { hasControlCharacter } from '../../src/core/upstream-text.js';
 import { emptyDatabaseAndFreshTenantPerTest, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';

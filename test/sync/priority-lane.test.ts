@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/core/log.js';
 import { createPriorityLane, type HandOffResult } from '../../src/sync/priority-lane.js';
 import { runSyncJob } from '../../src/sync/job.js';
 import { emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { main } from '../../src/cli.js';
 import { createDb } from '../../src/db.js';
 import type { Database, SyncRunRow } from '../../src/database.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/core/log.js';
 import { RUN_LOCK_KEY, RunLockedError, withRunLock } from '../../src/run-lock.js';
 import { emptyCounts, finishRun, startRun } from '../../src/run-records.js';
 import { runSyncJob, type SyncJobOptions, type SyncJobResult } from '../../src/sync/job.js';
