@@ -25,19 +25,6 @@ export interface UsersTable {
   removed_at: Timestamp | null;
 }
 
-/**
- * One user as the users export gives it and `auth0.users` keeps it (dates as ISO strings): what
- * src/auth0/users-export.ts parses and src/warehouse/users-import.ts stages.
- */
-export interface ExportedUser {
-  userId: string;
-  email: string | null;
-  connection: string | null;
-  createdAt: string | null;
-  lastLogin: string | null;
-  blocked: boolean | null;
-}
-
 export interface SyncRunsTable {
   id: Generated<number>;
   trigger: RunTrigger;

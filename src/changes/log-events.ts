@@ -7,14 +7,9 @@
 import { compareLogIds, logIdOf } from '../auth0/log-id.js';
 import type { Auth0LogEntry } from '../auth0/logs.js';
 import { checkUserId } from '../source/user-id.js';
+import type { LogLookups } from '../warehouse/log-checkpoint.js';
 
-/** What the warehouse knows about ids found in the entries. */
-export interface LogLookups {
-  /** `auth0.refresh_tokens.id` → `user_id`. */
-  tokenOwners: ReadonlyMap<string, string>;
-  /** `auth0.refresh_tokens.session_id` → the users holding tokens of that session. */
-  sessionUsers: ReadonlyMap<string, readonly string[]>;
-}
+export type { LogLookups };
 
 /** Why an entry changed nobody. */
 export type SkipReason =

@@ -1,9 +1,19 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
-import type { LogLookups } from '../changes/log-events.js';
 import { isDefaultUsersSource, type Config } from '../core/config.js';
 import type { Database, LogCheckpointTable } from '../database.js';
 
 export type LogCheckpointRow = Selectable<LogCheckpointTable>;
+
+/**
+ * What the warehouse knows about ids found in tenant log entries (`readLogLookups`); the pure
+ * rules of src/changes/log-events.ts read it.
+ */
+export interface LogLookups {
+  /** `auth0.refresh_tokens.id` → `user_id`. */
+  tokenOwners: ReadonlyMap<string, string>;
+  /** `auth0.refresh_tokens.session_id` → the users holding tokens of that session. */
+  sessionUsers: ReadonlyMap<string, readonly string[]>;
+}
 
 /** The stored checkpoint, or undefined before the log follower first ran. */
 export async function readLogCheckpoint(db: Kysely<Database>): Promise<LogCheckpointRow | undefined> {

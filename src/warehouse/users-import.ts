@@ -1,5 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import type { Database, ExportedUser } from '../database.js';
+import type { Database } from '../database.js';
+import type { ExportedUser } from '../source/exported-user.js';
 import { invalidUserIdKey } from '../source/user-id.js';
 
 /** What applying the staged export changes (or would change) in auth0.users. */
