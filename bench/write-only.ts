@@ -4,9 +4,9 @@
  *   node --import tsx bench/write-only.ts --database-url URL --users N --seed N [--many-every N]
  */
 import { parseArgs } from 'node:util';
-import { createDb } from '../src/db.js';
+import { createDb } from '../src/warehouse/db.js';
 import { silentLogger } from '../src/core/log.js';
-import { emptyCounts, finishRun, startRun } from '../src/run-records.js';
+import { emptyCounts, finishRun, startRun } from '../src/warehouse/run-records.js';
 import { generateTenant } from '../src/sandbox/tenant.js';
 import { createBatchWriter } from '../src/sync/batch-writer.js';
 import { toWarehouseRows } from '../src/sync/normalize.js';

@@ -6,12 +6,12 @@ import { describeBadLine, type BadLine } from './auth0/users-export-lines.js';
 import { readExport, startExport, UsersExportError, waitForExport, type Auth0ExportJob } from './auth0/users-export.js';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
-import type { Database } from './database.js';
+import type { Database } from './warehouse/database.js';
 import { FatalError, SyncError } from './core/errors.js';
 import { parseIsoDate } from './core/iso-date.js';
 import type { Logger } from './core/log.js';
 import { toSafeText } from './core/upstream-text.js';
-import { assertMigrated } from './migrate.js';
+import { assertMigrated } from './warehouse/migrate.js';
 import { readLogCheckpoint } from './warehouse/log-checkpoint.js';
 import { mayStartFollowing, readDatabaseTime, withUsersStaging, type FollowStart, type ImportScope, type UsersImportCounts } from './warehouse/users-import.js';
 

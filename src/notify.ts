@@ -1,7 +1,7 @@
 import got, { HTTPError, RequestError } from 'got';
-import type { RunStatus } from './database.js';
+import type { RunStatus } from './warehouse/database.js';
 import type { Logger } from './core/log.js';
-import type { RunCounts } from './run-records.js';
+import type { RunCounts } from './warehouse/run-records.js';
 import type { Secret } from './core/secret.js';
 import { scrubSecrets, toSafeText } from './core/upstream-text.js';
 

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/log.js';
 import { followLogs } from '../src/sync/follow-logs.js';
-import { RUN_LOCK_KEY } from '../src/run-lock.js';
+import { RUN_LOCK_KEY } from '../src/warehouse/run-lock.js';
 import { runSyncJob, SYNC_JOB_NAME } from '../src/sync/job.js';
 import { FOLLOW_LOGS_TASK } from '../src/worker-logs.js';
 import { runWorker } from '../src/worker.js';

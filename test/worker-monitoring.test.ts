@@ -6,7 +6,7 @@ import { loadConfig } from '../src/core/config.js';
 import pg from 'pg';
 import { ConfigError } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
-import { RUN_LOCK_KEY } from '../src/run-lock.js';
+import { RUN_LOCK_KEY } from '../src/warehouse/run-lock.js';
 import { formatStatus } from '../src/status/format-status.js';
 import { readStatus } from '../src/status/read-status.js';
 import { SYNC_JOB_NAME } from '../src/sync/job.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import pg from 'pg';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/log.js';
-import { RUN_LOCK_KEY } from '../src/run-lock.js';
+import { RUN_LOCK_KEY } from '../src/warehouse/run-lock.js';
 import { cronScheduler, type CronTaskOptions } from '../src/scheduler.js';
 import { SYNC_JOB_NAME } from '../src/sync/job.js';
 import { runWorker } from '../src/worker.js';

@@ -1,8 +1,8 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { formatName, isDefaultUsersSource, type Config } from '../core/config.js';
-import type { Database } from '../database.js';
+import type { Database } from '../warehouse/database.js';
 import { FatalError } from '../core/errors.js';
-import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
+import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 
 export interface ReadUserIdsOptions {
   source: Config['source'];

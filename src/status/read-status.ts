@@ -1,10 +1,10 @@
 import { sql, type Kysely } from 'kysely';
 import { formatName, type Config } from '../core/config.js';
-import type { Database, RunStatus, RunTrigger, SyncRunRow } from '../database.js';
+import type { Database, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/database.js';
 import { FatalError } from '../core/errors.js';
-import { MISSING_OBJECT, sqlState } from '../pg-errors.js';
+import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
-import type { RunCounts } from '../run-records.js';
+import type { RunCounts } from '../warehouse/run-records.js';
 import { countFailedUsers, countUserIds, notRemoved } from '../source/user-ids.js';
 import { stripControlCharacters, toPrintable } from '../core/upstream-text.js';
 

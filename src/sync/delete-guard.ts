@@ -1,5 +1,5 @@
 import { FatalError } from '../core/errors.js';
-import { withBatch, type RunCounts } from '../run-records.js';
+import { withBatch, type RunCounts } from '../warehouse/run-records.js';
 import type { WritePlan } from '../warehouse/model.js';
 
 /**

@@ -15,9 +15,9 @@ import {
 } from '../auth0/logs.js';
 import { toChangedUsers, toLookupKeys, type SkipReason } from '../changes/log-events.js';
 import type { Config } from '../core/config.js';
-import type { Database } from '../database.js';
+import type { Database } from '../warehouse/database.js';
 import type { Logger } from '../core/log.js';
-import { assertMigrated } from '../migrate.js';
+import { assertMigrated } from '../warehouse/migrate.js';
 import {
   addSignedUpUsers,
   advanceLogCheckpoint,

@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely';
-import type { Database } from '../database.js';
+import type { Database } from '../warehouse/database.js';
 import { errorCode, isFatal, toError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { isConnectionLost, isDatabaseUnavailable } from '../pg-errors.js';
-import type { RunLease } from '../run-lock.js';
-import { withBatch, type RunCounts } from '../run-records.js';
+import { isConnectionLost, isDatabaseUnavailable } from '../warehouse/pg-errors.js';
+import type { RunLease } from '../warehouse/run-lock.js';
+import { withBatch, type RunCounts } from '../warehouse/run-records.js';
 import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
 import { hasCommitted, readTransactionId } from '../warehouse/commit-status.js';
 import type { PlanCounts, UserOutcome, WritePlan } from '../warehouse/model.js';

@@ -1,5 +1,5 @@
 import { FatalError } from '../core/errors.js';
-import { isSchemaOrPrivilegeError, sqlState } from '../pg-errors.js';
+import { isSchemaOrPrivilegeError, sqlState } from './pg-errors.js';
 
 /** The database is unreachable or going away (see isDatabaseUnavailable): the run must stop. */
 export function databaseUnavailable(error: unknown): FatalError {

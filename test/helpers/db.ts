@@ -6,12 +6,12 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, it } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
-import { createDb } from '../../src/db.js';
-import type { Database } from '../../src/database.js';
-import { migrateToLatest } from '../../src/migrate.js';
+import { createDb } from '../../src/warehouse/db.js';
+import type { Database } from '../../src/warehouse/database.js';
+import { migrateToLatest } from '../../src/warehouse/migrate.js';
 import type { Deps } from '../../src/cli.js';
 import { loadDatabaseConfig } from '../../src/core/config.js';
-import { openEmbeddedDatabase } from '../../src/embedded/pglite.js';
+import { openEmbeddedDatabase } from '../../src/warehouse/embedded/pglite.js';
 import { startFakeAuth0, type FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 import { migrations } from '../../migrations/index.js';
 

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { describeLogId } from '../../src/auth0/log-id.js';
 import { main } from '../../src/cli.js';
-import { RUN_LOCK_KEY } from '../../src/run-lock.js';
+import { RUN_LOCK_KEY } from '../../src/warehouse/run-lock.js';
 import { formatStatus } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
 import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, itServer, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';

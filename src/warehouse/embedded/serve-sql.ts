@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadDatabaseConfig, type Env } from '../core/config.js';
-import { FatalError, UsageError } from '../core/errors.js';
-import type { Io } from '../core/io.js';
-import { toSafeText } from '../core/upstream-text.js';
+import { loadDatabaseConfig, type Env } from '../../core/config.js';
+import { FatalError, UsageError } from '../../core/errors.js';
+import type { Io } from '../../core/io.js';
+import { toSafeText } from '../../core/upstream-text.js';
 import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
 import { DEFAULT_DEMO_DATA_DIR, hasEmbeddedDatabase, noEmbeddedDatabase } from './find-database.js';
 import { startOneClientGate, type OneClientGate } from './one-client.js';

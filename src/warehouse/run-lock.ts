@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './database.js';
-import { FatalError, SyncError } from './core/errors.js';
-import type { Logger } from './core/log.js';
+import { FatalError, SyncError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 /** Advisory lock key (two int4s): one active run per database, whichever machine runs it. */
 export const RUN_LOCK_KEY = { classId: 0x41_30_52_54 /* "A0RT" */, objectId: 1 } as const;

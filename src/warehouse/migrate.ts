@@ -1,6 +1,6 @@
 import { Migrator, type Kysely, type MigrationResult } from 'kysely';
-import { migrations } from '../migrations/index.js';
-import { FatalError } from './core/errors.js';
+import { migrations } from '../../migrations/index.js';
+import { FatalError } from '../core/errors.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function createMigrator(db: Kysely<any>): Migrator {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { FatalError } from '../core/errors.js';
-import { toSafeText } from '../core/upstream-text.js';
+import { FatalError } from '../../core/errors.js';
+import { toSafeText } from '../../core/upstream-text.js';
 
 /** Where `npm run demo` keeps its own database (DEMO_DATA_DIR overrides it). */
 export const DEFAULT_DEMO_DATA_DIR = '.data/demo';

@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FatalError, type SyncError } from '../core/errors.js';
+import { FatalError, type SyncError } from '../../core/errors.js';
 import { RunLockedError } from '../run-lock.js';
-import { toSafeText } from '../core/upstream-text.js';
+import { toSafeText } from '../../core/upstream-text.js';
 
 interface LockOwner {
   pid: number;
