@@ -8,8 +8,8 @@ import { createDb } from '../src/warehouse/db.js';
 import { silentLogger } from '../src/core/log.js';
 import { emptyCounts, finishRun, startRun } from '../src/warehouse/run-records.js';
 import { generateTenant } from '../src/sandbox/tenant.js';
-import { createBatchWriter } from '../src/sync/batch-writer.js';
-import { toWarehouseRows } from '../src/sync/normalize.js';
+import { createBatchWriter } from '../src/pipeline/batch-writer.js';
+import { toWarehouseRows } from '../src/pipeline/normalize.js';
 
 const { values } = parseArgs({
   options: { 'database-url': { type: 'string' }, users: { type: 'string' }, seed: { type: 'string' }, 'many-every': { type: 'string' } },

@@ -14,14 +14,14 @@ import { openDatabase, type OpenDatabase, type OpenOptions } from './warehouse/d
 import { runDemo } from './demo.js';
 import { dbCommand } from './warehouse/embedded/serve-sql.js';
 import { ConfigError, SyncError, UsageError } from './core/errors.js';
-import { importUsers } from './import-users.js';
+import { importUsers } from './jobs/import-users.js';
 import { createCommandLogger, type Logger } from './core/log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from './warehouse/migrate.js';
 import { RunLockedError } from './warehouse/run-lock.js';
 import { formatStatus, toStatusJson } from './status/format-status.js';
 import { readStatus, statusExitCode } from './status/read-status.js';
-import { followLogs } from './sync/follow-logs.js';
-import { runSyncJob, type SyncJobResult } from './sync/job.js';
+import { followLogs } from './jobs/follow-logs.js';
+import { runSyncJob, type SyncJobResult } from './jobs/job.js';
 import { processIo, type Io } from './core/io.js';
 import { isDatabaseRefusingUs, isDatabaseUnavailable } from './warehouse/pg-errors.js';
 import { VERSION } from './core/version.js';

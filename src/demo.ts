@@ -13,8 +13,8 @@ import { createCommandLogger } from './core/log.js';
 import { migrateToLatest } from './warehouse/migrate.js';
 import { startFakeAuth0 } from './sandbox/auth0-server.js';
 import { generateTenant, makeToken } from './sandbox/tenant.js';
-import { followLogs } from './sync/follow-logs.js';
-import { runSyncJob } from './sync/job.js';
+import { followLogs } from './jobs/follow-logs.js';
+import { runSyncJob } from './jobs/job.js';
 
 const DEMO_USERS = 500;
 /** A file the demo leaves in its directory: a database holding it is the demo's to replace. */

@@ -10,9 +10,9 @@ import type { TickSkipReason, WorkerMetrics } from './metrics.js';
 import { RunLockedError } from './warehouse/run-lock.js';
 import { readRunSeconds } from './warehouse/run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
-import { followLogs, type FollowLogsResult } from './sync/follow-logs.js';
-import { createPriorityLane } from './sync/priority-lane.js';
-import type { SyncJobOptions, SyncJobResult } from './sync/job.js';
+import { followLogs, type FollowLogsResult } from './jobs/follow-logs.js';
+import { createPriorityLane } from './pipeline/priority-lane.js';
+import type { SyncJobOptions, SyncJobResult } from './jobs/job.js';
 
 /** The follower's task name in the scheduler. */
 export const FOLLOW_LOGS_TASK = 'follow-logs';

@@ -13,8 +13,8 @@ import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.
 import { RunLockedError } from './warehouse/run-lock.js';
 import { emptyCounts, readFirstUserError, readLastRuns } from './warehouse/run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
-import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './sync/job.js';
-import { createTokensEndpointChoice } from './sync/tokens-endpoint.js';
+import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './jobs/job.js';
+import { createTokensEndpointChoice } from './pipeline/tokens-endpoint.js';
 import { toSafeText } from './core/upstream-text.js';
 import { pruneHistory } from './warehouse/history-retention.js';
 import { startLogFollower, type LogFollower } from './worker-logs.js';

@@ -9,7 +9,7 @@ import { createLogger } from '../src/core/log.js';
 import { RUN_LOCK_KEY } from '../src/warehouse/run-lock.js';
 import { formatStatus } from '../src/status/format-status.js';
 import { readStatus } from '../src/status/read-status.js';
-import { SYNC_JOB_NAME } from '../src/sync/job.js';
+import { SYNC_JOB_NAME } from '../src/jobs/job.js';
 import { FOLLOW_LOGS_TASK } from '../src/worker-logs.js';
 import { runWorker } from '../src/worker.js';
 import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';

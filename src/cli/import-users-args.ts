@@ -2,7 +2,7 @@ import { Option } from 'commander';
 import { parseDuration } from '../core/duration.js';
 import { UsageError } from '../core/errors.js';
 import { describeBadLine } from '../auth0/users-export-lines.js';
-import type { ImportUsersResult } from '../import-users.js';
+import type { ImportUsersResult } from '../jobs/import-users.js';
 import { toSafeText } from '../core/upstream-text.js';
 
 /** The flags of `import-users` as commander reads them (camelCase keys). */

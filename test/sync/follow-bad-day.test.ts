@@ -11,12 +11,12 @@ import { loadConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/log.js';
 import { formatStatus, toStatusJson } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
-import { followLogs, type FollowLogsOptions } from '../../src/sync/follow-logs.js';
+import { followLogs, type FollowLogsOptions } from '../../src/jobs/follow-logs.js';
 import { hasControlCharacter } from '../../src/core/upstream-text.js';
 import { emptyDatabaseAndFreshTenantPerTest, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
-import { runSyncJob } from '../../src/sync/job.js';
+import { runSyncJob } from '../../src/jobs/job.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { toWarehouseRows } from '../../src/sync/normalize.js';
-import { planWrites } from '../../src/sync/plan.js';
+import { toWarehouseRows } from '../../src/pipeline/normalize.js';
+import { planWrites } from '../../src/pipeline/plan.js';
 import type { StoredToken, UserOutcome } from '../../src/warehouse/model.js';
 import { makeToken, type Auth0TokenJson } from '../helpers/fake-auth0.js';
 

@@ -7,7 +7,7 @@ import type { Database, SyncRunRow } from '../../src/warehouse/database.js';
 import { createLogger } from '../../src/core/log.js';
 import { RUN_LOCK_KEY, RunLockedError, withRunLock } from '../../src/warehouse/run-lock.js';
 import { emptyCounts, finishRun, startRun } from '../../src/warehouse/run-records.js';
-import { runSyncJob, type SyncJobOptions, type SyncJobResult } from '../../src/sync/job.js';
+import { runSyncJob, type SyncJobOptions, type SyncJobResult } from '../../src/jobs/job.js';
 import { captureIo, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { errorForStatus } from '../../src/auth0/errors.js';
 import { main } from '../../src/cli.js';
 import { silentLogger } from '../../src/core/log.js';
-import { createTokensEndpointChoice } from '../../src/sync/tokens-endpoint.js';
+import { createTokensEndpointChoice } from '../../src/pipeline/tokens-endpoint.js';
 import { captureIo, cliDeps, emptyDatabasePerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';

@@ -1,19 +1,19 @@
-import { MassDeleteError } from './sync/delete-guard.js';
+import { MassDeleteError } from '../pipeline/delete-guard.js';
 import type { Kysely } from 'kysely';
-import { createAuth0Client, type Auth0Client, type Auth0ClientOptions } from './auth0/client.js';
-import { fetchNewestLog, LogsError } from './auth0/logs.js';
-import { describeBadLine, type BadLine } from './auth0/users-export-lines.js';
-import { readExport, startExport, UsersExportError, waitForExport, type Auth0ExportJob } from './auth0/users-export.js';
-import { systemClock, type Clock } from './core/clock.js';
-import type { Config } from './core/config.js';
-import type { Database } from './warehouse/database.js';
-import { FatalError, SyncError } from './core/errors.js';
-import { parseIsoDate } from './core/iso-date.js';
-import type { Logger } from './core/log.js';
-import { toSafeText } from './core/upstream-text.js';
-import { assertMigrated } from './warehouse/migrate.js';
-import { readLogCheckpoint } from './warehouse/log-checkpoint.js';
-import { mayStartFollowing, readDatabaseTime, withUsersStaging, type FollowStart, type ImportScope, type UsersImportCounts } from './warehouse/users-import.js';
+import { createAuth0Client, type Auth0Client, type Auth0ClientOptions } from '../auth0/client.js';
+import { fetchNewestLog, LogsError } from '../auth0/logs.js';
+import { describeBadLine, type BadLine } from '../auth0/users-export-lines.js';
+import { readExport, startExport, UsersExportError, waitForExport, type Auth0ExportJob } from '../auth0/users-export.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import type { Database } from '../warehouse/database.js';
+import { FatalError, SyncError } from '../core/errors.js';
+import { parseIsoDate } from '../core/iso-date.js';
+import type { Logger } from '../core/log.js';
+import { toSafeText } from '../core/upstream-text.js';
+import { assertMigrated } from '../warehouse/migrate.js';
+import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
+import { mayStartFollowing, readDatabaseTime, withUsersStaging, type FollowStart, type ImportScope, type UsersImportCounts } from '../warehouse/users-import.js';
 
 /** Scopes the export needs up front; `GET /api/v2/jobs/{id}` may also want create:users (a 403 names it). */
 const IMPORT_SCOPES = ['read:users'];

@@ -13,7 +13,7 @@ import {
   type LogIgnoreReason,
   type LogReadEnd,
 } from '../auth0/logs.js';
-import { toChangedUsers, toLookupKeys, type SkipReason } from '../changes/log-events.js';
+import { toChangedUsers, toLookupKeys, type SkipReason } from '../pipeline/log-events.js';
 import type { Config } from '../core/config.js';
 import type { Database } from '../warehouse/database.js';
 import type { Logger } from '../core/log.js';
@@ -32,8 +32,8 @@ import {
 import { readLogFollowRetries, updateLogFollowRetries, type LogFollowRetry } from '../warehouse/log-follow-retries.js';
 import { runSyncJob, type SyncJobResult } from './job.js';
 import { plural } from '../core/wording.js';
-import { createLogEvidence } from './log-evidence.js';
-import type { PriorityLane } from './priority-lane.js';
+import { createLogEvidence } from '../pipeline/log-evidence.js';
+import type { PriorityLane } from '../pipeline/priority-lane.js';
 
 /** Pages (of 100 entries) read before the users they name are synced and the checkpoint moves. */
 const PAGES_PER_BATCH = 100;

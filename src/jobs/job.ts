@@ -12,11 +12,11 @@ import { systemClock } from '../core/clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
 import { countLiveTokens } from '../warehouse/refresh-tokens.js';
-import { describeCrossing, MassDeleteError, type DeleteGuard } from './delete-guard.js';
-import type { LogEvidence } from './log-evidence.js';
-import { syncUsers } from './pipeline.js';
-import type { PriorityLane } from './priority-lane.js';
-import { createTokensEndpointChoice, type TokensEndpointChoice } from './tokens-endpoint.js';
+import { describeCrossing, MassDeleteError, type DeleteGuard } from '../pipeline/delete-guard.js';
+import type { LogEvidence } from '../pipeline/log-evidence.js';
+import { syncUsers } from '../pipeline/pipeline.js';
+import type { PriorityLane } from '../pipeline/priority-lane.js';
+import { createTokensEndpointChoice, type TokensEndpointChoice } from '../pipeline/tokens-endpoint.js';
 
 /** Where a run stands; `etaSeconds` is null until the rate and the total are known. */
 export interface RunProgress {
