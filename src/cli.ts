@@ -25,7 +25,7 @@ import { runSyncJob, type SyncJobResult } from './jobs/job.js';
 import { processIo, type Io } from './core/io.js';
 import { isDatabaseRefusingUs, isDatabaseUnavailable } from './warehouse/pg-errors.js';
 import { VERSION } from './core/version.js';
-import { runWorker } from './worker.js';
+import { runWorker } from './worker/worker.js';
 import { plural } from './core/wording.js';
 
 /** Exit codes that alerting can tell apart; `usage` is sysexits' EX_USAGE (a wrong command, flag or value). */

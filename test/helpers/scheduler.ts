@@ -1,4 +1,4 @@
-import type { CronTask, CronTaskOptions, Scheduler } from '../../src/scheduler.js';
+import type { CronTask, CronTaskOptions, Scheduler } from '../../src/worker/scheduler.js';
 
 /** A scheduler whose ticks the test fires: `tick(name)` instead of waiting for the clock. */
 export interface TestScheduler extends Scheduler {

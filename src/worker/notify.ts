@@ -1,9 +1,9 @@
 import got, { HTTPError, RequestError } from 'got';
-import type { RunStatus } from './warehouse/database.js';
-import type { Logger } from './core/log.js';
-import type { RunCounts } from './warehouse/run-records.js';
-import type { Secret } from './core/secret.js';
-import { scrubSecrets, toSafeText } from './core/upstream-text.js';
+import type { RunStatus } from '../warehouse/database.js';
+import type { Logger } from '../core/log.js';
+import type { RunCounts } from '../warehouse/run-records.js';
+import type { Secret } from '../core/secret.js';
+import { scrubSecrets, toSafeText } from '../core/upstream-text.js';
 
 /** What the worker knows about a finished run; the notice is built from this alone. */
 export interface RunOutcome {

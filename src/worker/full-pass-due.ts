@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely';
-import type { Config } from './core/config.js';
-import type { Database } from './warehouse/database.js';
-import { readStatus } from './status/read-status.js';
-import { readLogCheckpoint } from './warehouse/log-checkpoint.js';
+import type { Config } from '../core/config.js';
+import type { Database } from '../warehouse/database.js';
+import { readStatus } from '../status/read-status.js';
+import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 
 /** Tenant log history was lost and no full pass has started since (`npm run status`'s fullPassDue). */
 export interface FullPassDue {

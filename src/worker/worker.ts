@@ -1,22 +1,22 @@
 import type { Kysely } from 'kysely';
-import type { Config } from './core/config.js';
-import type { Database } from './warehouse/database.js';
-import { errorCode, toError } from './core/errors.js';
+import type { Config } from '../core/config.js';
+import type { Database } from '../warehouse/database.js';
+import { errorCode, toError } from '../core/errors.js';
 import { scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
-import type { Logger } from './core/log.js';
+import type { Logger } from '../core/log.js';
 import { createWorkerMetrics } from './metrics.js';
 import { watchFullPassDue } from './full-pass-due.js';
-import { readLogCheckpoint } from './warehouse/log-checkpoint.js';
-import { assertMigrated } from './warehouse/migrate.js';
+import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
+import { assertMigrated } from '../warehouse/migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.js';
-import { RunLockedError } from './warehouse/run-lock.js';
-import { emptyCounts, readFirstUserError, readLastRuns } from './warehouse/run-records.js';
+import { RunLockedError } from '../warehouse/run-lock.js';
+import { emptyCounts, readFirstUserError, readLastRuns } from '../warehouse/run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
-import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from './jobs/job.js';
-import { createTokensEndpointChoice } from './pipeline/tokens-endpoint.js';
-import { toSafeText } from './core/upstream-text.js';
-import { pruneHistory } from './warehouse/history-retention.js';
+import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from '../jobs/job.js';
+import { createTokensEndpointChoice } from '../pipeline/tokens-endpoint.js';
+import { toSafeText } from '../core/upstream-text.js';
+import { pruneHistory } from '../warehouse/history-retention.js';
 import { startLogFollower, type LogFollower } from './worker-logs.js';
 
 export interface WorkerOptions {

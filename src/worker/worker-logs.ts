@@ -1,18 +1,18 @@
 import type { Kysely } from 'kysely';
-import { createTokenCache } from './auth0/client.js';
-import { createRateLimiter } from './auth0/rate-limiter.js';
-import { systemClock } from './core/clock.js';
-import type { Config } from './core/config.js';
-import type { Database } from './warehouse/database.js';
-import { errorCode, toError } from './core/errors.js';
-import type { Logger } from './core/log.js';
+import { createTokenCache } from '../auth0/client.js';
+import { createRateLimiter } from '../auth0/rate-limiter.js';
+import { systemClock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import type { Database } from '../warehouse/database.js';
+import { errorCode, toError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import type { TickSkipReason, WorkerMetrics } from './metrics.js';
-import { RunLockedError } from './warehouse/run-lock.js';
-import { readRunSeconds } from './warehouse/run-records.js';
+import { RunLockedError } from '../warehouse/run-lock.js';
+import { readRunSeconds } from '../warehouse/run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
-import { followLogs, type FollowLogsResult } from './jobs/follow-logs.js';
-import { createPriorityLane } from './pipeline/priority-lane.js';
-import type { SyncJobOptions, SyncJobResult } from './jobs/job.js';
+import { followLogs, type FollowLogsResult } from '../jobs/follow-logs.js';
+import { createPriorityLane } from '../pipeline/priority-lane.js';
+import type { SyncJobOptions, SyncJobResult } from '../jobs/job.js';
 
 /** The follower's task name in the scheduler. */
 export const FOLLOW_LOGS_TASK = 'follow-logs';

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RunStatus } from './warehouse/database.js';
-import { emptyCounts, type RunCounts } from './warehouse/run-records.js';
+import type { RunStatus } from '../warehouse/database.js';
+import { emptyCounts, type RunCounts } from '../warehouse/run-records.js';
 
 /**
  * Why a tick did nothing. A pass tick: `overlap` (this worker's pass was still going), `locked`

@@ -1,9 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { FatalError, toError } from './core/errors.js';
+import { FatalError, toError } from '../core/errors.js';
 import type { HealthReport } from './health.js';
-import type { Logger } from './core/log.js';
+import type { Logger } from '../core/log.js';
 
 export interface MonitorServer {
   /** `http://host:port`, the port the server really got (METRICS_PORT=0 picks a free one). */
