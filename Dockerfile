@@ -1,7 +1,7 @@
 # Runtime image for the sync job: TypeScript compiled in a build stage, run by plain node.
 #   docker build -t auth0-refresh-token-sync .
 #   docker run --rm --env-file .env auth0-refresh-token-sync                       # the scheduler (worker)
-#   docker run --rm --env-file .env auth0-refresh-token-sync node dist/src/cli.js migrate
+#   docker run --rm --env-file .env auth0-refresh-token-sync node dist/src/cli/main.js migrate
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -25,4 +25,4 @@ USER node
 
 # node is PID 1 and handles SIGTERM itself (graceful stop); `npm run` would not forward it.
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/src/cli.js", "worker"]
+CMD ["node", "dist/src/cli/main.js", "worker"]

@@ -122,7 +122,7 @@ async function freshDatabase(userIds: string[]): Promise<{ url: string; drop(): 
   await admin.end();
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
-  await runNode(['dist/src/cli.js', 'migrate'], { DATABASE_URL: url.toString() });
+  await runNode(['dist/src/cli/main.js', 'migrate'], { DATABASE_URL: url.toString() });
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   for (let i = 0; i < userIds.length; i += 50_000) {
@@ -145,7 +145,7 @@ const readIds = async (file: string) => (await readFile(file, 'utf8')).split('\n
 
 /** `npm run sync` as a user runs it (minus npm), parsed from its `sync finished` line. */
 async function sync(server: Server, databaseUrl: string, env: Record<string, string> = {}, args: string[] = []) {
-  const lines = await runNode(['dist/src/cli.js', 'sync', ...args], {
+  const lines = await runNode(['dist/src/cli/main.js', 'sync', ...args], {
     DATABASE_URL: databaseUrl,
     AUTH0_DOMAIN: server.url,
     AUTH0_CLIENT_ID: 'test-client',
@@ -440,7 +440,7 @@ async function importUsers() {
     try {
       const db = await freshDatabase([]);
       // As `npm run import-users` runs it: a 4 MB young generation (see package.json and README).
-      const lines = await runNode(['--max-semi-space-size=4', 'dist/src/cli.js', 'import-users'], {
+      const lines = await runNode(['--max-semi-space-size=4', 'dist/src/cli/main.js', 'import-users'], {
         DATABASE_URL: db.url,
         AUTH0_DOMAIN: server.url,
         AUTH0_CLIENT_ID: 'test-client',

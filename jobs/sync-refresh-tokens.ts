@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { runSyncJob, SYNC_JOB_NAME } from '../src/jobs/job.js';
 
 /**

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { captureIo } from './helpers/db.js';
 
 // Issue #19: a second `npm run demo` reported "0 entries read, touching only 0 of 500 users"

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { EXIT, main } from '../src/cli.js';
+import { EXIT, main } from '../src/cli/main.js';
 import { acquireDirLock } from '../src/warehouse/embedded/dir-lock.js';
 import { dbCommand, serveEmbeddedDatabase } from '../src/warehouse/embedded/serve-sql.js';
 import { RunLockedError } from '../src/warehouse/run-lock.js';
@@ -128,7 +128,7 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     const empty = await PGlite.create(path.join(cwd, '.data', 'pglite'));
     await empty.close();
     execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
-    const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), 'db', '--port', '0'], {
+    const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli/main.js'), 'db', '--port', '0'], {
       cwd,
       env: { PATH: process.env.PATH, DEMO_DATA_DIR: dataDir },
       stdio: ['ignore', 'pipe', 'pipe'],

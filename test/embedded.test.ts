@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { acquireDirLock } from '../src/warehouse/embedded/dir-lock.js';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { FatalError } from '../src/core/errors.js';
 import { RunLockedError } from '../src/warehouse/run-lock.js';
 import { captureIo } from './helpers/db.js';

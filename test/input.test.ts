@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { runCli } from './helpers/cli.js';
 import { captureIo, cliDeps, createTestDatabase, emptyTables, loadUsers, type TestDatabase } from './helpers/db.js';
 import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';

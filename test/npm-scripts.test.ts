@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { ROOT } from './helpers/cli.js';
 import { captureIo } from './helpers/db.js';
 import { makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from '@jest/globals';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { captureIo } from './helpers/db.js';
 
 /**
@@ -36,7 +36,7 @@ function shownCommands(): Shown[] {
     for (const m of body.matchAll(/npm run (?:-s )?([a-z][\w:-]*)((?: --(?: [^`|;#)\n&]*)?)?)/g)) {
       found.push({ page, name: m[1]!, flags: flagsOf(m[2]?.replace(/^ --/, '')), kind: 'script' });
     }
-    for (const m of body.matchAll(/(?:npx auth0-refresh-token-sync|node dist\/src\/cli\.js) ([a-z][\w-]*)([^`|;#)\n&]*)/g)) {
+    for (const m of body.matchAll(/(?:npx auth0-refresh-token-sync|node dist\/src\/cli\/main\.js) ([a-z][\w-]*)([^`|;#)\n&]*)/g)) {
       found.push({ page, name: m[1]!, flags: flagsOf(m[2]), kind: 'command' });
     }
   }

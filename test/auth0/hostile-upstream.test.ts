@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { createAuth0Client } from '../../src/auth0/client.js';
 import { Auth0Error } from '../../src/auth0/errors.js';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { loadConfig, type Env } from '../../src/core/config.js';
 import { rememberSecret, toSafeText } from '../../src/core/upstream-text.js';
 import { captureIo, cliDeps, createTestDatabase, describeServer, emptyTables, loadUsers, type TestDatabase } from '../helpers/db.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import type { Env } from '../../src/core/config.js';
 import type { NewSyncRun } from '../../src/warehouse/database.js';
 import { createLogger, toPrettyLine } from '../../src/core/log.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { plural, shortenId } from '../../src/core/wording.js';
 import { captureIo, cliDeps, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';

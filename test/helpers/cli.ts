@@ -34,9 +34,9 @@ export interface CliOptions {
   close?: 'stdout' | 'stderr';
 }
 
-/** Start `src/cli.ts` in a real child process, as `npm run <command>` would, with only `env` set. */
+/** Start `src/cli/main.ts` in a real child process, as `npm run <command>` would, with only `env` set. */
 export function startCli(args: string[], env: Record<string, string | undefined>, options: CliOptions = {}): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), 'src/cli.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), 'src/cli/main.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -79,7 +79,7 @@ export function startCli(args: string[], env: Record<string, string | undefined>
   };
 }
 
-/** Run `src/cli.ts` to completion in a child process. */
+/** Run `src/cli/main.ts` to completion in a child process. */
 export function runCli(args: string[], env: Record<string, string | undefined>, options: CliOptions = {}): Promise<CliRun> {
   return startCli(args, env, options).done;
 }

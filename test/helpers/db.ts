@@ -9,7 +9,7 @@ import pg from 'pg';
 import { createDb } from '../../src/warehouse/db.js';
 import type { Database } from '../../src/warehouse/database.js';
 import { migrateToLatest } from '../../src/warehouse/migrate.js';
-import type { Deps } from '../../src/cli.js';
+import type { Deps } from '../../src/cli/main.js';
 import { loadDatabaseConfig } from '../../src/core/config.js';
 import { openEmbeddedDatabase } from '../../src/warehouse/embedded/pglite.js';
 import { startFakeAuth0, type FakeAuth0 } from '../../src/sandbox/auth0-server.js';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { createDb, openDatabase } from '../../src/warehouse/db.js';
 import { runCli } from '../helpers/cli.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';

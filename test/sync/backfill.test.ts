@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import type { Database } from '../../src/warehouse/database.js';
 import { readUserIdsByStaleness } from '../../src/source/user-ids.js';
 import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { describeLogId } from '../../src/auth0/log-id.js';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { RUN_LOCK_KEY } from '../../src/warehouse/run-lock.js';
 import { formatStatus } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';

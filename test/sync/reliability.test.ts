@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/core/log.js';
 import { runSyncJob } from '../../src/jobs/job.js';
 import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { createDb } from '../../src/warehouse/db.js';
 import type { Database, SyncRunRow } from '../../src/warehouse/database.js';
 import { createLogger } from '../../src/core/log.js';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { errorForStatus } from '../../src/auth0/errors.js';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { silentLogger } from '../../src/core/log.js';
 import { createTokensEndpointChoice } from '../../src/pipeline/tokens-endpoint.js';
 import { captureIo, cliDeps, emptyDatabasePerTest, loadUsers, type TestDatabase } from '../helpers/db.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';

@@ -2,31 +2,31 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './cli/import-users-args.js';
-import { describeDryRun, describeRun } from './cli/describe-run.js';
-import { commandHelpText, exitCodesOverview } from './cli/help-text.js';
-import { describeNpmEatenFlags, findNpmEatenFlags } from './cli/npm-flags.js';
-import { createProgressBar } from './cli/progress-bar.js';
-import { syncOptions, toSyncRequest, type SyncFlags } from './cli/sync-args.js';
-import type { Clock } from './core/clock.js';
-import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from './core/config.js';
-import { openDatabase, type OpenDatabase, type OpenOptions } from './warehouse/db.js';
+import { describeImport, importUsersOptions, toImportRequest, type ImportUsersFlags } from './import-users-args.js';
+import { describeDryRun, describeRun } from './describe-run.js';
+import { commandHelpText, exitCodesOverview } from './help-text.js';
+import { describeNpmEatenFlags, findNpmEatenFlags } from './npm-flags.js';
+import { createProgressBar } from './progress-bar.js';
+import { syncOptions, toSyncRequest, type SyncFlags } from './sync-args.js';
+import type { Clock } from '../core/clock.js';
+import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from '../core/config.js';
+import { openDatabase, type OpenDatabase, type OpenOptions } from '../warehouse/db.js';
 import { runDemo } from './demo.js';
-import { dbCommand } from './warehouse/embedded/serve-sql.js';
-import { ConfigError, SyncError, UsageError } from './core/errors.js';
-import { importUsers } from './jobs/import-users.js';
-import { createCommandLogger, type Logger } from './core/log.js';
-import { assertMigrated, listMigrations, migrateToLatest } from './warehouse/migrate.js';
-import { RunLockedError } from './warehouse/run-lock.js';
-import { formatStatus, toStatusJson } from './status/format-status.js';
-import { readStatus, statusExitCode } from './status/read-status.js';
-import { followLogs } from './jobs/follow-logs.js';
-import { runSyncJob, type SyncJobResult } from './jobs/job.js';
-import { processIo, type Io } from './core/io.js';
-import { isDatabaseRefusingUs, isDatabaseUnavailable } from './warehouse/pg-errors.js';
-import { VERSION } from './core/version.js';
-import { runWorker } from './worker/worker.js';
-import { plural } from './core/wording.js';
+import { dbCommand } from '../warehouse/embedded/serve-sql.js';
+import { ConfigError, SyncError, UsageError } from '../core/errors.js';
+import { importUsers } from '../jobs/import-users.js';
+import { createCommandLogger, type Logger } from '../core/log.js';
+import { assertMigrated, listMigrations, migrateToLatest } from '../warehouse/migrate.js';
+import { RunLockedError } from '../warehouse/run-lock.js';
+import { formatStatus, toStatusJson } from '../status/format-status.js';
+import { readStatus, statusExitCode } from '../status/read-status.js';
+import { followLogs } from '../jobs/follow-logs.js';
+import { runSyncJob, type SyncJobResult } from '../jobs/job.js';
+import { processIo, type Io } from '../core/io.js';
+import { isDatabaseRefusingUs, isDatabaseUnavailable } from '../warehouse/pg-errors.js';
+import { VERSION } from '../core/version.js';
+import { runWorker } from '../worker/worker.js';
+import { plural } from '../core/wording.js';
 
 /** Exit codes that alerting can tell apart; `usage` is sysexits' EX_USAGE (a wrong command, flag or value). */
 export const EXIT = { ok: 0, fatal: 1, partial: 2, locked: 3, interrupted: 4, unreadable: 5, usage: 64 } as const;
@@ -374,7 +374,7 @@ function loadDotEnv(file = '.env'): string | undefined {
   }
 }
 
-/** Run as a program (`node dist/src/cli.js`, or the `bin` link npx and npm install make), not imported. */
+/** Run as a program (`node dist/src/cli/main.js`, or the `bin` link npx and npm install make), not imported. */
 function isMain(): boolean {
   const script = process.argv[1];
   if (!script) return false;
