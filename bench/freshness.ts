@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { loadConfig } from '../src/core/config.js';
-import { createDb } from '../src/warehouse/db.js';
+import { createDb } from '../src/warehouse/connection.js';
 import { createLogger } from '../src/core/log.js';
 import { migrateToLatest } from '../src/warehouse/migrate.js';
 import { startFakeAuth0 } from '../src/sandbox/auth0-server.js';

@@ -4,7 +4,7 @@
  *   node --import tsx bench/write-only.ts --database-url URL --users N --seed N [--many-every N]
  */
 import { parseArgs } from 'node:util';
-import { createDb } from '../src/warehouse/db.js';
+import { createDb } from '../src/warehouse/connection.js';
 import { silentLogger } from '../src/core/log.js';
 import { emptyCounts, finishRun, startRun } from '../src/warehouse/run-records.js';
 import { generateTenant } from '../src/sandbox/tenant.js';

@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { main } from '../src/cli/main.js';
-import { runSyncJob, SYNC_JOB_NAME } from '../src/jobs/job.js';
+import { runSyncJob, SYNC_JOB_NAME } from '../src/jobs/sync.js';
 
 /**
  * The job: one complete sync of Auth0 refresh tokens into the warehouse, for a scheduler that

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import type { NewSyncRun } from '../src/warehouse/database.js';
+import type { NewSyncRun } from '../src/warehouse/schema.js';
 import { formatStatus, toStatusJson } from '../src/status/format-status.js';
 import { readStatus, statusExitCode } from '../src/status/read-status.js';
 import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from './helpers/db.js';

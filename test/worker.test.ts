@@ -4,7 +4,7 @@ import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/log.js';
 import { RUN_LOCK_KEY } from '../src/warehouse/run-lock.js';
 import { cronScheduler, type CronTaskOptions } from '../src/worker/scheduler.js';
-import { SYNC_JOB_NAME } from '../src/jobs/job.js';
+import { SYNC_JOB_NAME } from '../src/jobs/sync.js';
 import { runWorker } from '../src/worker/worker.js';
 import { startCli } from './helpers/cli.js';
 import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';

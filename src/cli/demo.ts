@@ -7,14 +7,14 @@ import { DEFAULT_DEMO_DATA_DIR } from '../warehouse/embedded/find-database.js';
 import { FatalError } from '../core/errors.js';
 import { toSafeText } from '../core/upstream-text.js';
 import type { Io } from '../core/io.js';
-import { openDatabase } from '../warehouse/db.js';
+import { openDatabase } from '../warehouse/connection.js';
 import { formatDuration } from '../core/duration.js';
 import { createCommandLogger } from '../core/log.js';
 import { migrateToLatest } from '../warehouse/migrate.js';
 import { startFakeAuth0 } from '../sandbox/auth0-server.js';
 import { generateTenant, makeToken } from '../sandbox/tenant.js';
 import { followLogs } from '../jobs/follow-logs.js';
-import { runSyncJob } from '../jobs/job.js';
+import { runSyncJob } from '../jobs/sync.js';
 
 const DEMO_USERS = 500;
 /** A file the demo leaves in its directory: a database holding it is the demo's to replace. */

@@ -1,5 +1,5 @@
 import { formatDuration } from '../core/duration.js';
-import type { SyncJobResult } from '../jobs/job.js';
+import type { SyncJobResult } from '../jobs/sync.js';
 import { plural } from '../core/wording.js';
 
 /**

@@ -1,6 +1,6 @@
 import { SingleBar } from 'cli-progress';
 import { formatDuration } from '../core/duration.js';
-import type { ProgressDisplay, RunProgress } from '../jobs/job.js';
+import type { ProgressDisplay, RunProgress } from '../jobs/sync.js';
 
 /**
  * The terminal's view of a sync (stderr, only when it is a terminal): users done of total, the

@@ -15,7 +15,7 @@ import {
 } from '../auth0/logs.js';
 import { toChangedUsers, toLookupKeys, type SkipReason } from '../pipeline/log-events.js';
 import type { Config } from '../core/config.js';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import type { Logger } from '../core/log.js';
 import { assertMigrated } from '../warehouse/migrate.js';
 import {
@@ -30,7 +30,7 @@ import {
   type LogCheckpointRow,
 } from '../warehouse/log-checkpoint.js';
 import { readLogFollowRetries, updateLogFollowRetries, type LogFollowRetry } from '../warehouse/log-follow-retries.js';
-import { runSyncJob, type SyncJobResult } from './job.js';
+import { runSyncJob, type SyncJobResult } from './sync.js';
 import { plural } from '../core/wording.js';
 import { createLogEvidence } from '../pipeline/log-evidence.js';
 import type { PriorityLane } from '../pipeline/priority-lane.js';

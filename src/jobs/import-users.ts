@@ -6,7 +6,7 @@ import { describeBadLine, type BadLine } from '../auth0/users-export-lines.js';
 import { readExport, startExport, UsersExportError, waitForExport, type Auth0ExportJob } from '../auth0/users-export.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import { FatalError, SyncError } from '../core/errors.js';
 import { parseIsoDate } from '../core/iso-date.js';
 import type { Logger } from '../core/log.js';

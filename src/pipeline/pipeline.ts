@@ -5,7 +5,7 @@ import type { Auth0Client } from '../auth0/client.js';
 import { Auth0Error } from '../auth0/errors.js';
 import { fetchAllRefreshTokens } from '../auth0/refresh-tokens.js';
 import type { Config } from '../core/config.js';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import { errorCode, isFatal, toError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RunLease } from '../warehouse/run-lock.js';

@@ -1,4 +1,4 @@
-import type { TokenChange } from '../warehouse/database.js';
+import type { TokenChange } from '../warehouse/schema.js';
 import { toPrintable } from '../core/upstream-text.js';
 import type { StoredToken, UserOutcome, WritePlan } from '../warehouse/model.js';
 import type { LogEvidence } from './log-evidence.js';

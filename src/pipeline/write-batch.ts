@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import { errorCode, isFatal, toError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { isConnectionLost, isDatabaseUnavailable } from '../warehouse/pg-errors.js';

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import { countFailedUsers, countUserIds, readFailedUserIds, readUserIds, readUserIdsByStaleness } from './user-ids.js';
 
 /** Which users a run syncs. */

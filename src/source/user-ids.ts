@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { formatName, isDefaultUsersSource, type Config } from '../core/config.js';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import { FatalError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { formatName, type Config } from '../core/config.js';
-import type { Database, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/database.js';
+import type { Database, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/schema.js';
 import { FatalError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';

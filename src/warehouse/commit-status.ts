@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database } from './database.js';
+import type { Database } from './schema.js';
 
 /** The id of the transaction `trx` runs in (as text: a 64-bit integer). */
 export async function readTransactionId(trx: Kysely<Database>): Promise<string> {

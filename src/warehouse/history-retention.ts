@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database } from './database.js';
+import type { Database } from './schema.js';
 
 export interface PruneResult {
   /** Start of the retention window: rows observed or started before it were candidates. */

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { isDefaultUsersSource, type Config } from '../core/config.js';
-import type { Database, LogCheckpointTable } from './database.js';
+import type { Database, LogCheckpointTable } from './schema.js';
 
 export type LogCheckpointRow = Selectable<LogCheckpointTable>;
 

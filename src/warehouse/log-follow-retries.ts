@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Database } from './database.js';
+import type { Database } from './schema.js';
 
 /** A user a follow could not sync, with what the logs said about it. */
 export interface LogFollowRetry {

@@ -1,4 +1,4 @@
-import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow, TokenChange } from './database.js';
+import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow, TokenChange } from './schema.js';
 
 /*
  * The warehouse's write model: the rows a user's listing maps to, the outcome of syncing a

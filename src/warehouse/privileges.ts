@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database } from './database.js';
+import type { Database } from './schema.js';
 import { FatalError } from '../core/errors.js';
 
 /** What a sync writes, table by table. */

@@ -1,5 +1,5 @@
 import { sql, type AliasedRawBuilder, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
-import type { Database } from './database.js';
+import type { Database } from './schema.js';
 import { toSafeText } from '../core/upstream-text.js';
 import type { DeviceRecord, StoredToken, TokenRecord, UserOutcome, WritePlan } from './model.js';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
-import type { Database } from './database.js';
+import type { Database } from './schema.js';
 import { FatalError, SyncError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 

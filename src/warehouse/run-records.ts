@@ -2,7 +2,7 @@ import os from 'node:os';
 import { sql, type Kysely } from 'kysely';
 import { toSafeText } from '../core/upstream-text.js';
 import type { PlanCounts, UserOutcome } from './model.js';
-import type { Database, RunStatus, RunTrigger, SyncRunRow } from './database.js';
+import type { Database, RunStatus, RunTrigger, SyncRunRow } from './schema.js';
 
 /** Counts a run accumulates; written to sync_runs as progress and at the end. */
 export interface RunCounts {

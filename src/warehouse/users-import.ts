@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import type { Database } from './database.js';
+import type { Database } from './schema.js';
 import type { ExportedUser } from '../source/exported-user.js';
 import { invalidUserIdKey } from '../source/user-id.js';
 

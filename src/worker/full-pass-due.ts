@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../core/config.js';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import { readStatus } from '../status/read-status.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 

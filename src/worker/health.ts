@@ -1,4 +1,4 @@
-import type { RunStatus } from '../warehouse/database.js';
+import type { RunStatus } from '../warehouse/schema.js';
 import type { FullPassDue } from './full-pass-due.js';
 
 /** What the worker knows when `/healthz` is asked. */

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RunStatus } from '../warehouse/database.js';
+import type { RunStatus } from '../warehouse/schema.js';
 import { emptyCounts, type RunCounts } from '../warehouse/run-records.js';
 
 /**

@@ -1,5 +1,5 @@
 import got, { HTTPError, RequestError } from 'got';
-import type { RunStatus } from '../warehouse/database.js';
+import type { RunStatus } from '../warehouse/schema.js';
 import type { Logger } from '../core/log.js';
 import type { RunCounts } from '../warehouse/run-records.js';
 import type { Secret } from '../core/secret.js';

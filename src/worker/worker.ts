@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../core/config.js';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import { errorCode, toError } from '../core/errors.js';
 import { scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
 import type { Logger } from '../core/log.js';
@@ -13,11 +13,11 @@ import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.
 import { RunLockedError } from '../warehouse/run-lock.js';
 import { emptyCounts, readFirstUserError, readLastRuns } from '../warehouse/run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
-import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from '../jobs/job.js';
+import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from '../jobs/sync.js';
 import { createTokensEndpointChoice } from '../pipeline/tokens-endpoint.js';
 import { toSafeText } from '../core/upstream-text.js';
 import { pruneHistory } from '../warehouse/history-retention.js';
-import { startLogFollower, type LogFollower } from './worker-logs.js';
+import { startLogFollower, type LogFollower } from './log-follower.js';
 
 export interface WorkerOptions {
   config: Config;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli/main.js';
 import type { Env } from '../../src/core/config.js';
-import type { NewSyncRun } from '../../src/warehouse/database.js';
+import type { NewSyncRun } from '../../src/warehouse/schema.js';
 import { createLogger, toPrettyLine } from '../../src/core/log.js';
 import { runCli } from '../helpers/cli.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database, RefreshTokenAsOfRow, TokenChange } from '../../src/warehouse/database.js';
+import type { Database, RefreshTokenAsOfRow, TokenChange } from '../../src/warehouse/schema.js';
 
 export const HOUR = 3_600_000;
 export const DAY = 24 * HOUR;

@@ -1,6 +1,6 @@
 import { expect } from '@jest/globals';
 import type { Kysely } from 'kysely';
-import type { Database } from '../../src/warehouse/database.js';
+import type { Database } from '../../src/warehouse/schema.js';
 import type { FakeAuth0 } from './fake-auth0.js';
 
 /** Every live token, device and resource server in the warehouse equals what the API lists. */

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli/main.js';
-import { createDb, openDatabase } from '../../src/warehouse/db.js';
+import { createDb, openDatabase } from '../../src/warehouse/connection.js';
 import { runCli } from '../helpers/cli.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, skippingClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { main } from '../../src/cli/main.js';
-import type { Database } from '../../src/warehouse/database.js';
+import type { Database } from '../../src/warehouse/schema.js';
 import { readUserIdsByStaleness } from '../../src/source/user-ids.js';
 import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';

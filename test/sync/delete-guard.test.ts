@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli/main.js';
-import { createDb } from '../../src/warehouse/db.js';
+import { createDb } from '../../src/warehouse/connection.js';
 import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, makeToken, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';

@@ -16,7 +16,7 @@ import { hasControlCharacter } from '../../src/core/upstream-text.js';
 import { emptyDatabaseAndFreshTenantPerTest, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
-import { runSyncJob } from '../../src/jobs/job.js';
+import { runSyncJob } from '../../src/jobs/sync.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '../../src/core/log.js';
 import { createPriorityLane, type HandOffResult } from '../../src/pipeline/priority-lane.js';
-import { runSyncJob } from '../../src/jobs/job.js';
+import { runSyncJob } from '../../src/jobs/sync.js';
 import { emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 

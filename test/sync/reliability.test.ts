@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/core/log.js';
-import { runSyncJob } from '../../src/jobs/job.js';
+import { runSyncJob } from '../../src/jobs/sync.js';
 import { captureIo, cliDeps, createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { configFor, envFor, generateTenant, startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../helpers/fake-auth0.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';

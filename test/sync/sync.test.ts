@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Kysely, PostgresDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { main } from '../../src/cli/main.js';
-import type { Database } from '../../src/warehouse/database.js';
+import type { Database } from '../../src/warehouse/schema.js';
 import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 import { envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';

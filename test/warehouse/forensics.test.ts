@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import type { RefreshTokenAsOfRow } from '../../src/warehouse/database.js';
+import type { RefreshTokenAsOfRow } from '../../src/warehouse/schema.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { atFrom, DAY, HOUR, insertChange, insertToken, liveAt } from '../helpers/history.js';
 

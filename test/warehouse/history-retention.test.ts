@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Kysely } from 'kysely';
-import type { Database } from '../../src/warehouse/database.js';
+import type { Database } from '../../src/warehouse/schema.js';
 import { pruneHistory } from '../../src/warehouse/history-retention.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { atFrom, DAY, HOUR, insertChange, insertToken, liveAt } from '../helpers/history.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Migrator, sql, type Insertable, type Kysely } from 'kysely';
 import { migrations } from '../../migrations/index.js';
-import type { Database, RefreshTokenDevicesTable, RefreshTokensTable, ReportingViews } from '../../src/warehouse/database.js';
+import type { Database, RefreshTokenDevicesTable, RefreshTokensTable, ReportingViews } from '../../src/warehouse/schema.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 const MINUTE = 60_000;

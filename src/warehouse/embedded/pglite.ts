@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import type { Database } from '../database.js';
+import type { Database } from '../schema.js';
 import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
 
 export interface EmbeddedDatabase {

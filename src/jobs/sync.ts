@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0ClientOptions } from '../auth0/client.js';
 import type { TokensEndpoint } from '../auth0/refresh-tokens.js';
 import type { Config } from '../core/config.js';
-import type { Database, RunStatus, RunTrigger } from '../warehouse/database.js';
+import type { Database, RunStatus, RunTrigger } from '../warehouse/schema.js';
 import { errorCode, toError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { assertMigrated } from '../warehouse/migrate.js';

@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../core/config.js';
-import type { Database } from './database.js';
+import type { Database } from './schema.js';
 import { hasEmbeddedDatabase, noEmbeddedDatabase } from './embedded/find-database.js';
 import { openEmbeddedDatabase } from './embedded/pglite.js';
 

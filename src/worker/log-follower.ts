@@ -3,7 +3,7 @@ import { createTokenCache } from '../auth0/client.js';
 import { createRateLimiter } from '../auth0/rate-limiter.js';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
-import type { Database } from '../warehouse/database.js';
+import type { Database } from '../warehouse/schema.js';
 import { errorCode, toError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { TickSkipReason, WorkerMetrics } from './metrics.js';
@@ -12,7 +12,7 @@ import { readRunSeconds } from '../warehouse/run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
 import { followLogs, type FollowLogsResult } from '../jobs/follow-logs.js';
 import { createPriorityLane } from '../pipeline/priority-lane.js';
-import type { SyncJobOptions, SyncJobResult } from '../jobs/job.js';
+import type { SyncJobOptions, SyncJobResult } from '../jobs/sync.js';
 
 /** The follower's task name in the scheduler. */
 export const FOLLOW_LOGS_TASK = 'follow-logs';
