@@ -1,7 +1,9 @@
 /**
  * `npm run check` part: the import graph of jobs/, src/ and migrations/ has no cycles and its
- * arrows point one way (docs/architecture.md). Reads the relative imports of every .ts file;
- * prints each violation and exits 1.
+ * arrows point one way (docs/architecture.md). Every file of src/ sits in a folder named for its
+ * layer, and every folder states what it may import; a file directly under src/, a folder with no
+ * rule or an import its folder's rule does not allow is a violation. Reads the relative imports
+ * of every .ts file; prints each violation and exits 1.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,19 +11,58 @@ import path from 'node:path';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const ROOTS = ['jobs', 'src', 'migrations'];
 
-/** [importer prefix, imported prefix]: an importer under the first may not import under the second. */
+/** [importer prefix, imported prefix, why]: an importer under the first may not import under the second. */
 const FORBIDDEN: readonly (readonly [string, string, string])[] = [
   ['src/', 'jobs/', 'jobs/ is the entry a scheduler runs: it imports src/, never the reverse'],
   ['migrations/', 'src/', 'migrations are typed on Kysely<any> and never depend on today’s code'],
-  ['src/sandbox/', 'src/', 'the sandbox tenant imports no job code'],
-  ['src/auth0/', 'src/sync/', 'auth0/ is below the pipeline'],
-  ['src/auth0/', 'src/changes/', 'auth0/ is below the pipeline'],
-  ['src/source/', 'src/sync/', 'source/ is below the pipeline'],
-  ['src/warehouse/', 'src/sync/', 'warehouse/ is below the pipeline: it owns the row and plan types it writes'],
-  ['src/warehouse/', 'src/auth0/', 'warehouse/ and auth0/ are siblings'],
-  ['src/auth0/', 'src/warehouse/', 'warehouse/ and auth0/ are siblings'],
-  ['src/sync/', 'src/cli', 'the CLI uses the job, not the reverse'],
 ];
+
+interface Layer {
+  /** The folders of src/ (besides its own) this folder may import, lowest first. */
+  imports: readonly string[];
+  /** Where only some files of an allowed folder may be imported: folder → those files. */
+  only?: Readonly<Record<string, readonly string[]>>;
+  why: string;
+}
+
+/** One rule per folder of src/, top to bottom (docs/architecture.md, "Layers"). */
+const LAYERS: Readonly<Record<string, Layer>> = {
+  cli: {
+    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs', 'worker', 'sandbox'],
+    why: 'cli/ is the program (and the demo): nothing in src/ imports it',
+  },
+  worker: {
+    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs'],
+    why: 'worker/ is the long-running service: it runs the jobs; only cli/ (the worker command) imports it',
+  },
+  jobs: {
+    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline'],
+    why: 'jobs/ imports the pipeline and below, never cli/ or worker/',
+  },
+  pipeline: {
+    imports: ['core', 'warehouse', 'source', 'auth0', 'status'],
+    why: 'pipeline/ is below the jobs: it never imports jobs/, worker/ or cli/',
+  },
+  status: {
+    imports: ['core', 'warehouse', 'source'],
+    why: 'status/ reads the warehouse; it is below the pipeline',
+  },
+  auth0: {
+    imports: ['core', 'source'],
+    why: 'auth0/ is below the pipeline, and auth0/ and warehouse/ are siblings that never import each other',
+  },
+  source: {
+    imports: ['core', 'warehouse'],
+    why: 'source/ reads the source table through the warehouse; it is below the pipeline',
+  },
+  warehouse: {
+    imports: ['core', 'source'],
+    only: { source: ['src/source/user-id.ts', 'src/source/exported-user.ts'] },
+    why: 'warehouse/ is below the pipeline and never imports auth0/; of source/ it takes only the ID check and the exported user’s shape',
+  },
+  core: { imports: [], why: 'core/ imports nothing of ours outside core/' },
+  sandbox: { imports: [], why: 'the sandbox tenant imports nothing of src/ outside sandbox/' },
+};
 
 function files(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
@@ -41,12 +82,28 @@ function importsOf(file: string): string[] {
 const graph = new Map(ROOTS.flatMap(files).map((file) => [file, importsOf(file)]));
 const problems: string[] = [];
 
+/** `src/<folder>/…` → folder; undefined for a file outside src/ or directly under it. */
+function layerOf(file: string): string | undefined {
+  const parts = file.split('/');
+  return parts[0] === 'src' && parts.length > 2 ? parts[1] : undefined;
+}
+
+for (const folder of readdirSync(path.join(ROOT, 'src'), { withFileTypes: true })) {
+  if (folder.isDirectory() && !(folder.name in LAYERS)) problems.push(`src/${folder.name}/ has no rule in scripts/check-layers.ts: say which layer it is and what it may import`);
+}
+
 for (const [file, imports] of graph) {
+  const layer = layerOf(file);
+  if (file.startsWith('src/') && layer === undefined) problems.push(`${file} sits loose in src/: every file of src/ belongs in the folder of its layer (docs/architecture.md)`);
+  const rule = layer === undefined ? undefined : LAYERS[layer];
   for (const target of imports) {
     for (const [from, to, why] of FORBIDDEN) {
-      const inside = from.endsWith('/') && target.startsWith(from);
-      if (file.startsWith(from) && target.startsWith(to) && !inside) problems.push(`${file} imports ${target}: ${why}`);
+      if (file.startsWith(from) && target.startsWith(to)) problems.push(`${file} imports ${target}: ${why}`);
     }
+    const targetLayer = layerOf(target);
+    if (rule === undefined || targetLayer === undefined || targetLayer === layer) continue;
+    const only = rule.only?.[targetLayer];
+    if (!rule.imports.includes(targetLayer) || (only !== undefined && !only.includes(target))) problems.push(`${file} imports ${target}: ${rule.why}`);
   }
 }
 
@@ -70,4 +127,4 @@ if (problems.length > 0) {
   for (const problem of problems) process.stderr.write(`${problem}\n`);
   process.exit(1);
 }
-process.stdout.write(`layers: ${graph.size} modules, no cycle, every import points one way\n`);
+process.stdout.write(`layers: ${graph.size} modules in ${Object.keys(LAYERS).length} layers of src/, none loose, no cycle, every import points one way\n`);
