@@ -97,7 +97,7 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 export const isLoopback = (url: URL): boolean => LOOPBACK.has(url.hostname);
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
-/** `AUTH0_TOKENS_ENDPOINT` values (src/sync/tokens-endpoint.ts). */
+/** `AUTH0_TOKENS_ENDPOINT` values (src/pipeline/tokens-endpoint.ts). */
 const TOKENS_ENDPOINT_SETTINGS = ['auto', 'refresh-tokens', 'users'] as const;
 export type TokensEndpointSetting = (typeof TOKENS_ENDPOINT_SETTINGS)[number];
 

@@ -1,7 +1,7 @@
 /**
  * The priority lane of a running pass (issue #10): how the worker's log follower hands the users
  * named in new log entries to the full or budgeted pass already holding the run lock, instead of
- * waiting hours for it to end. The pass (src/sync/pipeline.ts) takes lane users before its next
+ * waiting hours for it to end. The pass (src/pipeline/pipeline.ts) takes lane users before its next
  * source user, through the same run, lease, writer and rate limiter, so no second writer ever
  * touches a user. Each hand-off resolves once every user in it was written (synced, gone or
  * recorded as failed), or as incomplete when the pass stopped first: only a complete hand-off

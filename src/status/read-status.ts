@@ -56,7 +56,7 @@ export type Staleness =
       reason: string;
     };
 
-/** Where the log follower (`sync --from-logs`) stands; see src/sync/follow-logs.ts. */
+/** Where the log follower (`sync --from-logs`) stands; see src/jobs/follow-logs.ts. */
 export interface LogFollowerStatus {
   logId: string;
   lastEntryDate: Date | null;

@@ -6,7 +6,7 @@ export type LogCheckpointRow = Selectable<LogCheckpointTable>;
 
 /**
  * What the warehouse knows about ids found in tenant log entries (`readLogLookups`); the pure
- * rules of src/changes/log-events.ts read it.
+ * rules of src/pipeline/log-events.ts read it.
  */
 export interface LogLookups {
   /** `auth0.refresh_tokens.id` → `user_id`. */

@@ -2,7 +2,7 @@ import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow, TokenChange 
 
 /*
  * The warehouse's write model: the rows a user's listing maps to, the outcome of syncing a
- * user, what is stored now, and the plan of one batch write. The pipeline (src/sync/) builds
+ * user, what is stored now, and the plan of one batch write. The pipeline (src/pipeline/) builds
  * these; the writer here consumes them. Types only.
  */
 

@@ -133,14 +133,14 @@ export interface RunLeaseTable {
   acquired_at: Timestamp | null;
 }
 
-/** One row: where the log follower reads on from (src/sync/follow-logs.ts). */
+/** One row: where the log follower reads on from (src/jobs/follow-logs.ts). */
 export interface LogCheckpointTable {
   id: Generated<boolean>;
   log_id: string;
   last_entry_date: Timestamp | null;
   /** Seconds by which the checkpoint trails the tenant's newest entry; 0 when caught up. */
   lag_seconds: number | null;
-  /** Totals since following began (bigint; src/db.ts reads int8 as a number). */
+  /** Totals since following began (bigint; src/warehouse/connection.ts reads int8 as a number). */
   entries_read: Generated<number>;
   entries_skipped: Generated<number>;
   users_changed: Generated<number>;
@@ -156,7 +156,7 @@ export interface LogCheckpointTable {
   history_lost_reason: string | null;
 }
 
-/** Users a follow could not sync, retried by the next follow (src/sync/follow-logs.ts). */
+/** Users a follow could not sync, retried by the next follow (src/jobs/follow-logs.ts). */
 export interface LogFollowRetriesTable {
   user_id: string;
   deleted: Generated<boolean>;
@@ -168,7 +168,7 @@ export interface LogFollowRetriesTable {
 
 /**
  * The reporting views (docs/reporting.md), as pg returns their columns: counts as numbers (the
- * int8 parser in src/db.ts), numeric as a string, interval as an object. Read-only; the
+ * int8 parser in src/warehouse/connection.ts), numeric as a string, interval as an object. Read-only; the
  * migrations define them (the latest definition of each: 2026_12_01_1300_quiet_writes and
  * 2026_12_01_1800_schema_docs_forensics), and test/warehouse/view-types.test.ts checks these
  * declarations against the database's columns.

@@ -4,7 +4,7 @@ import type { FullPassDue } from './full-pass-due.js';
 /** What the worker knows when `/healthz` is asked. */
 export interface HealthInput {
   now: Date;
-  /** The schedule's task status (src/scheduler.ts): `idle` or `running` while the schedule is alive. */
+  /** The schedule's task status (src/worker/scheduler.ts): `idle` or `running` while the schedule is alive. */
   scheduler: string;
   /** When the worker started. */
   startedAt: Date;

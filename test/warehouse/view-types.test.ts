@@ -4,7 +4,7 @@ import type { PgInterval, RefreshTokenAsOfRow, ReportingViews } from '../../src/
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 /**
- * The row types of src/database.ts against the database: each reporting view (and
+ * The row types of src/warehouse/schema.ts against the database: each reporting view (and
  * `refresh_tokens_as_of`) has exactly the columns its type declares, of a matching type.
  *
  * The lists below are written out by hand, and `npm run check` (tsc) holds each to its type:
