@@ -14,33 +14,41 @@ export interface Io {
   stdoutClosed?: AbortSignal;
 }
 
+/** Marks a process stream as watched, so a module loaded twice (Jest loads it per test file) adds one listener. */
+const CLOSED = Symbol.for('auth0-refresh-token-sync:stream-closed');
+
 /**
- * A process stream that stops being written once it is closed. A write to a pipe whose reader
- * exited fails with EPIPE, emitted as an 'error' event; unhandled, that event is a crash with a
- * stack trace and exit 1 after work that succeeded. Node ignores SIGPIPE, so this is where a
- * Unix tool's "stop writing, keep the exit code" happens: every later line is dropped.
+ * Aborted once `stream` is closed. A write to a pipe whose reader exited fails with EPIPE,
+ * emitted as an 'error' event; unhandled, that event is a crash with a stack trace and exit 1
+ * after work that succeeded. Any error on stdout or stderr (EPIPE, EBADF, EIO when the terminal
+ * went away) means nobody reads it any more: there is nowhere left to report it.
  */
-function guardedWrite(stream: NodeJS.WriteStream, onClosed: () => void): (line: string) => void {
-  let closed = false;
-  // Any error on stdout or stderr (EPIPE, EBADF, EIO when the terminal went away) means nobody
-  // reads it any more: there is nowhere left to report it.
-  stream.on('error', () => {
-    if (closed) return;
-    closed = true;
-    onClosed();
-  });
+function closedSignal(stream: NodeJS.WriteStream): AbortSignal {
+  const watched = stream as NodeJS.WriteStream & { [CLOSED]?: AbortController };
+  if (!watched[CLOSED]) {
+    const closed = new AbortController();
+    watched[CLOSED] = closed;
+    stream.on('error', () => closed.abort());
+  }
+  return watched[CLOSED].signal;
+}
+
+/**
+ * Write lines to a process stream until it is closed; then drop them. Node ignores SIGPIPE, so
+ * this is where a Unix tool's "stop writing, keep the exit code" happens.
+ */
+function guardedWrite(stream: NodeJS.WriteStream): (line: string) => void {
+  const closed = closedSignal(stream);
   return (line) => {
-    if (!closed && !stream.destroyed) stream.write(line + '\n');
+    if (!closed.aborted && !stream.destroyed) stream.write(line + '\n');
   };
 }
 
-const stdoutClosed = new AbortController();
-
 /** The process's own streams; a closed one is no longer written (see guardedWrite). */
 export const processIo: Io = {
-  stdout: guardedWrite(process.stdout, () => stdoutClosed.abort()),
-  stderr: guardedWrite(process.stderr, () => {}),
+  stdout: guardedWrite(process.stdout),
+  stderr: guardedWrite(process.stderr),
   stdoutIsTTY: process.stdout.isTTY === true,
   stderrIsTTY: process.stderr.isTTY === true,
-  stdoutClosed: stdoutClosed.signal,
+  stdoutClosed: closedSignal(process.stdout),
 };
