@@ -10,19 +10,19 @@
  * creates and drops its own databases named rt_bench_*. The quiet workload's WAL and
  * buffers-written figures are the whole server's: run it on a server nothing else writes to.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'throughput,latency,ramp,ratelimit,memory,quiet,import' },
+    only: { type: 'string', default: 'startup,throughput,latency,ramp,ratelimit,memory,quiet,import' },
     users: { type: 'string', default: '100000' },
     'latency-users': { type: 'string', default: '2000' },
     'ramp-users': { type: 'string', default: '1500' },
@@ -465,7 +465,29 @@ async function importUsers() {
   );
 }
 
+/**
+ * 0 start-up (issue #20): the whole command a user runs, `node dist/src/cli/main.js --version`
+ * and `sync --help`, median of 11 (target < 0.15 s), and `npm run -s sync -- --help`, which
+ * checks the build first.
+ */
+async function startup() {
+  const time = async (command: string, args: string[]) => {
+    const seconds: number[] = [];
+    for (let i = 0; i < 11; i += 1) {
+      const started = performance.now();
+      await promisify(execFile)(command, args, { cwd: path.resolve(import.meta.dirname, '..') });
+      seconds.push((performance.now() - started) / 1000);
+    }
+    return seconds.sort((a, b) => a - b)[5]!;
+  };
+  const version = await time(process.execPath, ['dist/src/cli/main.js', '--version']);
+  const help = await time(process.execPath, ['dist/src/cli/main.js', 'sync', '--help']);
+  const viaNpm = await time('npm', ['run', '-s', 'sync', '--', '--help']);
+  notes.push(`0 start-up (median of 11): --version ${fmt(version, 3)} s, sync --help ${fmt(help, 3)} s (target < 0.15 s); npm run -s sync -- --help ${fmt(viaNpm, 3)} s (npm and the build check included)`);
+}
+
 try {
+  if (only.has('startup')) await startup();
   if (only.has('throughput')) await throughput();
   if (only.has('latency')) await latency();
   if (only.has('ramp')) await ramp();
