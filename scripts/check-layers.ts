@@ -4,6 +4,9 @@
  * layer, and every folder states what it may import; a file directly under src/, a folder with no
  * rule or an import its folder's rule does not allow is a violation. Reads the relative imports
  * of every .ts file; prints each violation and exits 1.
+ *
+ * Also: a unit test (test/unit/) imports neither the test database nor the fake tenant, pg, nor a
+ * module that opens sockets or starts processes, so `npm run test:unit` needs no server.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -123,8 +126,37 @@ function visit(file: string): void {
 }
 for (const file of graph.keys()) if (!state.has(file)) visit(file);
 
+// Unit tests (test/unit/, mirroring src/) need no database and no HTTP server: `npm run
+// test:unit` runs them alone. A file there may not import the test database or the fake tenant,
+// pg, or a module that opens sockets or starts processes (docs/architecture.md, "Tests").
+const UNIT_FORBIDDEN: Readonly<Record<string, string>> = {
+  'test/helpers/db.ts': 'the test database',
+  'test/helpers/fake-auth0.ts': 'the fake tenant, an HTTP server; makeToken and generateTenant are in src/sandbox/tenant.ts',
+  'test/helpers/cli.ts': 'the CLI in child processes',
+  'test/helpers/tcp-proxy.ts': 'a TCP proxy',
+  'src/sandbox/auth0-server.ts': 'the fake tenant, an HTTP server',
+  pg: 'PostgreSQL',
+  'node:net': 'sockets',
+  'node:http': 'an HTTP server',
+  'node:https': 'HTTP',
+  'node:child_process': 'child processes',
+};
+const SPECIFIER = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+const unitTests = files('test/unit');
+for (const file of unitTests) {
+  const text = readFileSync(path.join(ROOT, file), 'utf8');
+  for (const m of text.matchAll(SPECIFIER)) {
+    const spec = m[1] ?? m[2]!;
+    const target = spec.startsWith('.') ? path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.js$/, '.ts') : spec.replace(/^(?!node:)(http|https|net|child_process)$/, 'node:$1');
+    const why = UNIT_FORBIDDEN[target];
+    if (why !== undefined) problems.push(`${file} imports ${spec} (${why}): a unit test needs no database and no HTTP server; move it out of test/unit/`);
+  }
+}
+
 if (problems.length > 0) {
   for (const problem of problems) process.stderr.write(`${problem}\n`);
   process.exit(1);
 }
-process.stdout.write(`layers: ${graph.size} modules in ${Object.keys(LAYERS).length} layers of src/, none loose, no cycle, every import points one way\n`);
+process.stdout.write(
+  `layers: ${graph.size} modules in ${Object.keys(LAYERS).length} layers of src/, none loose, no cycle, every import points one way; ${unitTests.length} unit tests need no database or server\n`,
+);

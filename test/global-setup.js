@@ -1,17 +1,23 @@
 // Plain JavaScript: Jest loads globalSetup outside its module mapper, so this file imports
 // nothing from src/ (the embedded template is prepared by test/helpers/db.ts instead).
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 
-/** What needs several processes on one database, and so only runs against a server. */
-const SERVER_ONLY = [
-  'test/cli.test.ts: the CLI in child processes against a database',
-  'test/sync/processes.test.ts: concurrent runs, kill -9, SIGTERM',
-  'test/sync/reliability.test.ts: the database going away (a proxy to a server)',
-  'test/sync/sync.test.ts: counting commits in pg_stat_database',
-  'test/worker.test.ts: the lock held by another session, and the worker as a process',
-];
+/**
+ * The test files that only run against a server (they need several processes on one database,
+ * or the server itself), found by what they call: `itServer(` and `describeServer(` from
+ * test/helpers/db.ts skip on the embedded fallback. Derived, so the message never goes stale.
+ */
+function serverOnlyFiles() {
+  const root = path.resolve(import.meta.dirname, '..');
+  return readdirSync(path.join(root, 'test'), { recursive: true })
+    .map((file) => path.posix.join('test', String(file).split(path.sep).join('/')))
+    .filter((file) => file.endsWith('.test.ts') && /\b(?:itServer|describeServer)\(/.test(readFileSync(path.join(root, file), 'utf8')))
+    .sort();
+}
 
 /**
  * Decide where the tests' databases live. A PostgreSQL server at TEST_DATABASE_URL (default
@@ -36,6 +42,6 @@ export default async function globalSetup() {
   process.env.TEST_DB_MODE = 'embedded';
   process.stderr.write(
     `\nNo PostgreSQL at ${new URL(ADMIN_URL).host}: running the tests on the embedded PGlite instead.\n` +
-      `Skipped here; run them against a server (docker compose up -d postgres):\n  ${SERVER_ONLY.join('\n  ')}\n\n`,
+      `These files skip the tests that need a server; run them against one (docker compose up -d postgres):\n  ${serverOnlyFiles().join('\n  ')}\n\n`,
   );
 }

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from '@jest/globals';
-import { loadConfig, loadDatabaseConfig } from '../src/core/config.js';
-import { ConfigError } from '../src/core/errors.js';
+import { loadConfig, loadDatabaseConfig } from '../../../src/core/config.js';
+import { ConfigError } from '../../../src/core/errors.js';
 
 const valid = {
   DATABASE_URL: 'postgres://u@db:5432/warehouse',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import type { Auth0LogEntry } from '../../src/auth0/logs.js';
-import { toChangedUsers, toLookupKeys, USER_EVENT_TYPES, type LogLookups } from '../../src/pipeline/log-events.js';
+import type { Auth0LogEntry } from '../../../src/auth0/logs.js';
+import { toChangedUsers, toLookupKeys, USER_EVENT_TYPES, type LogLookups } from '../../../src/pipeline/log-events.js';
 
 const lookups: LogLookups = {
   tokenOwners: new Map([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { InvalidRecordError, toWarehouseRows } from '../../src/pipeline/normalize.js';
+import { InvalidRecordError, toWarehouseRows } from '../../../src/pipeline/normalize.js';
 
 const full = {
   id: 'rt_1',

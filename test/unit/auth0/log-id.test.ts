@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkLogId, compareLogIds, describeLogId, logIdOf } from '../../src/auth0/log-id.js';
-import { isPastRetention, mayHaveOutlivedRetention, toGapStart } from '../../src/auth0/log-retention.js';
+import { checkLogId, compareLogIds, describeLogId, logIdOf } from '../../../src/auth0/log-id.js';
+import { isPastRetention, mayHaveOutlivedRetention, toGapStart } from '../../../src/auth0/log-retention.js';
 
 describe('checkLogId', () => {
   it.each([

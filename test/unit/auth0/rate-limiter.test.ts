@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { createRateLimiter } from '../../src/auth0/rate-limiter.js';
-import type { Clock } from '../../src/core/clock.js';
+import { createRateLimiter } from '../../../src/auth0/rate-limiter.js';
+import type { Clock } from '../../../src/core/clock.js';
 
 /** A clock whose time only moves when every pending promise has settled: deterministic and instant. */
 function virtualClock() {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import cron from 'node-cron';
-import { scheduleIntervalMs, toHealth, type HealthInput } from '../src/worker/health.js';
+import { scheduleIntervalMs, toHealth, type HealthInput } from '../../../src/worker/health.js';
 
 const HOUR = 3_600_000;
 const at = (iso: string) => new Date(`2026-12-01T${iso}Z`);
