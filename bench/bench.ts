@@ -164,7 +164,8 @@ async function sync(server: Server, databaseUrl: string, env: Record<string, str
   };
 }
 
-const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (n: number | undefined, digits = 0) =>
+  n === undefined || Number.isNaN(n) ? '' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function throughput() {
   const users = opts.users;
@@ -187,8 +188,16 @@ async function throughput() {
     server.reset();
     const full = await sync(server, fullDb.url);
     const overlap = (fetchOnly.seconds + writeOnly.seconds) / full.seconds;
-    rows.push({ workload: '1 throughput', mode: `full sync, concurrency ${concurrency}`, ...full, refused: (await server.stats()).rateLimited, note: `overlap ${fmt(overlap, 2)}` });
-    notes.push(`1 throughput: ${fmt(full.users / full.seconds)} users/s end to end (target ≥ 1,500), peak RSS ${full.rssMb} MB (target < 200), overlap ${fmt(overlap, 2)} (target ≥ 1.0)`);
+    rows.push({
+      workload: '1 throughput',
+      mode: `full sync, concurrency ${concurrency}`,
+      ...full,
+      refused: (await server.stats()).rateLimited,
+      note: `overlap ${fmt(overlap, 2)}`,
+    });
+    notes.push(
+      `1 throughput: ${fmt(full.users / full.seconds)} users/s end to end (target ≥ 1,500), peak RSS ${full.rssMb} MB (target < 200), overlap ${fmt(overlap, 2)} (target ≥ 1.0)`,
+    );
     await fullDb.drop();
   } finally {
     await server.stop();
@@ -237,7 +246,9 @@ async function ramp() {
     const refused = (await server.stats()).rateLimited;
     const ratio = naive.seconds / full.seconds;
     rows.push({ workload: '2b latency 10 ms, bucket 1,000', mode: `full sync, concurrency ${concurrency}`, ...full, refused, note: `${fmt(ratio, 1)}× naive` });
-    notes.push(`2b ramp: ${fmt(ratio, 1)}× the naive script on a 1,000-request bucket at SYNC_CONCURRENCY=${concurrency} (target ≥ 10×), ${fmt(refused)} requests refused`);
+    notes.push(
+      `2b ramp: ${fmt(ratio, 1)}× the naive script on a 1,000-request bucket at SYNC_CONCURRENCY=${concurrency} (target ≥ 10×), ${fmt(refused)} requests refused`,
+    );
     await db.drop();
   } finally {
     await server.stop();
@@ -255,7 +266,13 @@ async function rateLimit() {
     const accepted = stats.listRequests - stats.rateLimited;
     const achieved = accepted / full.seconds / 40;
     const refused = stats.rateLimited / stats.listRequests;
-    rows.push({ workload: '3 rate 40/s burst 10', mode: 'full sync, concurrency 8', ...full, refused: stats.rateLimited, note: `${fmt(achieved * 100, 1)}% of allowed` });
+    rows.push({
+      workload: '3 rate 40/s burst 10',
+      mode: 'full sync, concurrency 8',
+      ...full,
+      refused: stats.rateLimited,
+      note: `${fmt(achieved * 100, 1)}% of allowed`,
+    });
     notes.push(`3 rate limit: ${fmt(achieved * 100, 1)}% of the allowed rate (target ≥ 95%), ${fmt(refused * 100, 2)}% of requests refused (target < 2%)`);
     await db.drop();
   } finally {
@@ -278,7 +295,9 @@ async function memory() {
       rows.push({ workload: `4 memory, ${fmt(size)} IDs`, mode: `stopped after ${fmt(Number(stop))} users`, ...run });
       await db.drop();
     }
-    notes.push(`4 memory: peak RSS ${rss[0]} MB at ${fmt(Number(opts['memory-small']))} IDs, ${rss[1]} MB at ${fmt(Number(opts['memory-large']))} (${fmt(((rss[1]! - rss[0]!) / rss[0]!) * 100, 1)}%; target within 20%)`);
+    notes.push(
+      `4 memory: peak RSS ${rss[0]} MB at ${fmt(Number(opts['memory-small']))} IDs, ${rss[1]} MB at ${fmt(Number(opts['memory-large']))} (${fmt(((rss[1]! - rss[0]!) / rss[0]!) * 100, 1)}%; target within 20%)`,
+    );
   } finally {
     await server.stop();
   }
@@ -329,7 +348,9 @@ async function dbFigures(databaseUrl: string): Promise<DbFigures> {
     const tables = Object.fromEntries(
       rows.map((r) => [r.relname, { ins: +r.ins, upd: +r.upd, hot: +r.hot, del: +r.del, dead: +r.dead, bytes: +r.bytes }]),
     ) as Record<QuietTable, TableFigures>;
-    const { rows: [server] } = await client.query<{ lsn: string; db: string; written: string }>(`
+    const {
+      rows: [server],
+    } = await client.query<{ lsn: string; db: string; written: string }>(`
       select pg_current_wal_lsn()::text as lsn, pg_database_size(current_database()) as db,
              buffers_checkpoint + buffers_clean + buffers_backend as written from pg_stat_bgwriter`);
     return { tables, databaseBytes: +server!.db, walLsn: server!.lsn, buffersWritten: +server!.written };
@@ -381,7 +402,9 @@ async function quietWrites() {
       const after = await dbFigures(db.url);
       const client = new pg.Client({ connectionString: db.url });
       await client.connect();
-      const { rows: [counts] } = await client.query<{ added: number; changed: number; deleted: number }>(
+      const {
+        rows: [counts],
+      } = await client.query<{ added: number; changed: number; deleted: number }>(
         'select tokens_added as added, tokens_changed as changed, tokens_deleted as deleted from auth0.sync_runs order by id desc limit 1',
       );
       await client.end();
@@ -404,7 +427,9 @@ async function quietWrites() {
       };
       quietPasses.push(result);
       // One line per pass as it ends, so a long run's figures survive an interruption.
-      process.stderr.write(`${JSON.stringify({ pass: name, seconds: run.seconds, walBytes: result.walBytes, writtenBytes: result.writtenBytes, ...counts, delta })}\n`);
+      process.stderr.write(
+        `${JSON.stringify({ pass: name, seconds: run.seconds, walBytes: result.walBytes, writtenBytes: result.writtenBytes, ...counts, delta })}\n`,
+      );
       return result;
     };
     const first = await pass('1 first pass');
@@ -447,7 +472,9 @@ async function importUsers() {
         AUTH0_CLIENT_SECRET: 'test-secret',
         LOG_LEVEL: 'info',
       });
-      const finished = lines.map((l) => (l.startsWith('{') ? (JSON.parse(l) as Record<string, number | string>) : {})).find((l) => l.msg === 'users import finished');
+      const finished = lines
+        .map((l) => (l.startsWith('{') ? (JSON.parse(l) as Record<string, number | string>) : {}))
+        .find((l) => l.msg === 'users import finished');
       if (!finished) throw new Error(`no summary line:\n${lines.slice(-5).join('\n')}`);
       const run = { seconds: Number(finished.seconds), users: Number(finished.exported), tokens: 0, rssMb: Number(finished.peakRssMb) };
       rss.push(run.rssMb);
@@ -483,7 +510,9 @@ async function startup() {
   const version = await time(process.execPath, ['dist/src/cli/main.js', '--version']);
   const help = await time(process.execPath, ['dist/src/cli/main.js', 'sync', '--help']);
   const viaNpm = await time('npm', ['run', '-s', 'sync', '--', '--help']);
-  notes.push(`0 start-up (median of 11): --version ${fmt(version, 3)} s, sync --help ${fmt(help, 3)} s (target < 0.15 s); npm run -s sync -- --help ${fmt(viaNpm, 3)} s (npm and the build check included)`);
+  notes.push(
+    `0 start-up (median of 11): --version ${fmt(version, 3)} s, sync --help ${fmt(help, 3)} s (target < 0.15 s); npm run -s sync -- --help ${fmt(viaNpm, 3)} s (npm and the build check included)`,
+  );
 }
 
 try {
@@ -528,8 +557,17 @@ if (quietPasses.length > 0) {
     user_sync_state: 'user state',
     refresh_token_changes: 'changes',
   };
-  const head = ['5 quiet writes, pass', 'users/s', 'added/changed/deleted', ...QUIET_TABLES.map((t) => `${short[t]} ins/upd (HOT)`),
-    'dead tuples', 'WAL MB', 'written MB', 'tokens MB', 'database MB'];
+  const head = [
+    '5 quiet writes, pass',
+    'users/s',
+    'added/changed/deleted',
+    ...QUIET_TABLES.map((t) => `${short[t]} ins/upd (HOT)`),
+    'dead tuples',
+    'WAL MB',
+    'written MB',
+    'tokens MB',
+    'database MB',
+  ];
   const body = quietPasses.map((p) => [
     p.pass,
     fmt(p.users / p.seconds),

@@ -39,8 +39,19 @@ for (const { user_id: userId } of users) {
            last_exchanged_at, metadata, raw, first_seen_at, last_changed_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), now())
          on conflict (id) do update set last_changed_at = now(), raw = excluded.raw, last_exchanged_at = excluded.last_exchanged_at`,
-        [t.id, userId, t.client_id, t.session_id, t.rotating, t.created_at, t.idle_expires_at, t.expires_at, t.last_exchanged_at,
-          t.refresh_token_metadata ? JSON.stringify(t.refresh_token_metadata) : null, JSON.stringify(t)],
+        [
+          t.id,
+          userId,
+          t.client_id,
+          t.session_id,
+          t.rotating,
+          t.created_at,
+          t.idle_expires_at,
+          t.expires_at,
+          t.last_exchanged_at,
+          t.refresh_token_metadata ? JSON.stringify(t.refresh_token_metadata) : null,
+          JSON.stringify(t),
+        ],
       );
       if (t.device) {
         const d = t.device;

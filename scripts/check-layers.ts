@@ -92,12 +92,14 @@ function layerOf(file: string): string | undefined {
 }
 
 for (const folder of readdirSync(path.join(ROOT, 'src'), { withFileTypes: true })) {
-  if (folder.isDirectory() && !(folder.name in LAYERS)) problems.push(`src/${folder.name}/ has no rule in scripts/check-layers.ts: say which layer it is and what it may import`);
+  if (folder.isDirectory() && !(folder.name in LAYERS))
+    problems.push(`src/${folder.name}/ has no rule in scripts/check-layers.ts: say which layer it is and what it may import`);
 }
 
 for (const [file, imports] of graph) {
   const layer = layerOf(file);
-  if (file.startsWith('src/') && layer === undefined) problems.push(`${file} sits loose in src/: every file of src/ belongs in the folder of its layer (docs/architecture.md)`);
+  if (file.startsWith('src/') && layer === undefined)
+    problems.push(`${file} sits loose in src/: every file of src/ belongs in the folder of its layer (docs/architecture.md)`);
   const rule = layer === undefined ? undefined : LAYERS[layer];
   for (const target of imports) {
     for (const [from, to, why] of FORBIDDEN) {
@@ -147,7 +149,9 @@ for (const file of unitTests) {
   const text = readFileSync(path.join(ROOT, file), 'utf8');
   for (const m of text.matchAll(SPECIFIER)) {
     const spec = m[1] ?? m[2]!;
-    const target = spec.startsWith('.') ? path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.js$/, '.ts') : spec.replace(/^(?!node:)(http|https|net|child_process)$/, 'node:$1');
+    const target = spec.startsWith('.')
+      ? path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.js$/, '.ts')
+      : spec.replace(/^(?!node:)(http|https|net|child_process)$/, 'node:$1');
     const why = UNIT_FORBIDDEN[target];
     if (why !== undefined) problems.push(`${file} imports ${spec} (${why}): a unit test needs no database and no HTTP server; move it out of test/unit/`);
   }

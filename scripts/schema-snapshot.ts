@@ -37,7 +37,15 @@ export async function dumpSchema(url: string): Promise<string> {
     .split('\n')
     .filter((line) => !/^(--|SET |SELECT pg_catalog\.set_config|\\restrict |\\unrestrict )/.test(line))
     .map((line) => line.trimEnd());
-  return HEADER + '\n' + lines.join('\n').replace(/\n{3,}/g, '\n\n').trim() + '\n';
+  return (
+    HEADER +
+    '\n' +
+    lines
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trim() +
+    '\n'
+  );
 }
 
 async function main(check: boolean): Promise<number> {

@@ -121,7 +121,7 @@ describe('npm run db: the embedded database over the PostgreSQL wire protocol', 
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
   }, 60_000);
 
-  it('with PGLITE_DATA_DIR unset and an empty .data/pglite (no tables), serves the demo\'s and says so', async () => {
+  it("with PGLITE_DATA_DIR unset and an empty .data/pglite (no tables), serves the demo's and says so", async () => {
     const cwd = path.join(dir, 'checkout');
     const { PGlite } = await import('@electric-sql/pglite');
     await mkdir(path.join(cwd, '.data'), { recursive: true });

@@ -26,6 +26,8 @@ export default async function globalTeardown() {
   }
   const entries = await readdir(os.tmpdir()).catch(() => []);
   await Promise.all(
-    entries.filter((name) => name.startsWith(`rt-pglite-template-${process.env.TEST_RUN_ID}-`)).map((name) => rm(path.join(os.tmpdir(), name), { recursive: true, force: true })),
+    entries
+      .filter((name) => name.startsWith(`rt-pglite-template-${process.env.TEST_RUN_ID}-`))
+      .map((name) => rm(path.join(os.tmpdir(), name), { recursive: true, force: true })),
   );
 }

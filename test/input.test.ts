@@ -118,26 +118,30 @@ describe('--users-file', () => {
 
 describe('flags', () => {
   const label = (args: string[]) => JSON.stringify(args.map((arg) => (arg.length > 20 ? `${arg.slice(0, 8)}… (${arg.length} characters)` : arg)));
-  it.each(([
-    [['--user', ''], '--user needs a user ID'],
-    [['--user', '   '], '--user needs a user ID'],
-    [['--user', 'auth0|1', '--user', 'x'.repeat(600)], 'the user ID is longer than 512 characters'],
-    [['--user', 'auth0|\u0007bell'], 'the user ID contains a control character'],
-    [['--max-users', '0x10'], '--max-users takes a whole number'],
-    [['--max-users', '1e3'], '--max-users takes a whole number'],
-    [['--max-users', '+5'], '--max-users takes a whole number'],
-    [['--max-users', '0'], '--max-users takes a whole number'],
-    [['--max-users', '2.0'], '--max-users takes a whole number'],
-    [['--max-users', '9007199254740993'], '--max-users takes a whole number'],
-    [['--max-users', '1000000001'], '--max-users takes a whole number from 1 to 1,000,000,000'],
-    [['--max-duration', '500ms'], '--max-duration takes a duration from 1s'],
-    [['--max-duration', '0s'], '--max-duration takes a duration from 1s'],
-    [['--max-duration', '99999999999999999999w'], '--max-duration takes a duration'],
-    [['--stale', '2026-02-31'], '--stale takes a duration such as 24h or 7d, or a date that exists'],
-    [['--stale', '0000-01-01'], '--stale takes a duration'],
-    [['--stale', '2999-01-01'], '--stale "2999-01-01" is in the future'],
-    [['--stale', 'yesterday'], '--stale takes a duration'],
-  ] as const).map(([args, expected]) => ({ name: label([...args]), args: [...args], expected })))('refuses $name naming the flag', async ({ args, expected }) => {
+  it.each(
+    (
+      [
+        [['--user', ''], '--user needs a user ID'],
+        [['--user', '   '], '--user needs a user ID'],
+        [['--user', 'auth0|1', '--user', 'x'.repeat(600)], 'the user ID is longer than 512 characters'],
+        [['--user', 'auth0|\u0007bell'], 'the user ID contains a control character'],
+        [['--max-users', '0x10'], '--max-users takes a whole number'],
+        [['--max-users', '1e3'], '--max-users takes a whole number'],
+        [['--max-users', '+5'], '--max-users takes a whole number'],
+        [['--max-users', '0'], '--max-users takes a whole number'],
+        [['--max-users', '2.0'], '--max-users takes a whole number'],
+        [['--max-users', '9007199254740993'], '--max-users takes a whole number'],
+        [['--max-users', '1000000001'], '--max-users takes a whole number from 1 to 1,000,000,000'],
+        [['--max-duration', '500ms'], '--max-duration takes a duration from 1s'],
+        [['--max-duration', '0s'], '--max-duration takes a duration from 1s'],
+        [['--max-duration', '99999999999999999999w'], '--max-duration takes a duration'],
+        [['--stale', '2026-02-31'], '--stale takes a duration such as 24h or 7d, or a date that exists'],
+        [['--stale', '0000-01-01'], '--stale takes a duration'],
+        [['--stale', '2999-01-01'], '--stale "2999-01-01" is in the future'],
+        [['--stale', 'yesterday'], '--stale takes a duration'],
+      ] as const
+    ).map(([args, expected]) => ({ name: label([...args]), args: [...args], expected })),
+  )('refuses $name naming the flag', async ({ args, expected }) => {
     await expectRefused(args, expected);
   });
 

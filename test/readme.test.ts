@@ -88,7 +88,8 @@ describe('the README and docs/', () => {
       for (const flag of flags) {
         const bare = flag.slice(2);
         if (name === 'sandbox' && !new RegExp(`${flag}\\b`).test(sandboxHelp)) problems.push(`${page}: sandbox ${flag}`);
-        if (name === 'bench:freshness' && !freshness.includes(`'${bare}'`) && !freshness.includes(`${bare}:`)) problems.push(`${page}: bench:freshness ${flag}`);
+        if (name === 'bench:freshness' && !freshness.includes(`'${bare}'`) && !freshness.includes(`${bare}:`))
+          problems.push(`${page}: bench:freshness ${flag}`);
         if (name === 'bench' && !bench.includes(bare)) problems.push(`${page}: bench ${flag}`);
       }
     }
@@ -96,12 +97,15 @@ describe('the README and docs/', () => {
   }, 20_000);
 
   it('link only to pages and headings that exist', () => {
-    const slug = (heading: string) => heading.trim().toLowerCase().replace(/[`*_]/g, '').replace(/[^\p{L}\p{N}\- ]/gu, '').replaceAll(' ', '-');
+    const slug = (heading: string) =>
+      heading
+        .trim()
+        .toLowerCase()
+        .replace(/[`*_]/g, '')
+        .replace(/[^\p{L}\p{N}\- ]/gu, '')
+        .replaceAll(' ', '-');
     const anchors = (page: string) =>
-      new Set([
-        ...[...text[page]!.matchAll(/^#{1,4} (.*)$/gm)].map((m) => slug(m[1]!)),
-        ...[...text[page]!.matchAll(/<a id="([^"]+)"/g)].map((m) => m[1]!),
-      ]);
+      new Set([...[...text[page]!.matchAll(/^#{1,4} (.*)$/gm)].map((m) => slug(m[1]!)), ...[...text[page]!.matchAll(/<a id="([^"]+)"/g)].map((m) => m[1]!)]);
     const broken: string[] = [];
     for (const [page, body] of Object.entries(text)) {
       for (const m of body.matchAll(/\]\(([^)\s]+)\)/g)) {

@@ -190,9 +190,7 @@ describe('readStatus and formatStatus', () => {
       '  id  trigger   status     started              duration            users synced/not found/failed of total' +
         '  tokens seen/added/changed/deleted  requests  endpoint  error',
     );
-    expect(text).toContain(
-      `  ${running}  schedule  running    2026-11-26 11:59:14  running for 45.6 s  1/0/0 of 5                              0/0/0/0`,
-    );
+    expect(text).toContain(`  ${running}  schedule  running    2026-11-26 11:59:14  running for 45.6 s  1/0/0 of 5                              0/0/0/0`);
     expect(text).toContain(
       `  ${partial}  manual    partial    2026-11-26 11:00:00  12 min 3 s          3/1/1 of 5                              8/1/2/3` +
         '                                  12  users     1 user failed …',
@@ -200,9 +198,7 @@ describe('readStatus and formatStatus', () => {
     expect(text).toContain('schedule  succeeded  2026-11-26 06:00:00  2 h 5 min           5/0/0 of 5');
     expect(text).toMatch(/ 10\/10\/0\/0 + 7  -\n/);
     expect(text).toContain('Failing users: 3 (showing the 2 most recent), most recent attempt first');
-    expect(text).toContain(
-      '  auth0|u3    auth0_server_error  2026-11-26 11:11:00  never                Auth0 answered 503 …',
-    );
+    expect(text).toContain('  auth0|u3    auth0_server_error  2026-11-26 11:11:00  never                Auth0 answered 503 …');
     expect(text).toContain('  auth0|gone  internal            2026-11-26 11:12:00  2026-01-01 00:00:00  bad red yyy');
     expect(text).not.toContain('\u001b');
     expect(text).toContain('Staleness (source auth0.users.user_id)');
@@ -220,9 +216,7 @@ describe('readStatus and formatStatus', () => {
   it('joins a custom, quoted source table on its column as text', async () => {
     await sql`create schema "Crm"`.execute(t.db);
     await sql`create table "Crm"."People" ("Auth0Id" text, name text)`.execute(t.db);
-    await sql`insert into "Crm"."People" values ('b', 'x'), (null, 'y'), ('', 'z'), ('a', 'w'), ('a', 'dup'), ('c', 'v')`.execute(
-      t.db,
-    );
+    await sql`insert into "Crm"."People" values ('b', 'x'), (null, 'y'), ('', 'z'), ('a', 'w'), ('a', 'dup'), ('c', 'v')`.execute(t.db);
     await t.db
       .insertInto('auth0.user_sync_state')
       .values([
@@ -355,10 +349,18 @@ describe('the log follower section', () => {
     await insertRun({ trigger: 'manual', status: 'succeeded', started_at: at('11:00:00'), finished_at: at('11:01:00'), full_pass: false });
     await insertRun({ trigger: 'schedule', status: 'succeeded', started_at: at('09:00:00'), finished_at: at('09:30:00'), full_pass: true });
     let report = await readStatus(t.db, source, { now });
-    expect(report.logs).toMatchObject({ fullPassDue: true, lastFullPassAt: at('09:00:00'), historyLostReason: 'retention_gap', lagSeconds: 3600, newestLogId: '905' });
+    expect(report.logs).toMatchObject({
+      fullPassDue: true,
+      lastFullPassAt: at('09:00:00'),
+      historyLostReason: 'retention_gap',
+      lagSeconds: 3600,
+      newestLogId: '905',
+    });
     const text = formatStatus(report).join('\n');
     expect(text).toContain('last entry 2026-11-26 10:00:00 UTC, lag 1 h behind the newest entry (2026-11-26 11:00:00 UTC)');
-    expect(text).toContain('full pass due: log history was lost at 2026-11-26 10:30:00 UTC (retention dropped entries after the checkpoint before they were read); run npm run sync');
+    expect(text).toContain(
+      'full pass due: log history was lost at 2026-11-26 10:30:00 UTC (retention dropped entries after the checkpoint before they were read); run npm run sync',
+    );
     expect(toStatusJson(report).logFollower).toMatchObject({
       fullPassDue: true,
       historyLostAt: '2026-11-26T10:30:00.000Z',

@@ -82,7 +82,13 @@ describe('worker log follower', () => {
     fake.intercept((ctx) => (ctx.userId ? { delayMs: 250 } : undefined));
     const startCheckpoint = (await checkpoint()).log_id;
     const login = makeToken(users.at(-1)!, 77);
-    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true', SYNC_LOGS_SCHEDULE: '* * * * * *', SYNC_CONCURRENCY: '2', SYNC_DELETE_GUARD_MIN: '5' });
+    const worker = startWorker({
+      SYNC_SCHEDULE: '0 0 1 1 *',
+      SYNC_RUN_ON_START: 'true',
+      SYNC_LOGS_SCHEDULE: '* * * * * *',
+      SYNC_CONCURRENCY: '2',
+      SYNC_DELETE_GUARD_MIN: '5',
+    });
     try {
       const [early, late] = [users[0]!, users.at(-1)!];
       // Wait until the pass has written the first user: a change after that is missed by this pass.

@@ -173,7 +173,9 @@ describe('worker metrics and health over HTTP', () => {
       });
       const body = JSON.parse(unhealthy.text) as Record<string, unknown>;
       expect(body).toMatchObject({ status: 'unhealthy', lastSuccessAt: null, lastRun: { status: 'failed', errorCode: 'invalid_credentials' } });
-      expect(body.reason).toMatch(/^No successful run since the worker started at .*; one was due by .*\. The last run \(#\d+\) failed \(invalid_credentials\)\.$/);
+      expect(body.reason).toMatch(
+        /^No successful run since the worker started at .*; one was due by .*\. The last run \(#\d+\) failed \(invalid_credentials\)\.$/,
+      );
 
       const metrics = (await get(`${url}/metrics`)).text;
       expect(sample(metrics, 'auth0_sync_runs_total{status="failed"}')).toBe(1);
@@ -271,7 +273,10 @@ describe('worker metrics and health over HTTP', () => {
       const stored = (await t.db.selectFrom('auth0.log_checkpoint').select('lag_seconds').executeTakeFirstOrThrow()).lag_seconds;
       expect(await lag()).toBe(stored === null ? undefined : Math.max(0, stored));
       // What the follower stores is what is exported: caught up, an hour-old last entry is no lag.
-      await t.db.updateTable('auth0.log_checkpoint').set({ lag_seconds: 0, last_entry_date: new Date(Date.now() - 3_600_000) }).execute();
+      await t.db
+        .updateTable('auth0.log_checkpoint')
+        .set({ lag_seconds: 0, last_entry_date: new Date(Date.now() - 3_600_000) })
+        .execute();
       expect(await lag()).toBe(0);
       await t.db.updateTable('auth0.log_checkpoint').set({ lag_seconds: 42.5 }).execute();
       expect(await lag()).toBe(42.5);
@@ -325,7 +330,10 @@ describe('worker metrics and health over HTTP', () => {
       await first;
       const after = (await get(`${url}/metrics`)).text;
       expect(sample(after, 'auth0_sync_ticks_skipped_total{reason="follow_overlap"}')).toBe(1);
-      expect(worker.lines.find((l) => l.msg === 'follow skipped: the previous follow is still going')).toMatchObject({ level: 'warn', reason: 'follow_overlap' });
+      expect(worker.lines.find((l) => l.msg === 'follow skipped: the previous follow is still going')).toMatchObject({
+        level: 'warn',
+        reason: 'follow_overlap',
+      });
     } finally {
       await worker.stop();
     }
@@ -370,7 +378,9 @@ describe('worker metrics and health over HTTP', () => {
     try {
       const url = await worker.url;
       await worker.log('tick skipped: another run is active');
-      expect(started()).toEqual([expect.objectContaining({ level: 'warn', historyLostAt: firstLoss.toISOString(), reason: 'the stored checkpoint was refused' })]);
+      expect(started()).toEqual([
+        expect.objectContaining({ level: 'warn', historyLostAt: firstLoss.toISOString(), reason: 'the stored checkpoint was refused' }),
+      ]);
 
       const health = await get(`${url}/healthz`);
       expect(health.status).toBe(200);
@@ -462,9 +472,7 @@ describe('monitoring configuration', () => {
     expect(config.monitoring.metricsHost).toBe('0.0.0.0');
     expect(config.monitoring.notifyWebhookUrl?.reveal()).toBe('https://hooks.slack.com/services/T/B/xyz');
     expect(JSON.stringify(config)).not.toContain('xyz'); // a webhook URL is a credential: redacted like the secret
-    expect(loadConfig({ ...base, NOTIFY_WEBHOOK_URL: 'http://localhost:8080/hook' }).monitoring.notifyWebhookUrl?.reveal()).toBe(
-      'http://localhost:8080/hook',
-    );
+    expect(loadConfig({ ...base, NOTIFY_WEBHOOK_URL: 'http://localhost:8080/hook' }).monitoring.notifyWebhookUrl?.reveal()).toBe('http://localhost:8080/hook');
   });
 
   it('names each wrong value without echoing a webhook URL', () => {

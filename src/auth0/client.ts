@@ -144,10 +144,7 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     } catch (error) {
       options.onResponse?.(undefined, limiter.rate);
       if (tooLarge) {
-        throw new Auth0Error(
-          'response_too_large',
-          `${what} answered with a body over ${maxResponseBytes} bytes (AUTH0_MAX_RESPONSE_BYTES); it was cut off`,
-        );
+        throw new Auth0Error('response_too_large', `${what} answered with a body over ${maxResponseBytes} bytes (AUTH0_MAX_RESPONSE_BYTES); it was cut off`);
       }
       throw new Auth0Error('network_error', `${what} failed: ${describeRequestError(error)}`);
     }

@@ -125,23 +125,14 @@ export function errorForStatus(status: number, body: string, what: string): Auth
 export function tokenEndpointError(status: number, body: string, what: string): Auth0Error {
   const parsed = parseObject(body);
   const code = typeof parsed?.error === 'string' ? toSafeText(parsed.error, MAX_OAUTH_ERROR) : '';
-  const description =
-    typeof parsed?.error_description === 'string' ? toSafeText(parsed.error_description, MAX_OAUTH_DESCRIPTION) : '';
+  const description = typeof parsed?.error_description === 'string' ? toSafeText(parsed.error_description, MAX_OAUTH_DESCRIPTION) : '';
   const detail = [code, description && `(${description})`].filter(Boolean).join(' ');
   const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
   if (status === 408 || status === 429 || status >= 500) return new Auth0Error('server_error', message, status);
   if (status === 401 || status === 403) {
-    return new Auth0Error(
-      'invalid_credentials',
-      `${message}. Check AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_AUDIENCE.`,
-      status,
-    );
+    return new Auth0Error('invalid_credentials', `${message}. Check AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_AUDIENCE.`, status);
   }
-  return new Auth0Error(
-    'token_refused',
-    `${message}. The token endpoint refused the request; check AUTH0_DOMAIN and AUTH0_AUDIENCE.`,
-    status,
-  );
+  return new Auth0Error('token_refused', `${message}. The token endpoint refused the request; check AUTH0_DOMAIN and AUTH0_AUDIENCE.`, status);
 }
 
 /** Codes only the token endpoint produces. */

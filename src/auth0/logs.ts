@@ -94,11 +94,9 @@ export async function* readLogs(client: Auth0Client, checkpoint: string, options
       yield { entries: [], next: cursor, ignored: noLogsIgnored(), end: 'time_limit' };
       return;
     }
-    const { body, headers } = await client
-      .getJsonWithHeaders(LOGS_PATH, { from: cursor, take }, options.signal)
-      .catch((error: unknown) => {
-        throw toLogsError(error);
-      });
+    const { body, headers } = await client.getJsonWithHeaders(LOGS_PATH, { from: cursor, take }, options.signal).catch((error: unknown) => {
+      throw toLogsError(error);
+    });
     if (!Array.isArray(body)) throw new Auth0Error('bad_response', `GET ${LOGS_PATH} answered with JSON that is not an array`);
     const entries: Auth0LogEntry[] = [];
     const ignored = noLogsIgnored();
@@ -195,11 +193,9 @@ export async function fetchOldestLog(client: Auth0Client, signal?: AbortSignal):
 }
 
 async function fetchEdgeLog(client: Auth0Client, sort: string, signal?: AbortSignal): Promise<Auth0LogEntry | undefined> {
-  const body = await client
-    .getJson(LOGS_PATH, { sort, per_page: 1, page: 0 }, signal)
-    .catch((error: unknown) => {
-      throw toLogsError(error);
-    });
+  const body = await client.getJson(LOGS_PATH, { sort, per_page: 1, page: 0 }, signal).catch((error: unknown) => {
+    throw toLogsError(error);
+  });
   if (!Array.isArray(body)) throw new Auth0Error('bad_response', `GET ${LOGS_PATH} answered with JSON that is not an array`);
   return body[0] as Auth0LogEntry | undefined;
 }

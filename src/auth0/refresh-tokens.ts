@@ -78,11 +78,7 @@ export interface ListOptions {
  * carry `next` (recorded in go-auth0's test data). Throws Auth0Error, e.g. `user_not_found`
  * for a 404 and `cursor_expired` when the checkpoint is no longer valid.
  */
-export async function* listRefreshTokens(
-  client: Auth0Client,
-  userId: string,
-  options: ListOptions,
-): AsyncGenerator<Auth0RefreshToken[]> {
+export async function* listRefreshTokens(client: Auth0Client, userId: string, options: ListOptions): AsyncGenerator<Auth0RefreshToken[]> {
   const shape = ENDPOINTS[options.endpoint ?? 'refresh-tokens'];
   const path = shape.path(userId);
   let from: string | undefined;
@@ -94,10 +90,7 @@ export async function* listRefreshTokens(
     if (tokens.length === 0) return;
     // Counted on pages that hold tokens, so the empty page confirming the end is always allowed.
     if (page > options.maxPages) {
-      throw new Auth0Error(
-        'too_many_pages',
-        `Listing refresh tokens of ${userId} did not end after ${options.maxPages} pages (SYNC_MAX_PAGES_PER_USER)`,
-      );
+      throw new Auth0Error('too_many_pages', `Listing refresh tokens of ${userId} did not end after ${options.maxPages} pages (SYNC_MAX_PAGES_PER_USER)`);
     }
     yield tokens;
     if (!next) return;
@@ -109,11 +102,7 @@ export async function* listRefreshTokens(
  * All of one user's tokens. An expired or invalid cursor restarts the listing from the
  * first page, once, dropping what was collected so nothing is counted twice.
  */
-export async function fetchAllRefreshTokens(
-  client: Auth0Client,
-  userId: string,
-  options: ListOptions,
-): Promise<Auth0RefreshToken[]> {
+export async function fetchAllRefreshTokens(client: Auth0Client, userId: string, options: ListOptions): Promise<Auth0RefreshToken[]> {
   for (let restarted = false; ; restarted = true) {
     const tokens: Auth0RefreshToken[] = [];
     try {

@@ -34,7 +34,6 @@ export interface Auth0ExportJob {
   location?: string;
 }
 
-
 export type UsersExportErrorCode =
   | 'export_failed' // the job says `failed`
   | 'export_timeout' // the job did not complete within --timeout
@@ -255,7 +254,12 @@ export async function streamExport(
     maxLines,
     (line, text) => takeLine(line, text),
     (line) =>
-      fail(new UsersExportError('export_too_large', `${Where} holds more than ${maxLines} lines (line ${line} is one too many); refused, nothing was imported. Raise IMPORT_MAX_LINES if the tenant really is that large.`)),
+      fail(
+        new UsersExportError(
+          'export_too_large',
+          `${Where} holds more than ${maxLines} lines (line ${line} is one too many); refused, nothing was imported. Raise IMPORT_MAX_LINES if the tenant really is that large.`,
+        ),
+      ),
   );
   const capCompressed = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
@@ -380,7 +384,10 @@ export async function readExport(
       options.onRetry?.(error);
       const fresh = await fetchExportJob(client, job.id, options.signal);
       if (fresh.status !== 'completed' || !fresh.location) {
-        throw new UsersExportError('export_failed', `The users export job ${toSafeText(job.id, 80)} no longer offers its file (status ${toSafeText(fresh.status, 40)}); run the import again.`);
+        throw new UsersExportError(
+          'export_failed',
+          `The users export job ${toSafeText(job.id, 80)} no longer offers its file (status ${toSafeText(fresh.status, 40)}); run the import again.`,
+        );
       }
       location = fresh.location;
     }

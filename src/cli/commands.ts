@@ -47,7 +47,12 @@ export const commands = {
   worker: (env: Env, io: Io, deps: Partial<Deps>) => worker(env, io, withDefaults(deps)),
   status: (json: boolean, env: Env, io: Io, deps: Partial<Deps>) => status(env, io, withDefaults(deps), json),
   demo: (env: Env, io: Io) => runDemo(env, io),
-  db: (flags: { port?: string }, env: Env, io: Io) => untilStopped(() => {}, undefined, (stopSignal) => dbCommand(flags, env, io, stopSignal)),
+  db: (flags: { port?: string }, env: Env, io: Io) =>
+    untilStopped(
+      () => {},
+      undefined,
+      (stopSignal) => dbCommand(flags, env, io, stopSignal),
+    ),
 };
 
 /** Open the database (a server, or the embedded one; `existing`: never create it), run `fn`, and always close it. */
@@ -63,7 +68,13 @@ async function withDatabase(
   // hold no connection, so it does not grow with SYNC_CONCURRENCY. Only `migrate` creates an
   // embedded database: every other command needs a migrated one, and an empty one made by a
   // bare `status` would pass for the warehouse (and `npm run db` would serve it).
-  const database = await deps.openDatabase(config, { poolSize: 5, command, notice: io.stderr, existing: options.existing, demoDataDir: options.env.DEMO_DATA_DIR });
+  const database = await deps.openDatabase(config, {
+    poolSize: 5,
+    command,
+    notice: io.stderr,
+    existing: options.existing,
+    demoDataDir: options.env.DEMO_DATA_DIR,
+  });
   try {
     return await fn(database);
   } finally {
@@ -96,7 +107,8 @@ async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<numb
 /** `migrate --list`: every migration, applied (with when) or pending; applies nothing. */
 async function listMigrationsCommand(db: OpenDatabase['db'], io: Io): Promise<number> {
   const migrations = await listMigrations(db);
-  for (const { name, executedAt } of migrations) io.stdout(executedAt ? `applied ${executedAt.toISOString()}  ${name}` : `pending                           ${name}`);
+  for (const { name, executedAt } of migrations)
+    io.stdout(executedAt ? `applied ${executedAt.toISOString()}  ${name}` : `pending                           ${name}`);
   const pending = migrations.filter((m) => !m.executedAt).length;
   io.stdout(pending === 0 ? 'The database is up to date.' : `${pending} pending: run \`npm run migrate\` to apply them.`);
   return EXIT.ok;
@@ -221,7 +233,9 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
     case 'succeeded':
       return EXIT.ok;
     case 'partial':
-      io.stderr(`${run}: ${result.counts.usersFailed} of ${result.usersTotal === undefined ? 'the users' : plural(result.usersTotal, 'user')} failed; see auth0.user_sync_state.`);
+      io.stderr(
+        `${run}: ${result.counts.usersFailed} of ${result.usersTotal === undefined ? 'the users' : plural(result.usersTotal, 'user')} failed; see auth0.user_sync_state.`,
+      );
       return EXIT.partial;
     case 'interrupted':
       // Lost the run lock mid-run (issue #13): not a graceful stop, so alerting sees exit 1.
@@ -236,4 +250,3 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
       return EXIT.fatal;
   }
 }
-

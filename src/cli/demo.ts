@@ -75,7 +75,11 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     const { db } = database;
     const { error } = await migrateToLatest(db);
     if (error) throw error;
-    await db.insertInto('auth0.users').values([...tenant.keys()].map((user_id) => ({ user_id }))).onConflict((oc) => oc.doNothing()).execute();
+    await db
+      .insertInto('auth0.users')
+      .values([...tenant.keys()].map((user_id) => ({ user_id })))
+      .onConflict((oc) => oc.doNothing())
+      .execute();
 
     const logger = createCommandLogger(config, io);
     const run = async (label: string) => {
@@ -122,9 +126,15 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
       .orderBy('active_tokens', 'desc')
       .limit(5)
       .execute();
-    for (const r of perClient) io.stdout(`  ${r.client_id}  ${r.active_tokens} tokens, ${r.users} users, ${Math.round(Number(r.rotating_share) * 100)}% rotating`);
+    for (const r of perClient)
+      io.stdout(`  ${r.client_id}  ${r.active_tokens} tokens, ${r.users} users, ${Math.round(Number(r.rotating_share) * 100)}% rotating`);
     const countRows = async (view: 'auth0.refresh_tokens_location_changed' | 'auth0.refresh_tokens_expiring_soon' | 'auth0.refresh_tokens_unused') =>
-      (await db.selectFrom(view).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n;
+      (
+        await db
+          .selectFrom(view)
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n;
     io.stdout(`Tokens used from a new IP or network (refresh_tokens_location_changed): ${await countRows('auth0.refresh_tokens_location_changed')}`);
     io.stdout(`Tokens expiring within 7 days (refresh_tokens_expiring_soon): ${await countRows('auth0.refresh_tokens_expiring_soon')}`);
     io.stdout(`Tokens not used for 30 days (refresh_tokens_unused): ${await countRows('auth0.refresh_tokens_unused')}`);

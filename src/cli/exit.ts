@@ -14,4 +14,3 @@ export function describeFatal(error: unknown): string {
   // Anything else: the message says what to fix.
   return `: ${message}`;
 }
-

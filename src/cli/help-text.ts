@@ -7,8 +7,10 @@
 
 const DATABASE = 'DATABASE_URL (a PostgreSQL server) or, unset, PGLITE_DATA_DIR (the embedded database, default .data/pglite)';
 const SOURCE = 'SOURCE_USERS_TABLE, SOURCE_USER_ID_COLUMN';
-const AUTH0 = 'AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (required), AUTH0_AUDIENCE, AUTH0_TOKENS_ENDPOINT, AUTH0_MAX_RPS, AUTH0_TIMEOUT_MS, AUTH0_MAX_RESPONSE_BYTES';
-const SYNC = 'SYNC_CONCURRENCY, SYNC_PAGE_SIZE, SYNC_MAX_PAGES_PER_USER, SYNC_MAX_USERS, SYNC_MAX_DURATION, SYNC_MAX_DELETE_RATIO, SYNC_DELETE_GUARD_MIN, SYNC_HISTORY_DAYS';
+const AUTH0 =
+  'AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (required), AUTH0_AUDIENCE, AUTH0_TOKENS_ENDPOINT, AUTH0_MAX_RPS, AUTH0_TIMEOUT_MS, AUTH0_MAX_RESPONSE_BYTES';
+const SYNC =
+  'SYNC_CONCURRENCY, SYNC_PAGE_SIZE, SYNC_MAX_PAGES_PER_USER, SYNC_MAX_USERS, SYNC_MAX_DURATION, SYNC_MAX_DELETE_RATIO, SYNC_DELETE_GUARD_MIN, SYNC_HISTORY_DAYS';
 const LOGS = 'LOG_LEVEL, LOG_FORMAT';
 
 export interface CommandHelp {
@@ -18,24 +20,43 @@ export interface CommandHelp {
 
 /** Per command: its exit codes in one line, and the variables it reads. */
 export const COMMAND_HELP: Record<string, CommandHelp> = {
-  migrate: { exitCodes: '0 applied (or nothing to apply), 1 failed, 3 another process holds the embedded database, 64 usage error', environment: [DATABASE, LOGS] },
+  migrate: {
+    exitCodes: '0 applied (or nothing to apply), 1 failed, 3 another process holds the embedded database, 64 usage error',
+    environment: [DATABASE, LOGS],
+  },
   sync: {
     exitCodes: '0 every user synced, 1 fatal, 2 partial (some users failed), 3 another run holds the lock, 4 interrupted, 64 usage error',
     environment: [DATABASE, AUTH0, SOURCE, SYNC, LOGS],
   },
-  'import-users': { exitCodes: '0 imported (or a dry run), 1 fatal (nothing changed), 3 another process holds the embedded database, 64 usage error', environment: [DATABASE, AUTH0, SYNC, LOGS] },
+  'import-users': {
+    exitCodes: '0 imported (or a dry run), 1 fatal (nothing changed), 3 another process holds the embedded database, 64 usage error',
+    environment: [DATABASE, AUTH0, SYNC, LOGS],
+  },
   worker: {
-    exitCodes: '0 stopped by SIGTERM/SIGINT, 1 cannot start (configuration, pending migrations, METRICS_PORT), 3 another process holds the embedded database, 4 a second signal, 64 usage error',
-    environment: [DATABASE, AUTH0, SOURCE, SYNC, 'SYNC_SCHEDULE, SYNC_LOGS_SCHEDULE, SYNC_TIMEZONE, SYNC_RUN_ON_START', 'METRICS_PORT, METRICS_HOST, NOTIFY_WEBHOOK_URL', LOGS],
+    exitCodes:
+      '0 stopped by SIGTERM/SIGINT, 1 cannot start (configuration, pending migrations, METRICS_PORT), 3 another process holds the embedded database, 4 a second signal, 64 usage error',
+    environment: [
+      DATABASE,
+      AUTH0,
+      SOURCE,
+      SYNC,
+      'SYNC_SCHEDULE, SYNC_LOGS_SCHEDULE, SYNC_TIMEZONE, SYNC_RUN_ON_START',
+      'METRICS_PORT, METRICS_HOST, NOTIFY_WEBHOOK_URL',
+      LOGS,
+    ],
   },
   status: {
-    exitCodes: '0 the last run succeeded (or none yet), 1 it failed, 2 it was partial, 3 another process holds the embedded database, 5 cannot read the database, 64 usage error',
+    exitCodes:
+      '0 the last run succeeded (or none yet), 1 it failed, 2 it was partial, 3 another process holds the embedded database, 5 cannot read the database, 64 usage error',
     environment: [DATABASE, SOURCE],
   },
-  demo: { exitCodes: '0 every step succeeded, 2 a step did not, 1 fatal, 3 its database is in use, 64 usage error', environment: ['DEMO_DATA_DIR (default .data/demo; never DATABASE_URL)', 'LOG_LEVEL'] },
+  demo: {
+    exitCodes: '0 every step succeeded, 2 a step did not, 1 fatal, 3 its database is in use, 64 usage error',
+    environment: ['DEMO_DATA_DIR (default .data/demo; never DATABASE_URL)', 'LOG_LEVEL'],
+  },
   db: {
     exitCodes: '0 stopped by SIGINT/SIGTERM, 1 no database in the directory or DATABASE_URL set, 3 another process holds it, 4 a second signal, 64 usage error',
-    environment: ['PGLITE_DATA_DIR (default .data/pglite; the demo\'s .data/demo when only the demo ran), DEMO_DATA_DIR', 'PGLITE_PORT (default 5433)'],
+    environment: ["PGLITE_DATA_DIR (default .data/pglite; the demo's .data/demo when only the demo ran), DEMO_DATA_DIR", 'PGLITE_PORT (default 5433)'],
   },
 };
 

@@ -63,7 +63,9 @@ export async function toSyncRequest(values: SyncValues, loadConfig: () => Pick<C
   // The tenant logs choose the users, all of them: a selection, a budget or a dry run would skip entries.
   const fromLogs = values.fromLogs === true;
   if (fromLogs && (kinds > 0 || values.dryRun || values.maxUsers !== undefined || values.maxDuration !== undefined)) {
-    throw new UsageError('--from-logs syncs the users the tenant logs name: it takes no --user, --users-file, --only-failed, --stale, --max-users, --max-duration or --dry-run');
+    throw new UsageError(
+      '--from-logs syncs the users the tenant logs name: it takes no --user, --users-file, --only-failed, --stale, --max-users, --max-duration or --dry-run',
+    );
   }
 
   let selection: UserSelection = { kind: 'source' };

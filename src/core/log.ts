@@ -20,9 +20,7 @@ export interface Logger {
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export function createLogger(
-  options: { level?: LogLevel; format?: LogFormat; write?: (line: string) => void; fields?: Record<string, unknown> } = {},
-): Logger {
+export function createLogger(options: { level?: LogLevel; format?: LogFormat; write?: (line: string) => void; fields?: Record<string, unknown> } = {}): Logger {
   const format = options.format === 'pretty' ? toPrettyLine : toJsonLine;
   const min = ORDER[options.level ?? 'info'];
   const write = options.write ?? ((line: string) => process.stdout.write(line + '\n'));

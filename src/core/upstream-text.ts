@@ -49,7 +49,10 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u20
  * a message stays on one line.
  */
 export function stripControlCharacters(text: string): string {
-  return text.replace(ANSI, '').replace(/[\r\n\t]/g, ' ').replace(CONTROL, '');
+  return text
+    .replace(ANSI, '')
+    .replace(/[\r\n\t]/g, ' ')
+    .replace(CONTROL, '');
 }
 
 /** Whether `text` holds a character `stripControlCharacters` would remove (besides ANSI escapes' printable rest). */

@@ -145,7 +145,9 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     const resume = logId ? `, and following resumes from the newest entry ${describeLogId(logId)}.` : ', and following resumes once the tenant logs again.';
     if (lost) {
       result.historyLost = { at, reason: lost.reason };
-      result.messages.push(`${historyLostSentence(lost.reason, lost.previous, newest)}, so changes since then may be missed: every user is due for a full pass (npm run sync)${resume}`);
+      result.messages.push(
+        `${historyLostSentence(lost.reason, lost.previous, newest)}, so changes since then may be missed: every user is due for a full pass (npm run sync)${resume}`,
+      );
       logger.warn('log history lost', { reason: lost.reason, checkpoint: lost.previous?.log_id, newest: logId });
     }
     if (!logId) {
@@ -182,7 +184,12 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     result.messages.push(
       `The log entries after the checkpoint ${describeLogId(checkpoint.log_id)} start at ${first!.toISOString()}, and the oldest entry the tenant still holds is dated ${dateOf(oldest)!.toISOString()}, after ${gapStart.toISOString()} where the unread entries began: the plan's log retention (1 to 30 days) dropped entries never read, so changes may be missed: every user is due for a full pass (npm run sync); the entries still held are applied.`,
     );
-    logger.warn('log history lost', { reason: 'retention_gap', checkpoint: checkpoint.log_id, gapStart: gapStart.toISOString(), oldest: dateOf(oldest)?.toISOString() });
+    logger.warn('log history lost', {
+      reason: 'retention_gap',
+      checkpoint: checkpoint.log_id,
+      gapStart: gapStart.toISOString(),
+      oldest: dateOf(oldest)?.toISOString(),
+    });
   }
 
   /**

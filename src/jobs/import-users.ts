@@ -13,7 +13,14 @@ import type { Logger } from '../core/log.js';
 import { toSafeText } from '../core/upstream-text.js';
 import { assertMigrated } from '../warehouse/migrate.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
-import { mayStartFollowing, readDatabaseTime, withUsersStaging, type FollowStart, type ImportScope, type UsersImportCounts } from '../warehouse/users-import.js';
+import {
+  mayStartFollowing,
+  readDatabaseTime,
+  withUsersStaging,
+  type FollowStart,
+  type ImportScope,
+  type UsersImportCounts,
+} from '../warehouse/users-import.js';
 
 /** Scopes the export needs up front; `GET /api/v2/jobs/{id}` may also want create:users (a 403 names it). */
 const IMPORT_SCOPES = ['read:users'];
@@ -90,7 +97,12 @@ export async function importUsers(options: ImportUsersOptions): Promise<ImportUs
       firstPollMs: options.firstPollMs,
       signal: options.signal,
       onProgress: (current) =>
-        logger.info('users export', { jobId: current.id, status: current.status, percentDone: current.percentage_done, timeLeftSeconds: current.time_left_seconds }),
+        logger.info('users export', {
+          jobId: current.id,
+          status: current.status,
+          percentDone: current.percentage_done,
+          timeLeftSeconds: current.time_left_seconds,
+        }),
     });
 
     return await withUsersStaging(db, async (staging) => {
@@ -169,7 +181,13 @@ export async function importUsers(options: ImportUsersOptions): Promise<ImportUs
       const followStartedAt = applied.followStarted ? followFrom?.logId : undefined;
       if (followStartedAt) logger.info('log follower starts where the export began', { logId: followStartedAt });
       const result = finish(applied.counts, { followStartedAt });
-      logger.info('users import finished', { ...applied.counts, badLines: badLines.count, connection: scope.connection, seconds: result.seconds, peakRssMb: result.peakRssMb });
+      logger.info('users import finished', {
+        ...applied.counts,
+        badLines: badLines.count,
+        connection: scope.connection,
+        seconds: result.seconds,
+        peakRssMb: result.peakRssMb,
+      });
       return result;
     });
   } finally {
@@ -200,7 +218,9 @@ async function noteFollowStart(db: Kysely<Database>, client: Auth0Client, logger
     if (error instanceof LogsError && error.code === 'logs_forbidden') {
       logger.info('the client lacks read:logs: the log follower will start at its own first run, not where this export began');
     } else {
-      logger.warn('could not read the tenant logs; the log follower will start at its own first run', { error: toSafeText(String((error as Error).message ?? error), 300) });
+      logger.warn('could not read the tenant logs; the log follower will start at its own first run', {
+        error: toSafeText(String((error as Error).message ?? error), 300),
+      });
     }
     return undefined;
   }

@@ -123,9 +123,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   // whether a real run would stop.
   const guard = options.allowMassDelete || config.sync.maxDeleteRatio >= 1 ? undefined : await readDeleteGuard(db, config.sync, fullPass);
   const deleteGuard = options.dryRun ? undefined : guard;
-  const runId = options.dryRun
-    ? undefined
-    : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio, fullPass });
+  const runId = options.dryRun ? undefined : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio, fullPass });
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });

@@ -75,7 +75,9 @@ export function describeCrossing(guard: DeleteGuard, totals: GuardTotals): strin
   if (listed + totals.usersFailed >= guard.minUsers) {
     const { tokensHeld: held, tokensUnexplained: deleted, usersGoneUnexplained: gone } = totals;
     if (deleted > 0 && deleted > guard.maxRatio * held) {
-      parts.push(`mark deleted ${deleted} of the ${held} live tokens held for its users with no log entry or expiry to explain it (${percent(deleted, held)}), ${limit}`);
+      parts.push(
+        `mark deleted ${deleted} of the ${held} live tokens held for its users with no log entry or expiry to explain it (${percent(deleted, held)}), ${limit}`,
+      );
     }
     if (gone > 0 && gone > guard.maxRatio * listed) {
       parts.push(`record ${gone} of ${listed} users as gone from Auth0 with no log entry of their deletion (${percent(gone, listed)}), ${limit}`);

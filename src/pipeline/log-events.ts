@@ -229,8 +229,7 @@ function sapiTargets(entry: Auth0LogEntry): EntryTargets {
   if (!segments) return other;
   const [resource, id, sub, extra] = segments;
   const body = asObject(request?.body);
-  const removes = (targets: Target[]): EntryTargets =>
-    targets.length > 0 ? { targets, meaning: REMOVES } : { targets, skip: 'no_user', meaning: NOTHING };
+  const removes = (targets: Target[]): EntryTargets => (targets.length > 0 ? { targets, meaning: REMOVES } : { targets, skip: 'no_user', meaning: NOTHING });
 
   if (resource === 'refresh-tokens') {
     if (method === 'delete' && id && !sub) return removes([{ token: id }]);

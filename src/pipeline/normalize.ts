@@ -102,9 +102,8 @@ function toResourceServers(tokenId: string, value: unknown, where: string): Reso
     const audience = server.audience;
     if (typeof audience !== 'string' || audience === '') throw new InvalidRecordError(`${at}.audience is missing or not a string`);
     checkKeyLength(audience, `${at}.audience`);
-    const scopes = Array.isArray(server.scopes) && server.scopes.every((s) => typeof s === 'string')
-      ? server.scopes.join(' ')
-      : toText(server.scopes, `${at}.scopes`);
+    const scopes =
+      Array.isArray(server.scopes) && server.scopes.every((s) => typeof s === 'string') ? server.scopes.join(' ') : toText(server.scopes, `${at}.scopes`);
     byAudience.set(audience, { token_id: tokenId, audience, scopes });
   });
   return [...byAudience.values()];

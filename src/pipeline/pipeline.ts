@@ -132,7 +132,8 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
   async function fetchUser(userId: string): Promise<UserOutcome | undefined> {
     // A source row can hold anything; never send it to Auth0 or store it as a key unchecked.
     const problem = checkUserId(userId);
-    if (problem) return { status: 'failed', userId: invalidUserIdKey(userId), code: 'invalid_user_id', message: `The user ID ${describeUserId(userId)} ${problem}.` };
+    if (problem)
+      return { status: 'failed', userId: invalidUserIdKey(userId), code: 'invalid_user_id', message: `The user ID ${describeUserId(userId)} ${problem}.` };
     for (;;) {
       const endpoint = endpoints.current();
       try {

@@ -27,11 +27,7 @@ const DEVICE_CHANGES = [
  * deleted. A `not_found` user the logs say was deleted is marked removed; a user listed with
  * tokens, or shown alive by the logs, is revived.
  */
-export function planWrites(
-  batch: readonly UserOutcome[],
-  stored: readonly StoredToken[],
-  context: { evidence?: LogEvidence; now?: Date } = {},
-): WritePlan {
+export function planWrites(batch: readonly UserOutcome[], stored: readonly StoredToken[], context: { evidence?: LogEvidence; now?: Date } = {}): WritePlan {
   const { evidence, now = new Date() } = context;
   const storedById = new Map(stored.map((token) => [token.id, token]));
   const outcomes = withoutStolenTokens(batch, storedById);
@@ -44,9 +40,7 @@ export function planWrites(
     changes: [],
     counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0, unexplained: 0, goneUnexplained: 0 },
     removedUsers: outcomes.filter((o) => o.status === 'not_found' && evidence?.deleted.has(o.userId)).map((o) => o.userId),
-    revivedUsers: outcomes
-      .filter((o) => (o.status === 'synced' && (o.records.tokens.length > 0 || evidence?.alive.has(o.userId))))
-      .map((o) => o.userId),
+    revivedUsers: outcomes.filter((o) => o.status === 'synced' && (o.records.tokens.length > 0 || evidence?.alive.has(o.userId))).map((o) => o.userId),
   };
   const listed = new Set<string>();
   const change = (token: { id: string; user_id: string }, kind: TokenChange, oldValue: string | null = null, newValue: string | null = null) =>

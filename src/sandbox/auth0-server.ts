@@ -12,7 +12,6 @@ import { byId, mulberry32, tokenId, type Auth0TokenJson } from './tenant.js';
 import { createTenantLog, logEntriesForTokens, type LogQuirks, type TenantLog } from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
 
-
 /** A scripted answer from `intercept`. */
 export interface Fault {
   /** Default 500 (unless only `delayMs` is set). */
@@ -150,8 +149,7 @@ const LOG_SCOPES = ['read:logs', 'read:logs_users'];
 
 const MSG_INVALID_TOKEN = 'Invalid token.';
 const MSG_EXPIRED_TOKEN = 'Expired token received for JSON Web Token validation';
-const MSG_BAD_CURSOR =
-  "The checkpoint ID provided in the 'from' parameter has expired or is invalid, please remove the checkpoint ID and try again";
+const MSG_BAD_CURSOR = "The checkpoint ID provided in the 'from' parameter has expired or is invalid, please remove the checkpoint ID and try again";
 
 function sortedById(tokens: Auth0TokenJson[]): Auth0TokenJson[] {
   for (let i = 1; i < tokens.length; i++) {
@@ -369,11 +367,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       expiresAt: Date.now() + tokenLifetimeSeconds * 1000,
       scopes: new Set(scope.split(' ').filter(Boolean)),
     });
-    send(
-      res,
-      200,
-      JSON.stringify({ access_token: accessToken, token_type: 'Bearer', expires_in: tokenLifetimeSeconds, scope }),
-    );
+    send(res, 200, JSON.stringify({ access_token: accessToken, token_type: 'Bearer', expires_in: tokenLifetimeSeconds, scope }));
   }
 
   function handleApi(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void {
@@ -425,12 +419,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       return;
     }
     if (!granted.scopes.has(REQUIRED_SCOPE)) {
-      send(
-        res,
-        403,
-        errorBody(403, `Insufficient scope, expected any of: ${REQUIRED_SCOPE}`, 'insufficient_scope'),
-        headers,
-      );
+      send(res, 403, errorBody(403, `Insufficient scope, expected any of: ${REQUIRED_SCOPE}`, 'insufficient_scope'), headers);
       return;
     }
 
@@ -445,23 +434,14 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       send(
         res,
         400,
-        errorBody(
-          400,
-          `Query validation error: 'take' must be an integer between 1 and 100, got '${takeParam ?? ''}'.`,
-          'invalid_query_string',
-        ),
+        errorBody(400, `Query validation error: 'take' must be an integer between 1 and 100, got '${takeParam ?? ''}'.`, 'invalid_query_string'),
         headers,
       );
       return;
     }
     const includeParam = query.get('include_fields');
     if (includeParam !== null && includeParam !== 'true' && includeParam !== 'false') {
-      send(
-        res,
-        400,
-        errorBody(400, "Query validation error: 'include_fields' must be a boolean.", 'invalid_query_string'),
-        headers,
-      );
+      send(res, 400, errorBody(400, "Query validation error: 'include_fields' must be a boolean.", 'invalid_query_string'), headers);
       return;
     }
 
@@ -491,7 +471,12 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
 
     const fields = query.get('fields');
     if (fields) {
-      const set = new Set(fields.split(',').map((f) => f.trim()).filter(Boolean));
+      const set = new Set(
+        fields
+          .split(',')
+          .map((f) => f.trim())
+          .filter(Boolean),
+      );
       const include = includeParam !== 'false';
       page = page.map((t) => project(t, set, include));
     }
@@ -568,12 +553,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       handleRequest(req, res, path, query);
       return;
     }
-    const delayOnly =
-      fault.status === undefined &&
-      fault.body === undefined &&
-      fault.headers === undefined &&
-      !fault.reset &&
-      !fault.truncate;
+    const delayOnly = fault.status === undefined && fault.body === undefined && fault.headers === undefined && !fault.reset && !fault.truncate;
     const act = delayOnly
       ? () => handleRequest(req, res, path, query)
       : () => {
@@ -628,4 +608,3 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     },
   };
 }
-

@@ -40,11 +40,7 @@ export interface LogQuirks {
 }
 
 /** The hostile log ids `hostileIds` and `hostileNext` use, in turn. */
-export const HOSTILE_LOG_IDS: readonly string[] = [
-  '\u001b[2J\u001b[31m90020261201 forged\u001b[0m',
-  '90020261201\u0000with-a-nul',
-  `9${'0'.repeat(599)}`,
-];
+export const HOSTILE_LOG_IDS: readonly string[] = ['\u001b[2J\u001b[31m90020261201 forged\u001b[0m', '90020261201\u0000with-a-nul', `9${'0'.repeat(599)}`];
 
 export interface TenantLog {
   /** Every retained entry, oldest first. */

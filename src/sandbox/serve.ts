@@ -32,14 +32,16 @@ const CLIENT_ID = 'test-client';
 const EXIT_USAGE = 64;
 
 /** A number flag's parser: refuses what is not a number in [min, max] with one sentence. */
-const number = (min: number, max = Infinity) => (raw: string) => {
-  const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
-    const from = min === Number.MIN_VALUE ? 'a number above 0' : `a number from ${min}`;
-    throw new InvalidArgumentError(max === Infinity ? `It takes ${from} or more.` : `It takes ${from} to ${max}.`);
-  }
-  return value;
-};
+const number =
+  (min: number, max = Infinity) =>
+  (raw: string) => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
+      const from = min === Number.MIN_VALUE ? 'a number above 0' : `a number from ${min}`;
+      throw new InvalidArgumentError(max === Infinity ? `It takes ${from} or more.` : `It takes ${from} to ${max}.`);
+    }
+    return value;
+  };
 
 /**
  * The flags, their help and their checks in one place (commander, as the job's CLI): `--help`
@@ -165,7 +167,8 @@ async function main(argv: string[]): Promise<number | undefined> {
   let round = 0;
   const changeEvery = values.changeEvery;
   const changePercent = values.changePercent;
-  const changer = changeEvery > 0 ? setInterval(() => changeUsers(fake, changePercent, (round += 1), values.recent ? Date.now() : undefined), changeEvery * 1000) : undefined;
+  const changer =
+    changeEvery > 0 ? setInterval(() => changeUsers(fake, changePercent, (round += 1), values.recent ? Date.now() : undefined), changeEvery * 1000) : undefined;
 
   let closing = false;
   const shutdown = (): void => {

@@ -58,7 +58,7 @@ export function makeToken(userId: string, n: number, overrides: Auth0TokenJson =
   const byte = (i: number): number => digest[i]!;
   const u32 = (i: number): number => digest.readUInt32BE(i);
 
-  const created = BASE_TIME + (u32(8) % (700 * DAY_MS / 1000)) * 1000 + (u32(12) % 1000);
+  const created = BASE_TIME + (u32(8) % ((700 * DAY_MS) / 1000)) * 1000 + (u32(12) % 1000);
   const lastExchanged = created + (u32(16) % (30 * DAY_MS));
   const iso = (ms: number): string => new Date(ms).toISOString();
   const ip = (i: number): string => `${(byte(i) % 223) + 1}.${byte(i + 1)}.${byte(i + 2)}.${(byte(i + 3) % 254) + 1}`;
@@ -90,8 +90,7 @@ export function makeToken(userId: string, n: number, overrides: Auth0TokenJson =
     audience,
     scopes: 'openid profile offline_access',
   }));
-  token.refresh_token_metadata =
-    byte(9) % 4 === 0 ? { device_name: `device-${hex.slice(16, 22)}`, app_version: `3.${byte(10) % 10}.0` } : null;
+  token.refresh_token_metadata = byte(9) % 4 === 0 ? { device_name: `device-${hex.slice(16, 22)}`, app_version: `3.${byte(10) % 10}.0` } : null;
   token.last_exchanged_at = iso(lastExchanged);
   return { ...token, ...overrides };
 }
@@ -106,7 +105,12 @@ function recentDates(id: string, salt: number, now: number): Auth0TokenJson {
   const created = now - (1 + (n % 300)) * DAY_MS;
   const exchanged = Math.max(created, now - ((n >>> 9) % 40) * DAY_MS - ((n >>> 3) % 1000) * 60_000);
   const iso = (ms: number) => new Date(ms).toISOString();
-  return { created_at: iso(created), last_exchanged_at: iso(exchanged), idle_expires_at: iso(exchanged + 45 * DAY_MS), expires_at: iso(created + 365 * DAY_MS) };
+  return {
+    created_at: iso(created),
+    last_exchanged_at: iso(exchanged),
+    idle_expires_at: iso(exchanged + 45 * DAY_MS),
+    expires_at: iso(created + 365 * DAY_MS),
+  };
 }
 
 /**

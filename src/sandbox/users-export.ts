@@ -131,7 +131,14 @@ function makeExportUser(userId: string, overrides: ExportUserJson = {}): ExportU
     created_at: new Date(created).toISOString(),
     last_login: digest[4]! % 5 === 0 ? null : new Date(created + (digest.readUInt32BE(5) % (300 * 86_400)) * 1000 + DAY_MS).toISOString(),
     blocked: digest[9]! % 17 === 0,
-    identities: [{ connection, provider: connection === 'Username-Password-Authentication' ? 'auth0' : connection, user_id: local, isSocial: connection !== 'Username-Password-Authentication' }],
+    identities: [
+      {
+        connection,
+        provider: connection === 'Username-Password-Authentication' ? 'auth0' : connection,
+        user_id: local,
+        isSocial: connection !== 'Username-Password-Authentication',
+      },
+    ],
     ...overrides,
   };
 }
@@ -189,7 +196,12 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
     const outcome = job.script.outcome ?? 'complete';
     if (!done || outcome === 'never') {
       const percentage = outcome === 'never' ? Math.min(99, job.reads * 10) : Math.floor((100 * job.reads) / pollsToComplete);
-      return { ...base, status: job.reads === 0 ? 'pending' : 'processing', percentage_done: percentage, time_left_seconds: Math.max(1, pollsToComplete - job.reads) * 2 };
+      return {
+        ...base,
+        status: job.reads === 0 ? 'pending' : 'processing',
+        percentage_done: percentage,
+        time_left_seconds: Math.max(1, pollsToComplete - job.reads) * 2,
+      };
     }
     if (outcome === 'fail') return { ...base, status: 'failed' };
     const expires = Date.now() + linkLifetimeMs;
@@ -299,7 +311,13 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
     if (req.headers.authorization !== undefined) {
       // S3 refuses a presigned URL that also carries an Authorization header.
       stats.authorizationRefused++;
-      reply(400, s3Error('InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified'));
+      reply(
+        400,
+        s3Error(
+          'InvalidArgument',
+          'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified',
+        ),
+      );
       return;
     }
     const url = new URL(req.url ?? '/', 'http://storage');

@@ -46,9 +46,7 @@ export async function selectUsers(
   switch (selection.kind) {
     case 'source':
       total = await countUserIds(db, source);
-      ids = budgeted
-        ? concat(readUserIds(db, { source, notSyncedSince: 'ever' }), readUserIdsByStaleness(db, source, startedAt))
-        : readUserIds(db, { source });
+      ids = budgeted ? concat(readUserIds(db, { source, notSyncedSince: 'ever' }), readUserIdsByStaleness(db, source, startedAt)) : readUserIds(db, { source });
       break;
     case 'stale':
       total = await countUserIds(db, source, selection.since);

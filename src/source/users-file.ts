@@ -35,7 +35,8 @@ export async function readUsersFile(path: string): Promise<string[]> {
     const at = `${name}: line ${lineNumber}`;
     const line = bytes.at(-1) === CARRIAGE_RETURN ? bytes.subarray(0, -1) : bytes;
     if (line.includes(0)) throw new UsageError(`${at} contains a NUL byte; is this a text file of user IDs?`);
-    if (line.length > MAX_LINE_BYTES) throw new UsageError(`${at} is longer than ${MAX_LINE_BYTES} bytes; a user ID is at most ${MAX_USER_ID_LENGTH} characters.`);
+    if (line.length > MAX_LINE_BYTES)
+      throw new UsageError(`${at} is longer than ${MAX_LINE_BYTES} bytes; a user ID is at most ${MAX_USER_ID_LENGTH} characters.`);
     let text: string;
     try {
       text = decoder.decode(line);

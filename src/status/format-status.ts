@@ -21,7 +21,14 @@ function table(header: string[], rows: string[][], rightAligned: ReadonlySet<num
     const fill = ' '.repeat(Math.max(0, (widths[i] ?? 0) - Array.from(cell).length));
     return rightAligned.has(i) ? fill + cell : cell + fill;
   };
-  return all.map((row) => '  ' + row.map((cell, i) => pad(cell, i)).join('  ').trimEnd());
+  return all.map(
+    (row) =>
+      '  ' +
+      row
+        .map((cell, i) => pad(cell, i))
+        .join('  ')
+        .trimEnd(),
+  );
 }
 
 function runDuration(run: RunSummary, now: Date): string {
@@ -86,9 +93,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
   } else {
     const shown = report.failingUsers.length;
     lines.push(
-      `Failing users: ${report.failingTotal}` +
-        (shown < report.failingTotal ? ` (showing the ${shown} most recent)` : '') +
-        ', most recent attempt first',
+      `Failing users: ${report.failingTotal}` + (shown < report.failingTotal ? ` (showing the ${shown} most recent)` : '') + ', most recent attempt first',
     );
     if (shown > 0) {
       const rows = report.failingUsers.map((user) => [
@@ -127,9 +132,7 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
 function formatLogFollower(logs: LogFollowerStatus, now: Date): string[] {
   const lines = [
     `Log follower: checkpoint ${logs.logId}, read ${formatSpan(now.getTime() - logs.updatedAt.getTime())} ago` +
-      (logs.lastEntryDate
-        ? `; last entry ${formatTime(logs.lastEntryDate)} UTC, ${formatLag(logs)}`
-        : '; no entry read yet'),
+      (logs.lastEntryDate ? `; last entry ${formatTime(logs.lastEntryDate)} UTC, ${formatLag(logs)}` : '; no entry read yet'),
     `  entries read/skipped: ${logs.entriesRead}/${logs.entriesSkipped}`,
     `  users changed since the last full pass: ${logs.usersChangedSinceFullPass}` +
       (logs.lastFullPassAt ? ` (full pass started ${formatTime(logs.lastFullPassAt)} UTC)` : ' (no full pass yet)'),
@@ -162,7 +165,6 @@ function historyLostText(reason: string | null): string {
       return reason;
   }
 }
-
 
 /** `status --json`: version 1 of the document; fields are only ever added. Dates are ISO 8601 (UTC). */
 export function toStatusJson(report: StatusReport): Record<string, unknown> {

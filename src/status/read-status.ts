@@ -113,11 +113,7 @@ export interface ReadStatusOptions {
 const ERROR_WIDTH = 100;
 
 /** Read what `status` shows: recent runs, failing users and staleness. Only reads. */
-export async function readStatus(
-  db: Kysely<Database>,
-  source: Config['source'],
-  options: ReadStatusOptions = {},
-): Promise<StatusReport> {
+export async function readStatus(db: Kysely<Database>, source: Config['source'], options: ReadStatusOptions = {}): Promise<StatusReport> {
   const generatedAt = options.now ?? new Date();
   const runLimit = Math.max(0, Math.floor(options.runs ?? 10));
   const failingLimit = Math.max(0, Math.floor(options.failing ?? 20));
@@ -280,7 +276,6 @@ function toRunSummary(row: RunRow): RunSummary {
     tokensEndpoint: row.tokens_endpoint,
   };
 }
-
 
 async function readStaleness(db: Kysely<Database>, source: Config['source']): Promise<Staleness> {
   const name = formatName([...source.table, source.column]);

@@ -60,9 +60,7 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
     return { db, ownsDatabase: false, close: () => db.destroy() };
   }
   if (options.existing && !hasEmbeddedDatabase(config.dataDir)) throw noEmbeddedDatabase(config.dataDir, options.demoDataDir);
-  options.notice(
-    `DATABASE_URL is not set: using the embedded PostgreSQL (PGlite) in ${config.dataDir}. Set DATABASE_URL=postgres://… to use a server.`,
-  );
+  options.notice(`DATABASE_URL is not set: using the embedded PostgreSQL (PGlite) in ${config.dataDir}. Set DATABASE_URL=postgres://… to use a server.`);
   const embedded = await openEmbeddedDatabase(config.dataDir, options.command);
   return { ...embedded, ownsDatabase: true };
 }

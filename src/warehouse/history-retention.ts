@@ -28,7 +28,9 @@ export interface PruneResult {
 export async function pruneHistory(db: Kysely<Database>, days: number): Promise<PruneResult> {
   if (!Number.isInteger(days) || days < 1) throw new RangeError(`history retention must be a whole number of days from 1 (got ${days})`);
   return db.transaction().execute(async (trx) => {
-    const { rows: [window] } = await sql<{ cutoff: Date }>`select now() - make_interval(days => ${days}) as cutoff`.execute(trx);
+    const {
+      rows: [window],
+    } = await sql<{ cutoff: Date }>`select now() - make_interval(days => ${days}) as cutoff`.execute(trx);
     const cutoff = (window as { cutoff: Date }).cutoff;
 
     const changes = await sql`

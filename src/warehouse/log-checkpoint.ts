@@ -136,12 +136,7 @@ export async function readLogLookups(db: Kysely<Database>, keys: { tokenIds: str
     for (const row of rows) tokenOwners.set(row.id, row.user_id);
   }
   if (keys.sessionIds.length > 0) {
-    const rows = await db
-      .selectFrom('auth0.refresh_tokens')
-      .select(['session_id', 'user_id'])
-      .distinct()
-      .where('session_id', 'in', keys.sessionIds)
-      .execute();
+    const rows = await db.selectFrom('auth0.refresh_tokens').select(['session_id', 'user_id']).distinct().where('session_id', 'in', keys.sessionIds).execute();
     for (const row of rows) {
       if (row.session_id === null) continue;
       const users = sessionUsers.get(row.session_id) ?? [];

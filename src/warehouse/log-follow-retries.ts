@@ -45,7 +45,11 @@ export async function updateLogFollowRetries(db: Kysely<Database>, runId: number
       ).map((row) => row.user_id),
     );
     const done = ids.filter((id) => !failed.has(id));
-    if (done.length > 0) await trx.deleteFrom('auth0.log_follow_retries').where((eb) => eb('user_id', '=', eb.fn.any(eb.val(done)))).execute();
+    if (done.length > 0)
+      await trx
+        .deleteFrom('auth0.log_follow_retries')
+        .where((eb) => eb('user_id', '=', eb.fn.any(eb.val(done))))
+        .execute();
     const kept = users.filter((user) => failed.has(user.userId));
     if (kept.length > 0) {
       await trx

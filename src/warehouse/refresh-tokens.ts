@@ -49,12 +49,7 @@ export async function readStoredTokens(db: Kysely<Database>, userIds: readonly s
  * and foreign keys are checked at the end of the statement, when the new tokens exist. One round
  * trip per batch matters: the writer shares its event loop with many fetches.
  */
-export async function applyWritePlan(
-  db: Kysely<Database>,
-  runId: number,
-  plan: WritePlan,
-  outcomes: readonly UserOutcome[],
-): Promise<void> {
+export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: WritePlan, outcomes: readonly UserOutcome[]): Promise<void> {
   const { tokens, devices, resourceServers: servers, changes } = plan;
   const tokenIds = tokens.map((token) => token.id);
   const deviceIds = devices.map((device) => device.token_id);
@@ -65,9 +60,15 @@ export async function applyWritePlan(
         .columns(['id', ...TOKEN_FIELDS, 'first_seen_at', 'last_changed_at', 'first_seen_run_id', 'last_changed_run_id'])
         .expression((eb) =>
           eb
-            .selectFrom(
-unnest(tokens, TOKEN_TYPES))
-            .select(['id', ...TOKEN_FIELDS, now.as('first_seen_at'), now.as('last_changed_at'), eb.val(runId).as('first_seen_run_id'), eb.val(runId).as('last_changed_run_id')]),
+            .selectFrom(unnest(tokens, TOKEN_TYPES))
+            .select([
+              'id',
+              ...TOKEN_FIELDS,
+              now.as('first_seen_at'),
+              now.as('last_changed_at'),
+              eb.val(runId).as('first_seen_run_id'),
+              eb.val(runId).as('last_changed_run_id'),
+            ]),
         )
         .onConflict((oc) =>
           oc
@@ -89,14 +90,8 @@ unnest(tokens, TOKEN_TYPES))
       db
         .insertInto('auth0.refresh_token_devices')
         .columns(['token_id', ...DEVICE_FIELDS])
-        .expression((eb) =>
-          eb
-            .selectFrom(unnest(devices, DEVICE_TYPES))
-            .select(['token_id', ...DEVICE_FIELDS]),
-        )
-        .onConflict((oc) =>
-          oc.column('token_id').doUpdateSet(fromExcluded(DEVICE_FIELDS)).where(rowDiffers('auth0.refresh_token_devices', DEVICE_FIELDS)),
-        ),
+        .expression((eb) => eb.selectFrom(unnest(devices, DEVICE_TYPES)).select(['token_id', ...DEVICE_FIELDS]))
+        .onConflict((oc) => oc.column('token_id').doUpdateSet(fromExcluded(DEVICE_FIELDS)).where(rowDiffers('auth0.refresh_token_devices', DEVICE_FIELDS))),
     )
     .with('listed_servers', (db) => db.selectFrom(unnest(servers, { token_id: 'text', audience: 'text', scopes: 'text' })).selectAll())
     .with('dropped_servers', (db) =>
@@ -166,9 +161,7 @@ unnest(tokens, TOKEN_TYPES))
         .columns(['user_id', 'status', 'last_attempt_at', 'last_success_at', 'last_run_id', 'token_count', 'error_code', 'error'])
         .expression((eb) =>
           eb
-            .selectFrom(
-              unnest(outcomes.map(toUserState), { user_id: 'text', status: 'text', token_count: 'int', error_code: 'text', error: 'text' }),
-            )
+            .selectFrom(unnest(outcomes.map(toUserState), { user_id: 'text', status: 'text', token_count: 'int', error_code: 'text', error: 'text' }))
             .select((eb) => [
               'user_id',
               'status',
@@ -210,9 +203,7 @@ export async function countLiveTokens(db: Kysely<Database>): Promise<number> {
  * the tables) only costs speed, so it is ignored.
  */
 export async function refreshStatistics(db: Kysely<Database>): Promise<void> {
-  await sql`analyze auth0.refresh_tokens, auth0.refresh_token_devices, auth0.refresh_token_resource_servers, auth0.user_sync_state`
-    .execute(db)
-    .catch(() => {});
+  await sql`analyze auth0.refresh_tokens, auth0.refresh_token_devices, auth0.refresh_token_resource_servers, auth0.user_sync_state`.execute(db).catch(() => {});
 }
 
 type ArrayType = 'text' | 'bool' | 'int' | 'timestamptz' | 'jsonb';

@@ -68,11 +68,7 @@ export interface RunLockOptions {
  * fence its writes with (undefined on the embedded database). On a database this process owns
  * there is no advisory lock: a second run of the process throws RunLockedError the same way.
  */
-export async function withRunLock<T>(
-  db: Kysely<Database>,
-  fn: (lease: RunLease | undefined) => Promise<T>,
-  options: RunLockOptions = {},
-): Promise<T> {
+export async function withRunLock<T>(db: Kysely<Database>, fn: (lease: RunLease | undefined) => Promise<T>, options: RunLockOptions = {}): Promise<T> {
   // The embedded database has one connection and one process (its directory lock): holding
   // a connection for the lock would starve the run, and no other process can be there. Runs of
   // this process are excluded here instead (issue #18: a follow's run beside the worker's pass
@@ -161,7 +157,12 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
       const { next, takenByOther } = await retakeLock(db, dead.pid);
       // Anyone who takes the lock writes a new holder into the lease first thing: the lease
       // still naming us means no other run has held the lock (or written) since we lost it.
-      const ours = next && (await readLease(next.conn).then((lease) => lease?.holder === holder, () => false));
+      const ours =
+        next &&
+        (await readLease(next.conn).then(
+          (lease) => lease?.holder === holder,
+          () => false,
+        ));
       if (next && ours) {
         session = next;
         logger?.warn('run lock taken back: no other run took it meanwhile; going on', { pid: next.pid });
@@ -263,7 +264,10 @@ async function retakeLock(db: Kysely<Database>, deadPid: number): Promise<{ next
     const holder = await sql<{ pid: number }>`
       select pid from pg_locks where ${RUN_LOCK_ROW}`
       .execute(db)
-      .then(({ rows }) => rows[0]?.pid, () => undefined);
+      .then(
+        ({ rows }) => rows[0]?.pid,
+        () => undefined,
+      );
     if (holder !== undefined && holder !== deadPid) return { takenByOther: true };
     await new Promise((wake) => setTimeout(wake, 100));
   }

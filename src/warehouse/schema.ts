@@ -105,14 +105,7 @@ export interface UserSyncStateTable {
   error: string | null;
 }
 
-export type TokenChange =
-  | 'created'
-  | 'deleted'
-  | 'restored'
-  | 'exchanged'
-  | 'last_ip_changed'
-  | 'last_asn_changed'
-  | 'last_user_agent_changed';
+export type TokenChange = 'created' | 'deleted' | 'restored' | 'exchanged' | 'last_ip_changed' | 'last_asn_changed' | 'last_user_agent_changed';
 
 export interface RefreshTokenChangesTable {
   id: Generated<number>;
@@ -183,9 +176,7 @@ export interface ReportingViews {
 }
 
 /** Live tokens: every token column, when the token was last seen, and its device columns (null without a device row). */
-export interface ActiveRefreshTokensView
-  extends Selectable<RefreshTokensTable>,
-    Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
+export interface ActiveRefreshTokensView extends Selectable<RefreshTokensTable>, Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
   /** When a complete listing of the user last held the token (its user's last_success_at). */
   last_seen_at: Date;
 }

@@ -63,7 +63,9 @@ export function toHealth(input: HealthInput): HealthReport {
   if (scheduler !== 'idle' && scheduler !== 'running') {
     reason = `The scheduler is ${scheduler}.`;
   } else if (now > dueBy) {
-    const last = lastRun ? ` The last run${lastRun.id === undefined ? '' : ` (#${lastRun.id})`} ${lastRun.status}${lastRun.errorCode ? ` (${lastRun.errorCode})` : ''}.` : ' No run has finished yet.';
+    const last = lastRun
+      ? ` The last run${lastRun.id === undefined ? '' : ` (#${lastRun.id})`} ${lastRun.status}${lastRun.errorCode ? ` (${lastRun.errorCode})` : ''}.`
+      : ' No run has finished yet.';
     reason =
       (lastSuccessAt && lastSuccessAt > startedAt
         ? `No successful run since ${lastSuccessAt.toISOString()}`

@@ -132,8 +132,7 @@ export function createWorkerMetrics(options: {
   }
   const skipped = new Counter({
     name: 'auth0_sync_ticks_skipped_total',
-    help:
-      'Ticks that did nothing: overlap (this worker was still running a pass), locked (another process held the run lock), follow_overlap (the previous follow was still going), follow_locked (another process held the run lock at a follow), stopping (the worker was stopping).',
+    help: 'Ticks that did nothing: overlap (this worker was still running a pass), locked (another process held the run lock), follow_overlap (the previous follow was still going), follow_locked (another process held the run lock at a follow), stopping (the worker was stopping).',
     labelNames: ['reason'],
     registers,
   });

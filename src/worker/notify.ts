@@ -78,14 +78,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
       methods: ['POST'],
       statusCodes: [408, 413, 429, 500, 502, 503, 504, 521, 522, 524],
       // A receiver's Retry-After is not waited for longer than our own backoff allows.
-      calculateDelay: ({ attemptCount, computedValue }) =>
-        computedValue === 0 || options.stopSignal?.aborted ? 0 : retryDelayMs * 2 ** (attemptCount - 1),
+      calculateDelay: ({ attemptCount, computedValue }) => (computedValue === 0 || options.stopSignal?.aborted ? 0 : retryDelayMs * 2 ** (attemptCount - 1)),
     },
     hooks: {
-      beforeRetry: [
-        (error, retryCount) =>
-          logger.warn('notification retry', { target, attempt: retryCount + 1, reason: describe(error) }),
-      ],
+      beforeRetry: [(error, retryCount) => logger.warn('notification retry', { target, attempt: retryCount + 1, reason: describe(error) })],
     },
     headers: { 'user-agent': 'auth0-refresh-token-sync' },
   });

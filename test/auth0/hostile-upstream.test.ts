@@ -50,8 +50,7 @@ function echo(req: IncomingMessage, body: string): string {
 }
 
 function answer(res: ServerResponse, status: number, shape: Shape, text: string, extra: Record<string, unknown> = {}): void {
-  const body =
-    shape === 'json' ? JSON.stringify({ statusCode: status, error: `Err${NASTY}`, message: text, error_description: text, ...extra }) : text;
+  const body = shape === 'json' ? JSON.stringify({ statusCode: status, error: `Err${NASTY}`, message: text, error_description: text, ...extra }) : text;
   res.writeHead(status, { 'content-type': shape === 'json' ? 'application/json' : 'text/plain' });
   res.end(body);
 }
@@ -281,7 +280,12 @@ describeServer('hostile upstream (CLI, real database)', () => {
       clearInterval(sampler);
     }
     peak = Math.max(peak, process.memoryUsage().rss);
-    const states = await t.db.selectFrom('auth0.user_sync_state').select(['user_id', 'status', 'error_code']).where('user_id', 'in', users).orderBy('user_id').execute();
+    const states = await t.db
+      .selectFrom('auth0.user_sync_state')
+      .select(['user_id', 'status', 'error_code'])
+      .where('user_id', 'in', users)
+      .orderBy('user_id')
+      .execute();
     expect(states).toEqual([
       { user_id: 'auth0|huge', status: 'failed', error_code: 'response_too_large' },
       { user_id: 'auth0|huge-announced', status: 'failed', error_code: 'response_too_large' },
@@ -356,7 +360,11 @@ describeServer('short-lived access tokens under a tight rate limit', () => {
     const fake = await startFakeAuth0({ tokenLifetimeSeconds: 2, rateLimit: { perSecond: 40, burst: 5 } });
     try {
       const users = Array.from({ length: 30 }, (_, i) => `auth0|short${String(i).padStart(2, '0')}`);
-      for (const user of users) fake.setUser(user, [1, 2, 3, 4, 5].map((n) => makeToken(user, n)));
+      for (const user of users)
+        fake.setUser(
+          user,
+          [1, 2, 3, 4, 5].map((n) => makeToken(user, n)),
+        );
       await loadUsers(db.db, users);
       let expired = false;
       fake.intercept((ctx) => {
@@ -369,13 +377,24 @@ describeServer('short-lived access tokens under a tight rate limit', () => {
       const out = captureIo();
       const code = await main(
         ['sync'],
-        { DATABASE_URL: db.url, AUTH0_DOMAIN: fake.url, AUTH0_CLIENT_ID: 'test-client', AUTH0_CLIENT_SECRET: 'test-secret', LOG_LEVEL: 'warn', SYNC_PAGE_SIZE: '2' },
+        {
+          DATABASE_URL: db.url,
+          AUTH0_DOMAIN: fake.url,
+          AUTH0_CLIENT_ID: 'test-client',
+          AUTH0_CLIENT_SECRET: 'test-secret',
+          LOG_LEVEL: 'warn',
+          SYNC_PAGE_SIZE: '2',
+        },
         out.io,
         cliDeps(db),
       );
       expect(out.stderr).toEqual([]);
       expect(code).toBe(0);
-      const stored = await db.db.selectFrom('auth0.refresh_tokens').select((eb) => eb.fn.countAll<string>().as('n')).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
+      const stored = await db.db
+        .selectFrom('auth0.refresh_tokens')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('deleted_at', 'is', null)
+        .executeTakeFirstOrThrow();
       expect(Number(stored.n)).toBe(150);
       expect(fake.stats.tokenRequests).toBeGreaterThanOrEqual(2);
       expect(fake.stats.tokenRequests).toBeLessThanOrEqual(8);

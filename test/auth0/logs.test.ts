@@ -1,6 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createAuth0Client, type Auth0Client } from '../../src/auth0/client.js';
-import { fetchNewestLog, fetchOldestLog, LogsError, nextLink, nextLogBatch, readLogs, toNextCursor, type LogPage, type ReadLogsOptions } from '../../src/auth0/logs.js';
+import {
+  fetchNewestLog,
+  fetchOldestLog,
+  LogsError,
+  nextLink,
+  nextLogBatch,
+  readLogs,
+  toNextCursor,
+  type LogPage,
+  type ReadLogsOptions,
+} from '../../src/auth0/logs.js';
 import { HOSTILE_LOG_IDS } from '../../src/sandbox/logs.js';
 import { hasControlCharacter } from '../../src/core/upstream-text.js';
 import { configFor, fastClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
@@ -63,7 +73,11 @@ describe('readLogs', () => {
     fake.logs.append({ type: 's', user_id: 'auth0|b' });
     fake.intercept((ctx) =>
       ctx.path === '/api/v2/logs' && ctx.query.get('from') === start.log_id
-        ? { status: 200, body: JSON.stringify(fake.logs.entries.slice(1)), headers: { link: `<${fake.url}/api/v2/logs?from=${String(start.log_id)}&take=100>; rel="next"` } }
+        ? {
+            status: 200,
+            body: JSON.stringify(fake.logs.entries.slice(1)),
+            headers: { link: `<${fake.url}/api/v2/logs?from=${String(start.log_id)}&take=100>; rel="next"` },
+          }
         : undefined,
     );
     const pages = await readAll(String(start.log_id));

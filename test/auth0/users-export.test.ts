@@ -73,7 +73,10 @@ describe('streamExport', () => {
 
   it('refuses a line longer than the cap, and a file that is not gzip', async () => {
     serveGzip('/long.json.gz', `{"user_id":"${'a'.repeat(5000)}"}\n`);
-    await expect(collect('/long.json.gz', { maxLineBytes: 1000 })).rejects.toMatchObject({ code: 'export_unreadable', message: expect.stringContaining('line 1 is longer than 1000 characters') });
+    await expect(collect('/long.json.gz', { maxLineBytes: 1000 })).rejects.toMatchObject({
+      code: 'export_unreadable',
+      message: expect.stringContaining('line 1 is longer than 1000 characters'),
+    });
     routes.set('/plain', (res) => res.writeHead(200).end('{"user_id":"a"}\n'));
     await expect(collect('/plain')).rejects.toMatchObject({ code: 'export_unreadable', message: expect.stringContaining('truncated or not gzip') });
   });
@@ -90,13 +93,20 @@ describe('streamExport', () => {
 
   it('names the line and the reason on a file large enough to stream, instead of "The operation was aborted"', async () => {
     serveGzip('/big-garbage.json.gz', exportText(300_000, { 299_000: 'not json' }));
-    await expect(collect('/big-garbage.json.gz')).rejects.toMatchObject({ code: 'export_unreadable', message: expect.stringContaining('line 299000 is not JSON') });
+    await expect(collect('/big-garbage.json.gz')).rejects.toMatchObject({
+      code: 'export_unreadable',
+      message: expect.stringContaining('line 299000 is not JSON'),
+    });
     serveGzip('/big-noid.json.gz', exportText(300_000, { 250_001: '{"email":"x"}' }));
     await expect(collect('/big-noid.json.gz')).rejects.toMatchObject({ message: expect.stringContaining('line 250001 holds no user_id') });
     serveGzip('/big-long.json.gz', exportText(300_000, { 200_000: `{"user_id":"${'a'.repeat(5000)}"}` }));
-    await expect(collect('/big-long.json.gz', { maxLineBytes: 1000 })).rejects.toMatchObject({ message: expect.stringContaining('line 200000 is longer than 1000 characters') });
+    await expect(collect('/big-long.json.gz', { maxLineBytes: 1000 })).rejects.toMatchObject({
+      message: expect.stringContaining('line 200000 is longer than 1000 characters'),
+    });
     serveGzip('/big-badid.json.gz', exportText(300_000, { 123_456: '{"user_id":"auth0|\\u001b[31mred"}' }));
-    await expect(collect('/big-badid.json.gz')).rejects.toMatchObject({ message: expect.stringContaining('line 123456 holds user ID "auth0|red", which contains a control character') });
+    await expect(collect('/big-badid.json.gz')).rejects.toMatchObject({
+      message: expect.stringContaining('line 123456 holds user ID "auth0|red", which contains a control character'),
+    });
   });
 
   it('lets an error thrown by onBatch through as it was thrown, late in a large file', async () => {
@@ -126,8 +136,14 @@ describe('streamExport', () => {
 
   it('refuses a file past IMPORT_MAX_LINES, and one that inflates past the ratio (a gzip bomb), naming the cap', async () => {
     serveGzip('/lines.json.gz', exportText(1000));
-    await expect(collect('/lines.json.gz', { maxLines: 999 })).rejects.toMatchObject({ code: 'export_too_large', message: expect.stringContaining('more than 999 lines (line 1000 is one too many)') });
+    await expect(collect('/lines.json.gz', { maxLines: 999 })).rejects.toMatchObject({
+      code: 'export_too_large',
+      message: expect.stringContaining('more than 999 lines (line 1000 is one too many)'),
+    });
     serveGzip('/bomb.json.gz', 'x'.repeat(64 * 2 ** 20));
-    await expect(collect('/bomb.json.gz')).rejects.toMatchObject({ code: 'export_too_large', message: expect.stringMatching(/inflates to more than 100 times its compressed size .* at line 1\)/) });
+    await expect(collect('/bomb.json.gz')).rejects.toMatchObject({
+      code: 'export_too_large',
+      message: expect.stringMatching(/inflates to more than 100 times its compressed size .* at line 1\)/),
+    });
   });
 });

@@ -35,7 +35,6 @@ function expectNoPipeError(run: CliRun): void {
 }
 
 describe('a closed stdout (| head -1)', () => {
-
   it.each([
     [['--help'], 'stdout', 0],
     [['sync', '--help'], 'stdout', 0],
@@ -54,7 +53,8 @@ describe('a closed stdout (| head -1)', () => {
     expect(demo.code).toBe(0);
 
     const db = startCli(['db', '--port', '0'], { PGLITE_DATA_DIR: dataDir }, { close: 'stdout', timeoutMs: 60_000 });
-    for (let i = 0; i < 600 && !db.stderr.includes('Serving the embedded database') && db.child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 600 && !db.stderr.includes('Serving the embedded database') && db.child.exitCode === null; i++)
+      await new Promise((r) => setTimeout(r, 50));
     expect(db.stderr).toContain('Serving the embedded database');
     db.child.kill('SIGTERM');
     const run = await db.done;

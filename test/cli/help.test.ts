@@ -53,14 +53,33 @@ describe('--help and --version', () => {
 
   it('sync --help names the variables it needs', async () => {
     const { stdout } = await cli(['sync', '--help']);
-    for (const name of ['DATABASE_URL', 'PGLITE_DATA_DIR', 'AUTH0_DOMAIN', 'AUTH0_CLIENT_ID', 'AUTH0_CLIENT_SECRET', 'SOURCE_USERS_TABLE', 'SYNC_MAX_USERS', 'LOG_LEVEL']) {
+    for (const name of [
+      'DATABASE_URL',
+      'PGLITE_DATA_DIR',
+      'AUTH0_DOMAIN',
+      'AUTH0_CLIENT_ID',
+      'AUTH0_CLIENT_SECRET',
+      'SOURCE_USERS_TABLE',
+      'SYNC_MAX_USERS',
+      'LOG_LEVEL',
+    ]) {
       expect(stdout).toContain(name);
     }
   });
 
   it('help comes from the parser definitions: every sync flag is listed', async () => {
     const { stdout } = await cli(['help', 'sync']);
-    for (const flag of ['--user <id>', '--users-file <path>', '--only-failed', '--stale <since>', '--max-users <n>', '--max-duration <duration>', '--dry-run', '--allow-mass-delete', '--from-logs']) {
+    for (const flag of [
+      '--user <id>',
+      '--users-file <path>',
+      '--only-failed',
+      '--stale <since>',
+      '--max-users <n>',
+      '--max-duration <duration>',
+      '--dry-run',
+      '--allow-mass-delete',
+      '--from-logs',
+    ]) {
       expect(stdout).toContain(flag);
     }
   });
@@ -108,7 +127,12 @@ describe('usage errors exit 64 with one sentence and a suggestion', () => {
   });
 
   it('a bad flag value is a usage error too, while bad configuration stays exit 1', async () => {
-    const value = await cli(['sync', '--max-users', '0'], { DATABASE_URL: migrated.url, AUTH0_DOMAIN: 'x.auth0.com', AUTH0_CLIENT_ID: 'id', AUTH0_CLIENT_SECRET: 's' });
+    const value = await cli(['sync', '--max-users', '0'], {
+      DATABASE_URL: migrated.url,
+      AUTH0_DOMAIN: 'x.auth0.com',
+      AUTH0_CLIENT_ID: 'id',
+      AUTH0_CLIENT_SECRET: 's',
+    });
     expect(value.code).toBe(64);
     expect(value.stderr).toMatch(/^error \[usage\]: --max-users takes a whole number/);
     const config = await cli(['sync']);
@@ -124,7 +148,11 @@ describe('usage errors exit 64 with one sentence and a suggestion', () => {
 describe("npm's own flags (npm run sync --dry-run, without --)", () => {
   it('refuses to run, in one sentence saying to put the flags after --', async () => {
     const npm = { npm_lifecycle_event: 'sync', npm_config_dry_run: 'true' };
-    const run = await cli(['sync'], { ...npm, DATABASE_URL: migrated.url, AUTH0_DOMAIN: 'x.auth0.com', AUTH0_CLIENT_ID: 'id', AUTH0_CLIENT_SECRET: 's' }, migrated);
+    const run = await cli(
+      ['sync'],
+      { ...npm, DATABASE_URL: migrated.url, AUTH0_DOMAIN: 'x.auth0.com', AUTH0_CLIENT_ID: 'id', AUTH0_CLIENT_SECRET: 's' },
+      migrated,
+    );
     expect(run).toEqual({
       code: 64,
       stdout: '',
@@ -159,21 +187,49 @@ describe('status --json', () => {
     const { id } = await migrated.db.insertInto('auth0.sync_runs').values(run).returning('id').executeTakeFirstOrThrow();
     await migrated.db
       .insertInto('auth0.user_sync_state')
-      .values({ user_id: 'auth0|2', status: 'failed', last_attempt_at: new Date('2026-11-26T10:04:00Z'), error: 'boom', error_code: 'http_500', last_run_id: id })
+      .values({
+        user_id: 'auth0|2',
+        status: 'failed',
+        last_attempt_at: new Date('2026-11-26T10:04:00Z'),
+        error: 'boom',
+        error_code: 'http_500',
+        last_run_id: id,
+      })
       .execute();
 
     const out = await cli(['status', '--json'], { DATABASE_URL: migrated.url }, migrated);
     expect(out.code).toBe(2); // same exit codes as the tables
     expect(out.stderr).toBe('');
     const doc = JSON.parse(out.stdout) as Record<string, unknown>;
-    expect(Object.keys(doc)).toEqual(['version', 'generatedAt', 'exitCode', 'lastFinished', 'runs', 'failingTotal', 'failingUsers', 'staleness', 'logFollower']);
+    expect(Object.keys(doc)).toEqual([
+      'version',
+      'generatedAt',
+      'exitCode',
+      'lastFinished',
+      'runs',
+      'failingTotal',
+      'failingUsers',
+      'staleness',
+      'logFollower',
+    ]);
     expect(doc).toMatchObject({
       version: 1,
       generatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       exitCode: 2,
-      lastFinished: { id, trigger: 'manual', status: 'partial', startedAt: '2026-11-26T10:00:00.000Z', finishedAt: '2026-11-26T10:05:00.000Z', usersTotal: 2, usersSynced: 1, usersFailed: 1 },
+      lastFinished: {
+        id,
+        trigger: 'manual',
+        status: 'partial',
+        startedAt: '2026-11-26T10:00:00.000Z',
+        finishedAt: '2026-11-26T10:05:00.000Z',
+        usersTotal: 2,
+        usersSynced: 1,
+        usersFailed: 1,
+      },
       failingTotal: 1,
-      failingUsers: [{ userId: 'auth0|2', errorCode: 'http_500', error: 'boom', lastAttemptAt: '2026-11-26T10:04:00.000Z', lastSuccessAt: null, lastRunId: id }],
+      failingUsers: [
+        { userId: 'auth0|2', errorCode: 'http_500', error: 'boom', lastAttemptAt: '2026-11-26T10:04:00.000Z', lastSuccessAt: null, lastRunId: id },
+      ],
       staleness: { known: true, source: 'auth0.users.user_id', sourceUsers: 2, neverSynced: 2, oldestSuccessAt: null },
       logFollower: null,
     });
@@ -183,7 +239,15 @@ describe('status --json', () => {
 
 describe('log formats', () => {
   it('pretty lines carry time, level, message and key=value fields', () => {
-    const line = toPrettyLine({ time: '2026-11-26T10:00:01.234Z', level: 'info', msg: 'sync started', runId: 7, source: 'a b', nested: { x: 1 }, gone: undefined });
+    const line = toPrettyLine({
+      time: '2026-11-26T10:00:01.234Z',
+      level: 'info',
+      msg: 'sync started',
+      runId: 7,
+      source: 'a b',
+      nested: { x: 1 },
+      gone: undefined,
+    });
     expect(line).toBe('10:00:01.234 INFO  sync started runId=7 source="a b" nested={"x":1}');
   });
 

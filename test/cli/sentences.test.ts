@@ -25,7 +25,9 @@ describeServer('the sentences of sync', () => {
     const out = captureIo();
     expect(await main(['sync'], envFor(fake, t.url), out.io, cliDeps(t))).toBe(0);
     expect(out.stderr).toEqual([]);
-    expect(out.stdout.at(-1)).toMatch(/^Run \d+ succeeded in [\d.]+ s: synced 1 user \(1 gone from Auth0, 0 failed\); 2 tokens seen: (2 new|0 new), 0 changed, 0 marked deleted\.$/);
+    expect(out.stdout.at(-1)).toMatch(
+      /^Run \d+ succeeded in [\d.]+ s: synced 1 user \(1 gone from Auth0, 0 failed\); 2 tokens seen: (2 new|0 new), 0 changed, 0 marked deleted\.$/,
+    );
     for (const line of out.stdout.slice(0, -1)) expect(() => JSON.parse(line) as unknown).not.toThrow();
   });
 

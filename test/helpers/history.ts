@@ -10,7 +10,17 @@ export const atFrom = (now: number) => (offset: number) => new Date(now + offset
 /** A token row written directly: live, far from expiry, unless the fixture says otherwise. */
 export async function insertToken(
   db: Kysely<Database>,
-  token: { id: string; user_id?: string; client_id?: string; first_seen_at: Date; deleted_at?: Date | null; expires_at?: Date | null; idle_expires_at?: Date | null; first_seen_run_id?: number | null; last_changed_run_id?: number | null },
+  token: {
+    id: string;
+    user_id?: string;
+    client_id?: string;
+    first_seen_at: Date;
+    deleted_at?: Date | null;
+    expires_at?: Date | null;
+    idle_expires_at?: Date | null;
+    first_seen_run_id?: number | null;
+    last_changed_run_id?: number | null;
+  },
 ): Promise<void> {
   await db
     .insertInto('auth0.refresh_tokens')
@@ -33,11 +43,18 @@ export async function insertChange(
   at: Date,
   extra: { old_value?: string; new_value?: string; run_id?: number } = {},
 ): Promise<void> {
-  await db.insertInto('auth0.refresh_token_changes').values({ token_id: tokenId, user_id: `u-${tokenId}`, change, observed_at: at, ...extra }).execute();
+  await db
+    .insertInto('auth0.refresh_token_changes')
+    .values({ token_id: tokenId, user_id: `u-${tokenId}`, change, observed_at: at, ...extra })
+    .execute();
 }
 
 /** The ids `auth0.refresh_tokens_as_of(at)` returns, sorted. */
 export async function liveAt(db: Kysely<Database>, at: Date): Promise<string[]> {
-  const rows = await db.selectFrom(sql<RefreshTokenAsOfRow>`auth0.refresh_tokens_as_of(${at})`.as('t')).select('id').orderBy('id').execute();
+  const rows = await db
+    .selectFrom(sql<RefreshTokenAsOfRow>`auth0.refresh_tokens_as_of(${at})`.as('t'))
+    .select('id')
+    .orderBy('id')
+    .execute();
   return rows.map((r) => r.id);
 }

@@ -34,4 +34,3 @@ export async function expectWarehouseMatchesApi(db: Kysely<Database>, fake: Fake
     );
   });
 }
-

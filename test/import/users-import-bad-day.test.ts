@@ -144,7 +144,9 @@ describe('import-users on a bad day', () => {
                where datname = current_database() and pid <> pg_backend_pid() and query like '%users_import_staging%'`.execute(t.db);
     fake.usersExport.script({ generate: 200_000, onLine: { line: 199_000, run: kill } });
     const { code, stderr } = await importUsers([], {}, true);
-    expect(stderr.join('\n')).toMatch(/^error \[import_write_failed\]: Staging the users export up to line \d+ failed: the database answered "[^"]*(terminat|connection)[^"]*"; nothing was imported\.$/);
+    expect(stderr.join('\n')).toMatch(
+      /^error \[import_write_failed\]: Staging the users export up to line \d+ failed: the database answered "[^"]*(terminat|connection)[^"]*"; nothing was imported\.$/,
+    );
     expect(code).toBe(1);
     expect(await snapshot()).toEqual(before);
 
@@ -155,7 +157,9 @@ describe('import-users on a bad day', () => {
     await sql`create trigger refuse_import before insert on auth0.users for each row execute function auth0.refuse_import()`.execute(t.db);
     try {
       const applying = await importUsers();
-      expect(applying.stderr).toEqual(['error [import_write_failed]: Applying the users export to auth0.users failed: the database answered "no room left on the warehouse disk"; nothing was imported.']);
+      expect(applying.stderr).toEqual([
+        'error [import_write_failed]: Applying the users export to auth0.users failed: the database answered "no room left on the warehouse disk"; nothing was imported.',
+      ]);
       expect(applying.code).toBe(1);
     } finally {
       await sql`drop trigger refuse_import on auth0.users`.execute(t.db);
@@ -186,8 +190,12 @@ describe('import-users on a bad day', () => {
     for (const bomb of bombs) {
       fake.usersExport.script({ bomb });
       const run = await runImport();
-      console.log(`gzip bomb of ${JSON.stringify(bomb.unit.slice(0, 20))}… × ${bomb.times}: refused (${/at line \d+/.exec(run.stderr)?.[0]}), peak RSS ${run.peakMb.toFixed(0)} MB`);
-      expect(run.stderr).toMatch(/error \[export_too_large\]: The users export file on 127\.0\.0\.1:\d+ inflates to more than 100 times its compressed size \(\d+ bytes from \d+, at line \d+\): a gzip bomb/);
+      console.log(
+        `gzip bomb of ${JSON.stringify(bomb.unit.slice(0, 20))}… × ${bomb.times}: refused (${/at line \d+/.exec(run.stderr)?.[0]}), peak RSS ${run.peakMb.toFixed(0)} MB`,
+      );
+      expect(run.stderr).toMatch(
+        /error \[export_too_large\]: The users export file on 127\.0\.0\.1:\d+ inflates to more than 100 times its compressed size \(\d+ bytes from \d+, at line \d+\): a gzip bomb/,
+      );
       expect(run.code).toBe(1);
       // 1 GiB inflated, yet no more memory than an ordinary import, give or take the collector.
       expect(run.peakMb).toBeLessThan(baseline.peakMb + 60);

@@ -65,7 +65,12 @@ describe('npm run import-users', () => {
     expect(progress.at(-1)).toMatchObject({ status: 'completed', percentDone: 100, timeLeftSeconds: 0 });
     expect(fake.usersExport.stats.lastJobRequest).toMatchObject({
       format: 'json',
-      fields: expect.arrayContaining([{ name: 'user_id' }, { name: 'email' }, { name: 'blocked' }, { name: 'identities[0].connection', export_as: 'connection' }]),
+      fields: expect.arrayContaining([
+        { name: 'user_id' },
+        { name: 'email' },
+        { name: 'blocked' },
+        { name: 'identities[0].connection', export_as: 'connection' },
+      ]),
     });
     expect(fake.usersExport.stats.downloads).toBeGreaterThan(0);
     expect(fake.usersExport.stats.authorizationRefused).toBe(0);
@@ -120,7 +125,9 @@ describe('npm run import-users', () => {
     const before = await snapshot();
     const { code, stdout } = await importUsers(['--dry-run']);
     expect(code).toBe(0);
-    expect(stdout.join('\n')).toContain('Dry run: the export holds 50 users; would add 1, update 0, restore 0 and mark removed 1 of the 50 held. Nothing was written.');
+    expect(stdout.join('\n')).toContain(
+      'Dry run: the export holds 50 users; would add 1, update 0, restore 0 and mark removed 1 of the 50 held. Nothing was written.',
+    );
     expect(stdout).toContain('  would add: auth0|zed');
     expect(stdout).toContain('  would remove: auth0|u005');
     expect(await snapshot()).toEqual(before);
@@ -195,7 +202,15 @@ describe('npm run import-users', () => {
   it('names create:users when the job read is refused for it', async () => {
     fake.intercept(({ method, path }) =>
       method === 'GET' && path.startsWith('/api/v2/jobs/')
-        ? { status: 403, body: JSON.stringify({ statusCode: 403, error: 'Forbidden', message: 'Insufficient scope, expected any of: create:users', errorCode: 'insufficient_scope' }) }
+        ? {
+            status: 403,
+            body: JSON.stringify({
+              statusCode: 403,
+              error: 'Forbidden',
+              message: 'Insufficient scope, expected any of: create:users',
+              errorCode: 'insufficient_scope',
+            }),
+          }
         : undefined,
     );
     const { code, stderr } = await importUsers();
@@ -205,7 +220,10 @@ describe('npm run import-users', () => {
 
   it('stops before writing when removals would cross SYNC_MAX_DELETE_RATIO, unless --allow-mass-delete', async () => {
     expect((await importUsers()).code).toBe(0);
-    await loadUsers(t.db, Array.from({ length: 30 }, (_, i) => `auth0|gone${i}`)); // 30 of 80 held
+    await loadUsers(
+      t.db,
+      Array.from({ length: 30 }, (_, i) => `auth0|gone${i}`),
+    ); // 30 of 80 held
     const before = await snapshot();
     const refused = await importUsers();
     expect(refused.code).toBe(1);

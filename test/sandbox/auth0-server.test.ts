@@ -188,8 +188,7 @@ describe('fake Auth0 server', () => {
     expect(await res.json()).toEqual({
       statusCode: 400,
       error: 'Bad Request',
-      message:
-        "The checkpoint ID provided in the 'from' parameter has expired or is invalid, please remove the checkpoint ID and try again",
+      message: "The checkpoint ID provided in the 'from' parameter has expired or is invalid, please remove the checkpoint ID and try again",
     });
     expect((await list(fake, token, { user_id: USER, from: 'garbage' })).status).toBe(400);
   });
@@ -198,9 +197,7 @@ describe('fake Auth0 server', () => {
     const only = (await (await list(fake, token, { user_id: USER, fields: 'id,client_id' })).json()) as Page;
     for (const t of only.refresh_tokens) expect(Object.keys(t).sort()).toEqual(['client_id', 'id']);
 
-    const without = (await (
-      await list(fake, token, { user_id: USER, fields: 'device,user_id', include_fields: 'false' })
-    ).json()) as Page;
+    const without = (await (await list(fake, token, { user_id: USER, fields: 'device,user_id', include_fields: 'false' })).json()) as Page;
     expect(without.refresh_tokens).toHaveLength(5);
     for (const t of without.refresh_tokens) {
       expect(t).not.toHaveProperty('device');
@@ -291,9 +288,7 @@ describe('fake Auth0 server', () => {
     });
     try {
       const results = await Promise.allSettled([list(fake, token, { user_id: USER }), list(fake, token, { user_id: USER })]);
-      const statuses = await Promise.all(
-        results.map(async (r) => (r.status === 'fulfilled' ? `${r.value.status} ${await r.value.text()}` : 'reset')),
-      );
+      const statuses = await Promise.all(results.map(async (r) => (r.status === 'fulfilled' ? `${r.value.status} ${await r.value.text()}` : 'reset')));
       expect(statuses.sort()).toEqual(['503 down', 'reset']);
     } finally {
       fake.intercept(undefined);

@@ -69,7 +69,9 @@ describe('src/sandbox/serve.ts', () => {
       if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${out}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(out).toMatch(/^Sandbox Auth0 tenant on http:\/\/127\.0\.0\.1:\d+: 20 users, \d+ refresh tokens, dated around today; 50% of the users change every 1 s\./);
+    expect(out).toMatch(
+      /^Sandbox Auth0 tenant on http:\/\/127\.0\.0\.1:\d+: 20 users, \d+ refresh tokens, dated around today; 50% of the users change every 1 s\./,
+    );
     const url = /export AUTH0_DOMAIN=(http:\/\/127\.0\.0\.1:\d+)\n/.exec(out)![1]!;
     expect(out).toContain('export AUTH0_CLIENT_ID=test-client\n');
     expect(out).toContain('export AUTH0_CLIENT_SECRET=test-secret');
@@ -129,7 +131,10 @@ describe('src/sandbox/serve.ts', () => {
   }, 20_000);
 
   it('refuses an unknown --logs-expired', async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--logs-expired', 'sometimes'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--logs-expired', 'sometimes'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
     const code = await new Promise((resolve) => child!.once('exit', resolve));

@@ -19,7 +19,11 @@ beforeAll(async () => {
 afterAll(() => fake.close());
 
 async function completedJob(): Promise<{ id: string; location: string }> {
-  const created = await fetch(`${fake.url}/api/v2/jobs/users-exports`, { method: 'POST', headers, body: JSON.stringify({ format: 'json', fields: [{ name: 'user_id' }, { name: 'email' }] }) });
+  const created = await fetch(`${fake.url}/api/v2/jobs/users-exports`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ format: 'json', fields: [{ name: 'user_id' }, { name: 'email' }] }),
+  });
   expect(created.status).toBe(201);
   const job = (await created.json()) as { id: string; status: string };
   expect(job).toMatchObject({ type: 'users_export', status: 'pending' });
@@ -35,7 +39,11 @@ describe('the sandbox users export', () => {
     expect(fake.usersExport.downloadUrl).not.toBe(fake.url);
     const res = await fetch(location);
     expect(res.status).toBe(200);
-    const lines = gunzipSync(Buffer.from(await res.arrayBuffer())).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const lines = gunzipSync(Buffer.from(await res.arrayBuffer()))
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
     expect(lines).toEqual([
       { user_id: 'auth0|a', email: 'a@example.com' },
       { user_id: 'auth0|b', email: 'b@example.com' },
@@ -66,9 +74,20 @@ describe('the sandbox users export', () => {
     const read = async () => gunzipSync(Buffer.from(await (await fetch((await completedJob()).location)).arrayBuffer()));
     try {
       fake.usersExport.script({ insert: { 2: 'not json', 9: '{"email":"x"}' } });
-      expect((await read()).toString('utf8').trim().split('\n')).toEqual(['{"user_id":"auth0|a","email":"a@example.com"}', 'not json', '{"user_id":"auth0|b","email":"b@example.com"}', '{"email":"x"}']);
+      expect((await read()).toString('utf8').trim().split('\n')).toEqual([
+        '{"user_id":"auth0|a","email":"a@example.com"}',
+        'not json',
+        '{"user_id":"auth0|b","email":"b@example.com"}',
+        '{"email":"x"}',
+      ]);
       fake.usersExport.script({ generate: 3 });
-      expect((await read()).toString('utf8').trim().split('\n').map((l) => (JSON.parse(l) as { user_id: string }).user_id)).toEqual(['auth0|exp0000001', 'auth0|exp0000002', 'auth0|exp0000003']);
+      expect(
+        (await read())
+          .toString('utf8')
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { user_id: string }).user_id),
+      ).toEqual(['auth0|exp0000001', 'auth0|exp0000002', 'auth0|exp0000003']);
       fake.usersExport.script({ bomb: { unit: 'x', times: 10_000_000 } });
       const { location } = await completedJob();
       const compressed = Buffer.from(await (await fetch(location)).arrayBuffer());
@@ -88,7 +107,11 @@ describe('the sandbox users export', () => {
         body: JSON.stringify({ grant_type: 'client_credentials', client_id: 'test-client', client_secret: 'test-secret', audience: `${fake.url}/api/v2/` }),
       });
       const token = ((await res.json()) as { access_token: string }).access_token;
-      const created = await fetch(`${fake.url}/api/v2/jobs/users-exports`, { method: 'POST', headers: { ...headers, authorization: `Bearer ${token}` }, body: '{"format":"json"}' });
+      const created = await fetch(`${fake.url}/api/v2/jobs/users-exports`, {
+        method: 'POST',
+        headers: { ...headers, authorization: `Bearer ${token}` },
+        body: '{"format":"json"}',
+      });
       expect(created.status).toBe(403);
       expect(await created.text()).toContain('expected any of: read:users');
     } finally {
@@ -109,7 +132,9 @@ describe('checkDownloadUrl', () => {
 
 describe('toExportedUser', () => {
   it('maps a line, reading the connection from export_as or the identities', () => {
-    expect(toExportedUser({ user_id: 'auth0|a', email: 'a@x', connection: 'db', created_at: '2024-01-01T00:00:00.000Z', last_login: '', blocked: false })).toEqual({
+    expect(
+      toExportedUser({ user_id: 'auth0|a', email: 'a@x', connection: 'db', created_at: '2024-01-01T00:00:00.000Z', last_login: '', blocked: false }),
+    ).toEqual({
       userId: 'auth0|a',
       email: 'a@x',
       connection: 'db',
@@ -122,7 +147,10 @@ describe('toExportedUser', () => {
     // Year 0 in UTC, which PostgreSQL refuses: no date rather than a failed batch.
     expect(toExportedUser({ user_id: 'g|1', created_at: '0001-01-01T00:00:00+01:00' })?.createdAt).toBeNull();
     // Control characters (a NUL would fail the batch) stripped, an unpaired surrogate replaced.
-    expect(toExportedUser({ user_id: 'g|1', email: 'a\u0000b\u001b[31m@x\ud800', connection: '\u0007' })).toMatchObject({ email: 'ab@x\ufffd', connection: null });
+    expect(toExportedUser({ user_id: 'g|1', email: 'a\u0000b\u001b[31m@x\ud800', connection: '\u0007' })).toMatchObject({
+      email: 'ab@x\ufffd',
+      connection: null,
+    });
     expect(toExportedUser({ email: 'no id' })).toBeUndefined();
     expect(toExportedUser(null)).toBeUndefined();
   });

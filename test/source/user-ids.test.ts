@@ -61,7 +61,10 @@ describe('readFailedUserIds', () => {
   it('streams the users whose last sync failed, in ID order, across keyset pages', async () => {
     const statuses = ['failed', 'synced', 'failed', 'not_found', 'failed', 'failed', 'synced', 'failed'] as const;
     const rows = statuses.map((status, i) => ({ user_id: `auth0|${i}`, status, last_attempt_at: new Date() }));
-    await t.db.insertInto('auth0.user_sync_state').values([...rows].reverse()).execute();
+    await t.db
+      .insertInto('auth0.user_sync_state')
+      .values([...rows].reverse())
+      .execute();
     const failed = rows.filter((r) => r.status === 'failed').map((r) => r.user_id);
     expect(failed).toHaveLength(5);
     // Pages of 2: a full last page (4 of 5) and a short one.

@@ -35,7 +35,10 @@ async function tenantOf(users: number, seed = 5): Promise<Map<string, Auth0Token
 
 /** A user that is in the source table and the API but has never been synced. */
 async function addUser(userId: string, tokens = 1): Promise<void> {
-  fake.setUser(userId, Array.from({ length: tokens }, (_, n) => makeToken(userId, n)));
+  fake.setUser(
+    userId,
+    Array.from({ length: tokens }, (_, n) => makeToken(userId, n)),
+  );
   await loadUsers(t.db, [userId]);
 }
 
@@ -230,7 +233,11 @@ describe('--max-users: a budgeted source run goes stalest first', () => {
     await syncOk();
     for (const [i, id] of ids.entries()) await setLastSuccess(id, hoursAgo(10 - i));
     await setLastSuccess(ids[5]!, null);
-    await t.db.updateTable('auth0.user_sync_state').set({ status: 'failed', error_code: 'server_error', error: 'down' }).where('user_id', '=', ids[5]!).execute();
+    await t.db
+      .updateTable('auth0.user_sync_state')
+      .set({ status: 'failed', error_code: 'server_error', error: 'down' })
+      .where('user_id', '=', ids[5]!)
+      .execute();
     const run = await syncOk(['--max-users', '2']);
     expect(run).toMatchObject({ users_total: 2 });
     expect(await usersOfRun(run.id)).toEqual(sorted([ids[5]!, ids[0]!]));
@@ -283,12 +290,7 @@ describe('--dry-run', () => {
     const entries = [...tenant.entries()].filter(([, tokens]) => tokens.length >= 2);
     expect(entries.length).toBeGreaterThanOrEqual(4);
     type Entry = [string, Auth0TokenJson[]];
-    const [[revokeUser, revokeTokens], [changeUser, changeTokens], [addUserId, addTokens], [goneUser, goneTokens]] = entries as [
-      Entry,
-      Entry,
-      Entry,
-      Entry,
-    ];
+    const [[revokeUser, revokeTokens], [changeUser, changeTokens], [addUserId, addTokens], [goneUser, goneTokens]] = entries as [Entry, Entry, Entry, Entry];
     await syncOk();
     // A failing user too, so user_sync_state holds a failed row with an error.
     const failing = [...tenant.keys()].find((id) => ![revokeUser, changeUser, addUserId, goneUser].includes(id))!;
@@ -344,20 +346,19 @@ describe('--dry-run', () => {
 });
 
 describe('flags that do not fit', () => {
-  it.each([
-    [['--only-failed', '--stale', '1h']],
-    [['--user', 'auth0|x', '--only-failed']],
-    [['--users-file', '/dev/null', '--stale', '2026-11-01']],
-  ])('%j exits 64 (usage) with one line, before touching the database', async (args) => {
-    await tenantOf(2);
-    const { code, stderr, stdout } = await sync(args);
-    expect(code).toBe(64);
-    expect(stderr).toHaveLength(1);
-    expect(stderr[0]).not.toContain('\n');
-    expect(stderr[0]).toMatch(/--only-failed.*--stale|--stale.*--only-failed/);
-    expect(stdout).toEqual([]);
-    expect(await runCount()).toBe(0);
-  });
+  it.each([[['--only-failed', '--stale', '1h']], [['--user', 'auth0|x', '--only-failed']], [['--users-file', '/dev/null', '--stale', '2026-11-01']]])(
+    '%j exits 64 (usage) with one line, before touching the database',
+    async (args) => {
+      await tenantOf(2);
+      const { code, stderr, stdout } = await sync(args);
+      expect(code).toBe(64);
+      expect(stderr).toHaveLength(1);
+      expect(stderr[0]).not.toContain('\n');
+      expect(stderr[0]).toMatch(/--only-failed.*--stale|--stale.*--only-failed/);
+      expect(stdout).toEqual([]);
+      expect(await runCount()).toBe(0);
+    },
+  );
 
   it.each([['yesterday'], ['1 hour'], ['2026-13-45']])('--stale %s exits 64 (usage) naming --stale', async (value) => {
     await tenantOf(2);

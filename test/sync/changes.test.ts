@@ -156,9 +156,9 @@ describe('change history over a scripted sequence of runs', () => {
     await runsThrough(4);
     const run = await scriptedRun(5); // Bob is back with b2 only.
     expect(await changesOf(run.id)).toEqual([row(b2, 'restored', run.id)]);
-    expect((await t.db.selectFrom('auth0.refresh_tokens').select('deleted_at').where('id', '=', String(b1.id)).executeTakeFirstOrThrow()).deleted_at).toBeInstanceOf(
-      Date,
-    );
+    expect(
+      (await t.db.selectFrom('auth0.refresh_tokens').select('deleted_at').where('id', '=', String(b1.id)).executeTakeFirstOrThrow()).deleted_at,
+    ).toBeInstanceOf(Date);
   });
 
   it('answers "tokens revoked per day" and "where was this token used from"', async () => {
@@ -184,7 +184,12 @@ describe('change history over a scripted sequence of runs', () => {
     ]);
 
     // The whole timeline of a1: created, deleted, restored.
-    const a1Timeline = await t.db.selectFrom('auth0.refresh_token_changes').select(['change', 'run_id']).where('token_id', '=', String(a1.id)).orderBy('id').execute();
+    const a1Timeline = await t.db
+      .selectFrom('auth0.refresh_token_changes')
+      .select(['change', 'run_id'])
+      .where('token_id', '=', String(a1.id))
+      .orderBy('id')
+      .execute();
     expect(a1Timeline).toEqual([
       { change: 'created', run_id: runs[0] },
       { change: 'deleted', run_id: runs[2] },
@@ -197,10 +202,7 @@ describe('change history over a scripted sequence of runs', () => {
     fake.setUser(CAROL, [{ ...c1, device: { ...laptop, last_asn: '64511', last_user_agent: 'okhttp/4.12' } }]);
     const run = await sync(['--user', CAROL]);
     expect(await changesOf(run.id)).toEqual(
-      byToken([
-        row(c1, 'last_asn_changed', run.id, '64496', '64511'),
-        row(c1, 'last_user_agent_changed', run.id, 'Mozilla/5.0 (Macintosh)', 'okhttp/4.12'),
-      ]),
+      byToken([row(c1, 'last_asn_changed', run.id, '64496', '64511'), row(c1, 'last_user_agent_changed', run.id, 'Mozilla/5.0 (Macintosh)', 'okhttp/4.12')]),
     );
   });
 });

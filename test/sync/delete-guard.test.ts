@@ -56,7 +56,9 @@ describe('the deletion guard', () => {
     expect(dry.stdout.join('\n')).toMatch(/A real run would stop at the deletion guard: it would mark deleted \d+ of the \d+ live tokens/);
     const { code, stderr } = await sync();
     expect(code).toBe(1);
-    expect(stderr.join('\n')).toMatch(/would mark deleted \d+ of the \d+ live tokens .* and record \d+ of \d+ users as gone from Auth0 with no log entry of their deletion \(100%\).*--allow-mass-delete/);
+    expect(stderr.join('\n')).toMatch(
+      /would mark deleted \d+ of the \d+ live tokens .* and record \d+ of \d+ users as gone from Auth0 with no log entry of their deletion \(100%\).*--allow-mass-delete/,
+    );
     expect(await deletedTokens()).toBe(0);
     expect(await deletedChanges()).toBe(0);
     expect(await goneUsers()).toBe(0);
@@ -102,7 +104,11 @@ describe('the deletion guard', () => {
     expect((await sync()).code).toBe(0);
     const all = [...tenant.values()].flat();
     const revoked = new Set(all.filter((_, i) => i % 20 === 0).map((token) => token.id));
-    for (const [userId, tokens] of tenant) fake.setUser(userId, tokens.filter((token) => !revoked.has(token.id)));
+    for (const [userId, tokens] of tenant)
+      fake.setUser(
+        userId,
+        tokens.filter((token) => !revoked.has(token.id)),
+      );
     const { code } = await sync();
     expect(code).toBe(0);
     await expectWarehouseMatchesApi(t.db, fake);
@@ -131,13 +137,19 @@ describe('a token listed under two users', () => {
     for (let pass = 0; pass < 2; pass += 1) {
       const { code } = await sync();
       expect(code).toBe(2);
-      const owner = await t.db.selectFrom('auth0.refresh_tokens').select(['user_id', 'deleted_at']).where('id', '=', String(stolen.id)).executeTakeFirstOrThrow();
+      const owner = await t.db
+        .selectFrom('auth0.refresh_tokens')
+        .select(['user_id', 'deleted_at'])
+        .where('id', '=', String(stolen.id))
+        .executeTakeFirstOrThrow();
       expect(owner).toEqual({ user_id: userA, deleted_at: null });
       const state = await t.db.selectFrom('auth0.user_sync_state').selectAll().where('user_id', '=', userB).executeTakeFirstOrThrow();
       expect(state).toMatchObject({ status: 'failed', error_code: 'token_owner_conflict' });
       expect(state.error).toContain(String(stolen.id));
     }
-    const created = await count(sql<{ n: number }>`select count(*)::int as n from auth0.refresh_token_changes where token_id = ${stolen.id} and change = 'created'`);
+    const created = await count(
+      sql<{ n: number }>`select count(*)::int as n from auth0.refresh_token_changes where token_id = ${stolen.id} and change = 'created'`,
+    );
     expect(created).toBe(1);
   });
 

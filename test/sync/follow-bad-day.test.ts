@@ -104,7 +104,9 @@ describe('a follow always ends and moves past the checkpoint', () => {
     expect(logLines.some((line) => line.includes('log entries with a bad log_id dropped'))).toBe(true);
     for (const line of [...result.messages, ...logLines]) expect(hasControlCharacter(line)).toBe(false);
     expect((await checkpoint()).log_id).toBe(fake.logs.newestId());
-    const { rows } = await sql<{ text: string }>`select coalesce(args::text, '') || log_id || coalesce(newest_log_id, '') as text from auth0.sync_runs, auth0.log_checkpoint`.execute(t.db);
+    const { rows } = await sql<{
+      text: string;
+    }>`select coalesce(args::text, '') || log_id || coalesce(newest_log_id, '') as text from auth0.sync_runs, auth0.log_checkpoint`.execute(t.db);
     for (const row of rows) {
       expect(hasControlCharacter(row.text)).toBe(false);
       expect(row.text).not.toMatch(/\\u00(00|1b)|0{300}/);
@@ -123,7 +125,9 @@ describe('a follow always ends and moves past the checkpoint', () => {
     expect(bounded).toMatchObject({ outcome: 'followed', readEnd: 'page_limit', entriesRead: 4, pagesRead: 2 });
     const at = await checkpoint();
     expect(at.log_id).toBe(fake.logs.entries.at(-5)!.log_id);
-    expect(bounded.messages.join('\n')).toContain(`Stopped reading after 2 pages, the bound for one follow (2): the checkpoint is at ${describeLogId(at.log_id)}, and the next follow reads on from there.`);
+    expect(bounded.messages.join('\n')).toContain(
+      `Stopped reading after 2 pages, the bound for one follow (2): the checkpoint is at ${describeLogId(at.log_id)}, and the next follow reads on from there.`,
+    );
     expect(at).toMatchObject({ newest_log_id: fake.logs.newestId() });
     expect(at.lag_seconds).toBeCloseTo(4 * 3600, -1);
     const { text, json } = await status();
@@ -174,7 +178,9 @@ describe('lost history, in each form', () => {
     expect(fake.stats.logRequests).toBe(3); // [], the newest, [] again
     expect(result.messages).toHaveLength(1);
     expect(result.messages[0]).toMatch(
-      new RegExp(`^The log checkpoint ${describeLogId(stored.log_id)} \\(.+\\) is answered with no entry after it, twice, while the tenant's newest entry ${describeLogId(fake.logs.newestId()!)} lies past it .*every user is due for a full pass \\(npm run sync\\), and following resumes from the newest entry ${describeLogId(fake.logs.newestId()!)}\\.$`),
+      new RegExp(
+        `^The log checkpoint ${describeLogId(stored.log_id)} \\(.+\\) is answered with no entry after it, twice, while the tenant's newest entry ${describeLogId(fake.logs.newestId()!)} lies past it .*every user is due for a full pass \\(npm run sync\\), and following resumes from the newest entry ${describeLogId(fake.logs.newestId()!)}\\.$`,
+      ),
     );
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_reason: 'empty_past_checkpoint' });
     const { text, json } = await status();

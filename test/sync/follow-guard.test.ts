@@ -54,7 +54,13 @@ describe('the deletion guard of a follow', () => {
     for (const userId of revoked) fake.setUser(userId, []); // "log out everywhere": srrt entries
     const { code, text } = await follow({ SYNC_DELETE_GUARD_MIN: '5' });
     expect({ code, text }).toMatchObject({ code: 0 });
-    expect(await lastRun()).toMatchObject({ trigger: 'logs', status: 'succeeded', delete_guard_tripped: false, users_gone_unexplained: 0, tokens_unexplained: 0 });
+    expect(await lastRun()).toMatchObject({
+      trigger: 'logs',
+      status: 'succeeded',
+      delete_guard_tripped: false,
+      users_gone_unexplained: 0,
+      tokens_unexplained: 0,
+    });
     for (const userId of revoked) expect(await liveTokens(userId)).toBe(0);
     expect((await checkpoint()).log_id).toBe(fake.logs.newestId());
     await expectWarehouseMatchesApi(t.db, fake);

@@ -60,7 +60,9 @@ describe('sync --from-logs', () => {
     fake.setUser('auth0|a', [makeToken('auth0|a', 0)]);
     const { code, stdout, stderr } = await follow();
     expect({ code, stderr }).toEqual({ code: 0, stderr: [] });
-    expect(stdout.join('\n')).toMatch(/No log checkpoint yet: following starts at the newest entry \d{8}…\d{6} \(.+\); earlier history is covered by full passes/);
+    expect(stdout.join('\n')).toMatch(
+      /No log checkpoint yet: following starts at the newest entry \d{8}…\d{6} \(.+\); earlier history is covered by full passes/,
+    );
     expect(await runs()).toEqual([]);
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_at: null });
     expect(fake.stats.listRequests).toBe(0);
@@ -80,14 +82,25 @@ describe('sync --from-logs', () => {
     fake.setUser(loggedIn, [...fake.users.get(loggedIn)!, makeToken(loggedIn, 99)]);
     const apiToken = fake.users.get(viaApi)![0]!;
     fake.users.set(viaApi, fake.users.get(viaApi)!.slice(1));
-    fake.logs.append({ type: 'sapi', user_id: untouched[0], details: { request: { method: 'delete', path: `/api/v2/refresh-tokens/${String(apiToken.id)}` } } });
-    fake.users.set(viaSession, fake.users.get(viaSession)!.filter((tk) => tk.id !== sessionToken.id));
+    fake.logs.append({
+      type: 'sapi',
+      user_id: untouched[0],
+      details: { request: { method: 'delete', path: `/api/v2/refresh-tokens/${String(apiToken.id)}` } },
+    });
+    fake.users.set(
+      viaSession,
+      fake.users.get(viaSession)!.filter((tk) => tk.id !== sessionToken.id),
+    );
     fake.logs.append({ type: 'sapi', user_id: 'admin@clients', details: { request: { method: 'post', path: '/api/v2/sessions/sess-revoked/revoke' } } });
     // Skipped and counted: another type, a machine client, no user, a caller-only sapi.
     fake.logs.append({ type: 'f', user_id: untouched[1], description: 'Failed login' });
     fake.logs.append({ type: 'sertft', user_id: 'm2m-client@clients' });
     fake.logs.append({ type: 'sertft' });
-    fake.logs.append({ type: 'sapi', user_id: untouched[2], details: { request: { method: 'patch', path: `/api/v2/users/${encodeURIComponent(untouched[3]!)}` } } });
+    fake.logs.append({
+      type: 'sapi',
+      user_id: untouched[2],
+      details: { request: { method: 'patch', path: `/api/v2/users/${encodeURIComponent(untouched[3]!)}` } },
+    });
 
     const before = await checkpoint();
     const { code, stdout, stderr } = await follow();
@@ -134,7 +147,9 @@ describe('sync --from-logs', () => {
     const [gone] = await syncedTenant(3);
     fake.deleteUser(gone!);
     expect((await follow()).code).toBe(0);
-    const { rows } = await sql<{ user_id: string; removed_at: Date | null }>`select user_id, removed_at from auth0.users where removed_at is not null`.execute(t.db);
+    const { rows } = await sql<{ user_id: string; removed_at: Date | null }>`select user_id, removed_at from auth0.users where removed_at is not null`.execute(
+      t.db,
+    );
     expect(rows.map((r) => r.user_id)).toEqual([gone]);
   });
 
@@ -144,7 +159,9 @@ describe('sync --from-logs', () => {
     fake.setUser(changed!, fake.users.get(changed!)!.slice(1));
     // The checkpoint write fails, as if the process died right after the run (the trigger is
     // dropped whatever happens: the file's other tests share the database).
-    await sql`create or replace function auth0.fail_checkpoint() returns trigger language plpgsql as $$ begin raise exception 'simulated crash'; end $$`.execute(t.db);
+    await sql`create or replace function auth0.fail_checkpoint() returns trigger language plpgsql as $$ begin raise exception 'simulated crash'; end $$`.execute(
+      t.db,
+    );
     await sql`create trigger fail_checkpoint before update on auth0.log_checkpoint for each row execute function auth0.fail_checkpoint()`.execute(t.db);
     try {
       const crashed = await follow();
@@ -207,7 +224,9 @@ describe('sync --from-logs', () => {
     const message = stdout.filter((l) => !l.startsWith('{'));
     expect(message).toHaveLength(1);
     expect(message[0]).toMatch(
-      new RegExp(`^The log checkpoint ${describeLogId(stored!.log_id)} \\(.+\\) is no longer accepted \\(older than the plan's log retention, 1 to 30 days\\), so changes since then may be missed: every user is due for a full pass \\(npm run sync\\), and following resumes from the newest entry ${describeLogId(fake.logs.newestId()!)}\\.$`),
+      new RegExp(
+        `^The log checkpoint ${describeLogId(stored!.log_id)} \\(.+\\) is no longer accepted \\(older than the plan's log retention, 1 to 30 days\\), so changes since then may be missed: every user is due for a full pass \\(npm run sync\\), and following resumes from the newest entry ${describeLogId(fake.logs.newestId()!)}\\.$`,
+      ),
     );
     expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_at: expect.any(Date) });
     const status = formatStatus(await readStatus(t.db, sourceOf('auth0.users', 'user_id'))).join('\n');

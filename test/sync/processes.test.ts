@@ -29,7 +29,10 @@ function start(extra: Record<string, string> = {}): CliProcess {
 /** Wait until the running sync has written some users. */
 async function untilUsersWritten(n: number): Promise<void> {
   for (;;) {
-    const { count } = await t.db.selectFrom('auth0.user_sync_state').select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+    const { count } = await t.db
+      .selectFrom('auth0.user_sync_state')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .executeTakeFirstOrThrow();
     if (count >= n) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -77,7 +80,10 @@ describeServer('one run at a time, and runs that die', () => {
     expect(run).toMatchObject({ status: 'interrupted', finished_at: expect.any(Date) });
     expect(run!.users_synced).toBeGreaterThanOrEqual(10);
     expect(run!.users_synced).toBeLessThan(200);
-    const { count } = await t.db.selectFrom('auth0.user_sync_state').select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+    const { count } = await t.db
+      .selectFrom('auth0.user_sync_state')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .executeTakeFirstOrThrow();
     expect(count).toBe(run!.users_synced); // every user written is counted, and nothing half-done
   });
 

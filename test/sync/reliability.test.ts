@@ -159,8 +159,14 @@ describe('a run on a bad day', () => {
       await lost; // it did happen
       expect({ code, stderr: out.stderr.filter((line) => !line.includes('commit that landed')) }).toEqual({ code: 0, stderr: [] });
       const run = await t.db.selectFrom('auth0.sync_runs').selectAll().executeTakeFirstOrThrow();
-      const stored = await t.db.selectFrom('auth0.refresh_tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-      const history = await t.db.selectFrom('auth0.refresh_token_changes').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const stored = await t.db
+        .selectFrom('auth0.refresh_tokens')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
+      const history = await t.db
+        .selectFrom('auth0.refresh_token_changes')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
       expect(Number(stored.n)).toBeGreaterThan(0);
       expect(run.tokens_added).toBe(Number(stored.n));
       expect(Number(history.n)).toBe(Number(stored.n)); // one `created` each, none written twice

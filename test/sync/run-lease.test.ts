@@ -187,7 +187,10 @@ describeServer('the run lease when PostgreSQL drops connections', () => {
     const [run] = await runs();
     expect(run).toMatchObject({ status: 'interrupted', error: expect.stringContaining('The database connection holding the run lock was lost') });
     await expectWrittenBefore(run!.id, at);
-    const states = await t.db.selectFrom('auth0.user_sync_state').select((eb) => eb.fn.max('last_attempt_at').as('last')).executeTakeFirstOrThrow();
+    const states = await t.db
+      .selectFrom('auth0.user_sync_state')
+      .select((eb) => eb.fn.max('last_attempt_at').as('last'))
+      .executeTakeFirstOrThrow();
     expect((states.last as Date).getTime()).toBeLessThanOrEqual(at.getTime());
     expect(server.stats.listRequests - requestsAtTakeover).toBeLessThan(60);
   });

@@ -19,10 +19,8 @@ async function sync(args: string[] = [], extra: Record<string, string> = {}, dep
 }
 
 const lastRun = () => t.db.selectFrom('auth0.sync_runs').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
-const stateOf = (userId: string) =>
-  t.db.selectFrom('auth0.user_sync_state').selectAll().where('user_id', '=', userId).executeTakeFirstOrThrow();
-const tokenRow = (id: unknown) =>
-  t.db.selectFrom('auth0.refresh_tokens').selectAll().where('id', '=', String(id)).executeTakeFirstOrThrow();
+const stateOf = (userId: string) => t.db.selectFrom('auth0.user_sync_state').selectAll().where('user_id', '=', userId).executeTakeFirstOrThrow();
+const tokenRow = (id: unknown) => t.db.selectFrom('auth0.refresh_tokens').selectAll().where('id', '=', String(id)).executeTakeFirstOrThrow();
 
 /** The first sync of the tenant, which most tests start from. */
 async function syncedOnce() {

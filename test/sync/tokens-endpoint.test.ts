@@ -43,8 +43,7 @@ async function sync(extra: Record<string, string> = {}) {
 }
 
 const lastRun = () => t.db.selectFrom('auth0.sync_runs').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
-const deletedTokens = async () =>
-  (await t.db.selectFrom('auth0.refresh_tokens').select('id').where('deleted_at', 'is not', null).execute()).length;
+const deletedTokens = async () => (await t.db.selectFrom('auth0.refresh_tokens').select('id').where('deleted_at', 'is not', null).execute()).length;
 const multiPageUser = () => [...fake.users.entries()].find(([, tokens]) => tokens.length > 100)!;
 
 const NO_SCOPE_403 = { status: 403, body: '{"statusCode":403,"error":"Forbidden","message":"Forbidden"}' };
@@ -148,11 +147,15 @@ describe('AUTH0_TOKENS_ENDPOINT=auto (the default)', () => {
 
   it('stops with one sentence when neither route is served, marking nothing', async () => {
     await tenant({ earlyAccess: false });
-    fake.intercept((ctx) => (ctx.path.startsWith('/api/v2/users/') ? { status: 404, body: '{"statusCode":404,"error":"Not Found","message":"Not Found"}' } : undefined));
+    fake.intercept((ctx) =>
+      ctx.path.startsWith('/api/v2/users/') ? { status: 404, body: '{"statusCode":404,"error":"Not Found","message":"Not Found"}' } : undefined,
+    );
     const { code, stderr, switches } = await sync();
     expect(code).toBe(1);
     expect(switches).toHaveLength(1);
-    expect(stderr.join('\n')).toMatch(/answered 404: Not Found: neither GET \/api\/v2\/refresh-tokens nor GET \/api\/v2\/users\/\{user_id\}\/refresh-tokens is available; check AUTH0_DOMAIN\.$/);
+    expect(stderr.join('\n')).toMatch(
+      /answered 404: Not Found: neither GET \/api\/v2\/refresh-tokens nor GET \/api\/v2\/users\/\{user_id\}\/refresh-tokens is available; check AUTH0_DOMAIN\.$/,
+    );
     expect(await lastRun()).toMatchObject({ status: 'failed', users_not_found: 0, users_synced: 0, tokens_endpoint: 'users' });
   });
 });

@@ -63,7 +63,10 @@ beforeAll(async () => {
   await insertChange(db, 'e', 'restored', at(-7 * DAY));
   await insertChange(db, 'e', 'deleted', at(-2.5 * DAY));
 
-  await db.insertInto('auth0.user_sync_state').values({ user_id: 'u-a', status: 'failed', last_attempt_at: at(-8 * DAY), last_run_id: runs.userState }).execute();
+  await db
+    .insertInto('auth0.user_sync_state')
+    .values({ user_id: 'u-a', status: 'failed', last_attempt_at: at(-8 * DAY), last_run_id: runs.userState })
+    .execute();
   await db.updateTable('auth0.run_lease').set({ run_id: runs.lease }).execute();
 
   asOfBefore = await Promise.all(inside.map((moment) => liveAt(db, moment)));
@@ -74,7 +77,13 @@ afterAll(() => t.drop());
 describe('pruneHistory', () => {
   it('answers as-of the same inside the window before and after pruning', async () => {
     // d was deleted when the window opened: only its 5-day-old row says so.
-    expect(asOfBefore).toEqual([['a', 'c', 'e'], ['a', 'c'], ['a', 'c'], ['a', 'c', 'd'], ['a', 'c', 'd']]);
+    expect(asOfBefore).toEqual([
+      ['a', 'c', 'e'],
+      ['a', 'c'],
+      ['a', 'c'],
+      ['a', 'c', 'd'],
+      ['a', 'c', 'd'],
+    ]);
     expect(pruned.cutoff.getTime()).toBeGreaterThan(at(-3 * DAY - HOUR).getTime());
     expect(await Promise.all(inside.map((moment) => liveAt(t.db, moment)))).toEqual(asOfBefore);
   });
@@ -93,7 +102,10 @@ describe('pruneHistory', () => {
 
   it('deletes old runs nothing names, never a running one', async () => {
     const left = new Set((await t.db.selectFrom('auth0.sync_runs').select('id').execute()).map((r) => r.id));
-    const kept = Object.entries(runs).filter(([, id]) => left.has(id)).map(([name]) => name).sort();
+    const kept = Object.entries(runs)
+      .filter(([, id]) => left.has(id))
+      .map(([name]) => name)
+      .sort();
     // lastSucceeded: the worker reads the last success at start, however old it is.
     expect(kept).toEqual(['firstSeen', 'keptChange', 'lastSucceeded', 'lease', 'recent', 'stuck', 'userState']);
   });

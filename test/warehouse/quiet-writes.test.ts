@@ -93,12 +93,15 @@ async function syncedOnce() {
 
 /** Alice's a1 changes a field and a2 gains a device; Bob's b1 changes a scope and b2 is revoked. */
 function changeAliceAndBob() {
-  fake.setUser(ALICE, [{ ...a1, client_id: 'another-app' }, { ...a2, device: phone }]);
+  fake.setUser(ALICE, [
+    { ...a1, client_id: 'another-app' },
+    { ...a2, device: phone },
+  ]);
   fake.setUser(BOB, [{ ...b1, resource_servers: [servers[0], { ...servers[1], scopes: 'read:invoices write:invoices' }] }]);
 }
 
 describe('quiet writes', () => {
-  it('a second identical sync writes no token, device or resource-server row, and only the users\' state', async () => {
+  it("a second identical sync writes no token, device or resource-server row, and only the users' state", async () => {
     await syncedOnce();
     const before = await versions();
     expect(before.size).toBe(5 + 4 + 10);
@@ -138,7 +141,12 @@ describe('quiet writes', () => {
       ].sort(),
     );
     expect(run).toMatchObject({ tokens_added: 0, tokens_changed: 3, tokens_deleted: 1 });
-    const changed = await t.db.selectFrom('auth0.refresh_tokens').select(['id', 'last_changed_run_id']).where('last_changed_run_id', '=', run.id).orderBy('id').execute();
+    const changed = await t.db
+      .selectFrom('auth0.refresh_tokens')
+      .select(['id', 'last_changed_run_id'])
+      .where('last_changed_run_id', '=', run.id)
+      .orderBy('id')
+      .execute();
     expect(changed.map((r) => r.id)).toEqual([a1.id, a2.id, b1.id, b2.id].sort());
     await expectWarehouseMatchesApi(t.db, fake);
 

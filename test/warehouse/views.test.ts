@@ -112,7 +112,10 @@ afterAll(() => t.drop());
 
 describe('auth0.active_refresh_tokens', () => {
   it('holds every token but the deleted, expired and idle-expired ones', async () => {
-    const expected = fixtures.map((f) => f.id).filter((id) => !inactive.includes(id)).sort();
+    const expected = fixtures
+      .map((f) => f.id)
+      .filter((id) => !inactive.includes(id))
+      .sort();
     expect(await idsOf('auth0.active_refresh_tokens')).toEqual(expected);
   });
 
@@ -132,7 +135,7 @@ describe('auth0.active_refresh_tokens', () => {
     for (const column of deviceColumns) expect(withoutDevice![column as keyof typeof withoutDevice]).toBeNull();
   });
 
-  it('says a live token was last seen at its user\'s last successful sync, not at its last change', async () => {
+  it("says a live token was last seen at its user's last successful sync, not at its last change", async () => {
     const rows = await db
       .selectFrom('auth0.active_refresh_tokens')
       .select(['id', 'last_seen_at', 'last_changed_at'])

@@ -13,7 +13,8 @@ import { startOneClientGate, type OneClientGate } from './one-client.js';
 const HOST = '127.0.0.1';
 const DEFAULT_PORT = 5433;
 /** What a second client reads (psql prints it after `FATAL:`). */
-const ONE_CONNECTION = 'the embedded database takes one connection at a time and another client is connected; close it and connect again (or use a PostgreSQL server through DATABASE_URL)';
+const ONE_CONNECTION =
+  'the embedded database takes one connection at a time and another client is connected; close it and connect again (or use a PostgreSQL server through DATABASE_URL)';
 
 export interface SqlServer {
   /** The port it listens on (the one the OS chose when asked for 0). */
@@ -108,7 +109,9 @@ export async function serveEmbeddedDatabase(
 export async function dbCommand(values: { port?: string }, env: Env, io: Io, stop: AbortSignal): Promise<number> {
   const config = loadDatabaseConfig(env);
   if (config.databaseUrl) {
-    io.stderr('DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql "$DATABASE_URL" (npm run db serves only the embedded database).');
+    io.stderr(
+      'DATABASE_URL is set: the warehouse is that PostgreSQL server; query it with psql "$DATABASE_URL" (npm run db serves only the embedded database).',
+    );
     return 1;
   }
   const rawPort = values.port ?? (env.PGLITE_PORT || String(DEFAULT_PORT));

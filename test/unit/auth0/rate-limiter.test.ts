@@ -103,7 +103,7 @@ describe('rate limiter', () => {
     expect(refusedShare).toBeLessThan(0.02);
   });
 
-  it('reaches a big bucket\'s pace within about a second, from what the first answers say', async () => {
+  it("reaches a big bucket's pace within about a second, from what the first answers say", async () => {
     // Issue #8: starting at 10/s and doubling, a 1,000-request bucket took seconds to find.
     // The bucket starts full: its budget above the target level is there to spend at once.
     const { okInFirstSecond, refusedShare } = await simulate({ perSecond: 1000, burst: 1000, seconds: 3, concurrency: 32, latencyMs: 10 });

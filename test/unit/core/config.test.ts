@@ -25,7 +25,15 @@ describe('loadConfig', () => {
     const config = loadConfig(valid);
     expect(config.auth0.baseUrl).toBe('https://tenant.eu.auth0.com');
     expect(config.auth0.audience).toBe('https://tenant.eu.auth0.com/api/v2/');
-    expect(config.sync).toEqual({ concurrency: 8, pageSize: 100, maxPagesPerUser: 200, maxUsers: undefined, maxDurationMs: undefined, maxDeleteRatio: 0.2, deleteGuardMinUsers: 50 });
+    expect(config.sync).toEqual({
+      concurrency: 8,
+      pageSize: 100,
+      maxPagesPerUser: 200,
+      maxUsers: undefined,
+      maxDurationMs: undefined,
+      maxDeleteRatio: 0.2,
+      deleteGuardMinUsers: 50,
+    });
     expect(config.source).toEqual({ table: ['auth0', 'users'], column: 'user_id' });
     expect(Object.isFrozen(config.auth0)).toBe(true);
   });
@@ -46,17 +54,13 @@ describe('loadConfig', () => {
     expect(loadConfig(valid).auth0.tokensEndpoint).toBe('auto');
     expect(loadConfig({ ...valid, AUTH0_TOKENS_ENDPOINT: 'users' }).auth0.tokensEndpoint).toBe('users');
     expect(loadConfig({ ...valid, AUTH0_TOKENS_ENDPOINT: ' Refresh-Tokens ' }).auth0.tokensEndpoint).toBe('refresh-tokens');
-    expect(problemsOf({ ...valid, AUTH0_TOKENS_ENDPOINT: 'user' })).toEqual([
-      'AUTH0_TOKENS_ENDPOINT must be one of auto, refresh-tokens, users (got "user")',
-    ]);
+    expect(problemsOf({ ...valid, AUTH0_TOKENS_ENDPOINT: 'user' })).toEqual(['AUTH0_TOKENS_ENDPOINT must be one of auto, refresh-tokens, users (got "user")']);
   });
 
   it('accepts a full https URL and plain http only on loopback', () => {
     expect(loadConfig({ ...valid, AUTH0_DOMAIN: 'https://tenant.auth0.com/' }).auth0.baseUrl).toBe('https://tenant.auth0.com');
     expect(loadConfig({ ...valid, AUTH0_DOMAIN: 'http://127.0.0.1:4000' }).auth0.baseUrl).toBe('http://127.0.0.1:4000');
-    expect(problemsOf({ ...valid, AUTH0_DOMAIN: 'http://tenant.auth0.com' })).toEqual([
-      expect.stringContaining('AUTH0_DOMAIN must use https://'),
-    ]);
+    expect(problemsOf({ ...valid, AUTH0_DOMAIN: 'http://tenant.auth0.com' })).toEqual([expect.stringContaining('AUTH0_DOMAIN must use https://')]);
   });
 
   it('names every variable to fix in one error', () => {
@@ -67,14 +71,7 @@ describe('loadConfig', () => {
       SOURCE_USERS_TABLE: 'a.b.c',
       SOURCE_USER_ID_COLUMN: 'id"',
     });
-    for (const name of [
-      'AUTH0_CLIENT_ID',
-      'AUTH0_CLIENT_SECRET',
-      'SYNC_CONCURRENCY',
-      'SYNC_PAGE_SIZE',
-      'SOURCE_USERS_TABLE',
-      'SOURCE_USER_ID_COLUMN',
-    ]) {
+    for (const name of ['AUTH0_CLIENT_ID', 'AUTH0_CLIENT_SECRET', 'SYNC_CONCURRENCY', 'SYNC_PAGE_SIZE', 'SOURCE_USERS_TABLE', 'SOURCE_USER_ID_COLUMN']) {
       expect(problems.some((p) => p.startsWith(name))).toBe(true);
     }
     expect(problems).toHaveLength(6);
@@ -93,9 +90,7 @@ describe('loadConfig', () => {
     expect(config.auth0.clientSecret.reveal()).toBe('not-a-real-secret');
     expect(JSON.stringify(config)).not.toContain('not-a-real');
     expect(inspect(config, { depth: 10 })).not.toContain('not-a-real');
-    expect(problemsOf({ ...valid, DATABASE_URL: 'mysql://x', AUTH0_CLIENT_SECRET: 'not-a-real-secret' }).join()).not.toContain(
-      'not-a-real',
-    );
+    expect(problemsOf({ ...valid, DATABASE_URL: 'mysql://x', AUTH0_CLIENT_SECRET: 'not-a-real-secret' }).join()).not.toContain('not-a-real');
   });
 
   it('migrate needs only the database, and no DATABASE_URL means the embedded one', () => {

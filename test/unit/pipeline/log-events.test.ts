@@ -30,12 +30,7 @@ describe('toChangedUsers: event types', () => {
 
   it('skips other types, counted', () => {
     const result = toChangedUsers(
-      [
-        { type: 'f', user_id: 'auth0|u1' },
-        { type: 'seccft', client_id: 'x' },
-        { type: 'fp', user_id: 'auth0|u2' },
-        { user_id: 'auth0|u3' },
-      ],
+      [{ type: 'f', user_id: 'auth0|u1' }, { type: 'seccft', client_id: 'x' }, { type: 'fp', user_id: 'auth0|u2' }, { user_id: 'auth0|u3' }],
       lookups,
     );
     expect(result.userIds).toEqual([]);
@@ -45,12 +40,7 @@ describe('toChangedUsers: event types', () => {
 
   it('skips entries without a user, and machine-to-machine subjects', () => {
     const result = toChangedUsers(
-      [
-        { type: 'sertft' },
-        { type: 's', user_id: '' },
-        { type: 'sertft', user_id: 'clientabc@clients' },
-        { type: 'slo', details: { session_id: 'sess_m2m' } },
-      ],
+      [{ type: 'sertft' }, { type: 's', user_id: '' }, { type: 'sertft', user_id: 'clientabc@clients' }, { type: 'slo', details: { session_id: 'sess_m2m' } }],
       lookups,
     );
     expect(result.userIds).toEqual([]);

@@ -57,11 +57,7 @@ describe('toWarehouseRows', () => {
   });
 
   it('keeps the last copy of a token listed twice', () => {
-    const rows = toWarehouseRows('u', [
-      { id: 'a', client_id: 'old' },
-      { id: 'b' },
-      { id: 'a', client_id: 'new' },
-    ]);
+    const rows = toWarehouseRows('u', [{ id: 'a', client_id: 'old' }, { id: 'b' }, { id: 'a', client_id: 'new' }]);
     expect(rows.tokens.map((t) => [t.id, t.client_id])).toEqual([
       ['a', 'new'],
       ['b', null],
@@ -88,7 +84,10 @@ describe('toWarehouseRows', () => {
     [[{ id: 'r'.repeat(513) }], 'refresh_tokens[0].id is longer than 512 bytes'],
     [[{ id: 'a', client_id: 'c'.repeat(600) }], 'refresh_tokens[0] (id a).client_id is longer than 512 bytes'],
     [[{ id: 'a', client_id: '\u00e9'.repeat(300) }], 'refresh_tokens[0] (id a).client_id is longer than 512 bytes'],
-    [[{ id: 'a', resource_servers: [{ audience: 'https://' + 'a'.repeat(600) }] }], 'refresh_tokens[0] (id a).resource_servers[0].audience is longer than 512 bytes'],
+    [
+      [{ id: 'a', resource_servers: [{ audience: 'https://' + 'a'.repeat(600) }] }],
+      'refresh_tokens[0] (id a).resource_servers[0].audience is longer than 512 bytes',
+    ],
   ])('rejects a record that cannot be keyed or typed, naming the field (%#)', (tokens, message) => {
     expect(() => toWarehouseRows('u', tokens as never)).toThrow(InvalidRecordError);
     expect(() => toWarehouseRows('u', tokens as never)).toThrow(message);

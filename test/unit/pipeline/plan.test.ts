@@ -52,9 +52,7 @@ describe('planWrites', () => {
     const tokens = [apiToken(ALICE, 1), apiToken(ALICE, 2, { device: undefined, last_exchanged_at: null })];
     const plan = planWrites([synced(ALICE, tokens)], []);
     expect(plan.counts).toMatchObject({ ...none, added: 2 });
-    expect(plan.changes).toEqual(
-      tokens.map((t) => ({ token_id: t.id, user_id: ALICE, change: 'created', old_value: null, new_value: null })),
-    );
+    expect(plan.changes).toEqual(tokens.map((t) => ({ token_id: t.id, user_id: ALICE, change: 'created', old_value: null, new_value: null })));
     expect(plan.tokens.map((t) => t.id)).toEqual(tokens.map((t) => t.id));
     expect(plan.devices.map((d) => d.token_id)).toEqual([tokens[0]!.id]);
     expect(plan.deletedIds).toEqual([]);
@@ -96,7 +94,11 @@ describe('planWrites', () => {
     const token = apiToken(ALICE, 1, { refresh_token_metadata: { b: '2', a: '1' } });
     const reverse = (value: unknown): unknown =>
       value && typeof value === 'object' && !Array.isArray(value)
-        ? Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reverse(v)]))
+        ? Object.fromEntries(
+            Object.entries(value)
+              .reverse()
+              .map(([k, v]) => [k, reverse(v)]),
+          )
         : Array.isArray(value)
           ? value.map(reverse)
           : value;
@@ -129,9 +131,7 @@ describe('planWrites', () => {
     const before = apiToken(ALICE, 1, { last_exchanged_at: null });
     const after = { ...before, last_exchanged_at: '2026-11-25T10:00:00.000Z' };
     const plan = planWrites([synced(ALICE, [after])], [storedFrom(before)]);
-    expect(plan.changes).toEqual([
-      { token_id: before.id, user_id: ALICE, change: 'exchanged', old_value: null, new_value: '2026-11-25T10:00:00.000Z' },
-    ]);
+    expect(plan.changes).toEqual([{ token_id: before.id, user_id: ALICE, change: 'exchanged', old_value: null, new_value: '2026-11-25T10:00:00.000Z' }]);
   });
 
   it('records a new last IP, ASN and user agent, each with its old and new value', () => {
@@ -150,9 +150,7 @@ describe('planWrites', () => {
     const before = apiToken(ALICE, 1);
     const after = { ...before, device: { ...device, last_ip: '198.51.100.7' } };
     const plan = planWrites([synced(ALICE, [after])], [storedFrom(before)]);
-    expect(plan.changes).toEqual([
-      { token_id: before.id, user_id: ALICE, change: 'last_ip_changed', old_value: '10.0.0.2', new_value: '198.51.100.7' },
-    ]);
+    expect(plan.changes).toEqual([{ token_id: before.id, user_id: ALICE, change: 'last_ip_changed', old_value: '10.0.0.2', new_value: '198.51.100.7' }]);
   });
 
   it('records no device change for a token listed without a device', () => {
@@ -182,10 +180,12 @@ describe('planWrites', () => {
     expect(plan.deletedIds.sort()).toEqual([a.id, b.id].sort());
     expect(plan.counts).toMatchObject({ ...none, deleted: 2 });
     expect(plan.counts.held).toBe(2); // the guard's denominator: live tokens held for listed users
-    expect(plan.changes.map((c) => [c.token_id, c.change]).sort()).toEqual([
-      [a.id, 'deleted'],
-      [b.id, 'deleted'],
-    ].sort());
+    expect(plan.changes.map((c) => [c.token_id, c.change]).sort()).toEqual(
+      [
+        [a.id, 'deleted'],
+        [b.id, 'deleted'],
+      ].sort(),
+    );
     expect(plan.tokens).toEqual([]);
   });
 

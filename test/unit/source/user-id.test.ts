@@ -3,7 +3,14 @@ import { checkUserId, describeUserId, invalidUserIdKey, MAX_USER_ID_LENGTH } fro
 
 describe('checkUserId', () => {
   it('takes real Auth0 IDs, up to 512 characters', () => {
-    for (const id of ['auth0|5f7c8ec7c33c6c004bbafe82', 'google-oauth2|104375927183625184016', 'samlp|acme|jane@acme.com', 'x'.repeat(512), 'email|ünï cøde', 'email|\u{1f600}']) {
+    for (const id of [
+      'auth0|5f7c8ec7c33c6c004bbafe82',
+      'google-oauth2|104375927183625184016',
+      'samlp|acme|jane@acme.com',
+      'x'.repeat(512),
+      'email|ünï cøde',
+      'email|\u{1f600}',
+    ]) {
       expect(checkUserId(id)).toBeUndefined();
     }
   });

@@ -51,7 +51,9 @@ describe('toHealth with a full pass due after lost log history', () => {
     expect(toHealth(base)).toMatchObject({ httpStatus: 200, body: { status: 'ok', fullPassDue: false } });
     expect(toHealth(base).body.reason).toBeUndefined();
     expect(toHealth({ ...base, fullPassDue })).toMatchObject({ httpStatus: 200, body: { status: 'degraded', fullPassDue: true, reason: sentence } });
-    expect(toHealth({ ...base, fullPassDue: { ...fullPassDue, reason: null } }).body.reason).toMatch(/^Tenant log history was lost at 2026-12-01T10:00:00\.000Z: changes/);
+    expect(toHealth({ ...base, fullPassDue: { ...fullPassDue, reason: null } }).body.reason).toMatch(
+      /^Tenant log history was lost at 2026-12-01T10:00:00\.000Z: changes/,
+    );
   });
 
   it('is 503 when unhealthy as well, with both reasons', () => {
