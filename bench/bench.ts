@@ -511,7 +511,7 @@ async function startup() {
   const help = await time(process.execPath, ['dist/src/cli/main.js', 'sync', '--help']);
   const viaNpm = await time('npm', ['run', '-s', 'sync', '--', '--help']);
   notes.push(
-    `0 start-up (median of 11): --version ${fmt(version, 3)} s, sync --help ${fmt(help, 3)} s (target < 0.15 s); npm run -s sync -- --help ${fmt(viaNpm, 3)} s (npm and the build check included)`,
+    `0 start-up (median of 11): --version ${fmt(version, 3)} s, sync --help ${fmt(help, 3)} s (target < 0.15 s); npm run -s sync -- --help ${fmt(viaNpm, 3)} s (npm and the staleness check included)`,
   );
 }
 
