@@ -20,6 +20,7 @@ import { FatalError } from '../core/errors.js';
 import { toSafeText } from '../core/upstream-text.js';
 import type { Auth0Client } from './client.js';
 import { Auth0Error, describeRequestError } from './errors.js';
+import { IMPORT_CAPS } from '../core/config.js';
 import { describeBadLine, isBadLine, LineSplitter, toLineUser, type BadLine } from './users-export-lines.js';
 
 /** The Management API's job object, as far as the export uses it. */
@@ -136,7 +137,6 @@ export async function waitForExport(client: Auth0Client, job: Auth0ExportJob, op
   }
 }
 
-export { toExportedUser } from './users-export-lines.js';
 
 /** The download URL, refused unless https (plain http only on loopback) and without credentials. */
 export function checkDownloadUrl(location: string): URL {
@@ -181,9 +181,6 @@ export interface StreamOptions {
   signal?: AbortSignal;
 }
 
-/** Defaults of the caps on what the file inflates to (docs/importing-users.md). */
-export const DEFAULT_MAX_INFLATE_RATIO = 100;
-export const DEFAULT_MAX_LINES = 50_000_000;
 /** Inflated bytes always allowed on top of the ratio, so a small file is never measured by its header. */
 const INFLATE_ALLOWANCE = 2 ** 20;
 
@@ -206,8 +203,8 @@ export async function streamExport(
   const batchSize = options.batchSize ?? 2000;
   const maxBytes = options.maxBytes ?? 8 * 2 ** 30;
   const maxLineBytes = options.maxLineBytes ?? 2 ** 20;
-  const maxInflateRatio = options.maxInflateRatio ?? DEFAULT_MAX_INFLATE_RATIO;
-  const maxLines = options.maxLines ?? DEFAULT_MAX_LINES;
+  const maxInflateRatio = options.maxInflateRatio ?? IMPORT_CAPS.maxInflateRatio;
+  const maxLines = options.maxLines ?? IMPORT_CAPS.maxLines;
   const timeoutMs = options.timeoutMs ?? 60_000;
   const where = `the users export file on ${url.host}`;
   const Where = `The users export file on ${url.host}`;

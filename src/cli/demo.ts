@@ -3,7 +3,7 @@ import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, type Env } from '../core/config.js';
 import { acquireDirLock } from '../warehouse/embedded/dir-lock.js';
-import { DEFAULT_DEMO_DATA_DIR } from '../warehouse/embedded/find-database.js';
+import { DEFAULT_DEMO_DATA_DIR, demoDataDirOf } from '../warehouse/embedded/find-database.js';
 import { FatalError } from '../core/errors.js';
 import { toSafeText } from '../core/upstream-text.js';
 import type { Io } from '../core/io.js';
@@ -47,7 +47,7 @@ async function clearDemoDatabase(dir: string): Promise<boolean> {
 }
 
 export async function runDemo(env: Env, io: Io): Promise<number> {
-  const dataDir = env.DEMO_DATA_DIR || DEFAULT_DEMO_DATA_DIR;
+  const dataDir = demoDataDirOf(env.DEMO_DATA_DIR);
   // Each demo starts from a clean database: a previous demo's log checkpoint lies ahead of this
   // sandbox's log IDs (the follow would read nothing), and its change history would pile up.
   const previous = await clearDemoDatabase(dataDir);

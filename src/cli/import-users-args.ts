@@ -4,6 +4,7 @@ import { UsageError } from '../core/errors.js';
 import { describeBadLine } from '../auth0/users-export-lines.js';
 import type { ImportUsersResult } from '../jobs/import-users.js';
 import { toSafeText } from '../core/upstream-text.js';
+import { plural } from '../core/wording.js';
 
 /** The flags of `import-users` as commander reads them (camelCase keys). */
 export interface ImportUsersFlags {
@@ -49,12 +50,12 @@ export function describeImport(result: ImportUsersResult): string[] {
           `${counts.returned} returned, ${counts.removed} marked removed${of}.`,
       ];
   if (counts.duplicated > 0) {
-    lines.push(`${plural(counts.duplicated, 'user', 'users')} appeared more than once; the last line of each was kept.`);
+    lines.push(`${plural(counts.duplicated, 'user')} appeared more than once; the last line of each was kept.`);
   }
   const bad = result.badLines;
   if (bad.count > 0) {
     const named = bad.first.map(describeBadLine).join('; ');
-    lines.push(`${plural(bad.count, 'line', 'lines')} of the export skipped: ${named}${bad.count > bad.first.length ? '; …' : ''}.`);
+    lines.push(`${plural(bad.count, 'line')} of the export skipped: ${named}${bad.count > bad.first.length ? '; …' : ''}.`);
     lines.push(
       result.removalsWithheld
         ? 'No user was marked removed: a line that could not be read may hold any user. Exit 2.'
@@ -69,5 +70,3 @@ export function describeImport(result: ImportUsersResult): string[] {
   if (result.sampleRemoved?.length) lines.push(`  would remove: ${ids(result.sampleRemoved)}${counts.removed > result.sampleRemoved.length ? ', …' : ''}`);
   return lines;
 }
-
-const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;

@@ -3,6 +3,9 @@ import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 import type { LogFormat, LogLevel } from './log.js';
 import { Secret } from './secret.js';
+
+/** Default caps on what a users export may inflate to (docs/importing-users.md): a real export inflates 5 to 15 times, a gzip bomb 200 to 1,000. */
+export const IMPORT_CAPS = { maxInflateRatio: 100, maxLines: 50_000_000 } as const;
 import { toPrintable } from './upstream-text.js';
 
 export interface Config {
@@ -291,8 +294,8 @@ export function loadConfig(env: Env): Config {
     import: {
       // A real export inflates 5 to 15 times (measured on generated NDJSON at gzip levels 1..9);
       // a gzip bomb 200 to 1,000 times.
-      maxInflateRatio: int('IMPORT_MAX_INFLATE_RATIO', 100, 2, 1_000_000),
-      maxLines: int('IMPORT_MAX_LINES', 50_000_000, 1, 10_000_000_000),
+      maxInflateRatio: int('IMPORT_MAX_INFLATE_RATIO', IMPORT_CAPS.maxInflateRatio, 2, 1_000_000),
+      maxLines: int('IMPORT_MAX_LINES', IMPORT_CAPS.maxLines, 1, 10_000_000_000),
       maxBadLines: int('IMPORT_MAX_BAD_LINES', 1000, 0, 1_000_000_000),
     },
     worker: {

@@ -1,13 +1,14 @@
 import { MassDeleteError } from '../pipeline/delete-guard.js';
 import type { Kysely } from 'kysely';
 import { createAuth0Client, type Auth0Client, type Auth0ClientOptions } from '../auth0/client.js';
+import { logIdOf } from '../auth0/log-id.js';
 import { fetchNewestLog, LogsError } from '../auth0/logs.js';
 import { describeBadLine, type BadLine } from '../auth0/users-export-lines.js';
 import { readExport, startExport, UsersExportError, waitForExport, type Auth0ExportJob } from '../auth0/users-export.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Database } from '../warehouse/schema.js';
-import { FatalError, SyncError } from '../core/errors.js';
+import { FatalError, SyncError, toError } from '../core/errors.js';
 import { parseIsoDate } from '../core/iso-date.js';
 import type { Logger } from '../core/log.js';
 import { toSafeText } from '../core/upstream-text.js';
@@ -210,16 +211,18 @@ async function noteFollowStart(db: Kysely<Database>, client: Auth0Client, logger
   if (await readLogCheckpoint(db)) return undefined;
   try {
     const newest = await fetchNewestLog(client, signal);
-    if (typeof newest?.log_id !== 'string' || newest.log_id === '') return undefined;
-    const ms = typeof newest.date === 'string' ? parseIsoDate(newest.date) : undefined;
-    return { logId: newest.log_id, date: ms === undefined ? undefined : new Date(ms) };
+    // Checked like every log id before it is stored (logIdOf): a hostile one is never a checkpoint.
+    const logId = logIdOf(newest);
+    if (logId === undefined) return undefined;
+    const ms = typeof newest?.date === 'string' ? parseIsoDate(newest.date) : undefined;
+    return { logId, date: ms === undefined ? undefined : new Date(ms) };
   } catch (error) {
     if (signal?.aborted) throw error;
     if (error instanceof LogsError && error.code === 'logs_forbidden') {
       logger.info('the client lacks read:logs: the log follower will start at its own first run, not where this export began');
     } else {
       logger.warn('could not read the tenant logs; the log follower will start at its own first run', {
-        error: toSafeText(String((error as Error).message ?? error), 300),
+        error: toSafeText(toError(error).message, 300),
       });
     }
     return undefined;

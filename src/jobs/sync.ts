@@ -11,8 +11,8 @@ import { emptyCounts, finishRun, readUnexplainedSinceFullPass, recordRunProgress
 import { systemClock } from '../core/clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
-import { countLiveTokens } from '../warehouse/refresh-tokens.js';
 import { describeCrossing, MassDeleteError, type DeleteGuard } from '../pipeline/delete-guard.js';
+import { measureLiveTokens } from '../pipeline/write-batch.js';
 import type { LogEvidence } from '../pipeline/log-evidence.js';
 import { syncUsers } from '../pipeline/pipeline.js';
 import type { PriorityLane } from '../pipeline/priority-lane.js';
@@ -213,6 +213,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
+  if (options.dryRun && guard) await measureLiveTokens(db, guard, counts.tokensUnexplained);
   const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
   return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };
 }
@@ -224,8 +225,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
 async function readDeleteGuard(db: Kysely<Database>, sync: Config['sync'], fullPass: boolean): Promise<DeleteGuard> {
   const guard = { maxRatio: sync.maxDeleteRatio, minUsers: sync.deleteGuardMinUsers };
   if (fullPass) return guard;
-  const [since, liveTokens] = await Promise.all([readUnexplainedSinceFullPass(db), countLiveTokens(db)]);
-  return { ...guard, window: { ...since, liveTokens } };
+  return { ...guard, window: await readUnexplainedSinceFullPass(db) };
 }
 
 function toRunStatus(error: Error | undefined, interrupted: boolean, counts: RunCounts): SyncJobResult['status'] {

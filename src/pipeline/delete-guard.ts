@@ -34,8 +34,11 @@ export interface UnexplainedWindow {
   gone: number;
   /** Tokens marked deleted unexplained in the last day (and since the last full pass). */
   tokens: number;
-  /** Live tokens in the warehouse when the run started. */
-  liveTokens: number;
+  /**
+   * Live tokens in the warehouse, counted once, when the run first deletes a token unexplained
+   * (a count of a large table is not worth paying on every follow that deletes nothing).
+   */
+  liveTokens?: number;
 }
 
 /** The guard stopped the run; nothing of the batch that would have crossed it was written. */
@@ -92,9 +95,11 @@ export function describeCrossing(guard: DeleteGuard, totals: GuardTotals): strin
           `more than SYNC_DELETE_GUARD_MIN=${guard.minUsers} allows between full passes`,
       );
     }
-    if (tokens > 0 && tokens > guard.maxRatio * guard.window.liveTokens) {
+    // Counted (measureLiveTokens) whenever `tokens` is above 0.
+    const live = guard.window.liveTokens ?? 0;
+    if (tokens > 0 && tokens > guard.maxRatio * live) {
       parts.push(
-        `bring to ${tokens} of the warehouse's ${guard.window.liveTokens} live tokens those marked deleted in the last day with no log entry or expiry to explain it (${percent(tokens, guard.window.liveTokens)}), ${limit}`,
+        `bring to ${tokens} of the warehouse's ${live} live tokens those marked deleted in the last day with no log entry or expiry to explain it (${percent(tokens, live)}), ${limit}`,
       );
     }
   }

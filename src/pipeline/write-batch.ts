@@ -6,9 +6,9 @@ import { isConnectionLost, isDatabaseUnavailable } from '../warehouse/pg-errors.
 import type { RunLease } from '../warehouse/run-lock.js';
 import { withBatch, type RunCounts } from '../warehouse/run-records.js';
 import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
-import { hasCommitted, readTransactionId } from '../warehouse/commit-status.js';
+import { hasCommitted } from '../warehouse/commit-status.js';
 import type { PlanCounts, UserOutcome, WritePlan } from '../warehouse/model.js';
-import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
+import { applyWritePlan, countLiveTokens, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
 import type { LogEvidence } from './log-evidence.js';
 import { planWrites } from './plan.js';
@@ -62,10 +62,12 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
             attempt = undefined;
             if (runId !== undefined) await lease?.assertHeld(trx);
             const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence });
-            if (deleteGuard) checkDeleteGuard(deleteGuard, counts, plan);
+            if (deleteGuard) {
+              await measureLiveTokens(trx, deleteGuard, counts.tokensUnexplained + plan.counts.unexplained);
+              checkDeleteGuard(deleteGuard, counts, plan);
+            }
             if (runId !== undefined) {
-              await applyWritePlan(trx, runId, plan, plan.outcomes);
-              attempt = { xid: await readTransactionId(trx), plan };
+              attempt = { xid: await applyWritePlan(trx, runId, plan, plan.outcomes), plan };
             }
             return plan;
           }),
@@ -134,4 +136,14 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
   }
 
   return write;
+}
+
+/**
+ * The warehouse's live tokens, counted into the guard's window the first time there are
+ * unexplained deletions to measure against them (this run's `unexplained`, or earlier runs'):
+ * a follow that deletes nothing unexplained never pays for a count of a large table.
+ */
+export async function measureLiveTokens(db: Kysely<Database>, guard: DeleteGuard, unexplained: number): Promise<void> {
+  if (!guard.window || guard.window.liveTokens !== undefined || guard.window.tokens + unexplained === 0) return;
+  guard.window.liveTokens = await countLiveTokens(db);
 }

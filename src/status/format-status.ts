@@ -150,8 +150,8 @@ function formatLag(logs: LogFollowerStatus): string {
   return `lag ${formatSpan(logs.lagSeconds * 1000)}` + (logs.newestEntryDate ? ` behind the newest entry (${formatTime(logs.newestEntryDate)} UTC)` : '');
 }
 
-/** What each history_lost_reason means, for people. */
-function historyLostText(reason: string | null): string {
+/** What each history_lost_reason means, for people (status and /healthz). */
+export function historyLostText(reason: string | null): string {
   switch (reason) {
     case 'checkpoint_refused':
       return 'the logs endpoint refused the checkpoint: past retention';

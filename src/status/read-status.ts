@@ -162,11 +162,7 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
     readLogFollower(db),
   ]);
 
-  // Budgeted passes (stalest first) that together synced every source user since history was
-  // lost repair it as a full pass would.
-  if (logs?.fullPassDue && staleness.known && staleness.neverSynced === 0 && staleness.oldestSuccessAt && logs.historyLostAt) {
-    logs.fullPassDue = staleness.oldestSuccessAt < logs.historyLostAt;
-  }
+  if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, source, logs.historyLostAt));
 
   const report: StatusReport = {
     generatedAt,
@@ -187,18 +183,65 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
   return report;
 }
 
+/**
+ * Tenant log history was lost (`log_checkpoint.history_lost_at`) and nothing has repaired it
+ * since: no full pass (`sync_runs.full_pass`, ended succeeded or partial) started after it, and
+ * some source user has not been synced since (budgeted passes, stalest first, that reached every
+ * user repair it too). The rule `status` reports and the worker acts on (issue #18); cheap enough
+ * to read after every follow: a checkpoint row, one aggregate, and an `exists` that stops at the
+ * first stale user. Returns when history was lost and how, or undefined when nothing is due.
+ */
+export async function readFullPassDue(db: Kysely<Database>, source: Config['source']): Promise<{ historyLostAt: Date; reason: string | null } | undefined> {
+  const checkpoint = await readLogCheckpoint(db);
+  const lost = checkpoint?.history_lost_at;
+  if (!checkpoint || !lost) return undefined;
+  const lastFullPassAt = await readLastFullPassAt(db);
+  if (lastFullPassAt !== null && lastFullPassAt >= lost) return undefined;
+  if (await everyUserSyncedSince(db, source, lost)) return undefined;
+  return { historyLostAt: lost, reason: checkpoint.history_lost_reason };
+}
+
+/** When the latest full pass that ended succeeded or partial started; null before the first. */
+function lastFullPass(db: Kysely<Database>) {
+  return (
+    db
+      .selectFrom('auth0.sync_runs')
+      .select((eb) => eb.fn.max<Date | null>('started_at').as('at'))
+      // Issue #18: a budgeted run covers a slice of the users, so it cannot make up for lost history.
+      .where('full_pass', '=', true)
+      .where('status', 'in', ['succeeded', 'partial'])
+  );
+}
+
+async function readLastFullPassAt(db: Kysely<Database>): Promise<Date | null> {
+  return (await lastFullPass(db).executeTakeFirst())?.at ?? null;
+}
+
+/**
+ * Budgeted passes reached every source user (not removed) since `at`: there is one, and none
+ * lacks a successful sync since. False for an empty or unreadable source: nothing was repaired.
+ */
+async function everyUserSyncedSince(db: Kysely<Database>, source: Config['source'], at: Date): Promise<boolean> {
+  const column = sql.id('src', source.column);
+  const users = sql`from ${sql.id(...source.table)} as src where ${column} is not null and ${column}::text <> '' and ${notRemoved(source, 'src')}`;
+  try {
+    const { rows } = await sql<{ any: boolean; stale: boolean }>`
+      select exists (select 1 ${users}) as any,
+        exists (
+          select 1 ${users}
+          and not exists (select 1 from auth0.user_sync_state s where s.user_id = ${column}::text and s.last_success_at >= ${at})
+        ) as stale`.execute(db);
+    return rows[0]?.any === true && rows[0].stale === false;
+  } catch {
+    return false;
+  }
+}
+
 async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus | undefined> {
   const checkpoint = await readLogCheckpoint(db);
   if (!checkpoint) return undefined;
   const row = await db
-    .with('full_pass', (qb) =>
-      qb
-        .selectFrom('auth0.sync_runs')
-        .select((eb) => eb.fn.max<Date | null>('started_at').as('at'))
-        // Issue #18: a budgeted run covers a slice of the users, so it cannot make up for lost history.
-        .where('full_pass', '=', true)
-        .where('status', 'in', ['succeeded', 'partial']),
-    )
+    .with('full_pass', () => lastFullPass(db))
     .selectFrom('full_pass')
     .select((eb) => [
       'full_pass.at',

@@ -1,12 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
-/** The id of the transaction `trx` runs in (as text: a 64-bit integer). */
-export async function readTransactionId(trx: Kysely<Database>): Promise<string> {
-  const { rows } = await sql<{ xid: string }>`select txid_current()::text as xid`.execute(trx);
-  return rows[0]!.xid;
-}
-
 /**
  * Whether the transaction `xid` committed, asked on another connection after the one that
  * sent its COMMIT was lost before the acknowledgement came back (PostgreSQL's `txid_status`):

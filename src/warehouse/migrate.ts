@@ -1,5 +1,6 @@
 import { Migrator, type Kysely, type MigrationResult } from 'kysely';
 import { migrations } from '../../migrations/index.js';
+import { plural } from '../core/wording.js';
 import { FatalError } from '../core/errors.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -28,7 +29,7 @@ export async function assertMigrated(db: Kysely<any>): Promise<void> {
   if (pending.length > 0) {
     throw new FatalError(
       'pending_migrations',
-      `The database has ${pending.length} pending ${pending.length === 1 ? 'migration' : 'migrations'} (${pending.join(', ')}); run \`npm run migrate\` first.`,
+      `The database has ${plural(pending.length, 'pending migration')} (${pending.join(', ')}); run \`npm run migrate\` first.`,
     );
   }
 }

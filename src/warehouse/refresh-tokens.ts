@@ -48,12 +48,15 @@ export async function readStoredTokens(db: Kysely<Database>, userIds: readonly s
  * parameters). The CTEs touch disjoint rows (listed vs deleted tokens, devices kept vs dropped),
  * and foreign keys are checked at the end of the statement, when the new tokens exist. One round
  * trip per batch matters: the writer shares its event loop with many fetches.
+ *
+ * Returns the id of the transaction the statement ran in (`txid_current()`, in the same round
+ * trip): if the COMMIT's acknowledgement is lost, `hasCommitted` asks whether it landed.
  */
-export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: WritePlan, outcomes: readonly UserOutcome[]): Promise<void> {
+export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: WritePlan, outcomes: readonly UserOutcome[]): Promise<string> {
   const { tokens, devices, resourceServers: servers, changes } = plan;
   const tokenIds = tokens.map((token) => token.id);
   const deviceIds = devices.map((device) => device.token_id);
-  await db
+  const { xid } = await db
     .with('upserted_tokens', (db) =>
       db
         .insertInto('auth0.refresh_tokens')
@@ -181,8 +184,9 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
           })),
         ),
     )
-    .selectNoFrom((eb) => eb.lit(1).as('done'))
-    .execute();
+    .selectNoFrom(sql<string>`txid_current()::text`.as('xid'))
+    .executeTakeFirstOrThrow();
+  return xid;
 }
 
 /** Live tokens in the warehouse (the deletion guard's measure for runs that are not full passes). */

@@ -109,7 +109,11 @@ async function startFollowingAt(db: Kysely<Database>, start: FollowStart): Promi
     .values({
       log_id: start.logId,
       last_entry_date: start.date ?? null,
-      lag_seconds: start.date ? sql<number>`extract(epoch from (now() - ${start.date}::timestamptz))` : null,
+      // The tenant's newest entry when noted: the checkpoint is caught up with it (lag 0), as
+      // restartLogCheckpoint records a first checkpoint.
+      newest_log_id: start.logId,
+      newest_entry_date: start.date ?? null,
+      lag_seconds: 0,
       updated_at: sql<Date>`now()`,
     })
     .onConflict((oc) => oc.column('id').doNothing())

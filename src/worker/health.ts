@@ -1,4 +1,5 @@
 import type { RunStatus } from '../warehouse/schema.js';
+import { historyLostText } from '../status/format-status.js';
 import type { FullPassDue } from './full-pass-due.js';
 
 /** What the worker knows when `/healthz` is asked. */
@@ -81,7 +82,7 @@ export function toHealth(input: HealthInput): HealthReport {
 
 function describeFullPassDue(due: FullPassDue): string {
   return (
-    `Tenant log history was lost at ${due.historyLostAt.toISOString()}${due.reason ? ` (${due.reason})` : ''}: ` +
+    `Tenant log history was lost at ${due.historyLostAt.toISOString()}${due.reason ? ` (${historyLostText(due.reason)})` : ''}: ` +
     'changes since then may be missing until a full pass has started (the worker starts one; npm run sync also does).'
   );
 }

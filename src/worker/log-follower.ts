@@ -12,6 +12,7 @@ import { readRunSeconds } from '../warehouse/run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
 import { followLogs, type FollowLogsResult } from '../jobs/follow-logs.js';
 import { createPriorityLane } from '../pipeline/priority-lane.js';
+import { toSafeText } from '../core/upstream-text.js';
 import type { SyncJobOptions, SyncJobResult } from '../jobs/sync.js';
 
 /** The follower's task name in the scheduler. */
@@ -136,7 +137,7 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
         await sharing.ended;
       } catch (error) {
         if (!(error instanceof RunLockedError)) {
-          logger.error('follow failed', { code: errorCode(error), error: toError(error).message });
+          logger.error('follow failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
           return;
         }
         // A pass that began during this follow waits for it, so only the pass that was there

@@ -8,9 +8,9 @@ import { emptyCounts, type RunCounts } from '../warehouse/run-records.js';
  * still going), `follow_locked` (another process held the run lock). Either: `stopping` (the
  * worker was stopping).
  */
-export type TickSkipReason = 'overlap' | 'locked' | 'follow_overlap' | 'follow_locked' | 'stopping';
+export type TickSkipReason = (typeof TICK_SKIP_REASONS)[number];
 
-const TICK_SKIP_REASONS: readonly TickSkipReason[] = ['overlap', 'locked', 'follow_overlap', 'follow_locked', 'stopping'];
+const TICK_SKIP_REASONS = ['overlap', 'locked', 'follow_overlap', 'follow_locked', 'stopping'] as const;
 
 /**
  * The worker's Prometheus metrics, in a Registry of its own (never prom-client's global one),

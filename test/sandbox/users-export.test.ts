@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { gunzipSync } from 'node:zlib';
-import { checkDownloadUrl, toExportedUser } from '../../src/auth0/users-export.js';
+import { checkDownloadUrl } from '../../src/auth0/users-export.js';
+import { toExportedUser } from '../../src/auth0/users-export-lines.js';
 import { startFakeAuth0, type FakeAuth0 } from '../../src/sandbox/auth0-server.js';
 
 let fake: FakeAuth0;

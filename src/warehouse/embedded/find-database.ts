@@ -6,6 +6,9 @@ import { toSafeText } from '../../core/upstream-text.js';
 /** Where `npm run demo` keeps its own database (DEMO_DATA_DIR overrides it). */
 export const DEFAULT_DEMO_DATA_DIR = '.data/demo';
 
+/** The demo's directory: DEMO_DATA_DIR, or the default when it is unset or empty. */
+export const demoDataDirOf = (value: string | undefined): string => value || DEFAULT_DEMO_DATA_DIR;
+
 /** `dir` holds a PGlite database (initdb has run there), without opening or creating anything. */
 export function hasEmbeddedDatabase(dir: string): boolean {
   return existsSync(path.join(dir, 'PG_VERSION'));
@@ -18,7 +21,7 @@ export function hasEmbeddedDatabase(dir: string): boolean {
  * the demo has run.
  */
 export function noEmbeddedDatabase(dir: string, demoDataDir: string | undefined): FatalError {
-  const demoDir = demoDataDir || DEFAULT_DEMO_DATA_DIR;
+  const demoDir = demoDataDirOf(demoDataDir);
   const demo =
     path.resolve(demoDir) !== path.resolve(dir) && hasEmbeddedDatabase(demoDir)
       ? ` The demo's database is in ${toSafeText(demoDir, 300)}: set PGLITE_DATA_DIR=${toSafeText(demoDir, 300)} to use it.`

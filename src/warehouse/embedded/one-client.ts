@@ -92,7 +92,7 @@ function refuse(socket: net.Socket, message: string): void {
 }
 
 /** A PostgreSQL ErrorResponse message ('E'): severity FATAL, SQLSTATE 53300, the message. */
-export function toErrorResponse(message: string): Buffer {
+function toErrorResponse(message: string): Buffer {
   const fields = Buffer.concat(
     [
       ['S', 'FATAL'],

@@ -6,7 +6,7 @@ import { FatalError, UsageError } from '../../core/errors.js';
 import type { Io } from '../../core/io.js';
 import { toSafeText } from '../../core/upstream-text.js';
 import { acquireDirLock, dataDirUnusable } from './dir-lock.js';
-import { DEFAULT_DEMO_DATA_DIR, hasEmbeddedDatabase, noEmbeddedDatabase } from './find-database.js';
+import { demoDataDirOf, hasEmbeddedDatabase, noEmbeddedDatabase } from './find-database.js';
 import { startOneClientGate, type OneClientGate } from './one-client.js';
 
 /** Loopback only: the wire protocol here has no password and no TLS. */
@@ -121,7 +121,7 @@ export async function dbCommand(values: { port?: string }, env: Env, io: Io, sto
   }
   let dataDir = config.dataDir;
   if (!env.PGLITE_DATA_DIR && !hasEmbeddedDatabase(dataDir)) {
-    const demoDir = env.DEMO_DATA_DIR || DEFAULT_DEMO_DATA_DIR;
+    const demoDir = demoDataDirOf(env.DEMO_DATA_DIR);
     if (hasEmbeddedDatabase(demoDir)) {
       io.stderr(`No embedded database in ${dataDir} yet: serving the demo's, in ${demoDir}.`);
       dataDir = demoDir;
@@ -137,7 +137,7 @@ export async function dbCommand(values: { port?: string }, env: Env, io: Io, sto
   if (!server.migrated) {
     // An empty database (made by an older `status` run bare, say) holds nothing to query: the
     // demo's does, when the directory was not chosen.
-    const demoDir = env.DEMO_DATA_DIR || DEFAULT_DEMO_DATA_DIR;
+    const demoDir = demoDataDirOf(env.DEMO_DATA_DIR);
     if (!env.PGLITE_DATA_DIR && path.resolve(demoDir) !== path.resolve(dataDir) && hasEmbeddedDatabase(demoDir)) {
       await server.close();
       io.stderr(`The embedded database in ${dataDir} holds no tables yet (npm run migrate creates them): serving the demo's, in ${demoDir}.`);
