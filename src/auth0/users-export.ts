@@ -137,7 +137,6 @@ export async function waitForExport(client: Auth0Client, job: Auth0ExportJob, op
   }
 }
 
-
 /** The download URL, refused unless https (plain http only on loopback) and without credentials. */
 export function checkDownloadUrl(location: string): URL {
   let url: URL;
