@@ -109,7 +109,8 @@ export interface FollowLogsResult {
  * first empty one, turn the entries into the users whose tokens may have changed, sync exactly
  * those in a run with trigger `logs`, and only then advance the checkpoint. A crash or a run
  * that fails replays the entries next time; none is skipped. A `partial` run advances it: its
- * failed users are recorded in user_sync_state and retried by `--only-failed` and full passes.
+ * failed users keep their rows and are kept in auth0.log_follow_retries, which the next follow
+ * tries first.
  * Throws RunLockedError when another run holds the lock, and errors that stop everything.
  */
 export async function followLogs(options: FollowLogsOptions): Promise<FollowLogsResult> {
