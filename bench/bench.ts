@@ -83,7 +83,7 @@ interface Server {
 
 async function startServer(args: string[]): Promise<Server> {
   const usersFile = path.join(tmp, `users-${randomBytes(3).toString('hex')}.txt`);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', ...args, '--users-out', usersFile], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'sandbox/serve.ts', ...args, '--users-out', usersFile], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const waiting: ((line: string) => void)[] = [];
   lines.on('line', (line) => waiting.shift()?.(line));

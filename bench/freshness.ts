@@ -26,8 +26,8 @@ import { loadConfig } from '../src/core/config.js';
 import { createDb } from '../src/warehouse/connection.js';
 import { createLogger } from '../src/core/log.js';
 import { migrateToLatest } from '../src/warehouse/migrate.js';
-import { startFakeAuth0 } from '../src/sandbox/auth0-server.js';
-import { generateTenant, makeToken } from '../src/sandbox/tenant.js';
+import { startFakeAuth0 } from '../sandbox/auth0-server.js';
+import { generateTenant, makeToken } from '../sandbox/tenant.js';
 import { followLogs } from '../src/jobs/follow-logs.js';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { createDb } from '../src/warehouse/connection.js';
 import { silentLogger } from '../src/core/log.js';
 import { emptyCounts, finishRun, startRun } from '../src/warehouse/run-records.js';
-import { generateTenant } from '../src/sandbox/tenant.js';
+import { generateTenant } from '../sandbox/tenant.js';
 import { createBatchWriter } from '../src/pipeline/batch-writer.js';
 import { toWarehouseRows } from '../src/pipeline/normalize.js';
 

@@ -64,7 +64,7 @@ export interface FakeAuth0Options {
   earlyAccess?: boolean;
   /** Default 0 (ephemeral); the host is always 127.0.0.1. */
   port?: number;
-  /** The users export's job timing, link lifetime and storage host (src/sandbox/users-export.ts). */
+  /** The users export's job timing, link lifetime and storage host (sandbox/users-export.ts). */
   usersExport?: UsersExportOptions;
   /** How the logs endpoint misbehaves (logs.ts); tests may change it later with `logs.setQuirks`. */
   logQuirks?: LogQuirks;

@@ -1,20 +1,22 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig, type Env } from '../core/config.js';
-import { acquireDirLock } from '../warehouse/embedded/dir-lock.js';
-import { DEFAULT_DEMO_DATA_DIR, demoDataDirOf } from '../warehouse/embedded/find-database.js';
-import { FatalError } from '../core/errors.js';
-import { toSafeText } from '../core/upstream-text.js';
-import type { Io } from '../core/io.js';
-import { openDatabase } from '../warehouse/connection.js';
-import { formatDuration } from '../core/duration.js';
-import { createCommandLogger } from '../core/log.js';
-import { migrateToLatest } from '../warehouse/migrate.js';
-import { startFakeAuth0 } from '../sandbox/auth0-server.js';
-import { generateTenant, makeToken } from '../sandbox/tenant.js';
-import { followLogs } from '../jobs/follow-logs.js';
-import { runSyncJob } from '../jobs/sync.js';
+import { pathToFileURL } from 'node:url';
+import { loadConfig, type Env } from '../src/core/config.js';
+import { acquireDirLock } from '../src/warehouse/embedded/dir-lock.js';
+import { DEFAULT_DEMO_DATA_DIR, demoDataDirOf } from '../src/warehouse/embedded/find-database.js';
+import { FatalError } from '../src/core/errors.js';
+import { toSafeText } from '../src/core/upstream-text.js';
+import { processIo, type Io } from '../src/core/io.js';
+import { EXIT, reportFailure } from '../src/cli/exit.js';
+import { openDatabase } from '../src/warehouse/connection.js';
+import { formatDuration } from '../src/core/duration.js';
+import { createCommandLogger } from '../src/core/log.js';
+import { migrateToLatest } from '../src/warehouse/migrate.js';
+import { startFakeAuth0 } from './auth0-server.js';
+import { generateTenant, makeToken } from './tenant.js';
+import { followLogs } from '../src/jobs/follow-logs.js';
+import { runSyncJob } from '../src/jobs/sync.js';
 
 const DEMO_USERS = 500;
 /** A file the demo leaves in its directory: a database holding it is the demo's to replace. */
@@ -157,4 +159,37 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     await database.close();
     await fake.close();
   }
+}
+
+const HELP = `Usage: npm run demo
+
+Serves a built-in sandbox Auth0 tenant (${DEMO_USERS} users) on 127.0.0.1, makes a new embedded
+database in DEMO_DATA_DIR (default .data/demo; the previous demo's is replaced; never
+DATABASE_URL), migrates it, syncs, changes the tenant, syncs again, follows the tenant logs, and
+prints a short report. It is not part of the product: the image ships without it.
+
+Environment: DEMO_DATA_DIR, LOG_LEVEL (default warn)
+Exit codes: 0 every step succeeded, 2 a step did not, 1 fatal, 3 its database is in use, 64 usage error`;
+
+/** `npm run demo [--help]`: the demo's exit code. */
+export async function demoMain(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
+    io.stdout(HELP);
+    return EXIT.ok;
+  }
+  if (argv.length > 0) {
+    io.stderr(`error: npm run demo takes no arguments (got ${toSafeText(argv.join(' '), 200)}); see npm run demo -- --help`);
+    return EXIT.usage;
+  }
+  try {
+    return await runDemo(env, io);
+  } catch (error) {
+    return reportFailure(error, io);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  demoMain(process.argv.slice(2), process.env, processIo).then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -1,7 +1,7 @@
 /**
  * Runs the fake Auth0 tenant as its own process (benchmark and demo sandbox):
  *
- *   node --import tsx src/sandbox/serve.ts [flags]     (`--help` lists them; README "Commands and exit codes")
+ *   node --import tsx sandbox/serve.ts [flags]     (`--help` lists them; README "Commands and exit codes")
  *
  * Prints one JSON line `{"url","clientId","users","earlyAccess"}` once listening; answers a `stats` line on
  * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share of the users (see changeUsers) and

@@ -12,7 +12,7 @@ import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const STAMP = path.join(ROOT, 'dist', '.build-stamp');
-const INPUTS = ['src', 'jobs', 'migrations', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
+const INPUTS = ['src', 'jobs', 'migrations', 'sandbox', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
 
 /** The newest mtime (ms) of `file`, and of everything below it when it is a folder; 0 when absent (an image with `dist/` only). */
 function newest(file) {

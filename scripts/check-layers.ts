@@ -12,12 +12,16 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const ROOTS = ['jobs', 'src', 'migrations'];
+const ROOTS = ['jobs', 'src', 'migrations', 'sandbox', 'bench'];
 
 /** [importer prefix, imported prefix, why]: an importer under the first may not import under the second. */
 const FORBIDDEN: readonly (readonly [string, string, string])[] = [
   ['src/', 'jobs/', 'jobs/ is the entry a scheduler runs: it imports src/, never the reverse'],
   ['migrations/', 'src/', 'migrations are typed on Kysely<any> and never depend on today’s code'],
+  ['src/', 'sandbox/', 'the sandbox tenant and the demo are beside the product, not in it (nor in the image): src/ never imports them'],
+  ['src/', 'bench/', 'bench/ measures the product: src/ never imports it'],
+  ['jobs/', 'sandbox/', 'jobs/ is the entry a scheduler runs in the image, which has no sandbox/'],
+  ['sandbox/', 'bench/', 'bench/ may use the sandbox, never the reverse'],
 ];
 
 interface Layer {
@@ -31,8 +35,8 @@ interface Layer {
 /** One rule per folder of src/, top to bottom (docs/architecture.md, "Layers"). */
 const LAYERS: Readonly<Record<string, Layer>> = {
   cli: {
-    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs', 'worker', 'sandbox'],
-    why: 'cli/ is the program (and the demo): nothing in src/ imports it',
+    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs', 'worker'],
+    why: 'cli/ is the program: nothing in src/ imports it',
   },
   worker: {
     imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs'],
@@ -64,7 +68,6 @@ const LAYERS: Readonly<Record<string, Layer>> = {
     why: 'warehouse/ is below the pipeline and never imports auth0/; of source/ it takes only the ID check and the exported user’s shape',
   },
   core: { imports: [], why: 'core/ imports nothing of ours outside core/' },
-  sandbox: { imports: [], why: 'the sandbox tenant imports nothing of src/ outside sandbox/' },
 };
 
 function files(dir: string): string[] {
@@ -133,10 +136,10 @@ for (const file of graph.keys()) if (!state.has(file)) visit(file);
 // pg, or a module that opens sockets or starts processes (docs/architecture.md, "Tests").
 const UNIT_FORBIDDEN: Readonly<Record<string, string>> = {
   'test/helpers/db.ts': 'the test database',
-  'test/helpers/fake-auth0.ts': 'the fake tenant, an HTTP server; makeToken and generateTenant are in src/sandbox/tenant.ts',
+  'test/helpers/fake-auth0.ts': 'the fake tenant, an HTTP server; makeToken and generateTenant are in sandbox/tenant.ts',
   'test/helpers/cli.ts': 'the CLI in child processes',
   'test/helpers/tcp-proxy.ts': 'a TCP proxy',
-  'src/sandbox/auth0-server.ts': 'the fake tenant, an HTTP server',
+  'sandbox/auth0-server.ts': 'the fake tenant, an HTTP server',
   pg: 'PostgreSQL',
   'node:net': 'sockets',
   'node:http': 'an HTTP server',

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { main } from '../src/cli/main.js';
+import { demoMain } from '../sandbox/demo.js';
 import { captureIo } from './helpers/db.js';
 
 // Issue #19: a second `npm run demo` reported "0 entries read, touching only 0 of 500 users"
@@ -30,9 +30,9 @@ describe('npm run demo', () => {
   it('run twice gives the same report, and says the second replaced the first', async () => {
     const demoDir = path.join(dir, 'demo');
     const first = captureIo();
-    expect(await main(['demo'], { DEMO_DATA_DIR: demoDir }, first.io)).toBe(0);
+    expect(await demoMain([], { DEMO_DATA_DIR: demoDir }, first.io)).toBe(0);
     const second = captureIo();
-    expect(await main(['demo'], { DEMO_DATA_DIR: demoDir }, second.io)).toBe(0);
+    expect(await demoMain([], { DEMO_DATA_DIR: demoDir }, second.io)).toBe(0);
 
     expect(first.stdout[1]).toBe(`Warehouse: embedded PostgreSQL in ${demoDir}, new.`);
     expect(second.stdout[1]).toBe(`Warehouse: embedded PostgreSQL in ${demoDir}, new (the previous demo's database was replaced).`);
@@ -50,7 +50,7 @@ describe('npm run demo', () => {
     await mkdir(other);
     writeFileSync(path.join(other, 'PG_VERSION'), '18\n');
     const out = captureIo();
-    expect(await main(['demo'], { DEMO_DATA_DIR: other }, out.io)).toBe(1);
+    expect(await demoMain([], { DEMO_DATA_DIR: other }, out.io)).toBe(1);
     expect(out.stderr.join('\n')).toMatch(/^error \[demo_dir_taken\]: DEMO_DATA_DIR .*warehouse holds files the demo did not make/);
     expect(existsSync(path.join(other, 'PG_VERSION'))).toBe(true);
   });

@@ -17,7 +17,7 @@ const pages = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).map((name) =
 const text = Object.fromEntries(pages.map((page) => [page, readFileSync(path.join(ROOT, page), 'utf8')]));
 const scripts = Object.keys((JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts);
 /** The npm scripts that run a command of the CLI of the same name. */
-const CLI_COMMANDS = ['migrate', 'sync', 'import-users', 'worker', 'status', 'demo', 'db'];
+const CLI_COMMANDS = ['migrate', 'sync', 'import-users', 'worker', 'status', 'db'];
 
 interface Shown {
   page: string;
@@ -80,7 +80,7 @@ describe('the README and docs/', () => {
   });
 
   it('show only sandbox and benchmark flags that exist', async () => {
-    const { stdout: sandboxHelp } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--help'], { cwd: ROOT });
+    const { stdout: sandboxHelp } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'sandbox/serve.ts', '--help'], { cwd: ROOT });
     const freshness = readFileSync(path.join(ROOT, 'bench', 'freshness.ts'), 'utf8');
     const bench = readFileSync(path.join(ROOT, 'bench', 'bench.ts'), 'utf8');
     const problems: string[] = [];

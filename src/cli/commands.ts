@@ -9,7 +9,6 @@ import { createProgressBar } from './progress-bar.js';
 import { toSyncRequest, type SyncFlags } from './sync-args.js';
 import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from '../core/config.js';
 import { openDatabase, type OpenDatabase, type OpenOptions } from '../warehouse/connection.js';
-import { runDemo } from './demo.js';
 import { dbCommand } from '../warehouse/embedded/serve-sql.js';
 import { ConfigError } from '../core/errors.js';
 import { importUsers } from '../jobs/import-users.js';
@@ -46,7 +45,6 @@ export const commands = {
   importUsers: (flags: ImportUsersFlags, env: Env, io: Io, deps: Partial<Deps>) => importUsersCommand(flags, env, io, withDefaults(deps)),
   worker: (env: Env, io: Io, deps: Partial<Deps>) => worker(env, io, withDefaults(deps)),
   status: (json: boolean, env: Env, io: Io, deps: Partial<Deps>) => status(env, io, withDefaults(deps), json),
-  demo: (env: Env, io: Io) => runDemo(env, io),
   db: (flags: { port?: string }, env: Env, io: Io) =>
     untilStopped(
       () => {},

@@ -1,4 +1,5 @@
-import { SyncError } from '../core/errors.js';
+import { ConfigError, SyncError, UsageError } from '../core/errors.js';
+import type { Io } from '../core/io.js';
 import { isDatabaseRefusingUs, isDatabaseUnavailable } from '../warehouse/pg-errors.js';
 
 /** Exit codes that alerting can tell apart; `usage` is sysexits' EX_USAGE (a wrong command, flag or value). */
@@ -13,4 +14,21 @@ export function describeFatal(error: unknown): string {
   }
   // Anything else: the message says what to fix.
   return `: ${message}`;
+}
+
+/**
+ * Say why a command stopped, in one line on stderr, and return its exit code: another run holds
+ * the lock (3), a wrong flag or value (64), anything else (1). Used by the CLI and the demo.
+ */
+export function reportFailure(error: unknown, io: Io): number {
+  if (error instanceof SyncError && error.code === 'run_locked') {
+    io.stderr(error.message);
+    return EXIT.locked;
+  }
+  if (error instanceof UsageError) {
+    io.stderr(`error ${describeFatal(error)}`);
+    return EXIT.usage;
+  }
+  io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
+  return EXIT.fatal;
 }

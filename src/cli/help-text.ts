@@ -50,10 +50,6 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       '0 the last run succeeded (or none yet), 1 it failed, 2 it was partial, 3 another process holds the embedded database, 5 cannot read the database, 64 usage error',
     environment: [DATABASE, SOURCE],
   },
-  demo: {
-    exitCodes: '0 every step succeeded, 2 a step did not, 1 fatal, 3 its database is in use, 64 usage error',
-    environment: ['DEMO_DATA_DIR (default .data/demo; never DATABASE_URL)', 'LOG_LEVEL'],
-  },
   db: {
     exitCodes: '0 stopped by SIGINT/SIGTERM, 1 no database in the directory or DATABASE_URL set, 3 another process holds it, 4 a second signal, 64 usage error',
     environment: ["PGLITE_DATA_DIR (default .data/pglite; the demo's .data/demo when only the demo ran), DEMO_DATA_DIR", 'PGLITE_PORT (default 5433)'],

@@ -7,10 +7,9 @@ import { commandHelpText, exitCodesOverview } from './help-text.js';
 import { describeNpmEatenFlags, findNpmEatenFlags } from './npm-flags.js';
 import { syncOptions, type SyncFlags } from './sync-args.js';
 import type { Env } from '../core/config.js';
-import { ConfigError, SyncError, UsageError } from '../core/errors.js';
 import { processIo, type Io } from '../core/io.js';
 import { VERSION } from '../core/version.js';
-import { describeFatal, EXIT } from './exit.js';
+import { EXIT, reportFailure } from './exit.js';
 
 import type { Deps } from './commands.js';
 
@@ -32,7 +31,6 @@ function createProgram(
     importUsers: Handler<ImportUsersFlags>;
     worker: Handler<Record<string, never>>;
     status: Handler<{ json?: boolean }>;
-    demo: Handler<Record<string, never>>;
     db: Handler<{ port?: string }>;
   },
   done: (code: number) => void,
@@ -86,7 +84,6 @@ Machine output (JSON log lines, --json documents, results) goes to stdout; sente
   command('status', 'recent runs, failing users, staleness; exit 1 if the last run failed, 2 if partial, 5 if unreadable')
     .option('--json', 'print one JSON document (fields in README) instead of tables')
     .action(run(handlers.status));
-  command('demo', 'migrate, sync a built-in sandbox tenant, print a short report').action(run(handlers.demo));
   command('db', 'serve the embedded database to psql on 127.0.0.1 until Ctrl-C (one connection at a time)')
     .option('--port <port>', 'port to listen on (PGLITE_PORT; default 5433; 0 picks a free one)')
     .action(run(handlers.db));
@@ -109,7 +106,6 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       importUsers: async (flags) => (await load()).importUsers(flags, env, io, deps),
       worker: async () => (await load()).worker(env, io, deps),
       status: async ({ json }) => (await load()).status(json === true, env, io, deps),
-      demo: async () => (await load()).demo(env, io),
       db: async (flags) => (await load()).db(flags, env, io),
     },
     (result) => (code = result),
@@ -128,16 +124,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       // Help and version exit 0; everything else commander refuses is a usage error.
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    if (error instanceof SyncError && error.code === 'run_locked') {
-      io.stderr(error.message);
-      return EXIT.locked;
-    }
-    if (error instanceof UsageError) {
-      io.stderr(`error ${describeFatal(error)}`);
-      return EXIT.usage;
-    }
-    io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
-    return EXIT.fatal;
+    return reportFailure(error, io);
   }
 }
 

@@ -11,7 +11,7 @@ import {
   type LogPage,
   type ReadLogsOptions,
 } from '../../src/auth0/logs.js';
-import { HOSTILE_LOG_IDS } from '../../src/sandbox/logs.js';
+import { HOSTILE_LOG_IDS } from '../../sandbox/logs.js';
 import { hasControlCharacter } from '../../src/core/upstream-text.js';
 import { configFor, fastClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 

@@ -11,7 +11,7 @@ import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } 
 // The command line's own surface (issue #11): help and version with no side effect, usage errors
 // with their own exit code, `status --json`, `migrate --list`, and the pretty log format.
 
-const COMMANDS = ['migrate', 'sync', 'import-users', 'worker', 'status', 'demo', 'db'];
+const COMMANDS = ['migrate', 'sync', 'import-users', 'worker', 'status', 'db'];
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 let fresh: TestDatabase;

@@ -32,11 +32,13 @@ export interface CliOptions {
    * write of the child's to it then fails with EPIPE.
    */
   close?: 'stdout' | 'stderr';
+  /** The program to run (default the CLI, src/cli/main.ts; sandbox/demo.ts for the demo). */
+  script?: string;
 }
 
-/** Start `src/cli/main.ts` in a real child process, as `npm run <command>` would, with only `env` set. */
+/** Start the CLI (or `options.script`) in a real child process, as `npm run <command>` would, with only `env` set. */
 export function startCli(args: string[], env: Record<string, string | undefined>, options: CliOptions = {}): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), 'src/cli/main.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), options.script ?? 'src/cli/main.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,7 @@ import { migrateToLatest } from '../../src/warehouse/migrate.js';
 import type { Deps } from '../../src/cli/main.js';
 import { loadDatabaseConfig } from '../../src/core/config.js';
 import { openEmbeddedDatabase } from '../../src/warehouse/embedded/pglite.js';
-import { startFakeAuth0, type FakeAuth0 } from '../../src/sandbox/auth0-server.js';
+import { startFakeAuth0, type FakeAuth0 } from '../../sandbox/auth0-server.js';
 import { migrations } from '../../migrations/index.js';
 
 /** The server tests run against; CI and this machine have one on 127.0.0.1:5432. */

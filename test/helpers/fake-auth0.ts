@@ -1,10 +1,10 @@
 import type { Clock } from '../../src/core/clock.js';
 import { loadConfig, type Config, type Env } from '../../src/core/config.js';
-import type { FakeAuth0 } from '../../src/sandbox/auth0-server.js';
+import type { FakeAuth0 } from '../../sandbox/auth0-server.js';
 
-export { startFakeAuth0 } from '../../src/sandbox/auth0-server.js';
-export { generateTenant, makeToken, type Auth0TokenJson } from '../../src/sandbox/tenant.js';
-export type { FakeAuth0, FakeAuth0Options } from '../../src/sandbox/auth0-server.js';
+export { startFakeAuth0 } from '../../sandbox/auth0-server.js';
+export { generateTenant, makeToken, type Auth0TokenJson } from '../../sandbox/tenant.js';
+export type { FakeAuth0, FakeAuth0Options } from '../../sandbox/auth0-server.js';
 
 /** The environment a user would set to point the job at `fake` and `databaseUrl`. */
 export function envFor(fake: FakeAuth0, databaseUrl: string | undefined, extra: Env = {}): Env {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli/main.js';
-import { connectionIdOf } from '../../src/sandbox/users-export.js';
+import { connectionIdOf } from '../../sandbox/users-export.js';
 import { captureIo, cliDeps, createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, skippingClock, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 

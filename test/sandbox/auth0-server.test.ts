@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { generateTenant, makeToken, type Auth0TokenJson } from '../../src/sandbox/tenant.js';
-import { startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../../src/sandbox/auth0-server.js';
+import { generateTenant, makeToken, type Auth0TokenJson } from '../../sandbox/tenant.js';
+import { startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../../sandbox/auth0-server.js';
 
 const USER = 'auth0|alice';
 

@@ -15,7 +15,7 @@ afterEach(async () => {
 
 /** Run serve.ts to its end (usage errors and --help exit at once). */
 function runServe(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const run = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = spawn(process.execPath, ['--import', 'tsx', 'sandbox/serve.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   run.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -23,7 +23,7 @@ function runServe(args: string[]): Promise<{ code: number | null; stdout: string
   return new Promise((resolve) => run.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-describe('src/sandbox/serve.ts keeps the conventions of the CLI', () => {
+describe('sandbox/serve.ts keeps the conventions of the CLI', () => {
   it('--help lists every flag and exits 0; a typo gets a suggestion and exit 64, as does a bad value', async () => {
     const [help, typo, value] = await Promise.all([runServe(['--help']), runServe(['--chnage-every', '5']), runServe(['--fault-rate', '2'])]);
     expect(help.code).toBe(0);
@@ -35,9 +35,9 @@ describe('src/sandbox/serve.ts keeps the conventions of the CLI', () => {
   }, 20_000);
 });
 
-describe('src/sandbox/serve.ts', () => {
+describe('sandbox/serve.ts', () => {
   it('--no-early-access serves only GET /api/v2/users/{user_id}/refresh-tokens', async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--users', '3', '--no-early-access'], {
+    child = spawn(process.execPath, ['--import', 'tsx', 'sandbox/serve.ts', '--users', '3', '--no-early-access'], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -60,7 +60,7 @@ describe('src/sandbox/serve.ts', () => {
   it('npm run sandbox (--for-people --recent): prints the variables for the job; tokens are dated around today; --change-every changes users', async () => {
     child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/sandbox/serve.ts', '--users', '20', '--recent', '--change-every', '1', '--change-percent', '50', '--port', '0', '--for-people'],
+      ['--import', 'tsx', 'sandbox/serve.ts', '--users', '20', '--recent', '--change-every', '1', '--change-percent', '50', '--port', '0', '--for-people'],
       { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -108,7 +108,7 @@ describe('src/sandbox/serve.ts', () => {
   }, 60_000);
 
   it('--logs-* flags make the logs misbehave: a hostile Link, an expired from answered [] (after `expire` on stdin)', async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--users', '2', '--logs-hostile-next', '--logs-expired', 'empty'], {
+    child = spawn(process.execPath, ['--import', 'tsx', 'sandbox/serve.ts', '--users', '2', '--logs-hostile-next', '--logs-expired', 'empty'], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -131,7 +131,7 @@ describe('src/sandbox/serve.ts', () => {
   }, 20_000);
 
   it('refuses an unknown --logs-expired', async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/sandbox/serve.ts', '--logs-expired', 'sometimes'], {
+    child = spawn(process.execPath, ['--import', 'tsx', 'sandbox/serve.ts', '--logs-expired', 'sometimes'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

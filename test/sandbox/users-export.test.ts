@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { gunzipSync } from 'node:zlib';
 import { checkDownloadUrl } from '../../src/auth0/users-export.js';
 import { toExportedUser } from '../../src/auth0/users-export-lines.js';
-import { startFakeAuth0, type FakeAuth0 } from '../../src/sandbox/auth0-server.js';
+import { startFakeAuth0, type FakeAuth0 } from '../../sandbox/auth0-server.js';
 
 let fake: FakeAuth0;
 let headers: Record<string, string>;

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { toWarehouseRows } from '../../../src/pipeline/normalize.js';
 import { planWrites } from '../../../src/pipeline/plan.js';
 import type { StoredToken, UserOutcome } from '../../../src/warehouse/model.js';
-import { makeToken, type Auth0TokenJson } from '../../../src/sandbox/tenant.js';
+import { makeToken, type Auth0TokenJson } from '../../../sandbox/tenant.js';
 
 const ALICE = 'auth0|alice';
 const BOB = 'auth0|bob';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { createTenantLog, HOSTILE_LOG_IDS, type LogEntryJson } from '../../../src/sandbox/logs.js';
+import { createTenantLog, HOSTILE_LOG_IDS, type LogEntryJson } from '../../../sandbox/logs.js';
 
 const ORIGIN = 'http://127.0.0.1:1';
 
