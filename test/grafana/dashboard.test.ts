@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -104,6 +104,10 @@ function fillMacros(rawSql: string, range: { from: Date; to: Date }): string {
   return text;
 }
 
+/** psql runs grafana/reader-role.sql as compose does (15 or later: the script uses `\getenv`); CI installs it with PostgreSQL. */
+const PSQL = ['/usr/bin/psql', '/usr/local/bin/psql'].find((p) => existsSync(p));
+const itPsql = PSQL ? it : it.skip;
+
 const NUMERIC = new Set([
   pg.types.builtins.INT2,
   pg.types.builtins.INT4,
@@ -121,8 +125,7 @@ describe('the dashboard JSON', () => {
     expect(dashboard.uid).toBe('auth0-refresh-tokens');
     expect(queried.length).toBeGreaterThanOrEqual(25);
     for (const panel of queried) {
-      expect({ panel: panel.title, targets: panel.targets?.length ?? 0 }).toEqual({ panel: panel.title, targets: expect.any(Number) });
-      expect(panel.targets!.length).toBeGreaterThan(0);
+      expect({ panel: panel.title, queries: (panel.targets ?? []).length > 0 }).toEqual({ panel: panel.title, queries: true });
       for (const target of panel.targets!) {
         expect({ panel: panel.title, format: target.format, sql: typeof target.rawSql }).toEqual({
           panel: panel.title,
@@ -349,21 +352,15 @@ describeServer('every panel query against a synced warehouse', () => {
     }
   });
 
-  it('grafana/reader-role.sql makes a role that can run every panel and write nothing', async () => {
+  itPsql('grafana/reader-role.sql makes a role that can run every panel and write nothing', async () => {
     const password = 'reader-secret';
-    const env = { ...process.env, GRAFANA_DB_PASSWORD: password };
+    const script = (env: NodeJS.ProcessEnv) =>
+      promisify(execFile)(PSQL!, [t.url!, '-q', '-v', `reader_role=${role}`, '-f', path.join(ROOT, 'grafana', 'reader-role.sql')], { env });
     // Twice: the script is idempotent (compose runs it on every `up`).
-    for (let i = 0; i < 2; i++) {
-      await promisify(execFile)(
-        'psql',
-        [t.url!, '-q', '-v', 'ON_ERROR_STOP=1', '-v', `reader_role=${role}`, '-f', path.join(ROOT, 'grafana', 'reader-role.sql')],
-        { env },
-      );
-    }
+    await script({ ...process.env, GRAFANA_DB_PASSWORD: password });
+    await script({ ...process.env, GRAFANA_DB_PASSWORD: password });
     // Without a password it refuses, saying what to set.
-    const refused = await promisify(execFile)('psql', [t.url!, '-q', '-v', `reader_role=${role}`, '-f', path.join(ROOT, 'grafana', 'reader-role.sql')], {
-      env: { ...process.env, GRAFANA_DB_PASSWORD: undefined },
-    }).catch((error: { code: number; stderr: string }) => error);
+    const refused = await script({ ...process.env, GRAFANA_DB_PASSWORD: undefined }).catch((error: { code: number; stderr: string }) => error);
     expect(refused).toMatchObject({ code: 3, stderr: expect.stringContaining('GRAFANA_DB_PASSWORD is not set') });
 
     const url = new URL(t.url!);
