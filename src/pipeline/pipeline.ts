@@ -10,7 +10,7 @@ import { errorCode, isFatal, toError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RunLease } from '../warehouse/run-lock.js';
 import type { RunCounts } from '../warehouse/run-records.js';
-import { checkUserId, describeUserId, invalidUserIdKey } from '../source/user-id.js';
+import { checkUserId, describeUserId, invalidUserIdKey } from '../core/user-id.js';
 import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
