@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import type { NewSyncRun } from '../src/warehouse/schema.js';
-import { formatStatus, toStatusJson } from '../src/status/format-status.js';
-import { readStatus, statusExitCode } from '../src/status/read-status.js';
-import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from './helpers/db.js';
+import type { NewSyncRun } from '../../src/warehouse/schema.js';
+import { formatStatus, toStatusJson } from '../../src/status/format-status.js';
+import { readStatus, statusExitCode } from '../../src/status/read-status.js';
+import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 
 let t: TestDatabase;
 const source = sourceOf('auth0.users', 'user_id');
