@@ -21,10 +21,6 @@ emptyDatabaseAndFreshTenantPerTest(async (db, server) => {
 const logger = createLogger({ level: 'warn', write: () => {} });
 
 describe('priority lane', () => {
-  it('takes no hand-off while no pass runs', () => {
-    expect(createPriorityLane().hand(['auth0|a'])).toBeUndefined();
-  });
-
   it('syncs a user named again while in flight once more after its fetch, never twice at once', async () => {
     const lane = createPriorityLane();
     const target = users[0]!;
