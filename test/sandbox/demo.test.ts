@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { demoMain } from '../sandbox/demo.js';
-import { captureIo } from './helpers/db.js';
+import { demoMain } from '../../sandbox/demo.js';
+import { captureIo } from '../helpers/db.js';
 
 // Issue #19: a second `npm run demo` reported "0 entries read, touching only 0 of 500 users"
 // and a change history that piled up. Each demo now starts from a new database of its own.

@@ -3,8 +3,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from '@jest/globals';
-import { main } from '../src/cli/main.js';
-import { captureIo } from './helpers/db.js';
+import { main } from '../../src/cli/main.js';
+import { captureIo } from '../helpers/db.js';
 
 /**
  * Every command the README and the docs/ pages show still runs as written (issue #19): each
@@ -12,7 +12,7 @@ import { captureIo } from './helpers/db.js';
  * after `--` is one that command takes (its `--help` names it). Also: the README stays the page
  * a newcomer needs, under 300 lines.
  */
-const ROOT = path.resolve(import.meta.dirname, '..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const pages = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).map((name) => path.join('docs', name))].filter((name) => name.endsWith('.md'));
 const text = Object.fromEntries(pages.map((page) => [page, readFileSync(path.join(ROOT, page), 'utf8')]));
 const scripts = Object.keys((JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts);

@@ -6,13 +6,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { EXIT, main } from '../src/cli/main.js';
-import { acquireDirLock } from '../src/warehouse/embedded/dir-lock.js';
-import { dbCommand, serveEmbeddedDatabase } from '../src/warehouse/embedded/serve-sql.js';
-import { RunLockedError } from '../src/warehouse/run-lock.js';
-import { captureIo } from './helpers/db.js';
-import { ROOT, startCli } from './helpers/cli.js';
-import { generateTenant, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+import { EXIT, main } from '../../../src/cli/main.js';
+import { acquireDirLock } from '../../../src/warehouse/embedded/dir-lock.js';
+import { dbCommand, serveEmbeddedDatabase } from '../../../src/warehouse/embedded/serve-sql.js';
+import { RunLockedError } from '../../../src/warehouse/run-lock.js';
+import { captureIo } from '../../helpers/db.js';
+import { ROOT, startCli } from '../../helpers/cli.js';
+import { generateTenant, startFakeAuth0, type FakeAuth0 } from '../../helpers/fake-auth0.js';
 
 const PSQL = ['/usr/bin/psql', '/usr/local/bin/psql'].find((p) => existsSync(p));
 

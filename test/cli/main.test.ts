@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { runCli } from './helpers/cli.js';
-import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
-import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+import { runCli } from '../helpers/cli.js';
+import { createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { loadConfig } from '../src/core/config.js';
-import { createLogger } from '../src/core/log.js';
-import { RUN_LOCK_KEY } from '../src/warehouse/run-lock.js';
-import { cronScheduler, type CronTaskOptions } from '../src/worker/scheduler.js';
-import { SYNC_JOB_NAME } from '../src/jobs/sync.js';
-import { runWorker } from '../src/worker/worker.js';
-import { startCli } from './helpers/cli.js';
-import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
-import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
-import { createTestScheduler } from './helpers/scheduler.js';
+import { loadConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/log.js';
+import { RUN_LOCK_KEY } from '../../src/warehouse/run-lock.js';
+import { cronScheduler, type CronTaskOptions } from '../../src/worker/scheduler.js';
+import { SYNC_JOB_NAME } from '../../src/jobs/sync.js';
+import { runWorker } from '../../src/worker/worker.js';
+import { startCli } from '../helpers/cli.js';
+import { createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { createTestScheduler } from '../helpers/scheduler.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { loadConfig } from '../src/core/config.js';
-import { createLogger } from '../src/core/log.js';
-import { runWorker } from '../src/worker/worker.js';
-import { createTestDatabase, loadUsers, type TestDatabase } from './helpers/db.js';
-import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+import { loadConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/log.js';
+import { runWorker } from '../../src/worker/worker.js';
+import { createTestDatabase, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;

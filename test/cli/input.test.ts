@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
-import { main } from '../src/cli/main.js';
-import { runCli } from './helpers/cli.js';
-import { captureIo, cliDeps, createTestDatabase, emptyTables, loadUsers, type TestDatabase } from './helpers/db.js';
-import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
+import { captureIo, cliDeps, createTestDatabase, emptyTables, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { envFor, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 // Operator input and malformed values (issue #8, part B): every mistake is one sentence naming
 // the flag, line or path, exit 64 (a usage error), and no run is started or left `running`.

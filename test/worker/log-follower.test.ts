@@ -1,15 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { loadConfig } from '../src/core/config.js';
-import { createLogger } from '../src/core/log.js';
-import { followLogs } from '../src/jobs/follow-logs.js';
-import { RUN_LOCK_KEY } from '../src/warehouse/run-lock.js';
-import { runSyncJob, SYNC_JOB_NAME } from '../src/jobs/sync.js';
-import { FOLLOW_LOGS_TASK } from '../src/worker/log-follower.js';
-import { runWorker } from '../src/worker/worker.js';
-import { createTestDatabase, itServer, loadUsers, type TestDatabase } from './helpers/db.js';
-import { envFor, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
-import { createTestScheduler } from './helpers/scheduler.js';
+import { loadConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/log.js';
+import { followLogs } from '../../src/jobs/follow-logs.js';
+import { RUN_LOCK_KEY } from '../../src/warehouse/run-lock.js';
+import { runSyncJob, SYNC_JOB_NAME } from '../../src/jobs/sync.js';
+import { FOLLOW_LOGS_TASK } from '../../src/worker/log-follower.js';
+import { runWorker } from '../../src/worker/worker.js';
+import { createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { envFor, generateTenant, makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { createTestScheduler } from '../helpers/scheduler.js';
 
 let t: TestDatabase;
 let fake: FakeAuth0;

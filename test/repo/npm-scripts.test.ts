@@ -5,10 +5,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { main } from '../src/cli/main.js';
-import { ROOT } from './helpers/cli.js';
-import { captureIo } from './helpers/db.js';
-import { makeToken, startFakeAuth0, type FakeAuth0 } from './helpers/fake-auth0.js';
+import { main } from '../../src/cli/main.js';
+import { ROOT } from '../helpers/cli.js';
+import { captureIo } from '../helpers/db.js';
+import { makeToken, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 // Issue #19: the long-running npm scripts end in `exec node …`, so the signal sent to
 // `npm run …` reaches the process that holds the port and the directory lock (npm forwards
