@@ -270,7 +270,8 @@ CREATE TABLE auth0.log_follow_retries (
     explained boolean DEFAULT false NOT NULL,
     first_failed_at timestamp with time zone DEFAULT now() NOT NULL,
     attempts integer DEFAULT 1 NOT NULL,
-    last_run_id integer
+    last_run_id integer,
+    explanations jsonb DEFAULT '[]'::jsonb NOT NULL
 );
 
 COMMENT ON TABLE auth0.log_follow_retries IS 'Users a follow of the tenant logs could not list or write (their old rows kept). Each later follow retries them until one succeeds; the flags keep what the logs said.';
@@ -287,6 +288,8 @@ COMMENT ON COLUMN auth0.log_follow_retries.attempts IS 'Follows that have tried 
 
 COMMENT ON COLUMN auth0.log_follow_retries.last_run_id IS 'auth0.sync_runs.id of the last run that tried the user.';
 
+COMMENT ON COLUMN auth0.log_follow_retries.explanations IS 'The log entries that explained a loss of the user''s tokens (reason, log_id, what they name), so its retry records the same reason; [] when none did.';
+
 CREATE TABLE auth0.refresh_token_changes (
     id bigint NOT NULL,
     token_id text NOT NULL,
@@ -296,7 +299,12 @@ CREATE TABLE auth0.refresh_token_changes (
     new_value text,
     run_id integer,
     observed_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT refresh_token_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'exchanged'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text])))
+    reason text,
+    reason_log_id text,
+    reason_client_id text,
+    CONSTRAINT refresh_token_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'exchanged'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text]))),
+    CONSTRAINT refresh_token_changes_reason_check CHECK ((reason = ANY (ARRAY['revoked_by_user'::text, 'revoked_by_api'::text, 'reuse_detected'::text, 'session_revoked'::text, 'user_deleted'::text, 'pruned'::text, 'expired'::text, 'unexplained'::text]))),
+    CONSTRAINT refresh_token_changes_reason_on_deletions CHECK (((change = 'deleted'::text) OR ((reason IS NULL) AND (reason_log_id IS NULL) AND (reason_client_id IS NULL))))
 );
 
 COMMENT ON TABLE auth0.refresh_token_changes IS 'Append-only change history: one row per change a sync observed on a token. Pruned after SYNC_HISTORY_DAYS when set, keeping the rows live tokens need.';
@@ -316,6 +324,12 @@ COMMENT ON COLUMN auth0.refresh_token_changes.new_value IS 'Value after the chan
 COMMENT ON COLUMN auth0.refresh_token_changes.run_id IS 'auth0.sync_runs.id of the run that observed it.';
 
 COMMENT ON COLUMN auth0.refresh_token_changes.observed_at IS 'When the sync observed the change (not when it happened in Auth0).';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
 
 CREATE TABLE auth0.users (
     user_id text NOT NULL,
@@ -362,7 +376,10 @@ CREATE VIEW auth0.recent_token_changes AS
     t.session_id,
     c.old_value,
     c.new_value,
-    c.run_id
+    c.run_id,
+    c.reason,
+    c.reason_log_id,
+    c.reason_client_id
    FROM ((auth0.refresh_token_changes c
      LEFT JOIN auth0.refresh_tokens t ON ((t.id = c.token_id)))
      LEFT JOIN auth0.users u ON ((u.user_id = c.user_id)))
@@ -390,6 +407,12 @@ COMMENT ON COLUMN auth0.recent_token_changes.new_value IS 'Value after the chang
 
 COMMENT ON COLUMN auth0.recent_token_changes.run_id IS 'auth0.sync_runs.id of the run that observed it.';
 
+COMMENT ON COLUMN auth0.recent_token_changes.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.recent_token_changes.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.recent_token_changes.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
+
 ALTER TABLE auth0.refresh_token_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME auth0.refresh_token_changes_id_seq
     START WITH 1
@@ -398,6 +421,63 @@ ALTER TABLE auth0.refresh_token_changes ALTER COLUMN id ADD GENERATED ALWAYS AS 
     NO MAXVALUE
     CACHE 1
 );
+
+CREATE VIEW auth0.refresh_token_deletions AS
+ SELECT c.observed_at,
+    c.token_id,
+    c.user_id,
+    u.email,
+    t.client_id,
+    t.session_id,
+    c.reason,
+    c.reason_log_id,
+    c.reason_client_id,
+    c.run_id
+   FROM ((auth0.refresh_token_changes c
+     LEFT JOIN auth0.refresh_tokens t ON ((t.id = c.token_id)))
+     LEFT JOIN auth0.users u ON ((u.user_id = c.user_id)))
+  WHERE ((c.change = 'deleted'::text) AND (c.observed_at > (now() - '7 days'::interval)));
+
+COMMENT ON VIEW auth0.refresh_token_deletions IS 'Tokens marked deleted in the last 7 days, newest questions first: who held them, which application and session, why (reason), and the log entry (reason_log_id) and Management API client (reason_client_id) that say so. observed_at is when a sync saw the token gone.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.observed_at IS 'When a sync saw the token gone (not when it went in Auth0).';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.token_id IS 'auth0.refresh_tokens.id.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.user_id IS 'Auth0 user id that held the token.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.email IS 'The user''s email, where auth0.users has it.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.client_id IS 'Application (client_id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.session_id IS 'Auth0 session the token belonged to.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.run_id IS 'auth0.sync_runs.id of the run that saw it gone.';
+
+CREATE VIEW auth0.refresh_token_deletions_by_reason AS
+ SELECT (date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text) AS day,
+    c.reason,
+    (count(*))::integer AS deletions,
+    (count(DISTINCT c.user_id))::integer AS users
+   FROM auth0.refresh_token_changes c
+  WHERE ((c.change = 'deleted'::text) AND (c.observed_at > (now() - '30 days'::interval)))
+  GROUP BY ((date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text)), c.reason;
+
+COMMENT ON VIEW auth0.refresh_token_deletions_by_reason IS 'Deletions of the last 30 days per UTC day and reason: the unexplained ones are what the deletion guard watches. A null reason: recorded before reasons were.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.day IS 'Start (midnight UTC) of the day the deletions were observed.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.reason IS 'Why (see refresh_token_changes.reason); null for deletions recorded before reasons were.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.deletions IS 'Tokens marked deleted that day for that reason.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.users IS 'Distinct users those tokens belonged to.';
 
 CREATE TABLE auth0.refresh_token_resource_servers (
     token_id text NOT NULL,

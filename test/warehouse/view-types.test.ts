@@ -109,6 +109,27 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     old_value: 'text',
     new_value: 'text',
     run_id: 'integer',
+    reason: 'text',
+    reason_log_id: 'text',
+    reason_client_id: 'text',
+  },
+  'auth0.refresh_token_deletions': {
+    observed_at: TIME,
+    token_id: 'text',
+    user_id: 'text',
+    email: 'text',
+    client_id: 'text',
+    session_id: 'text',
+    reason: 'text',
+    reason_log_id: 'text',
+    reason_client_id: 'text',
+    run_id: 'integer',
+  },
+  'auth0.refresh_token_deletions_by_reason': {
+    day: TIME,
+    reason: 'text',
+    deletions: 'integer',
+    users: 'integer',
   },
 };
 

@@ -259,6 +259,8 @@ describe('the migration', () => {
     const names = [
       'active_refresh_tokens',
       'recent_token_changes',
+      'refresh_token_deletions',
+      'refresh_token_deletions_by_reason',
       'refresh_tokens_expiring_soon',
       'refresh_tokens_location_changed',
       'refresh_tokens_per_client',
