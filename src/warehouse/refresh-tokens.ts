@@ -1,5 +1,5 @@
 import { sql, type AliasedRawBuilder, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
-import type { Database } from './schema.js';
+import type { Database, DeletionReason } from './schema.js';
 import { toSafeText } from '../core/upstream-text.js';
 import type { ChangeRecord, DeviceRecord, StoredToken, TokenRecord, UserOutcome, WritePlan } from './model.js';
 
@@ -187,6 +187,23 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
     .selectNoFrom(sql<string>`txid_current()::text`.as('xid'))
     .executeTakeFirstOrThrow();
   return xid;
+}
+
+/**
+ * Tokens marked deleted since `since`, by reason (issue #22); deletions recorded before reasons
+ * were count under `unrecorded`. Reasons with none are left out. What `status` and the worker's
+ * metrics show; the `unexplained` ones are what the deletion guard watches.
+ */
+export async function readDeletionsByReason(db: Kysely<Database>, since: Date): Promise<Partial<Record<DeletionReason | 'unrecorded', number>>> {
+  const rows = await db
+    .selectFrom('auth0.refresh_token_changes')
+    .select((eb) => [eb.fn.coalesce('reason', sql<string>`'unrecorded'`).as('reason'), eb.fn.countAll<number>().as('n')])
+    .where('change', '=', 'deleted')
+    .where('observed_at', '>', since)
+    .groupBy('reason')
+    .orderBy('reason')
+    .execute();
+  return Object.fromEntries(rows.map((row) => [row.reason, Number(row.n)]));
 }
 
 /** Live tokens in the warehouse (the deletion guard's measure for runs that are not full passes). */
