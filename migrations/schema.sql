@@ -29,6 +29,31 @@ CREATE FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) RETURNS 
 
 COMMENT ON FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) IS 'The tokens the warehouse believed live at the moment given: first seen by then, not deleted then (the latest deleted/restored change observed by then decides; without one, deleted_at), not past expires_at or idle_expires_at then. Precision: a change is known when the sync that listed the token''s user saw it, so times are as observed by the sync, late by up to that user''s sync interval; a token created and revoked between two syncs of its user never appears. Other columns are today''s values. With SYNC_HISTORY_DAYS, exact for moments inside the retention window; before it, a token deleted and restored before the window may show as live during its deleted spell. live_since: first_seen_at, or the restoration in force.';
 
+CREATE FUNCTION auth0.to_inet(address text) RETURNS inet
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    AS $_$
+    begin
+      -- Only hex digits, dots, colons and a prefix length can be an address: the rest is null
+      -- without the cost of the exception block below.
+      if address !~ '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$' then
+        return null;
+      end if;
+      return address::inet;
+    exception when invalid_text_representation or invalid_parameter_value then
+      return null;
+    end
+    $_$;
+
+COMMENT ON FUNCTION auth0.to_inet(address text) IS 'The text as inet, or null when it is not an IP address (never an error): how the reporting views type the addresses Auth0 sent, which the tables keep as text.';
+
+CREATE FUNCTION auth0.to_scopes(scopes text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+      select case when btrim(scopes) = '' then null else regexp_split_to_array(btrim(scopes), '\s+') end
+    $$;
+
+COMMENT ON FUNCTION auth0.to_scopes(scopes text) IS 'A space-separated scope string as text[] (null when empty): how the reporting views type the scopes the tables keep as text.';
+
 CREATE TABLE auth0.refresh_token_devices (
     token_id text NOT NULL,
     initial_ip text,
@@ -54,6 +79,20 @@ COMMENT ON COLUMN auth0.refresh_token_devices.last_ip IS 'IP address the token w
 COMMENT ON COLUMN auth0.refresh_token_devices.last_asn IS 'Network (ASN) the token was last used from, as of the latest listing.';
 
 COMMENT ON COLUMN auth0.refresh_token_devices.last_user_agent IS 'User agent the token was last used from, as of the latest listing.';
+
+CREATE TABLE auth0.refresh_token_resource_servers (
+    token_id text NOT NULL,
+    audience text NOT NULL,
+    scopes text
+);
+
+COMMENT ON TABLE auth0.refresh_token_resource_servers IS 'APIs (audiences) a token grants access to, with their scopes, as of its latest listing.';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.token_id IS 'auth0.refresh_tokens.id.';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.audience IS 'API identifier (audience).';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.scopes IS 'Scopes granted for that audience, space-separated as given.';
 
 CREATE TABLE auth0.refresh_tokens (
     id text NOT NULL,
@@ -157,12 +196,19 @@ CREATE VIEW auth0.active_refresh_tokens AS
     t.first_seen_run_id,
     t.last_changed_run_id,
     GREATEST(s.last_success_at, t.last_changed_at) AS last_seen_at,
-    d.initial_ip,
+    auth0.to_inet(d.initial_ip) AS initial_ip,
     d.initial_asn,
     d.initial_user_agent,
-    d.last_ip,
+    auth0.to_inet(d.last_ip) AS last_ip,
     d.last_asn,
-    d.last_user_agent
+    d.last_user_agent,
+    ( SELECT array_agg(r.audience ORDER BY r.audience) AS array_agg
+           FROM auth0.refresh_token_resource_servers r
+          WHERE (r.token_id = t.id)) AS audiences,
+    ( SELECT array_agg(DISTINCT scope.scope ORDER BY scope.scope) AS array_agg
+           FROM (auth0.refresh_token_resource_servers r
+             CROSS JOIN LATERAL unnest(auth0.to_scopes(r.scopes)) scope(scope))
+          WHERE (r.token_id = t.id)) AS scopes
    FROM ((auth0.refresh_tokens t
      LEFT JOIN auth0.refresh_token_devices d ON ((d.token_id = t.id)))
      LEFT JOIN auth0.user_sync_state s ON ((s.user_id = t.user_id)))
@@ -204,17 +250,21 @@ COMMENT ON COLUMN auth0.active_refresh_tokens.last_changed_run_id IS 'auth0.sync
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_seen_at IS 'When a complete listing of the user last held the token: its user''s user_sync_state.last_success_at.';
 
-COMMENT ON COLUMN auth0.active_refresh_tokens.initial_ip IS 'IP address the token was issued to.';
+COMMENT ON COLUMN auth0.active_refresh_tokens.initial_ip IS 'IP address the token was issued to, as inet (null when Auth0''s text does not parse; the text stays in refresh_token_devices and raw).';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.initial_asn IS 'Network (ASN) the token was issued to.';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.initial_user_agent IS 'User agent the token was issued to.';
 
-COMMENT ON COLUMN auth0.active_refresh_tokens.last_ip IS 'IP address the token was last used from, as of the latest listing.';
+COMMENT ON COLUMN auth0.active_refresh_tokens.last_ip IS 'IP address the token was last used from, as of the latest listing, as inet (so last_ip << ''10.0.0.0/8'' works; null when Auth0''s text does not parse).';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_asn IS 'Network (ASN) the token was last used from, as of the latest listing.';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_user_agent IS 'User agent the token was last used from, as of the latest listing.';
+
+COMMENT ON COLUMN auth0.active_refresh_tokens.audiences IS 'APIs (audiences) the token grants access to, sorted (text[]); null when none.';
+
+COMMENT ON COLUMN auth0.active_refresh_tokens.scopes IS 'Every scope the token grants over all its audiences, distinct and sorted (text[], so ''offline_access'' = any(scopes) works); null when none.';
 
 CREATE TABLE auth0.log_checkpoint (
     id boolean DEFAULT true NOT NULL,
@@ -479,19 +529,26 @@ COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.deletions IS 'Tokens m
 
 COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.users IS 'Distinct users those tokens belonged to.';
 
-CREATE TABLE auth0.refresh_token_resource_servers (
-    token_id text NOT NULL,
-    audience text NOT NULL,
-    scopes text
-);
+CREATE VIEW auth0.refresh_token_scopes AS
+ SELECT a.id AS token_id,
+    a.user_id,
+    a.client_id,
+    r.audience,
+    auth0.to_scopes(r.scopes) AS scopes
+   FROM (auth0.active_refresh_tokens a
+     JOIN auth0.refresh_token_resource_servers r ON ((r.token_id = a.id)));
 
-COMMENT ON TABLE auth0.refresh_token_resource_servers IS 'APIs (audiences) a token grants access to, with their scopes, as of its latest listing.';
+COMMENT ON VIEW auth0.refresh_token_scopes IS 'Each live token''s audiences, one row each, with the scopes granted for it as text[] (where scopes @> array[''read:admin'']). Read from active_refresh_tokens and refresh_token_resource_servers.';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.token_id IS 'auth0.refresh_tokens.id.';
+COMMENT ON COLUMN auth0.refresh_token_scopes.token_id IS 'auth0.refresh_tokens.id.';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.audience IS 'API identifier (audience).';
+COMMENT ON COLUMN auth0.refresh_token_scopes.user_id IS 'Auth0 user id holding the token.';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.scopes IS 'Scopes granted for that audience, space-separated as given.';
+COMMENT ON COLUMN auth0.refresh_token_scopes.client_id IS 'Application (client_id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.audience IS 'API identifier (audience).';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.scopes IS 'Scopes granted for that audience (text[]); null when none.';
 
 CREATE VIEW auth0.refresh_tokens_expiring_soon AS
  WITH soon AS (
@@ -571,9 +628,9 @@ COMMENT ON COLUMN auth0.refresh_tokens_location_changed.user_id IS 'Auth0 user i
 
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.client_id IS 'Application (client_id) the token was issued to.';
 
-COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_ip IS 'IP address the token was issued to.';
+COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_ip IS 'IP address the token was issued to, as inet (null when Auth0''s text does not parse; the text stays in refresh_token_devices and raw).';
 
-COMMENT ON COLUMN auth0.refresh_tokens_location_changed.last_ip IS 'IP address the token was last used from, as of the latest listing.';
+COMMENT ON COLUMN auth0.refresh_tokens_location_changed.last_ip IS 'IP address the token was last used from, as of the latest listing, as inet (so last_ip << ''10.0.0.0/8'' works; null when Auth0''s text does not parse).';
 
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_asn IS 'Network (ASN) the token was issued to.';
 

@@ -199,12 +199,30 @@ export interface ReportingViews {
   'auth0.recent_token_changes': RecentTokenChangesView;
   'auth0.refresh_token_deletions': RefreshTokenDeletionsView;
   'auth0.refresh_token_deletions_by_reason': RefreshTokenDeletionsByReasonView;
+  'auth0.refresh_token_scopes': RefreshTokenScopesView;
 }
 
-/** Live tokens: every token column, when the token was last seen, and its device columns (null without a device row). */
+/**
+ * Live tokens: every token column, when the token was last seen, and its device columns (null
+ * without a device row). Since 2026_12_04_1910_typed_columns the IPs are `inet` in SQL (pg
+ * returns them as text, canonical: `2001:db8::1`; null when Auth0's text does not parse).
+ */
 export interface ActiveRefreshTokensView extends Selectable<RefreshTokensTable>, Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
   /** When a complete listing of the user last held the token (its user's last_success_at). */
   last_seen_at: Date;
+  /** Audiences, sorted (`text[]`); null when none. */
+  audiences: string[] | null;
+  /** Every scope over all audiences, distinct and sorted (`text[]`); null when none. */
+  scopes: string[] | null;
+}
+
+/** Each live token's audiences, one row each, scopes as `text[]`. */
+export interface RefreshTokenScopesView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  audience: string;
+  scopes: string[] | null;
 }
 
 /** Per application: its active tokens, the users holding them, the share that rotate. */
