@@ -6,6 +6,10 @@ import { sql, type Kysely } from 'kysely';
  * - `auth0.to_inet(text)`: the address as `inet`, null when it does not parse (never an error, so
  *   one odd address never fails a view or a user). plpgsql with an exception block, since
  *   `pg_input_is_valid` needs PostgreSQL 16 and the server may be 15; works on PGlite too.
+ *   `parallel restricted`, not safe: a parallel worker cannot start the block's subtransaction
+ *   ("cannot start subtransactions during a parallel operation"). About 3 µs per address on
+ *   PostgreSQL 15 here (200,000 addresses: 0.57 s, against 0.05 s for a bare cast that fails on
+ *   the first bad one); 10 µs for text that looks like an address but is not.
  * - `auth0.to_scopes(text)`: a space-separated scope string as `text[]`, null when empty.
  * - `auth0.active_refresh_tokens.initial_ip` / `last_ip` become `inet` (so
  *   `where last_ip << '10.0.0.0/8'` works), and it gains `audiences` and `scopes` (`text[]`, every
@@ -32,7 +36,7 @@ const FROM = sql.raw(`from auth0.refresh_tokens t
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`
-    create function auth0.to_inet(address text) returns inet language plpgsql immutable strict parallel safe as $$
+    create function auth0.to_inet(address text) returns inet language plpgsql immutable strict parallel restricted as $$
     begin
       -- Only hex digits, dots, colons and a prefix length can be an address: the rest is null
       -- without the cost of the exception block below.

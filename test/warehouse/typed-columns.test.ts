@@ -79,6 +79,29 @@ describe('IP addresses as inet in the views', () => {
   });
 });
 
+describe('auth0.to_inet in a parallel plan', () => {
+  it('answers where PostgreSQL plans parallel workers (it runs in the leader: no subtransaction in a worker)', async () => {
+    // A plain table (a temporary one is never scanned in parallel), this test file's own.
+    await sql`create table public.ips as select (i % 250)::text || '.' || (i % 7)::text || '.0.1' as ip from generate_series(1, 5000) i`.execute(t.db);
+    await sql`analyze public.ips`.execute(t.db);
+    const count = await t.db
+      .transaction()
+      .execute(async (trx) => {
+        for (const setting of [
+          'parallel_setup_cost = 0',
+          'parallel_tuple_cost = 0',
+          'min_parallel_table_scan_size = 0',
+          'max_parallel_workers_per_gather = 2',
+        ]) {
+          await sql`set local ${sql.raw(setting)}`.execute(trx);
+        }
+        return (await sql<{ n: number }>`select count(*)::int as n from public.ips where auth0.to_inet(ip) << '10.0.0.0/8'`.execute(trx)).rows[0]?.n;
+      })
+      .finally(() => sql`drop table public.ips`.execute(t.db));
+    expect(count).toBe(20);
+  });
+});
+
 describe('scopes as text[] in the views', () => {
   it('answers scope-array queries per token and per audience', async () => {
     fake.setUser('auth0|admin', [
