@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { sql } from 'kysely';
+import { Migrator, sql } from 'kysely';
+import { migrations } from '../../migrations/index.js';
 import { main } from '../../src/cli/main.js';
 import { captureIo, cliDeps, emptyDatabaseAndFreshTenantPerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
@@ -176,5 +177,48 @@ describe('the reason of each deletion', () => {
     await expect(insert('created', 'expired')).rejects.toThrow(/refresh_token_changes_reason_on_deletions/);
     await expect(insert('deleted', 'vanished')).rejects.toThrow(/refresh_token_changes_reason_check/);
     await insert('deleted', 'expired');
+  });
+});
+
+describe('the migration', () => {
+  it('down drops the reason columns, the explanations and the deletion views, and puts recent_token_changes back; up again', async () => {
+    const columns = async (table: string) =>
+      (
+        await sql<{ name: string; comment: string | null }>`
+          select column_name as name, col_description(${`auth0.${table}`}::regclass, ordinal_position::int) as comment
+          from information_schema.columns where table_schema = 'auth0' and table_name = ${table} order by ordinal_position`.execute(t.db)
+      ).rows;
+    const views = async () =>
+      (
+        await sql<{
+          name: string;
+        }>`select table_name as name from information_schema.views where table_schema = 'auth0' and table_name like 'refresh_token_deletions%'`.execute(t.db)
+      ).rows;
+    const migrator = new Migrator({ db: t.db, provider: { getMigrations: async () => migrations }, migrationTableSchema: 'auth0' });
+    const down = await migrator.migrateTo('2026_12_04_1000_follower_bad_day');
+    expect(down.error).toBeUndefined();
+    expect(down.results?.map((r) => r.migrationName)).toContain('2026_12_04_1900_change_reasons');
+    expect((await columns('refresh_token_changes')).map((c) => c.name)).not.toContain('reason');
+    expect((await columns('log_follow_retries')).map((c) => c.name)).not.toContain('explanations');
+    expect(await views()).toEqual([]);
+    const recent = await columns('recent_token_changes');
+    expect(recent.map((c) => c.name)).toEqual([
+      'observed_at',
+      'change',
+      'token_id',
+      'user_id',
+      'email',
+      'client_id',
+      'session_id',
+      'old_value',
+      'new_value',
+      'run_id',
+    ]);
+    for (const column of recent) expect(column.comment?.length).toBeGreaterThan(10);
+
+    const up = await migrator.migrateToLatest();
+    expect(up.error).toBeUndefined();
+    expect((await columns('refresh_token_changes')).map((c) => c.name)).toEqual(expect.arrayContaining(['reason', 'reason_log_id', 'reason_client_id']));
+    expect((await views()).length).toBe(2);
   });
 });
