@@ -29,6 +29,31 @@ CREATE FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) RETURNS 
 
 COMMENT ON FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) IS 'The tokens the warehouse believed live at the moment given: first seen by then, not deleted then (the latest deleted/restored change observed by then decides; without one, deleted_at), not past expires_at or idle_expires_at then. Precision: a change is known when the sync that listed the token''s user saw it, so times are as observed by the sync, late by up to that user''s sync interval; a token created and revoked between two syncs of its user never appears. Other columns are today''s values. With SYNC_HISTORY_DAYS, exact for moments inside the retention window; before it, a token deleted and restored before the window may show as live during its deleted spell. live_since: first_seen_at, or the restoration in force.';
 
+CREATE FUNCTION auth0.to_inet(address text) RETURNS inet
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+    AS $_$
+    begin
+      -- Only hex digits, dots, colons and a prefix length can be an address: the rest is null
+      -- without the cost of the exception block below.
+      if address !~ '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$' then
+        return null;
+      end if;
+      return address::inet;
+    exception when invalid_text_representation or invalid_parameter_value then
+      return null;
+    end
+    $_$;
+
+COMMENT ON FUNCTION auth0.to_inet(address text) IS 'The text as inet, or null when it is not an IP address (never an error): how the reporting views type the addresses Auth0 sent, which the tables keep as text.';
+
+CREATE FUNCTION auth0.to_scopes(scopes text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+      select case when btrim(scopes) = '' then null else regexp_split_to_array(btrim(scopes), '\s+') end
+    $$;
+
+COMMENT ON FUNCTION auth0.to_scopes(scopes text) IS 'A space-separated scope string as text[] (null when empty): how the reporting views type the scopes the tables keep as text.';
+
 CREATE TABLE auth0.refresh_token_devices (
     token_id text NOT NULL,
     initial_ip text,
@@ -54,6 +79,20 @@ COMMENT ON COLUMN auth0.refresh_token_devices.last_ip IS 'IP address the token w
 COMMENT ON COLUMN auth0.refresh_token_devices.last_asn IS 'Network (ASN) the token was last used from, as of the latest listing.';
 
 COMMENT ON COLUMN auth0.refresh_token_devices.last_user_agent IS 'User agent the token was last used from, as of the latest listing.';
+
+CREATE TABLE auth0.refresh_token_resource_servers (
+    token_id text NOT NULL,
+    audience text NOT NULL,
+    scopes text
+);
+
+COMMENT ON TABLE auth0.refresh_token_resource_servers IS 'APIs (audiences) a token grants access to, with their scopes, as of its latest listing.';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.token_id IS 'auth0.refresh_tokens.id.';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.audience IS 'API identifier (audience).';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.scopes IS 'Scopes granted for that audience, space-separated as given.';
 
 CREATE TABLE auth0.refresh_tokens (
     id text NOT NULL,
@@ -157,12 +196,19 @@ CREATE VIEW auth0.active_refresh_tokens AS
     t.first_seen_run_id,
     t.last_changed_run_id,
     GREATEST(s.last_success_at, t.last_changed_at) AS last_seen_at,
-    d.initial_ip,
+    auth0.to_inet(d.initial_ip) AS initial_ip,
     d.initial_asn,
     d.initial_user_agent,
-    d.last_ip,
+    auth0.to_inet(d.last_ip) AS last_ip,
     d.last_asn,
-    d.last_user_agent
+    d.last_user_agent,
+    ( SELECT array_agg(r.audience ORDER BY r.audience) AS array_agg
+           FROM auth0.refresh_token_resource_servers r
+          WHERE (r.token_id = t.id)) AS audiences,
+    ( SELECT array_agg(DISTINCT scope.scope ORDER BY scope.scope) AS array_agg
+           FROM (auth0.refresh_token_resource_servers r
+             CROSS JOIN LATERAL unnest(auth0.to_scopes(r.scopes)) scope(scope))
+          WHERE (r.token_id = t.id)) AS scopes
    FROM ((auth0.refresh_tokens t
      LEFT JOIN auth0.refresh_token_devices d ON ((d.token_id = t.id)))
      LEFT JOIN auth0.user_sync_state s ON ((s.user_id = t.user_id)))
@@ -204,17 +250,21 @@ COMMENT ON COLUMN auth0.active_refresh_tokens.last_changed_run_id IS 'auth0.sync
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_seen_at IS 'When a complete listing of the user last held the token: its user''s user_sync_state.last_success_at.';
 
-COMMENT ON COLUMN auth0.active_refresh_tokens.initial_ip IS 'IP address the token was issued to.';
+COMMENT ON COLUMN auth0.active_refresh_tokens.initial_ip IS 'IP address the token was issued to, as inet (null when Auth0''s text does not parse; the text stays in refresh_token_devices and raw).';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.initial_asn IS 'Network (ASN) the token was issued to.';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.initial_user_agent IS 'User agent the token was issued to.';
 
-COMMENT ON COLUMN auth0.active_refresh_tokens.last_ip IS 'IP address the token was last used from, as of the latest listing.';
+COMMENT ON COLUMN auth0.active_refresh_tokens.last_ip IS 'IP address the token was last used from, as of the latest listing, as inet (so last_ip << ''10.0.0.0/8'' works; null when Auth0''s text does not parse).';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_asn IS 'Network (ASN) the token was last used from, as of the latest listing.';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_user_agent IS 'User agent the token was last used from, as of the latest listing.';
+
+COMMENT ON COLUMN auth0.active_refresh_tokens.audiences IS 'APIs (audiences) the token grants access to, sorted (text[]); null when none.';
+
+COMMENT ON COLUMN auth0.active_refresh_tokens.scopes IS 'Every scope the token grants over all its audiences, distinct and sorted (text[], so ''offline_access'' = any(scopes) works); null when none.';
 
 CREATE TABLE auth0.log_checkpoint (
     id boolean DEFAULT true NOT NULL,
@@ -270,7 +320,8 @@ CREATE TABLE auth0.log_follow_retries (
     explained boolean DEFAULT false NOT NULL,
     first_failed_at timestamp with time zone DEFAULT now() NOT NULL,
     attempts integer DEFAULT 1 NOT NULL,
-    last_run_id integer
+    last_run_id integer,
+    explanations jsonb DEFAULT '[]'::jsonb NOT NULL
 );
 
 COMMENT ON TABLE auth0.log_follow_retries IS 'Users a follow of the tenant logs could not list or write (their old rows kept). Each later follow retries them until one succeeds; the flags keep what the logs said.';
@@ -287,6 +338,8 @@ COMMENT ON COLUMN auth0.log_follow_retries.attempts IS 'Follows that have tried 
 
 COMMENT ON COLUMN auth0.log_follow_retries.last_run_id IS 'auth0.sync_runs.id of the last run that tried the user.';
 
+COMMENT ON COLUMN auth0.log_follow_retries.explanations IS 'The log entries that explained a loss of the user''s tokens (reason, log_id, what they name), so its retry records the same reason; [] when none did.';
+
 CREATE TABLE auth0.refresh_token_changes (
     id bigint NOT NULL,
     token_id text NOT NULL,
@@ -296,7 +349,12 @@ CREATE TABLE auth0.refresh_token_changes (
     new_value text,
     run_id integer,
     observed_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT refresh_token_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'exchanged'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text])))
+    reason text,
+    reason_log_id text,
+    reason_client_id text,
+    CONSTRAINT refresh_token_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'exchanged'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text]))),
+    CONSTRAINT refresh_token_changes_reason_check CHECK ((reason = ANY (ARRAY['revoked_by_user'::text, 'revoked_by_api'::text, 'reuse_detected'::text, 'session_revoked'::text, 'user_deleted'::text, 'pruned'::text, 'expired'::text, 'unexplained'::text]))),
+    CONSTRAINT refresh_token_changes_reason_on_deletions CHECK (((change = 'deleted'::text) OR ((reason IS NULL) AND (reason_log_id IS NULL) AND (reason_client_id IS NULL))))
 );
 
 COMMENT ON TABLE auth0.refresh_token_changes IS 'Append-only change history: one row per change a sync observed on a token. Pruned after SYNC_HISTORY_DAYS when set, keeping the rows live tokens need.';
@@ -316,6 +374,12 @@ COMMENT ON COLUMN auth0.refresh_token_changes.new_value IS 'Value after the chan
 COMMENT ON COLUMN auth0.refresh_token_changes.run_id IS 'auth0.sync_runs.id of the run that observed it.';
 
 COMMENT ON COLUMN auth0.refresh_token_changes.observed_at IS 'When the sync observed the change (not when it happened in Auth0).';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
 
 CREATE TABLE auth0.users (
     user_id text NOT NULL,
@@ -362,7 +426,10 @@ CREATE VIEW auth0.recent_token_changes AS
     t.session_id,
     c.old_value,
     c.new_value,
-    c.run_id
+    c.run_id,
+    c.reason,
+    c.reason_log_id,
+    c.reason_client_id
    FROM ((auth0.refresh_token_changes c
      LEFT JOIN auth0.refresh_tokens t ON ((t.id = c.token_id)))
      LEFT JOIN auth0.users u ON ((u.user_id = c.user_id)))
@@ -390,6 +457,12 @@ COMMENT ON COLUMN auth0.recent_token_changes.new_value IS 'Value after the chang
 
 COMMENT ON COLUMN auth0.recent_token_changes.run_id IS 'auth0.sync_runs.id of the run that observed it.';
 
+COMMENT ON COLUMN auth0.recent_token_changes.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.recent_token_changes.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.recent_token_changes.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
+
 ALTER TABLE auth0.refresh_token_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME auth0.refresh_token_changes_id_seq
     START WITH 1
@@ -399,19 +472,83 @@ ALTER TABLE auth0.refresh_token_changes ALTER COLUMN id ADD GENERATED ALWAYS AS 
     CACHE 1
 );
 
-CREATE TABLE auth0.refresh_token_resource_servers (
-    token_id text NOT NULL,
-    audience text NOT NULL,
-    scopes text
-);
+CREATE VIEW auth0.refresh_token_deletions AS
+ SELECT c.observed_at,
+    c.token_id,
+    c.user_id,
+    u.email,
+    t.client_id,
+    t.session_id,
+    c.reason,
+    c.reason_log_id,
+    c.reason_client_id,
+    c.run_id
+   FROM ((auth0.refresh_token_changes c
+     LEFT JOIN auth0.refresh_tokens t ON ((t.id = c.token_id)))
+     LEFT JOIN auth0.users u ON ((u.user_id = c.user_id)))
+  WHERE ((c.change = 'deleted'::text) AND (c.observed_at > (now() - '7 days'::interval)));
 
-COMMENT ON TABLE auth0.refresh_token_resource_servers IS 'APIs (audiences) a token grants access to, with their scopes, as of its latest listing.';
+COMMENT ON VIEW auth0.refresh_token_deletions IS 'Tokens marked deleted in the last 7 days, newest questions first: who held them, which application and session, why (reason), and the log entry (reason_log_id) and Management API client (reason_client_id) that say so. observed_at is when a sync saw the token gone.';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.token_id IS 'auth0.refresh_tokens.id.';
+COMMENT ON COLUMN auth0.refresh_token_deletions.observed_at IS 'When a sync saw the token gone (not when it went in Auth0).';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.audience IS 'API identifier (audience).';
+COMMENT ON COLUMN auth0.refresh_token_deletions.token_id IS 'auth0.refresh_tokens.id.';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.scopes IS 'Scopes granted for that audience, space-separated as given.';
+COMMENT ON COLUMN auth0.refresh_token_deletions.user_id IS 'Auth0 user id that held the token.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.email IS 'The user''s email, where auth0.users has it.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.client_id IS 'Application (client_id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.session_id IS 'Auth0 session the token belonged to.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.run_id IS 'auth0.sync_runs.id of the run that saw it gone.';
+
+CREATE VIEW auth0.refresh_token_deletions_by_reason AS
+ SELECT (date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text) AS day,
+    c.reason,
+    (count(*))::integer AS deletions,
+    (count(DISTINCT c.user_id))::integer AS users
+   FROM auth0.refresh_token_changes c
+  WHERE ((c.change = 'deleted'::text) AND (c.observed_at > (now() - '30 days'::interval)))
+  GROUP BY ((date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text)), c.reason;
+
+COMMENT ON VIEW auth0.refresh_token_deletions_by_reason IS 'Deletions of the last 30 days per UTC day and reason: the unexplained ones are what the deletion guard watches. A null reason: recorded before reasons were.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.day IS 'Start (midnight UTC) of the day the deletions were observed.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.reason IS 'Why (see refresh_token_changes.reason); null for deletions recorded before reasons were.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.deletions IS 'Tokens marked deleted that day for that reason.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.users IS 'Distinct users those tokens belonged to.';
+
+CREATE VIEW auth0.refresh_token_scopes AS
+ SELECT a.id AS token_id,
+    a.user_id,
+    a.client_id,
+    r.audience,
+    auth0.to_scopes(r.scopes) AS scopes
+   FROM (auth0.active_refresh_tokens a
+     JOIN auth0.refresh_token_resource_servers r ON ((r.token_id = a.id)));
+
+COMMENT ON VIEW auth0.refresh_token_scopes IS 'Each live token''s audiences, one row each, with the scopes granted for it as text[] (where scopes @> array[''read:admin'']). Read from active_refresh_tokens and refresh_token_resource_servers.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.token_id IS 'auth0.refresh_tokens.id.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.user_id IS 'Auth0 user id holding the token.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.client_id IS 'Application (client_id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.audience IS 'API identifier (audience).';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.scopes IS 'Scopes granted for that audience (text[]); null when none.';
 
 CREATE VIEW auth0.refresh_tokens_expiring_soon AS
  WITH soon AS (
@@ -491,9 +628,9 @@ COMMENT ON COLUMN auth0.refresh_tokens_location_changed.user_id IS 'Auth0 user i
 
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.client_id IS 'Application (client_id) the token was issued to.';
 
-COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_ip IS 'IP address the token was issued to.';
+COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_ip IS 'IP address the token was issued to, as inet (null when Auth0''s text does not parse; the text stays in refresh_token_devices and raw).';
 
-COMMENT ON COLUMN auth0.refresh_tokens_location_changed.last_ip IS 'IP address the token was last used from, as of the latest listing.';
+COMMENT ON COLUMN auth0.refresh_tokens_location_changed.last_ip IS 'IP address the token was last used from, as of the latest listing, as inet (so last_ip << ''10.0.0.0/8'' works; null when Auth0''s text does not parse).';
 
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_asn IS 'Network (ASN) the token was issued to.';
 

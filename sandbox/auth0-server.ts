@@ -19,7 +19,16 @@ import {
   unknownParameterBody,
 } from './http.js';
 import { byId, mulberry32, tokenId, type Auth0TokenJson } from './tenant.js';
-import { createTenantLog, logEntriesForTokens, type LogQuirks, type TenantLog } from './logs.js';
+import {
+  createTenantLog,
+  logEntriesForRemoval,
+  logEntriesForTokens,
+  logEntriesForUserDeletion,
+  type LogEntryJson,
+  type LogQuirks,
+  type TenantLog,
+  type TokenRemoval,
+} from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
 
 /** A scripted answer from `intercept`. */
@@ -118,8 +127,14 @@ export interface FakeAuth0 {
    * see logs.ts). Mutating `users` directly logs nothing.
    */
   setUser(userId: string, tokens: Auth0TokenJson[]): void;
-  /** Removes the user and logs `sdu`. */
-  deleteUser(userId: string): void;
+  /** Removes the user and logs `sdu`, or a `sapi` delete of the user when `byApi` names the admin's client. */
+  deleteUser(userId: string, byApi?: { clientId: string; clientName?: string }): void;
+  /**
+   * Removes these tokens of the user and logs what Auth0 logs for `cause` (issue #22: a revocation
+   * by the user or through the API, reuse detection, a logout or session revocation, the 200-token
+   * cleanup, or nothing for an expiry). Returns the entries appended.
+   */
+  removeTokens(userId: string, tokenIds: readonly string[], cause: TokenRemoval): LogEntryJson[];
   /** The tenant logs (`GET /api/v2/logs`); tests append entries and expire old ones here. */
   readonly logs: TenantLog;
   /** Scripted faults, consulted for every request before anything else; `undefined` removes it. */
@@ -616,8 +631,18 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       for (const entry of logEntriesForTokens(userId, users.get(userId), sorted)) logs.append(entry);
       users.set(userId, sorted);
     },
-    deleteUser(userId) {
-      if (users.delete(userId)) logs.append({ type: 'sdu', user_id: userId, description: 'User deleted' });
+    deleteUser(userId, byApi) {
+      if (users.delete(userId)) for (const entry of logEntriesForUserDeletion(userId, byApi)) logs.append(entry);
+    },
+    removeTokens(userId, tokenIds, cause) {
+      const held = users.get(userId) ?? [];
+      const ids = new Set(tokenIds);
+      const removed = held.filter((token) => ids.has(tokenId(token)));
+      users.set(
+        userId,
+        held.filter((token) => !ids.has(tokenId(token))),
+      );
+      return logEntriesForRemoval(userId, removed, cause).map((entry) => logs.append(entry));
     },
     intercept(fn) {
       interceptFn = fn;

@@ -25,6 +25,7 @@ import { createInterface } from 'node:readline';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
 import { aroundNow, generateTenant, makeToken } from './tenant.js';
+import type { TokenRemoval } from './logs.js';
 
 // The benchmark reads the client id from the ready line; the secret is the server's default, 'test-secret'.
 const CLIENT_ID = 'test-client';
@@ -243,9 +244,24 @@ function write(line: string): void {
 }
 
 /**
+ * Why the sandbox removes a token, in turn (issue #22): each logs what Auth0 logs for it, so a
+ * follow records every reason but `expired` (whose absence of an entry a full pass shows).
+ */
+const REMOVAL_CAUSES: readonly TokenRemoval[] = [
+  { by: 'user' },
+  { by: 'api', clientId: 'sandbox-admin-m2m', clientName: 'Sandbox admin' },
+  { by: 'reuse' },
+  { by: 'logout' },
+  { by: 'session_api', clientId: 'sandbox-admin-m2m', clientName: 'Sandbox admin' },
+  { by: 'cleanup' },
+  { by: 'expiry' },
+];
+
+/**
  * Change `percent` % of the users (every n-th, so the same ones each round) as a day of use
- * would: the first token is exchanged again from a new IP, the last of several is revoked, and
- * a new token is issued. Returns how many users changed.
+ * would: the first token is exchanged again from a new IP, the last of several is removed (for
+ * one of REMOVAL_CAUSES in turn, logged as Auth0 logs it), and a new token is issued. Returns
+ * how many users changed.
  */
 function changeUsers(fake: FakeAuth0, percent: number, round: number, now?: number): number {
   const every = Math.max(1, Math.round(100 / percent));
@@ -262,7 +278,8 @@ function changeUsers(fake: FakeAuth0, percent: number, round: number, now?: numb
         ...(device ? { device: { ...device, last_ip: `198.51.100.${round % 250}` } } : {}),
       };
     });
-    if (next.length >= 2) next.pop();
+    const removed = next.length >= 2 ? next.pop() : undefined;
+    if (removed) fake.removeTokens(userId, [String(removed.id)], REMOVAL_CAUSES[(i + round) % REMOVAL_CAUSES.length]!);
     const token = makeToken(userId, 100_000 + round);
     next.push(now === undefined ? token : { ...aroundNow(token, round, now), created_at: new Date(now).toISOString() });
     fake.setUser(userId, next);

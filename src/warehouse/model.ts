@@ -1,4 +1,4 @@
-import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow, TokenChange } from './schema.js';
+import type { DeletionReason, RefreshTokenDeviceRow, RefreshTokenResourceServerRow, TokenChange } from './schema.js';
 
 /*
  * The warehouse's write model: the rows a user's listing maps to, the outcome of syncing a
@@ -58,6 +58,10 @@ export interface ChangeRecord {
   change: TokenChange;
   old_value: string | null;
   new_value: string | null;
+  /** Set on `deleted` changes only (issue #22): why, and the log entry and API client that say so. */
+  reason?: DeletionReason;
+  reason_log_id?: string | null;
+  reason_client_id?: string | null;
 }
 
 export interface PlanCounts {

@@ -107,6 +107,22 @@ export interface UserSyncStateTable {
 
 export type TokenChange = 'created' | 'deleted' | 'restored' | 'exchanged' | 'last_ip_changed' | 'last_asn_changed' | 'last_user_agent_changed';
 
+/**
+ * Why a token was deleted (issue #22), as `refresh_token_changes.reason` holds it; the check
+ * constraint of migrations/2026_12_04_1900_change_reasons.ts lists the same words.
+ */
+export const DELETION_REASONS = [
+  'revoked_by_user',
+  'revoked_by_api',
+  'reuse_detected',
+  'session_revoked',
+  'user_deleted',
+  'pruned',
+  'expired',
+  'unexplained',
+] as const;
+export type DeletionReason = (typeof DELETION_REASONS)[number];
+
 export interface RefreshTokenChangesTable {
   id: Generated<number>;
   token_id: string;
@@ -116,6 +132,12 @@ export interface RefreshTokenChangesTable {
   new_value: string | null;
   run_id: number | null;
   observed_at: Generated<Date>;
+  /** Why the token was deleted: set on `deleted` rows written since issue #22, null on the others. */
+  reason: DeletionReason | null;
+  /** The tenant log entry (`log_id`) the reason was read from; null when no entry gave it. */
+  reason_log_id: string | null;
+  /** The Management API client that made the call, when the reason comes from a `sapi` entry naming it. */
+  reason_client_id: string | null;
 }
 
 /** One row (id 1): which holding of the run lock may write (issue #13). */
@@ -154,6 +176,8 @@ export interface LogFollowRetriesTable {
   user_id: string;
   deleted: Generated<boolean>;
   explained: Generated<boolean>;
+  /** The log entries that explained a loss, with their reasons (issue #22): `LogExplanation[]` as JSON. */
+  explanations: ColumnType<unknown, string | undefined, string>;
   first_failed_at: Generated<Date>;
   attempts: Generated<number>;
   last_run_id: number | null;
@@ -173,12 +197,32 @@ export interface ReportingViews {
   'auth0.refresh_tokens_location_changed': RefreshTokensLocationChangedView;
   'auth0.refresh_tokens_unused': RefreshTokensUnusedView;
   'auth0.recent_token_changes': RecentTokenChangesView;
+  'auth0.refresh_token_deletions': RefreshTokenDeletionsView;
+  'auth0.refresh_token_deletions_by_reason': RefreshTokenDeletionsByReasonView;
+  'auth0.refresh_token_scopes': RefreshTokenScopesView;
 }
 
-/** Live tokens: every token column, when the token was last seen, and its device columns (null without a device row). */
+/**
+ * Live tokens: every token column, when the token was last seen, and its device columns (null
+ * without a device row). Since 2026_12_04_1910_typed_columns the IPs are `inet` in SQL (pg
+ * returns them as text, canonical: `2001:db8::1`; null when Auth0's text does not parse).
+ */
 export interface ActiveRefreshTokensView extends Selectable<RefreshTokensTable>, Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
   /** When a complete listing of the user last held the token (its user's last_success_at). */
   last_seen_at: Date;
+  /** Audiences, sorted (`text[]`); null when none. */
+  audiences: string[] | null;
+  /** Every scope over all audiences, distinct and sorted (`text[]`); null when none. */
+  scopes: string[] | null;
+}
+
+/** Each live token's audiences, one row each, scopes as `text[]`. */
+export interface RefreshTokenScopesView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  audience: string;
+  scopes: string[] | null;
 }
 
 /** Per application: its active tokens, the users holding them, the share that rotate. */
@@ -248,6 +292,34 @@ export interface RecentTokenChangesView {
   old_value: string | null;
   new_value: string | null;
   run_id: number | null;
+  /** Set on deletions (issue #22); null on other changes and on deletions recorded before reasons were. */
+  reason: DeletionReason | null;
+  reason_log_id: string | null;
+  reason_client_id: string | null;
+}
+
+/** Deletions observed in the last 7 days, with why (issue #22). */
+export interface RefreshTokenDeletionsView {
+  observed_at: Date;
+  token_id: string;
+  user_id: string;
+  email: string | null;
+  client_id: string | null;
+  session_id: string | null;
+  /** Null for deletions recorded before reasons were. */
+  reason: DeletionReason | null;
+  reason_log_id: string | null;
+  reason_client_id: string | null;
+  run_id: number | null;
+}
+
+/** Deletions of the last 30 days per UTC day and reason. */
+export interface RefreshTokenDeletionsByReasonView {
+  /** Midnight UTC of the day. */
+  day: Date;
+  reason: DeletionReason | null;
+  deletions: number;
+  users: number;
 }
 
 /**

@@ -7,6 +7,8 @@ import type { Logger } from '../core/log.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { watchFullPassDue, type FullPassWatch } from './full-pass-due.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
+import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
+import { DELETIONS_WINDOW_HOURS } from '../status/read-status.js';
 import { assertMigrated } from '../warehouse/migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createNotifier, type Notifier, type NotifierOptions, type RunOutcome } from './notify.js';
@@ -101,6 +103,7 @@ async function createWorker(options: WorkerOptions): Promise<Worker> {
     runInProgress: () => worker.current !== undefined,
     readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
     fullPassDue: () => fullPass.due !== undefined,
+    readRecentDeletions: () => readDeletionsByReason(db, new Date(Date.now() - DELETIONS_WINDOW_HOURS * 3_600_000)),
   });
   if (previous.lastSuccessAt) metrics.setLastSuccess(previous.lastSuccessAt);
   const task = createScheduleTask(options.scheduler ?? cronScheduler, config.worker, logger, {

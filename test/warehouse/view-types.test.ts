@@ -25,10 +25,12 @@ type PgType<T> = unknown extends T
       : NonNullable<T> extends number
         ? 'integer' | 'bigint'
         : NonNullable<T> extends string
-          ? 'text' | 'numeric'
+          ? 'text' | 'numeric' | 'inet'
           : NonNullable<T> extends PgInterval
             ? 'interval'
-            : never;
+            : NonNullable<T> extends string[]
+              ? 'ARRAY'
+              : never;
 type Declared<T> = { [K in keyof T]-?: PgType<T[K]> };
 
 const TIME = 'timestamp with time zone';
@@ -52,12 +54,14 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     first_seen_run_id: 'integer',
     last_changed_run_id: 'integer',
     last_seen_at: TIME,
-    initial_ip: 'text',
+    initial_ip: 'inet',
     initial_asn: 'text',
     initial_user_agent: 'text',
-    last_ip: 'text',
+    last_ip: 'inet',
     last_asn: 'text',
     last_user_agent: 'text',
+    audiences: 'ARRAY',
+    scopes: 'ARRAY',
   },
   'auth0.refresh_tokens_per_client': {
     client_id: 'text',
@@ -80,10 +84,10 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     id: 'text',
     user_id: 'text',
     client_id: 'text',
-    initial_ip: 'text',
+    initial_ip: 'inet',
     initial_asn: 'text',
     initial_user_agent: 'text',
-    last_ip: 'text',
+    last_ip: 'inet',
     last_asn: 'text',
     last_user_agent: 'text',
     last_exchanged_at: TIME,
@@ -110,6 +114,34 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     old_value: 'text',
     new_value: 'text',
     run_id: 'integer',
+    reason: 'text',
+    reason_log_id: 'text',
+    reason_client_id: 'text',
+  },
+  'auth0.refresh_token_deletions': {
+    observed_at: TIME,
+    token_id: 'text',
+    user_id: 'text',
+    email: 'text',
+    client_id: 'text',
+    session_id: 'text',
+    reason: 'text',
+    reason_log_id: 'text',
+    reason_client_id: 'text',
+    run_id: 'integer',
+  },
+  'auth0.refresh_token_scopes': {
+    token_id: 'text',
+    user_id: 'text',
+    client_id: 'text',
+    audience: 'text',
+    scopes: 'ARRAY',
+  },
+  'auth0.refresh_token_deletions_by_reason': {
+    day: TIME,
+    reason: 'text',
+    deletions: 'integer',
+    users: 'integer',
   },
 };
 
