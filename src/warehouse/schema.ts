@@ -103,6 +103,8 @@ export interface UserSyncStateTable {
   token_count: number | null;
   error_code: string | null;
   error: string | null;
+  /** When a complete listing of the user's sessions last succeeded (SYNC_SESSIONS, issue #22). */
+  sessions_synced_at: Timestamp | null;
 }
 
 export type TokenChange = 'created' | 'deleted' | 'restored' | 'exchanged' | 'last_ip_changed' | 'last_asn_changed' | 'last_user_agent_changed';
@@ -280,9 +282,65 @@ export interface Database extends ReportingViews {
   'auth0.run_lease': RunLeaseTable;
   'auth0.log_checkpoint': LogCheckpointTable;
   'auth0.log_follow_retries': LogFollowRetriesTable;
+  'auth0.sessions': SessionsTable;
+  'auth0.session_changes': SessionChangesTable;
 }
 
 export type SyncRunRow = Selectable<SyncRunsTable>;
+export type SessionRow = Selectable<SessionsTable>;
 export type RefreshTokenDeviceRow = Selectable<RefreshTokenDevicesTable>;
 export type RefreshTokenResourceServerRow = Selectable<RefreshTokenResourceServersTable>;
 export type NewSyncRun = Insertable<SyncRunsTable>;
+
+/** `auth0.sessions` (issue #22): one Auth0 session, kept like a token. */
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  created_at: Timestamp | null;
+  updated_at: Timestamp | null;
+  authenticated_at: Timestamp | null;
+  last_interacted_at: Timestamp | null;
+  idle_expires_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  initial_ip: string | null;
+  /** `inet`: null when initial_ip does not parse; pg returns it as text. */
+  initial_ip_inet: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_ip_inet: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+  client_ids: ColumnType<string[], string[], string[]>;
+  /** JSON array of `{name, type, timestamp}`. */
+  authentication_methods: Json;
+  raw: Json;
+  first_seen_at: Timestamp;
+  last_changed_at: Timestamp;
+  deleted_at: Timestamp | null;
+  first_seen_run_id: number | null;
+  last_changed_run_id: number | null;
+}
+
+export type SessionChange =
+  | 'created'
+  | 'deleted'
+  | 'restored'
+  | 'interacted'
+  | 'authenticated'
+  | 'last_ip_changed'
+  | 'last_asn_changed'
+  | 'last_user_agent_changed'
+  | 'clients_changed'
+  | 'methods_changed';
+
+export interface SessionChangesTable {
+  id: Generated<number>;
+  session_id: string;
+  user_id: string;
+  change: SessionChange;
+  old_value: string | null;
+  new_value: string | null;
+  run_id: number | null;
+  observed_at: Generated<Date>;
+}
