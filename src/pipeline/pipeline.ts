@@ -4,6 +4,7 @@ import pLimit from 'p-limit';
 import type { Auth0Client } from '../auth0/client.js';
 import { Auth0Error } from '../auth0/errors.js';
 import { fetchAllRefreshTokens } from '../auth0/refresh-tokens.js';
+import { collectSessions } from '../auth0/sessions.js';
 import type { Config } from '../core/config.js';
 import type { Database } from '../warehouse/schema.js';
 import { errorCode, isFatal, toError } from '../core/errors.js';
@@ -14,6 +15,8 @@ import { checkUserId, describeUserId, invalidUserIdKey } from '../source/user-id
 import { createBatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
+import { toSessionRecords } from './normalize-sessions.js';
+import type { SessionsSwitch } from './sessions-switch.js';
 import type { UserOutcome } from '../warehouse/model.js';
 import type { LogEvidence } from './log-evidence.js';
 import type { LaneTicket, PriorityLane } from './priority-lane.js';
@@ -45,6 +48,8 @@ export interface SyncDeps {
   lane?: PriorityLane;
   /** What the tenant's logs said about the run's users: explained deletions, removals. */
   evidence?: LogEvidence;
+  /** Whether each user's sessions are listed too (SYNC_SESSIONS, issue #22); undefined: never. */
+  sessions?: SessionsSwitch;
 }
 
 export interface SyncResult {
@@ -130,6 +135,43 @@ export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>):
   }
 
   async function fetchUser(userId: string): Promise<UserOutcome | undefined> {
+    const outcome = await fetchTokens(userId);
+    return outcome && outcome.status !== 'failed' && deps.sessions ? await withSessions(outcome, deps.sessions) : outcome;
+  }
+
+  /**
+   * The user's outcome with its complete session listing (issue #22), through the same client,
+   * slot, budget and retries as its tokens. A `not_found` user lists none (a 404 lists nothing).
+   * A route the tenant does not have (SYNC_SESSIONS=auto) leaves the outcome as it was: no
+   * sessions, so the user's stored sessions stay as they are; any other failure fails the user,
+   * who keeps every stored row.
+   */
+  async function withSessions(outcome: UserOutcome & { status: 'synced' | 'not_found' }, sessions: SessionsSwitch): Promise<UserOutcome | undefined> {
+    const { userId } = outcome;
+    try {
+      if (!(await sessions.enabled(client, abort.signal))) return outcome;
+      if (outcome.status === 'not_found') return { ...outcome, sessions: [] };
+      const apiSessions = await collectSessions(client, userId, { pageSize: options.pageSize, maxPages: options.maxPagesPerUser, signal: abort.signal });
+      return { ...outcome, sessions: toSessionRecords(userId, apiSessions) };
+    } catch (thrown) {
+      if (abort.signal.aborted) {
+        interrupted ||= !failure;
+        return undefined;
+      }
+      const verdict = sessions.judge(thrown);
+      if (verdict.off) return outcome;
+      const error = verdict.error;
+      // Auth0's own "the user does not exist" on the sessions route: deleted since its tokens were listed.
+      if (error instanceof Auth0Error && error.code === 'user_not_found') return { status: 'not_found', userId, sessions: [] };
+      if (isFatal(error)) {
+        fail(toError(error));
+        return undefined;
+      }
+      return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
+    }
+  }
+
+  async function fetchTokens(userId: string): Promise<UserOutcome | undefined> {
     // A source row can hold anything; never send it to Auth0 or store it as a key unchecked.
     const problem = checkUserId(userId);
     if (problem)
