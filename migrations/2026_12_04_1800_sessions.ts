@@ -131,7 +131,7 @@ async function createViews(db: Kysely<any>): Promise<void> {
            s.created_at as session_created_at, s.authenticated_at, s.last_interacted_at,
            s.expires_at as session_expires_at, s.idle_expires_at as session_idle_expires_at,
            s.deleted_at as session_deleted_at,
-           coalesce(${SESSION_LIVE('s')}, false) as session_live,
+           (s.id is not null and ${SESSION_LIVE('s')}) as session_live,
            s.authentication_methods,
            case when s.id is null then null else ${METHOD_NAMES('s')} end as methods,
            case when s.id is null then null else ${SECOND_FACTOR('s')} end as has_second_factor,

@@ -676,7 +676,7 @@ CREATE VIEW auth0.refresh_tokens_with_session AS
     s.expires_at AS session_expires_at,
     s.idle_expires_at AS session_idle_expires_at,
     s.deleted_at AS session_deleted_at,
-    COALESCE(((s.deleted_at IS NULL) AND ((s.expires_at IS NULL) OR (s.expires_at > now())) AND ((s.idle_expires_at IS NULL) OR (s.idle_expires_at > now()))), false) AS session_live,
+    ((s.id IS NOT NULL) AND ((s.deleted_at IS NULL) AND ((s.expires_at IS NULL) OR (s.expires_at > now())) AND ((s.idle_expires_at IS NULL) OR (s.idle_expires_at > now())))) AS session_live,
     s.authentication_methods,
         CASE
             WHEN (s.id IS NULL) THEN NULL::text[]

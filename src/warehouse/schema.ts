@@ -168,7 +168,7 @@ export interface LogFollowRetriesTable {
  * 2026_12_01_1800_schema_docs_forensics), and test/warehouse/view-types.test.ts checks these
  * declarations against the database's columns.
  */
-export interface ReportingViews {
+export interface ReportingViews extends SessionViews {
   'auth0.active_refresh_tokens': ActiveRefreshTokensView;
   'auth0.refresh_tokens_per_client': RefreshTokensPerClientView;
   'auth0.refresh_tokens_expiring_soon': RefreshTokensExpiringSoonView;
@@ -343,4 +343,124 @@ export interface SessionChangesTable {
   new_value: string | null;
   run_id: number | null;
   observed_at: Generated<Date>;
+}
+
+/** The reporting views that join tokens to sessions (issue #22). IPs are `inet`, returned as text. */
+export interface SessionViews {
+  'auth0.active_sessions': ActiveSessionsView;
+  'auth0.refresh_tokens_with_session': RefreshTokensWithSessionView;
+  'auth0.refresh_tokens_outliving_session': RefreshTokensOutlivingSessionView;
+  'auth0.refresh_tokens_without_second_factor': RefreshTokensWithoutSecondFactorView;
+  'auth0.sessions_per_device': SessionsPerDeviceView;
+  'auth0.sessions_per_client': SessionsPerClientView;
+}
+
+/** Live sessions, IPs typed, with their method names and whether one was a second factor. */
+export interface ActiveSessionsView {
+  id: string;
+  user_id: string;
+  created_at: Date | null;
+  updated_at: Date | null;
+  authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+  idle_expires_at: Date | null;
+  expires_at: Date | null;
+  initial_ip: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+  client_ids: string[];
+  authentication_methods: unknown;
+  /** `pwd`, `mfa:otp`, `passkey`, ... */
+  methods: string[];
+  has_second_factor: boolean;
+  first_seen_at: Date;
+  last_changed_at: Date;
+}
+
+/** Every stored token with its session (null columns where the warehouse does not hold it). */
+export interface RefreshTokensWithSessionView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string | null;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  token_idle_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  token_deleted_at: Date | null;
+  token_live: boolean;
+  session_found: boolean;
+  session_created_at: Date | null;
+  authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+  session_expires_at: Date | null;
+  session_idle_expires_at: Date | null;
+  session_deleted_at: Date | null;
+  session_live: boolean;
+  authentication_methods: unknown;
+  methods: string[] | null;
+  has_second_factor: boolean | null;
+  session_initial_ip: string | null;
+  session_last_ip: string | null;
+  session_last_asn: string | null;
+  session_last_user_agent: string | null;
+  sessions_synced_at: Date | null;
+}
+
+/** Live tokens whose session ended, and why. */
+export interface RefreshTokensOutlivingSessionView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  token_idle_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  why: 'session_gone' | 'session_deleted' | 'session_expired' | 'session_idle_expired';
+  session_ended_at: Date | null;
+  authenticated_at: Date | null;
+  methods: string[] | null;
+  has_second_factor: boolean | null;
+  session_last_ip: string | null;
+  session_last_user_agent: string | null;
+}
+
+/** Live tokens whose held session saw no method named mfa. */
+export interface RefreshTokensWithoutSecondFactorView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  session_live: boolean;
+  authenticated_at: Date | null;
+  methods: string[];
+  session_last_ip: string | null;
+  session_last_user_agent: string | null;
+}
+
+interface SessionCounts {
+  active_sessions: number;
+  users: number;
+  without_second_factor: number;
+  first_authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+}
+
+/** Live sessions per last user agent, IP and ASN. */
+export interface SessionsPerDeviceView extends SessionCounts {
+  last_user_agent: string | null;
+  last_ip: string | null;
+  last_asn: string | null;
+}
+
+/** Live sessions per application. */
+export interface SessionsPerClientView extends SessionCounts {
+  client_id: string;
 }

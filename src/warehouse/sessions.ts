@@ -44,9 +44,10 @@ export async function applySessionPlan(db: Kysely<Database>, runId: number, plan
         .expression((eb) =>
           eb.selectFrom(unnest(plan.sessions.map(toRow), SESSION_TYPES)).select((eb) => [
             'id',
-            ...SESSION_FIELDS.filter((field) => field !== 'client_ids'),
             // A text[] column cannot pass through unnest (it would flatten): sent as JSON.
-            sql<string[]>`array(select jsonb_array_elements_text(u.client_ids))`.as('client_ids'),
+            ...SESSION_FIELDS.map((field) =>
+              field === 'client_ids' ? sql<string[]>`array(select jsonb_array_elements_text(u.client_ids))`.as('client_ids') : field,
+            ),
             now.as('first_seen_at'),
             now.as('last_changed_at'),
             eb.val(runId).as('first_seen_run_id'),
