@@ -695,6 +695,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       sessionsEndpoint = mode;
     },
     deleteUser(userId) {
+      sessionOverrides.delete(userId);
       if (users.delete(userId)) logs.append({ type: 'sdu', user_id: userId, description: 'User deleted' });
     },
     intercept(fn) {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli/main.js';
 import { toInet } from '../../src/pipeline/normalize-sessions.js';
+import { readLogLookups } from '../../src/warehouse/log-checkpoint.js';
 import { captureIo, cliDeps, emptyDatabasePerTest, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant, startFakeAuth0, type FakeAuth0, type FakeAuth0Options } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -237,6 +238,16 @@ describe('SYNC_SESSIONS=auto with read:sessions granted', () => {
     expect(perClient.rows.length).toBeGreaterThan(0);
     const perDevice = await sql<{ active_sessions: string }>`select sum(active_sessions)::int as n from auth0.sessions_per_device`.execute(t.db);
     expect(perDevice.rows.length).toBe(1);
+  });
+});
+
+describe('the log follower', () => {
+  it('resolves a session named by a logout or a revocation through auth0.sessions, even one without tokens', async () => {
+    await tenant();
+    expect((await sync()).code).toBe(0);
+    const web = truth().find((s) => String(s.id).startsWith('web_'))!;
+    const lookups = await readLogLookups(t.db, { tokenIds: [], sessionIds: [String(web.id), 'unknown'] });
+    expect([...lookups.sessionUsers]).toEqual([[web.id, [web.user_id]]]);
   });
 });
 
