@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Migrator, sql } from 'kysely';
 import { migrations } from '../../migrations/index.js';
+import { pruneHistory } from '../../src/warehouse/history-retention.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 // Issue #22: migration 2026_12_04_1800_sessions goes down cleanly and up again, and its inet
@@ -53,5 +54,29 @@ describe('migration 2026_12_04_1800_sessions', () => {
     await expect(sql`insert into auth0.sessions (id, user_id, last_ip_inet, raw) values ('s4', 'u1', 'junk', '{}')`.execute(t.db)).rejects.toThrow(
       /invalid input syntax for type inet/,
     );
+  });
+
+  it('lets history retention prune old session changes and the runs only sessions name', async () => {
+    const old = sql`now() - interval '10 days'`;
+    const { rows } = await sql<{
+      id: number;
+    }>`insert into auth0.sync_runs ("trigger", status, started_at) values ('manual', 'failed', ${old}) returning id`.execute(t.db);
+    const runId = rows[0]!.id;
+    await sql`insert into auth0.sessions (id, user_id, raw, first_seen_run_id, last_changed_run_id) values ('p1', 'u1', '{}', ${runId}, ${runId})`.execute(
+      t.db,
+    );
+    await sql`insert into auth0.session_changes (session_id, user_id, change, run_id, observed_at) values ('p1', 'u1', 'created', ${runId}, ${old}), ('p1', 'u1', 'interacted', null, now())`.execute(
+      t.db,
+    );
+    const pruned = await pruneHistory(t.db, 3);
+    expect(pruned).toMatchObject({ sessionChangesDeleted: 1, runsDeleted: 1 });
+    const left = await t.db.selectFrom('auth0.session_changes').select('change').execute();
+    expect(left).toEqual([{ change: 'interacted' }]);
+    const session = await t.db
+      .selectFrom('auth0.sessions')
+      .select(['first_seen_run_id', 'last_changed_run_id'])
+      .where('id', '=', 'p1')
+      .executeTakeFirstOrThrow();
+    expect(session).toEqual({ first_seen_run_id: null, last_changed_run_id: null });
   });
 });
