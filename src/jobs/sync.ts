@@ -217,7 +217,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-  const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, ...counts };
+  const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, sessions: sessions?.state ? 'on' : 'off', ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
   if (options.dryRun && guard) await measureLiveTokens(db, guard, counts.tokensUnexplained);
