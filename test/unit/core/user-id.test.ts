@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkUserId, describeUserId, invalidUserIdKey, MAX_USER_ID_LENGTH } from '../../../src/source/user-id.js';
+import { checkUserId, describeUserId, invalidUserIdKey, MAX_USER_ID_LENGTH } from '../../../src/core/user-id.js';
 
 describe('checkUserId', () => {
   it('takes real Auth0 IDs, up to 512 characters', () => {

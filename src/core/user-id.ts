@@ -1,4 +1,4 @@
-import { capText, checkIdText, toPrintable } from '../core/upstream-text.js';
+import { capText, checkIdText, toPrintable } from './upstream-text.js';
 
 /**
  * Longest user ID the job accepts, in characters (UTF-16 code units). Auth0 IDs are short
