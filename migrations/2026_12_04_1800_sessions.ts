@@ -125,7 +125,8 @@ async function createViews(db: Kysely<any>): Promise<void> {
     create view auth0.refresh_tokens_with_session as
     select t.id as token_id, t.user_id, t.client_id, t.session_id,
            t.created_at as token_created_at, t.expires_at as token_expires_at,
-           t.idle_expires_at as token_idle_expires_at, t.last_exchanged_at, t.deleted_at as token_deleted_at,
+           t.idle_expires_at as token_idle_expires_at, t.last_exchanged_at, t.first_seen_at as token_first_seen_at,
+           t.deleted_at as token_deleted_at,
            ${TOKEN_LIVE('t')} as token_live,
            s.id is not null as session_found,
            s.created_at as session_created_at, s.authenticated_at, s.last_interacted_at,
@@ -156,7 +157,8 @@ async function createViews(db: Kysely<any>): Promise<void> {
            authenticated_at, methods, has_second_factor, session_last_ip, session_last_user_agent
     from auth0.refresh_tokens_with_session
     where token_live and session_id is not null and not session_live
-      and (session_found or sessions_synced_at is not null)
+      -- A session never seen is gone only if the user's sessions were listed since the token was.
+      and (session_found or sessions_synced_at >= token_first_seen_at)
   `.execute(db);
 
   await sql`
@@ -251,6 +253,7 @@ const TOKEN_SESSION_COLUMNS: Record<string, string> = {
   token_expires_at: 'When the token expires absolutely.',
   token_idle_expires_at: 'When the token expires if not exchanged.',
   last_exchanged_at: 'When the token was last exchanged.',
+  token_first_seen_at: 'When the sync first saw the token.',
   token_deleted_at: 'When the sync found the token gone; null while live in Auth0.',
   token_live: 'The token is live: not deleted, not past either expiry.',
   session_found: 'The warehouse holds the session (live or not).',
@@ -269,7 +272,7 @@ const TOKEN_SESSION_COLUMNS: Record<string, string> = {
   session_last_asn: 'Network the session was last used from.',
   session_last_user_agent: 'User agent the session was last used with.',
   sessions_synced_at: 'When a complete listing of the user\'s sessions last succeeded; null: never.',
-  why: 'session_gone (a complete listing of the user no longer held it: never seen), session_deleted, session_expired or session_idle_expired.',
+  why: 'session_gone (never seen, though a complete listing of the user\'s sessions came after the token was first seen), session_deleted, session_expired or session_idle_expired.',
   session_ended_at: 'When the session ended: its deletion as observed, else the earlier of its expiries; null when never seen.',
 };
 

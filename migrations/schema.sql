@@ -667,6 +667,7 @@ CREATE VIEW auth0.refresh_tokens_with_session AS
     t.expires_at AS token_expires_at,
     t.idle_expires_at AS token_idle_expires_at,
     t.last_exchanged_at,
+    t.first_seen_at AS token_first_seen_at,
     t.deleted_at AS token_deleted_at,
     ((t.deleted_at IS NULL) AND ((t.expires_at IS NULL) OR (t.expires_at > now())) AND ((t.idle_expires_at IS NULL) OR (t.idle_expires_at > now()))) AS token_live,
     (s.id IS NOT NULL) AS session_found,
@@ -715,6 +716,8 @@ COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_expires_at IS 'When th
 COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_idle_expires_at IS 'When the token expires if not exchanged.';
 
 COMMENT ON COLUMN auth0.refresh_tokens_with_session.last_exchanged_at IS 'When the token was last exchanged.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_first_seen_at IS 'When the sync first saw the token.';
 
 COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_deleted_at IS 'When the sync found the token gone; null while live in Auth0.';
 
@@ -774,7 +777,7 @@ CREATE VIEW auth0.refresh_tokens_outliving_session AS
     refresh_tokens_with_session.session_last_ip,
     refresh_tokens_with_session.session_last_user_agent
    FROM auth0.refresh_tokens_with_session
-  WHERE (refresh_tokens_with_session.token_live AND (refresh_tokens_with_session.session_id IS NOT NULL) AND (NOT refresh_tokens_with_session.session_live) AND (refresh_tokens_with_session.session_found OR (refresh_tokens_with_session.sessions_synced_at IS NOT NULL)));
+  WHERE (refresh_tokens_with_session.token_live AND (refresh_tokens_with_session.session_id IS NOT NULL) AND (NOT refresh_tokens_with_session.session_live) AND (refresh_tokens_with_session.session_found OR (refresh_tokens_with_session.sessions_synced_at >= refresh_tokens_with_session.token_first_seen_at)));
 
 COMMENT ON VIEW auth0.refresh_tokens_outliving_session IS 'Live tokens whose session has ended: deleted, expired, or gone (never held though the user''s sessions were listed completely). Tokens outliving their session are what an incident review looks for: revoke them.';
 
@@ -794,7 +797,7 @@ COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.token_idle_expires_at I
 
 COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.last_exchanged_at IS 'When the token was last exchanged.';
 
-COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.why IS 'session_gone (a complete listing of the user no longer held it: never seen), session_deleted, session_expired or session_idle_expired.';
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.why IS 'session_gone (never seen, though a complete listing of the user''s sessions came after the token was first seen), session_deleted, session_expired or session_idle_expired.';
 
 COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.session_ended_at IS 'When the session ended: its deletion as observed, else the earlier of its expiries; null when never seen.';
 

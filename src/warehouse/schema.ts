@@ -390,6 +390,7 @@ export interface RefreshTokensWithSessionView {
   token_expires_at: Date | null;
   token_idle_expires_at: Date | null;
   last_exchanged_at: Date | null;
+  token_first_seen_at: Date;
   token_deleted_at: Date | null;
   token_live: boolean;
   session_found: boolean;

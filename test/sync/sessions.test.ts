@@ -225,6 +225,13 @@ describe('SYNC_SESSIONS=auto with read:sessions granted', () => {
     expect(expectedNoMfa.length).toBeGreaterThan(0);
     expect((noMfa as { token_id: string }[]).map((r) => r.token_id).sort()).toEqual(expectedNoMfa.map((tk) => String(tk.id)).sort());
 
+    // A token first seen by a run that did not list sessions is not taken for one outliving its session.
+    const [userId, tokens] = [...fake.users.entries()][0]!;
+    fake.setUser(userId, [...tokens, { ...tokens[0], id: 'rt_new_unlisted', session_id: 'sess_new_unlisted' }]);
+    expect((await sync({ SYNC_SESSIONS: 'off' })).code).toBe(0);
+    const { rows: unlisted } = await sql`select 1 from auth0.refresh_tokens_outliving_session where token_id = 'rt_new_unlisted'`.execute(t.db);
+    expect(unlisted).toEqual([]);
+
     // A session that expired (Auth0 still listing it) and one deleted: each with its reason.
     const withTokens = live.find((tk) => !sessionEnded(String(tk.session_id)))!;
     const sessionId = String(withTokens.session_id);

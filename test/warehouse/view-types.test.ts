@@ -69,6 +69,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     token_expires_at: TIME,
     token_idle_expires_at: TIME,
     last_exchanged_at: TIME,
+    token_first_seen_at: TIME,
     token_deleted_at: TIME,
     token_live: 'boolean',
     session_found: 'boolean',
