@@ -67,6 +67,7 @@ function createProgram(): Command {
     .option('--seed <n>', 'seed of the generated tenant and the faults', number(0), 1)
     .option('--users-out <path>', 'write the user IDs there, one a line')
     .option('--no-early-access', 'answer the Early Access GET /api/v2/refresh-tokens as an unknown route')
+    .option('--sessions', "grant read:sessions: the job then lists each user's sessions too (SYNC_SESSIONS=auto)")
     .option('--export-users <n>', 'every users export holds n generated users (made while served)', number(0))
     .option('--recent', 'date every token around now (default 2023-2024, fixed for the benchmark)')
     .option('--change-every <seconds>', 'change --change-percent of the users every so often (0: never)', number(0), 0)
@@ -111,6 +112,7 @@ interface SandboxFlags {
   seed: number;
   usersOut?: string;
   earlyAccess: boolean;
+  sessions?: boolean;
   exportUsers?: number;
   recent?: boolean;
   changeEvery: number;
@@ -154,6 +156,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     faultRate: values.faultRate,
     seed,
     earlyAccess: values.earlyAccess,
+    scope: values.sessions ? 'read:refresh_tokens read:users read:logs read:sessions' : undefined,
     usersExport: values.exportUsers === undefined ? undefined : { generatedUsers: Math.floor(values.exportUsers) },
     logQuirks: {
       inclusiveFrom: values.logsInclusiveFrom,

@@ -103,6 +103,8 @@ export interface UserSyncStateTable {
   token_count: number | null;
   error_code: string | null;
   error: string | null;
+  /** When a complete listing of the user's sessions last succeeded (SYNC_SESSIONS, issue #22). */
+  sessions_synced_at: Timestamp | null;
 }
 
 export type TokenChange = 'created' | 'deleted' | 'restored' | 'exchanged' | 'last_ip_changed' | 'last_asn_changed' | 'last_user_agent_changed';
@@ -190,7 +192,7 @@ export interface LogFollowRetriesTable {
  * 2026_12_01_1800_schema_docs_forensics), and test/warehouse/view-types.test.ts checks these
  * declarations against the database's columns.
  */
-export interface ReportingViews {
+export interface ReportingViews extends SessionViews {
   'auth0.active_refresh_tokens': ActiveRefreshTokensView;
   'auth0.refresh_tokens_per_client': RefreshTokensPerClientView;
   'auth0.refresh_tokens_expiring_soon': RefreshTokensExpiringSoonView;
@@ -352,9 +354,186 @@ export interface Database extends ReportingViews {
   'auth0.run_lease': RunLeaseTable;
   'auth0.log_checkpoint': LogCheckpointTable;
   'auth0.log_follow_retries': LogFollowRetriesTable;
+  'auth0.sessions': SessionsTable;
+  'auth0.session_changes': SessionChangesTable;
 }
 
 export type SyncRunRow = Selectable<SyncRunsTable>;
+export type SessionRow = Selectable<SessionsTable>;
 export type RefreshTokenDeviceRow = Selectable<RefreshTokenDevicesTable>;
 export type RefreshTokenResourceServerRow = Selectable<RefreshTokenResourceServersTable>;
 export type NewSyncRun = Insertable<SyncRunsTable>;
+
+/** `auth0.sessions` (issue #22): one Auth0 session, kept like a token. */
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  created_at: Timestamp | null;
+  updated_at: Timestamp | null;
+  authenticated_at: Timestamp | null;
+  last_interacted_at: Timestamp | null;
+  idle_expires_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  initial_ip: string | null;
+  /** `inet`: null when initial_ip does not parse; pg returns it as text. */
+  initial_ip_inet: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_ip_inet: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+  client_ids: ColumnType<string[], string[], string[]>;
+  /** JSON array of `{name, type, timestamp}`. */
+  authentication_methods: Json;
+  raw: Json;
+  first_seen_at: Timestamp;
+  last_changed_at: Timestamp;
+  deleted_at: Timestamp | null;
+  first_seen_run_id: number | null;
+  last_changed_run_id: number | null;
+}
+
+export type SessionChange =
+  | 'created'
+  | 'deleted'
+  | 'restored'
+  | 'interacted'
+  | 'authenticated'
+  | 'last_ip_changed'
+  | 'last_asn_changed'
+  | 'last_user_agent_changed'
+  | 'clients_changed'
+  | 'methods_changed';
+
+export interface SessionChangesTable {
+  id: Generated<number>;
+  session_id: string;
+  user_id: string;
+  change: SessionChange;
+  old_value: string | null;
+  new_value: string | null;
+  run_id: number | null;
+  observed_at: Generated<Date>;
+}
+
+/** The reporting views that join tokens to sessions (issue #22). IPs are `inet`, returned as text. */
+export interface SessionViews {
+  'auth0.active_sessions': ActiveSessionsView;
+  'auth0.refresh_tokens_with_session': RefreshTokensWithSessionView;
+  'auth0.refresh_tokens_outliving_session': RefreshTokensOutlivingSessionView;
+  'auth0.refresh_tokens_without_second_factor': RefreshTokensWithoutSecondFactorView;
+  'auth0.sessions_per_device': SessionsPerDeviceView;
+  'auth0.sessions_per_client': SessionsPerClientView;
+}
+
+/** Live sessions, IPs typed, with their method names and whether one was a second factor. */
+export interface ActiveSessionsView {
+  id: string;
+  user_id: string;
+  created_at: Date | null;
+  updated_at: Date | null;
+  authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+  idle_expires_at: Date | null;
+  expires_at: Date | null;
+  initial_ip: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+  client_ids: string[];
+  authentication_methods: unknown;
+  /** `pwd`, `mfa:otp`, `passkey`, ... */
+  methods: string[];
+  has_second_factor: boolean;
+  first_seen_at: Date;
+  last_changed_at: Date;
+}
+
+/** Every stored token with its session (null columns where the warehouse does not hold it). */
+export interface RefreshTokensWithSessionView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string | null;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  token_idle_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  token_first_seen_at: Date;
+  token_deleted_at: Date | null;
+  token_live: boolean;
+  session_found: boolean;
+  session_created_at: Date | null;
+  authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+  session_expires_at: Date | null;
+  session_idle_expires_at: Date | null;
+  session_deleted_at: Date | null;
+  session_live: boolean;
+  authentication_methods: unknown;
+  methods: string[] | null;
+  has_second_factor: boolean | null;
+  session_initial_ip: string | null;
+  session_last_ip: string | null;
+  session_last_asn: string | null;
+  session_last_user_agent: string | null;
+  sessions_synced_at: Date | null;
+}
+
+/** Live tokens whose session ended, and why. */
+export interface RefreshTokensOutlivingSessionView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  token_idle_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  why: 'session_gone' | 'session_deleted' | 'session_expired' | 'session_idle_expired';
+  session_ended_at: Date | null;
+  authenticated_at: Date | null;
+  methods: string[] | null;
+  has_second_factor: boolean | null;
+  session_last_ip: string | null;
+  session_last_user_agent: string | null;
+}
+
+/** Live tokens whose held session saw no method named mfa. */
+export interface RefreshTokensWithoutSecondFactorView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  session_live: boolean;
+  authenticated_at: Date | null;
+  methods: string[];
+  session_last_ip: string | null;
+  session_last_user_agent: string | null;
+}
+
+interface SessionCounts {
+  active_sessions: number;
+  users: number;
+  without_second_factor: number;
+  first_authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+}
+
+/** Live sessions per last user agent, IP and ASN. */
+export interface SessionsPerDeviceView extends SessionCounts {
+  last_user_agent: string | null;
+  last_ip: string | null;
+  last_asn: string | null;
+}
+
+/** Live sessions per application. */
+export interface SessionsPerClientView extends SessionCounts {
+  client_id: string;
+}

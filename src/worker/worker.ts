@@ -387,7 +387,13 @@ async function readPreviousRuns(db: Kysely<Database>): Promise<{ lastSuccessAt: 
 async function pruneHistoryLogged(db: Kysely<Database>, days: number, logger: Logger): Promise<void> {
   try {
     const result = await pruneHistory(db, days);
-    logger.info('history pruned', { days, cutoff: result.cutoff.toISOString(), changesDeleted: result.changesDeleted, runsDeleted: result.runsDeleted });
+    logger.info('history pruned', {
+      days,
+      cutoff: result.cutoff.toISOString(),
+      changesDeleted: result.changesDeleted,
+      sessionChangesDeleted: result.sessionChangesDeleted,
+      runsDeleted: result.runsDeleted,
+    });
   } catch (error) {
     logger.error('history pruning failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
   }

@@ -266,14 +266,20 @@ describe('the migration', () => {
     withDatabase(async (t) => {
       const names = [
         'active_refresh_tokens',
+        'active_sessions',
         'recent_token_changes',
         'refresh_token_deletions',
         'refresh_token_deletions_by_reason',
         'refresh_token_scopes',
         'refresh_tokens_expiring_soon',
         'refresh_tokens_location_changed',
+        'refresh_tokens_outliving_session',
         'refresh_tokens_per_client',
         'refresh_tokens_unused',
+        'refresh_tokens_with_session',
+        'refresh_tokens_without_second_factor',
+        'sessions_per_client',
+        'sessions_per_device',
       ];
       const before = await viewNames(t);
       expect(before.map((v) => v.name)).toEqual(names);
