@@ -182,6 +182,10 @@ const EA_LIST_PATH = '/api/v2/refresh-tokens';
 const USER_LIST_PATH = /^\/api\/v2\/users\/([^/]+)\/refresh-tokens$/;
 const SESSIONS_PATH = /^\/api\/v2\/users\/([^/]+)\/sessions$/;
 const SESSIONS_SCOPE = 'read:sessions';
+/** What the sandbox grants by default: what the job needs, without sessions (tests of tokens alone). */
+const DEFAULT_SCOPE = 'read:refresh_tokens read:users read:logs';
+/** Every scope the job can use, sessions included (`npm run sandbox`, the demo). */
+export const SCOPE_WITH_SESSIONS = `${DEFAULT_SCOPE} ${SESSIONS_SCOPE}`;
 
 /** The user a sessions listing asks for; undefined for other paths, '' for a malformed escape. */
 function sessionsRoute(path: string): string | undefined {
@@ -297,7 +301,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   if (!(rateLimit.perSecond > 0 && rateLimit.burst >= 1)) {
     throw new RangeError('rateLimit needs perSecond > 0 and burst >= 1');
   }
-  let scope = options.scope ?? 'read:refresh_tokens read:users read:logs';
+  let scope = options.scope ?? DEFAULT_SCOPE;
   let earlyAccess = options.earlyAccess ?? true;
   let sessionsEndpoint: SessionsEndpointMode = options.sessionsEndpoint ?? 'on';
   const sessionOverrides = new Map<string, Auth0SessionJson[]>();

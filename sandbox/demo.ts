@@ -13,7 +13,7 @@ import { openDatabase } from '../src/warehouse/connection.js';
 import { formatDuration } from '../src/core/duration.js';
 import { createCommandLogger } from '../src/core/log.js';
 import { migrateToLatest } from '../src/warehouse/migrate.js';
-import { startFakeAuth0 } from './auth0-server.js';
+import { SCOPE_WITH_SESSIONS, startFakeAuth0 } from './auth0-server.js';
 import { generateTenant, makeToken } from './tenant.js';
 import { followLogs } from '../src/jobs/follow-logs.js';
 import { runSyncJob } from '../src/jobs/sync.js';
@@ -55,7 +55,8 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
   const previous = await clearDemoDatabase(dataDir);
   // Dates around today, so the reporting views have something to show.
   const tenant = generateTenant({ users: DEMO_USERS, manyTokensEvery: 100, seed: 42, datesAround: Date.now() });
-  const fake = await startFakeAuth0();
+  // Granted read:sessions, as a tenant set up for the job would be: sessions are synced beside tokens.
+  const fake = await startFakeAuth0({ scope: SCOPE_WITH_SESSIONS });
   for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
   const config = loadConfig({
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
@@ -147,6 +148,29 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
       .orderBy('change')
       .execute();
     io.stdout(`Change history (auth0.refresh_token_changes): ${history.map((r) => `${r.n} ${r.change}`).join(', ')}`);
+    const reasons = await db
+      .selectFrom('auth0.refresh_token_changes')
+      .select((eb) => ['reason', eb.fn.countAll<number>().as('n')])
+      .where('change', '=', 'deleted')
+      .groupBy('reason')
+      .orderBy('reason')
+      .execute();
+    io.stdout(
+      `Why tokens went (refresh_token_deletions): ${reasons.map((r) => `${r.n} ${r.reason ?? 'unrecorded'}`).join(', ')} ` +
+        '(a full pass reads no logs, so what it finds gone is expired or unexplained; the log follower records why)',
+    );
+    const sessionCount = async (view: 'auth0.active_sessions' | 'auth0.refresh_tokens_outliving_session' | 'auth0.refresh_tokens_without_second_factor') =>
+      (
+        await db
+          .selectFrom(view)
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n;
+    io.stdout(
+      `Sessions (active_sessions): ${await sessionCount('auth0.active_sessions')} live; live tokens outliving their session ` +
+        `(refresh_tokens_outliving_session): ${await sessionCount('auth0.refresh_tokens_outliving_session')}; ` +
+        `live tokens whose session saw no second factor (refresh_tokens_without_second_factor): ${await sessionCount('auth0.refresh_tokens_without_second_factor')}`,
+    );
     io.stdout('');
     // Every command reads PGLITE_DATA_DIR (default .data/pglite): name the demo's directory in
     // each hint, or `npm run status` looks where no database is.

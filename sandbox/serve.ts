@@ -23,7 +23,7 @@
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
+import { SCOPE_WITH_SESSIONS, startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
 import { aroundNow, generateTenant, makeToken } from './tenant.js';
 import type { TokenRemoval } from './logs.js';
 
@@ -156,7 +156,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     faultRate: values.faultRate,
     seed,
     earlyAccess: values.earlyAccess,
-    scope: values.sessions ? 'read:refresh_tokens read:users read:logs read:sessions' : undefined,
+    scope: values.sessions ? SCOPE_WITH_SESSIONS : undefined,
     usersExport: values.exportUsers === undefined ? undefined : { generatedUsers: Math.floor(values.exportUsers) },
     logQuirks: {
       inclusiveFrom: values.logsInclusiveFrom,
