@@ -24,6 +24,9 @@ import { runWorker } from '../worker/worker.js';
 import { plural } from '../core/wording.js';
 import { describeFatal, EXIT } from './exit.js';
 import type { Clock } from '../core/clock.js';
+import { buildReport } from '../report/build-report.js';
+import { writeReportFile } from '../report/write-report.js';
+import { DEFAULT_REPORT_PATH } from './report-args.js';
 
 /** What main opens; tests pass their own database. */
 export interface Deps {
@@ -45,6 +48,7 @@ export const commands = {
   importUsers: (flags: ImportUsersFlags, env: Env, io: Io, deps: Partial<Deps>) => importUsersCommand(flags, env, io, withDefaults(deps)),
   worker: (env: Env, io: Io, deps: Partial<Deps>) => worker(env, io, withDefaults(deps)),
   status: (json: boolean, env: Env, io: Io, deps: Partial<Deps>) => status(env, io, withDefaults(deps), json),
+  report: (flags: { out?: string }, env: Env, io: Io, deps: Partial<Deps>) => report(flags, env, io, withDefaults(deps)),
   db: (flags: { port?: string }, env: Env, io: Io) =>
     untilStopped(
       () => {},
@@ -100,6 +104,22 @@ async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<numb
     io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
     return EXIT.unreadable;
   }
+}
+
+/** `report [--out path]`: build the report from the warehouse and write it (atomically) to one file. */
+async function report(flags: { out?: string }, env: Env, io: Io, deps: Deps): Promise<number> {
+  const config = loadDatabaseConfig(env);
+  const out = flags.out ?? DEFAULT_REPORT_PATH;
+  return withDatabase(config, 'report', io, deps, { existing: true, env }, async ({ db }) => {
+    await assertMigrated(db);
+    const built = await buildReport(db);
+    const written = await writeReportFile(out, built.html);
+    io.stdout(
+      `Report written to ${written.path} (${Math.ceil(written.bytes / 1024)} KB, ${plural(built.charts, 'chart')}, ${plural(built.liveTokens, 'live token')}) ` +
+        `in ${(built.buildMs / 1000).toFixed(1)} s. Open ${written.url} in a browser.`,
+    );
+    return EXIT.ok;
+  });
 }
 
 /** `migrate --list`: every migration, applied (with when) or pending; applies nothing. */
