@@ -9,6 +9,7 @@ import { watchFullPassDue } from './full-pass-due.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import { assertMigrated } from '../warehouse/migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
+import { createReportPage } from './report-page.js';
 import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
 import { emptyCounts, readFirstUserError, readLastRuns } from '../warehouse/run-records.js';
@@ -42,7 +43,7 @@ export interface WorkerOptions {
  * (and, with NOTIFY_WEBHOOK_URL, notified) and the schedule goes on. When the log checkpoint
  * says history was lost and no full pass has started since, it starts one pass at once (once per
  * loss, after the pass in progress) and reports the due pass in health and metrics (issue #18).
- * With METRICS_PORT it serves `/metrics` and `/healthz` (see docs/operations.md "Monitoring and alerts").
+ * With METRICS_PORT it serves `/metrics`, `/healthz` and the report at `/` (see docs/operations.md "Monitoring and alerts").
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const { config, db, logger, stopSignal } = options;
@@ -217,9 +218,15 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       port: metricsPort,
       registry: metrics.registry,
       logger,
+      report: createReportPage(db),
       health: () => toHealth({ now: new Date(), scheduler: task.status(), startedAt, lastSuccessAt, lastRun, intervalMs, fullPassDue: fullPass.due }),
     });
-    logger.info('monitoring server listening', { url: server.url, metrics: `${server.url}/metrics`, health: `${server.url}/healthz` });
+    logger.info('monitoring server listening', {
+      url: server.url,
+      metrics: `${server.url}/metrics`,
+      health: `${server.url}/healthz`,
+      report: `${server.url}/`,
+    });
   }
 
   try {
