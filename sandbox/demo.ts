@@ -17,6 +17,8 @@ import { startFakeAuth0 } from './auth0-server.js';
 import { generateTenant, makeToken } from './tenant.js';
 import { followLogs } from '../src/jobs/follow-logs.js';
 import { runSyncJob } from '../src/jobs/sync.js';
+import { buildReport } from '../src/report/build-report.js';
+import { writeReportFile } from '../src/report/write-report.js';
 
 const DEMO_USERS = 500;
 /** A file the demo leaves in its directory: a database holding it is the demo's to replace. */
@@ -147,6 +149,9 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
       .orderBy('change')
       .execute();
     io.stdout(`Change history (auth0.refresh_token_changes): ${history.map((r) => `${r.n} ${r.change}`).join(', ')}`);
+    // The pictures (issue #21): beside the demo's database, replaced with it by the next demo.
+    const report = await writeReportFile(path.join(dataDir, 'report.html'), (await buildReport(db)).html);
+    io.stdout(`Report (npm run report): ${report.url}`);
     io.stdout('');
     // Every command reads PGLITE_DATA_DIR (default .data/pglite): name the demo's directory in
     // each hint, or `npm run status` looks where no database is.
@@ -165,8 +170,9 @@ const HELP = `Usage: npm run demo
 
 Serves a built-in sandbox Auth0 tenant (${DEMO_USERS} users) on 127.0.0.1, makes a new embedded
 database in DEMO_DATA_DIR (default .data/demo; the previous demo's is replaced; never
-DATABASE_URL), migrates it, syncs, changes the tenant, syncs again, follows the tenant logs, and
-prints a short report. It is not part of the product: the image ships without it.
+DATABASE_URL), migrates it, syncs, changes the tenant, syncs again, follows the tenant logs,
+prints a short summary and writes the report (npm run report) to report.html in that directory.
+It is not part of the product: the image ships without it.
 
 Environment: DEMO_DATA_DIR, LOG_LEVEL (default warn)
 Exit codes: 0 every step succeeded, 2 a step did not, 1 fatal, 3 its database is in use, 64 usage error`;
