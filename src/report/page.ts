@@ -127,7 +127,7 @@ function toFigure({ spec, svg }: RenderedChart): string {
           .join('')
   }</tbody></table></details>`;
   // ECharts escapes the text it draws; a script in its output would be a bug of ours: never pass it on.
-  const picture = svg !== undefined && !/<script|\son\w+\s*=/i.test(svg) ? `<div class="chart">${svg}</div>` : '<p class="nodata">Nothing to draw.</p>';
+  const picture = svg !== undefined && !/<script|<[^>]*\son\w+\s*=/i.test(svg) ? `<div class="chart">${svg}</div>` : '<p class="nodata">Nothing to draw.</p>';
   return `<figure id="${escapeHtml(spec.id)}" data-chart="${escapeHtml(spec.id)}"><figcaption><h3>${escapeHtml(spec.title)}</h3><p class="reading">${escapeHtml(
     spec.reading,
   )}</p></figcaption>${picture}${table}</figure>`;

@@ -10,12 +10,11 @@ type Init = (typeof import('echarts/core'))['init'];
 let loading: Promise<Init> | undefined;
 
 async function loadECharts(): Promise<Init> {
-  const [core, charts, components, renderers] = await Promise.all([
-    import('echarts/core'),
-    import('echarts/charts'),
-    import('echarts/components'),
-    import('echarts/renderers'),
-  ]);
+  // One after another: they share zrender's modules, and Jest's ESM loader fails on concurrent imports of one module.
+  const core = await import('echarts/core');
+  const charts = await import('echarts/charts');
+  const components = await import('echarts/components');
+  const renderers = await import('echarts/renderers');
   core.use([charts.BarChart, charts.LineChart, charts.PieChart, components.GridComponent, components.LegendComponent, renderers.SVGRenderer]);
   return core.init;
 }
