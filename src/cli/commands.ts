@@ -7,8 +7,8 @@ import { describeImport, toImportRequest, type ImportUsersFlags } from './import
 import { describeDryRun, describeRun } from './describe-run.js';
 import { createProgressBar } from './progress-bar.js';
 import { toSyncRequest, type SyncFlags } from './sync-args.js';
-import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from '../core/config.js';
-import { openDatabase, type OpenDatabase, type OpenOptions } from '../warehouse/connection.js';
+import { loadConfig, loadDatabaseConfig, type Config, type Env } from '../core/config.js';
+import type { OpenDatabase } from '../warehouse/connection.js';
 import { dbCommand } from '../warehouse/embedded/serve-sql.js';
 import { ConfigError } from '../core/errors.js';
 import { importUsers } from '../jobs/import-users.js';
@@ -23,20 +23,9 @@ import type { Io } from '../core/io.js';
 import { runWorker } from '../worker/worker.js';
 import { plural } from '../core/wording.js';
 import { describeFatal, EXIT } from './exit.js';
-import type { Clock } from '../core/clock.js';
-import { buildReport } from '../report/build-report.js';
-import { writeReportFile } from '../report/write-report.js';
-import { DEFAULT_REPORT_PATH } from './report-args.js';
+import { withDatabase, withDefaults, type Deps } from './with-database.js';
 
-/** What main opens; tests pass their own database. */
-export interface Deps {
-  openDatabase: (config: DatabaseConfig, options: OpenOptions) => Promise<OpenDatabase>;
-  /** What `import-users` waits on (default the system clock); tests pass one that skips its waits. */
-  clock?: Clock;
-}
-
-/** The database opener main's caller gave, or the real one. */
-const withDefaults = (deps: Partial<Deps>): Deps => ({ openDatabase, ...deps });
+export type { Deps } from './with-database.js';
 
 /** Each command as main dispatches it: its parsed flags in, its exit code out. */
 export const commands = {
@@ -48,7 +37,6 @@ export const commands = {
   importUsers: (flags: ImportUsersFlags, env: Env, io: Io, deps: Partial<Deps>) => importUsersCommand(flags, env, io, withDefaults(deps)),
   worker: (env: Env, io: Io, deps: Partial<Deps>) => worker(env, io, withDefaults(deps)),
   status: (json: boolean, env: Env, io: Io, deps: Partial<Deps>) => status(env, io, withDefaults(deps), json),
-  report: (flags: { out?: string }, env: Env, io: Io, deps: Partial<Deps>) => report(flags, env, io, withDefaults(deps)),
   db: (flags: { port?: string }, env: Env, io: Io) =>
     untilStopped(
       () => {},
@@ -56,33 +44,6 @@ export const commands = {
       (stopSignal) => dbCommand(flags, env, io, stopSignal),
     ),
 };
-
-/** Open the database (a server, or the embedded one; `existing`: never create it), run `fn`, and always close it. */
-async function withDatabase(
-  config: DatabaseConfig,
-  command: string,
-  io: Io,
-  deps: Deps,
-  options: { existing: boolean; env: Env },
-  fn: (database: OpenDatabase) => Promise<number>,
-): Promise<number> {
-  // The pool serves the run lock, the writer, the source reader and run bookkeeping; fetches
-  // hold no connection, so it does not grow with SYNC_CONCURRENCY. Only `migrate` creates an
-  // embedded database: every other command needs a migrated one, and an empty one made by a
-  // bare `status` would pass for the warehouse (and `npm run db` would serve it).
-  const database = await deps.openDatabase(config, {
-    poolSize: 5,
-    command,
-    notice: io.stderr,
-    existing: options.existing,
-    demoDataDir: options.env.DEMO_DATA_DIR,
-  });
-  try {
-    return await fn(database);
-  } finally {
-    await database.close();
-  }
-}
 
 /**
  * `status` exits 1 and 2 for the last run only; a status that cannot be read at all (bad
@@ -104,22 +65,6 @@ async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<numb
     io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
     return EXIT.unreadable;
   }
-}
-
-/** `report [--out path]`: build the report from the warehouse and write it (atomically) to one file. */
-async function report(flags: { out?: string }, env: Env, io: Io, deps: Deps): Promise<number> {
-  const config = loadDatabaseConfig(env);
-  const out = flags.out ?? DEFAULT_REPORT_PATH;
-  return withDatabase(config, 'report', io, deps, { existing: true, env }, async ({ db }) => {
-    await assertMigrated(db);
-    const built = await buildReport(db);
-    const written = await writeReportFile(out, built.html);
-    io.stdout(
-      `Report written to ${written.path} (${Math.ceil(written.bytes / 1024)} KB, ${plural(built.charts, 'chart')}, ${plural(built.liveTokens, 'live token')}) ` +
-        `in ${(built.buildMs / 1000).toFixed(1)} s. Open ${written.url} in a browser.`,
-    );
-    return EXIT.ok;
-  });
 }
 
 /** `migrate --list`: every migration, applied (with when) or pending; applies nothing. */

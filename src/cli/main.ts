@@ -112,7 +112,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       worker: async () => (await load()).worker(env, io, deps),
       status: async ({ json }) => (await load()).status(json === true, env, io, deps),
       db: async (flags) => (await load()).db(flags, env, io),
-      report: async (flags) => (await load()).report(flags, env, io, deps),
+      report: async (flags) => (await import('./report-command.js')).reportCommand(flags, env, io, deps),
     },
     (result) => (code = result),
   );
