@@ -4,6 +4,7 @@
  * charts can be tested without rendering and the page without a chart library.
  */
 import type { EChartsOption } from 'echarts';
+import { formatDuration } from '../core/duration.js';
 import { toPrintable } from '../core/upstream-text.js';
 import { plural } from '../core/wording.js';
 import type { Ranked, ReportData, RunDay } from './queries.js';
@@ -311,7 +312,7 @@ function durationChart(days: RunDay[]): ChartSpec {
     section: 'sync',
     title: 'Run duration per day (median and longest, seconds)',
     reading: longest
-      ? `The longest run took ${seconds(longest.maxSeconds)} s (on ${longest.day}); the latest day's median was ${seconds(finished.at(-1)!.medianSeconds)} s.`
+      ? `The longest run took ${formatDuration(longest.maxSeconds! * 1000)} (on ${longest.day}); the latest day's median was ${formatDuration(finished.at(-1)!.medianSeconds! * 1000)}.`
       : 'No finished run in the last 30 days.',
     height: 260,
     option: longest

@@ -36,6 +36,21 @@ describe('toChartSpecs', () => {
     expect(spec.table.rows).toHaveLength(2);
   });
 
+  it('reads sync health: runs that did not succeed, the longest run as a duration', () => {
+    const data = emptyReportData();
+    const day = { succeeded: 0, partial: 0, failed: 0, interrupted: 0, running: 0, requests: 10, usersFailed: 0 };
+    data.runsPerDay = [
+      { ...day, day: '2026-12-02', succeeded: 20, failed: 1, medianSeconds: 12, maxSeconds: 2400, usersFailed: 3 },
+      { ...day, day: '2026-12-03', succeeded: 24, partial: 2, medianSeconds: 18.04, maxSeconds: 30 },
+    ];
+    const specs = toChartSpecs(data);
+    expect(specs.find((s) => s.id === 'runs')!.reading).toBe('3 of 47 runs in 30 days did not succeed (1 failed, 2 partial, 0 interrupted).');
+    expect(specs.find((s) => s.id === 'duration')!.reading).toBe("The longest run took 40 min (on 2026-12-02); the latest day's median was 18 s.");
+    expect(specs.find((s) => s.id === 'requests')!.reading).toBe('20 requests in 30 days; 3 user syncs failed.');
+    const runs = specs.find((s) => s.id === 'runs')!.option!.series as { name: string }[];
+    expect(runs.map((s) => s.name)).toEqual(['succeeded', 'partial', 'failed']); // outcomes that never happened get no legend entry
+  });
+
   it('makes labels printable and short', () => {
     expect(toLabel('a\u001b[31mb\u0000c')).toBe('abc');
     expect(toLabel('x'.repeat(100))).toHaveLength(40);
