@@ -91,7 +91,7 @@ export const RISK_ROWS = 10;
 /**
  * Read everything the report shows: some twenty aggregate queries, sent together (on a server
  * they run side by side on the pool's connections; the embedded database's one connection takes
- * them in turn). Read-only; about 2 s at 250k live tokens on a busy 2-core machine (bench/report.ts).
+ * them in turn). Read-only; a few seconds at 250k live tokens on a busy 2-core machine (bench/report.ts).
  */
 export async function readReportData(db: Kysely<Database>): Promise<ReportData> {
   const nowRows$ = sql<{ now: Date }>`select now() as now`.execute(db).then(rows);

@@ -26,18 +26,18 @@ export async function startMonitorServer(options: {
   report?: () => Promise<string>;
   logger: Logger;
 }): Promise<MonitorServer> {
-  const { host, port, registry, health, report, logger } = options;
+  const { host, port, registry, health, report: reportPage, logger } = options;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
-    const isReport = path === '/' && report !== undefined;
+    const isReport = path === '/' && reportPage !== undefined;
     if (path !== '/metrics' && path !== '/healthz' && !isReport)
-      return send(res, 404, 'text/plain; charset=utf-8', `Not found: try ${report ? '/, ' : ''}/metrics or /healthz\n`);
+      return send(res, 404, 'text/plain; charset=utf-8', `Not found: try ${reportPage ? '/, ' : ''}/metrics or /healthz\n`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       return send(res, 405, 'text/plain; charset=utf-8', 'Method not allowed\n');
     }
     if (isReport) {
-      return void report().then(
+      return void reportPage().then(
         (html) => send(res, 200, 'text/html; charset=utf-8', html, REPORT_HEADERS),
         (error: unknown) => {
           logger.error('report could not be built', { error: toError(error).message });
