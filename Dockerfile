@@ -25,4 +25,4 @@ USER node
 
 # node is PID 1 and handles SIGTERM itself (graceful stop); `npm run` would not forward it.
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/src/cli/main.js", "worker"]
+CMD ["node", "--max-semi-space-size=4", "dist/src/cli/main.js", "worker"]

@@ -143,9 +143,18 @@ async function freshDatabase(userIds: string[]): Promise<{ url: string; drop(): 
 
 const readIds = async (file: string) => (await readFile(file, 'utf8')).split('\n').filter(Boolean);
 
+/** The node flags `npm run sync` runs the job with (a 4 MB young generation), read from package.json so the bench runs what users run. */
+const SYNC_NODE_FLAGS = (
+  /exec node (.*?)dist\/src\/cli\/main\.js sync/.exec(
+    (JSON.parse(await readFile(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.sync!,
+  )?.[1] ?? ''
+)
+  .split(' ')
+  .filter(Boolean);
+
 /** `npm run sync` as a user runs it (minus npm), parsed from its `sync finished` line. */
 async function sync(server: Server, databaseUrl: string, env: Record<string, string> = {}, args: string[] = []) {
-  const lines = await runNode(['dist/src/cli/main.js', 'sync', ...args], {
+  const lines = await runNode([...SYNC_NODE_FLAGS, 'dist/src/cli/main.js', 'sync', ...args], {
     DATABASE_URL: databaseUrl,
     AUTH0_DOMAIN: server.url,
     AUTH0_CLIENT_ID: 'test-client',

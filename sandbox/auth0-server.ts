@@ -7,7 +7,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { closeServer, errorBody, firstAfter, listenOnLoopback, readBody } from './http.js';
+import {
+  booleanProblem,
+  closeServer,
+  errorBody,
+  firstAfter,
+  listenOnLoopback,
+  readBody,
+  UNKNOWN_ROUTE_BODY,
+  unknownParameter,
+  unknownParameterBody,
+} from './http.js';
 import { byId, mulberry32, tokenId, type Auth0TokenJson } from './tenant.js';
 import { createTenantLog, logEntriesForTokens, type LogQuirks, type TenantLog } from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
@@ -45,8 +55,19 @@ export interface FakeAuth0Options {
   scope?: string;
   /** `expires_in` of access tokens, default 86400. */
   tokenLifetimeSeconds?: number;
-  /** Token bucket for /api/v2/*; absent = unlimited (and no x-ratelimit-* headers). */
+  /**
+   * Token bucket for /api/v2/*, whose state every answer carries in `x-ratelimit-limit`,
+   * `-remaining` and `-reset`, as Auth0's always do. Default DEFAULT_RATE_LIMIT: generous enough
+   * that no test or benchmark on one machine reaches it, so the job's header-driven limiter
+   * runs in every test without ever holding a request back.
+   */
   rateLimit?: { perSecond: number; burst: number };
+  /**
+   * Default false: `GET /api/v2/users/{user_id}/refresh-tokens` honours `include_totals` as
+   * Auth0's parameter text says. True: it always answers the bare array (and takes a token id as
+   * `from`), as a tenant that ignores the parameter would.
+   */
+  usersRouteBareArray?: boolean;
   /** Added delay before each /api/v2 answer, default 0. */
   latencyMs?: number;
   /** Default 24 h. */
@@ -120,14 +141,18 @@ export interface FakeAuth0 {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The bucket when `rateLimit` is not set: 10,000 requests, refilled at 10,000 a second. */
+export const DEFAULT_RATE_LIMIT: Readonly<{ perSecond: number; burst: number }> = Object.freeze({ perSecond: 10_000, burst: 10_000 });
 const EA_LIST_PATH = '/api/v2/refresh-tokens';
 const USER_LIST_PATH = /^\/api\/v2\/users\/([^/]+)\/refresh-tokens$/;
 /**
- * Auth0's answer for a route it does not serve. Not documented; this is the body auth0-cli's own
- * tests take as the Management API's generic 404 (auth0/auth0-cli internal/cli/api_test.go,
- * `genericNotFound`), and what a tenant without an Early Access route is assumed to answer.
+ * The query parameters each listing route takes (Auth0's Management API OpenAPI description);
+ * any other is refused with Auth0's 400. The Early Access route has no `include_totals`; the
+ * users route has no `client_id`, `fields` or `include_fields`.
  */
-const UNKNOWN_ROUTE_BODY = JSON.stringify({ statusCode: 404, error: 'Not Found', message: 'Not Found' });
+const EA_PARAMETERS: ReadonlySet<string> = new Set(['user_id', 'client_id', 'from', 'take', 'fields', 'include_fields']);
+const USERS_PARAMETERS: ReadonlySet<string> = new Set(['include_totals', 'from', 'take']);
 
 /**
  * Which listing route `path` is and whose tokens it asks for: the query's `user_id` for the
@@ -220,8 +245,9 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   const cursorLifetimeMs = options.cursorLifetimeMs ?? 24 * 60 * 60 * 1000;
   const nextOnLastPage = options.nextOnLastPage ?? true;
   const faultRate = options.faultRate ?? 0;
-  const rateLimit = options.rateLimit;
-  if (rateLimit && !(rateLimit.perSecond > 0 && rateLimit.burst >= 1)) {
+  const rateLimit = options.rateLimit ?? DEFAULT_RATE_LIMIT;
+  const usersRouteBareArray = options.usersRouteBareArray ?? false;
+  if (!(rateLimit.perSecond > 0 && rateLimit.burst >= 1)) {
     throw new RangeError('rateLimit needs perSecond > 0 and burst >= 1');
   }
   let scope = options.scope ?? 'read:refresh_tokens read:users read:logs';
@@ -252,11 +278,10 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   let stats = freshStats();
 
   // Token bucket, refilled lazily on each request.
-  let bucketTokens = rateLimit?.burst ?? 0;
+  let bucketTokens = rateLimit.burst;
   let bucketUpdatedAt = Date.now();
 
   function refillBucket(now: number): void {
-    if (!rateLimit) return;
     bucketTokens = Math.min(rateLimit.burst, bucketTokens + ((now - bucketUpdatedAt) / 1000) * rateLimit.perSecond);
     bucketUpdatedAt = now;
   }
@@ -267,7 +292,6 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
    * equals "now" (rounded up) while tokens remain, as Auth0's can (auth0-api.md, go-auth0#501).
    */
   function rateLimitHeaders(now: number): Record<string, string> {
-    if (!rateLimit) return {};
     const waitMs = bucketTokens >= 1 ? 0 : ((1 - bucketTokens) / rateLimit.perSecond) * 1000;
     return {
       'x-ratelimit-limit': String(rateLimit.burst),
@@ -301,7 +325,9 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       return;
     }
     const status = fault.status ?? 500;
-    send(res, status, fault.body ?? errorBody(status, 'Injected fault'), fault.headers);
+    // A code of the sandbox's own: a scripted fault must not pass for one of Auth0's (a 404
+    // `inexistent_user` would mark the user deleted).
+    send(res, status, fault.body ?? errorBody(status, 'Injected fault', 'injected_fault'), fault.headers);
   }
 
   function sendTransientFault(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): void {
@@ -311,10 +337,10 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
         send(res, 503, '<html>Service Unavailable</html>', { ...headers, 'content-type': 'text/html' });
         return;
       case 'json500':
-        send(res, 500, errorBody(500, 'Internal error'), headers);
+        send(res, 500, errorBody(500, 'Internal error', 'internal_error'), headers);
         return;
       case 'timeout408':
-        send(res, 408, errorBody(408, 'Request timeout'), headers);
+        send(res, 408, errorBody(408, 'Request timeout', 'request_timeout'), headers);
         return;
       case 'reset':
         req.socket.destroy();
@@ -383,14 +409,12 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       return;
     }
 
-    if (rateLimit) {
-      if (bucketTokens < 1) {
-        stats.rateLimited++;
-        send(res, 429, errorBody(429, 'Global limit has been reached', 'too_many_requests'), rateLimitHeaders(now));
-        return;
-      }
-      bucketTokens -= 1;
+    if (bucketTokens < 1) {
+      stats.rateLimited++;
+      send(res, 429, errorBody(429, 'Global limit has been reached', 'too_many_requests'), rateLimitHeaders(now));
+      return;
     }
+    bucketTokens -= 1;
     const headers = rateLimitHeaders(now);
 
     if (req.method === 'GET' && path === LOGS_PATH) {
@@ -407,11 +431,11 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     const auth = req.headers.authorization;
     const granted = auth?.startsWith('Bearer ') ? accessTokens.get(auth.slice(7)) : undefined;
     if (!granted) {
-      send(res, 401, errorBody(401, MSG_INVALID_TOKEN), headers);
+      send(res, 401, errorBody(401, MSG_INVALID_TOKEN, 'invalid_token'), headers);
       return;
     }
     if (now >= granted.expiresAt) {
-      send(res, 401, errorBody(401, MSG_EXPIRED_TOKEN), headers);
+      send(res, 401, errorBody(401, MSG_EXPIRED_TOKEN, 'invalid_token'), headers);
       return;
     }
     if (exportRoute || !list /* never both false here; narrows `list` */) {
@@ -423,9 +447,14 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       return;
     }
 
+    const unknown = unknownParameter(query, list.route === 'users' ? USERS_PARAMETERS : EA_PARAMETERS);
+    if (unknown !== undefined) {
+      send(res, 400, unknownParameterBody(unknown), headers);
+      return;
+    }
     const userId = list.userId;
     if (!userId) {
-      send(res, 400, errorBody(400, "Missing required 'user_id' parameter."), headers);
+      send(res, 400, errorBody(400, "Missing required 'user_id' parameter.", 'invalid_query_string'), headers);
       return;
     }
     const takeParam = query.get('take');
@@ -440,10 +469,13 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       return;
     }
     const includeParam = query.get('include_fields');
-    if (includeParam !== null && includeParam !== 'true' && includeParam !== 'false') {
-      send(res, 400, errorBody(400, "Query validation error: 'include_fields' must be a boolean.", 'invalid_query_string'), headers);
+    const badBoolean = booleanProblem(query, 'include_fields') ?? booleanProblem(query, 'include_totals');
+    if (badBoolean !== undefined) {
+      send(res, 400, badBoolean, headers);
       return;
     }
+    // `false`, the default, answers a bare array (Auth0's parameter text for this route).
+    const bareArray = list.route === 'users' && (usersRouteBareArray || query.get('include_totals') !== 'true');
 
     const stored = users.get(userId);
     if (!stored) {
@@ -455,11 +487,16 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     let after: string | undefined;
     if (from) {
       const cursor = decodeCursor(from);
-      if (!cursor || cursor.u !== userId || cursor.g !== cursorGeneration || now - cursor.t > cursorLifetimeMs) {
-        send(res, 400, errorBody(400, MSG_BAD_CURSOR), headers);
+      if (cursor && cursor.u === userId && cursor.g === cursorGeneration && now - cursor.t <= cursorLifetimeMs) {
+        after = cursor.l;
+      } else if (list.route === 'users' && !cursor) {
+        // This route documents `from` as a token id (node-auth0: "token ID from which to start
+        // selection (exclusive)"): how a client that got a bare array asks for the next page.
+        after = from;
+      } else {
+        send(res, 400, errorBody(400, MSG_BAD_CURSOR, 'invalid_query_string'), headers);
         return;
       }
-      after = cursor.l;
     }
 
     let tokens = sortedById(stored);
@@ -480,6 +517,10 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       const include = includeParam !== 'false';
       page = page.map((t) => project(t, set, include));
     }
+    if (bareArray) {
+      send(res, 200, JSON.stringify(page), headers);
+      return;
+    }
     // The same token objects and cursors on both routes; only the array's key differs.
     const answer: Record<string, unknown> = list.route === 'users' ? { tokens: page } : { refresh_tokens: page };
     const last = page[page.length - 1];
@@ -494,7 +535,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     const auth = req.headers.authorization;
     const granted = auth?.startsWith('Bearer ') ? accessTokens.get(auth.slice(7)) : undefined;
     if (!granted || now >= granted.expiresAt) {
-      send(res, 401, errorBody(401, granted ? MSG_EXPIRED_TOKEN : MSG_INVALID_TOKEN), headers);
+      send(res, 401, errorBody(401, granted ? MSG_EXPIRED_TOKEN : MSG_INVALID_TOKEN, 'invalid_token'), headers);
       return;
     }
     if (!LOG_SCOPES.some((s) => granted.scopes.has(s))) {
@@ -515,7 +556,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       void handleTokenRequest(req, res);
       return;
     }
-    send(res, 404, errorBody(404, 'Not Found'));
+    send(res, 404, UNKNOWN_ROUTE_BODY);
   }
 
   // Its storage host starts first, so the API never answers before it can route export jobs.

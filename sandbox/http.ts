@@ -20,11 +20,44 @@ const STATUS_TEXT: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-/** A Management API error body: `{statusCode, error, message, errorCode?}`. */
-export function errorBody(status: number, message: string, errorCode?: string): string {
+/**
+ * A Management API error body in Auth0's full shape, `{statusCode, error, message, errorCode}`;
+ * every sandbox route answers its errors through this one helper. `errorCode` is required: pass
+ * `null` only where Auth0 itself sends none, which is the framework's generic 404 for a route it
+ * does not serve (`{"statusCode":404,"error":"Not Found","message":"Not Found"}`, the body
+ * auth0/auth0-cli's own tests take as the Management API's, unlike a resource's 404 such as
+ * `inexistent_user`). The codes used: `invalid_token` (401), `invalid_query_string` (400),
+ * `insufficient_scope` (403), `inexistent_user` (404), `too_many_requests` (429).
+ */
+export function errorBody(status: number, message: string, errorCode: string | null): string {
   const body: Record<string, unknown> = { statusCode: status, error: STATUS_TEXT[status] ?? 'Error', message };
-  if (errorCode !== undefined) body.errorCode = errorCode;
+  if (errorCode !== null) body.errorCode = errorCode;
   return JSON.stringify(body);
+}
+
+/** Auth0's answer for a route it does not serve (see errorBody). */
+export const UNKNOWN_ROUTE_BODY = errorBody(404, 'Not Found', null);
+
+/**
+ * Auth0's 400 for a query parameter a route does not take (its validator refuses additional
+ * properties; third-party mocks record `Query validation error: 'Additional properties not
+ * allowed: include_totals'.` for a checkpoint-paged route).
+ */
+export function unknownParameterBody(name: string): string {
+  return errorBody(400, `Query validation error: 'Additional properties not allowed: ${name}'.`, 'invalid_query_string');
+}
+
+/** The first parameter of `query` not in `allowed`, if any. */
+export function unknownParameter(query: URLSearchParams, allowed: ReadonlySet<string>): string | undefined {
+  for (const name of query.keys()) if (!allowed.has(name)) return name;
+  return undefined;
+}
+
+/** Auth0's 400 for a boolean parameter that is not `true` or `false`; undefined when it is fine. */
+export function booleanProblem(query: URLSearchParams, name: string): string | undefined {
+  const value = query.get(name);
+  if (value === null || value === 'true' || value === 'false') return undefined;
+  return errorBody(400, `Query validation error: '${name}' must be a boolean.`, 'invalid_query_string');
 }
 
 /** A request body of at most 64 KB as text; undefined when larger or broken. */

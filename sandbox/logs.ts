@@ -1,12 +1,14 @@
 /**
  * The fake tenant's logs: `GET /api/v2/logs` in checkpoint mode (`from`/`take`, a `Link`
  * header with `rel="next"`, `[]` and a `next` back to the same URL when nothing is new) and in
- * search mode (`sort`/`page`/`per_page`, capped at 1,000 results), as Auth0's Management API
- * reference and its log export extension describe. Entries are appended by the sandbox's
+ * search mode (`q`, `sort`, `page`/`per_page` capped at 1,000 results, `fields`/`include_fields`,
+ * `include_totals`), as Auth0's Management API reference and its log export extension describe.
+ * In checkpoint mode every parameter but `from` and `take` is ignored, as Auth0 documents; a
+ * parameter the endpoint does not take at all is refused in either mode. Entries are appended by the sandbox's
  * mutators and by tests; log ids are fixed-width digit strings, so they sort as they were
  * appended. Imports no job code.
  */
-import { errorBody, firstAfter } from './http.js';
+import { booleanProblem, errorBody, firstAfter, unknownParameter, unknownParameterBody } from './http.js';
 
 export type LogEntryJson = Record<string, unknown>;
 
@@ -61,6 +63,10 @@ export interface TenantLog {
 }
 
 const SEARCH_LIMIT = 1000;
+/** What `GET /api/v2/logs` takes (Auth0's OpenAPI description and node-auth0's GetLogsRequest). */
+const LOG_PARAMETERS: ReadonlySet<string> = new Set(['q', 'page', 'per_page', 'sort', 'fields', 'include_fields', 'include_totals', 'from', 'take']);
+/** One term of the sandbox's `q`: `field:value` or `field:"value"` (a subset of Auth0's Lucene syntax). */
+const Q_TERM = /^([A-Za-z_][\w.]*):(?:"([^"]*)"|([^\s"]+))$/;
 /** Not documented for the logs endpoint: the sandbox answers an expired checkpoint like this. */
 const MSG_EXPIRED = "The checkpoint in the 'from' parameter is older than the log retention period of this tenant.";
 
@@ -74,6 +80,46 @@ function idOf(entry: LogEntryJson): string {
 
 function errorAnswer(status: number, message: string, errorCode: string): LogAnswer {
   return { status, body: errorBody(status, message, errorCode), headers: {} };
+}
+
+/** The value at a dotted path (`details.request.method`) of an entry, as text. */
+function valueAt(entry: LogEntryJson, path: string): string | undefined {
+  let value: unknown = entry;
+  for (const part of path.split('.')) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value === undefined || value === null ? undefined : String(value);
+}
+
+/**
+ * `q` as a filter: terms `field:value` (or `field:"a value"`) joined by spaces or `AND`, all of
+ * which must match exactly. Auth0 takes full Lucene syntax; the sandbox refuses what it does not
+ * understand rather than ignore it. Returns the filter, or the refusal.
+ */
+function parseQ(q: string): ((entry: LogEntryJson) => boolean) | LogAnswer {
+  const terms: { field: string; value: string }[] = [];
+  for (const word of q.match(/[^\s"]+:"[^"]*"|\S+/g) ?? []) {
+    if (word === 'AND') continue;
+    const match = Q_TERM.exec(word);
+    if (!match) return errorAnswer(400, `Query validation error: the sandbox's 'q' takes field:value terms joined by AND, got '${q}'.`, 'invalid_query_string');
+    terms.push({ field: match[1]!, value: match[2] ?? match[3]! });
+  }
+  return (entry) => terms.every((t) => valueAt(entry, t.field) === t.value);
+}
+
+/** `fields` kept (`include_fields` true, the default) or dropped from each entry. */
+function project(entries: LogEntryJson[], query: URLSearchParams): LogEntryJson[] {
+  const fields = query.get('fields');
+  if (!fields) return entries;
+  const names = new Set(
+    fields
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean),
+  );
+  const include = query.get('include_fields') !== 'false';
+  return entries.map((entry) => Object.fromEntries(Object.entries(entry).filter(([key]) => names.has(key) === include)));
 }
 
 export function createTenantLog(initial: LogQuirks = {}): TenantLog {
@@ -107,6 +153,8 @@ export function createTenantLog(initial: LogQuirks = {}): TenantLog {
   }
 
   function searchPage(query: URLSearchParams): LogAnswer {
+    const badBoolean = booleanProblem(query, 'include_fields') ?? booleanProblem(query, 'include_totals');
+    if (badBoolean !== undefined) return { status: 400, body: badBoolean, headers: {} };
     const perPageText = query.get('per_page');
     const perPage = perPageText === null ? 50 : /^\d+$/.test(perPageText) ? Number(perPageText) : NaN;
     const pageText = query.get('page');
@@ -122,8 +170,15 @@ export function createTenantLog(initial: LogQuirks = {}): TenantLog {
     if (!match) return errorAnswer(400, `Query validation error: 'sort' must be a field and 1 or -1, got '${sort}'.`, 'invalid_query_string');
     // Tests may append entries with any date: order by date, then id.
     const byDate = [...entries].sort((a, b) => String(a.date).localeCompare(String(b.date)) || idOf(a).localeCompare(idOf(b)));
-    const ordered = match[2] === '-1' ? byDate.reverse() : byDate;
-    return { status: 200, body: JSON.stringify(ordered.slice(page * perPage, (page + 1) * perPage)), headers: {} };
+    const q = query.get('q');
+    const filter = q ? parseQ(q) : undefined;
+    if (filter && typeof filter !== 'function') return filter;
+    const matching = filter ? byDate.filter(filter) : byDate;
+    const ordered = match[2] === '-1' ? matching.reverse() : matching;
+    const logs = project(ordered.slice(page * perPage, (page + 1) * perPage), query);
+    // `include_totals=true` wraps the page with its offsets and the number of matches.
+    const body = query.get('include_totals') === 'true' ? { start: page * perPage, limit: perPage, length: logs.length, total: ordered.length, logs } : logs;
+    return { status: 200, body: JSON.stringify(body), headers: {} };
   }
 
   return {
@@ -147,6 +202,9 @@ export function createTenantLog(initial: LogQuirks = {}): TenantLog {
       entries = entries.slice(start);
     },
     answer(query, origin) {
+      const unknown = unknownParameter(query, LOG_PARAMETERS);
+      if (unknown !== undefined) return { status: 400, body: unknownParameterBody(unknown), headers: {} };
+      // Checkpoint mode: "any parameter other than from and take will be ignored" (Auth0's docs).
       return query.has('from') ? checkpointPage(query, origin) : searchPage(query);
     },
     setQuirks(next) {

@@ -6,7 +6,8 @@
  * Prints one JSON line `{"url","clientId","users","earlyAccess"}` once listening; answers a `stats` line on
  * stdin with the stats as one JSON line (`reset` zeroes them); `change PERCENT` changes that share of the users (see changeUsers) and
  * answers `{"changedUsers"}`; closes and exits 0 on SIGTERM/SIGINT.
- * `--burst` defaults to `--rps`. `--no-early-access` switches off the Early Access
+ * `--burst` defaults to `--rps`; without `--rps` the bucket is DEFAULT_RATE_LIMIT (10,000/s), so
+ * every answer still carries `x-ratelimit-*` headers, as Auth0's do. `--no-early-access` switches off the Early Access
  * `GET /api/v2/refresh-tokens` (answered as an unknown route), leaving `GET /api/v2/users/{id}/refresh-tokens`.
  * `--export-users N` makes every users export hold N generated users (made lazily while the file
  * is served, so a million does not sit in memory) instead of the tenant's.
@@ -54,7 +55,11 @@ function createProgram(): Command {
     .option('--users <n>', 'users in the tenant', number(0), 1000)
     .option('--max-tokens <n>', 'most tokens of one user', number(0), 5)
     .option('--many-every <n>', 'every n-th user holds hundreds of tokens (0: none)', number(0), 0)
-    .option('--rps <n>', 'rate limit: requests per second (429 with x-ratelimit-reset above it)', number(Number.MIN_VALUE))
+    .option(
+      '--rps <n>',
+      'rate limit: requests per second (429 with x-ratelimit-reset above it; default 10000, x-ratelimit-* on every answer)',
+      number(Number.MIN_VALUE),
+    )
     .option('--burst <n>', 'rate limit: the burst allowed (default --rps)', number(1))
     .option('--latency <ms>', 'delay before every answer', number(0), 0)
     .option('--fault-rate <f>', 'share of requests answered 500 or cut (0 to 1)', number(0, 1), 0)

@@ -1,8 +1,10 @@
 /**
  * The sandbox tenant's users export (issue #10): `POST /api/v2/jobs/users-exports` and
  * `GET /api/v2/jobs/{id}` on the Management API server (routed here by auth0-server.ts), and a
- * second loopback HTTP server standing for the storage host that serves the gzip NDJSON file at
- * the job's presigned `location`. Like the real one (Auth0 documents a 60-second link), a link lives
+ * second loopback HTTP server standing for the storage host that serves the gzip file at the
+ * job's presigned `location`: NDJSON for `format: "json"`, CSV (a header row, then one row a user)
+ * for `format: "csv"`, which is the default when `format` is absent, as Auth0's is. `limit` keeps
+ * only that many users. Like the real one (Auth0 documents a 60-second link), a link lives
  * 60 s (`linkLifetimeMs`), asking for the job again gives a fresh one, and the storage host
  * refuses a request that carries an Authorization header (400, counted in
  * `stats.authorizationRefused` so tests can assert the job never sent one).
@@ -89,6 +91,9 @@ type Send = (res: ServerResponse, status: number, body: string) => void;
 
 interface Job {
   id: string;
+  format: 'json' | 'csv';
+  /** Most users the file holds, when the request set `limit`. */
+  limit: number | undefined;
   connectionId: string | undefined;
   connection: string | undefined;
   fields: { name: string; export_as?: string }[];
@@ -153,14 +158,22 @@ function pick(user: ExportUserJson, path: string): unknown {
   return value;
 }
 
-/** One line of the file: the fields asked for, each under its `export_as` name. */
-function toLine(user: ExportUserJson, fields: Job['fields']): string {
+/** One line of the file: the fields asked for, each under its `export_as` name (NDJSON) or in its column (CSV). */
+function toLine(user: ExportUserJson, fields: Job['fields'], format: Job['format']): string {
+  if (format === 'csv') return fields.map((field) => csvCell(pick(user, field.name))).join(',');
   const out: Record<string, unknown> = {};
   for (const field of fields) {
     const value = pick(user, field.name);
     if (value !== undefined) out[field.export_as ?? field.name] = value;
   }
   return JSON.stringify(out);
+}
+
+/** A CSV cell: objects as JSON, quoted (RFC 4180) when it holds a comma, a quote or a line break. */
+function csvCell(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 function s3Error(code: string, message: string): string {
@@ -187,7 +200,8 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
     const base = {
       id: job.id,
       type: 'users_export',
-      format: 'json',
+      format: job.format,
+      ...(job.limit !== undefined ? { limit: job.limit } : {}),
       fields: job.fields,
       created_at: job.createdAt,
       ...(job.connectionId ? { connection_id: job.connectionId, connection: job.connection } : {}),
@@ -205,7 +219,7 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
     }
     if (outcome === 'fail') return { ...base, status: 'failed' };
     const expires = Date.now() + linkLifetimeMs;
-    const location = `${downloadUrl}/exports/${job.id}.json.gz?X-Amz-Expires=${Math.round(linkLifetimeMs / 1000)}&X-Amz-Date=${expires}&X-Amz-Signature=${sign(job.id, expires)}`;
+    const location = `${downloadUrl}/exports/${job.id}.${job.format}.gz?X-Amz-Expires=${Math.round(linkLifetimeMs / 1000)}&X-Amz-Date=${expires}&X-Amz-Signature=${sign(job.id, expires)}`;
     return { ...base, status: 'completed', percentage_done: 100, time_left_seconds: 0, location };
   }
 
@@ -217,8 +231,16 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
       }
       const body = parseJson(await readBody(req));
       stats.lastJobRequest = body;
-      if (!body || typeof body !== 'object' || (body.format !== undefined && body.format !== 'json')) {
-        send(res, 400, errorBody(400, 'Payload validation error: the sandbox exports format "json" only.', 'invalid_body'));
+      if (!body || typeof body !== 'object' || Array.isArray(body)) {
+        send(res, 400, errorBody(400, 'Payload validation error: the body must be a JSON object.', 'invalid_body'));
+        return;
+      }
+      if (body.format !== undefined && body.format !== 'json' && body.format !== 'csv') {
+        send(res, 400, errorBody(400, `Payload validation error: 'format' must be one of [json, csv].`, 'invalid_body'));
+        return;
+      }
+      if (body.limit !== undefined && !(Number.isInteger(body.limit) && (body.limit as number) >= 1)) {
+        send(res, 400, errorBody(400, `Payload validation error: 'limit' must be an integer of at least 1.`, 'invalid_body'));
         return;
       }
       let connection: string | undefined;
@@ -236,6 +258,9 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
       const fields = Array.isArray(body.fields) ? (body.fields as Job['fields']) : DEFAULT_FIELDS.map((name) => ({ name }));
       const job: Job = {
         id: `job_${randomBytes(8).toString('hex')}`,
+        // Auth0 exports CSV unless asked for JSON.
+        format: body.format === 'json' ? 'json' : 'csv',
+        limit: body.limit as number | undefined,
         connectionId,
         connection,
         fields,
@@ -280,12 +305,17 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
       if (hook?.line === n) hook.run();
     };
     const ids: Iterable<string> = job.script.generate !== undefined ? generatedIds(job.script.generate) : (job.userIds ?? generatedIds(job.generated));
+    if (job.format === 'csv') {
+      chunk += `${job.fields.map((field) => csvCell(field.export_as ?? field.name)).join(',')}\n`;
+    }
+    let users = 0;
     for (const id of ids) {
+      if (job.limit !== undefined && users++ >= job.limit) break;
       for (let text = inserts.get(n + 1); text !== undefined; text = inserts.get(n + 1)) {
         inserts.delete(n + 1);
         add(text);
       }
-      add(toLine(profileOf(id), job.fields));
+      add(toLine(profileOf(id), job.fields, job.format));
       if (n % 1000 === 0) {
         yield chunk;
         chunk = '';
@@ -321,7 +351,7 @@ export async function startUsersExport(listUserIds: () => Iterable<string>, opti
       return;
     }
     const url = new URL(req.url ?? '/', 'http://storage');
-    const match = /^\/exports\/(job_[A-Za-z0-9]+)\.json\.gz$/.exec(url.pathname);
+    const match = /^\/exports\/(job_[A-Za-z0-9]+)\.(?:json|csv)\.gz$/.exec(url.pathname);
     const expires = Number(url.searchParams.get('X-Amz-Date'));
     const job = match ? jobs.get(match[1]!) : undefined;
     if (!job || url.searchParams.get('X-Amz-Signature') !== sign(job.id, expires)) {

@@ -11,7 +11,7 @@ export const MAX_LOG_ID_LENGTH = 256;
 /**
  * What is wrong with a log id from an answer (`is not a string`, `is empty`, `is longer than 256
  * characters`, `contains a control character`); undefined when the follower can store it and
- * read on from it. The same rule as `checkUserId` (src/source/user-id.ts). Pure.
+ * read on from it. The same rule as `checkUserId` (src/core/user-id.ts). Pure.
  */
 export function checkLogId(id: unknown): string | undefined {
   return typeof id === 'string' ? checkIdText(id, MAX_LOG_ID_LENGTH) : 'is not a string';

@@ -1,4 +1,5 @@
 import type { Auth0Client } from './client.js';
+import { checkIdText } from '../core/upstream-text.js';
 import { Auth0Error } from './errors.js';
 
 /**
@@ -27,7 +28,12 @@ export interface Auth0RefreshToken {
  * objects, `from`/`take` cursors and end rules (auth0-api.md):
  * - `refresh-tokens`: `GET /api/v2/refresh-tokens?user_id=…` answering `{refresh_tokens, next}`;
  *   marked Early Access, so a tenant may not have it (issue #12).
- * - `users`: `GET /api/v2/users/{user_id}/refresh-tokens` answering `{tokens, next}`; generally available.
+ * - `users`: `GET /api/v2/users/{user_id}/refresh-tokens`; generally available. Asked with
+ *   `include_totals=true` it answers `{tokens, next}` (what its 200 schema describes and the
+ *   official Node SDK always asks for); its parameter text says `false`, the default, answers a
+ *   bare array of tokens. Both shapes are accepted, so a tenant that ignores the parameter still
+ *   syncs: after a bare array the next page starts after its last token's id, which this route
+ *   documents as its `from` (auth0-api.md).
  */
 export type TokensEndpoint = 'refresh-tokens' | 'users';
 
@@ -38,7 +44,12 @@ interface EndpointShape {
   query(userId: string): Record<string, string>;
   /** The key of the answer's token array. */
   arrayKey: 'refresh_tokens' | 'tokens';
+  /** Whether a bare array of tokens is a valid answer too (see TokensEndpoint). */
+  bareArray: boolean;
 }
+
+/** Longest token id taken as the next `from` after a bare array; real ids are a few dozen characters. */
+const MAX_TOKEN_ID_LENGTH = 1024;
 
 const ENDPOINTS: Record<TokensEndpoint, EndpointShape> = {
   'refresh-tokens': {
@@ -46,13 +57,15 @@ const ENDPOINTS: Record<TokensEndpoint, EndpointShape> = {
     path: () => '/api/v2/refresh-tokens',
     query: (userId) => ({ user_id: userId }),
     arrayKey: 'refresh_tokens',
+    bareArray: false,
   },
   users: {
     route: 'GET /api/v2/users/{user_id}/refresh-tokens',
     // Encoded: ids such as `auth0|123` or `samlp|corp|a/b` must stay one path segment.
     path: (userId) => `/api/v2/users/${encodeURIComponent(userId)}/refresh-tokens`,
-    query: () => ({}),
+    query: () => ({ include_totals: 'true' }),
     arrayKey: 'tokens',
+    bareArray: true,
   },
 };
 
@@ -115,6 +128,7 @@ export async function fetchAllRefreshTokens(client: Auth0Client, userId: string,
 }
 
 function toPage(body: unknown, shape: EndpointShape): { tokens: Auth0RefreshToken[]; next?: string } {
+  if (shape.bareArray && Array.isArray(body)) return toBareArrayPage(body, shape);
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     throw new Auth0Error('bad_response', `${shape.route} answered with JSON that is not an object`);
   }
@@ -127,4 +141,20 @@ function toPage(body: unknown, shape: EndpointShape): { tokens: Auth0RefreshToke
     throw new Auth0Error('bad_response', `${shape.route} answered with a next cursor that is not a string`);
   }
   return { tokens: tokens as Auth0RefreshToken[], next: next || undefined };
+}
+
+/**
+ * A bare array of tokens: the page itself, and the next `from` is its last token's id. That id
+ * is upstream text and goes back into a URL: an id that is not a string, or fails checkIdText,
+ * is refused (`bad_response`) rather than sent.
+ */
+function toBareArrayPage(tokens: unknown[], shape: EndpointShape): { tokens: Auth0RefreshToken[]; next?: string } {
+  const last = tokens.at(-1);
+  if (last === undefined) return { tokens: [] };
+  const id = last && typeof last === 'object' && !Array.isArray(last) ? (last as Auth0RefreshToken).id : undefined;
+  const problem = typeof id === 'string' ? checkIdText(id, MAX_TOKEN_ID_LENGTH) : 'is not a string';
+  if (problem !== undefined || typeof id !== 'string') {
+    throw new Auth0Error('bad_response', `${shape.route} answered an array whose last token's id ${problem ?? 'is not a string'}`);
+  }
+  return { tokens: tokens as Auth0RefreshToken[], next: id };
 }

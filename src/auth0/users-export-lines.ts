@@ -4,9 +4,9 @@
  * user, a blank line, or a bad line with the reason it cannot be taken. Pure apart from the
  * splitter's own state; no I/O.
  */
-import type { ExportedUser } from '../source/exported-user.js';
+import type { ExportedUser } from '../core/exported-user.js';
 import { parseIsoDate } from '../core/iso-date.js';
-import { checkUserId, describeUserId } from '../source/user-id.js';
+import { checkUserId, describeUserId } from '../core/user-id.js';
 import { toPrintable } from '../core/upstream-text.js';
 
 /** Why a line of the export cannot be taken. */

@@ -15,7 +15,7 @@ import { createGunzip } from 'node:zlib';
 import got, { RequestError, type Response } from 'got';
 import type { Clock } from '../core/clock.js';
 import { isLoopback } from '../core/config.js';
-import type { ExportedUser } from '../source/exported-user.js';
+import type { ExportedUser } from '../core/exported-user.js';
 import { FatalError } from '../core/errors.js';
 import { toSafeText } from '../core/upstream-text.js';
 import type { Auth0Client } from './client.js';

@@ -1,26 +1,23 @@
 /**
  * What each command does, once its flags are parsed (src/cli/main.ts parses them and imports
  * this module only then, so `--help` and `--version` load none of the database, job or worker
- * code). Every function returns the command's exit code.
+ * code). A command imports what only it uses when it runs (the worker and its metrics client, the
+ * progress bar, the import, the follow, the SQL server of `db`): a sync never holds them in
+ * memory. Every function returns the command's exit code.
  */
 import { describeImport, toImportRequest, type ImportUsersFlags } from './import-users-args.js';
 import { describeDryRun, describeRun } from './describe-run.js';
-import { createProgressBar } from './progress-bar.js';
 import { toSyncRequest, type SyncFlags } from './sync-args.js';
 import { loadConfig, loadDatabaseConfig, type Config, type Env } from '../core/config.js';
 import type { OpenDatabase } from '../warehouse/connection.js';
-import { dbCommand } from '../warehouse/embedded/serve-sql.js';
 import { ConfigError } from '../core/errors.js';
-import { importUsers } from '../jobs/import-users.js';
 import { createCommandLogger, type Logger } from '../core/log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from '../warehouse/migrate.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
 import { formatStatus, toStatusJson } from '../status/format-status.js';
 import { readStatus, statusExitCode } from '../status/read-status.js';
-import { followLogs } from '../jobs/follow-logs.js';
 import { runSyncJob, type SyncJobResult } from '../jobs/sync.js';
 import type { Io } from '../core/io.js';
-import { runWorker } from '../worker/worker.js';
 import { plural } from '../core/wording.js';
 import { describeFatal, EXIT } from './exit.js';
 import { withDatabase, withDefaults, type Deps } from './with-database.js';
@@ -41,7 +38,7 @@ export const commands = {
     untilStopped(
       () => {},
       undefined,
-      (stopSignal) => dbCommand(flags, env, io, stopSignal),
+      async (stopSignal) => (await import('../warehouse/embedded/serve-sql.js')).dbCommand(flags, env, io, stopSignal),
     ),
 };
 
@@ -93,7 +90,7 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
   const request = await toSyncRequest(flags, () => (loaded = loadConfig(env)));
   const config = loaded ?? loadConfig(env);
   // A bar on stderr when both streams are a terminal; `progress` log lines otherwise.
-  const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs ? createProgressBar() : undefined;
+  const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs ? (await import('./progress-bar.js')).createProgressBar() : undefined;
   const write = progressDisplay
     ? (line: string) => {
         progressDisplay.clearLine(); // a log line starts on a clean line, the bar redraws below it
@@ -120,6 +117,7 @@ async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, dep
   const config = loadConfig(env);
   const logger = createCommandLogger(config, io);
   return withDatabase(config, 'import-users', io, deps, { existing: true, env }, async ({ db }) => {
+    const { importUsers } = await import('../jobs/import-users.js');
     const result = await importUsers({ config, db, logger, clock: deps.clock, ...request });
     for (const line of describeImport(result)) io.stdout(line);
     // Lines skipped: applied, but not all of the export (issue #24): partial, as for a sync.
@@ -135,6 +133,7 @@ async function fromLogs(
   io: Io,
   options: { ownsDatabase: boolean; stopSignal: AbortSignal; allowMassDelete: boolean },
 ): Promise<number> {
+  const { followLogs } = await import('../jobs/follow-logs.js');
   const result = await followLogs({ config, db, logger, ...options });
   if (result.outcome === 'off') {
     io.stderr(`warning: ${result.messages.join(' ')}`);
@@ -153,6 +152,7 @@ async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
   return withDatabase(config, 'worker', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
     // Nobody reads the worker's log any more: stop as on SIGTERM (a Unix tool dies of SIGPIPE).
     return untilStopped(secondSignalWarning(logger), io.stdoutClosed, async (stopSignal) => {
+      const { runWorker } = await import('../worker/worker.js');
       await runWorker({ config, db, logger, stopSignal, runOptions: { ownsDatabase } });
       return EXIT.ok;
     });

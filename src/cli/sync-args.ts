@@ -4,7 +4,7 @@ import { parseDuration } from '../core/duration.js';
 import { UsageError } from '../core/errors.js';
 import { parseIsoDate } from '../core/iso-date.js';
 import type { UserSelection } from '../source/select-users.js';
-import { checkUserId, describeUserId } from '../source/user-id.js';
+import { checkUserId, describeUserId } from '../core/user-id.js';
 import { readUsersFile } from '../source/users-file.js';
 import { toSafeText } from '../core/upstream-text.js';
 

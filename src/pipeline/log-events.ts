@@ -6,7 +6,7 @@
  */
 import { compareLogIds, logIdOf } from '../auth0/log-id.js';
 import type { Auth0LogEntry } from '../auth0/logs.js';
-import { checkUserId } from '../source/user-id.js';
+import { checkUserId } from '../core/user-id.js';
 import type { LogLookups } from '../warehouse/log-checkpoint.js';
 
 export type { LogLookups };

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Kysely } from 'kysely';
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { Auth0Client } from '../auth0/client.js';
 import { Auth0Error } from '../auth0/errors.js';
 import { fetchAllRefreshTokens } from '../auth0/refresh-tokens.js';
@@ -10,8 +10,8 @@ import { errorCode, isFatal, toError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RunLease } from '../warehouse/run-lock.js';
 import type { RunCounts } from '../warehouse/run-records.js';
-import { checkUserId, describeUserId, invalidUserIdKey } from '../source/user-id.js';
-import { createBatchWriter } from './batch-writer.js';
+import { checkUserId, describeUserId, invalidUserIdKey } from '../core/user-id.js';
+import { createBatchWriter, type BatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
 import type { UserOutcome } from '../warehouse/model.js';
@@ -68,167 +68,246 @@ export interface SyncResult {
  * skipped (its lane fetch is as fresh).
  */
 export async function syncUsers(deps: SyncDeps, userIds: AsyncIterable<string>): Promise<SyncResult> {
-  const { client, logger, options, endpoints } = deps;
+  const run = startPipeline(deps);
+  const unwatch = watchStops(run);
+  run.lane?.open(deps.runId!, () => wake(run));
+  try {
+    await takeUsers(run, userIds[Symbol.asyncIterator]());
+  } catch (error) {
+    fail(run, toError(error)); // the source went away: users in flight are abandoned, not written
+  } finally {
+    await finishPipeline(run, unwatch);
+  }
+  return { failure: run.failure, interrupted: run.interrupted };
+}
+
+/** One call of `syncUsers`: what its steps share. */
+interface Pipeline {
+  readonly deps: SyncDeps;
+  /** Aborted by a failure, or when a graceful stop's grace period ends: every request in flight listens on it. */
+  readonly abort: AbortController;
+  /** At most `options.concurrency` users fetched at once. */
+  readonly limit: LimitFunction;
+  readonly writer: BatchWriter;
+  /** The priority lane, for a run with a run row only. */
+  readonly lane: PriorityLane | undefined;
+  /** Users being fetched or waiting to be written, with their lane ticket if the lane sent them. */
+  readonly busy: Map<string, LaneTicket | undefined>;
+  readonly inFlight: Set<Promise<void>>;
+  /** Set when an error doomed every user. */
+  failure: Error | undefined;
+  /** Set when a stop ended the run before every user was synced. */
+  interrupted: boolean;
+  /** Resumes `takeUsers` while it waits in `pause`. */
+  wakeLoop: (() => void) | undefined;
+}
+
+/** The run's shared state, with the batch writer opened and the client closed when the run aborts. */
+function startPipeline(deps: SyncDeps): Pipeline {
   const abort = new AbortController();
   // Every request in flight listens on it (got, sleeps): more than Node's default of 10.
-  setMaxListeners(4 * options.concurrency + 10, abort.signal);
-  abort.signal.addEventListener('abort', () => client.close(), { once: true });
-  let failure: Error | undefined;
-  /** An error dooms every user: the run fails, users in flight are abandoned. */
-  const fail = (error: Error) => {
-    if (failure) return;
-    failure = error;
-    logger.error('stopping the run', { code: errorCode(error), error: error.message });
-    abort.abort(error);
+  setMaxListeners(4 * deps.options.concurrency + 10, abort.signal);
+  abort.signal.addEventListener('abort', () => deps.client.close(), { once: true });
+  const { db, runId, lease, counts, logger, deleteGuard, evidence } = deps;
+  const run: Pipeline = {
+    deps,
+    abort,
+    limit: pLimit(deps.options.concurrency),
+    writer: createBatchWriter({
+      db,
+      runId,
+      lease,
+      counts,
+      logger,
+      deleteGuard,
+      evidence,
+      onFatal: (error) => fail(run, error),
+      onWritten: (userIds) => markWritten(run, userIds),
+    }),
+    lane: runId === undefined ? undefined : deps.lane,
+    busy: new Map(),
+    inFlight: new Set(),
+    failure: undefined,
+    interrupted: false,
+    wakeLoop: undefined,
   };
-  /** Users being fetched or waiting to be written, with their lane ticket if the lane sent them. */
-  const busy = new Map<string, LaneTicket | undefined>();
-  // Woken whenever a user finishes, is written, or the lane gets users. (Promise.race over every
-  // task in flight would hang a new reaction on each of them per user taken: garbage that grows
-  // with the concurrency.)
-  let wakeLoop: (() => void) | undefined;
-  const wake = () => {
-    const resume = wakeLoop;
-    wakeLoop = undefined;
-    resume?.();
-  };
-  const onWritten = (userIds: readonly string[]) => {
-    for (const userId of userIds) {
-      busy.get(userId)?.settle(true);
-      busy.delete(userId);
-    }
-    wake();
-  };
-  const writer = createBatchWriter({ ...deps, onFatal: fail, onWritten });
-  const lane = deps.runId === undefined ? undefined : deps.lane;
-  // The run lock is gone for good: stop at once, even between writes.
-  deps.lease?.onLost(fail);
-  // A graceful stop: take no new user now; abandon the ones in flight after the grace period
-  // (they are not written, so they keep their previous rows).
+  return run;
+}
+
+/** An error dooms every user: the run fails, users in flight are abandoned. */
+function fail(run: Pipeline, error: Error): void {
+  if (run.failure) return;
+  run.failure = error;
+  run.deps.logger.error('stopping the run', { code: errorCode(error), error: error.message });
+  run.abort.abort(error);
+}
+
+/**
+ * Wakes `takeUsers` when it waits: a user finished or was written, the lane got users, the run
+ * stopped. (Promise.race over every task in flight would hang a new reaction on each of them per
+ * user taken: garbage that grows with the concurrency.)
+ */
+function wake(run: Pipeline): void {
+  const resume = run.wakeLoop;
+  run.wakeLoop = undefined;
+  resume?.();
+}
+
+/** Waits until `wake`. */
+function pause(run: Pipeline): Promise<void> {
+  return new Promise<void>((resume) => (run.wakeLoop = resume));
+}
+
+/** The writer wrote these users (or recorded their failure): no longer busy, their lane tickets settled. */
+function markWritten(run: Pipeline, userIds: readonly string[]): void {
+  for (const userId of userIds) {
+    run.busy.get(userId)?.settle(true);
+    run.busy.delete(userId);
+  }
+  wake(run);
+}
+
+/**
+ * The ways a run stops early: losing the run lock for good (at once, even between writes), and a
+ * graceful stop (take no new user now; abandon the ones in flight after the grace period: they
+ * are not written, so they keep their previous rows). Returns the function that stops watching.
+ */
+function watchStops(run: Pipeline): () => void {
+  const { deps, abort } = run;
+  const graceMs = deps.stopGraceMs ?? 5000;
+  deps.lease?.onLost((error) => fail(run, error));
   let graceTimer: NodeJS.Timeout | undefined;
   const onStop = () => {
-    logger.warn('stop requested: finishing the users in flight', { graceMs: deps.stopGraceMs ?? 5000 });
-    graceTimer = setTimeout(() => abort.abort(new Error('stopped')), deps.stopGraceMs ?? 5000);
+    deps.logger.warn('stop requested: finishing the users in flight', { graceMs });
+    graceTimer = setTimeout(() => abort.abort(new Error('stopped')), graceMs);
   };
   if (deps.stopSignal?.aborted) onStop();
   else deps.stopSignal?.addEventListener('abort', onStop, { once: true });
-  const limit = pLimit(options.concurrency);
-  const inFlight = new Set<Promise<void>>();
-
-  async function syncUser(userId: string, ticket: LaneTicket | undefined): Promise<void> {
-    const outcome = await fetchUser(userId);
-    if (outcome && !abort.signal.aborted) {
-      if (outcome.userId !== userId) {
-        busy.delete(userId); // an invalid ID is recorded under its own key
-        busy.set(outcome.userId, ticket);
-      }
-      await writer.push(outcome);
-    } else {
-      busy.delete(userId);
-      ticket?.settle(false); // abandoned: it keeps its previous rows
-    }
-  }
-
-  async function fetchUser(userId: string): Promise<UserOutcome | undefined> {
-    // A source row can hold anything; never send it to Auth0 or store it as a key unchecked.
-    const problem = checkUserId(userId);
-    if (problem)
-      return { status: 'failed', userId: invalidUserIdKey(userId), code: 'invalid_user_id', message: `The user ID ${describeUserId(userId)} ${problem}.` };
-    for (;;) {
-      const endpoint = endpoints.current();
-      try {
-        const apiTokens = await fetchAllRefreshTokens(client, userId, {
-          pageSize: options.pageSize,
-          maxPages: options.maxPagesPerUser,
-          endpoint,
-          signal: abort.signal,
-        });
-        endpoints.confirm(endpoint);
-        return { status: 'synced', userId, records: toWarehouseRows(userId, apiTokens) };
-      } catch (thrown) {
-        if (abort.signal.aborted) {
-          interrupted ||= !failure; // abandoned by a graceful stop's deadline, or by a failure
-          return undefined; // either way this user was not finished and keeps its previous rows
-        }
-        // An answer saying the Early Access route is not on this tenant lists the user again
-        // through the other route (at most once): it says nothing about the user's tokens.
-        const verdict = endpoints.judge(endpoint, thrown);
-        if (verdict.retry) continue;
-        const error = verdict.error;
-        if (error instanceof Auth0Error && error.code === 'user_not_found') {
-          endpoints.confirm(endpoint);
-          return { status: 'not_found', userId };
-        }
-        if (isFatal(error)) {
-          fail(toError(error));
-          return undefined;
-        }
-        return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
-      }
-    }
-  }
-
-  let interrupted = false;
-  const start = (userId: string, ticket: LaneTicket | undefined) => {
-    busy.set(userId, ticket);
-    const task = limit(() => syncUser(userId, ticket)).finally(() => {
-      inFlight.delete(task);
-      wake();
-    });
-    inFlight.add(task);
-  };
-  const pause = () => new Promise<void>((resume) => (wakeLoop = resume));
-  const onAbort = () => wake();
+  const onAbort = () => wake(run);
   abort.signal.addEventListener('abort', onAbort, { once: true });
   deps.stopSignal?.addEventListener('abort', onAbort, { once: true });
-  const isBusy = (userId: string) => busy.has(userId);
-  lane?.open(deps.runId!, wake);
-  const source = userIds[Symbol.asyncIterator]();
-  let sourceDone = false;
-  try {
-    for (;;) {
-      if (abort.signal.aborted) break;
-      if (deps.stopSignal?.aborted) {
-        interrupted = true;
-        break;
-      }
-      // Take the next ID only when a slot is free: never queue every user behind p-limit.
-      if (limit.activeCount + limit.pendingCount >= options.concurrency) {
-        await pause();
-        continue;
-      }
-      const ticket = lane?.take(isBusy);
-      if (ticket) {
-        start(ticket.userId, ticket);
-        continue;
-      }
-      if (!sourceDone) {
-        const next = await source.next();
-        if (next.done) {
-          sourceDone = true;
-          lane?.closeIntake(); // from now on the follower syncs its users itself
-        } else if (!busy.has(next.value)) {
-          start(next.value, undefined);
-        }
-        continue;
-      }
-      // Users left in the lane but busy wait for their first fetch to be written, unless nothing
-      // is in flight: then they sit in the writer's queue until it closes, and the lane gives
-      // them back as incomplete (the follower reads their entries again).
-      if (!lane || lane.waiting === 0 || inFlight.size === 0) break;
-      await pause();
-    }
-  } catch (error) {
-    fail(toError(error)); // the source went away: users in flight are abandoned, not written
-  } finally {
-    lane?.closeIntake();
-    await Promise.all(inFlight);
+  return () => {
     clearTimeout(graceTimer);
     deps.stopSignal?.removeEventListener('abort', onStop);
     deps.stopSignal?.removeEventListener('abort', onAbort);
     abort.signal.removeEventListener('abort', onAbort);
-    await writer.close().catch(fail);
-    lane?.finish();
+  };
+}
+
+/**
+ * The loop: while a slot is free, take the lane's next user, else the source's next; stop on a
+ * failure or a stop, or when the source is exhausted and the lane has nothing left to give.
+ */
+async function takeUsers(run: Pipeline, source: AsyncIterator<string>): Promise<void> {
+  const { deps, abort, limit, lane, busy, inFlight } = run;
+  const isBusy = (userId: string) => busy.has(userId);
+  let sourceDone = false;
+  for (;;) {
+    if (abort.signal.aborted) return;
+    if (deps.stopSignal?.aborted) {
+      run.interrupted = true;
+      return;
+    }
+    // Take the next ID only when a slot is free: never queue every user behind p-limit.
+    if (limit.activeCount + limit.pendingCount >= deps.options.concurrency) {
+      await pause(run);
+      continue;
+    }
+    const ticket = lane?.take(isBusy);
+    if (ticket) {
+      startUser(run, ticket.userId, ticket);
+      continue;
+    }
+    if (!sourceDone) {
+      const next = await source.next();
+      if (next.done) {
+        sourceDone = true;
+        lane?.closeIntake(); // from now on the follower syncs its users itself
+      } else if (!busy.has(next.value)) {
+        startUser(run, next.value, undefined);
+      }
+      continue;
+    }
+    // Users left in the lane but busy wait for their first fetch to be written, unless nothing
+    // is in flight: then they sit in the writer's queue until it closes, and the lane gives
+    // them back as incomplete (the follower reads their entries again).
+    if (!lane || lane.waiting === 0 || inFlight.size === 0) return;
+    await pause(run);
   }
-  return { failure, interrupted };
+}
+
+/** Marks the user busy and queues its sync behind p-limit; the loop wakes when it finishes. */
+function startUser(run: Pipeline, userId: string, ticket: LaneTicket | undefined): void {
+  run.busy.set(userId, ticket);
+  const task = run
+    .limit(() => syncUser(run, userId, ticket))
+    .finally(() => {
+      run.inFlight.delete(task);
+      wake(run);
+    });
+  run.inFlight.add(task);
+}
+
+/** Fetches one user and hands its outcome to the writer; an abandoned user keeps its previous rows. */
+async function syncUser(run: Pipeline, userId: string, ticket: LaneTicket | undefined): Promise<void> {
+  const outcome = await fetchUser(run, userId);
+  if (outcome && !run.abort.signal.aborted) {
+    if (outcome.userId !== userId) {
+      run.busy.delete(userId); // an invalid ID is recorded under its own key
+      run.busy.set(outcome.userId, ticket);
+    }
+    await run.writer.push(outcome);
+  } else {
+    run.busy.delete(userId);
+    ticket?.settle(false); // abandoned: it keeps its previous rows
+  }
+}
+
+/**
+ * One user's complete listing as an outcome (`synced`, `not_found`, `failed`); undefined when
+ * the user was abandoned (a stop's deadline, or a failure, this user's own fatal error included).
+ */
+async function fetchUser(run: Pipeline, userId: string): Promise<UserOutcome | undefined> {
+  const { client, options, endpoints } = run.deps;
+  const { signal } = run.abort;
+  // A source row can hold anything; never send it to Auth0 or store it as a key unchecked.
+  const problem = checkUserId(userId);
+  if (problem)
+    return { status: 'failed', userId: invalidUserIdKey(userId), code: 'invalid_user_id', message: `The user ID ${describeUserId(userId)} ${problem}.` };
+  for (;;) {
+    const endpoint = endpoints.current();
+    try {
+      const apiTokens = await fetchAllRefreshTokens(client, userId, { pageSize: options.pageSize, maxPages: options.maxPagesPerUser, endpoint, signal });
+      endpoints.confirm(endpoint);
+      return { status: 'synced', userId, records: toWarehouseRows(userId, apiTokens) };
+    } catch (thrown) {
+      if (signal.aborted) {
+        run.interrupted ||= !run.failure; // abandoned by a graceful stop's deadline, or by a failure
+        return undefined; // either way this user was not finished and keeps its previous rows
+      }
+      // An answer saying the Early Access route is not on this tenant lists the user again
+      // through the other route (at most once): it says nothing about the user's tokens.
+      const verdict = endpoints.judge(endpoint, thrown);
+      if (verdict.retry) continue;
+      const error = verdict.error;
+      if (error instanceof Auth0Error && error.code === 'user_not_found') {
+        endpoints.confirm(endpoint);
+        return { status: 'not_found', userId };
+      }
+      if (isFatal(error)) {
+        fail(run, toError(error));
+        return undefined;
+      }
+      return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
+    }
+  }
+}
+
+/** Waits for the users in flight, stops watching, writes what is queued and hands the lane's leftovers back. */
+async function finishPipeline(run: Pipeline, unwatch: () => void): Promise<void> {
+  run.lane?.closeIntake();
+  await Promise.all(run.inFlight);
+  unwatch();
+  await run.writer.close().catch((error: unknown) => fail(run, toError(error)));
+  run.lane?.finish();
 }

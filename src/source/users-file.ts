@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { UsageError } from '../core/errors.js';
 import { toSafeText } from '../core/upstream-text.js';
-import { checkUserId, MAX_USER_ID_LENGTH } from './user-id.js';
+import { checkUserId, MAX_USER_ID_LENGTH } from '../core/user-id.js';
 
 /**
  * Longest line read, in bytes. A user ID is at most 512 characters (up to 4 bytes each in

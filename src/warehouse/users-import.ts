@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from './schema.js';
-import type { ExportedUser } from '../source/exported-user.js';
-import { invalidUserIdKey } from '../source/user-id.js';
+import type { ExportedUser } from '../core/exported-user.js';
+import { invalidUserIdKey } from '../core/user-id.js';
 
 /** What applying the staged export changes (or would change) in auth0.users. */
 export interface UsersImportCounts {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { createTokenCache } from '../auth0/client.js';
+import { createTokenCache, type Auth0ClientOptions } from '../auth0/client.js';
 import { createRateLimiter } from '../auth0/rate-limiter.js';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
@@ -11,7 +11,7 @@ import { RunLockedError } from '../warehouse/run-lock.js';
 import { readRunSeconds } from '../warehouse/run-records.js';
 import { cronScheduler, type Scheduler } from './scheduler.js';
 import { followLogs, type FollowLogsResult } from '../jobs/follow-logs.js';
-import { createPriorityLane } from '../pipeline/priority-lane.js';
+import { createPriorityLane, type PriorityLane } from '../pipeline/priority-lane.js';
 import { toSafeText } from '../core/upstream-text.js';
 import type { SyncJobOptions, SyncJobResult } from '../jobs/sync.js';
 
@@ -34,11 +34,13 @@ export interface LogFollowerOptions {
 }
 
 export interface LogFollower {
+  /** For the worker's passes: the priority lane the follower hands users to while a pass runs. */
+  readonly lane: PriorityLane;
   /**
-   * For the worker's passes: the priority lane the follower hands users to while a pass runs, and
-   * the one rate limiter of the process, shared by the passes and the follower.
+   * For the worker's passes: the Auth0 client options of the follows (the worker's own, with the
+   * one rate limiter and access token of the process), shared by the passes and the follower.
    */
-  readonly runOptions: Partial<SyncJobOptions>;
+  readonly auth0: Auth0ClientOptions;
   /**
    * Before each of the worker's passes: waits for the follow in progress (its run may hold the
    * lock); follows ticking from now on wait until the pass takes hand-offs or has ended, so
@@ -76,7 +78,7 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
   /** The worker's pass, from `beforePass` to `afterPass`. */
   let pass: Pass | undefined;
   const lane = createPriorityLane({ onOpen: () => pass?.open() });
-  const auth0 = { ...options.runOptions?.auth0 };
+  const auth0: Auth0ClientOptions = { ...options.runOptions?.auth0 };
   auth0.limiter ??= createRateLimiter(auth0.clock ?? systemClock, { maxRps: config.auth0.maxRps });
   // One access token for every follow and the passes they share with, not one per follow (a
   // follow a minute would otherwise fetch some 1,440 tokens a day from the tenant's quota).
@@ -200,7 +202,8 @@ export async function startLogFollower(options: LogFollowerOptions): Promise<Log
   await task.start();
   logger.info('log follower started', { schedule, timezone: config.worker.timezone });
   return {
-    runOptions: { lane, auth0 },
+    lane,
+    auth0,
     async beforePass() {
       const follow = current;
       pass = createPass(follow?.id);

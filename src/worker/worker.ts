@@ -4,18 +4,18 @@ import type { Database } from '../warehouse/schema.js';
 import { errorCode, toError } from '../core/errors.js';
 import { scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
 import type { Logger } from '../core/log.js';
-import { createWorkerMetrics } from './metrics.js';
-import { watchFullPassDue } from './full-pass-due.js';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
+import { watchFullPassDue, type FullPassWatch } from './full-pass-due.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import { assertMigrated } from '../warehouse/migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createReportPage } from './report-page.js';
-import { createNotifier, type NotifierOptions, type RunOutcome } from './notify.js';
+import { createNotifier, type Notifier, type NotifierOptions, type RunOutcome } from './notify.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
 import { emptyCounts, readFirstUserError, readLastRuns } from '../warehouse/run-records.js';
-import { cronScheduler, type Scheduler } from './scheduler.js';
+import { cronScheduler, type CronTask, type Scheduler } from './scheduler.js';
 import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from '../jobs/sync.js';
-import { createTokensEndpointChoice } from '../pipeline/tokens-endpoint.js';
+import { createTokensEndpointChoice, type TokensEndpointChoice } from '../pipeline/tokens-endpoint.js';
 import { toSafeText } from '../core/upstream-text.js';
 import { pruneHistory } from '../warehouse/history-retention.js';
 import { startLogFollower, type LogFollower } from './log-follower.js';
@@ -46,225 +46,327 @@ export interface WorkerOptions {
  * With METRICS_PORT it serves `/metrics`, `/healthz` and the report at `/` (see docs/operations.md "Monitoring and alerts").
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
-  const { config, db, logger, stopSignal } = options;
-  const scheduler = options.scheduler ?? cronScheduler;
-  const { schedule, timezone, runOnStart } = config.worker;
-  const startedAt = new Date();
   // Pending migrations would fail every tick: refuse at start, with one sentence (exit 1).
-  await assertMigrated(db);
-  const previous = await readPreviousRuns(db);
-
-  let current: Promise<void> | undefined;
-  let lastSuccessAt = previous.lastSuccessAt;
-  let lastRun: HealthInput['lastRun'] = previous.lastRun;
-  // One route choice for the worker's life: with `auto`, the switch happens (and is logged) once.
-  const tokensEndpoint = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
-  // A full pass due after lost log history (issue #18): shown by health and metrics, and started.
-  const fullPass = watchFullPassDue(db, config.source);
-  const metrics = createWorkerMetrics({
-    runInProgress: () => current !== undefined,
-    readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
-    fullPassDue: () => fullPass.due !== undefined,
-  });
-  if (lastSuccessAt) metrics.setLastSuccess(lastSuccessAt);
-  const webhook = config.monitoring.notifyWebhookUrl;
-  const notifier = webhook
-    ? createNotifier({
-        url: webhook,
-        logger,
-        job: SYNC_JOB_NAME,
-        tenant: new URL(config.auth0.baseUrl).hostname,
-        stopSignal,
-        alerting: previous.lastRun?.status === 'failed' || previous.lastRun?.status === 'partial',
-        ...options.notify,
-      })
-    : undefined;
-
-  // noOverlap skips a scheduled tick while the previous scheduled run is still going, and says
-  // so through onOverlap; the scheduler's own warnings go to debug.
-  const task = scheduler.createTask(schedule, () => tick('schedule'), {
-    timezone,
-    name: SYNC_JOB_NAME,
-    noOverlap: true,
-    onOverlap: () => skipOverlap('schedule'),
-    onMissed: (at) => logger.warn('tick missed: the process was busy or asleep', { at: at.toISOString() }),
-    logger: { warn: (m) => logger.debug(m), error: (m) => logger.error(m) },
-  });
-  const intervalMs = scheduleIntervalMs(task.nextRuns(10));
-
-  const logNext = () => logger.info('next run', { at: task.nextRun()?.toISOString(), schedule, timezone });
-
-  /** Why a pass starts: its schedule, SYNC_RUN_ON_START, or a full pass due after lost log history. */
-  type PassReason = 'schedule' | 'start' | 'history';
-
-  function skipOverlap(reason: PassReason) {
-    logger.warn('tick skipped: the previous run is still going', { reason });
-    metrics.tickSkipped('overlap');
-  }
-
-  function tick(reason: PassReason, args?: Record<string, unknown>): Promise<void> {
-    if (stopSignal.aborted) {
-      logger.warn('tick skipped: the worker is stopping', { reason });
-      metrics.tickSkipped('stopping');
-      return Promise.resolve();
-    }
-    // The scheduler does not know about the run at start (it runs outside the schedule), so a
-    // scheduled tick during that one is skipped here.
-    if (current) {
-      skipOverlap(reason);
-      return Promise.resolve();
-    }
-    current = (async () => {
-      try {
-        await logs?.beforePass();
-        const outcome = await runOnce(args);
-        if (outcome) await recordOutcome(outcome);
-        if (config.worker.historyDays !== undefined) await pruneHistoryLogged(db, config.worker.historyDays, logger);
-      } finally {
-        logs?.afterPass();
-        current = undefined;
-        if (!stopSignal.aborted) logNext();
-      }
-      // A pass is what clears a full pass due, and one due while this pass ran starts now.
-      await startFullPassIfDue();
-    })();
-    return current;
-  }
-
-  /**
-   * Start the full pass due after lost log history, right away rather than at the next tick of
-   * SYNC_SCHEDULE: once per loss (its history_lost_at), never beside a pass (one going now was
-   * started before the loss was seen; this is called again when it ends). Never throws.
-   */
-  async function startFullPassIfDue(): Promise<void> {
-    try {
-      await fullPass.check();
-      if (current || stopSignal.aborted) return;
-      const due = fullPass.claim();
-      if (!due) return;
-      logger.warn('full pass started: tenant log history was lost', { historyLostAt: due.historyLostAt.toISOString(), reason: due.reason });
-      void tick('history', { fullPassDue: { historyLostAt: due.historyLostAt.toISOString() } });
-    } catch (error) {
-      logger.error('full pass check failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
-    }
-  }
-
-  /** One run (`args` recorded in sync_runs.args); undefined when it was skipped for the run lock. */
-  async function runOnce(args: Record<string, unknown> | undefined): Promise<RunOutcome | undefined> {
-    const tally = metrics.startRun();
-    const started = Date.now();
-    const seconds = () => (Date.now() - started) / 1000;
-    try {
-      const result = await runSyncJob({
-        config,
-        db,
-        logger,
-        trigger: 'schedule',
-        args,
-        stopSignal,
-        tokensEndpoint,
-        ...options.runOptions,
-        ...logs?.runOptions,
-        onProgress: (counts) => tally.add(counts),
-        auth0: { ...options.runOptions?.auth0, ...logs?.runOptions.auth0, onResponse: (status, pace) => metrics.observeResponse(status, pace) },
-      });
-      tally.add(result.counts);
-      logger.info('scheduled run done', { runId: result.runId, status: result.status, code: result.errorCode });
-      return { ...result, durationSeconds: seconds() };
-    } catch (error) {
-      if (error instanceof RunLockedError) {
-        logger.warn('tick skipped: another run is active', { reason: error.message });
-        metrics.tickSkipped('locked');
-        return undefined;
-      }
-      // The run could not start (database gone, migrations pending): a failure to call for help about.
-      const message = toSafeText(toError(error).message);
-      logger.error('scheduled run failed', { code: errorCode(error), error: message });
-      return {
-        runId: undefined,
-        status: 'failed',
-        counts: emptyCounts(),
-        usersTotal: undefined,
-        durationSeconds: seconds(),
-        error: message,
-        errorCode: errorCode(error),
-      };
-    }
-  }
-
-  async function recordOutcome(outcome: RunOutcome): Promise<void> {
-    const finishedAt = new Date();
-    metrics.finishRun(outcome.status, outcome.durationSeconds, { finishedAt });
-    if (outcome.status === 'succeeded') lastSuccessAt = finishedAt;
-    lastRun = { id: outcome.runId, status: outcome.status, durationMs: outcome.durationSeconds * 1000, errorCode: outcome.errorCode };
-    if (!notifier) return;
-    if (outcome.status === 'partial' && outcome.error === undefined && outcome.runId !== undefined) {
-      // A partial run has no run error: its first failed user's error says what went wrong.
-      const first = await readFirstUserError(db, outcome.runId).catch(() => undefined);
-      if (first) Object.assign(outcome, first);
-    }
-    await notifier.notifyRun(outcome);
-  }
-
-  let logs: LogFollower | undefined;
-  let server: MonitorServer | undefined;
-  // Health and metrics say a full pass is due from their first answer; it is started (and a
-  // failure to read it logged) once the schedule runs, below.
-  await fullPass.check().catch(() => undefined);
-  const { metricsPort, metricsHost } = config.monitoring;
-  if (metricsPort !== undefined) {
-    server = await startMonitorServer({
-      host: metricsHost,
-      port: metricsPort,
-      registry: metrics.registry,
-      logger,
-      report: createReportPage(db),
-      health: () => toHealth({ now: new Date(), scheduler: task.status(), startedAt, lastSuccessAt, lastRun, intervalMs, fullPassDue: fullPass.due }),
-    });
-    logger.info('monitoring server listening', {
-      url: server.url,
-      metrics: `${server.url}/metrics`,
-      health: `${server.url}/healthz`,
-      report: `${server.url}/`,
-    });
-  }
-
+  await assertMigrated(options.db);
+  const worker = await createWorker(options);
+  const server = await startMonitoring(worker);
   try {
-    // The log follower (SYNC_LOGS_SCHEDULE) hands its users to the pass in progress (issue #10).
-    logs = await startLogFollower({
-      config,
-      db,
-      logger,
-      stopSignal,
-      runOptions: options.runOptions,
-      scheduler,
-      metrics,
-      onFollowed: () => void startFullPassIfDue(),
-    });
-    await task.start();
-    logger.info('worker started', {
-      job: SYNC_JOB_NAME,
-      schedule,
-      timezone,
-      runOnStart,
-      notify: webhook ? new URL(webhook.reveal()).origin : undefined,
-    });
-    if (runOnStart) void tick('start');
-    else logNext();
-    // History lost before this worker started (a follow from the CLI, or before a restart).
-    await startFullPassIfDue();
-
-    await new Promise<void>((resolve) => {
-      if (stopSignal.aborted) resolve();
-      else stopSignal.addEventListener('abort', () => resolve(), { once: true });
-    });
-    logger.info('worker stopping', { runInProgress: Boolean(current) });
-    await task.destroy();
-    await Promise.all([current, logs?.stop()]);
+    await startSchedules(worker, options);
+    await untilAborted(worker.stopSignal);
+    await stopSchedules(worker);
   } finally {
     await server?.close();
   }
-  logger.info('worker stopped');
+  worker.logger.info('worker stopped');
+}
+
+/** Why a pass starts: its schedule, SYNC_RUN_ON_START, or a full pass due after lost log history. */
+type PassReason = 'schedule' | 'start' | 'history';
+
+/** What every pass runs with but its `args` and progress hook. */
+type PassOptions = Omit<SyncJobOptions, 'args' | 'onProgress'>;
+
+/** The worker for its life: what its steps share, and the few things that change between passes. */
+interface Worker {
+  readonly config: Config;
+  readonly db: Kysely<Database>;
+  readonly logger: Logger;
+  readonly stopSignal: AbortSignal;
+  readonly startedAt: Date;
+  readonly metrics: WorkerMetrics;
+  /** A full pass due after lost log history (issue #18): shown by health and metrics, and started. */
+  readonly fullPass: FullPassWatch;
+  /** With NOTIFY_WEBHOOK_URL: notices of failed and partial runs, and of the recovery. */
+  readonly notifier: Notifier | undefined;
+  /** The SYNC_SCHEDULE task; created stopped, started by `startSchedules`. */
+  readonly task: CronTask;
+  /** The schedule's interval, for health's "overdue". */
+  readonly intervalMs: number;
+  /** Which route lists tokens, for the worker's life: with `auto`, the switch happens (and is logged) once. */
+  readonly tokensEndpoint: TokensEndpointChoice;
+  /** What every pass runs with (`toPassOptions`): set again once the log follower is up. */
+  passOptions: PassOptions;
+  logs: LogFollower | undefined;
+  /** The pass in progress. */
+  current: Promise<void> | undefined;
+  lastSuccessAt: Date | undefined;
+  lastRun: HealthInput['lastRun'];
+}
+
+/** The worker's state before its schedules start: last runs, metrics, notifier, the (stopped) schedule task. */
+async function createWorker(options: WorkerOptions): Promise<Worker> {
+  const { config, db, logger, stopSignal } = options;
+  const previous = await readPreviousRuns(db);
+  const fullPass = watchFullPassDue(db, config.source);
+  const metrics = createWorkerMetrics({
+    runInProgress: () => worker.current !== undefined,
+    readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
+    fullPassDue: () => fullPass.due !== undefined,
+  });
+  if (previous.lastSuccessAt) metrics.setLastSuccess(previous.lastSuccessAt);
+  const task = createScheduleTask(options.scheduler ?? cronScheduler, config.worker, logger, {
+    onTick: () => tick(worker, 'schedule'),
+    onOverlap: () => skipOverlap(worker, 'schedule'),
+  });
+  // One route choice for the worker's life: with `auto`, the switch happens (and is logged) once.
+  const tokensEndpoint = createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
+  const webhook = config.monitoring.notifyWebhookUrl;
+  const worker: Worker = {
+    config,
+    db,
+    logger,
+    stopSignal,
+    startedAt: new Date(),
+    metrics,
+    fullPass,
+    notifier: webhook
+      ? createNotifier({
+          url: webhook,
+          logger,
+          job: SYNC_JOB_NAME,
+          tenant: new URL(config.auth0.baseUrl).hostname,
+          stopSignal,
+          alerting: previous.lastRun?.status === 'failed' || previous.lastRun?.status === 'partial',
+          ...options.notify,
+        })
+      : undefined,
+    task,
+    intervalMs: scheduleIntervalMs(task.nextRuns(10)),
+    tokensEndpoint,
+    passOptions: toPassOptions({ config, db, logger, stopSignal, tokensEndpoint, metrics }, options.runOptions, undefined),
+    logs: undefined,
+    current: undefined,
+    lastSuccessAt: previous.lastSuccessAt,
+    lastRun: previous.lastRun,
+  };
+  return worker;
+}
+
+/**
+ * The SYNC_SCHEDULE task, stopped. noOverlap skips a scheduled tick while the previous scheduled
+ * run is still going, and says so through onOverlap; the scheduler's own warnings go to debug.
+ */
+function createScheduleTask(
+  scheduler: Scheduler,
+  { schedule, timezone }: Config['worker'],
+  logger: Logger,
+  on: { onTick: () => Promise<void>; onOverlap: () => void },
+): CronTask {
+  return scheduler.createTask(schedule, on.onTick, {
+    timezone,
+    name: SYNC_JOB_NAME,
+    noOverlap: true,
+    onOverlap: on.onOverlap,
+    onMissed: (at) => logger.warn('tick missed: the process was busy or asleep', { at: at.toISOString() }),
+    logger: { warn: (m) => logger.debug(m), error: (m) => logger.error(m) },
+  });
+}
+
+/**
+ * What every pass runs with, one explicit object: the worker's own fields, then the caller's
+ * `runOptions` (an embedded database, fast backoff), then the log follower's priority lane and
+ * its Auth0 client parts shared with the follows (one rate limiter, one access token; they
+ * already hold the caller's Auth0 options), with every answer counted in the metrics.
+ */
+function toPassOptions(
+  worker: Pick<Worker, 'config' | 'db' | 'logger' | 'stopSignal' | 'tokensEndpoint' | 'metrics'>,
+  runOptions: Partial<SyncJobOptions> | undefined,
+  logs: LogFollower | undefined,
+): PassOptions {
+  const { config, db, logger, stopSignal, tokensEndpoint, metrics } = worker;
+  return {
+    config,
+    db,
+    logger,
+    trigger: 'schedule',
+    stopSignal,
+    tokensEndpoint,
+    ...runOptions,
+    lane: logs?.lane ?? runOptions?.lane,
+    auth0: { ...(logs?.auth0 ?? runOptions?.auth0), onResponse: (status, pace) => metrics.observeResponse(status, pace) },
+  };
+}
+
+/** With METRICS_PORT: serves `/metrics`, `/healthz` and the report at `/` until closed; undefined without. */
+async function startMonitoring(worker: Worker): Promise<MonitorServer | undefined> {
+  const { config, db, metrics, fullPass, task, logger } = worker;
+  // Health and metrics say a full pass is due from their first answer; it is started (and a
+  // failure to read it logged) once the schedule runs.
+  await fullPass.check().catch(() => undefined);
+  const { metricsPort, metricsHost } = config.monitoring;
+  if (metricsPort === undefined) return undefined;
+  const server = await startMonitorServer({
+    host: metricsHost,
+    port: metricsPort,
+    registry: metrics.registry,
+    logger,
+    report: createReportPage(db),
+    health: () =>
+      toHealth({
+        now: new Date(),
+        scheduler: task.status(),
+        startedAt: worker.startedAt,
+        lastSuccessAt: worker.lastSuccessAt,
+        lastRun: worker.lastRun,
+        intervalMs: worker.intervalMs,
+        fullPassDue: fullPass.due,
+      }),
+  });
+  logger.info('monitoring server listening', { url: server.url, metrics: `${server.url}/metrics`, health: `${server.url}/healthz`, report: `${server.url}/` });
+  return server;
+}
+
+/**
+ * Starts the log follower (SYNC_LOGS_SCHEDULE: it hands its users to the pass in progress, issue
+ * #10) and SYNC_SCHEDULE, runs the first pass with SYNC_RUN_ON_START, and starts a full pass due
+ * after history lost before this worker started (a follow from the CLI, or before a restart).
+ */
+async function startSchedules(worker: Worker, options: WorkerOptions): Promise<void> {
+  const { config, db, logger, stopSignal, metrics, task } = worker;
+  const { schedule, timezone, runOnStart } = config.worker;
+  worker.logs = await startLogFollower({
+    config,
+    db,
+    logger,
+    stopSignal,
+    runOptions: options.runOptions,
+    scheduler: options.scheduler,
+    metrics,
+    onFollowed: () => void startFullPassIfDue(worker),
+  });
+  worker.passOptions = toPassOptions(worker, options.runOptions, worker.logs);
+  await task.start();
+  const webhook = config.monitoring.notifyWebhookUrl;
+  logger.info('worker started', { job: SYNC_JOB_NAME, schedule, timezone, runOnStart, notify: webhook ? new URL(webhook.reveal()).origin : undefined });
+  if (runOnStart) void tick(worker, 'start');
+  else logNextRun(worker);
+  await startFullPassIfDue(worker);
+}
+
+/** Resolves once `signal` aborts. */
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+/** Stops both schedules and waits for the pass and the follow in progress to stop gracefully. */
+async function stopSchedules(worker: Worker): Promise<void> {
+  worker.logger.info('worker stopping', { runInProgress: Boolean(worker.current) });
+  await worker.task.destroy();
+  await Promise.all([worker.current, worker.logs?.stop()]);
+}
+
+/** Logs when SYNC_SCHEDULE ticks next. */
+function logNextRun({ logger, task, config }: Worker): void {
+  logger.info('next run', { at: task.nextRun()?.toISOString(), schedule: config.worker.schedule, timezone: config.worker.timezone });
+}
+
+/** A tick that meets the worker's own pass still going: logged and counted, never queued. */
+function skipOverlap(worker: Worker, reason: PassReason): void {
+  worker.logger.warn('tick skipped: the previous run is still going', { reason });
+  worker.metrics.tickSkipped('overlap');
+}
+
+/**
+ * One tick: a pass (unless the worker is stopping or a pass is going), its outcome recorded and
+ * notified, SYNC_HISTORY_DAYS pruning, then a full pass if one fell due meanwhile.
+ */
+function tick(worker: Worker, reason: PassReason, args?: Record<string, unknown>): Promise<void> {
+  const { logger, metrics, stopSignal, config, db } = worker;
+  if (stopSignal.aborted) {
+    logger.warn('tick skipped: the worker is stopping', { reason });
+    metrics.tickSkipped('stopping');
+    return Promise.resolve();
+  }
+  // The scheduler does not know about the run at start (it runs outside the schedule), so a
+  // scheduled tick during that one is skipped here.
+  if (worker.current) {
+    skipOverlap(worker, reason);
+    return Promise.resolve();
+  }
+  worker.current = (async () => {
+    try {
+      await worker.logs?.beforePass();
+      const outcome = await runPass(worker, args);
+      if (outcome) await recordOutcome(worker, outcome);
+      if (config.worker.historyDays !== undefined) await pruneHistoryLogged(db, config.worker.historyDays, logger);
+    } finally {
+      worker.logs?.afterPass();
+      worker.current = undefined;
+      if (!stopSignal.aborted) logNextRun(worker);
+    }
+    // A pass is what clears a full pass due, and one due while this pass ran starts now.
+    await startFullPassIfDue(worker);
+  })();
+  return worker.current;
+}
+
+/**
+ * Start the full pass due after lost log history, right away rather than at the next tick of
+ * SYNC_SCHEDULE: once per loss (its history_lost_at), never beside a pass (one going now was
+ * started before the loss was seen; this is called again when it ends). Never throws.
+ */
+async function startFullPassIfDue(worker: Worker): Promise<void> {
+  const { fullPass, logger, stopSignal } = worker;
+  try {
+    await fullPass.check();
+    if (worker.current || stopSignal.aborted) return;
+    const due = fullPass.claim();
+    if (!due) return;
+    logger.warn('full pass started: tenant log history was lost', { historyLostAt: due.historyLostAt.toISOString(), reason: due.reason });
+    void tick(worker, 'history', { fullPassDue: { historyLostAt: due.historyLostAt.toISOString() } });
+  } catch (error) {
+    logger.error('full pass check failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
+  }
+}
+
+/** One pass (`args` recorded in sync_runs.args); undefined when it was skipped for the run lock. */
+async function runPass(worker: Worker, args: Record<string, unknown> | undefined): Promise<RunOutcome | undefined> {
+  const { logger, metrics } = worker;
+  const tally = metrics.startRun();
+  const started = Date.now();
+  const seconds = () => (Date.now() - started) / 1000;
+  try {
+    const result = await runSyncJob({ ...worker.passOptions, args, onProgress: (counts) => tally.add(counts) });
+    tally.add(result.counts);
+    logger.info('scheduled run done', { runId: result.runId, status: result.status, code: result.errorCode });
+    return { ...result, durationSeconds: seconds() };
+  } catch (error) {
+    if (error instanceof RunLockedError) {
+      logger.warn('tick skipped: another run is active', { reason: error.message });
+      metrics.tickSkipped('locked');
+      return undefined;
+    }
+    // The run could not start (database gone, migrations pending): a failure to call for help about.
+    const message = toSafeText(toError(error).message);
+    logger.error('scheduled run failed', { code: errorCode(error), error: message });
+    return {
+      runId: undefined,
+      status: 'failed',
+      counts: emptyCounts(),
+      usersTotal: undefined,
+      durationSeconds: seconds(),
+      error: message,
+      errorCode: errorCode(error),
+    };
+  }
+}
+
+/** A pass's outcome into metrics and health, and (with NOTIFY_WEBHOOK_URL) a notice when it calls for one. */
+async function recordOutcome(worker: Worker, outcome: RunOutcome): Promise<void> {
+  const finishedAt = new Date();
+  worker.metrics.finishRun(outcome.status, outcome.durationSeconds, { finishedAt });
+  if (outcome.status === 'succeeded') worker.lastSuccessAt = finishedAt;
+  worker.lastRun = { id: outcome.runId, status: outcome.status, durationMs: outcome.durationSeconds * 1000, errorCode: outcome.errorCode };
+  if (!worker.notifier) return;
+  if (outcome.status === 'partial' && outcome.error === undefined && outcome.runId !== undefined) {
+    // A partial run has no run error: its first failed user's error says what went wrong.
+    const first = await readFirstUserError(worker.db, outcome.runId).catch(() => undefined);
+    if (first) Object.assign(outcome, first);
+  }
+  await worker.notifier.notifyRun(outcome);
 }
 
 /** The last success and the last finished run recorded before this worker started, for health. */

@@ -105,8 +105,8 @@ describe('listRefreshTokens through GET /api/v2/users/{user_id}/refresh-tokens',
     expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
     expect(pages.flat()).toEqual(fake.users.get(odd));
     expect(fake.stats).toMatchObject({ listRequests: 4, userListRequests: 4 });
-    expect(paths[0]).toBe('/api/v2/users/samlp%7Ccorp%7Cdept%2Falice/refresh-tokens?take=2');
-    expect(paths[1]).toMatch(/^\/api\/v2\/users\/samlp%7Ccorp%7Cdept%2Falice\/refresh-tokens\?take=2&from=/);
+    expect(paths[0]).toBe('/api/v2/users/samlp%7Ccorp%7Cdept%2Falice/refresh-tokens?include_totals=true&take=2');
+    expect(paths[1]).toMatch(/^\/api\/v2\/users\/samlp%7Ccorp%7Cdept%2Falice\/refresh-tokens\?include_totals=true&take=2&from=/);
   });
 
   it('stops when next is absent or empty, and keeps the objects as received', async () => {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import type { BadLine } from '../../src/auth0/users-export-lines.js';
 import { streamExport } from '../../src/auth0/users-export.js';
-import type { ExportedUser } from '../../src/source/exported-user.js';
+import type { ExportedUser } from '../../src/core/exported-user.js';
 
 /** A storage host scripted per path; records every request's headers. */
 let server: Server;

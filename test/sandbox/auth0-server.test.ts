@@ -114,7 +114,7 @@ describe('fake Auth0 server', () => {
     const pages: { tokens: Auth0TokenJson[]; next?: string }[] = [];
     let from: string | undefined;
     for (let i = 0; i < 10; i++) {
-      const res = await listUser(USER, { take: '2', ...(from ? { from } : {}) });
+      const res = await listUser(USER, { include_totals: 'true', take: '2', ...(from ? { from } : {}) });
       expect(res.status).toBe(200);
       const page = (await res.json()) as { tokens: Auth0TokenJson[]; next?: string };
       pages.push(page);
@@ -140,7 +140,7 @@ describe('fake Auth0 server', () => {
     const res = await list(off, offToken, { user_id: USER });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ statusCode: 404, error: 'Not Found', message: 'Not Found' });
-    const users = await fetch(`${off.url}/api/v2/users/${encodeURIComponent(USER)}/refresh-tokens`, {
+    const users = await fetch(`${off.url}/api/v2/users/${encodeURIComponent(USER)}/refresh-tokens?include_totals=true`, {
       headers: { authorization: `Bearer ${offToken}` },
     });
     expect(((await users.json()) as { tokens: unknown[] }).tokens).toHaveLength(5);
@@ -189,6 +189,7 @@ describe('fake Auth0 server', () => {
       statusCode: 400,
       error: 'Bad Request',
       message: "The checkpoint ID provided in the 'from' parameter has expired or is invalid, please remove the checkpoint ID and try again",
+      errorCode: 'invalid_query_string',
     });
     expect((await list(fake, token, { user_id: USER, from: 'garbage' })).status).toBe(400);
   });
@@ -230,6 +231,7 @@ describe('fake Auth0 server', () => {
       statusCode: 401,
       error: 'Unauthorized',
       message: 'Expired token received for JSON Web Token validation',
+      errorCode: 'invalid_token',
     });
   });
 

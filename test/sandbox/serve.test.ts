@@ -52,7 +52,7 @@ describe('sandbox/serve.ts', () => {
     const headers = { authorization: `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}` };
     const ea = await fetch(`${ready.url}/api/v2/refresh-tokens?user_id=${encodeURIComponent('auth0|user000001')}`, { headers });
     expect(ea.status).toBe(404);
-    const users = await fetch(`${ready.url}/api/v2/users/${encodeURIComponent('auth0|user000001')}/refresh-tokens`, { headers });
+    const users = await fetch(`${ready.url}/api/v2/users/${encodeURIComponent('auth0|user000001')}/refresh-tokens?include_totals=true`, { headers });
     expect(users.status).toBe(200);
     expect(Array.isArray(((await users.json()) as { tokens: unknown }).tokens)).toBe(true);
   }, 20_000);
@@ -86,7 +86,7 @@ describe('sandbox/serve.ts', () => {
     });
     const headers = { authorization: `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}` };
     const tokensOf = async (user: string) => {
-      const res = await fetch(`${url}/api/v2/users/${encodeURIComponent(user)}/refresh-tokens`, { headers });
+      const res = await fetch(`${url}/api/v2/users/${encodeURIComponent(user)}/refresh-tokens?include_totals=true`, { headers });
       return ((await res.json()) as { tokens: { id: string; created_at: string; last_exchanged_at: string }[] }).tokens;
     };
     const users = Array.from({ length: 20 }, (_, i) => `auth0|user${String(i + 1).padStart(6, '0')}`);

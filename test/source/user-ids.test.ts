@@ -1,9 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { countFailedUsers, countUserIds, readFailedUserIds, readUserIds } from '../../src/source/user-ids.js';
-import { createTestDatabase, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
-
-let t: TestDatabase;
+import { loadUsers, sourceOf } from '../helpers/db.js';
+import { withTestDatabase } from '../helpers/fixtures.js';
 
 async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = [];
@@ -11,92 +10,96 @@ async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
   return out;
 }
 
-// A fresh database per test: several tests fill auth0.users or create tables of their own.
-beforeEach(async () => {
-  t = await createTestDatabase();
-});
-afterEach(() => t.drop());
+// A fresh database per test (withTestDatabase): several tests fill auth0.users or create tables of their own.
 
 describe('readUserIds', () => {
-  it('streams every ID once, in order, across keyset pages', async () => {
-    const ids = Array.from({ length: 2503 }, (_, i) => `auth0|${String(i).padStart(5, '0')}`);
-    await loadUsers(t.db, [...ids].reverse());
-    const source = sourceOf('auth0.users', 'user_id');
-    expect(await collect(readUserIds(t.db, { source, batchSize: 500 }))).toEqual(ids);
-    expect(await countUserIds(t.db, source)).toBe(2503);
-  });
+  it('streams every ID once, in order, across keyset pages', () =>
+    withTestDatabase(async (t) => {
+      const ids = Array.from({ length: 2503 }, (_, i) => `auth0|${String(i).padStart(5, '0')}`);
+      await loadUsers(t.db, [...ids].reverse());
+      const source = sourceOf('auth0.users', 'user_id');
+      expect(await collect(readUserIds(t.db, { source, batchSize: 500 }))).toEqual(ids);
+      expect(await countUserIds(t.db, source)).toBe(2503);
+    }));
 
-  it('reads a custom table and column, quoted, skipping NULL and empty IDs', async () => {
-    await sql`create schema "Crm"`.execute(t.db);
-    await sql`create table "Crm"."People" ("Auth0Id" text, name text)`.execute(t.db);
-    await sql`insert into "Crm"."People" values ('b', 'x'), (null, 'y'), ('', 'z'), ('a', 'w'), ('c', 'v')`.execute(t.db);
-    const source = sourceOf('Crm.People', 'Auth0Id');
-    expect(await collect(readUserIds(t.db, { source, batchSize: 2 }))).toEqual(['a', 'b', 'c']);
-    expect(await countUserIds(t.db, source)).toBe(3);
-  });
+  it('reads a custom table and column, quoted, skipping NULL and empty IDs', () =>
+    withTestDatabase(async (t) => {
+      await sql`create schema "Crm"`.execute(t.db);
+      await sql`create table "Crm"."People" ("Auth0Id" text, name text)`.execute(t.db);
+      await sql`insert into "Crm"."People" values ('b', 'x'), (null, 'y'), ('', 'z'), ('a', 'w'), ('c', 'v')`.execute(t.db);
+      const source = sourceOf('Crm.People', 'Auth0Id');
+      expect(await collect(readUserIds(t.db, { source, batchSize: 2 }))).toEqual(['a', 'b', 'c']);
+      expect(await countUserIds(t.db, source)).toBe(3);
+    }));
 
-  it('skips users import-users marked removed in auth0.users, and only there', async () => {
-    await sql`truncate auth0.users`.execute(t.db);
-    await loadUsers(t.db, ['auth0|a', 'auth0|b', 'auth0|c']);
-    await sql`update auth0.users set removed_at = now() where user_id = 'auth0|b'`.execute(t.db);
-    const source = sourceOf('auth0.users', 'user_id');
-    expect(await collect(readUserIds(t.db, { source }))).toEqual(['auth0|a', 'auth0|c']);
-    expect(await countUserIds(t.db, source)).toBe(2);
-    await sql`create table public.people (id text, removed_at timestamptz)`.execute(t.db);
-    await sql`insert into public.people values ('x', now()), ('y', null)`.execute(t.db);
-    expect(await collect(readUserIds(t.db, { source: sourceOf('people', 'id') }))).toEqual(['x', 'y']);
-  });
+  it('skips users import-users marked removed in auth0.users, and only there', () =>
+    withTestDatabase(async (t) => {
+      await sql`truncate auth0.users`.execute(t.db);
+      await loadUsers(t.db, ['auth0|a', 'auth0|b', 'auth0|c']);
+      await sql`update auth0.users set removed_at = now() where user_id = 'auth0|b'`.execute(t.db);
+      const source = sourceOf('auth0.users', 'user_id');
+      expect(await collect(readUserIds(t.db, { source }))).toEqual(['auth0|a', 'auth0|c']);
+      expect(await countUserIds(t.db, source)).toBe(2);
+      await sql`create table public.people (id text, removed_at timestamptz)`.execute(t.db);
+      await sql`insert into public.people values ('x', now()), ('y', null)`.execute(t.db);
+      expect(await collect(readUserIds(t.db, { source: sourceOf('people', 'id') }))).toEqual(['x', 'y']);
+    }));
 
-  it('names the variable to fix when the table or column does not exist', async () => {
-    await expect(collect(readUserIds(t.db, { source: sourceOf('nope.users', 'user_id') }))).rejects.toThrow(
-      'The source table nope.users does not exist; set SOURCE_USERS_TABLE',
-    );
-    await expect(countUserIds(t.db, sourceOf('auth0.users', 'uid'))).rejects.toThrow(
-      'The source table auth0.users has no column uid; set SOURCE_USER_ID_COLUMN',
-    );
-  });
+  it('names the variable to fix when the table or column does not exist', () =>
+    withTestDatabase(async (t) => {
+      await expect(collect(readUserIds(t.db, { source: sourceOf('nope.users', 'user_id') }))).rejects.toThrow(
+        'The source table nope.users does not exist; set SOURCE_USERS_TABLE',
+      );
+      await expect(countUserIds(t.db, sourceOf('auth0.users', 'uid'))).rejects.toThrow(
+        'The source table auth0.users has no column uid; set SOURCE_USER_ID_COLUMN',
+      );
+    }));
 });
 
 describe('readFailedUserIds', () => {
-  it('streams the users whose last sync failed, in ID order, across keyset pages', async () => {
-    const statuses = ['failed', 'synced', 'failed', 'not_found', 'failed', 'failed', 'synced', 'failed'] as const;
-    const rows = statuses.map((status, i) => ({ user_id: `auth0|${i}`, status, last_attempt_at: new Date() }));
-    await t.db
-      .insertInto('auth0.user_sync_state')
-      .values([...rows].reverse())
-      .execute();
-    const failed = rows.filter((r) => r.status === 'failed').map((r) => r.user_id);
-    expect(failed).toHaveLength(5);
-    // Pages of 2: a full last page (4 of 5) and a short one.
-    expect(await collect(readFailedUserIds(t.db, 2))).toEqual(failed);
-    expect(await collect(readFailedUserIds(t.db, 5))).toEqual(failed);
-    expect(await countFailedUsers(t.db)).toBe(5);
-  });
+  it('streams the users whose last sync failed, in ID order, across keyset pages', () =>
+    withTestDatabase(async (t) => {
+      const statuses = ['failed', 'synced', 'failed', 'not_found', 'failed', 'failed', 'synced', 'failed'] as const;
+      const rows = statuses.map((status, i) => ({ user_id: `auth0|${i}`, status, last_attempt_at: new Date() }));
+      await t.db
+        .insertInto('auth0.user_sync_state')
+        .values([...rows].reverse())
+        .execute();
+      const failed = rows.filter((r) => r.status === 'failed').map((r) => r.user_id);
+      expect(failed).toHaveLength(5);
+      // Pages of 2: a full last page (4 of 5) and a short one.
+      expect(await collect(readFailedUserIds(t.db, 2))).toEqual(failed);
+      expect(await collect(readFailedUserIds(t.db, 5))).toEqual(failed);
+      expect(await countFailedUsers(t.db)).toBe(5);
+    }));
 
-  it('yields nothing when no user is failing', async () => {
-    expect(await collect(readFailedUserIds(t.db, 2))).toEqual([]);
-    expect(await countFailedUsers(t.db)).toBe(0);
-  });
+  it('yields nothing when no user is failing', () =>
+    withTestDatabase(async (t) => {
+      expect(await collect(readFailedUserIds(t.db, 2))).toEqual([]);
+      expect(await countFailedUsers(t.db)).toBe(0);
+    }));
 });
 
 describe('a source table with any PostgreSQL name', () => {
-  it('reads a table and column named with mixed case, spaces, a dot and unicode', async () => {
-    await sql`create schema "Sales Team"`.execute(t.db);
-    await sql`create table "Sales Team"."Kunden.v2 ü" ("Auth0 Ïd" text)`.execute(t.db);
-    await sql`insert into "Sales Team"."Kunden.v2 ü" values ('auth0|b'), ('auth0|a'), (null)`.execute(t.db);
-    const source = sourceOf('"Sales Team"."Kunden.v2 ü"', 'Auth0 Ïd');
-    expect(source).toEqual({ table: ['Sales Team', 'Kunden.v2 ü'], column: 'Auth0 Ïd' });
-    expect(await collect(readUserIds(t.db, { source, batchSize: 1 }))).toEqual(['auth0|a', 'auth0|b']);
-    expect(await countUserIds(t.db, source)).toBe(2);
-    // Unquoted parts are taken as written: the same table without the dot in its name.
-    await sql`create table "Sales Team"."Kunden ü" ("Auth0 Ïd" text)`.execute(t.db);
-    await sql`insert into "Sales Team"."Kunden ü" values ('auth0|c')`.execute(t.db);
-    expect(await collect(readUserIds(t.db, { source: sourceOf('Sales Team.Kunden ü', 'Auth0 Ïd') }))).toEqual(['auth0|c']);
-  });
+  it('reads a table and column named with mixed case, spaces, a dot and unicode', () =>
+    withTestDatabase(async (t) => {
+      await sql`create schema "Sales Team"`.execute(t.db);
+      await sql`create table "Sales Team"."Kunden.v2 ü" ("Auth0 Ïd" text)`.execute(t.db);
+      await sql`insert into "Sales Team"."Kunden.v2 ü" values ('auth0|b'), ('auth0|a'), (null)`.execute(t.db);
+      const source = sourceOf('"Sales Team"."Kunden.v2 ü"', 'Auth0 Ïd');
+      expect(source).toEqual({ table: ['Sales Team', 'Kunden.v2 ü'], column: 'Auth0 Ïd' });
+      expect(await collect(readUserIds(t.db, { source, batchSize: 1 }))).toEqual(['auth0|a', 'auth0|b']);
+      expect(await countUserIds(t.db, source)).toBe(2);
+      // Unquoted parts are taken as written: the same table without the dot in its name.
+      await sql`create table "Sales Team"."Kunden ü" ("Auth0 Ïd" text)`.execute(t.db);
+      await sql`insert into "Sales Team"."Kunden ü" values ('auth0|c')`.execute(t.db);
+      expect(await collect(readUserIds(t.db, { source: sourceOf('Sales Team.Kunden ü', 'Auth0 Ïd') }))).toEqual(['auth0|c']);
+    }));
 
-  it('names a missing table as written in SQL', async () => {
-    await expect(countUserIds(t.db, sourceOf('"no.such"."place.v2"', 'id'))).rejects.toThrow(
-      'The source table "no.such"."place.v2" does not exist; set SOURCE_USERS_TABLE',
-    );
-  });
+  it('names a missing table as written in SQL', () =>
+    withTestDatabase(async (t) => {
+      await expect(countUserIds(t.db, sourceOf('"no.such"."place.v2"', 'id'))).rejects.toThrow(
+        'The source table "no.such"."place.v2" does not exist; set SOURCE_USERS_TABLE',
+      );
+    }));
 });

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import type { RefreshTokenAsOfRow } from '../../src/warehouse/schema.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import type { TestDatabase } from '../helpers/db.js';
+import { sharedDatabase } from '../helpers/fixtures.js';
 import { atFrom, DAY, HOUR, insertChange, insertToken, liveAt } from '../helpers/history.js';
 
-let t: TestDatabase;
 const now = Date.now();
 const at = atFrom(now);
 
@@ -19,9 +19,7 @@ const at = atFrom(now);
  * - g: seen 10 days ago, idle-expired 4 days ago.
  * - h: seen 9.5 days ago, deleted 7 days ago, with no change rows (loaded by hand).
  */
-beforeAll(async () => {
-  t = await createTestDatabase();
-  const { db } = t;
+async function writeHistory({ db }: TestDatabase): Promise<void> {
   await insertToken(db, { id: 'a', first_seen_at: at(-10 * DAY) });
   await insertChange(db, 'a', 'created', at(-10 * DAY));
   await insertChange(db, 'a', 'last_ip_changed', at(-3 * HOUR), { old_value: '10.0.0.1', new_value: '192.0.2.9' });
@@ -44,59 +42,65 @@ beforeAll(async () => {
   await insertToken(db, { id: 'g', first_seen_at: at(-10 * DAY), idle_expires_at: at(-4 * DAY) });
   await insertToken(db, { id: 'h', first_seen_at: at(-9.5 * DAY), deleted_at: at(-7 * DAY) });
   await db.insertInto('auth0.users').values({ user_id: 'u-a', email: 'a@example.com' }).execute();
-});
-afterAll(() => t.drop());
+}
+
+const { withDatabase } = sharedDatabase({ seed: writeHistory });
 
 describe('auth0.refresh_tokens_as_of', () => {
-  it('returns the tokens live at each moment of the scripted history', async () => {
-    expect(await liveAt(t.db, at(-11 * DAY))).toEqual([]);
-    expect(await liveAt(t.db, at(-9 * DAY))).toEqual(['a', 'f', 'g', 'h']);
-    expect(await liveAt(t.db, at(-5 * DAY))).toEqual(['a', 'b', 'f', 'g']);
-    expect(await liveAt(t.db, at(-3.5 * DAY))).toEqual(['a', 'b', 'd', 'f']);
-    expect(await liveAt(t.db, at(-1.5 * DAY))).toEqual(['a', 'c', 'd']);
-    expect(await liveAt(t.db, at(-10 * HOUR))).toEqual(['a', 'c']);
-    expect(await liveAt(t.db, new Date(now))).toEqual(['a', 'c', 'e']);
-  });
+  it('returns the tokens live at each moment of the scripted history', () =>
+    withDatabase(async (t) => {
+      expect(await liveAt(t.db, at(-11 * DAY))).toEqual([]);
+      expect(await liveAt(t.db, at(-9 * DAY))).toEqual(['a', 'f', 'g', 'h']);
+      expect(await liveAt(t.db, at(-5 * DAY))).toEqual(['a', 'b', 'f', 'g']);
+      expect(await liveAt(t.db, at(-3.5 * DAY))).toEqual(['a', 'b', 'd', 'f']);
+      expect(await liveAt(t.db, at(-1.5 * DAY))).toEqual(['a', 'c', 'd']);
+      expect(await liveAt(t.db, at(-10 * HOUR))).toEqual(['a', 'c']);
+      expect(await liveAt(t.db, new Date(now))).toEqual(['a', 'c', 'e']);
+    }));
 
-  it('counts a change from the moment the sync observed it', async () => {
-    expect(await liveAt(t.db, at(-2 * DAY - 1))).toContain('b');
-    expect(await liveAt(t.db, at(-2 * DAY))).not.toContain('b');
-    expect(await liveAt(t.db, at(-3 * DAY - 1))).not.toContain('c');
-    expect(await liveAt(t.db, at(-3 * DAY))).toContain('c');
-  });
+  it('counts a change from the moment the sync observed it', () =>
+    withDatabase(async (t) => {
+      expect(await liveAt(t.db, at(-2 * DAY - 1))).toContain('b');
+      expect(await liveAt(t.db, at(-2 * DAY))).not.toContain('b');
+      expect(await liveAt(t.db, at(-3 * DAY - 1))).not.toContain('c');
+      expect(await liveAt(t.db, at(-3 * DAY))).toContain('c');
+    }));
 
-  it('agrees with auth0.active_refresh_tokens at now()', async () => {
-    const { rows } = await sql<{ same: boolean }>`
+  it('agrees with auth0.active_refresh_tokens at now()', () =>
+    withDatabase(async (t) => {
+      const { rows } = await sql<{ same: boolean }>`
       select (select array_agg(id order by id) from auth0.refresh_tokens_as_of(now()))
            = (select array_agg(id order by id) from auth0.active_refresh_tokens) as same`.execute(t.db);
-    expect(rows[0]?.same).toBe(true);
-  });
+      expect(rows[0]?.same).toBe(true);
+    }));
 
-  it('says since when each token was live: first seen, or its restoration', async () => {
-    const rows = await t.db
-      .selectFrom(sql<RefreshTokenAsOfRow>`auth0.refresh_tokens_as_of(${at(-1.5 * DAY)})`.as('t'))
-      .select(['id', 'live_since', 'deleted_at'])
-      .orderBy('id')
-      .execute();
-    expect(rows).toEqual([
-      { id: 'a', live_since: at(-10 * DAY), deleted_at: null },
-      { id: 'c', live_since: at(-3 * DAY), deleted_at: null },
-      { id: 'd', live_since: at(-4 * DAY), deleted_at: at(-20 * HOUR) },
-    ]);
-  });
+  it('says since when each token was live: first seen, or its restoration', () =>
+    withDatabase(async (t) => {
+      const rows = await t.db
+        .selectFrom(sql<RefreshTokenAsOfRow>`auth0.refresh_tokens_as_of(${at(-1.5 * DAY)})`.as('t'))
+        .select(['id', 'live_since', 'deleted_at'])
+        .orderBy('id')
+        .execute();
+      expect(rows).toEqual([
+        { id: 'a', live_since: at(-10 * DAY), deleted_at: null },
+        { id: 'c', live_since: at(-3 * DAY), deleted_at: null },
+        { id: 'd', live_since: at(-4 * DAY), deleted_at: at(-20 * HOUR) },
+      ]);
+    }));
 });
 
 describe('auth0.recent_token_changes', () => {
-  it('lists the last 24 hours of changes, exchanges left out, with user and client', async () => {
-    const rows = await t.db
-      .selectFrom('auth0.recent_token_changes')
-      .select(['change', 'token_id', 'user_id', 'email', 'client_id', 'old_value', 'new_value'])
-      .orderBy('observed_at')
-      .execute();
-    expect(rows).toEqual([
-      { change: 'deleted', token_id: 'd', user_id: 'u-d', email: null, client_id: 'app', old_value: null, new_value: null },
-      { change: 'last_ip_changed', token_id: 'a', user_id: 'u-a', email: 'a@example.com', client_id: 'app', old_value: '10.0.0.1', new_value: '192.0.2.9' },
-      { change: 'created', token_id: 'e', user_id: 'u-e', email: null, client_id: 'app', old_value: null, new_value: null },
-    ]);
-  });
+  it('lists the last 24 hours of changes, exchanges left out, with user and client', () =>
+    withDatabase(async (t) => {
+      const rows = await t.db
+        .selectFrom('auth0.recent_token_changes')
+        .select(['change', 'token_id', 'user_id', 'email', 'client_id', 'old_value', 'new_value'])
+        .orderBy('observed_at')
+        .execute();
+      expect(rows).toEqual([
+        { change: 'deleted', token_id: 'd', user_id: 'u-d', email: null, client_id: 'app', old_value: null, new_value: null },
+        { change: 'last_ip_changed', token_id: 'a', user_id: 'u-a', email: 'a@example.com', client_id: 'app', old_value: '10.0.0.1', new_value: '192.0.2.9' },
+        { change: 'created', token_id: 'e', user_id: 'u-e', email: null, client_id: 'app', old_value: null, new_value: null },
+      ]);
+    }));
 });

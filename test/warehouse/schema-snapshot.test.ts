@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { dumpSchema, SNAPSHOT_PATH } from '../../scripts/schema-snapshot.js';
-import { createTestDatabase, describeServer, type TestDatabase } from '../helpers/db.js';
+import { describeServer } from '../helpers/db.js';
+import { sharedDatabase } from '../helpers/fixtures.js';
 
 /**
  * migrations/schema.sql is the schema the migrations make (issue #20): a migration that changes
@@ -21,23 +22,23 @@ const hasPgDump = (() => {
 
 const itWithPgDump = hasPgDump ? it : it.skip;
 
-let t: TestDatabase;
 describeServer('migrations/schema.sql', () => {
-  beforeAll(async () => {
-    t = await createTestDatabase();
-  });
-  afterAll(() => t.drop());
+  const { withDatabase } = sharedDatabase();
 
-  itWithPgDump('is what the migrations make (regenerate it with npm run schema)', async () => {
-    expect(await dumpSchema(t.url!)).toBe(readFileSync(SNAPSHOT_PATH, 'utf8'));
-  });
+  itWithPgDump('is what the migrations make (regenerate it with npm run schema)', () =>
+    withDatabase(async (t) => {
+      expect(await dumpSchema(t.url!)).toBe(readFileSync(SNAPSHOT_PATH, 'utf8'));
+    }),
+  );
 
-  itWithPgDump('would catch a schema change', async () => {
-    await sql`alter table auth0.users add column probe text`.execute(t.db);
-    try {
-      expect(await dumpSchema(t.url!)).not.toBe(readFileSync(SNAPSHOT_PATH, 'utf8'));
-    } finally {
-      await sql`alter table auth0.users drop column probe`.execute(t.db);
-    }
-  });
+  itWithPgDump('would catch a schema change', () =>
+    withDatabase(async (t) => {
+      await sql`alter table auth0.users add column probe text`.execute(t.db);
+      try {
+        expect(await dumpSchema(t.url!)).not.toBe(readFileSync(SNAPSHOT_PATH, 'utf8'));
+      } finally {
+        await sql`alter table auth0.users drop column probe`.execute(t.db);
+      }
+    }),
+  );
 });

@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import type { PgInterval, RefreshTokenAsOfRow, ReportingViews } from '../../src/warehouse/schema.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import type { TestDatabase } from '../helpers/db.js';
+import { sharedDatabase } from '../helpers/fixtures.js';
 
 /**
  * The row types of src/warehouse/schema.ts against the database: each reporting view (and
@@ -126,14 +127,10 @@ const AS_OF: Declared<RefreshTokenAsOfRow> = {
   deleted_at: TIME,
 };
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(() => t.drop());
+const { withDatabase } = sharedDatabase();
 
 /** column → data_type of a view of schema auth0 (`auth0.name`). */
-async function viewColumns(view: string): Promise<Record<string, string>> {
+async function viewColumns(t: TestDatabase, view: string): Promise<Record<string, string>> {
   const { rows } = await sql<{ column_name: string; data_type: string }>`
     select column_name, data_type from information_schema.columns
     where table_schema = 'auth0' and table_name = ${view.replace(/^auth0\./, '')}`.execute(t.db);
@@ -141,32 +138,37 @@ async function viewColumns(view: string): Promise<Record<string, string>> {
 }
 
 describe('the row types of the reporting views', () => {
-  it('declare every view of schema auth0', async () => {
-    const { rows } = await sql<{ name: string }>`
+  it('declare every view of schema auth0', () =>
+    withDatabase(async (t) => {
+      const { rows } = await sql<{ name: string }>`
       select 'auth0.' || table_name as name from information_schema.views where table_schema = 'auth0' order by 1`.execute(t.db);
-    expect(rows.map((r) => r.name)).toEqual(Object.keys(VIEWS).sort());
-  });
+      expect(rows.map((r) => r.name)).toEqual(Object.keys(VIEWS).sort());
+    }));
 
-  it.each(Object.keys(VIEWS) as (keyof ReportingViews)[])('match the columns of %s', async (view) => {
-    expect(await viewColumns(view)).toEqual(VIEWS[view]);
-  });
+  it.each(Object.keys(VIEWS) as (keyof ReportingViews)[])('match the columns of %s', (view) =>
+    withDatabase(async (t) => {
+      expect(await viewColumns(t, view)).toEqual(VIEWS[view]);
+    }),
+  );
 
-  it('match the columns refresh_tokens_as_of returns', async () => {
-    const { rows } = await sql<{ parameter_name: string; data_type: string }>`
+  it('match the columns refresh_tokens_as_of returns', () =>
+    withDatabase(async (t) => {
+      const { rows } = await sql<{ parameter_name: string; data_type: string }>`
       select p.parameter_name, p.data_type from information_schema.parameters p
       join information_schema.routines r on r.specific_schema = p.specific_schema and r.specific_name = p.specific_name
       where r.routine_schema = 'auth0' and r.routine_name = 'refresh_tokens_as_of' and p.parameter_mode = 'OUT'`.execute(t.db);
-    expect(Object.fromEntries(rows.map((r) => [r.parameter_name, r.data_type]))).toEqual(AS_OF);
-  });
+      expect(Object.fromEntries(rows.map((r) => [r.parameter_name, r.data_type]))).toEqual(AS_OF);
+    }));
 
-  it('notice a column that drifts', async () => {
-    await sql`alter view auth0.refresh_tokens_unused rename column unused_for to idle_for`.execute(t.db);
-    try {
-      const columns = await viewColumns('auth0.refresh_tokens_unused');
-      expect(columns).not.toEqual(VIEWS['auth0.refresh_tokens_unused']);
-      expect(columns).toMatchObject({ idle_for: 'interval' });
-    } finally {
-      await sql`alter view auth0.refresh_tokens_unused rename column idle_for to unused_for`.execute(t.db);
-    }
-  });
+  it('notice a column that drifts', () =>
+    withDatabase(async (t) => {
+      await sql`alter view auth0.refresh_tokens_unused rename column unused_for to idle_for`.execute(t.db);
+      try {
+        const columns = await viewColumns(t, 'auth0.refresh_tokens_unused');
+        expect(columns).not.toEqual(VIEWS['auth0.refresh_tokens_unused']);
+        expect(columns).toMatchObject({ idle_for: 'interval' });
+      } finally {
+        await sql`alter view auth0.refresh_tokens_unused rename column idle_for to unused_for`.execute(t.db);
+      }
+    }));
 });
