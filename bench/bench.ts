@@ -5,6 +5,7 @@
  *   npm run bench -- [--only throughput,latency,ramp,ratelimit,memory,quiet,import] [--users N] [--latency-users N]
  *     [--ramp-users N] [--rate-users N] [--memory-small N] [--memory-large N] [--memory-stop N]
  *     [--concurrency N] [--quiet-users N] [--quiet-passes N] [--quiet-change PERCENT] [--import-sizes 1000,1000000]
+ *     [--sessions-users N]   (`--only sessions`: requests per user with SYNC_SESSIONS on vs off)
  *
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres);
  * creates and drops its own databases named rt_bench_*. The quiet workload's WAL and
@@ -22,7 +23,7 @@ import pg from 'pg';
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'startup,throughput,latency,ramp,ratelimit,memory,quiet,import' },
+    only: { type: 'string', default: 'startup,throughput,latency,ramp,ratelimit,memory,quiet,import,sessions' },
     users: { type: 'string', default: '100000' },
     'latency-users': { type: 'string', default: '2000' },
     'ramp-users': { type: 'string', default: '1500' },
@@ -35,6 +36,7 @@ const { values: opts } = parseArgs({
     'quiet-passes': { type: 'string', default: '10' },
     'quiet-change': { type: 'string', default: '1' },
     'import-sizes': { type: 'string', default: '1000,1000000' },
+    'sessions-users': { type: 'string', default: '5000' },
   },
 });
 const only = new Set(opts.only.split(','));
@@ -524,6 +526,33 @@ async function startup() {
   );
 }
 
+/**
+ * Issue #22: what listing sessions beside tokens costs. The same tenant (granting read:sessions)
+ * synced into fresh databases with SYNC_SESSIONS=off and with the default auto (on, as the scope
+ * is granted): requests per user and wall time of each.
+ */
+async function sessionsCost() {
+  const server = await startServer(['--users', opts['sessions-users'], '--sessions', '--recent', '--seed', '16']);
+  const ids = await readIds(server.usersFile);
+  try {
+    const figures: Record<string, { requests: number; seconds: number }> = {};
+    for (const mode of ['off', 'auto'] as const) {
+      const db = await freshDatabase(ids);
+      server.reset();
+      const run = await sync(server, db.url, { SYNC_SESSIONS: mode });
+      const perUser = run.requests / run.users;
+      figures[mode] = { requests: perUser, seconds: run.seconds };
+      rows.push({ workload: '7 sessions', mode: `SYNC_SESSIONS=${mode}${mode === 'auto' ? ' (on)' : ''}`, ...run, note: `${fmt(perUser, 2)} requests/user` });
+      await db.drop();
+    }
+    notes.push(
+      `7 sessions: ${fmt(figures.off!.requests, 2)} requests per user with sessions off, ${fmt(figures.auto!.requests, 2)} with them on (+${fmt(figures.auto!.requests - figures.off!.requests, 2)}); wall ${fmt(figures.off!.seconds, 1)} s vs ${fmt(figures.auto!.seconds, 1)} s`,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
 try {
   if (only.has('startup')) await startup();
   if (only.has('throughput')) await throughput();
@@ -533,6 +562,7 @@ try {
   if (only.has('memory')) await memory();
   if (only.has('quiet')) await quietWrites();
   if (only.has('import')) await importUsers();
+  if (only.has('sessions')) await sessionsCost();
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }

@@ -11,6 +11,9 @@ import * as usersImport from './2026_12_01_1400_users_import.js';
 import * as logCheckpoint from './2026_12_01_1500_log_checkpoint.js';
 import * as schemaDocsForensics from './2026_12_01_1800_schema_docs_forensics.js';
 import * as followerBadDay from './2026_12_04_1000_follower_bad_day.js';
+import * as sessions from './2026_12_04_1800_sessions.js';
+import * as changeReasons from './2026_12_04_1900_change_reasons.js';
+import * as typedColumns from './2026_12_04_1910_typed_columns.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -30,4 +33,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_01_1500_log_checkpoint': logCheckpoint,
   '2026_12_01_1800_schema_docs_forensics': schemaDocsForensics,
   '2026_12_04_1000_follower_bad_day': followerBadDay,
+  '2026_12_04_1800_sessions': sessions,
+  '2026_12_04_1900_change_reasons': changeReasons,
+  '2026_12_04_1910_typed_columns': typedColumns,
 };

@@ -29,6 +29,31 @@ CREATE FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) RETURNS 
 
 COMMENT ON FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) IS 'The tokens the warehouse believed live at the moment given: first seen by then, not deleted then (the latest deleted/restored change observed by then decides; without one, deleted_at), not past expires_at or idle_expires_at then. Precision: a change is known when the sync that listed the token''s user saw it, so times are as observed by the sync, late by up to that user''s sync interval; a token created and revoked between two syncs of its user never appears. Other columns are today''s values. With SYNC_HISTORY_DAYS, exact for moments inside the retention window; before it, a token deleted and restored before the window may show as live during its deleted spell. live_since: first_seen_at, or the restoration in force.';
 
+CREATE FUNCTION auth0.to_inet(address text) RETURNS inet
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+    AS $_$
+    begin
+      -- Only hex digits, dots, colons and a prefix length can be an address: the rest is null
+      -- without the cost of the exception block below.
+      if address !~ '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$' then
+        return null;
+      end if;
+      return address::inet;
+    exception when invalid_text_representation or invalid_parameter_value then
+      return null;
+    end
+    $_$;
+
+COMMENT ON FUNCTION auth0.to_inet(address text) IS 'The text as inet, or null when it is not an IP address (never an error): how the reporting views type the addresses Auth0 sent, which the tables keep as text.';
+
+CREATE FUNCTION auth0.to_scopes(scopes text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+      select case when btrim(scopes) = '' then null else regexp_split_to_array(btrim(scopes), '\s+') end
+    $$;
+
+COMMENT ON FUNCTION auth0.to_scopes(scopes text) IS 'A space-separated scope string as text[] (null when empty): how the reporting views type the scopes the tables keep as text.';
+
 CREATE TABLE auth0.refresh_token_devices (
     token_id text NOT NULL,
     initial_ip text,
@@ -54,6 +79,20 @@ COMMENT ON COLUMN auth0.refresh_token_devices.last_ip IS 'IP address the token w
 COMMENT ON COLUMN auth0.refresh_token_devices.last_asn IS 'Network (ASN) the token was last used from, as of the latest listing.';
 
 COMMENT ON COLUMN auth0.refresh_token_devices.last_user_agent IS 'User agent the token was last used from, as of the latest listing.';
+
+CREATE TABLE auth0.refresh_token_resource_servers (
+    token_id text NOT NULL,
+    audience text NOT NULL,
+    scopes text
+);
+
+COMMENT ON TABLE auth0.refresh_token_resource_servers IS 'APIs (audiences) a token grants access to, with their scopes, as of its latest listing.';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.token_id IS 'auth0.refresh_tokens.id.';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.audience IS 'API identifier (audience).';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.scopes IS 'Scopes granted for that audience, space-separated as given.';
 
 CREATE TABLE auth0.refresh_tokens (
     id text NOT NULL,
@@ -117,6 +156,7 @@ CREATE TABLE auth0.user_sync_state (
     token_count integer,
     error_code text,
     error text,
+    sessions_synced_at timestamp with time zone,
     CONSTRAINT user_sync_state_status_check CHECK ((status = ANY (ARRAY['synced'::text, 'not_found'::text, 'failed'::text])))
 )
 WITH (fillfactor='70');
@@ -139,6 +179,8 @@ COMMENT ON COLUMN auth0.user_sync_state.error_code IS 'Stable code of the latest
 
 COMMENT ON COLUMN auth0.user_sync_state.error IS 'Message of the latest failure.';
 
+COMMENT ON COLUMN auth0.user_sync_state.sessions_synced_at IS 'When a complete listing of the user''s sessions last succeeded; null when sessions were never synced for the user (SYNC_SESSIONS).';
+
 CREATE VIEW auth0.active_refresh_tokens AS
  SELECT t.id,
     t.user_id,
@@ -157,12 +199,19 @@ CREATE VIEW auth0.active_refresh_tokens AS
     t.first_seen_run_id,
     t.last_changed_run_id,
     GREATEST(s.last_success_at, t.last_changed_at) AS last_seen_at,
-    d.initial_ip,
+    auth0.to_inet(d.initial_ip) AS initial_ip,
     d.initial_asn,
     d.initial_user_agent,
-    d.last_ip,
+    auth0.to_inet(d.last_ip) AS last_ip,
     d.last_asn,
-    d.last_user_agent
+    d.last_user_agent,
+    ( SELECT array_agg(r.audience ORDER BY r.audience) AS array_agg
+           FROM auth0.refresh_token_resource_servers r
+          WHERE (r.token_id = t.id)) AS audiences,
+    ( SELECT array_agg(DISTINCT scope.scope ORDER BY scope.scope) AS array_agg
+           FROM (auth0.refresh_token_resource_servers r
+             CROSS JOIN LATERAL unnest(auth0.to_scopes(r.scopes)) scope(scope))
+          WHERE (r.token_id = t.id)) AS scopes
    FROM ((auth0.refresh_tokens t
      LEFT JOIN auth0.refresh_token_devices d ON ((d.token_id = t.id)))
      LEFT JOIN auth0.user_sync_state s ON ((s.user_id = t.user_id)))
@@ -204,17 +253,167 @@ COMMENT ON COLUMN auth0.active_refresh_tokens.last_changed_run_id IS 'auth0.sync
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_seen_at IS 'When a complete listing of the user last held the token: its user''s user_sync_state.last_success_at.';
 
-COMMENT ON COLUMN auth0.active_refresh_tokens.initial_ip IS 'IP address the token was issued to.';
+COMMENT ON COLUMN auth0.active_refresh_tokens.initial_ip IS 'IP address the token was issued to, as inet (null when Auth0''s text does not parse; the text stays in refresh_token_devices and raw).';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.initial_asn IS 'Network (ASN) the token was issued to.';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.initial_user_agent IS 'User agent the token was issued to.';
 
-COMMENT ON COLUMN auth0.active_refresh_tokens.last_ip IS 'IP address the token was last used from, as of the latest listing.';
+COMMENT ON COLUMN auth0.active_refresh_tokens.last_ip IS 'IP address the token was last used from, as of the latest listing, as inet (so last_ip << ''10.0.0.0/8'' works; null when Auth0''s text does not parse).';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_asn IS 'Network (ASN) the token was last used from, as of the latest listing.';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.last_user_agent IS 'User agent the token was last used from, as of the latest listing.';
+
+COMMENT ON COLUMN auth0.active_refresh_tokens.audiences IS 'APIs (audiences) the token grants access to, sorted (text[]); null when none.';
+
+COMMENT ON COLUMN auth0.active_refresh_tokens.scopes IS 'Every scope the token grants over all its audiences, distinct and sorted (text[], so ''offline_access'' = any(scopes) works); null when none.';
+
+CREATE TABLE auth0.sessions (
+    id text NOT NULL,
+    user_id text NOT NULL,
+    created_at timestamp with time zone,
+    updated_at timestamp with time zone,
+    authenticated_at timestamp with time zone,
+    last_interacted_at timestamp with time zone,
+    idle_expires_at timestamp with time zone,
+    expires_at timestamp with time zone,
+    initial_ip text,
+    initial_ip_inet inet,
+    initial_asn text,
+    initial_user_agent text,
+    last_ip text,
+    last_ip_inet inet,
+    last_asn text,
+    last_user_agent text,
+    client_ids text[] DEFAULT '{}'::text[] NOT NULL,
+    authentication_methods jsonb DEFAULT '[]'::jsonb NOT NULL,
+    raw jsonb NOT NULL,
+    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    deleted_at timestamp with time zone,
+    first_seen_run_id integer,
+    last_changed_run_id integer
+);
+
+COMMENT ON TABLE auth0.sessions IS 'Auth0 sessions of the synced users (GET /api/v2/users/{user_id}/sessions; SYNC_SESSIONS), one row per session ever seen. Written only when something changed (quiet writes); deleted_at is set when a complete listing of the user no longer holds the session.';
+
+COMMENT ON COLUMN auth0.sessions.id IS 'Auth0 session id (refresh_tokens.session_id names it).';
+
+COMMENT ON COLUMN auth0.sessions.user_id IS 'Auth0 user id the session belongs to.';
+
+COMMENT ON COLUMN auth0.sessions.created_at IS 'When Auth0 created the session.';
+
+COMMENT ON COLUMN auth0.sessions.updated_at IS 'When Auth0 last updated the session.';
+
+COMMENT ON COLUMN auth0.sessions.authenticated_at IS 'When the user last authenticated in this session (a step-up moves it).';
+
+COMMENT ON COLUMN auth0.sessions.last_interacted_at IS 'When the session was last used.';
+
+COMMENT ON COLUMN auth0.sessions.idle_expires_at IS 'When the session ends if left idle; null when Auth0 gave none.';
+
+COMMENT ON COLUMN auth0.sessions.expires_at IS 'When the session ends whatever happens; null when Auth0 gave none.';
+
+COMMENT ON COLUMN auth0.sessions.initial_ip IS 'IP address the session started from, as Auth0 sent it.';
+
+COMMENT ON COLUMN auth0.sessions.initial_ip_inet IS 'initial_ip as inet; null when it does not parse as an address.';
+
+COMMENT ON COLUMN auth0.sessions.initial_asn IS 'Autonomous system number the session started from.';
+
+COMMENT ON COLUMN auth0.sessions.initial_user_agent IS 'User agent the session started with.';
+
+COMMENT ON COLUMN auth0.sessions.last_ip IS 'IP address the session was last used from, as Auth0 sent it.';
+
+COMMENT ON COLUMN auth0.sessions.last_ip_inet IS 'last_ip as inet (so `last_ip_inet << ''10.0.0.0/8''` works); null when it does not parse.';
+
+COMMENT ON COLUMN auth0.sessions.last_asn IS 'Autonomous system number the session was last used from.';
+
+COMMENT ON COLUMN auth0.sessions.last_user_agent IS 'User agent the session was last used with.';
+
+COMMENT ON COLUMN auth0.sessions.client_ids IS 'Applications (client ids) that used the session.';
+
+COMMENT ON COLUMN auth0.sessions.authentication_methods IS 'How the user authenticated: a JSON array of {name, type, timestamp}. name is pwd, federated, passkey, sms, email, mfa (type: the factor, e.g. otp, webauthn-roaming, push-notification) or mock.';
+
+COMMENT ON COLUMN auth0.sessions.raw IS 'The session object as Auth0 returned it, strings stripped of control characters and secrets; an object over 16 KiB keeps its dates, device, clients and methods and says truncated.';
+
+COMMENT ON COLUMN auth0.sessions.first_seen_at IS 'When the sync first saw the session.';
+
+COMMENT ON COLUMN auth0.sessions.last_changed_at IS 'When the row was last written because something changed.';
+
+COMMENT ON COLUMN auth0.sessions.deleted_at IS 'When a complete listing of the user no longer held the session; null while Auth0 lists it.';
+
+COMMENT ON COLUMN auth0.sessions.first_seen_run_id IS 'auth0.sync_runs.id of the run that first saw the session.';
+
+COMMENT ON COLUMN auth0.sessions.last_changed_run_id IS 'auth0.sync_runs.id of the run that last changed the row.';
+
+CREATE VIEW auth0.active_sessions AS
+ SELECT s.id,
+    s.user_id,
+    s.created_at,
+    s.updated_at,
+    s.authenticated_at,
+    s.last_interacted_at,
+    s.idle_expires_at,
+    s.expires_at,
+    s.initial_ip_inet AS initial_ip,
+    s.initial_asn,
+    s.initial_user_agent,
+    s.last_ip_inet AS last_ip,
+    s.last_asn,
+    s.last_user_agent,
+    s.client_ids,
+    s.authentication_methods,
+    ARRAY( SELECT (COALESCE((m.value ->> 'name'::text), ''::text) || COALESCE((':'::text || (m.value ->> 'type'::text)), ''::text))
+           FROM jsonb_array_elements(s.authentication_methods) m(value)) AS methods,
+    (EXISTS ( SELECT 1
+           FROM jsonb_array_elements(s.authentication_methods) m(value)
+          WHERE ((m.value ->> 'name'::text) = 'mfa'::text))) AS has_second_factor,
+    s.first_seen_at,
+    s.last_changed_at
+   FROM auth0.sessions s
+  WHERE ((s.deleted_at IS NULL) AND ((s.expires_at IS NULL) OR (s.expires_at > now())) AND ((s.idle_expires_at IS NULL) OR (s.idle_expires_at > now())));
+
+COMMENT ON VIEW auth0.active_sessions IS 'Sessions that are live now: not deleted, not past expires_at or idle_expires_at. IPs typed as inet; has_second_factor when a method is named mfa.';
+
+COMMENT ON COLUMN auth0.active_sessions.id IS 'Auth0 session id.';
+
+COMMENT ON COLUMN auth0.active_sessions.user_id IS 'Auth0 user id.';
+
+COMMENT ON COLUMN auth0.active_sessions.created_at IS 'When the session was created.';
+
+COMMENT ON COLUMN auth0.active_sessions.updated_at IS 'When Auth0 last updated the session.';
+
+COMMENT ON COLUMN auth0.active_sessions.authenticated_at IS 'When the user last authenticated in the session.';
+
+COMMENT ON COLUMN auth0.active_sessions.last_interacted_at IS 'When the session was last used.';
+
+COMMENT ON COLUMN auth0.active_sessions.idle_expires_at IS 'When the session ends if left idle.';
+
+COMMENT ON COLUMN auth0.active_sessions.expires_at IS 'When the session ends whatever happens.';
+
+COMMENT ON COLUMN auth0.active_sessions.initial_ip IS 'IP address the session started from (inet; null when unparseable).';
+
+COMMENT ON COLUMN auth0.active_sessions.initial_asn IS 'Network the session started from.';
+
+COMMENT ON COLUMN auth0.active_sessions.initial_user_agent IS 'User agent the session started with.';
+
+COMMENT ON COLUMN auth0.active_sessions.last_ip IS 'IP address the session was last used from (inet; null when unparseable).';
+
+COMMENT ON COLUMN auth0.active_sessions.last_asn IS 'Network the session was last used from.';
+
+COMMENT ON COLUMN auth0.active_sessions.last_user_agent IS 'User agent the session was last used with.';
+
+COMMENT ON COLUMN auth0.active_sessions.client_ids IS 'Applications (client ids) that used the session.';
+
+COMMENT ON COLUMN auth0.active_sessions.authentication_methods IS 'JSON array of {name, type, timestamp}.';
+
+COMMENT ON COLUMN auth0.active_sessions.methods IS 'The method names, with the factor after a colon for mfa (pwd, mfa:otp, passkey, ...).';
+
+COMMENT ON COLUMN auth0.active_sessions.has_second_factor IS 'A method named mfa is among them.';
+
+COMMENT ON COLUMN auth0.active_sessions.first_seen_at IS 'When the sync first saw the session.';
+
+COMMENT ON COLUMN auth0.active_sessions.last_changed_at IS 'When the row was last written because something changed.';
 
 CREATE TABLE auth0.log_checkpoint (
     id boolean DEFAULT true NOT NULL,
@@ -270,7 +469,8 @@ CREATE TABLE auth0.log_follow_retries (
     explained boolean DEFAULT false NOT NULL,
     first_failed_at timestamp with time zone DEFAULT now() NOT NULL,
     attempts integer DEFAULT 1 NOT NULL,
-    last_run_id integer
+    last_run_id integer,
+    explanations jsonb DEFAULT '[]'::jsonb NOT NULL
 );
 
 COMMENT ON TABLE auth0.log_follow_retries IS 'Users a follow of the tenant logs could not list or write (their old rows kept). Each later follow retries them until one succeeds; the flags keep what the logs said.';
@@ -287,6 +487,8 @@ COMMENT ON COLUMN auth0.log_follow_retries.attempts IS 'Follows that have tried 
 
 COMMENT ON COLUMN auth0.log_follow_retries.last_run_id IS 'auth0.sync_runs.id of the last run that tried the user.';
 
+COMMENT ON COLUMN auth0.log_follow_retries.explanations IS 'The log entries that explained a loss of the user''s tokens (reason, log_id, what they name), so its retry records the same reason; [] when none did.';
+
 CREATE TABLE auth0.refresh_token_changes (
     id bigint NOT NULL,
     token_id text NOT NULL,
@@ -296,7 +498,12 @@ CREATE TABLE auth0.refresh_token_changes (
     new_value text,
     run_id integer,
     observed_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT refresh_token_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'exchanged'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text])))
+    reason text,
+    reason_log_id text,
+    reason_client_id text,
+    CONSTRAINT refresh_token_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'exchanged'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text]))),
+    CONSTRAINT refresh_token_changes_reason_check CHECK ((reason = ANY (ARRAY['revoked_by_user'::text, 'revoked_by_api'::text, 'reuse_detected'::text, 'session_revoked'::text, 'user_deleted'::text, 'pruned'::text, 'expired'::text, 'unexplained'::text]))),
+    CONSTRAINT refresh_token_changes_reason_on_deletions CHECK (((change = 'deleted'::text) OR ((reason IS NULL) AND (reason_log_id IS NULL) AND (reason_client_id IS NULL))))
 );
 
 COMMENT ON TABLE auth0.refresh_token_changes IS 'Append-only change history: one row per change a sync observed on a token. Pruned after SYNC_HISTORY_DAYS when set, keeping the rows live tokens need.';
@@ -316,6 +523,12 @@ COMMENT ON COLUMN auth0.refresh_token_changes.new_value IS 'Value after the chan
 COMMENT ON COLUMN auth0.refresh_token_changes.run_id IS 'auth0.sync_runs.id of the run that observed it.';
 
 COMMENT ON COLUMN auth0.refresh_token_changes.observed_at IS 'When the sync observed the change (not when it happened in Auth0).';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.refresh_token_changes.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
 
 CREATE TABLE auth0.users (
     user_id text NOT NULL,
@@ -362,7 +575,10 @@ CREATE VIEW auth0.recent_token_changes AS
     t.session_id,
     c.old_value,
     c.new_value,
-    c.run_id
+    c.run_id,
+    c.reason,
+    c.reason_log_id,
+    c.reason_client_id
    FROM ((auth0.refresh_token_changes c
      LEFT JOIN auth0.refresh_tokens t ON ((t.id = c.token_id)))
      LEFT JOIN auth0.users u ON ((u.user_id = c.user_id)))
@@ -390,6 +606,12 @@ COMMENT ON COLUMN auth0.recent_token_changes.new_value IS 'Value after the chang
 
 COMMENT ON COLUMN auth0.recent_token_changes.run_id IS 'auth0.sync_runs.id of the run that observed it.';
 
+COMMENT ON COLUMN auth0.recent_token_changes.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.recent_token_changes.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.recent_token_changes.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
+
 ALTER TABLE auth0.refresh_token_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME auth0.refresh_token_changes_id_seq
     START WITH 1
@@ -399,19 +621,83 @@ ALTER TABLE auth0.refresh_token_changes ALTER COLUMN id ADD GENERATED ALWAYS AS 
     CACHE 1
 );
 
-CREATE TABLE auth0.refresh_token_resource_servers (
-    token_id text NOT NULL,
-    audience text NOT NULL,
-    scopes text
-);
+CREATE VIEW auth0.refresh_token_deletions AS
+ SELECT c.observed_at,
+    c.token_id,
+    c.user_id,
+    u.email,
+    t.client_id,
+    t.session_id,
+    c.reason,
+    c.reason_log_id,
+    c.reason_client_id,
+    c.run_id
+   FROM ((auth0.refresh_token_changes c
+     LEFT JOIN auth0.refresh_tokens t ON ((t.id = c.token_id)))
+     LEFT JOIN auth0.users u ON ((u.user_id = c.user_id)))
+  WHERE ((c.change = 'deleted'::text) AND (c.observed_at > (now() - '7 days'::interval)));
 
-COMMENT ON TABLE auth0.refresh_token_resource_servers IS 'APIs (audiences) a token grants access to, with their scopes, as of its latest listing.';
+COMMENT ON VIEW auth0.refresh_token_deletions IS 'Tokens marked deleted in the last 7 days, newest questions first: who held them, which application and session, why (reason), and the log entry (reason_log_id) and Management API client (reason_client_id) that say so. observed_at is when a sync saw the token gone.';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.token_id IS 'auth0.refresh_tokens.id.';
+COMMENT ON COLUMN auth0.refresh_token_deletions.observed_at IS 'When a sync saw the token gone (not when it went in Auth0).';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.audience IS 'API identifier (audience).';
+COMMENT ON COLUMN auth0.refresh_token_deletions.token_id IS 'auth0.refresh_tokens.id.';
 
-COMMENT ON COLUMN auth0.refresh_token_resource_servers.scopes IS 'Scopes granted for that audience, space-separated as given.';
+COMMENT ON COLUMN auth0.refresh_token_deletions.user_id IS 'Auth0 user id that held the token.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.email IS 'The user''s email, where auth0.users has it.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.client_id IS 'Application (client_id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.session_id IS 'Auth0 session the token belonged to.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason IS 'Why the token was deleted (deleted rows only): revoked_by_user (srrt), revoked_by_api (a Management API revocation, block or grant removal), reuse_detected (ferrt), session_revoked (a logout or a session revoked), user_deleted (sdu or an API delete), pruned (resource_cleanup, or beyond Auth0''s 200 tokens per user and application), expired (past expires_at or idle_expires_at when it vanished) or unexplained (what the deletion guard counts). Null on deletions recorded before reasons were (2026-12-04).';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason_log_id IS 'log_id of the tenant log entry the reason was read from; null for expired, unexplained, and pruned inferred from the cap.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.run_id IS 'auth0.sync_runs.id of the run that saw it gone.';
+
+CREATE VIEW auth0.refresh_token_deletions_by_reason AS
+ SELECT (date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text) AS day,
+    c.reason,
+    (count(*))::integer AS deletions,
+    (count(DISTINCT c.user_id))::integer AS users
+   FROM auth0.refresh_token_changes c
+  WHERE ((c.change = 'deleted'::text) AND (c.observed_at > (now() - '30 days'::interval)))
+  GROUP BY ((date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text)), c.reason;
+
+COMMENT ON VIEW auth0.refresh_token_deletions_by_reason IS 'Deletions of the last 30 days per UTC day and reason: the unexplained ones are what the deletion guard watches. A null reason: recorded before reasons were.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.day IS 'Start (midnight UTC) of the day the deletions were observed.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.reason IS 'Why (see refresh_token_changes.reason); null for deletions recorded before reasons were.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.deletions IS 'Tokens marked deleted that day for that reason.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.users IS 'Distinct users those tokens belonged to.';
+
+CREATE VIEW auth0.refresh_token_scopes AS
+ SELECT a.id AS token_id,
+    a.user_id,
+    a.client_id,
+    r.audience,
+    auth0.to_scopes(r.scopes) AS scopes
+   FROM (auth0.active_refresh_tokens a
+     JOIN auth0.refresh_token_resource_servers r ON ((r.token_id = a.id)));
+
+COMMENT ON VIEW auth0.refresh_token_scopes IS 'Each live token''s audiences, one row each, with the scopes granted for it as text[] (where scopes @> array[''read:admin'']). Read from active_refresh_tokens and refresh_token_resource_servers.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.token_id IS 'auth0.refresh_tokens.id.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.user_id IS 'Auth0 user id holding the token.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.client_id IS 'Application (client_id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.audience IS 'API identifier (audience).';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.scopes IS 'Scopes granted for that audience (text[]); null when none.';
 
 CREATE VIEW auth0.refresh_tokens_expiring_soon AS
  WITH soon AS (
@@ -491,9 +777,9 @@ COMMENT ON COLUMN auth0.refresh_tokens_location_changed.user_id IS 'Auth0 user i
 
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.client_id IS 'Application (client_id) the token was issued to.';
 
-COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_ip IS 'IP address the token was issued to.';
+COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_ip IS 'IP address the token was issued to, as inet (null when Auth0''s text does not parse; the text stays in refresh_token_devices and raw).';
 
-COMMENT ON COLUMN auth0.refresh_tokens_location_changed.last_ip IS 'IP address the token was last used from, as of the latest listing.';
+COMMENT ON COLUMN auth0.refresh_tokens_location_changed.last_ip IS 'IP address the token was last used from, as of the latest listing, as inet (so last_ip << ''10.0.0.0/8'' works; null when Auth0''s text does not parse).';
 
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.initial_asn IS 'Network (ASN) the token was issued to.';
 
@@ -508,6 +794,159 @@ COMMENT ON COLUMN auth0.refresh_tokens_location_changed.last_exchanged_at IS 'Wh
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.ip_changed IS 'last_ip differs from initial_ip (both known).';
 
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.asn_changed IS 'last_asn differs from initial_asn (both known).';
+
+CREATE VIEW auth0.refresh_tokens_with_session AS
+ SELECT t.id AS token_id,
+    t.user_id,
+    t.client_id,
+    t.session_id,
+    t.created_at AS token_created_at,
+    t.expires_at AS token_expires_at,
+    t.idle_expires_at AS token_idle_expires_at,
+    t.last_exchanged_at,
+    t.first_seen_at AS token_first_seen_at,
+    t.deleted_at AS token_deleted_at,
+    ((t.deleted_at IS NULL) AND ((t.expires_at IS NULL) OR (t.expires_at > now())) AND ((t.idle_expires_at IS NULL) OR (t.idle_expires_at > now()))) AS token_live,
+    (s.id IS NOT NULL) AS session_found,
+    s.created_at AS session_created_at,
+    s.authenticated_at,
+    s.last_interacted_at,
+    s.expires_at AS session_expires_at,
+    s.idle_expires_at AS session_idle_expires_at,
+    s.deleted_at AS session_deleted_at,
+    ((s.id IS NOT NULL) AND ((s.deleted_at IS NULL) AND ((s.expires_at IS NULL) OR (s.expires_at > now())) AND ((s.idle_expires_at IS NULL) OR (s.idle_expires_at > now())))) AS session_live,
+    s.authentication_methods,
+        CASE
+            WHEN (s.id IS NULL) THEN NULL::text[]
+            ELSE ARRAY( SELECT (COALESCE((m.value ->> 'name'::text), ''::text) || COALESCE((':'::text || (m.value ->> 'type'::text)), ''::text))
+               FROM jsonb_array_elements(s.authentication_methods) m(value))
+        END AS methods,
+        CASE
+            WHEN (s.id IS NULL) THEN NULL::boolean
+            ELSE (EXISTS ( SELECT 1
+               FROM jsonb_array_elements(s.authentication_methods) m(value)
+              WHERE ((m.value ->> 'name'::text) = 'mfa'::text)))
+        END AS has_second_factor,
+    s.initial_ip_inet AS session_initial_ip,
+    s.last_ip_inet AS session_last_ip,
+    s.last_asn AS session_last_asn,
+    s.last_user_agent AS session_last_user_agent,
+    u.sessions_synced_at
+   FROM ((auth0.refresh_tokens t
+     LEFT JOIN auth0.sessions s ON ((s.id = t.session_id)))
+     LEFT JOIN auth0.user_sync_state u ON ((u.user_id = t.user_id)));
+
+COMMENT ON VIEW auth0.refresh_tokens_with_session IS 'Every stored token (live or not) with its session, where the warehouse holds it (session_found), and the user''s sessions_synced_at.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_id IS 'Refresh token id.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.user_id IS 'Auth0 user id.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.client_id IS 'Application (client id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_id IS 'Session the token was issued in; null for tokens from before sessions were recorded.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_created_at IS 'When the token was issued.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_expires_at IS 'When the token expires absolutely.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_idle_expires_at IS 'When the token expires if not exchanged.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.last_exchanged_at IS 'When the token was last exchanged.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_first_seen_at IS 'When the sync first saw the token.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_deleted_at IS 'When the sync found the token gone; null while live in Auth0.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_live IS 'The token is live: not deleted, not past either expiry.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_found IS 'The warehouse holds the session (live or not).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_created_at IS 'When the session was created.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.authenticated_at IS 'When the user last authenticated in the session.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.last_interacted_at IS 'When the session was last used.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_expires_at IS 'When the session expires absolutely.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_idle_expires_at IS 'When the session expires if left idle.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_deleted_at IS 'When the sync found the session gone.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_live IS 'The session is live: held, not deleted, not past either expiry.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.authentication_methods IS 'The session''s authentication methods (JSON array of {name, type, timestamp}).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.methods IS 'The method names, with the factor after a colon for mfa (pwd, mfa:otp, passkey, ...).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.has_second_factor IS 'A method named mfa is among them; null when the session is not held.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_initial_ip IS 'IP address the session started from (inet; null when unparseable).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_last_ip IS 'IP address the session was last used from (inet; null when unparseable).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_last_asn IS 'Network the session was last used from.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_last_user_agent IS 'User agent the session was last used with.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.sessions_synced_at IS 'When a complete listing of the user''s sessions last succeeded; null: never.';
+
+CREATE VIEW auth0.refresh_tokens_outliving_session AS
+ SELECT refresh_tokens_with_session.token_id,
+    refresh_tokens_with_session.user_id,
+    refresh_tokens_with_session.client_id,
+    refresh_tokens_with_session.session_id,
+    refresh_tokens_with_session.token_created_at,
+    refresh_tokens_with_session.token_expires_at,
+    refresh_tokens_with_session.token_idle_expires_at,
+    refresh_tokens_with_session.last_exchanged_at,
+        CASE
+            WHEN (NOT refresh_tokens_with_session.session_found) THEN 'session_gone'::text
+            WHEN (refresh_tokens_with_session.session_deleted_at IS NOT NULL) THEN 'session_deleted'::text
+            WHEN (refresh_tokens_with_session.session_expires_at <= now()) THEN 'session_expired'::text
+            ELSE 'session_idle_expired'::text
+        END AS why,
+    COALESCE(refresh_tokens_with_session.session_deleted_at, LEAST(refresh_tokens_with_session.session_expires_at, refresh_tokens_with_session.session_idle_expires_at)) AS session_ended_at,
+    refresh_tokens_with_session.authenticated_at,
+    refresh_tokens_with_session.methods,
+    refresh_tokens_with_session.has_second_factor,
+    refresh_tokens_with_session.session_last_ip,
+    refresh_tokens_with_session.session_last_user_agent
+   FROM auth0.refresh_tokens_with_session
+  WHERE (refresh_tokens_with_session.token_live AND (refresh_tokens_with_session.session_id IS NOT NULL) AND (NOT refresh_tokens_with_session.session_live) AND (refresh_tokens_with_session.session_found OR (refresh_tokens_with_session.sessions_synced_at >= refresh_tokens_with_session.token_first_seen_at)));
+
+COMMENT ON VIEW auth0.refresh_tokens_outliving_session IS 'Live tokens whose session has ended: deleted, expired, or gone (never held though the user''s sessions were listed completely). Tokens outliving their session are what an incident review looks for: revoke them.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.token_id IS 'Refresh token id.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.user_id IS 'Auth0 user id.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.client_id IS 'Application (client id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.session_id IS 'Session the token was issued in; null for tokens from before sessions were recorded.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.token_created_at IS 'When the token was issued.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.token_expires_at IS 'When the token expires absolutely.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.token_idle_expires_at IS 'When the token expires if not exchanged.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.last_exchanged_at IS 'When the token was last exchanged.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.why IS 'session_gone (never seen, though a complete listing of the user''s sessions came after the token was first seen), session_deleted, session_expired or session_idle_expired.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.session_ended_at IS 'When the session ended: its deletion as observed, else the earlier of its expiries; null when never seen.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.authenticated_at IS 'When the user last authenticated in the session.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.methods IS 'The method names, with the factor after a colon for mfa (pwd, mfa:otp, passkey, ...).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.has_second_factor IS 'A method named mfa is among them; null when the session is not held.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.session_last_ip IS 'IP address the session was last used from (inet; null when unparseable).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.session_last_user_agent IS 'User agent the session was last used with.';
 
 CREATE VIEW auth0.refresh_tokens_per_client AS
  SELECT active_refresh_tokens.client_id,
@@ -569,6 +1008,48 @@ COMMENT ON COLUMN auth0.refresh_tokens_unused.last_used_at IS 'The last exchange
 
 COMMENT ON COLUMN auth0.refresh_tokens_unused.unused_for IS 'Time since last_used_at.';
 
+CREATE VIEW auth0.refresh_tokens_without_second_factor AS
+ SELECT refresh_tokens_with_session.token_id,
+    refresh_tokens_with_session.user_id,
+    refresh_tokens_with_session.client_id,
+    refresh_tokens_with_session.session_id,
+    refresh_tokens_with_session.token_created_at,
+    refresh_tokens_with_session.token_expires_at,
+    refresh_tokens_with_session.last_exchanged_at,
+    refresh_tokens_with_session.session_live,
+    refresh_tokens_with_session.authenticated_at,
+    refresh_tokens_with_session.methods,
+    refresh_tokens_with_session.session_last_ip,
+    refresh_tokens_with_session.session_last_user_agent
+   FROM auth0.refresh_tokens_with_session
+  WHERE (refresh_tokens_with_session.token_live AND refresh_tokens_with_session.session_found AND (NOT refresh_tokens_with_session.has_second_factor));
+
+COMMENT ON VIEW auth0.refresh_tokens_without_second_factor IS 'Live tokens whose session (held by the warehouse, live or not) saw no second factor: no authentication method named mfa. A passkey alone is not counted as one.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.token_id IS 'Refresh token id.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.user_id IS 'Auth0 user id.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.client_id IS 'Application (client id) the token was issued to.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.session_id IS 'Session the token was issued in; null for tokens from before sessions were recorded.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.token_created_at IS 'When the token was issued.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.token_expires_at IS 'When the token expires absolutely.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.last_exchanged_at IS 'When the token was last exchanged.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.session_live IS 'The session is live: held, not deleted, not past either expiry.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.authenticated_at IS 'When the user last authenticated in the session.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.methods IS 'The method names, with the factor after a colon for mfa (pwd, mfa:otp, passkey, ...).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.session_last_ip IS 'IP address the session was last used from (inet; null when unparseable).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.session_last_user_agent IS 'User agent the session was last used with.';
+
 CREATE TABLE auth0.run_lease (
     id integer NOT NULL,
     holder uuid,
@@ -586,6 +1067,100 @@ COMMENT ON COLUMN auth0.run_lease.holder IS 'Random id of the current taking of 
 COMMENT ON COLUMN auth0.run_lease.run_id IS 'auth0.sync_runs.id of the run holding it (no foreign key).';
 
 COMMENT ON COLUMN auth0.run_lease.acquired_at IS 'When the lock was taken.';
+
+CREATE TABLE auth0.session_changes (
+    id bigint NOT NULL,
+    session_id text NOT NULL,
+    user_id text NOT NULL,
+    change text NOT NULL,
+    old_value text,
+    new_value text,
+    run_id integer,
+    observed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT session_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'interacted'::text, 'authenticated'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text, 'clients_changed'::text, 'methods_changed'::text])))
+);
+
+COMMENT ON TABLE auth0.session_changes IS 'Append-only history of each session: first sighting, deletion, restoration, a new interaction or authentication, a new last IP / ASN / user agent, new clients or methods.';
+
+COMMENT ON COLUMN auth0.session_changes.id IS 'Row id, in order of insertion.';
+
+COMMENT ON COLUMN auth0.session_changes.session_id IS 'Auth0 session id.';
+
+COMMENT ON COLUMN auth0.session_changes.user_id IS 'Auth0 user id the session belongs to.';
+
+COMMENT ON COLUMN auth0.session_changes.change IS 'created, deleted, restored, interacted (last_interacted_at moved), authenticated (authenticated_at moved), last_ip_changed, last_asn_changed, last_user_agent_changed, clients_changed or methods_changed.';
+
+COMMENT ON COLUMN auth0.session_changes.old_value IS 'Value before the change (a date, an address, a list), when the change has one.';
+
+COMMENT ON COLUMN auth0.session_changes.new_value IS 'Value after the change, when the change has one.';
+
+COMMENT ON COLUMN auth0.session_changes.run_id IS 'auth0.sync_runs.id of the run that observed the change.';
+
+COMMENT ON COLUMN auth0.session_changes.observed_at IS 'When the change was observed.';
+
+ALTER TABLE auth0.session_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME auth0.session_changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE VIEW auth0.sessions_per_client AS
+ SELECT c.client_id,
+    count(*) AS active_sessions,
+    count(DISTINCT s.user_id) AS users,
+    count(*) FILTER (WHERE (NOT s.has_second_factor)) AS without_second_factor,
+    min(s.authenticated_at) AS first_authenticated_at,
+    max(s.last_interacted_at) AS last_interacted_at
+   FROM (auth0.active_sessions s
+     CROSS JOIN LATERAL unnest(s.client_ids) c(client_id))
+  GROUP BY c.client_id;
+
+COMMENT ON VIEW auth0.sessions_per_client IS 'Live sessions per application (each client id a session names), with distinct users and how many saw no second factor.';
+
+COMMENT ON COLUMN auth0.sessions_per_client.client_id IS 'Application (client id).';
+
+COMMENT ON COLUMN auth0.sessions_per_client.active_sessions IS 'Live sessions in the group.';
+
+COMMENT ON COLUMN auth0.sessions_per_client.users IS 'Distinct users holding them.';
+
+COMMENT ON COLUMN auth0.sessions_per_client.without_second_factor IS 'Of those sessions, the ones with no mfa method.';
+
+COMMENT ON COLUMN auth0.sessions_per_client.first_authenticated_at IS 'Earliest authentication among them.';
+
+COMMENT ON COLUMN auth0.sessions_per_client.last_interacted_at IS 'When the session was last used.';
+
+CREATE VIEW auth0.sessions_per_device AS
+ SELECT active_sessions.last_user_agent,
+    active_sessions.last_ip,
+    active_sessions.last_asn,
+    count(*) AS active_sessions,
+    count(DISTINCT active_sessions.user_id) AS users,
+    count(*) FILTER (WHERE (NOT active_sessions.has_second_factor)) AS without_second_factor,
+    min(active_sessions.authenticated_at) AS first_authenticated_at,
+    max(active_sessions.last_interacted_at) AS last_interacted_at
+   FROM auth0.active_sessions
+  GROUP BY active_sessions.last_user_agent, active_sessions.last_ip, active_sessions.last_asn;
+
+COMMENT ON VIEW auth0.sessions_per_device IS 'Live sessions per device: last user agent, last IP (inet) and last ASN, with distinct users and how many saw no second factor.';
+
+COMMENT ON COLUMN auth0.sessions_per_device.last_user_agent IS 'User agent the session was last used with.';
+
+COMMENT ON COLUMN auth0.sessions_per_device.last_ip IS 'IP address the session was last used from (inet; null when unparseable).';
+
+COMMENT ON COLUMN auth0.sessions_per_device.last_asn IS 'Network the session was last used from.';
+
+COMMENT ON COLUMN auth0.sessions_per_device.active_sessions IS 'Live sessions in the group.';
+
+COMMENT ON COLUMN auth0.sessions_per_device.users IS 'Distinct users holding them.';
+
+COMMENT ON COLUMN auth0.sessions_per_device.without_second_factor IS 'Of those sessions, the ones with no mfa method.';
+
+COMMENT ON COLUMN auth0.sessions_per_device.first_authenticated_at IS 'Earliest authentication among them.';
+
+COMMENT ON COLUMN auth0.sessions_per_device.last_interacted_at IS 'When the session was last used.';
 
 CREATE TABLE auth0.sync_runs (
     id integer NOT NULL,
@@ -700,6 +1275,12 @@ ALTER TABLE ONLY auth0.refresh_tokens
 ALTER TABLE ONLY auth0.run_lease
     ADD CONSTRAINT run_lease_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY auth0.session_changes
+    ADD CONSTRAINT session_changes_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY auth0.sessions
+    ADD CONSTRAINT sessions_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY auth0.sync_runs
     ADD CONSTRAINT sync_runs_pkey PRIMARY KEY (id);
 
@@ -718,6 +1299,14 @@ CREATE INDEX refresh_token_resource_servers_audience_idx ON auth0.refresh_token_
 CREATE INDEX refresh_tokens_client_id_idx ON auth0.refresh_tokens USING btree (client_id);
 
 CREATE INDEX refresh_tokens_user_id_idx ON auth0.refresh_tokens USING btree (user_id);
+
+CREATE INDEX session_changes_observed_brin ON auth0.session_changes USING brin (observed_at);
+
+CREATE INDEX session_changes_session_idx ON auth0.session_changes USING btree (session_id, observed_at);
+
+CREATE INDEX sessions_last_ip_idx ON auth0.sessions USING gist (last_ip_inet inet_ops) WHERE (last_ip_inet IS NOT NULL);
+
+CREATE INDEX sessions_user_idx ON auth0.sessions USING btree (user_id);
 
 CREATE INDEX user_sync_state_last_success_idx ON auth0.user_sync_state USING btree (last_success_at, user_id);
 
@@ -743,6 +1332,15 @@ ALTER TABLE ONLY auth0.refresh_tokens
 
 ALTER TABLE ONLY auth0.refresh_tokens
     ADD CONSTRAINT refresh_tokens_last_seen_run_id_fkey FOREIGN KEY (last_changed_run_id) REFERENCES auth0.sync_runs(id);
+
+ALTER TABLE ONLY auth0.session_changes
+    ADD CONSTRAINT session_changes_run_id_fkey FOREIGN KEY (run_id) REFERENCES auth0.sync_runs(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY auth0.sessions
+    ADD CONSTRAINT sessions_first_seen_run_id_fkey FOREIGN KEY (first_seen_run_id) REFERENCES auth0.sync_runs(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY auth0.sessions
+    ADD CONSTRAINT sessions_last_changed_run_id_fkey FOREIGN KEY (last_changed_run_id) REFERENCES auth0.sync_runs(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY auth0.user_sync_state
     ADD CONSTRAINT user_sync_state_last_run_id_fkey FOREIGN KEY (last_run_id) REFERENCES auth0.sync_runs(id);

@@ -1,7 +1,7 @@
 /**
  * A fake Auth0 Management API on a real `node:http` server: `POST /oauth/token`,
  * `GET /api/v2/refresh-tokens` (Early Access: `earlyAccess: false` switches it off),
- * `GET /api/v2/users/{user_id}/refresh-tokens` and `GET /api/v2/logs` (see logs.ts), with Auth0's wire format (as documented in Auth0's Management API reference and recorded answers in auth0/go-auth0's test data),
+ * `GET /api/v2/users/{user_id}/refresh-tokens`, `GET /api/v2/users/{user_id}/sessions` and `GET /api/v2/logs` (see logs.ts), with Auth0's wire format (as documented in Auth0's Management API reference and recorded answers in auth0/go-auth0's test data),
  * keyset cursors, a token-bucket rate limiter, seeded transient faults and scripted faults.
  * Used by the Jest tests, the benchmark (through serve.ts) and the demo sandbox.
  */
@@ -18,8 +18,17 @@ import {
   unknownParameter,
   unknownParameterBody,
 } from './http.js';
-import { byId, mulberry32, tokenId, type Auth0TokenJson } from './tenant.js';
-import { createTenantLog, logEntriesForTokens, type LogQuirks, type TenantLog } from './logs.js';
+import { byId, mulberry32, sessionsForTokens, tokenId, type Auth0SessionJson, type Auth0TokenJson } from './tenant.js';
+import {
+  createTenantLog,
+  logEntriesForRemoval,
+  logEntriesForTokens,
+  logEntriesForUserDeletion,
+  type LogEntryJson,
+  type LogQuirks,
+  type TenantLog,
+  type TokenRemoval,
+} from './logs.js';
 import { startUsersExport, type UsersExportOptions, type UsersExportSandbox } from './users-export.js';
 
 /** A scripted answer from `intercept`. */
@@ -89,7 +98,15 @@ export interface FakeAuth0Options {
   usersExport?: UsersExportOptions;
   /** How the logs endpoint misbehaves (logs.ts); tests may change it later with `logs.setQuirks`. */
   logQuirks?: LogQuirks;
+  /**
+   * `GET /api/v2/users/{user_id}/sessions` (issue #22): `on` (default) serves it to tokens with
+   * `read:sessions` (403 "Insufficient scope" without); `absent` answers it as an unknown route
+   * (404), `forbidden` as a tenant whose plan lacks it (403 naming no scope).
+   */
+  sessionsEndpoint?: SessionsEndpointMode;
 }
+
+export type SessionsEndpointMode = 'on' | 'absent' | 'forbidden';
 
 export interface FakeAuth0Stats {
   requests: number;
@@ -100,6 +117,8 @@ export interface FakeAuth0Stats {
   logRequests: number;
   /** Of those, requests to `GET /api/v2/users/{user_id}/refresh-tokens`. */
   userListRequests: number;
+  /** Requests to `GET /api/v2/users/{user_id}/sessions` (not counted in `listRequests`). */
+  sessionListRequests: number;
   rateLimited: number;
   faults: number;
   byStatus: Record<number, number>;
@@ -118,8 +137,23 @@ export interface FakeAuth0 {
    * see logs.ts). Mutating `users` directly logs nothing.
    */
   setUser(userId: string, tokens: Auth0TokenJson[]): void;
-  /** Removes the user and logs `sdu`. */
-  deleteUser(userId: string): void;
+  /** Removes the user and logs `sdu`, or a `sapi` delete of the user when `byApi` names the admin's client. */
+  deleteUser(userId: string, byApi?: { clientId: string; clientName?: string }): void;
+  /**
+   * Removes these tokens of the user and logs what Auth0 logs for `cause` (issue #22: a revocation
+   * by the user or through the API, reuse detection, a logout or session revocation, the 200-token
+   * cleanup, or nothing for an expiry). Returns the entries appended.
+   */
+  removeTokens(userId: string, tokenIds: readonly string[], cause: TokenRemoval): LogEntryJson[];
+  /**
+   * The sessions the tenant lists for a user: those set with `setSessions`, else the ones its
+   * tokens' `session_id`s derive (tenant.ts `sessionsForTokens`); undefined for an unknown user.
+   */
+  sessionsOf(userId: string): Auth0SessionJson[] | undefined;
+  /** Replace the sessions listed for a user (sorted by id); `undefined` goes back to the derived ones. */
+  setSessions(userId: string, sessions: Auth0SessionJson[] | undefined): void;
+  /** Serve the sessions route (`on`), or answer it as a tenant without it. */
+  setSessionsEndpoint(mode: SessionsEndpointMode): void;
   /** The tenant logs (`GET /api/v2/logs`); tests append entries and expire old ones here. */
   readonly logs: TenantLog;
   /** Scripted faults, consulted for every request before anything else; `undefined` removes it. */
@@ -146,6 +180,19 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 export const DEFAULT_RATE_LIMIT: Readonly<{ perSecond: number; burst: number }> = Object.freeze({ perSecond: 10_000, burst: 10_000 });
 const EA_LIST_PATH = '/api/v2/refresh-tokens';
 const USER_LIST_PATH = /^\/api\/v2\/users\/([^/]+)\/refresh-tokens$/;
+const SESSIONS_PATH = /^\/api\/v2\/users\/([^/]+)\/sessions$/;
+const SESSIONS_SCOPE = 'read:sessions';
+
+/** The user a sessions listing asks for; undefined for other paths, '' for a malformed escape. */
+function sessionsRoute(path: string): string | undefined {
+  const match = SESSIONS_PATH.exec(path);
+  if (!match) return undefined;
+  try {
+    return decodeURIComponent(match[1]!);
+  } catch {
+    return '';
+  }
+}
 /**
  * The query parameters each listing route takes (Auth0's Management API OpenAPI description);
  * any other is refused with Auth0's 400. The Early Access route has no `include_totals`; the
@@ -252,6 +299,13 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
   }
   let scope = options.scope ?? 'read:refresh_tokens read:users read:logs';
   let earlyAccess = options.earlyAccess ?? true;
+  let sessionsEndpoint: SessionsEndpointMode = options.sessionsEndpoint ?? 'on';
+  const sessionOverrides = new Map<string, Auth0SessionJson[]>();
+  const sessionsOf = (userId: string): Auth0SessionJson[] | undefined => {
+    const tokens = users.get(userId);
+    if (!tokens) return undefined;
+    return sessionOverrides.get(userId) ?? sessionsForTokens(userId, tokens);
+  };
 
   const users = new Map<string, Auth0TokenJson[]>();
   const logs = createTenantLog(options.logQuirks);
@@ -270,6 +324,7 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     listRequests: 0,
     logRequests: 0,
     userListRequests: 0,
+    sessionListRequests: 0,
     rateLimited: 0,
     faults: 0,
     byStatus: {},
@@ -421,6 +476,11 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       answerLogs(req, res, query, headers, now);
       return;
     }
+    const sessionsUser = req.method === 'GET' ? sessionsRoute(path) : undefined;
+    if (sessionsUser !== undefined) {
+      answerSessions(req, res, sessionsUser, query, headers, now);
+      return;
+    }
     const list = req.method === 'GET' ? listRoute(path, query) : undefined;
     const exportRoute = usersExport.handles(req.method ?? 'GET', path);
     if (!exportRoute && (!list || (list.route === 'refresh-tokens' && !earlyAccess))) {
@@ -530,6 +590,71 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     send(res, 200, JSON.stringify(answer), headers);
   }
 
+  /**
+   * `GET /api/v2/users/{user_id}/sessions`: `{sessions, next}` with the same keyset cursors as the
+   * token listings; `read:sessions` required; a tenant set without the route answers as Auth0 would.
+   */
+  function answerSessions(
+    req: IncomingMessage,
+    res: ServerResponse,
+    userId: string,
+    query: URLSearchParams,
+    headers: Record<string, string>,
+    now: number,
+  ): void {
+    if (sessionsEndpoint === 'absent') {
+      send(res, 404, UNKNOWN_ROUTE_BODY, headers);
+      return;
+    }
+    const auth = req.headers.authorization;
+    const granted = auth?.startsWith('Bearer ') ? accessTokens.get(auth.slice(7)) : undefined;
+    if (!granted || now >= granted.expiresAt) {
+      send(res, 401, errorBody(401, granted ? MSG_EXPIRED_TOKEN : MSG_INVALID_TOKEN, 'invalid_token'), headers);
+      return;
+    }
+    if (sessionsEndpoint === 'forbidden') {
+      send(res, 403, errorBody(403, 'This feature is not enabled for this tenant.', 'operation_not_supported'), headers);
+      return;
+    }
+    if (!granted.scopes.has(SESSIONS_SCOPE)) {
+      send(res, 403, errorBody(403, `Insufficient scope, expected any of: ${SESSIONS_SCOPE}`, 'insufficient_scope'), headers);
+      return;
+    }
+    const takeParam = query.get('take');
+    const take = takeParam === null ? 50 : /^\d+$/.test(takeParam) ? Number(takeParam) : NaN;
+    if (!userId || !(take >= 1 && take <= 100)) {
+      send(
+        res,
+        400,
+        errorBody(400, `Query validation error: 'take' must be an integer between 1 and 100, got '${takeParam ?? ''}'.`, 'invalid_query_string'),
+        headers,
+      );
+      return;
+    }
+    const sessions = sessionsOf(userId);
+    if (!sessions) {
+      send(res, 404, errorBody(404, 'The user does not exist.', 'inexistent_user'), headers);
+      return;
+    }
+    const from = query.get('from');
+    let after: string | undefined;
+    if (from) {
+      const cursor = decodeCursor(from);
+      if (!cursor || cursor.u !== userId || cursor.g !== cursorGeneration || now - cursor.t > cursorLifetimeMs) {
+        send(res, 400, errorBody(400, MSG_BAD_CURSOR, 'invalid_query_string'), headers);
+        return;
+      }
+      after = cursor.l;
+    }
+    const sorted = sortedById(sessions);
+    const first = after === undefined ? 0 : firstAfter(sorted, tokenId, after);
+    const page = sorted.slice(first, first + take);
+    const answer: Record<string, unknown> = { sessions: page };
+    const last = page[page.length - 1];
+    if (last && (first + take < sorted.length || nextOnLastPage)) answer.next = encodeCursor({ u: userId, l: tokenId(last), t: now, g: cursorGeneration });
+    send(res, 200, JSON.stringify(answer), headers);
+  }
+
   /** `GET /api/v2/logs`: the same access-token checks, the `read:logs` scope, then logs.ts. */
   function answerLogs(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, headers: Record<string, string>, now: number): void {
     const auth = req.headers.authorization;
@@ -581,13 +706,14 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       stats.listRequests++;
       if (list.route === 'users') stats.userListRequests++;
     } else if (path === LOGS_PATH) stats.logRequests++;
+    else if (sessionsRoute(path) !== undefined) stats.sessionListRequests++;
     else if (path === '/oauth/token') stats.tokenRequests++;
 
     const fault = interceptFn?.({
       method: req.method ?? 'GET',
       path,
       query,
-      userId: list?.userId,
+      userId: list?.userId ?? sessionsRoute(path),
       count,
     });
     if (!fault) {
@@ -616,8 +742,27 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
       for (const entry of logEntriesForTokens(userId, users.get(userId), sorted)) logs.append(entry);
       users.set(userId, sorted);
     },
-    deleteUser(userId) {
-      if (users.delete(userId)) logs.append({ type: 'sdu', user_id: userId, description: 'User deleted' });
+    sessionsOf,
+    setSessions(userId, sessions) {
+      if (sessions === undefined) sessionOverrides.delete(userId);
+      else sessionOverrides.set(userId, [...sessions].sort(byId));
+    },
+    setSessionsEndpoint(mode) {
+      sessionsEndpoint = mode;
+    },
+    deleteUser(userId, byApi) {
+      sessionOverrides.delete(userId);
+      if (users.delete(userId)) for (const entry of logEntriesForUserDeletion(userId, byApi)) logs.append(entry);
+    },
+    removeTokens(userId, tokenIds, cause) {
+      const held = users.get(userId) ?? [];
+      const ids = new Set(tokenIds);
+      const removed = held.filter((token) => ids.has(tokenId(token)));
+      users.set(
+        userId,
+        held.filter((token) => !ids.has(tokenId(token))),
+      );
+      return logEntriesForRemoval(userId, removed, cause).map((entry) => logs.append(entry));
     },
     intercept(fn) {
       interceptFn = fn;

@@ -239,3 +239,87 @@ export function logEntriesForTokens(userId: string, before: LogEntryJson[] | und
   }
   return out;
 }
+
+/**
+ * Why the sandbox removes a user's tokens (issue #22), and so what it logs, as Auth0 would:
+ * - `user`: the application revokes them for the user (`/oauth/revoke`): one `srrt` each;
+ * - `api`: an admin deletes them through the Management API as `clientId`: one `sapi`
+ *   `delete /api/v2/refresh-tokens/{id}` each;
+ * - `reuse`: a rotated token was reused and Auth0 revoked the family: one `ferrt`;
+ * - `logout`: the user logged out of the tokens' sessions: one `slo` per session;
+ * - `session_api`: an admin revoked the tokens' sessions through the API: one `sapi`
+ *   `post /api/v2/sessions/{id}/revoke` per session;
+ * - `cleanup`: Auth0 removed them past 200 per user and application: one `resource_cleanup` per application;
+ * - `expiry`: they expired: nothing (Auth0 logs no expiry).
+ */
+export type TokenRemoval = { by: 'user' | 'reuse' | 'logout' | 'cleanup' | 'expiry' } | { by: 'api' | 'session_api'; clientId: string; clientName?: string };
+
+/** The entries Auth0 would write when `tokens` of `userId` go for `cause` (see TokenRemoval). */
+export function logEntriesForRemoval(userId: string, tokens: readonly LogEntryJson[], cause: TokenRemoval): LogEntryJson[] {
+  const distinct = (key: string) => [...new Set(tokens.map((t) => t[key]).filter((v): v is string => typeof v === 'string' && v !== ''))];
+  const caller = (clientId: string, clientName = 'Sandbox admin') => ({ client_id: clientId, client_name: clientName, user_id: `${clientId}@clients` });
+  switch (cause.by) {
+    case 'user':
+      return tokens.map((token) => ({
+        type: 'srrt',
+        user_id: userId,
+        client_id: token.client_id,
+        description: 'Refresh token revoked',
+        details: { credential_id: token.id },
+      }));
+    case 'api':
+      return tokens.map((token) => ({
+        type: 'sapi',
+        ...caller(cause.clientId, cause.clientName),
+        description: 'Delete a refresh token',
+        details: { request: { method: 'delete', path: `/api/v2/refresh-tokens/${encodeURIComponent(String(token.id))}` }, response: { statusCode: 202 } },
+      }));
+    case 'reuse':
+      return [
+        {
+          type: 'ferrt',
+          user_id: userId,
+          client_id: tokens[0]?.client_id,
+          description: 'Unsuccessful Refresh Token exchange, reused refresh token detected',
+        },
+      ];
+    case 'logout':
+      return distinct('session_id').map((session) => ({
+        type: 'slo',
+        user_id: userId,
+        description: 'User successfully logged out',
+        details: { session_id: session },
+      }));
+    case 'session_api':
+      return distinct('session_id').map((session) => ({
+        type: 'sapi',
+        ...caller(cause.clientId, cause.clientName),
+        description: 'Revoke a session',
+        details: { request: { method: 'post', path: `/api/v2/sessions/${encodeURIComponent(session)}/revoke` }, response: { statusCode: 202 } },
+      }));
+    case 'cleanup':
+      return distinct('client_id').map((client) => ({
+        type: 'resource_cleanup',
+        user_id: userId,
+        client_id: client,
+        description: 'Refresh token excess warning: the oldest tokens were removed past 200 per user and application',
+      }));
+    case 'expiry':
+      return [];
+  }
+}
+
+/** What Auth0 logs when a user is deleted: `sdu`, or a `sapi` delete when an admin's client did it through the API. */
+export function logEntriesForUserDeletion(userId: string, byApi?: { clientId: string; clientName?: string }): LogEntryJson[] {
+  if (!byApi) return [{ type: 'sdu', user_id: userId, description: 'User deleted' }];
+  return [
+    {
+      type: 'sapi',
+      client_id: byApi.clientId,
+      client_name: byApi.clientName ?? 'Sandbox admin',
+      user_id: `${byApi.clientId}@clients`,
+      description: 'Delete a user',
+      details: { request: { method: 'delete', path: `/api/v2/users/${encodeURIComponent(userId)}` }, response: { statusCode: 204 } },
+    },
+  ];
+}

@@ -25,6 +25,7 @@ import { createInterface } from 'node:readline';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { startFakeAuth0, type FakeAuth0 } from './auth0-server.js';
 import { aroundNow, generateTenant, makeToken } from './tenant.js';
+import type { TokenRemoval } from './logs.js';
 
 // The benchmark reads the client id from the ready line; the secret is the server's default, 'test-secret'.
 const CLIENT_ID = 'test-client';
@@ -66,6 +67,7 @@ function createProgram(): Command {
     .option('--seed <n>', 'seed of the generated tenant and the faults', number(0), 1)
     .option('--users-out <path>', 'write the user IDs there, one a line')
     .option('--no-early-access', 'answer the Early Access GET /api/v2/refresh-tokens as an unknown route')
+    .option('--sessions', "grant read:sessions: the job then lists each user's sessions too (SYNC_SESSIONS=auto)")
     .option('--export-users <n>', 'every users export holds n generated users (made while served)', number(0))
     .option('--recent', 'date every token around now (default 2023-2024, fixed for the benchmark)')
     .option('--change-every <seconds>', 'change --change-percent of the users every so often (0: never)', number(0), 0)
@@ -110,6 +112,7 @@ interface SandboxFlags {
   seed: number;
   usersOut?: string;
   earlyAccess: boolean;
+  sessions?: boolean;
   exportUsers?: number;
   recent?: boolean;
   changeEvery: number;
@@ -153,6 +156,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     faultRate: values.faultRate,
     seed,
     earlyAccess: values.earlyAccess,
+    scope: values.sessions ? 'read:refresh_tokens read:users read:logs read:sessions' : undefined,
     usersExport: values.exportUsers === undefined ? undefined : { generatedUsers: Math.floor(values.exportUsers) },
     logQuirks: {
       inclusiveFrom: values.logsInclusiveFrom,
@@ -243,9 +247,24 @@ function write(line: string): void {
 }
 
 /**
+ * Why the sandbox removes a token, in turn (issue #22): each logs what Auth0 logs for it, so a
+ * follow records every reason but `expired` (whose absence of an entry a full pass shows).
+ */
+const REMOVAL_CAUSES: readonly TokenRemoval[] = [
+  { by: 'user' },
+  { by: 'api', clientId: 'sandbox-admin-m2m', clientName: 'Sandbox admin' },
+  { by: 'reuse' },
+  { by: 'logout' },
+  { by: 'session_api', clientId: 'sandbox-admin-m2m', clientName: 'Sandbox admin' },
+  { by: 'cleanup' },
+  { by: 'expiry' },
+];
+
+/**
  * Change `percent` % of the users (every n-th, so the same ones each round) as a day of use
- * would: the first token is exchanged again from a new IP, the last of several is revoked, and
- * a new token is issued. Returns how many users changed.
+ * would: the first token is exchanged again from a new IP, the last of several is removed (for
+ * one of REMOVAL_CAUSES in turn, logged as Auth0 logs it), and a new token is issued. Returns
+ * how many users changed.
  */
 function changeUsers(fake: FakeAuth0, percent: number, round: number, now?: number): number {
   const every = Math.max(1, Math.round(100 / percent));
@@ -262,7 +281,8 @@ function changeUsers(fake: FakeAuth0, percent: number, round: number, now?: numb
         ...(device ? { device: { ...device, last_ip: `198.51.100.${round % 250}` } } : {}),
       };
     });
-    if (next.length >= 2) next.pop();
+    const removed = next.length >= 2 ? next.pop() : undefined;
+    if (removed) fake.removeTokens(userId, [String(removed.id)], REMOVAL_CAUSES[(i + round) % REMOVAL_CAUSES.length]!);
     const token = makeToken(userId, 100_000 + round);
     next.push(now === undefined ? token : { ...aroundNow(token, round, now), created_at: new Date(now).toISOString() });
     fake.setUser(userId, next);

@@ -158,3 +158,103 @@ export function generateTenant(opts: {
   }
   return tenant;
 }
+
+/** A session object exactly as `GET /api/v2/users/{user_id}/sessions` returns it (issue #22). */
+export type Auth0SessionJson = Record<string, unknown>;
+
+/**
+ * The sessions a tenant holds for one user, derived from its tokens: one per distinct
+ * `session_id`, deterministic in (userId, session id). Pure. About one session in five has ended
+ * before its tokens (not listed: Auth0 lists live sessions only), so the outliving view has rows;
+ * the others outlive their tokens. Methods alternate between a password alone, a password and an
+ * OTP second factor, a passkey, a federated login and a password with a WebAuthn key, so some
+ * sessions have a second factor and some do not. Every third user also holds a session with no
+ * refresh token (a web login without `offline_access`). Sorted by id.
+ */
+export function sessionsForTokens(userId: string, tokens: readonly Auth0TokenJson[]): Auth0SessionJson[] {
+  const bySession = new Map<string, Auth0TokenJson[]>();
+  for (const token of tokens) {
+    if (typeof token.session_id !== 'string' || !token.session_id) continue;
+    const group = bySession.get(token.session_id) ?? [];
+    group.push(token);
+    bySession.set(token.session_id, group);
+  }
+  const sessions: Auth0SessionJson[] = [];
+  for (const [id, group] of bySession) {
+    if (sessionEnded(id)) continue;
+    sessions.push(makeSession(userId, id, group));
+  }
+  const userDigest = createHash('sha256').update(`session\0${userId}`).digest();
+  if (userDigest[0]! % 3 === 0) sessions.push(makeSession(userId, `web_${userDigest.toString('hex').slice(0, 24)}`, []));
+  return sessions.sort(byId);
+}
+
+/** Whether the sandbox's session `id` ended before its tokens (about one in five). */
+export function sessionEnded(sessionId: string): boolean {
+  return createHash('sha256').update(`ended\0${sessionId}`).digest()[0]! % 5 === 0;
+}
+
+const METHOD_SETS: readonly ((at: string) => Record<string, unknown>[])[] = [
+  (at) => [{ name: 'pwd', timestamp: at }],
+  (at) => [
+    { name: 'pwd', timestamp: at },
+    { name: 'mfa', type: 'otp', timestamp: at },
+  ],
+  (at) => [{ name: 'passkey', timestamp: at }],
+  (at) => [{ name: 'federated', timestamp: at }],
+  (at) => [
+    { name: 'pwd', timestamp: at },
+    { name: 'mfa', type: 'webauthn-roaming', timestamp: at },
+  ],
+];
+
+/** Whether the sandbox's session `id` saw a second factor (a method named `mfa`). */
+export function sessionHasSecondFactor(sessionId: string): boolean {
+  const set = METHOD_SETS[createHash('sha256').update(`methods\0${sessionId}`).digest()[0]! % METHOD_SETS.length]!('x');
+  return set.some((method) => method.name === 'mfa');
+}
+
+/**
+ * One session object, deterministic in (userId, id) and the tokens issued in it: created when the
+ * first was, last used when one was last exchanged, ending a day after the last token expires
+ * (so a listed session outlives its tokens), on the first token's device (or one of its own).
+ */
+export function makeSession(userId: string, id: string, tokens: readonly Auth0TokenJson[]): Auth0SessionJson {
+  const digest = createHash('sha256').update(`${userId}\0${id}`).digest();
+  const byte = (i: number): number => digest[i]!;
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const times = (field: string) => tokens.map((t) => Date.parse(String(t[field] ?? ''))).filter((ms) => Number.isFinite(ms));
+  const created = Math.min(...times('created_at'), BASE_TIME + (digest.readUInt32BE(0) % ((700 * DAY_MS) / 1000)) * 1000);
+  const lastUsed = Math.max(created, ...times('last_exchanged_at'));
+  const expires = Math.max(created + 7 * DAY_MS, ...times('expires_at')) + DAY_MS;
+  const withDevice = tokens.find((t) => t.device && typeof t.device === 'object');
+  const ip = (i: number): string => `${(byte(i) % 223) + 1}.${byte(i + 1)}.${byte(i + 2)}.${(byte(i + 3) % 254) + 1}`;
+  const device = withDevice
+    ? { ...(withDevice.device as Record<string, unknown>) }
+    : {
+        initial_ip: ip(4),
+        initial_asn: String(1000 + (digest.readUInt32BE(4) % 60000)),
+        initial_user_agent: USER_AGENTS[byte(8) % USER_AGENTS.length]!,
+        last_ip: ip(4),
+        last_asn: String(1000 + (digest.readUInt32BE(4) % 60000)),
+        last_user_agent: USER_AGENTS[byte(8) % USER_AGENTS.length]!,
+      };
+  const clients = [...new Set(tokens.map((t) => t.client_id).filter((c): c is string => typeof c === 'string'))];
+  if (clients.length === 0) clients.push(CLIENT_IDS[byte(9) % CLIENT_IDS.length]!);
+  const methods = METHOD_SETS[createHash('sha256').update(`methods\0${id}`).digest()[0]! % METHOD_SETS.length]!(iso(created));
+  return {
+    id,
+    user_id: userId,
+    created_at: iso(created),
+    updated_at: iso(lastUsed),
+    authenticated_at: iso(created),
+    idle_expires_at: iso(expires),
+    expires_at: iso(expires),
+    last_interacted_at: iso(lastUsed),
+    device,
+    clients: clients.map((client_id) => ({ client_id })),
+    authentication: { methods },
+    cookie: { mode: byte(10) % 2 === 0 ? 'persistent' : 'non-persistent' },
+    session_metadata: {},
+  };
+}

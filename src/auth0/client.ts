@@ -25,6 +25,12 @@ export interface Auth0Client {
    * safe to repeat (a retried job creation at worst starts a second job).
    */
   postJson(path: string, body: unknown, signal?: AbortSignal): Promise<unknown>;
+  /**
+   * The scopes granted to the access token in use, fetching one when none is cached (so after a
+   * first listing it costs no request): what `SYNC_SESSIONS=auto` decides by. Undefined when the
+   * token answer named no `scope`.
+   */
+  grantedScopes(signal?: AbortSignal): Promise<readonly string[] | undefined>;
   /** HTTP requests sent so far (token endpoint included, retries included). */
   readonly requests: number;
   /**
@@ -80,6 +86,8 @@ interface CachedToken {
   value: string;
   /** When to stop using it, in epoch ms: a little before `expires_in` runs out. */
   renewAt: number;
+  /** The answer's `scope`, split; undefined when it named none. */
+  scopes?: readonly string[];
 }
 
 /** The access token of one set of credentials, and the request fetching the next one. */
@@ -216,7 +224,8 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     const expiresIn = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 86_400;
     const lifetimeMs = expiresIn * 1000;
     // Renew a little early, never later than 60 s before expiry (node-auth0 uses 10 s).
-    return { value: body.access_token, renewAt: issuedAt + lifetimeMs - Math.min(60_000, lifetimeMs / 10) };
+    const scopes = typeof body.scope === 'string' ? body.scope.split(' ').filter(Boolean) : undefined;
+    return { value: body.access_token, renewAt: issuedAt + lifetimeMs - Math.min(60_000, lifetimeMs / 10), scopes };
   }
 
   /**
@@ -301,6 +310,10 @@ export function createAuth0Client(config: Config['auth0'], options: Auth0ClientO
     getJson,
     getJsonWithHeaders,
     postJson,
+    async grantedScopes(signal) {
+      signal?.throwIfAborted();
+      return (await accessToken()).current.scopes;
+    },
     get requests() {
       return requests;
     },

@@ -45,6 +45,8 @@ export interface Config {
     readonly maxDeleteRatio: number;
     /** Users a run must have done before the guard measures it. */
     readonly deleteGuardMinUsers: number;
+    /** `SYNC_SESSIONS`: list each user's sessions too (issue #22); `auto`: when the access token grants read:sessions. */
+    readonly sessions: SessionsSetting;
   };
   /** `import-users` on a bad export (issue #24). */
   readonly import: {
@@ -103,6 +105,9 @@ const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
 /** `AUTH0_TOKENS_ENDPOINT` values (src/pipeline/tokens-endpoint.ts). */
 const TOKENS_ENDPOINT_SETTINGS = ['auto', 'refresh-tokens', 'users'] as const;
 export type TokensEndpointSetting = (typeof TOKENS_ENDPOINT_SETTINGS)[number];
+/** `SYNC_SESSIONS` values (src/pipeline/sessions-switch.ts). */
+const SESSIONS_SETTINGS = ['auto', 'on', 'off'] as const;
+export type SessionsSetting = (typeof SESSIONS_SETTINGS)[number];
 
 /** Collects problems while reading variables, so one error can name them all. */
 function createReader(env: Env) {
@@ -270,6 +275,9 @@ export function loadConfig(env: Env): Config {
     problems.push(`AUTH0_TOKENS_ENDPOINT must be one of ${TOKENS_ENDPOINT_SETTINGS.join(', ')} (got "${tokensEndpoint}")`);
   }
 
+  const sessions = text('SYNC_SESSIONS', 'auto').toLowerCase() as SessionsSetting;
+  if (!SESSIONS_SETTINGS.includes(sessions)) problems.push(`SYNC_SESSIONS must be one of ${SESSIONS_SETTINGS.join(', ')} (got ${quoteValue(sessions)})`);
+
   return reader.done({
     ...database,
     auth0: {
@@ -290,6 +298,7 @@ export function loadConfig(env: Env): Config {
       maxDurationMs: duration('SYNC_MAX_DURATION'),
       maxDeleteRatio: ratio('SYNC_MAX_DELETE_RATIO', 0.2),
       deleteGuardMinUsers: int('SYNC_DELETE_GUARD_MIN', 50, 1, 1_000_000),
+      sessions,
     },
     import: {
       // A real export inflates 5 to 15 times (measured on generated NDJSON at gzip levels 1..9);

@@ -32,7 +32,8 @@ import {
 import { readLogFollowRetries, updateLogFollowRetries, type LogFollowRetry } from '../warehouse/log-follow-retries.js';
 import { runSyncJob, type SyncJobResult } from './sync.js';
 import { plural } from '../core/wording.js';
-import { createLogEvidence } from '../pipeline/log-evidence.js';
+import { createLogEvidence, toEvidenceInput } from '../pipeline/log-evidence.js';
+import { toLogExplanations } from '../pipeline/deletion-reason.js';
 import type { PriorityLane } from '../pipeline/priority-lane.js';
 
 /** Pages (of 100 entries) read before the users they name are synced and the checkpoint moves. */
@@ -268,7 +269,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       await addSignedUpUsers(db, config.source, changes.signedUp);
       // What the logs said, the retries' older word first: the later entry wins.
       const evidence = createLogEvidence({
-        explained: retries.filter((r) => r.explained).map((r) => r.userId),
+        explanations: retries.flatMap((r) => toLogExplanations(r.userId, r.explanations)),
         deleted: retries.filter((r) => r.deleted).map((r) => r.userId),
       });
       evidence.add(changes);
@@ -276,10 +277,10 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       const tracked: LogFollowRetry[] = userIds.map((userId) => ({
         userId,
         deleted: evidence.deleted.has(userId),
-        explained: evidence.explained.has(userId),
+        explanations: evidence.explanations.get(userId) ?? [],
       }));
       let runId: number | undefined;
-      const handedOff = userIds.length > 0 ? options.lane?.hand(userIds, evidence) : undefined;
+      const handedOff = userIds.length > 0 ? options.lane?.hand(userIds, toEvidenceInput(evidence)) : undefined;
       if (handedOff) {
         // The worker's pass holds the run lock: it syncs these users next, in its own run.
         const handOff = await handedOff;

@@ -17,6 +17,8 @@ import type { LogEvidence } from '../pipeline/log-evidence.js';
 import { syncUsers } from '../pipeline/pipeline.js';
 import type { PriorityLane } from '../pipeline/priority-lane.js';
 import { createTokensEndpointChoice, type TokensEndpointChoice } from '../pipeline/tokens-endpoint.js';
+import { createSessionsSwitch } from '../pipeline/sessions-switch.js';
+import { SESSIONS_SCOPE } from '../auth0/sessions.js';
 
 /** Where a run stands; `etaSeconds` is null until the rate and the total are known. */
 export interface RunProgress {
@@ -126,7 +128,10 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   const runId = options.dryRun ? undefined : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio, fullPass });
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
-  const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, ...options.auth0 });
+  // SYNC_SESSIONS=on: a token without read:sessions stops the run before the first listing.
+  const requiredScopes = config.sync.sessions === 'on' ? ['read:refresh_tokens', SESSIONS_SCOPE] : undefined;
+  const client = createAuth0Client(config.auth0, { maxSockets: config.sync.concurrency, requiredScopes, ...options.auth0 });
+  const sessions = config.sync.sessions === 'off' ? undefined : createSessionsSwitch(config.sync.sessions, logger);
   const endpoints = options.tokensEndpoint ?? createTokensEndpointChoice(config.auth0.tokensEndpoint, logger);
   const started = Date.now();
   logger.info('sync started', {
@@ -134,6 +139,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
     usersTotal,
     concurrency: config.sync.concurrency,
     tokensEndpoint: config.auth0.tokensEndpoint,
+    sessions: config.sync.sessions,
     ...budget,
   });
 
@@ -174,6 +180,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
         deleteGuard,
         lane: options.lane,
         evidence: options.evidence ?? options.lane?.evidence,
+        sessions,
       },
       userIds,
     );
@@ -210,7 +217,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   const seconds = round((Date.now() - started) / 1000);
   // Peak resident memory of this process so far: operators size containers by it.
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-  const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, ...counts };
+  const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, sessions: sessions?.state ? 'on' : 'off', ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
   if (options.dryRun && guard) await measureLiveTokens(db, guard, counts.tokensUnexplained);

@@ -7,6 +7,8 @@
 import { compareLogIds, logIdOf } from '../auth0/log-id.js';
 import type { Auth0LogEntry } from '../auth0/logs.js';
 import { checkUserId } from '../core/user-id.js';
+import { checkIdText } from '../core/upstream-text.js';
+import type { LogExplanation, LoggedReason } from './deletion-reason.js';
 import type { LogLookups } from '../warehouse/log-checkpoint.js';
 
 export type { LogLookups };
@@ -41,62 +43,73 @@ export interface ChangedUsers {
    */
   alive: string[];
   /**
-   * Of those, users whose entries explain a loss of tokens: a revocation (by the user, an admin
-   * or Auth0's reuse detection), a logout, a password change, a block, the 200-token cleanup or
-   * the user's deletion. Their deletions are expected, never counted by the deletion guard.
+   * The entries that explain a loss of their users' tokens, in log order, one per user named: a
+   * revocation (by the user, an admin or Auth0's reuse detection), a logout, a password change, a
+   * block, the 200-token cleanup or the user's deletion, with the reason each gives (issue #22).
+   * Deletions they explain are never counted by the deletion guard.
    */
-  explained: string[];
+  explanations: LogExplanation[];
   /** Entries read. */
   read: number;
   /** Entries that changed nobody, by reason. */
   skipped: Record<SkipReason, number>;
 }
 
+/** What a type of entry says about its user besides "list it again". */
+interface TypeMeaning {
+  /** A loss of the user's tokens is expected, for this reason (src/pipeline/deletion-reason.ts). */
+  reason?: LoggedReason;
+  /** The user was deleted, or shown to exist (after a deletion: the same ID was created again). */
+  lifecycle?: 'deleted' | 'alive';
+}
+
+const ALIVE: TypeMeaning = { lifecycle: 'alive' };
+
 /**
- * Types whose top-level `user_id` is the user whose tokens may have changed: exchanges and
- * their failures, reuse detection, revocation, logins that can issue a token, logout, signup,
- * deletion and the 200-token cleanup. `sapi` is apart: its `user_id` is the caller.
+ * The one table of event types whose top-level `user_id` is the user whose tokens may have
+ * changed, with what each means (issue #22: the reason it gives a deletion is also what makes it
+ * explain one for the deletion guard). `sapi` is apart: its `user_id` is the caller.
  */
-export const USER_EVENT_TYPES: ReadonlySet<string> = new Set([
-  'sertft',
-  'fertft',
-  'ferrt',
-  'srrt',
-  'seacft',
-  'sepft',
-  'sede',
-  'sercft',
-  'secte',
-  'sens',
-  'seotpft',
-  'seoobft',
-  's',
-  'slo',
-  'ss',
-  'sdu',
-  'resource_cleanup',
-  // A password change may revoke the user's refresh tokens (tenant setting; not documented
-  // either way): list the user again and take a loss as explained.
-  'scp',
-]);
+const USER_EVENTS: Readonly<Record<string, TypeMeaning>> = {
+  // Exchanges, and logins that can issue a token: signs of life.
+  sertft: ALIVE,
+  seacft: ALIVE,
+  sepft: ALIVE,
+  sede: ALIVE,
+  sercft: ALIVE,
+  secte: ALIVE,
+  sens: ALIVE,
+  seotpft: ALIVE,
+  seoobft: ALIVE,
+  s: ALIVE,
+  ss: ALIVE,
+  // A failed exchange: the token was revoked or expired; list the user again.
+  fertft: {},
+  ferrt: { reason: 'reuse_detected' },
+  srrt: { reason: 'revoked_by_user' },
+  // A logout ends the session its tokens belong to.
+  slo: { reason: 'session_revoked' },
+  sdu: { reason: 'user_deleted', lifecycle: 'deleted' },
+  resource_cleanup: { reason: 'pruned' },
+  // A password change may revoke the user's refresh tokens (a tenant setting; not documented
+  // either way): list the user again and take a loss as the user's own doing.
+  scp: { reason: 'revoked_by_user', lifecycle: 'alive' },
+};
 
-/** Types after which a loss of the user's tokens is expected. */
-const EXPLAINING_TYPES: ReadonlySet<string> = new Set(['srrt', 'ferrt', 'slo', 'sdu', 'resource_cleanup', 'scp']);
-
-/** Types that show the user exists (after a deletion: the same ID was created again). */
-const SIGN_OF_LIFE_TYPES: ReadonlySet<string> = new Set(
-  [...USER_EVENT_TYPES].filter((type) => !['fertft', 'ferrt', 'srrt', 'slo', 'sdu', 'resource_cleanup'].includes(type)),
-);
+/** The types of USER_EVENTS: entries of these name the user to list again. */
+export const USER_EVENT_TYPES: ReadonlySet<string> = new Set(Object.keys(USER_EVENTS));
 
 /** What one entry points at, before lookups. */
 type Target = { user: string } | { token: string } | { session: string };
 
 /** What an entry says about its users besides "list them again". */
-interface Meaning {
-  /** A loss of tokens is expected (a revocation, a logout, a deletion, ...). */
-  explains: boolean;
-  /** The user was deleted (`deleted`) or shown to exist (`alive`); undefined: neither. */
-  lifecycle?: 'deleted' | 'alive';
+interface Meaning extends TypeMeaning {
+  /** What the entry names, for the deletion reason (LogExplanation). */
+  tokenIds?: string[];
+  sessionIds?: string[];
+  clientId?: string;
+  /** A `sapi` entry's own client: the caller. */
+  callerClientId?: string;
 }
 
 /** Token and session ids the entries refer to: resolve these through the warehouse. */
@@ -121,7 +134,7 @@ export function toLookupKeys(entries: readonly Auth0LogEntry[]): { tokenIds: str
 export function toChangedUsers(entries: readonly Auth0LogEntry[], lookups: LogLookups): ChangedUsers {
   const users = new Set<string>();
   const signedUp = new Set<string>();
-  const explained = new Set<string>();
+  const explanations: LogExplanation[] = [];
   /** Each user's last lifecycle entry so far, in log order. */
   const lifecycle = new Map<string, 'deleted' | 'alive'>();
   const skipped: Record<SkipReason, number> = { other_type: 0, no_user: 0, machine_client: 0, unresolved: 0, invalid_user: 0 };
@@ -151,9 +164,10 @@ export function toChangedUsers(entries: readonly Auth0LogEntry[], lookups: LogLo
       skipped[invalid ? 'invalid_user' : machine ? 'machine_client' : 'unresolved'] += 1;
       continue;
     }
+    const logId = logIdOf(entry);
     for (const id of found) {
       users.add(id);
-      if (meaning.explains) explained.add(id);
+      if (meaning.reason) explanations.push(toExplanation(id, meaning.reason, logId, meaning));
       if (meaning.lifecycle) lifecycle.set(id, meaning.lifecycle);
       if (entry.type === 'ss') signedUp.add(id);
     }
@@ -164,10 +178,20 @@ export function toChangedUsers(entries: readonly Auth0LogEntry[], lookups: LogLo
     signedUp: [...signedUp],
     deleted: last('deleted'),
     alive: last('alive'),
-    explained: [...explained],
+    explanations,
     read: entries.length,
     skipped,
   };
+}
+
+function toExplanation(userId: string, reason: LoggedReason, logId: string | undefined, meaning: Meaning): LogExplanation {
+  const explanation: LogExplanation = { userId, reason };
+  if (logId !== undefined) explanation.logId = logId;
+  if (meaning.callerClientId !== undefined) explanation.callerClientId = meaning.callerClientId;
+  if (meaning.tokenIds !== undefined) explanation.tokenIds = meaning.tokenIds;
+  if (meaning.sessionIds !== undefined) explanation.sessionIds = meaning.sessionIds;
+  if (meaning.clientId !== undefined) explanation.clientId = meaning.clientId;
+  return explanation;
 }
 
 /** The entries sorted by log id (stable; entries without one keep their place at the end). */
@@ -193,26 +217,29 @@ interface EntryTargets {
 function targetsOf(entry: Auth0LogEntry): EntryTargets {
   const type = typeof entry.type === 'string' ? entry.type : '';
   if (type === 'sapi') return sapiTargets(entry);
-  if (!USER_EVENT_TYPES.has(type)) return { targets: [], skip: 'other_type', meaning: NOTHING };
-  const meaning: Meaning = {
-    explains: EXPLAINING_TYPES.has(type),
-    lifecycle: type === 'sdu' ? 'deleted' : SIGN_OF_LIFE_TYPES.has(type) ? 'alive' : undefined,
-  };
+  const typeMeaning = Object.hasOwn(USER_EVENTS, type) ? USER_EVENTS[type] : undefined;
+  if (!typeMeaning) return { targets: [], skip: 'other_type', meaning: NOTHING };
+  const details = asObject(entry.details);
+  // A revocation names its token, a login or logout its session: what a reason is matched on.
+  const credential = type === 'srrt' ? nonEmpty(details?.credential_id) : undefined;
+  const session = nonEmpty(details?.session_id) ?? nonEmpty(asObject(details?.refresh_token)?.session_id);
+  const meaning: Meaning = { ...typeMeaning };
+  if (meaning.reason) {
+    if (checkedId(credential)) meaning.tokenIds = [credential!];
+    else if (checkedId(session) && type === 'slo') meaning.sessionIds = [session!];
+    // The cleanup removes the oldest tokens of one application.
+    if (type === 'resource_cleanup') meaning.clientId = checkedId(entry.client_id);
+  }
   const found = (targets: Target[]): EntryTargets => ({ targets, meaning });
   const userId = nonEmpty(entry.user_id);
   if (userId) return found([{ user: userId }]);
-  // No user on the entry: a revocation names its token, a login or logout its session.
-  const details = asObject(entry.details);
-  const credential = nonEmpty(details?.credential_id);
-  if (type === 'srrt' && credential) return found([{ token: credential }]);
-  const session = nonEmpty(details?.session_id) ?? nonEmpty(asObject(details?.refresh_token)?.session_id);
+  // No user on the entry: found through its token or session.
+  if (credential) return found([{ token: credential }]);
   if (session) return found([{ session }]);
   return { targets: [], skip: 'no_user', meaning: NOTHING };
 }
 
-const NOTHING: Meaning = { explains: false };
-/** Every `sapi` request we follow removes tokens, sessions or grants: each explains a loss. */
-const REMOVES: Meaning = { explains: true };
+const NOTHING: Meaning = {};
 
 /**
  * A Management API write (`sapi`): `details.request.method` (lower case) and `.path` say what was
@@ -229,33 +256,45 @@ function sapiTargets(entry: Auth0LogEntry): EntryTargets {
   if (!segments) return other;
   const [resource, id, sub, extra] = segments;
   const body = asObject(request?.body);
-  const removes = (targets: Target[]): EntryTargets => (targets.length > 0 ? { targets, meaning: REMOVES } : { targets, skip: 'no_user', meaning: NOTHING });
+  // Every request followed here removes tokens, sessions or grants: each explains a loss, for
+  // `reason`, naming the Management API client that made the call (the entry's own client_id).
+  const callerClientId = checkedId(entry.client_id);
+  const removes = (reason: LoggedReason, targets: Target[], names: Omit<Meaning, 'reason' | 'callerClientId'> = {}): EntryTargets =>
+    targets.length > 0 ? { targets, meaning: { ...names, reason, callerClientId } } : { targets, skip: 'no_user', meaning: NOTHING };
 
   if (resource === 'refresh-tokens') {
-    if (method === 'delete' && id && !sub) return removes([{ token: id }]);
+    if (method === 'delete' && id && !sub) return removes('revoked_by_api', [{ token: id }], { tokenIds: [id].filter(checkedId) });
     if (method === 'post' && id === 'revoke' && !sub) {
       const ids = Array.isArray(body?.ids) ? body.ids.map(nonEmpty).filter((x): x is string => x !== undefined) : [];
       const userId = nonEmpty(body?.user_id);
-      return removes([...ids.map((token) => ({ token })), ...(userId ? [{ user: userId }] : [])]);
+      const clientId = checkedId(body?.client_id);
+      return removes('revoked_by_api', [...ids.map((token) => ({ token })), ...(userId ? [{ user: userId }] : [])], {
+        ...(ids.length > 0 && !userId ? { tokenIds: ids.filter(checkedId) } : {}),
+        ...(clientId ? { clientId } : {}),
+      });
     }
   }
   if (resource === 'users' && id && !extra) {
-    if (method === 'delete' && !sub) return { targets: [{ user: id }], meaning: { explains: true, lifecycle: 'deleted' } };
-    if (method === 'delete' && (sub === 'refresh-tokens' || sub === 'sessions')) return removes([{ user: id }]);
-    // Blocking a user may revoke its tokens: list it again and take a loss as explained.
-    if (method === 'patch' && !sub && body?.blocked === true) return removes([{ user: id }]);
+    if (method === 'delete' && !sub) return removes('user_deleted', [{ user: id }], { lifecycle: 'deleted' });
+    if (method === 'delete' && sub === 'refresh-tokens') return removes('revoked_by_api', [{ user: id }]);
+    if (method === 'delete' && sub === 'sessions') return removes('session_revoked', [{ user: id }]);
+    // Blocking a user may revoke its tokens: list it again and take a loss as the API's doing.
+    if (method === 'patch' && !sub && body?.blocked === true) return removes('revoked_by_api', [{ user: id }]);
   }
   if (resource === 'sessions' && id) {
-    if ((method === 'delete' && !sub) || (method === 'post' && sub === 'revoke' && !extra)) return removes([{ session: id }]);
+    if ((method === 'delete' && !sub) || (method === 'post' && sub === 'revoke' && !extra)) {
+      return removes('session_revoked', [{ session: id }], { sessionIds: [id].filter(checkedId) });
+    }
   }
   // Revoking a user's grants (`delete /grants?user_id=`) revokes the tokens issued under them.
   if (resource === 'grants' && method === 'delete') {
     const userId = nonEmpty(queryOf(rawPath).get('user_id'));
-    if (userId) return removes([{ user: userId }]);
+    if (userId) return removes('revoked_by_api', [{ user: userId }]);
   }
   // Device credentials of type refresh_token: the id is looked up as a token id; not every
   // device credential is one, so an id the warehouse does not hold is skipped as unresolved.
-  if (resource === 'device-credentials' && id && method === 'delete' && !sub) return removes([{ token: id }]);
+  if (resource === 'device-credentials' && id && method === 'delete' && !sub)
+    return removes('revoked_by_api', [{ token: id }], { tokenIds: [id].filter(checkedId) });
   return other;
 }
 
@@ -280,6 +319,15 @@ function toSegments(path: string): string[] | undefined {
     return undefined; // a malformed escape: not a path we can trust
   }
 }
+
+/** A token, session or client id from an entry, kept only when it could be stored and printed as it is. */
+function checkedId(value: unknown): string | undefined {
+  const id = nonEmpty(value);
+  return id !== undefined && checkIdText(id, MAX_NAMED_ID_LENGTH) === undefined ? id : undefined;
+}
+
+/** Longest token, session or client id kept from an entry (Auth0's are well under 100 characters). */
+const MAX_NAMED_ID_LENGTH = 256;
 
 function nonEmpty(value: unknown): string | undefined {
   return typeof value === 'string' && value.trim() !== '' ? value : undefined;

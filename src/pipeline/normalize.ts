@@ -130,7 +130,7 @@ function checkKeyLength(text: string, field: string): void {
 }
 
 /** ISO-8601 with a zone, as Auth0 sends it (`2024-05-01T13:00:30.038Z`); null when absent. */
-function toDate(value: unknown, field: string): string | null {
+export function toDate(value: unknown, field: string): string | null {
   if (value === undefined || value === null) return null;
   const shown = () => stripControlCharacters(JSON.stringify(value)?.slice(0, 60) ?? '');
   if (typeof value !== 'string' || !ISO_8601.test(value)) throw new InvalidRecordError(`${field} is not an ISO-8601 date: ${shown()}`);

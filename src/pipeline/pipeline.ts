@@ -4,6 +4,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Auth0Client } from '../auth0/client.js';
 import { Auth0Error } from '../auth0/errors.js';
 import { fetchAllRefreshTokens } from '../auth0/refresh-tokens.js';
+import { collectSessions } from '../auth0/sessions.js';
 import type { Config } from '../core/config.js';
 import type { Database } from '../warehouse/schema.js';
 import { errorCode, isFatal, toError } from '../core/errors.js';
@@ -14,6 +15,8 @@ import { checkUserId, describeUserId, invalidUserIdKey } from '../core/user-id.j
 import { createBatchWriter, type BatchWriter } from './batch-writer.js';
 import type { DeleteGuard } from './delete-guard.js';
 import { toWarehouseRows } from './normalize.js';
+import { toSessionRecords } from './normalize-sessions.js';
+import type { SessionsSwitch } from './sessions-switch.js';
 import type { UserOutcome } from '../warehouse/model.js';
 import type { LogEvidence } from './log-evidence.js';
 import type { LaneTicket, PriorityLane } from './priority-lane.js';
@@ -45,6 +48,8 @@ export interface SyncDeps {
   lane?: PriorityLane;
   /** What the tenant's logs said about the run's users: explained deletions, removals. */
   evidence?: LogEvidence;
+  /** Whether each user's sessions are listed too (SYNC_SESSIONS, issue #22); undefined: never. */
+  sessions?: SessionsSwitch;
 }
 
 export interface SyncResult {
@@ -250,7 +255,9 @@ function startUser(run: Pipeline, userId: string, ticket: LaneTicket | undefined
 
 /** Fetches one user and hands its outcome to the writer; an abandoned user keeps its previous rows. */
 async function syncUser(run: Pipeline, userId: string, ticket: LaneTicket | undefined): Promise<void> {
-  const outcome = await fetchUser(run, userId);
+  const tokens = await fetchUser(run, userId);
+  const sessions = run.deps.sessions;
+  const outcome = tokens && tokens.status !== 'failed' && sessions ? await withSessions(run, tokens, sessions) : tokens;
   if (outcome && !run.abort.signal.aborted) {
     if (outcome.userId !== userId) {
       run.busy.delete(userId); // an invalid ID is recorded under its own key
@@ -300,6 +307,44 @@ async function fetchUser(run: Pipeline, userId: string): Promise<UserOutcome | u
       }
       return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
     }
+  }
+}
+
+/**
+ * The user's outcome with its complete session listing (issue #22), through the same client,
+ * slot, budget and retries as its tokens. A `not_found` user lists none (a 404 lists nothing).
+ * A route the tenant does not have (SYNC_SESSIONS=auto) leaves the outcome as it was: no
+ * sessions, so the user's stored sessions stay as they are; any other failure fails the user,
+ * who keeps every stored row.
+ */
+async function withSessions(
+  run: Pipeline,
+  outcome: UserOutcome & { status: 'synced' | 'not_found' },
+  sessions: SessionsSwitch,
+): Promise<UserOutcome | undefined> {
+  const { client, options } = run.deps;
+  const { signal } = run.abort;
+  const { userId } = outcome;
+  try {
+    if (!(await sessions.enabled(client, signal))) return outcome;
+    if (outcome.status === 'not_found') return { ...outcome, sessions: [] };
+    const apiSessions = await collectSessions(client, userId, { pageSize: options.pageSize, maxPages: options.maxPagesPerUser, signal });
+    return { ...outcome, sessions: toSessionRecords(userId, apiSessions) };
+  } catch (thrown) {
+    if (signal.aborted) {
+      run.interrupted ||= !run.failure;
+      return undefined;
+    }
+    const verdict = sessions.judge(thrown);
+    if (verdict.off) return outcome;
+    const error = verdict.error;
+    // Auth0's own "the user does not exist" on the sessions route: deleted since its tokens were listed.
+    if (error instanceof Auth0Error && error.code === 'user_not_found') return { status: 'not_found', userId, sessions: [] };
+    if (isFatal(error)) {
+      fail(run, toError(error));
+      return undefined;
+    }
+    return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
   }
 }
 

@@ -2,6 +2,7 @@ import type { TokenChange } from '../warehouse/schema.js';
 import { toPrintable } from '../core/upstream-text.js';
 import type { StoredToken, UserOutcome, WritePlan } from '../warehouse/model.js';
 import type { LogEvidence } from './log-evidence.js';
+import { decideDeletionReason, toDeletedToken, type ListedForClient } from './deletion-reason.js';
 
 const DEVICE_CHANGES = [
   ['last_ip', 'last_ip_changed'],
@@ -21,10 +22,10 @@ const DEVICE_CHANGES = [
  * Only new, restored and changed tokens are planned for writing (issue #14): a pass in which
  * nothing changed writes no token, device or resource-server row.
  *
- * A deletion is explained (issue #18) when the tenant's logs explain a loss for its user
- * (`evidence.explained`) or the stored token had expired by `now`; the others are counted as
- * unexplained for the deletion guard, and so is a `not_found` user the logs do not say was
- * deleted. A `not_found` user the logs say was deleted is marked removed; a user listed with
+ * Each deletion carries its reason (issue #22: decideDeletionReason, from the log entries of its
+ * user in `evidence`, the token's dates at `now` and its application's listing); a deletion whose
+ * reason is `unexplained` is counted for the deletion guard (issue #18), and so is a `not_found`
+ * user the logs do not say was deleted. A `not_found` user the logs say was deleted is marked removed; a user listed with
  * tokens, or shown alive by the logs, is revived.
  */
 export function planWrites(batch: readonly UserOutcome[], stored: readonly StoredToken[], context: { evidence?: LogEvidence; now?: Date } = {}): WritePlan {
@@ -43,6 +44,8 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
     revivedUsers: outcomes.filter((o) => o.status === 'synced' && (o.records.tokens.length > 0 || evidence?.alive.has(o.userId))).map((o) => o.userId),
   };
   const listed = new Set<string>();
+  /** Per user and application (`user\0client`), what its listing held: for the 200-token cap. */
+  const listedForClient = new Map<string, ListedForClient>();
   const change = (token: { id: string; user_id: string }, kind: TokenChange, oldValue: string | null = null, newValue: string | null = null) =>
     plan.changes.push({ token_id: token.id, user_id: token.user_id, change: kind, old_value: oldValue, new_value: newValue });
 
@@ -53,6 +56,13 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
     const written = new Set<string>();
     for (const token of tokens) {
       listed.add(token.id);
+      const key = `${token.user_id}\0${token.client_id ?? ''}`;
+      const held = listedForClient.get(key) ?? { count: 0 };
+      held.count += 1;
+      if (token.created_at !== null && (held.oldestCreatedAt === undefined || Date.parse(token.created_at) < Date.parse(held.oldestCreatedAt))) {
+        held.oldestCreatedAt = token.created_at;
+      }
+      listedForClient.set(key, held);
       const before = storedById.get(token.id);
       if (!before) {
         plan.counts.added += 1;
@@ -96,18 +106,25 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
     if (listed.has(token.id)) continue;
     plan.deletedIds.push(token.id);
     plan.counts.deleted += 1;
-    change(token, 'deleted');
-    if (evidence?.explained.has(token.user_id) || hasExpired(token.raw, now)) continue;
-    plan.counts.unexplained += 1;
+    const gone = toDeletedToken(token.id, token.raw);
+    const { reason, logId, clientId } = decideDeletionReason(gone, evidence?.explanations.get(token.user_id) ?? [], {
+      now,
+      listedForClient: listedForClient.get(`${token.user_id}\0${gone.clientId ?? ''}`),
+    });
+    plan.changes.push({
+      token_id: token.id,
+      user_id: token.user_id,
+      change: 'deleted',
+      old_value: null,
+      new_value: null,
+      reason,
+      reason_log_id: logId,
+      reason_client_id: clientId,
+    });
+    if (reason === 'unexplained') plan.counts.unexplained += 1;
   }
   plan.counts.goneUnexplained = outcomes.filter((o) => o.status === 'not_found' && !evidence?.deleted.has(o.userId)).length;
   return plan;
-}
-
-/** Whether a stored token (Auth0's JSON) was past its absolute or idle expiry at `now`. */
-function hasExpired(raw: unknown, now: Date): boolean {
-  const token = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
-  return [token.expires_at, token.idle_expires_at].some((at) => typeof at === 'string' && Date.parse(at) <= now.getTime());
 }
 
 /** Turn `failed` every user that lists a token another user owns (stored, or earlier in the batch). */

@@ -8,7 +8,7 @@
  * lets the follower move its checkpoint.
  */
 
-import { createLogEvidence, type GrowingLogEvidence, type LogEvidence } from './log-evidence.js';
+import { createLogEvidence, type GrowingLogEvidence, type LogEvidence, type LogEvidenceInput } from './log-evidence.js';
 
 /** What a hand-off came to. */
 export interface HandOffResult {
@@ -36,7 +36,7 @@ export interface PriorityLane {
    * Hand users to the running pass. Undefined when no pass is taking users (none runs, or it has
    * taken its last one): the caller syncs them itself.
    */
-  hand(userIds: readonly string[], evidence?: Partial<Record<keyof LogEvidence, Iterable<string>>>): Promise<HandOffResult> | undefined;
+  hand(userIds: readonly string[], evidence?: LogEvidenceInput): Promise<HandOffResult> | undefined;
   /** What the logs said about the users handed over (issue #18): the pass's writer plans with it. */
   readonly evidence: LogEvidence;
   /** Users waiting in the lane. */

@@ -12,6 +12,8 @@ import { applyWritePlan, countLiveTokens, readStoredTokens, refreshStatistics } 
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
 import type { LogEvidence } from './log-evidence.js';
 import { planWrites } from './plan.js';
+import { hasSessionListings, listedSessionIds, planSessionWrites, withoutStolenSessions } from './plan-sessions.js';
+import { applySessionPlan, readStoredSessions } from '../warehouse/sessions.js';
 
 export interface BatchWriteOptions {
   db: Kysely<Database>;
@@ -61,13 +63,18 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
           (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
             attempt = undefined;
             if (runId !== undefined) await lease?.assertHeld(trx);
-            const plan = planWrites(batch, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence });
+            // Sessions (issue #22) only where the batch listed some: with SYNC_SESSIONS off, not one more query.
+            const storedSessions = hasSessionListings(batch) ? await readStoredSessions(trx, users, listedSessionIds(batch)) : undefined;
+            const outcomes = storedSessions ? withoutStolenSessions(batch, storedSessions) : batch;
+            const plan = planWrites(outcomes, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence });
             if (deleteGuard) {
               await measureLiveTokens(trx, deleteGuard, counts.tokensUnexplained + plan.counts.unexplained);
               checkDeleteGuard(deleteGuard, counts, plan);
             }
             if (runId !== undefined) {
-              attempt = { xid: await applyWritePlan(trx, runId, plan, plan.outcomes), plan };
+              const xid = await applyWritePlan(trx, runId, plan, plan.outcomes);
+              if (storedSessions) await applySessionPlan(trx, runId, planSessionWrites(plan.outcomes, storedSessions));
+              attempt = { xid, plan };
             }
             return plan;
           }),

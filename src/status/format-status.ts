@@ -1,7 +1,8 @@
 /** What `npm run status` prints: aligned plain text for people, or one JSON document (`--json`). Pure. */
 import { formatDuration } from '../core/duration.js';
 import { toPrintable } from '../core/upstream-text.js';
-import { statusExitCode, type LogFollowerStatus, type RunSummary, type StatusReport } from './read-status.js';
+import { plural } from '../core/wording.js';
+import { statusExitCode, type LogFollowerStatus, type RecentDeletions, type RunSummary, type StatusReport } from './read-status.js';
 
 /** Elapsed time for people; clock skew (a negative span) reads as 0. */
 function formatSpan(ms: number): string {
@@ -125,7 +126,22 @@ export function formatStatus(report: StatusReport, now: Date = report.generatedA
     ];
     lines.push(...rows.map(([label, value]) => `  ${(label ?? '').padEnd(21)}${value}`));
   }
+  lines.push('', ...formatDeletions(report.deletions));
   if (report.logs) lines.push('', ...formatLogFollower(report.logs, now));
+  return lines;
+}
+
+/** Deletions by reason; the unexplained ones called out, as the deletion guard watches them (issue #22). */
+function formatDeletions(deletions: RecentDeletions): string[] {
+  const window = `the last ${deletions.hours} hours`;
+  if (deletions.total === 0) return [`Deletions in ${window}: none`];
+  const parts = Object.entries(deletions.byReason).map(([reason, n]) => `${reason} ${n}`);
+  const lines = [`Deletions in ${window}: ${deletions.total} (${parts.join(', ')})`];
+  if (deletions.unexplained > 0) {
+    lines.push(
+      `  ${plural(deletions.unexplained, 'unexplained deletion')} in ${window}: no log entry or expiry explains them (the deletion guard counts these); see auth0.refresh_token_deletions`,
+    );
+  }
   return lines;
 }
 
@@ -231,5 +247,6 @@ export function toStatusJson(report: StatusReport): Record<string, unknown> {
           newestEntryDate: iso(logs.newestEntryDate),
         }
       : null,
+    deletions: report.deletions,
   };
 }

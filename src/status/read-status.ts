@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { formatName, type Config } from '../core/config.js';
-import type { Database, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/schema.js';
+import type { Database, DeletionReason, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/schema.js';
+import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
 import { FatalError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
@@ -99,7 +100,21 @@ export interface StatusReport {
   lastFinished?: RunSummary;
   /** Absent until `sync --from-logs` stored a checkpoint. */
   logs?: LogFollowerStatus;
+  /** Tokens marked deleted in the last DELETIONS_WINDOW_HOURS, by reason (issue #22). */
+  deletions: RecentDeletions;
 }
+
+/** Deletions of a recent window by reason; `unexplained` (what the deletion guard watches) apart. */
+export interface RecentDeletions {
+  hours: number;
+  total: number;
+  /** Only the reasons that occurred; `unrecorded`: deletions recorded before reasons were. */
+  byReason: Partial<Record<DeletionReason | 'unrecorded', number>>;
+  unexplained: number;
+}
+
+/** The window `status` and the worker's metrics count deletions over. */
+export const DELETIONS_WINDOW_HOURS = 24;
 
 export interface ReadStatusOptions {
   /** How many recent runs to list; default 10. */
@@ -144,7 +159,7 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
 
-  const [runRows, lastFinishedRow, failingRows, failingTotal, staleness, logs] = await Promise.all([
+  const [runRows, lastFinishedRow, failingRows, failingTotal, staleness, logs, byReason] = await Promise.all([
     runLimit > 0 ? runsQuery.limit(runLimit).execute() : Promise.resolve([]),
     runsQuery.where('status', '<>', 'running').limit(1).executeTakeFirst(),
     failingLimit > 0
@@ -160,6 +175,7 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
     countFailedUsers(db),
     readStaleness(db, source),
     readLogFollower(db),
+    readDeletionsByReason(db, new Date(generatedAt.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000)),
   ]);
 
   if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, source, logs.historyLostAt));
@@ -177,6 +193,12 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
     })),
     failingTotal,
     staleness,
+    deletions: {
+      hours: DELETIONS_WINDOW_HOURS,
+      total: Object.values(byReason).reduce((a, b) => a + b, 0),
+      byReason,
+      unexplained: byReason.unexplained ?? 0,
+    },
   };
   if (lastFinishedRow) report.lastFinished = toRunSummary(lastFinishedRow);
   if (logs) report.logs = logs;

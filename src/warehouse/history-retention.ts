@@ -5,6 +5,8 @@ export interface PruneResult {
   /** Start of the retention window: rows observed or started before it were candidates. */
   cutoff: Date;
   changesDeleted: number;
+  /** Rows of auth0.session_changes observed before the window (issue #22): sessions have no as-of function to keep. */
+  sessionChangesDeleted: number;
   runsDeleted: number;
 }
 
@@ -46,6 +48,9 @@ export async function pruneHistory(db: Kysely<Database>, days: number): Promise<
         )
     `.execute(trx);
 
+    const sessionChanges = await sql`delete from auth0.session_changes where observed_at < ${cutoff}`.execute(trx);
+
+    // Sessions name runs too, but on delete set null: a pruned run only clears their run ids.
     const runs = await sql`
       delete from auth0.sync_runs r
       where r.started_at < ${cutoff}
@@ -62,6 +67,11 @@ export async function pruneHistory(db: Kysely<Database>, days: number): Promise<
         and not exists (select 1 from auth0.run_lease l where l.run_id = r.id)
     `.execute(trx);
 
-    return { cutoff, changesDeleted: Number(changes.numAffectedRows ?? 0), runsDeleted: Number(runs.numAffectedRows ?? 0) };
+    return {
+      cutoff,
+      changesDeleted: Number(changes.numAffectedRows ?? 0),
+      sessionChangesDeleted: Number(sessionChanges.numAffectedRows ?? 0),
+      runsDeleted: Number(runs.numAffectedRows ?? 0),
+    };
   });
 }

@@ -11,7 +11,7 @@ export type LogCheckpointRow = Selectable<LogCheckpointTable>;
 export interface LogLookups {
   /** `auth0.refresh_tokens.id` → `user_id`. */
   tokenOwners: ReadonlyMap<string, string>;
-  /** `auth0.refresh_tokens.session_id` → the users holding tokens of that session. */
+  /** `auth0.refresh_tokens.session_id` → the users holding tokens of that session (and `auth0.sessions`' own user). */
   sessionUsers: ReadonlyMap<string, readonly string[]>;
 }
 
@@ -136,7 +136,14 @@ export async function readLogLookups(db: Kysely<Database>, keys: { tokenIds: str
     for (const row of rows) tokenOwners.set(row.id, row.user_id);
   }
   if (keys.sessionIds.length > 0) {
-    const rows = await db.selectFrom('auth0.refresh_tokens').select(['session_id', 'user_id']).distinct().where('session_id', 'in', keys.sessionIds).execute();
+    // Holders of the session's tokens, and its own user where sessions are synced (issue #22): a
+    // session without refresh tokens (a web login) is still named by its logout or revocation.
+    const rows = await db
+      .selectFrom('auth0.refresh_tokens')
+      .select(['session_id', 'user_id'])
+      .where('session_id', 'in', keys.sessionIds)
+      .union((eb) => eb.selectFrom('auth0.sessions').select(['id as session_id', 'user_id']).where('id', 'in', keys.sessionIds))
+      .execute();
     for (const row of rows) {
       if (row.session_id === null) continue;
       const users = sessionUsers.get(row.session_id) ?? [];

@@ -1,11 +1,15 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
 /** A user a follow could not sync, with what the logs said about it. */
 export interface LogFollowRetry {
   userId: string;
   deleted: boolean;
-  explained: boolean;
+  /**
+   * The log entries that explained a loss of its tokens (issue #22), as the pipeline's
+   * LogExplanation list: stored as JSON, read back unchecked (the pipeline checks it).
+   */
+  explanations: readonly unknown[];
 }
 
 /** Most users retried by one follow; the rest wait for the next (oldest failures first). */
@@ -15,12 +19,12 @@ const MAX_RETRIES_PER_FOLLOW = 10_000;
 export async function readLogFollowRetries(db: Kysely<Database>): Promise<LogFollowRetry[]> {
   const rows = await db
     .selectFrom('auth0.log_follow_retries')
-    .select(['user_id', 'deleted', 'explained'])
+    .select(['user_id', 'deleted', 'explanations'])
     .orderBy('first_failed_at')
     .orderBy('user_id')
     .limit(MAX_RETRIES_PER_FOLLOW)
     .execute();
-  return rows.map((row) => ({ userId: row.user_id, deleted: row.deleted, explained: row.explained }));
+  return rows.map((row) => ({ userId: row.user_id, deleted: row.deleted, explanations: Array.isArray(row.explanations) ? row.explanations : [] }));
 }
 
 /**
@@ -54,11 +58,21 @@ export async function updateLogFollowRetries(db: Kysely<Database>, runId: number
     if (kept.length > 0) {
       await trx
         .insertInto('auth0.log_follow_retries')
-        .values(kept.map((user) => ({ user_id: user.userId, deleted: user.deleted, explained: user.explained, last_run_id: runId })))
+        .values(
+          kept.map((user) => ({
+            user_id: user.userId,
+            deleted: user.deleted,
+            // `explained` stays for readers of the table: the same word as "has explanations".
+            explained: user.explanations.length > 0,
+            explanations: JSON.stringify(user.explanations),
+            last_run_id: runId,
+          })),
+        )
         .onConflict((oc) =>
           oc.column('user_id').doUpdateSet((eb) => ({
             deleted: eb.ref('excluded.deleted'),
             explained: eb.ref('excluded.explained'),
+            explanations: sql<string>`excluded.explanations`,
             attempts: eb('auth0.log_follow_retries.attempts', '+', 1),
             last_run_id: eb.ref('excluded.last_run_id'),
           })),

@@ -1,4 +1,4 @@
-import type { RefreshTokenDeviceRow, RefreshTokenResourceServerRow, TokenChange } from './schema.js';
+import type { DeletionReason, RefreshTokenDeviceRow, RefreshTokenResourceServerRow, SessionChange, TokenChange } from './schema.js';
 
 /*
  * The warehouse's write model: the rows a user's listing maps to, the outcome of syncing a
@@ -32,10 +32,15 @@ export interface UserTokenRecords {
   resourceServers: ResourceServerRecord[];
 }
 
-/** What syncing one user came to. Only `synced` carries rows; a failed user keeps its old ones. */
+/**
+ * What syncing one user came to. Only `synced` carries rows; a failed user keeps its old ones.
+ * `sessions` (issue #22) is the user's complete session listing when sessions were listed (empty
+ * for a `not_found` user: a 404 lists nothing); undefined when they were not, and then the user's
+ * stored sessions are left as they are.
+ */
 export type UserOutcome =
-  | { status: 'synced'; userId: string; records: UserTokenRecords }
-  | { status: 'not_found'; userId: string }
+  | { status: 'synced'; userId: string; records: UserTokenRecords; sessions?: SessionRecord[] }
+  | { status: 'not_found'; userId: string; sessions?: SessionRecord[] }
   | { status: 'failed'; userId: string; code: string; message: string };
 
 /** What the warehouse holds for a token now, as far as planning a write needs it. */
@@ -58,6 +63,10 @@ export interface ChangeRecord {
   change: TokenChange;
   old_value: string | null;
   new_value: string | null;
+  /** Set on `deleted` changes only (issue #22): why, and the log entry and API client that say so. */
+  reason?: DeletionReason;
+  reason_log_id?: string | null;
+  reason_client_id?: string | null;
 }
 
 export interface PlanCounts {
@@ -101,4 +110,64 @@ export interface WritePlan {
   removedUsers: string[];
   /** Users a listing with tokens, or the tenant's logs, show alive: `removed_at` is cleared. */
   revivedUsers: string[];
+}
+
+/** One `auth0.sessions` row as the writer sends it (issue #22): dates as ISO strings, JSON as text. */
+export interface SessionRecord {
+  id: string;
+  user_id: string;
+  created_at: string | null;
+  updated_at: string | null;
+  authenticated_at: string | null;
+  last_interacted_at: string | null;
+  idle_expires_at: string | null;
+  expires_at: string | null;
+  initial_ip: string | null;
+  /** initial_ip when it parses as an address (PostgreSQL `inet`), else null. */
+  initial_ip_inet: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_ip_inet: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+  client_ids: string[];
+  /** JSON array of `{name, type, timestamp}`. */
+  authentication_methods: string;
+  raw: string;
+}
+
+/** What the warehouse holds for a session now, as far as planning a write needs it. */
+export interface StoredSession {
+  id: string;
+  user_id: string;
+  deleted_at: Date | null;
+  raw: unknown;
+  authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+  last_ip: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+  client_ids: string[];
+  authentication_methods: unknown;
+}
+
+export interface SessionChangeRecord {
+  session_id: string;
+  user_id: string;
+  change: SessionChange;
+  old_value: string | null;
+  new_value: string | null;
+}
+
+/** What one batch writes of sessions (planSessionWrites). */
+export interface SessionWritePlan {
+  /** Sessions that are new, restored or changed: an unchanged listed session is not written. */
+  sessions: SessionRecord[];
+  /** Live sessions of listed users that the complete listing no longer holds. */
+  deletedIds: string[];
+  changes: SessionChangeRecord[];
+  /** Users whose sessions were listed completely: their sessions_synced_at moves. */
+  listedUsers: string[];
+  counts: { held: number; added: number; changed: number; restored: number; deleted: number };
 }

@@ -11,6 +11,8 @@ const WRITES: readonly (readonly [table: string, privileges: string])[] = [
   ['auth0.refresh_token_resource_servers', 'SELECT, INSERT, UPDATE, DELETE'],
   ['auth0.refresh_token_changes', 'INSERT'],
   ['auth0.user_sync_state', 'SELECT, INSERT, UPDATE'],
+  ['auth0.sessions', 'SELECT, INSERT, UPDATE'],
+  ['auth0.session_changes', 'INSERT'],
 ];
 
 /**

@@ -1,7 +1,7 @@
 import { sql, type AliasedRawBuilder, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
-import type { Database } from './schema.js';
+import type { Database, DeletionReason } from './schema.js';
 import { toSafeText } from '../core/upstream-text.js';
-import type { DeviceRecord, StoredToken, TokenRecord, UserOutcome, WritePlan } from './model.js';
+import type { ChangeRecord, DeviceRecord, StoredToken, TokenRecord, UserOutcome, WritePlan } from './model.js';
 
 /**
  * The stored tokens of these users (live and deleted), and any stored token with one of
@@ -135,11 +135,11 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
     .with('history', (db) =>
       db
         .insertInto('auth0.refresh_token_changes')
-        .columns(['token_id', 'user_id', 'change', 'old_value', 'new_value', 'run_id'])
+        .columns(['token_id', 'user_id', 'change', 'old_value', 'new_value', 'reason', 'reason_log_id', 'reason_client_id', 'run_id'])
         .expression((eb) =>
           eb
-            .selectFrom(unnest(changes, { token_id: 'text', user_id: 'text', change: 'text', old_value: 'text', new_value: 'text' }))
-            .select(['token_id', 'user_id', 'change', 'old_value', 'new_value', eb.val(runId).as('run_id')]),
+            .selectFrom(unnest(changes.map(toChangeRow), CHANGE_TYPES))
+            .select(['token_id', 'user_id', 'change', 'old_value', 'new_value', 'reason', 'reason_log_id', 'reason_client_id', eb.val(runId).as('run_id')]),
         ),
     )
     // What the tenant said about its users (issue #18): removed once a listing confirms the
@@ -189,6 +189,23 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
   return xid;
 }
 
+/**
+ * Tokens marked deleted since `since`, by reason (issue #22); deletions recorded before reasons
+ * were count under `unrecorded`. Reasons with none are left out. What `status` and the worker's
+ * metrics show; the `unexplained` ones are what the deletion guard watches.
+ */
+export async function readDeletionsByReason(db: Kysely<Database>, since: Date): Promise<Partial<Record<DeletionReason | 'unrecorded', number>>> {
+  const rows = await db
+    .selectFrom('auth0.refresh_token_changes')
+    .select((eb) => [eb.fn.coalesce('reason', sql<string>`'unrecorded'`).as('reason'), eb.fn.countAll<number>().as('n')])
+    .where('change', '=', 'deleted')
+    .where('observed_at', '>', since)
+    .groupBy('reason')
+    .orderBy('reason')
+    .execute();
+  return Object.fromEntries(rows.map((row) => [row.reason, Number(row.n)]));
+}
+
 /** Live tokens in the warehouse (the deletion guard's measure for runs that are not full passes). */
 export async function countLiveTokens(db: Kysely<Database>): Promise<number> {
   const row = await db
@@ -235,6 +252,29 @@ const DEVICE_TYPES = {
   last_asn: 'text',
   last_user_agent: 'text',
 } as const satisfies Record<keyof DeviceRecord, ArrayType>;
+/** A change row as written: only deletions carry a reason (issue #22), the others nulls. */
+type ChangeRow = Required<{ [K in keyof ChangeRecord]: Exclude<ChangeRecord[K], undefined> | null }>;
+const CHANGE_TYPES = {
+  token_id: 'text',
+  user_id: 'text',
+  change: 'text',
+  old_value: 'text',
+  new_value: 'text',
+  reason: 'text',
+  reason_log_id: 'text',
+  reason_client_id: 'text',
+} as const satisfies Record<keyof ChangeRow, ArrayType>;
+
+function toChangeRow(change: ChangeRecord): ChangeRow {
+  const deleted = change.change === 'deleted';
+  return {
+    ...change,
+    reason: deleted ? (change.reason ?? null) : null,
+    reason_log_id: deleted ? (change.reason_log_id ?? null) : null,
+    reason_client_id: deleted ? (change.reason_client_id ?? null) : null,
+  };
+}
+
 /** The columns an upsert writes besides the row's key. */
 const TOKEN_FIELDS = fieldsOf(TOKEN_TYPES, 'id');
 const DEVICE_FIELDS = fieldsOf(DEVICE_TYPES, 'token_id');

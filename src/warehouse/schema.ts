@@ -103,9 +103,27 @@ export interface UserSyncStateTable {
   token_count: number | null;
   error_code: string | null;
   error: string | null;
+  /** When a complete listing of the user's sessions last succeeded (SYNC_SESSIONS, issue #22). */
+  sessions_synced_at: Timestamp | null;
 }
 
 export type TokenChange = 'created' | 'deleted' | 'restored' | 'exchanged' | 'last_ip_changed' | 'last_asn_changed' | 'last_user_agent_changed';
+
+/**
+ * Why a token was deleted (issue #22), as `refresh_token_changes.reason` holds it; the check
+ * constraint of migrations/2026_12_04_1900_change_reasons.ts lists the same words.
+ */
+export const DELETION_REASONS = [
+  'revoked_by_user',
+  'revoked_by_api',
+  'reuse_detected',
+  'session_revoked',
+  'user_deleted',
+  'pruned',
+  'expired',
+  'unexplained',
+] as const;
+export type DeletionReason = (typeof DELETION_REASONS)[number];
 
 export interface RefreshTokenChangesTable {
   id: Generated<number>;
@@ -116,6 +134,12 @@ export interface RefreshTokenChangesTable {
   new_value: string | null;
   run_id: number | null;
   observed_at: Generated<Date>;
+  /** Why the token was deleted: set on `deleted` rows written since issue #22, null on the others. */
+  reason: DeletionReason | null;
+  /** The tenant log entry (`log_id`) the reason was read from; null when no entry gave it. */
+  reason_log_id: string | null;
+  /** The Management API client that made the call, when the reason comes from a `sapi` entry naming it. */
+  reason_client_id: string | null;
 }
 
 /** One row (id 1): which holding of the run lock may write (issue #13). */
@@ -154,6 +178,8 @@ export interface LogFollowRetriesTable {
   user_id: string;
   deleted: Generated<boolean>;
   explained: Generated<boolean>;
+  /** The log entries that explained a loss, with their reasons (issue #22): `LogExplanation[]` as JSON. */
+  explanations: ColumnType<unknown, string | undefined, string>;
   first_failed_at: Generated<Date>;
   attempts: Generated<number>;
   last_run_id: number | null;
@@ -166,19 +192,39 @@ export interface LogFollowRetriesTable {
  * 2026_12_01_1800_schema_docs_forensics), and test/warehouse/view-types.test.ts checks these
  * declarations against the database's columns.
  */
-export interface ReportingViews {
+export interface ReportingViews extends SessionViews {
   'auth0.active_refresh_tokens': ActiveRefreshTokensView;
   'auth0.refresh_tokens_per_client': RefreshTokensPerClientView;
   'auth0.refresh_tokens_expiring_soon': RefreshTokensExpiringSoonView;
   'auth0.refresh_tokens_location_changed': RefreshTokensLocationChangedView;
   'auth0.refresh_tokens_unused': RefreshTokensUnusedView;
   'auth0.recent_token_changes': RecentTokenChangesView;
+  'auth0.refresh_token_deletions': RefreshTokenDeletionsView;
+  'auth0.refresh_token_deletions_by_reason': RefreshTokenDeletionsByReasonView;
+  'auth0.refresh_token_scopes': RefreshTokenScopesView;
 }
 
-/** Live tokens: every token column, when the token was last seen, and its device columns (null without a device row). */
+/**
+ * Live tokens: every token column, when the token was last seen, and its device columns (null
+ * without a device row). Since 2026_12_04_1910_typed_columns the IPs are `inet` in SQL (pg
+ * returns them as text, canonical: `2001:db8::1`; null when Auth0's text does not parse).
+ */
 export interface ActiveRefreshTokensView extends Selectable<RefreshTokensTable>, Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
   /** When a complete listing of the user last held the token (its user's last_success_at). */
   last_seen_at: Date;
+  /** Audiences, sorted (`text[]`); null when none. */
+  audiences: string[] | null;
+  /** Every scope over all audiences, distinct and sorted (`text[]`); null when none. */
+  scopes: string[] | null;
+}
+
+/** Each live token's audiences, one row each, scopes as `text[]`. */
+export interface RefreshTokenScopesView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  audience: string;
+  scopes: string[] | null;
 }
 
 /** Per application: its active tokens, the users holding them, the share that rotate. */
@@ -248,6 +294,34 @@ export interface RecentTokenChangesView {
   old_value: string | null;
   new_value: string | null;
   run_id: number | null;
+  /** Set on deletions (issue #22); null on other changes and on deletions recorded before reasons were. */
+  reason: DeletionReason | null;
+  reason_log_id: string | null;
+  reason_client_id: string | null;
+}
+
+/** Deletions observed in the last 7 days, with why (issue #22). */
+export interface RefreshTokenDeletionsView {
+  observed_at: Date;
+  token_id: string;
+  user_id: string;
+  email: string | null;
+  client_id: string | null;
+  session_id: string | null;
+  /** Null for deletions recorded before reasons were. */
+  reason: DeletionReason | null;
+  reason_log_id: string | null;
+  reason_client_id: string | null;
+  run_id: number | null;
+}
+
+/** Deletions of the last 30 days per UTC day and reason. */
+export interface RefreshTokenDeletionsByReasonView {
+  /** Midnight UTC of the day. */
+  day: Date;
+  reason: DeletionReason | null;
+  deletions: number;
+  users: number;
 }
 
 /**
@@ -280,9 +354,186 @@ export interface Database extends ReportingViews {
   'auth0.run_lease': RunLeaseTable;
   'auth0.log_checkpoint': LogCheckpointTable;
   'auth0.log_follow_retries': LogFollowRetriesTable;
+  'auth0.sessions': SessionsTable;
+  'auth0.session_changes': SessionChangesTable;
 }
 
 export type SyncRunRow = Selectable<SyncRunsTable>;
+export type SessionRow = Selectable<SessionsTable>;
 export type RefreshTokenDeviceRow = Selectable<RefreshTokenDevicesTable>;
 export type RefreshTokenResourceServerRow = Selectable<RefreshTokenResourceServersTable>;
 export type NewSyncRun = Insertable<SyncRunsTable>;
+
+/** `auth0.sessions` (issue #22): one Auth0 session, kept like a token. */
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  created_at: Timestamp | null;
+  updated_at: Timestamp | null;
+  authenticated_at: Timestamp | null;
+  last_interacted_at: Timestamp | null;
+  idle_expires_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  initial_ip: string | null;
+  /** `inet`: null when initial_ip does not parse; pg returns it as text. */
+  initial_ip_inet: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_ip_inet: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+  client_ids: ColumnType<string[], string[], string[]>;
+  /** JSON array of `{name, type, timestamp}`. */
+  authentication_methods: Json;
+  raw: Json;
+  first_seen_at: Timestamp;
+  last_changed_at: Timestamp;
+  deleted_at: Timestamp | null;
+  first_seen_run_id: number | null;
+  last_changed_run_id: number | null;
+}
+
+export type SessionChange =
+  | 'created'
+  | 'deleted'
+  | 'restored'
+  | 'interacted'
+  | 'authenticated'
+  | 'last_ip_changed'
+  | 'last_asn_changed'
+  | 'last_user_agent_changed'
+  | 'clients_changed'
+  | 'methods_changed';
+
+export interface SessionChangesTable {
+  id: Generated<number>;
+  session_id: string;
+  user_id: string;
+  change: SessionChange;
+  old_value: string | null;
+  new_value: string | null;
+  run_id: number | null;
+  observed_at: Generated<Date>;
+}
+
+/** The reporting views that join tokens to sessions (issue #22). IPs are `inet`, returned as text. */
+export interface SessionViews {
+  'auth0.active_sessions': ActiveSessionsView;
+  'auth0.refresh_tokens_with_session': RefreshTokensWithSessionView;
+  'auth0.refresh_tokens_outliving_session': RefreshTokensOutlivingSessionView;
+  'auth0.refresh_tokens_without_second_factor': RefreshTokensWithoutSecondFactorView;
+  'auth0.sessions_per_device': SessionsPerDeviceView;
+  'auth0.sessions_per_client': SessionsPerClientView;
+}
+
+/** Live sessions, IPs typed, with their method names and whether one was a second factor. */
+export interface ActiveSessionsView {
+  id: string;
+  user_id: string;
+  created_at: Date | null;
+  updated_at: Date | null;
+  authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+  idle_expires_at: Date | null;
+  expires_at: Date | null;
+  initial_ip: string | null;
+  initial_asn: string | null;
+  initial_user_agent: string | null;
+  last_ip: string | null;
+  last_asn: string | null;
+  last_user_agent: string | null;
+  client_ids: string[];
+  authentication_methods: unknown;
+  /** `pwd`, `mfa:otp`, `passkey`, ... */
+  methods: string[];
+  has_second_factor: boolean;
+  first_seen_at: Date;
+  last_changed_at: Date;
+}
+
+/** Every stored token with its session (null columns where the warehouse does not hold it). */
+export interface RefreshTokensWithSessionView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string | null;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  token_idle_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  token_first_seen_at: Date;
+  token_deleted_at: Date | null;
+  token_live: boolean;
+  session_found: boolean;
+  session_created_at: Date | null;
+  authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+  session_expires_at: Date | null;
+  session_idle_expires_at: Date | null;
+  session_deleted_at: Date | null;
+  session_live: boolean;
+  authentication_methods: unknown;
+  methods: string[] | null;
+  has_second_factor: boolean | null;
+  session_initial_ip: string | null;
+  session_last_ip: string | null;
+  session_last_asn: string | null;
+  session_last_user_agent: string | null;
+  sessions_synced_at: Date | null;
+}
+
+/** Live tokens whose session ended, and why. */
+export interface RefreshTokensOutlivingSessionView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  token_idle_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  why: 'session_gone' | 'session_deleted' | 'session_expired' | 'session_idle_expired';
+  session_ended_at: Date | null;
+  authenticated_at: Date | null;
+  methods: string[] | null;
+  has_second_factor: boolean | null;
+  session_last_ip: string | null;
+  session_last_user_agent: string | null;
+}
+
+/** Live tokens whose held session saw no method named mfa. */
+export interface RefreshTokensWithoutSecondFactorView {
+  token_id: string;
+  user_id: string;
+  client_id: string | null;
+  session_id: string;
+  token_created_at: Date | null;
+  token_expires_at: Date | null;
+  last_exchanged_at: Date | null;
+  session_live: boolean;
+  authenticated_at: Date | null;
+  methods: string[];
+  session_last_ip: string | null;
+  session_last_user_agent: string | null;
+}
+
+interface SessionCounts {
+  active_sessions: number;
+  users: number;
+  without_second_factor: number;
+  first_authenticated_at: Date | null;
+  last_interacted_at: Date | null;
+}
+
+/** Live sessions per last user agent, IP and ASN. */
+export interface SessionsPerDeviceView extends SessionCounts {
+  last_user_agent: string | null;
+  last_ip: string | null;
+  last_asn: string | null;
+}
+
+/** Live sessions per application. */
+export interface SessionsPerClientView extends SessionCounts {
+  client_id: string;
+}

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RunStatus } from '../warehouse/schema.js';
+import { DELETION_REASONS, type RunStatus } from '../warehouse/schema.js';
 import { emptyCounts, type RunCounts } from '../warehouse/run-records.js';
 
 /**
@@ -51,6 +51,8 @@ export function createWorkerMetrics(options: {
   readLogLagSeconds?: () => Promise<number | undefined>;
   /** Tenant log history was lost and no full pass has started since (as the worker last read it). */
   fullPassDue?: () => boolean;
+  /** Tokens marked deleted in the last 24 hours, by reason (issue #22), read at each scrape. */
+  readRecentDeletions?: () => Promise<Partial<Record<string, number>>>;
 }): WorkerMetrics {
   const registry = new Registry();
   const registers = [registry];
@@ -127,6 +129,24 @@ export function createWorkerMetrics(options: {
       registers,
       collect() {
         this.set(fullPassDue() ? 1 : 0);
+      },
+    });
+  }
+  if (options.readRecentDeletions) {
+    const readRecentDeletions = options.readRecentDeletions;
+    // Read from the change history, not counted by this process: a run of another process (a
+    // one-off sync, a second worker) shows too, and a restart loses nothing.
+    new Gauge({
+      name: 'auth0_sync_token_deletions_24h',
+      help: 'Refresh tokens marked deleted in the last 24 hours, by reason (revoked_by_user, revoked_by_api, reuse_detected, session_revoked, user_deleted, pruned, expired, unexplained; unrecorded before reasons were). The unexplained ones are what the deletion guard watches.',
+      labelNames: ['reason'],
+      registers,
+      async collect() {
+        const counts = await readRecentDeletions().catch(() => undefined);
+        if (!counts) return;
+        this.reset();
+        for (const reason of DELETION_REASONS) this.set({ reason }, counts[reason] ?? 0);
+        if (counts.unrecorded) this.set({ reason: 'unrecorded' }, counts.unrecorded);
       },
     });
   }

@@ -7,6 +7,8 @@ import type { Logger } from '../core/log.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { watchFullPassDue, type FullPassWatch } from './full-pass-due.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
+import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
+import { DELETIONS_WINDOW_HOURS } from '../status/read-status.js';
 import { assertMigrated } from '../warehouse/migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createReportPage } from './report-page.js';
@@ -102,6 +104,7 @@ async function createWorker(options: WorkerOptions): Promise<Worker> {
     runInProgress: () => worker.current !== undefined,
     readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
     fullPassDue: () => fullPass.due !== undefined,
+    readRecentDeletions: () => readDeletionsByReason(db, new Date(Date.now() - DELETIONS_WINDOW_HOURS * 3_600_000)),
   });
   if (previous.lastSuccessAt) metrics.setLastSuccess(previous.lastSuccessAt);
   const task = createScheduleTask(options.scheduler ?? cronScheduler, config.worker, logger, {
@@ -386,7 +389,13 @@ async function readPreviousRuns(db: Kysely<Database>): Promise<{ lastSuccessAt: 
 async function pruneHistoryLogged(db: Kysely<Database>, days: number, logger: Logger): Promise<void> {
   try {
     const result = await pruneHistory(db, days);
-    logger.info('history pruned', { days, cutoff: result.cutoff.toISOString(), changesDeleted: result.changesDeleted, runsDeleted: result.runsDeleted });
+    logger.info('history pruned', {
+      days,
+      cutoff: result.cutoff.toISOString(),
+      changesDeleted: result.changesDeleted,
+      sessionChangesDeleted: result.sessionChangesDeleted,
+      runsDeleted: result.runsDeleted,
+    });
   } catch (error) {
     logger.error('history pruning failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
   }

@@ -211,6 +211,7 @@ describe('status --json', () => {
       'failingUsers',
       'staleness',
       'logFollower',
+      'deletions',
     ]);
     expect(doc).toMatchObject({
       version: 1,

@@ -39,6 +39,7 @@ describe('readStatus and formatStatus', () => {
           oldestSuccessAt: null,
           oldestSuccessUserId: null,
         },
+        deletions: { hours: 24, total: 0, byReason: {}, unexplained: 0 },
       });
       expect(report.lastFinished).toBeUndefined();
       const text = formatStatus(report).join('\n');

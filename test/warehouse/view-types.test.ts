@@ -25,15 +25,104 @@ type PgType<T> = unknown extends T
       : NonNullable<T> extends number
         ? 'integer' | 'bigint'
         : NonNullable<T> extends string
-          ? 'text' | 'numeric'
-          : NonNullable<T> extends PgInterval
-            ? 'interval'
-            : never;
+          ? 'text' | 'numeric' | 'inet'
+          : NonNullable<T> extends readonly string[]
+            ? 'ARRAY'
+            : NonNullable<T> extends PgInterval
+              ? 'interval'
+              : never;
 type Declared<T> = { [K in keyof T]-?: PgType<T[K]> };
 
 const TIME = 'timestamp with time zone';
 
+const COUNTS = { active_sessions: 'bigint', users: 'bigint', without_second_factor: 'bigint', first_authenticated_at: TIME, last_interacted_at: TIME } as const;
+
 const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
+  // Issue #22: sessions beside tokens.
+  'auth0.active_sessions': {
+    id: 'text',
+    user_id: 'text',
+    created_at: TIME,
+    updated_at: TIME,
+    authenticated_at: TIME,
+    last_interacted_at: TIME,
+    idle_expires_at: TIME,
+    expires_at: TIME,
+    initial_ip: 'inet',
+    initial_asn: 'text',
+    initial_user_agent: 'text',
+    last_ip: 'inet',
+    last_asn: 'text',
+    last_user_agent: 'text',
+    client_ids: 'ARRAY',
+    authentication_methods: 'jsonb',
+    methods: 'ARRAY',
+    has_second_factor: 'boolean',
+    first_seen_at: TIME,
+    last_changed_at: TIME,
+  },
+  'auth0.refresh_tokens_with_session': {
+    token_id: 'text',
+    user_id: 'text',
+    client_id: 'text',
+    session_id: 'text',
+    token_created_at: TIME,
+    token_expires_at: TIME,
+    token_idle_expires_at: TIME,
+    last_exchanged_at: TIME,
+    token_first_seen_at: TIME,
+    token_deleted_at: TIME,
+    token_live: 'boolean',
+    session_found: 'boolean',
+    session_created_at: TIME,
+    authenticated_at: TIME,
+    last_interacted_at: TIME,
+    session_expires_at: TIME,
+    session_idle_expires_at: TIME,
+    session_deleted_at: TIME,
+    session_live: 'boolean',
+    authentication_methods: 'jsonb',
+    methods: 'ARRAY',
+    has_second_factor: 'boolean',
+    session_initial_ip: 'inet',
+    session_last_ip: 'inet',
+    session_last_asn: 'text',
+    session_last_user_agent: 'text',
+    sessions_synced_at: TIME,
+  },
+  'auth0.refresh_tokens_outliving_session': {
+    token_id: 'text',
+    user_id: 'text',
+    client_id: 'text',
+    session_id: 'text',
+    token_created_at: TIME,
+    token_expires_at: TIME,
+    token_idle_expires_at: TIME,
+    last_exchanged_at: TIME,
+    why: 'text',
+    session_ended_at: TIME,
+    authenticated_at: TIME,
+    methods: 'ARRAY',
+    has_second_factor: 'boolean',
+    session_last_ip: 'inet',
+    session_last_user_agent: 'text',
+  },
+  'auth0.refresh_tokens_without_second_factor': {
+    token_id: 'text',
+    user_id: 'text',
+    client_id: 'text',
+    session_id: 'text',
+    token_created_at: TIME,
+    token_expires_at: TIME,
+    last_exchanged_at: TIME,
+    session_live: 'boolean',
+    authenticated_at: TIME,
+    methods: 'ARRAY',
+    session_last_ip: 'inet',
+    session_last_user_agent: 'text',
+  },
+  'auth0.sessions_per_device': { last_user_agent: 'text', last_ip: 'inet', last_asn: 'text', ...COUNTS },
+  'auth0.sessions_per_client': { client_id: 'text', ...COUNTS },
   'auth0.active_refresh_tokens': {
     id: 'text',
     user_id: 'text',
@@ -52,12 +141,14 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     first_seen_run_id: 'integer',
     last_changed_run_id: 'integer',
     last_seen_at: TIME,
-    initial_ip: 'text',
+    initial_ip: 'inet',
     initial_asn: 'text',
     initial_user_agent: 'text',
-    last_ip: 'text',
+    last_ip: 'inet',
     last_asn: 'text',
     last_user_agent: 'text',
+    audiences: 'ARRAY',
+    scopes: 'ARRAY',
   },
   'auth0.refresh_tokens_per_client': {
     client_id: 'text',
@@ -80,10 +171,10 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     id: 'text',
     user_id: 'text',
     client_id: 'text',
-    initial_ip: 'text',
+    initial_ip: 'inet',
     initial_asn: 'text',
     initial_user_agent: 'text',
-    last_ip: 'text',
+    last_ip: 'inet',
     last_asn: 'text',
     last_user_agent: 'text',
     last_exchanged_at: TIME,
@@ -110,6 +201,34 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     old_value: 'text',
     new_value: 'text',
     run_id: 'integer',
+    reason: 'text',
+    reason_log_id: 'text',
+    reason_client_id: 'text',
+  },
+  'auth0.refresh_token_deletions': {
+    observed_at: TIME,
+    token_id: 'text',
+    user_id: 'text',
+    email: 'text',
+    client_id: 'text',
+    session_id: 'text',
+    reason: 'text',
+    reason_log_id: 'text',
+    reason_client_id: 'text',
+    run_id: 'integer',
+  },
+  'auth0.refresh_token_scopes': {
+    token_id: 'text',
+    user_id: 'text',
+    client_id: 'text',
+    audience: 'text',
+    scopes: 'ARRAY',
+  },
+  'auth0.refresh_token_deletions_by_reason': {
+    day: TIME,
+    reason: 'text',
+    deletions: 'integer',
+    users: 'integer',
   },
 };
 

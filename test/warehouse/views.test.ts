@@ -130,7 +130,8 @@ describe('auth0.active_refresh_tokens', () => {
       const token = await t.db.selectFrom('auth0.refresh_tokens').selectAll().where('id', '=', 's1').executeTakeFirstOrThrow();
       const tokenColumns = Object.keys(token);
       const deviceColumns = ['initial_ip', 'initial_asn', 'initial_user_agent', 'last_ip', 'last_asn', 'last_user_agent'];
-      expect(Object.keys(withDevice!)).toEqual([...tokenColumns, 'last_seen_at', ...deviceColumns]);
+      // Since issue #22 the view also gives the token's audiences and scopes as text[].
+      expect(Object.keys(withDevice!)).toEqual([...tokenColumns, 'last_seen_at', ...deviceColumns, 'audiences', 'scopes']);
       expect(withDevice).toMatchObject({ id: 'l-both', user_id: 'u-victim', deleted_at: null, ...moved, initial_user_agent: null });
       expect(withoutDevice).toMatchObject({ id: 's1', user_id: 'u1', client_id: 'stats', rotating: true, raw: { id: 's1' } });
       for (const column of deviceColumns) expect(withoutDevice![column as keyof typeof withoutDevice]).toBeNull();
@@ -265,11 +266,20 @@ describe('the migration', () => {
     withDatabase(async (t) => {
       const names = [
         'active_refresh_tokens',
+        'active_sessions',
         'recent_token_changes',
+        'refresh_token_deletions',
+        'refresh_token_deletions_by_reason',
+        'refresh_token_scopes',
         'refresh_tokens_expiring_soon',
         'refresh_tokens_location_changed',
+        'refresh_tokens_outliving_session',
         'refresh_tokens_per_client',
         'refresh_tokens_unused',
+        'refresh_tokens_with_session',
+        'refresh_tokens_without_second_factor',
+        'sessions_per_client',
+        'sessions_per_device',
       ];
       const before = await viewNames(t);
       expect(before.map((v) => v.name)).toEqual(names);

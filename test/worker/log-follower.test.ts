@@ -82,6 +82,7 @@ describe('worker log follower', () => {
     fake.intercept((ctx) => (ctx.userId ? { delayMs: 250 } : undefined));
     const startCheckpoint = (await checkpoint()).log_id;
     const login = makeToken(users.at(-1)!, 77);
+    let revokedId: string | undefined;
     const worker = startWorker({
       SYNC_SCHEDULE: '0 0 1 1 *',
       SYNC_RUN_ON_START: 'true',
@@ -98,6 +99,7 @@ describe('worker log follower', () => {
       });
       // A revocation for a user the pass already did, a new login for one it reaches last.
       const revoked = fake.users.get(early)![0]!;
+      revokedId = String(revoked.id);
       fake.setUser(early, fake.users.get(early)!.slice(1));
       fake.setUser(late, [...fake.users.get(late)!, login]);
       const changedAt = Date.now();
@@ -144,6 +146,15 @@ describe('worker log follower', () => {
     const keys = changes.map((c) => `${c.token_id} ${c.change}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys).toContain(`${String(login.id)} created`);
+    // The pass recorded the revocation with the reason and log entry the follow handed over (issue #22).
+    const srrt = fake.logs.entries.find((e) => e.type === 'srrt' && (e.details as { credential_id?: string }).credential_id === String(revokedId));
+    const deletion = await t.db
+      .selectFrom('auth0.refresh_token_changes')
+      .select(['reason', 'reason_log_id'])
+      .where('token_id', '=', String(revokedId))
+      .where('change', '=', 'deleted')
+      .executeTakeFirst();
+    expect(deletion).toEqual({ reason: 'revoked_by_user', reason_log_id: srrt?.log_id });
   });
 
   it('follows in a run of its own when no pass is running', async () => {

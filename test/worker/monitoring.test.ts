@@ -308,6 +308,18 @@ describe('worker metrics and health over HTTP', () => {
       expect(grew('auth0_sync_users_total{outcome="synced"}')).toBe(1);
       expect(grew('auth0_sync_tokens_total{change="seen"}')).toBe(run!.tokens_seen);
       expect(grew('auth0_sync_tokens_total{change="deleted"}')).toBe(1);
+      // The deletion's reason (issue #22), read from the change history at the scrape.
+      const [deletion] = await t.db
+        .selectFrom('auth0.refresh_token_changes')
+        .select('reason')
+        .where('run_id', '=', run!.id)
+        .where('change', '=', 'deleted')
+        .execute();
+      expect(['revoked_by_user', 'expired']).toContain(deletion!.reason);
+      expect(grew(`auth0_sync_token_deletions_24h{reason="${deletion!.reason}"}`)).toBe(1);
+      expect(sample(after, 'auth0_sync_token_deletions_24h{reason="unexplained"}')).toBe(
+        sample(before, 'auth0_sync_token_deletions_24h{reason="unexplained"}'),
+      );
       // Every request of the follow: its log reads and its run's listings (the token was fetched before).
       expect(grew('auth0_sync_requests_total{status="200"}')).toBe(fake.stats.requests);
       expect(fake.stats.logRequests).toBeGreaterThan(0);

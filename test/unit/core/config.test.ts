@@ -33,6 +33,7 @@ describe('loadConfig', () => {
       maxDurationMs: undefined,
       maxDeleteRatio: 0.2,
       deleteGuardMinUsers: 50,
+      sessions: 'auto',
     });
     expect(config.source).toEqual({ table: ['auth0', 'users'], column: 'user_id' });
     expect(Object.isFrozen(config.auth0)).toBe(true);

@@ -1,0 +1,141 @@
+import type { SessionChange } from '../warehouse/schema.js';
+import { toPrintable } from '../core/upstream-text.js';
+import type { SessionRecord, SessionWritePlan, StoredSession, UserOutcome } from '../warehouse/model.js';
+
+const FIELD_CHANGES = [
+  ['last_ip', 'last_ip_changed'],
+  ['last_asn', 'last_asn_changed'],
+  ['last_user_agent', 'last_user_agent_changed'],
+] as const;
+
+/**
+ * Turn `failed` every user that lists a session stored (or listed earlier in the batch) under
+ * another user: Auth0 session ids are unique, so the listing is wrong, not the warehouse, and the
+ * first owner keeps it. Pure. Users without a session listing pass through untouched.
+ */
+export function withoutStolenSessions(batch: readonly UserOutcome[], stored: readonly StoredSession[]): UserOutcome[] {
+  const owner = new Map(stored.map((session) => [session.id, session.user_id]));
+  return batch.map((outcome) => {
+    if (outcome.status !== 'synced' || !outcome.sessions) return outcome;
+    const stolen = outcome.sessions.find((session) => (owner.get(session.id) ?? outcome.userId) !== outcome.userId);
+    if (!stolen) {
+      for (const session of outcome.sessions) owner.set(session.id, outcome.userId);
+      return outcome;
+    }
+    return {
+      status: 'failed',
+      userId: outcome.userId,
+      code: 'session_owner_conflict',
+      message: `Auth0 listed session ${toPrintable(stolen.id, 200)} for this user, but it belongs to user ${toPrintable(owner.get(stolen.id) ?? '', 200)}; not taken over (Auth0 session ids are unique).`,
+    };
+  });
+}
+
+/**
+ * Compare the session listings of a batch with what is stored and decide every write. Pure; the
+ * sessions' counterpart of planWrites. Only users whose outcome carries `sessions` are looked at
+ * (sessions listed completely: a `synced` user, or a `not_found` one, which lists none); a failed
+ * user, or one whose sessions were not listed (SYNC_SESSIONS off, the route unavailable), keeps
+ * its stored sessions untouched, so a listing failure or a switch never deletes a session.
+ * Change rows record a first sighting (`created` alone), a deletion, a restoration, a moved
+ * `last_interacted_at` (`interacted`) or `authenticated_at` (`authenticated`), a new last IP /
+ * ASN / user agent, new clients or new methods. Only new, restored and changed sessions are
+ * planned for writing (quiet writes).
+ */
+export function planSessionWrites(outcomes: readonly UserOutcome[], stored: readonly StoredSession[]): SessionWritePlan {
+  const storedById = new Map(stored.map((session) => [session.id, session]));
+  const plan: SessionWritePlan = {
+    sessions: [],
+    deletedIds: [],
+    changes: [],
+    listedUsers: [],
+    counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0 },
+  };
+  const change = (session: { id: string; user_id: string }, kind: SessionChange, oldValue: string | null = null, newValue: string | null = null) =>
+    plan.changes.push({ session_id: session.id, user_id: session.user_id, change: kind, old_value: oldValue, new_value: newValue });
+  const listed = new Set<string>();
+  const listedUsers = new Set<string>();
+
+  for (const outcome of outcomes) {
+    if (outcome.status === 'failed' || !outcome.sessions) continue;
+    listedUsers.add(outcome.userId);
+    for (const session of outcome.sessions) {
+      listed.add(session.id);
+      const before = storedById.get(session.id);
+      if (!before) {
+        plan.counts.added += 1;
+        change(session, 'created');
+        plan.sessions.push(session);
+        continue;
+      }
+      const changesBefore = plan.changes.length;
+      let write = false;
+      if (before.deleted_at) {
+        plan.counts.restored += 1;
+        change(session, 'restored');
+        write = true;
+      } else if (canonical(before.raw) !== canonical(JSON.parse(session.raw))) {
+        plan.counts.changed += 1;
+        write = true;
+      }
+      compareDate(before.last_interacted_at, session.last_interacted_at, (from, to) => change(session, 'interacted', from, to));
+      compareDate(before.authenticated_at, session.authenticated_at, (from, to) => change(session, 'authenticated', from, to));
+      for (const [field, kind] of FIELD_CHANGES) {
+        if (before[field] !== session[field]) change(session, kind, before[field], session[field]);
+      }
+      if (before.client_ids.join(' ') !== session.client_ids.join(' '))
+        change(session, 'clients_changed', before.client_ids.join(' '), session.client_ids.join(' '));
+      const methodsBefore = methodNames(before.authentication_methods);
+      const methodsNow = methodNames(JSON.parse(session.authentication_methods));
+      if (methodsBefore !== methodsNow) change(session, 'methods_changed', methodsBefore, methodsNow);
+      // Whatever the history records is also written, so the next pass does not record it again.
+      if (write || plan.changes.length > changesBefore) plan.sessions.push(session);
+    }
+  }
+
+  for (const session of stored) {
+    if (session.deleted_at || !listedUsers.has(session.user_id)) continue;
+    plan.counts.held += 1;
+    if (listed.has(session.id)) continue;
+    plan.deletedIds.push(session.id);
+    plan.counts.deleted += 1;
+    change(session, 'deleted');
+  }
+  plan.listedUsers = [...listedUsers];
+  return plan;
+}
+
+/** Whether any outcome of the batch carries a session listing: without one, sessions cost nothing. */
+export function hasSessionListings(batch: readonly UserOutcome[]): boolean {
+  return batch.some((outcome) => outcome.status !== 'failed' && outcome.sessions !== undefined);
+}
+
+/** The session ids a batch lists (for reading what is stored under them, whoever owns them). */
+export function listedSessionIds(batch: readonly UserOutcome[]): string[] {
+  return batch.flatMap((outcome) => (outcome.status === 'synced' ? (outcome.sessions ?? []).map((session: SessionRecord) => session.id) : []));
+}
+
+function compareDate(before: Date | null, now: string | null, changed: (from: string | null, to: string | null) => void): void {
+  const from = before?.toISOString() ?? null;
+  if (from !== now) changed(from, now);
+}
+
+/** `pwd mfa:otp` for `[{name: 'pwd'}, {name: 'mfa', type: 'otp'}]`: what the history compares and shows. */
+function methodNames(methods: unknown): string {
+  if (!Array.isArray(methods)) return '';
+  return methods
+    .map((method: unknown) => {
+      const m = method && typeof method === 'object' ? (method as Record<string, unknown>) : {};
+      return `${String(m.name ?? '')}${typeof m.type === 'string' ? `:${m.type}` : ''}`;
+    })
+    .join(' ');
+}
+
+/** JSON with sorted keys, so two objects compare equal whatever order their keys came in. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : inner,
+  );
+}
