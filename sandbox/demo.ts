@@ -17,6 +17,8 @@ import { SCOPE_WITH_SESSIONS, startFakeAuth0 } from './auth0-server.js';
 import { generateTenant, makeToken } from './tenant.js';
 import { followLogs } from '../src/jobs/follow-logs.js';
 import { runSyncJob } from '../src/jobs/sync.js';
+import { buildReport } from '../src/report/build-report.js';
+import { writeReportFile } from '../src/report/write-report.js';
 
 const DEMO_USERS = 500;
 /** A file the demo leaves in its directory: a database holding it is the demo's to replace. */
@@ -131,7 +133,15 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
       .execute();
     for (const r of perClient)
       io.stdout(`  ${r.client_id}  ${r.active_tokens} tokens, ${r.users} users, ${Math.round(Number(r.rotating_share) * 100)}% rotating`);
-    const countRows = async (view: 'auth0.refresh_tokens_location_changed' | 'auth0.refresh_tokens_expiring_soon' | 'auth0.refresh_tokens_unused') =>
+    const countRows = async (
+      view:
+        | 'auth0.refresh_tokens_location_changed'
+        | 'auth0.refresh_tokens_expiring_soon'
+        | 'auth0.refresh_tokens_unused'
+        | 'auth0.active_sessions'
+        | 'auth0.refresh_tokens_outliving_session'
+        | 'auth0.refresh_tokens_without_second_factor',
+    ) =>
       (
         await db
           .selectFrom(view)
@@ -159,18 +169,14 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
       `Why tokens went (refresh_token_deletions): ${reasons.map((r) => `${r.n} ${r.reason ?? 'unrecorded'}`).join(', ')} ` +
         '(a full pass reads no logs, so what it finds gone is expired or unexplained; the log follower records why)',
     );
-    const sessionCount = async (view: 'auth0.active_sessions' | 'auth0.refresh_tokens_outliving_session' | 'auth0.refresh_tokens_without_second_factor') =>
-      (
-        await db
-          .selectFrom(view)
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n;
     io.stdout(
-      `Sessions (active_sessions): ${await sessionCount('auth0.active_sessions')} live; live tokens outliving their session ` +
-        `(refresh_tokens_outliving_session): ${await sessionCount('auth0.refresh_tokens_outliving_session')}; ` +
-        `live tokens whose session saw no second factor (refresh_tokens_without_second_factor): ${await sessionCount('auth0.refresh_tokens_without_second_factor')}`,
+      `Sessions (active_sessions): ${await countRows('auth0.active_sessions')} live; live tokens outliving their session ` +
+        `(refresh_tokens_outliving_session): ${await countRows('auth0.refresh_tokens_outliving_session')}; ` +
+        `live tokens whose session saw no second factor (refresh_tokens_without_second_factor): ${await countRows('auth0.refresh_tokens_without_second_factor')}`,
     );
+    // The pictures (issue #21): beside the demo's database, replaced with it by the next demo.
+    const report = await writeReportFile(path.join(dataDir, 'report.html'), (await buildReport(db)).html);
+    io.stdout(`Report (npm run report): ${report.url}`);
     io.stdout('');
     // Every command reads PGLITE_DATA_DIR (default .data/pglite): name the demo's directory in
     // each hint, or `npm run status` looks where no database is.
@@ -189,8 +195,9 @@ const HELP = `Usage: npm run demo
 
 Serves a built-in sandbox Auth0 tenant (${DEMO_USERS} users) on 127.0.0.1, makes a new embedded
 database in DEMO_DATA_DIR (default .data/demo; the previous demo's is replaced; never
-DATABASE_URL), migrates it, syncs, changes the tenant, syncs again, follows the tenant logs, and
-prints a short report. It is not part of the product: the image ships without it.
+DATABASE_URL), migrates it, syncs, changes the tenant, syncs again, follows the tenant logs,
+prints a short summary and writes the report (npm run report) to report.html in that directory.
+It is not part of the product: the image ships without it.
 
 Environment: DEMO_DATA_DIR, LOG_LEVEL (default warn)
 Exit codes: 0 every step succeeded, 2 a step did not, 1 fatal, 3 its database is in use, 64 usage error`;

@@ -33,16 +33,20 @@ interface Layer {
 /** One rule per folder of src/, top to bottom (docs/architecture.md, "Layers"). */
 const LAYERS: Readonly<Record<string, Layer>> = {
   cli: {
-    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs', 'worker'],
+    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs', 'worker', 'report'],
     why: 'cli/ is the program: nothing in src/ imports it',
   },
   worker: {
-    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs'],
+    imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline', 'jobs', 'report'],
     why: 'worker/ is the long-running service: it runs the jobs; only cli/ (the worker command) imports it',
   },
   jobs: {
     imports: ['core', 'warehouse', 'source', 'auth0', 'status', 'pipeline'],
     why: 'jobs/ imports the pipeline and below, never cli/ or worker/',
+  },
+  report: {
+    imports: ['core', 'warehouse', 'status'],
+    why: 'report/ reads the warehouse and draws it: it imports core/, warehouse/ and status/ at most; only cli/ and worker/ import it',
   },
   pipeline: {
     imports: ['core', 'warehouse', 'source', 'auth0', 'status'],

@@ -8,8 +8,8 @@
 import { describeImport, toImportRequest, type ImportUsersFlags } from './import-users-args.js';
 import { describeDryRun, describeRun } from './describe-run.js';
 import { toSyncRequest, type SyncFlags } from './sync-args.js';
-import { loadConfig, loadDatabaseConfig, type Config, type DatabaseConfig, type Env } from '../core/config.js';
-import { openDatabase, type OpenDatabase, type OpenOptions } from '../warehouse/connection.js';
+import { loadConfig, loadDatabaseConfig, type Config, type Env } from '../core/config.js';
+import type { OpenDatabase } from '../warehouse/connection.js';
 import { ConfigError } from '../core/errors.js';
 import { createCommandLogger, type Logger } from '../core/log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from '../warehouse/migrate.js';
@@ -20,17 +20,9 @@ import { runSyncJob, type SyncJobResult } from '../jobs/sync.js';
 import type { Io } from '../core/io.js';
 import { plural } from '../core/wording.js';
 import { describeFatal, EXIT } from './exit.js';
-import type { Clock } from '../core/clock.js';
+import { withDatabase, withDefaults, type Deps } from './with-database.js';
 
-/** What main opens; tests pass their own database. */
-export interface Deps {
-  openDatabase: (config: DatabaseConfig, options: OpenOptions) => Promise<OpenDatabase>;
-  /** What `import-users` waits on (default the system clock); tests pass one that skips its waits. */
-  clock?: Clock;
-}
-
-/** The database opener main's caller gave, or the real one. */
-const withDefaults = (deps: Partial<Deps>): Deps => ({ openDatabase, ...deps });
+export type { Deps } from './with-database.js';
 
 /** Each command as main dispatches it: its parsed flags in, its exit code out. */
 export const commands = {
@@ -49,33 +41,6 @@ export const commands = {
       async (stopSignal) => (await import('../warehouse/embedded/serve-sql.js')).dbCommand(flags, env, io, stopSignal),
     ),
 };
-
-/** Open the database (a server, or the embedded one; `existing`: never create it), run `fn`, and always close it. */
-async function withDatabase(
-  config: DatabaseConfig,
-  command: string,
-  io: Io,
-  deps: Deps,
-  options: { existing: boolean; env: Env },
-  fn: (database: OpenDatabase) => Promise<number>,
-): Promise<number> {
-  // The pool serves the run lock, the writer, the source reader and run bookkeeping; fetches
-  // hold no connection, so it does not grow with SYNC_CONCURRENCY. Only `migrate` creates an
-  // embedded database: every other command needs a migrated one, and an empty one made by a
-  // bare `status` would pass for the warehouse (and `npm run db` would serve it).
-  const database = await deps.openDatabase(config, {
-    poolSize: 5,
-    command,
-    notice: io.stderr,
-    existing: options.existing,
-    demoDataDir: options.env.DEMO_DATA_DIR,
-  });
-  try {
-    return await fn(database);
-  } finally {
-    await database.close();
-  }
-}
 
 /**
  * `status` exits 1 and 2 for the last run only; a status that cannot be read at all (bad

@@ -50,6 +50,10 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       '0 the last run succeeded (or none yet), 1 it failed, 2 it was partial, 3 another process holds the embedded database, 5 cannot read the database, 64 usage error',
     environment: [DATABASE, SOURCE],
   },
+  report: {
+    exitCodes: '0 written, 1 cannot read the database or write the file, 3 another process holds the embedded database, 64 usage error',
+    environment: [DATABASE],
+  },
   db: {
     exitCodes: '0 stopped by SIGINT/SIGTERM, 1 no database in the directory or DATABASE_URL set, 3 another process holds it, 4 a second signal, 64 usage error',
     environment: ["PGLITE_DATA_DIR (default .data/pglite; the demo's .data/demo when only the demo ran), DEMO_DATA_DIR", 'PGLITE_PORT (default 5433)'],

@@ -10,6 +10,7 @@ import type { Env } from '../core/config.js';
 import { processIo, type Io } from '../core/io.js';
 import { VERSION } from '../core/version.js';
 import { EXIT, reportFailure } from './exit.js';
+import { DEFAULT_REPORT_PATH } from './report-args.js';
 
 import type { Deps } from './commands.js';
 
@@ -32,6 +33,7 @@ function createProgram(
     worker: Handler<Record<string, never>>;
     status: Handler<{ json?: boolean }>;
     db: Handler<{ port?: string }>;
+    report: Handler<{ out?: string }>;
   },
   done: (code: number) => void,
 ): Command {
@@ -87,6 +89,9 @@ Machine output (JSON log lines, --json documents, results) goes to stdout; sente
   command('db', 'serve the embedded database to psql on 127.0.0.1 until Ctrl-C (one connection at a time)')
     .option('--port <port>', 'port to listen on (PGLITE_PORT; default 5433; 0 picks a free one)')
     .action(run(handlers.db));
+  command('report', 'write the report: one self-contained HTML page of charts and tables from the reporting views')
+    .option('--out <path>', `where to write it (default ${DEFAULT_REPORT_PATH}; replaced if it exists)`)
+    .action(run(handlers.report));
   return program;
 }
 
@@ -107,6 +112,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       worker: async () => (await load()).worker(env, io, deps),
       status: async ({ json }) => (await load()).status(json === true, env, io, deps),
       db: async (flags) => (await load()).db(flags, env, io),
+      report: async (flags) => (await import('./report-command.js')).reportCommand(flags, env, io, deps),
     },
     (result) => (code = result),
   );

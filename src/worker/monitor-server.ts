@@ -12,24 +12,38 @@ export interface MonitorServer {
 }
 
 /**
- * Serve `GET /metrics` (Prometheus text format from `registry`) and `GET /healthz` (the JSON
- * of `health()`, status 200 or 503) on plain HTTP. Anything else is 404 (405 for another
- * method). A port that cannot be bound is a FatalError (`metrics_port_unusable`).
+ * Serve `GET /metrics` (Prometheus text format from `registry`), `GET /healthz` (the JSON
+ * of `health()`, status 200 or 503) and, when `report` is given, `GET /` (the report page, as
+ * `npm run report` writes it; 500 when it cannot be built) on plain HTTP. Anything else is 404
+ * (405 for another method). A port that cannot be bound is a FatalError (`metrics_port_unusable`).
  */
 export async function startMonitorServer(options: {
   host: string;
   port: number;
   registry: Registry;
   health: () => HealthReport;
+  /** The report page for `/` (read-only; the caller caches it). */
+  report?: () => Promise<string>;
   logger: Logger;
 }): Promise<MonitorServer> {
-  const { host, port, registry, health, logger } = options;
+  const { host, port, registry, health, report: reportPage, logger } = options;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
-    if (path !== '/metrics' && path !== '/healthz') return send(res, 404, 'text/plain; charset=utf-8', 'Not found: try /metrics or /healthz\n');
+    const isReport = path === '/' && reportPage !== undefined;
+    if (path !== '/metrics' && path !== '/healthz' && !isReport)
+      return send(res, 404, 'text/plain; charset=utf-8', `Not found: try ${reportPage ? '/, ' : ''}/metrics or /healthz\n`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       return send(res, 405, 'text/plain; charset=utf-8', 'Method not allowed\n');
+    }
+    if (isReport) {
+      return void reportPage().then(
+        (html) => send(res, 200, 'text/html; charset=utf-8', html, REPORT_HEADERS),
+        (error: unknown) => {
+          logger.error('report could not be built', { error: toError(error).message });
+          send(res, 500, 'text/plain; charset=utf-8', 'The report could not be built; see the worker log\n');
+        },
+      );
     }
     if (path === '/healthz') {
       const report = health();
@@ -72,7 +86,14 @@ export async function startMonitorServer(options: {
   };
 }
 
-function send(res: http.ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
+/** The page loads nothing and runs nothing: say so to the browser too (the page's own meta tag says the same). */
+const REPORT_HEADERS = {
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+function send(res: http.ServerResponse, status: number, contentType: string, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store', ...headers });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }

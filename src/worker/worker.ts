@@ -11,6 +11,7 @@ import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
 import { DELETIONS_WINDOW_HOURS } from '../status/read-status.js';
 import { assertMigrated } from '../warehouse/migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
+import { createReportPage } from './report-page.js';
 import { createNotifier, type Notifier, type NotifierOptions, type RunOutcome } from './notify.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
 import { emptyCounts, readFirstUserError, readLastRuns } from '../warehouse/run-records.js';
@@ -44,7 +45,7 @@ export interface WorkerOptions {
  * (and, with NOTIFY_WEBHOOK_URL, notified) and the schedule goes on. When the log checkpoint
  * says history was lost and no full pass has started since, it starts one pass at once (once per
  * loss, after the pass in progress) and reports the due pass in health and metrics (issue #18).
- * With METRICS_PORT it serves `/metrics` and `/healthz` (see docs/operations.md "Monitoring and alerts").
+ * With METRICS_PORT it serves `/metrics`, `/healthz` and the report at `/` (see docs/operations.md "Monitoring and alerts").
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   // Pending migrations would fail every tick: refuse at start, with one sentence (exit 1).
@@ -189,9 +190,9 @@ function toPassOptions(
   };
 }
 
-/** With METRICS_PORT: serves `/metrics` and `/healthz` until closed; undefined without. */
+/** With METRICS_PORT: serves `/metrics`, `/healthz` and the report at `/` until closed; undefined without. */
 async function startMonitoring(worker: Worker): Promise<MonitorServer | undefined> {
-  const { config, metrics, fullPass, task, logger } = worker;
+  const { config, db, metrics, fullPass, task, logger } = worker;
   // Health and metrics say a full pass is due from their first answer; it is started (and a
   // failure to read it logged) once the schedule runs.
   await fullPass.check().catch(() => undefined);
@@ -202,6 +203,7 @@ async function startMonitoring(worker: Worker): Promise<MonitorServer | undefine
     port: metricsPort,
     registry: metrics.registry,
     logger,
+    report: createReportPage(db),
     health: () =>
       toHealth({
         now: new Date(),
@@ -213,7 +215,7 @@ async function startMonitoring(worker: Worker): Promise<MonitorServer | undefine
         fullPassDue: fullPass.due,
       }),
   });
-  logger.info('monitoring server listening', { url: server.url, metrics: `${server.url}/metrics`, health: `${server.url}/healthz` });
+  logger.info('monitoring server listening', { url: server.url, metrics: `${server.url}/metrics`, health: `${server.url}/healthz`, report: `${server.url}/` });
   return server;
 }
 
