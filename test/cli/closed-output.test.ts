@@ -48,7 +48,7 @@ describe('a closed stdout (| head -1)', () => {
 
   it('demo finishes its report and exits 0; db on its database keeps serving after its psql line found no reader, and SIGTERM stops it with 0', async () => {
     const dataDir = path.join(dir, 'demo');
-    const demo = await runCli([], { DEMO_DATA_DIR: dataDir }, { close: 'stdout', timeoutMs: 90_000, script: 'sandbox/demo.ts' });
+    const demo = await runCli([], { DEMO_DATA_DIR: dataDir }, { close: 'stdout', timeoutMs: 150_000, script: 'sandbox/demo.ts' });
     expectNoPipeError(demo);
     expect(demo.code).toBe(0);
 
@@ -61,7 +61,7 @@ describe('a closed stdout (| head -1)', () => {
     expectNoPipeError(run);
     expect(run.code).toBe(0);
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
-  }, 150_000);
+  }, 240_000);
 
   describeServer('on a database', () => {
     it('migrate --list, status and sync exit with the code their work earned; the run is recorded succeeded', async () => {

@@ -43,7 +43,7 @@ describe('npm run demo', () => {
     expect(report).toMatch(/Change history \(auth0\.refresh_token_changes\): 2246 created,/);
     expect(report).not.toMatch(/\d{20}/); // log IDs shortened in sentences
     expect(report).toContain(`PGLITE_DATA_DIR=${demoDir} npm run status`);
-  }, 120_000);
+  }, 240_000);
 
   it('refuses a DEMO_DATA_DIR holding files it did not make, and leaves them', async () => {
     const other = path.join(dir, 'warehouse');
