@@ -98,7 +98,7 @@ function headline(data: ReportData): string {
     ['expiring-soon', 'expire within 7 days', fmt(h.expiringSoon), h.expiringSoon > 0 ? 'warn' : undefined],
     ['unused', 'unused for 30 days', fmt(h.unused), h.unused > 0 ? 'warn' : undefined],
     ['location-changed', 'used from a new IP or network', fmt(h.locationChanged), h.locationChanged > 0 ? 'alert' : undefined],
-    ['unexplained-24h', 'unexplained deletions, last 24 h', fmt(h.unexplained24h), h.unexplained24h > 0 ? 'alert' : undefined],
+    ['unexplained-24h', 'unexplained deletions (24 h)', fmt(h.unexplained24h), h.unexplained24h > 0 ? 'alert' : undefined],
     ['live-sessions', 'live sessions', session(h.liveSessions)],
     ['outliving-session', 'live tokens outliving their session', session(h.outlivingSession), held && h.outlivingSession > 0 ? 'alert' : undefined],
     [

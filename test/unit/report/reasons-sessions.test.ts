@@ -82,7 +82,7 @@ describe('deletions by reason and sessions (issue #21, #22)', () => {
     const data = emptyReportData();
     data.headline.runs = 1;
     data.headline.unexplained24h = 3;
-    expect(page(data)).toContain('<div class="alert"><dt>unexplained deletions, last 24 h</dt><dd data-headline="unexplained-24h">3</dd></div>');
+    expect(page(data)).toContain('<div class="alert"><dt>unexplained deletions (24 h)</dt><dd data-headline="unexplained-24h">3</dd></div>');
     expect(page(data)).toContain('data-headline="freshness">no user synced<');
     data.headline.freshnessSeconds = 5400;
     expect(page(data)).toContain(`data-headline="freshness">1 h 30 min<`);
