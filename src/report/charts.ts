@@ -9,7 +9,7 @@ import { toPrintable } from '../core/upstream-text.js';
 import { plural } from '../core/wording.js';
 import type { Ranked, ReportData, RunDay } from './queries.js';
 
-export type Section = 'tokens' | 'networks' | 'sync';
+export type Section = 'tokens' | 'sessions' | 'networks' | 'sync';
 
 export interface ChartSpec {
   /** Stable, for anchors and tests. */
@@ -55,6 +55,7 @@ export function toChartSpecs(data: ReportData): ChartSpec[] {
     rankedChart('per-client', 'tokens', 'Live tokens per application', data.perClient, 'application (client_id)', live, 'applications'),
     rankedChart('per-audience', 'tokens', 'Live tokens per resource server (audience)', data.perAudience, 'audience', live, 'audiences'),
     changesChart(data),
+    deletionsChart(data),
     histogramChart('age', 'Age of live tokens', AGE_BUCKETS, data.ageBuckets, 'age', 'created', live),
     histogramChart('expiry', 'Time left before absolute expiry', LEFT_BUCKETS, data.expiryBuckets, 'time left', 'expire', live),
     histogramChart('idle-expiry', 'Time left before idle expiry', LEFT_BUCKETS, data.idleExpiryBuckets, 'time left', 'idle-expire', live),
@@ -83,6 +84,8 @@ export function toChartSpecs(data: ReportData): ChartSpec[] {
         ? 'No live tokens.'
         : `${fmt(data.sessions.withoutSession)} live tokens (${pct(data.sessions.withoutSession, live)}) are bound to no session: logging out does not end them.`,
     ),
+    // Sessions charts only when the warehouse holds sessions: the page says so in one line otherwise.
+    ...(data.sessionsHeld ? [sessionsPerClientChart(data)] : []),
     rankedChart('first-asn', 'networks', 'Top networks (ASN) of first use', data.firstAsns, 'ASN', live, 'networks'),
     rankedChart('last-asn', 'networks', 'Top networks (ASN) of last use', data.lastAsns, 'ASN', live, 'networks'),
     movesChart(data),
@@ -163,6 +166,115 @@ function changesChart(data: ReportData): ChartSpec {
             ],
           },
     table: { head: ['day (UTC)', 'created', 'deleted'], rows: days.filter((d) => d.created + d.deleted > 0).map((d) => [d.day, d.created, d.deleted]) },
+  };
+}
+
+/** Deletion reasons (refresh_token_changes.reason), in legend order; `unexplained` is what the deletion guard watches. */
+export const REASONS: [string, string][] = [
+  ['unexplained', RED],
+  ['revoked_by_user', BLUE],
+  ['revoked_by_api', '#6f4fb0'],
+  ['reuse_detected', '#8b1e3f'],
+  ['session_revoked', '#4fa3b0'],
+  ['user_deleted', '#5b5b5b'],
+  ['pruned', AMBER],
+  ['expired', GREEN],
+  ['unrecorded', GREY],
+];
+
+function deletionsChart(data: ReportData): ChartSpec {
+  const days = data.deletionsPerDay;
+  // Reasons this build does not know yet still show, after the known ones.
+  const seen = new Set(days.flatMap((d) => Object.keys(d.reasons)));
+  const reasons: [string, string][] = [
+    ...REASONS.filter(([r]) => seen.has(r)),
+    ...[...seen]
+      .filter((r) => !REASONS.some(([k]) => k === r))
+      .sort()
+      .map((r): [string, string] => [r, GREY]),
+  ];
+  const sum = (reason: string) => days.reduce((s, d) => s + (d.reasons[reason] ?? 0), 0);
+  const total = reasons.reduce((s, [r]) => s + sum(r), 0);
+  const unexplained = sum('unexplained');
+  const top = [...reasons].sort((a, b) => sum(b[0]) - sum(a[0]))[0];
+  const reading =
+    total === 0
+      ? 'No token was deleted in the last 30 days, as far as the change history saw.'
+      : `${fmt(total)} deletions in 30 days, most ${toLabel(top![0], 30)} (${fmt(sum(top![0]))}); ` +
+        (unexplained === 0
+          ? 'none unexplained.'
+          : `${fmt(unexplained)} unexplained (${pct(unexplained, total)}): no log entry says why, and they are what the deletion guard watches.`);
+  return {
+    id: 'deletions-by-reason',
+    section: 'tokens',
+    title: 'Deletions per day by reason (last 30 days)',
+    reading,
+    height: 300,
+    option:
+      total === 0
+        ? undefined
+        : {
+            animation: false,
+            textStyle: TEXT,
+            legend: { top: 0 },
+            grid: { left: 10, right: 20, top: 36, bottom: 10 },
+            xAxis: { type: 'category', data: days.map((d) => d.day.slice(5)), axisLabel: { interval: 6 } },
+            yAxis: { type: 'value', minInterval: 1 },
+            series: reasons.map(([reason, color]) => ({
+              name: toLabel(reason, 30),
+              type: 'bar' as const,
+              stack: 'deletions',
+              barMaxWidth: 24,
+              data: days.map((d) => d.reasons[reason] ?? 0),
+              itemStyle: { color },
+            })),
+          },
+    table: {
+      head: ['day (UTC)', ...reasons.map(([r]) => toLabel(r, 30))],
+      rows: days.filter((d) => Object.keys(d.reasons).length > 0).map((d) => [d.day, ...reasons.map(([r]) => d.reasons[r] ?? 0)]),
+    },
+  };
+}
+
+function sessionsPerClientChart(data: ReportData): ChartSpec {
+  const rows = data.sessionsPerClient.map((r) => ({ label: toLabel(r.clientId), sessions: r.sessions, without: r.withoutSecondFactor }));
+  const h = data.headline;
+  const without = rows.reduce((s, r) => s + r.without, 0);
+  const reading =
+    h.liveSessions === 0
+      ? 'No live session.'
+      : `${fmt(h.liveSessions)} live sessions; ${fmt(h.outlivingSession)} live tokens outlive their session and ${fmt(h.withoutSecondFactor)} come from a session with no second factor` +
+        (without > 0 ? `; ${fmt(without)} of the sessions below saw no second factor.` : '.');
+  const shown = [...rows].reverse();
+  return {
+    id: 'sessions-per-client',
+    section: 'sessions',
+    title: 'Live sessions per application, with and without a second factor',
+    reading,
+    height: Math.max(140, 40 + 26 * rows.length),
+    option:
+      rows.length === 0
+        ? undefined
+        : {
+            animation: false,
+            textStyle: TEXT,
+            legend: { top: 0 },
+            grid: { left: 10, right: 60, top: 30, bottom: 20 },
+            xAxis: { type: 'value', minInterval: 1 },
+            yAxis: { type: 'category', data: shown.map((r) => r.label), axisLabel: { width: 260, overflow: 'truncate', interval: 0 } },
+            series: [
+              {
+                name: 'second factor',
+                type: 'bar',
+                stack: 'sessions',
+                data: shown.map((r) => r.sessions - r.without),
+                barMaxWidth: 28,
+                itemStyle: { color: GREEN },
+              },
+              { name: 'no second factor', type: 'bar', stack: 'sessions', data: shown.map((r) => r.without), barMaxWidth: 28, itemStyle: { color: AMBER } },
+            ],
+          },
+    table: { head: ['application (client_id)', 'live sessions', 'no second factor'], rows: rows.map((r) => [r.label, r.sessions, r.without]) },
   };
 }
 

@@ -42,6 +42,7 @@ export const formatTime = (at: Date) => `${at.toISOString().slice(0, 16).replace
 
 const SECTIONS: [Section, string][] = [
   ['tokens', 'Live tokens'],
+  ['sessions', 'Sessions'],
   ['networks', 'Networks'],
   ['sync', 'Sync health'],
 ];
@@ -55,7 +56,7 @@ export function toReportHtml(data: ReportData, charts: RenderedChart[], options:
     : [
         ...SECTIONS.map(
           ([section, title]) =>
-            `<section class="${section}"><h2>${title}</h2>${section === 'sync' ? syncNote(data) : ''}${charts
+            `<section class="${section}"><h2>${title}</h2>${section === 'sync' ? syncNote(data) : section === 'sessions' ? sessionsNote(data) : ''}${charts
               .filter((c) => c.spec.section === section)
               .map(toFigure)
               .join('\n')}</section>`,
@@ -87,7 +88,9 @@ ${body}
 function headline(data: ReportData): string {
   const h = data.headline;
   const since = h.lastSuccessAt ? formatDuration(Math.max(0, data.readAt.getTime() - h.lastSuccessAt.getTime())) : undefined;
-  const lag = data.logFollow?.lagSeconds;
+  const fresh = h.freshnessSeconds;
+  const held = data.sessionsHeld;
+  const session = (n: number) => (held ? fmt(n) : 'not synced');
   const items: [string, string, string, string?][] = [
     ['live-tokens', 'live tokens', fmt(h.liveTokens)],
     ['users', 'users holding them', fmt(h.users)],
@@ -95,16 +98,27 @@ function headline(data: ReportData): string {
     ['expiring-soon', 'expire within 7 days', fmt(h.expiringSoon), h.expiringSoon > 0 ? 'warn' : undefined],
     ['unused', 'unused for 30 days', fmt(h.unused), h.unused > 0 ? 'warn' : undefined],
     ['location-changed', 'used from a new IP or network', fmt(h.locationChanged), h.locationChanged > 0 ? 'alert' : undefined],
-    ['last-success', 'last successful sync', h.lastSuccessAt ? `${escapeHtml(since!)} ago` : 'never', h.lastSuccessAt ? undefined : 'alert'],
+    ['unexplained-24h', 'unexplained deletions (24 h)', fmt(h.unexplained24h), h.unexplained24h > 0 ? 'alert' : undefined],
+    ['live-sessions', 'live sessions', session(h.liveSessions)],
+    ['outliving-session', 'live tokens outliving their session', session(h.outlivingSession), held && h.outlivingSession > 0 ? 'alert' : undefined],
     [
-      'freshness',
-      'log-follow lag',
-      lag === null || lag === undefined ? (data.logFollow ? 'unknown' : 'not following') : escapeHtml(formatDuration(lag * 1000)),
+      'without-second-factor',
+      'live tokens, session without a second factor',
+      session(h.withoutSecondFactor),
+      held && h.withoutSecondFactor > 0 ? 'warn' : undefined,
     ],
+    ['last-success', 'last successful sync', h.lastSuccessAt ? `${escapeHtml(since!)} ago` : 'never', h.lastSuccessAt ? undefined : 'alert'],
+    // The same definition as `status` and the Grafana dashboard (docs/reporting.md); the log follower's lag is under Sync health.
+    ['freshness', 'freshness lag', fresh === null ? 'no user synced' : escapeHtml(formatDuration(Math.max(0, fresh) * 1000))],
   ];
   return `<dl class="headline">${items
     .map(([key, label, value, tone]) => `<div${tone ? ` class="${tone}"` : ''}><dt>${label}</dt><dd data-headline="${key}">${value}</dd></div>`)
     .join('')}</dl>${h.lastSuccessAt ? `<p class="meta">Last successful sync finished ${escapeHtml(formatTime(h.lastSuccessAt))}.</p>` : ''}`;
+}
+
+function sessionsNote(data: ReportData): string {
+  if (data.sessionsHeld) return '';
+  return '<p class="reading" id="no-sessions">The warehouse holds no session (<code>SYNC_SESSIONS</code> off, or the token lacks <code>read:sessions</code>): nothing to show beside the tokens.</p>';
 }
 
 function syncNote(data: ReportData): string {

@@ -31,6 +31,12 @@ export interface ReportData {
   asnMoves: { from: string; to: string; tokens: number }[];
   /** Per UTC day of the last 30 with a run, oldest first. */
   runsPerDay: RunDay[];
+  /** Per UTC day of the last 30, oldest first: deletions per reason (`unrecorded`: before reasons were). */
+  deletionsPerDay: { day: string; reasons: Record<string, number> }[];
+  /** Sessions beside tokens; `held` false when the warehouse holds no session (SYNC_SESSIONS off). */
+  sessionsHeld: boolean;
+  /** Live sessions per application, largest first (at most TOP), with those that saw no second factor. */
+  sessionsPerClient: { clientId: string | null; sessions: number; withoutSecondFactor: number }[];
   /** Where the log follower stands; undefined when it never ran. */
   logFollow: { lagSeconds: number | null; updatedAt: Date; lastEntryAt: Date | null } | undefined;
   expiringSoon: { id: string; userId: string; clientId: string | null; expiresFirstAt: Date; reason: string }[];
@@ -61,6 +67,19 @@ export interface Headline {
   lastSuccessAt: Date | null;
   /** Runs recorded at all (an empty warehouse has none). */
   runs: number;
+  /** Deletions of the last 24 hours with reason `unexplained` (what the deletion guard watches). */
+  unexplained24h: number;
+  /** Live sessions (auth0.active_sessions). */
+  liveSessions: number;
+  /** Live tokens whose session has ended (auth0.refresh_tokens_outliving_session). */
+  outlivingSession: number;
+  /** Live tokens whose session saw no second factor (auth0.refresh_tokens_without_second_factor). */
+  withoutSecondFactor: number;
+  /**
+   * Seconds since the least recently synced user of auth0.users (not removed) last synced: the
+   * staleness `status` reports, the Grafana dashboard's "Freshness lag"; null when none synced.
+   */
+  freshnessSeconds: number | null;
 }
 
 /** A top list: `top` largest first; `rest` sums the others (`restCount` of them). */
@@ -89,7 +108,7 @@ export const TOP = 12;
 export const RISK_ROWS = 10;
 
 /**
- * Read everything the report shows: some twenty aggregate queries, sent together (on a server
+ * Read everything the report shows: some twenty-five aggregate queries, sent together (on a server
  * they run side by side on the pool's connections; the embedded database's one connection takes
  * them in turn). Read-only; a few seconds at 250k live tokens on a busy 2-core machine (bench/report.ts).
  */
@@ -141,6 +160,44 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
   const locationChanged$ = count('refresh_tokens_location_changed');
   const runRows$ = sql<{ runs: number; last_success_at: Date | null }>`
     select count(*)::int as runs, max(finished_at) filter (where status = 'succeeded') as last_success_at from auth0.sync_runs
+  `
+    .execute(db)
+    .then(rows);
+
+  const freshness$ = sql<{ seconds: number | null }>`
+    select extract(epoch from now() - min(s.last_success_at))::float8 as seconds
+    from auth0.users u join auth0.user_sync_state s on s.user_id = u.user_id where u.removed_at is null
+  `
+    .execute(db)
+    .then(rows);
+  const unexplained$ = sql<{ n: number }>`
+    select count(*)::int as n from auth0.refresh_token_deletions where reason = 'unexplained' and observed_at > now() - interval '24 hours'
+  `
+    .execute(db)
+    .then(rows);
+  // Days with no deletion included; the view holds the last 30 days per UTC day and reason.
+  const deletionsPerDay$ = sql<{ day: string; reasons: Record<string, number> }>`
+    with days as (
+      select generate_series(date_trunc('day', now() at time zone 'utc') - interval '29 days', date_trunc('day', now() at time zone 'utc'), interval '1 day') as day
+    )
+    select to_char(days.day, 'YYYY-MM-DD') as day,
+           coalesce(jsonb_object_agg(coalesce(d.reason, 'unrecorded'), d.deletions) filter (where d.deletions is not null), '{}') as reasons
+    from days left join auth0.refresh_token_deletions_by_reason d on d.day = days.day at time zone 'utc'
+    group by days.day order by days.day
+  `
+    .execute(db)
+    .then(rows);
+  const sessions$ = sql<{ held: boolean; live: number; outliving: number; without_second_factor: number }>`
+    select (exists (select 1 from auth0.sessions) or exists (select 1 from auth0.user_sync_state where sessions_synced_at is not null)) as held,
+           (select count(*) from auth0.active_sessions)::int as live,
+           (select count(*) from auth0.refresh_tokens_outliving_session)::int as outliving,
+           (select count(*) from auth0.refresh_tokens_without_second_factor)::int as without_second_factor
+  `
+    .execute(db)
+    .then(rows);
+  const sessionsPerClient$ = sql<{ client_id: string | null; sessions: number; without_second_factor: number }>`
+    select client_id, active_sessions::int as sessions, without_second_factor::int as without_second_factor
+    from auth0.sessions_per_client order by active_sessions desc, client_id limit ${TOP}
   `
     .execute(db)
     .then(rows);
@@ -263,6 +320,11 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
     soon,
     idle,
     moved,
+    freshness,
+    unexplained,
+    deletionsPerDay,
+    sessions,
+    sessionsPerClient,
   ] = await Promise.all([
     nowRows$,
     h$,
@@ -282,7 +344,13 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
     soon$,
     idle$,
     moved$,
+    freshness$,
+    unexplained$,
+    deletionsPerDay$,
+    sessions$,
+    sessionsPerClient$,
   ]);
+  const session = sessions[0]!;
   const readAt = nowRows[0]!.now;
   const head = h[0]!;
   return {
@@ -297,7 +365,15 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
       asnChanged: head.asn_changed,
       lastSuccessAt: runRows[0]!.last_success_at,
       runs: runRows[0]!.runs,
+      unexplained24h: unexplained[0]!.n,
+      liveSessions: session.live,
+      outlivingSession: session.outliving,
+      withoutSecondFactor: session.without_second_factor,
+      freshnessSeconds: freshness[0]?.seconds ?? null,
     },
+    deletionsPerDay,
+    sessionsHeld: session.held,
+    sessionsPerClient: sessionsPerClient.map((r) => ({ clientId: r.client_id, sessions: r.sessions, withoutSecondFactor: r.without_second_factor })),
     perClient,
     perAudience,
     changesPerDay,

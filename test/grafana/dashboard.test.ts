@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { main } from '../../src/cli/main.js';
 import { ROOT } from '../helpers/cli.js';
 import { ADMIN_URL, captureIo, cliDeps, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { SCOPE_WITH_SESSIONS } from '../../sandbox/auth0-server.js';
 import { envFor, generateTenant, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
 /**
@@ -147,6 +148,12 @@ describe('the dashboard JSON', () => {
       'refresh_tokens_unused',
       'refresh_tokens_location_changed',
       'recent_token_changes',
+      'refresh_token_deletions',
+      'refresh_token_deletions_by_reason',
+      'active_sessions',
+      'refresh_tokens_outliving_session',
+      'refresh_tokens_without_second_factor',
+      'sessions_per_client',
     ]) {
       expect(text).toContain(`auth0.${view}`);
     }
@@ -226,7 +233,8 @@ describeServer('every panel query against a synced warehouse', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase();
-    fake = await startFakeAuth0();
+    // Sessions listed too, so the sessions panels have rows to draw.
+    fake = await startFakeAuth0({ scope: SCOPE_WITH_SESSIONS });
     // Two syncs of the sandbox tenant dated around today: everything first seen, then a few revoked.
     const tenant = generateTenant({ users: 40, seed: 21, datesAround: Date.now() });
     for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);

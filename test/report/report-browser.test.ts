@@ -15,6 +15,7 @@ import { main } from '../../src/cli/main.js';
 import { loadConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/log.js';
 import { runWorker } from '../../src/worker/worker.js';
+import { SCOPE_WITH_SESSIONS } from '../../sandbox/auth0-server.js';
 import { describeBrowser, withPage, type PageWatch } from '../helpers/browser.js';
 import { captureIo, cliDeps, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { envFor, generateTenant } from '../helpers/fake-auth0.js';
@@ -26,21 +27,25 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 /**
  * One warehouse for both tests (they only read it, or undo what they change): a real sync of the
  * sandbox tenant, as the demo does (dates around now, so every view has rows), then revocations
- * and a token used from a new network, synced again, so the change history has deletions.
+ * and a token used from a new network, synced again, so the change history has deletions. With
+ * sessions (read:sessions granted), so the sessions charts are drawn too.
  */
 const shared = sharedDatabase({
   seed: (t) =>
-    withFakeTenant(async (fake) => {
-      for (const [userId, tokens] of generateTenant({ users: 80, manyTokensEvery: 40, seed: 21, datesAround: Date.now() })) fake.setUser(userId, tokens);
-      await loadUsers(t.db, fake.users.keys());
-      const env = envFor(fake, t.url, { SYNC_MAX_DELETE_RATIO: '1' });
-      const sync = async () => expect(await main(['sync'], env, captureIo().io, cliDeps(t))).toBe(0);
-      await sync();
-      for (const [userId, tokens] of [...fake.users].filter((_, i) => i % 10 === 0)) fake.setUser(userId, tokens.slice(1));
-      const moved = [...fake.users.values()].flat().find((token) => token.device);
-      if (moved) moved.device = { ...(moved.device as object), last_ip: '203.0.113.7', last_asn: '64500' };
-      await sync();
-    }),
+    withFakeTenant(
+      async (fake) => {
+        for (const [userId, tokens] of generateTenant({ users: 80, manyTokensEvery: 40, seed: 21, datesAround: Date.now() })) fake.setUser(userId, tokens);
+        await loadUsers(t.db, fake.users.keys());
+        const env = envFor(fake, t.url, { SYNC_MAX_DELETE_RATIO: '1' });
+        const sync = async () => expect(await main(['sync'], env, captureIo().io, cliDeps(t))).toBe(0);
+        await sync();
+        for (const [userId, tokens] of [...fake.users].filter((_, i) => i % 10 === 0)) fake.setUser(userId, tokens.slice(1));
+        const moved = [...fake.users.values()].flat().find((token) => token.device);
+        if (moved) moved.device = { ...(moved.device as object), last_ip: '203.0.113.7', last_asn: '64500' };
+        await sync();
+      },
+      { scope: SCOPE_WITH_SESSIONS },
+    ),
 });
 
 /** The headline numbers the page shows, as numbers. */
@@ -57,7 +62,13 @@ async function counted(t: TestDatabase): Promise<Record<string, number>> {
            (select count(distinct client_id) from auth0.active_refresh_tokens)::int as applications,
            (select count(*) from auth0.refresh_tokens_expiring_soon)::int as "expiring-soon",
            (select count(*) from auth0.refresh_tokens_unused)::int as unused,
-           (select count(*) from auth0.refresh_tokens_location_changed)::int as "location-changed"
+           (select count(*) from auth0.refresh_tokens_location_changed)::int as "location-changed",
+           (select count(*) from auth0.refresh_token_changes
+             where change = 'deleted' and reason = 'unexplained' and observed_at > now() - interval '24 hours')::int as "unexplained-24h",
+           (select count(*) from auth0.sessions s where s.deleted_at is null
+             and coalesce(s.expires_at, 'infinity') > now() and coalesce(s.idle_expires_at, 'infinity') > now())::int as "live-sessions",
+           (select count(*) from auth0.refresh_tokens_outliving_session)::int as "outliving-session",
+           (select count(*) from auth0.refresh_tokens_without_second_factor)::int as "without-second-factor"
   `.execute(t.db);
   return rows[0]!;
 }
@@ -70,7 +81,7 @@ async function checkPage(t: TestDatabase, page: Page, watch: PageWatch, url: str
   expect(watch.requests).toEqual([url]); // the page itself, nothing else: no CDN, no font, no script
 
   const charts = page.locator('figure[data-chart]');
-  expect(await charts.count()).toBeGreaterThanOrEqual(14);
+  expect(await charts.count()).toBeGreaterThanOrEqual(16);
   for (const chart of await charts.all()) {
     const id = await chart.getAttribute('data-chart');
     const box = await chart.locator('svg').first().boundingBox();
@@ -80,6 +91,9 @@ async function checkPage(t: TestDatabase, page: Page, watch: PageWatch, url: str
   const expected = await counted(t);
   expect(expected['live-tokens']).toBeGreaterThan(100); // the check below would pass on an empty page otherwise
   expect(expected['location-changed']).toBeGreaterThan(0);
+  expect(expected['live-sessions']).toBeGreaterThan(0); // the sessions chart is drawn, so the loop above checked it
+  expect(await page.locator('figure[data-chart="deletions-by-reason"] svg').count()).toBe(1);
+  expect(await page.locator('figure[data-chart="sessions-per-client"] svg').count()).toBe(1);
   expect(numbers).toEqual(expected);
 
   await page.screenshot({ path: screenshot, fullPage: true });
@@ -96,7 +110,7 @@ describeBrowser('the report in a browser', () => {
           const out = captureIo();
           expect(await main(['report', '--out', file], { DATABASE_URL: t.url }, out.io, cliDeps(t))).toBe(0);
           expect(out.stdout.join('\n')).toMatch(
-            new RegExp(`^Report written to ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ KB, 14 charts, \\d+ live tokens\\) in [\\d.]+ s\\.`),
+            new RegExp(`^Report written to ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ KB, 16 charts, \\d+ live tokens\\) in [\\d.]+ s\\.`),
           );
           await withPage(async (page, watch) => {
             await checkPage(t, page, watch, pathToFileURL(file).href, path.join(dir, 'report-full.png'));

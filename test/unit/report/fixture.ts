@@ -4,7 +4,22 @@ import type { ReportData } from '../../../src/report/queries.js';
 export function emptyReportData(): ReportData {
   return {
     readAt: new Date('2026-12-04T09:00:00Z'),
-    headline: { liveTokens: 0, users: 0, applications: 0, expiringSoon: 0, unused: 0, locationChanged: 0, asnChanged: 0, lastSuccessAt: null, runs: 0 },
+    headline: {
+      liveTokens: 0,
+      users: 0,
+      applications: 0,
+      expiringSoon: 0,
+      unused: 0,
+      locationChanged: 0,
+      asnChanged: 0,
+      lastSuccessAt: null,
+      runs: 0,
+      unexplained24h: 0,
+      liveSessions: 0,
+      outlivingSession: 0,
+      withoutSecondFactor: 0,
+      freshnessSeconds: null,
+    },
     perClient: { top: [], rest: 0, restCount: 0 },
     perAudience: { top: [], rest: 0, restCount: 0 },
     changesPerDay: Array.from({ length: 90 }, (_, i) => ({ day: new Date(Date.UTC(2026, 8, 6 + i)).toISOString().slice(0, 10), created: 0, deleted: 0 })),
@@ -17,6 +32,9 @@ export function emptyReportData(): ReportData {
     lastAsns: { top: [], rest: 0, restCount: 0 },
     asnMoves: [],
     runsPerDay: [],
+    deletionsPerDay: Array.from({ length: 30 }, (_, i) => ({ day: new Date(Date.UTC(2026, 10, 5 + i)).toISOString().slice(0, 10), reasons: {} })),
+    sessionsHeld: false,
+    sessionsPerClient: [],
     logFollow: undefined,
     expiringSoon: [],
     unused: [],
@@ -30,7 +48,22 @@ export const HOSTILE = '<script>alert(1)</script>';
 export function hostileReportData(): ReportData {
   const data = emptyReportData();
   const at = new Date('2026-12-03T08:00:00Z');
-  data.headline = { liveTokens: 3, users: 1, applications: 1, expiringSoon: 1, unused: 1, locationChanged: 1, asnChanged: 1, lastSuccessAt: at, runs: 1 };
+  data.headline = {
+    liveTokens: 3,
+    users: 1,
+    applications: 1,
+    expiringSoon: 1,
+    unused: 1,
+    locationChanged: 1,
+    asnChanged: 1,
+    lastSuccessAt: at,
+    runs: 1,
+    unexplained24h: 1,
+    liveSessions: 2,
+    outlivingSession: 1,
+    withoutSecondFactor: 1,
+    freshnessSeconds: 3600,
+  };
   data.perClient = { top: [{ name: HOSTILE, tokens: 3 }], rest: 0, restCount: 0 };
   data.perAudience = { top: [{ name: `https://api/${HOSTILE}`, tokens: 2 }], rest: 0, restCount: 0 };
   data.changesPerDay[89] = { day: data.changesPerDay[89]!.day, created: 3, deleted: 1 };
@@ -45,6 +78,9 @@ export function hostileReportData(): ReportData {
   data.runsPerDay = [
     { day: '2026-12-03', succeeded: 1, partial: 0, failed: 0, interrupted: 0, running: 0, medianSeconds: 2, maxSeconds: 2, requests: 4, usersFailed: 0 },
   ];
+  data.deletionsPerDay[29] = { day: data.deletionsPerDay[29]!.day, reasons: { unexplained: 1, [HOSTILE]: 1 } };
+  data.sessionsHeld = true;
+  data.sessionsPerClient = [{ clientId: HOSTILE, sessions: 2, withoutSecondFactor: 1 }];
   data.logFollow = { lagSeconds: 12, updatedAt: at, lastEntryAt: at };
   const id = `rt_${HOSTILE}_0123456789abcdef`;
   data.expiringSoon = [{ id, userId: `auth0|${HOSTILE}`, clientId: HOSTILE, expiresFirstAt: at, reason: 'idle' }];
