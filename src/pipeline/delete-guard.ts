@@ -113,7 +113,7 @@ export function describeCrossing(guard: DeleteGuard, totals: GuardTotals): strin
     for (const { noun, deleted: now } of deletions(totals)) {
       const [before, counted] = earlier[noun];
       const deleted = before + now;
-      // Counted (measureLiveTokens) whenever `deleted` is above 0.
+      // Counted (measureLiveTokens, measureLiveSessions) whenever `deleted` is above 0.
       const live = counted ?? 0;
       if (deleted > 0 && deleted > guard.maxRatio * live) {
         parts.push(
