@@ -14,6 +14,7 @@ import * as followerBadDay from './2026_12_04_1000_follower_bad_day.js';
 import * as sessions from './2026_12_04_1800_sessions.js';
 import * as changeReasons from './2026_12_04_1900_change_reasons.js';
 import * as typedColumns from './2026_12_04_1910_typed_columns.js';
+import * as sessionCounts from './2026_12_04_2000_session_counts.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_04_1800_sessions': sessions,
   '2026_12_04_1900_change_reasons': changeReasons,
   '2026_12_04_1910_typed_columns': typedColumns,
+  '2026_12_04_2000_session_counts': sessionCounts,
 };

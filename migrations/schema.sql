@@ -1188,6 +1188,11 @@ CREATE TABLE auth0.sync_runs (
     full_pass boolean DEFAULT false NOT NULL,
     users_gone_unexplained integer DEFAULT 0 NOT NULL,
     tokens_unexplained integer DEFAULT 0 NOT NULL,
+    sessions_seen integer DEFAULT 0 NOT NULL,
+    sessions_held integer DEFAULT 0 NOT NULL,
+    sessions_added integer DEFAULT 0 NOT NULL,
+    sessions_deleted integer DEFAULT 0 NOT NULL,
+    sessions_unexplained integer DEFAULT 0 NOT NULL,
     CONSTRAINT sync_runs_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'partial'::text, 'failed'::text, 'interrupted'::text]))),
     CONSTRAINT sync_runs_tokens_endpoint_check CHECK ((tokens_endpoint = ANY (ARRAY['refresh-tokens'::text, 'users'::text]))),
     CONSTRAINT sync_runs_trigger_check CHECK ((trigger = ANY (ARRAY['manual'::text, 'schedule'::text, 'backfill'::text, 'logs'::text])))
@@ -1244,6 +1249,16 @@ COMMENT ON COLUMN auth0.sync_runs.full_pass IS 'The run listed every source user
 COMMENT ON COLUMN auth0.sync_runs.users_gone_unexplained IS 'Users this run recorded as gone from Auth0 (404) with no log entry of their deletion. The deletion guard bounds their sum over the runs since the last full pass by SYNC_DELETE_GUARD_MIN.';
 
 COMMENT ON COLUMN auth0.sync_runs.tokens_unexplained IS 'Tokens this run marked deleted with no log entry and no expiry to explain it. The deletion guard bounds their sum over the last day by SYNC_MAX_DELETE_RATIO of the live tokens.';
+
+COMMENT ON COLUMN auth0.sync_runs.sessions_seen IS 'Sessions the run listed for its users (SYNC_SESSIONS on; 0 otherwise)';
+
+COMMENT ON COLUMN auth0.sync_runs.sessions_held IS 'Live sessions the warehouse held for the users whose sessions this run listed: the deletion guard''s denominator for sessions';
+
+COMMENT ON COLUMN auth0.sync_runs.sessions_added IS 'Sessions the run saw for the first time';
+
+COMMENT ON COLUMN auth0.sync_runs.sessions_deleted IS 'Sessions the run marked deleted: their user''s complete listing no longer held them';
+
+COMMENT ON COLUMN auth0.sync_runs.sessions_unexplained IS 'Of sessions_deleted, those no log entry of the user (logout, session revoked, user deleted) and no expiry explain: measured by the deletion guard with SYNC_MAX_DELETE_RATIO';
 
 ALTER TABLE auth0.sync_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME auth0.sync_runs_id_seq

@@ -12,7 +12,7 @@ import { systemClock } from '../core/clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
 import { describeCrossing, MassDeleteError, type DeleteGuard } from '../pipeline/delete-guard.js';
-import { measureLiveTokens } from '../pipeline/write-batch.js';
+import { measureLiveSessions, measureLiveTokens } from '../pipeline/write-batch.js';
 import type { LogEvidence } from '../pipeline/log-evidence.js';
 import { syncUsers } from '../pipeline/pipeline.js';
 import type { PriorityLane } from '../pipeline/priority-lane.js';
@@ -220,7 +220,10 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   const summary = { status, usersTotal, seconds, peakRssMb, tokensEndpoint, sessions: sessions?.state ? 'on' : 'off', ...counts };
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
-  if (options.dryRun && guard) await measureLiveTokens(db, guard, counts.tokensUnexplained);
+  if (options.dryRun && guard) {
+    await measureLiveTokens(db, guard, counts.tokensUnexplained);
+    await measureLiveSessions(db, guard, counts.sessionsUnexplained);
+  }
   const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
   return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };
 }

@@ -1,6 +1,8 @@
 import type { SessionChange } from '../warehouse/schema.js';
 import { toPrintable } from '../core/upstream-text.js';
 import type { SessionRecord, SessionWritePlan, StoredSession, UserOutcome } from '../warehouse/model.js';
+import { decideDeletionReason, type DeletedToken } from './deletion-reason.js';
+import type { LogEvidence } from './log-evidence.js';
 
 const FIELD_CHANGES = [
   ['last_ip', 'last_ip_changed'],
@@ -41,15 +43,24 @@ export function withoutStolenSessions(batch: readonly UserOutcome[], stored: rea
  * `last_interacted_at` (`interacted`) or `authenticated_at` (`authenticated`), a new last IP /
  * ASN / user agent, new clients or new methods. Only new, restored and changed sessions are
  * planned for writing (quiet writes).
+ * A deletion is `unexplained` (counted for the deletion guard, as for tokens) unless the user's
+ * deletion is in `evidence`, or decideDeletionReason, the tokens' rule, finds a reason: an entry
+ * naming the session (a logout `slo`, a session revoked), one about the whole user (its
+ * deletion, all its sessions revoked), or the session's expiry or idle expiry at `now`.
  */
-export function planSessionWrites(outcomes: readonly UserOutcome[], stored: readonly StoredSession[]): SessionWritePlan {
+export function planSessionWrites(
+  outcomes: readonly UserOutcome[],
+  stored: readonly StoredSession[],
+  context: { evidence?: LogEvidence; now?: Date } = {},
+): SessionWritePlan {
+  const { evidence, now = new Date() } = context;
   const storedById = new Map(stored.map((session) => [session.id, session]));
   const plan: SessionWritePlan = {
     sessions: [],
     deletedIds: [],
     changes: [],
     listedUsers: [],
-    counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0 },
+    counts: { held: 0, added: 0, changed: 0, restored: 0, deleted: 0, unexplained: 0 },
   };
   const change = (session: { id: string; user_id: string }, kind: SessionChange, oldValue: string | null = null, newValue: string | null = null) =>
     plan.changes.push({ session_id: session.id, user_id: session.user_id, change: kind, old_value: oldValue, new_value: newValue });
@@ -100,6 +111,9 @@ export function planSessionWrites(outcomes: readonly UserOutcome[], stored: read
     plan.deletedIds.push(session.id);
     plan.counts.deleted += 1;
     change(session, 'deleted');
+    if (evidence?.deleted.has(session.user_id)) continue;
+    const { reason } = decideDeletionReason(asDeletedToken(session), evidence?.explanations.get(session.user_id) ?? [], { now });
+    if (reason === 'unexplained') plan.counts.unexplained += 1;
   }
   plan.listedUsers = [...listedUsers];
   return plan;
@@ -113,6 +127,13 @@ export function hasSessionListings(batch: readonly UserOutcome[]): boolean {
 /** The session ids a batch lists (for reading what is stored under them, whoever owns them). */
 export function listedSessionIds(batch: readonly UserOutcome[]): string[] {
   return batch.flatMap((outcome) => (outcome.status === 'synced' ? (outcome.sessions ?? []).map((session: SessionRecord) => session.id) : []));
+}
+
+/** A stored session as the deletion rule reads a token: it is its own session, and expires as Auth0's JSON says. */
+function asDeletedToken(session: StoredSession): DeletedToken {
+  const raw = session.raw && typeof session.raw === 'object' ? (session.raw as Record<string, unknown>) : {};
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
+  return { id: session.id, sessionId: session.id, expiresAt: text(raw.expires_at), idleExpiresAt: text(raw.idle_expires_at) };
 }
 
 function compareDate(before: Date | null, now: string | null, changed: (from: string | null, to: string | null) => void): void {

@@ -7,13 +7,13 @@ import type { RunLease } from '../warehouse/run-lock.js';
 import { withBatch, type RunCounts } from '../warehouse/run-records.js';
 import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
 import { hasCommitted } from '../warehouse/commit-status.js';
-import type { PlanCounts, UserOutcome, WritePlan } from '../warehouse/model.js';
+import type { PlanCounts, SessionWritePlan, UserOutcome, WritePlan } from '../warehouse/model.js';
 import { applyWritePlan, countLiveTokens, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
 import type { LogEvidence } from './log-evidence.js';
 import { planWrites } from './plan.js';
 import { hasSessionListings, listedSessionIds, planSessionWrites, withoutStolenSessions } from './plan-sessions.js';
-import { applySessionPlan, readStoredSessions } from '../warehouse/sessions.js';
+import { applySessionPlan, countLiveSessions, readStoredSessions } from '../warehouse/sessions.js';
 
 export interface BatchWriteOptions {
   db: Kysely<Database>;
@@ -33,6 +33,12 @@ export interface BatchWriteOptions {
   evidence?: LogEvidence;
   /** Called with the users of each batch once their outcomes are in the warehouse (or their failure is recorded). */
   onWritten?: (userIds: readonly string[]) => void;
+}
+
+/** What one batch's transaction planned (and, for a real run, wrote). */
+interface Planned {
+  plan: WritePlan;
+  sessionPlan: SessionWritePlan | undefined;
 }
 
 /**
@@ -57,8 +63,8 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
       // deletion guard looks at the plan before anything of it is written.
       // The last attempt's transaction and plan: if its COMMIT's acknowledgement is lost, the
       // server says whether it landed, and the counts are those of what was written.
-      let attempt: { xid: string; plan: WritePlan } | undefined;
-      const plan = await retryLostConnection(
+      let attempt: { xid: string; written: Planned } | undefined;
+      const { plan, sessionPlan } = await retryLostConnection(
         () =>
           (runId === undefined ? db.transaction().setAccessMode('read only') : db.transaction()).execute(async (trx) => {
             attempt = undefined;
@@ -66,21 +72,25 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
             // Sessions (issue #22) only where the batch listed some: with SYNC_SESSIONS off, not one more query.
             const storedSessions = hasSessionListings(batch) ? await readStoredSessions(trx, users, listedSessionIds(batch)) : undefined;
             const outcomes = storedSessions ? withoutStolenSessions(batch, storedSessions) : batch;
-            const plan = planWrites(outcomes, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence });
+            const now = new Date();
+            const plan = planWrites(outcomes, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence, now });
+            // Sessions are planned before the guard looks, and measured by it as tokens are.
+            const sessionPlan = storedSessions ? planSessionWrites(plan.outcomes, storedSessions, { evidence: options.evidence, now }) : undefined;
             if (deleteGuard) {
               await measureLiveTokens(trx, deleteGuard, counts.tokensUnexplained + plan.counts.unexplained);
-              checkDeleteGuard(deleteGuard, counts, plan);
+              await measureLiveSessions(trx, deleteGuard, counts.sessionsUnexplained + (sessionPlan?.counts.unexplained ?? 0));
+              checkDeleteGuard(deleteGuard, counts, plan, sessionPlan);
             }
             if (runId !== undefined) {
               const xid = await applyWritePlan(trx, runId, plan, plan.outcomes);
-              if (storedSessions) await applySessionPlan(trx, runId, planSessionWrites(plan.outcomes, storedSessions));
-              attempt = { xid, plan };
+              if (sessionPlan) await applySessionPlan(trx, runId, sessionPlan);
+              attempt = { xid, written: { plan, sessionPlan } };
             }
-            return plan;
+            return { plan, sessionPlan };
           }),
-        async () => (attempt && (await hasCommitted(db, attempt.xid)) ? attempt.plan : undefined),
+        async () => (attempt && (await hasCommitted(db, attempt.xid)) ? attempt.written : undefined),
       );
-      tally(plan.outcomes, plan.counts);
+      tally(plan.outcomes, plan.counts, sessionPlan?.counts);
       options.onWritten?.(batch.map((o) => o.userId));
       if (runId !== undefined && counts.tokensAdded >= analyzeAt) {
         analyzeAt = counts.tokensAdded * 2;
@@ -135,8 +145,8 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
   }
 
   /** Add a written batch to the run's counts (in place: the progress reporter reads them). */
-  function tally(batch: UserOutcome[], planned: PlanCounts): void {
-    Object.assign(counts, withBatch(counts, batch, planned));
+  function tally(batch: UserOutcome[], planned: PlanCounts, sessions: SessionWritePlan['counts'] | undefined): void {
+    Object.assign(counts, withBatch(counts, batch, planned, sessions));
     for (const outcome of batch) {
       if (outcome.status === 'failed') logger.warn('user failed', { userId: outcome.userId, code: outcome.code, error: outcome.message });
     }
@@ -153,4 +163,10 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
 export async function measureLiveTokens(db: Kysely<Database>, guard: DeleteGuard, unexplained: number): Promise<void> {
   if (!guard.window || guard.window.liveTokens !== undefined || guard.window.tokens + unexplained === 0) return;
   guard.window.liveTokens = await countLiveTokens(db);
+}
+
+/** The warehouse's live sessions, counted into the guard's window as measureLiveTokens counts tokens. */
+export async function measureLiveSessions(db: Kysely<Database>, guard: DeleteGuard, unexplained: number): Promise<void> {
+  if (!guard.window || guard.window.liveSessions !== undefined || (guard.window.sessions ?? 0) + unexplained === 0) return;
+  guard.window.liveSessions = await countLiveSessions(db);
 }

@@ -152,6 +152,11 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
       'tokens_deleted',
       'users_gone_unexplained',
       'tokens_unexplained',
+      'sessions_seen',
+      'sessions_held',
+      'sessions_added',
+      'sessions_deleted',
+      'sessions_unexplained',
       'requests',
       'error',
       'tokens_endpoint',
@@ -313,6 +318,11 @@ type RunRow = Pick<
   | 'tokens_deleted'
   | 'users_gone_unexplained'
   | 'tokens_unexplained'
+  | 'sessions_seen'
+  | 'sessions_held'
+  | 'sessions_added'
+  | 'sessions_deleted'
+  | 'sessions_unexplained'
   | 'requests'
   | 'error'
   | 'tokens_endpoint'
@@ -336,6 +346,11 @@ function toRunSummary(row: RunRow): RunSummary {
     tokensDeleted: row.tokens_deleted,
     usersGoneUnexplained: row.users_gone_unexplained,
     tokensUnexplained: row.tokens_unexplained,
+    sessionsSeen: row.sessions_seen,
+    sessionsHeld: row.sessions_held,
+    sessionsAdded: row.sessions_added,
+    sessionsDeleted: row.sessions_deleted,
+    sessionsUnexplained: row.sessions_unexplained,
     requests: row.requests,
     error: summarizeError(row.error),
     tokensEndpoint: row.tokens_endpoint,

@@ -169,5 +169,10 @@ export interface SessionWritePlan {
   changes: SessionChangeRecord[];
   /** Users whose sessions were listed completely: their sessions_synced_at moves. */
   listedUsers: string[];
-  counts: { held: number; added: number; changed: number; restored: number; deleted: number };
+  /**
+   * `held`: live sessions stored for the listed users (what `deleted` is a share of); `unexplained`:
+   * of `deleted`, sessions that no log entry of their user and no expiry explain (the deletion
+   * guard measures them as it measures tokens).
+   */
+  counts: { held: number; added: number; changed: number; restored: number; deleted: number; unexplained: number };
 }

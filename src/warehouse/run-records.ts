@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { sql, type Kysely } from 'kysely';
 import { toSafeText } from '../core/upstream-text.js';
-import type { PlanCounts, UserOutcome } from './model.js';
+import type { PlanCounts, SessionWritePlan, UserOutcome } from './model.js';
 import type { Database, RunStatus, RunTrigger, SyncRunRow } from './schema.js';
 
 /** Counts a run accumulates; written to sync_runs as progress and at the end. */
@@ -19,6 +19,16 @@ export interface RunCounts {
   /** Users recorded gone (404) with no log entry of their deletion, and tokens deleted with no log entry or expiry to explain it (the deletion guard's measures). */
   usersGoneUnexplained: number;
   tokensUnexplained: number;
+  /**
+   * Sessions (issue #22): listed, live ones held for the users whose sessions were listed (the
+   * guard's denominator), first seen, marked deleted, and of those the ones no log
+   * entry or expiry explains (measured by the deletion guard as tokens are).
+   */
+  sessionsSeen: number;
+  sessionsHeld: number;
+  sessionsAdded: number;
+  sessionsDeleted: number;
+  sessionsUnexplained: number;
   requests: number;
 }
 
@@ -33,12 +43,29 @@ export const emptyCounts = (): RunCounts => ({
   tokensDeleted: 0,
   usersGoneUnexplained: 0,
   tokensUnexplained: 0,
+  sessionsSeen: 0,
+  sessionsHeld: 0,
+  sessionsAdded: 0,
+  sessionsDeleted: 0,
+  sessionsUnexplained: 0,
   requests: 0,
 });
 
-/** `counts` with one written batch added (its outcomes, and its plan's token counts). Pure. */
-export function withBatch(counts: Readonly<RunCounts>, outcomes: readonly UserOutcome[], planned: PlanCounts): RunCounts {
+/** `counts` with one written batch added (its outcomes, its plan's token counts and its session plan's, if any). Pure. */
+export function withBatch(
+  counts: Readonly<RunCounts>,
+  outcomes: readonly UserOutcome[],
+  planned: PlanCounts,
+  sessions?: Readonly<SessionWritePlan['counts']>,
+): RunCounts {
   const next = { ...counts };
+  if (sessions) {
+    next.sessionsHeld += sessions.held;
+    next.sessionsAdded += sessions.added;
+    next.sessionsDeleted += sessions.deleted;
+    next.sessionsUnexplained += sessions.unexplained;
+    for (const outcome of outcomes) if (outcome.status === 'synced') next.sessionsSeen += outcome.sessions?.length ?? 0;
+  }
   next.tokensHeld += planned.held;
   next.tokensAdded += planned.added;
   next.tokensChanged += planned.changed + planned.restored;
@@ -89,6 +116,11 @@ function toColumns(counts: RunCounts) {
     tokens_deleted: counts.tokensDeleted,
     users_gone_unexplained: counts.usersGoneUnexplained,
     tokens_unexplained: counts.tokensUnexplained,
+    sessions_seen: counts.sessionsSeen,
+    sessions_held: counts.sessionsHeld,
+    sessions_added: counts.sessionsAdded,
+    sessions_deleted: counts.sessionsDeleted,
+    sessions_unexplained: counts.sessionsUnexplained,
     requests: counts.requests,
   };
 }
@@ -186,21 +218,24 @@ export async function readFirstUserError(db: Kysely<Database>, runId: number): P
   return row?.error ? { error: row.error, errorCode: row.error_code ?? undefined } : undefined;
 }
 
-/** How far back the deletion guard adds up the tokens that runs other than full passes deleted unexplained. */
+/** How far back the deletion guard adds up the tokens and sessions that runs other than full passes deleted unexplained. */
 const TOKEN_WINDOW_MS = 24 * 3600 * 1000;
 
 /**
  * What the runs since the last full pass that ended (succeeded or partial) deleted with no log
- * entry or expiry to explain it: the users they recorded gone, and the tokens marked deleted in
- * the last day. The deletion guard's running totals for the runs in between (delete-guard.ts).
+ * entry or expiry to explain it: the users they recorded gone, and the tokens and sessions marked
+ * deleted in the last day. The deletion guard's running totals for the runs in between (delete-guard.ts).
  */
-export async function readUnexplainedSinceFullPass(db: Kysely<Database>, now = new Date()): Promise<{ gone: number; tokens: number }> {
+export async function readUnexplainedSinceFullPass(db: Kysely<Database>, now = new Date()): Promise<{ gone: number; tokens: number; sessions: number }> {
   const dayAgo = new Date(now.getTime() - TOKEN_WINDOW_MS);
+  const lastDay = (column: 'tokens_unexplained' | 'sessions_unexplained') =>
+    sql<number>`coalesce(sum(case when started_at > ${dayAgo} then ${sql.ref(column)} else 0 end), 0)`;
   const row = await db
     .selectFrom('auth0.sync_runs')
     .select((eb) => [
       eb.fn.coalesce(eb.fn.sum<number>('users_gone_unexplained'), eb.lit(0)).as('gone'),
-      eb.fn.coalesce(eb.fn.sum<number>(eb.case().when('started_at', '>', dayAgo).then(eb.ref('tokens_unexplained')).else(0).end()), eb.lit(0)).as('tokens'),
+      lastDay('tokens_unexplained').as('tokens'),
+      lastDay('sessions_unexplained').as('sessions'),
     ])
     .where((eb) =>
       eb(
@@ -217,5 +252,5 @@ export async function readUnexplainedSinceFullPass(db: Kysely<Database>, now = n
       ),
     )
     .executeTakeFirstOrThrow();
-  return { gone: Number(row.gone), tokens: Number(row.tokens) };
+  return { gone: Number(row.gone), tokens: Number(row.tokens), sessions: Number(row.sessions) };
 }

@@ -56,6 +56,12 @@ export interface SyncRunsTable {
   /** Deletions no log entry and no expiry explain (the guard's running total between full passes). */
   users_gone_unexplained: Generated<number>;
   tokens_unexplained: Generated<number>;
+  /** Sessions listed, live ones held for the users listed (the guard's denominator), first seen, marked deleted, and deleted unexplained (issue #22). */
+  sessions_seen: Generated<number>;
+  sessions_held: Generated<number>;
+  sessions_added: Generated<number>;
+  sessions_deleted: Generated<number>;
+  sessions_unexplained: Generated<number>;
 }
 
 export interface RefreshTokensTable {

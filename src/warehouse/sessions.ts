@@ -133,3 +133,13 @@ function rowDiffers(table: keyof Database, columns: readonly string[]): RawBuild
   const row = (source: string) => sql.join(columns.map((column) => sql.ref(`${source}.${column}`)));
   return sql<SqlBool>`(${row(table)}) is distinct from (${row('excluded')})`;
 }
+
+/** Live sessions in the warehouse (the deletion guard's measure for runs that are not full passes). */
+export async function countLiveSessions(db: Kysely<Database>): Promise<number> {
+  const row = await db
+    .selectFrom('auth0.sessions')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('deleted_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

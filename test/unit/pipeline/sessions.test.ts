@@ -9,6 +9,7 @@ import { rememberSecret } from '../../../src/core/upstream-text.js';
 import { toChangedUsers } from '../../../src/pipeline/log-events.js';
 import { MAX_SESSION_RAW, toInet, toSessionRecords } from '../../../src/pipeline/normalize-sessions.js';
 import { hasSessionListings, planSessionWrites, withoutStolenSessions } from '../../../src/pipeline/plan-sessions.js';
+import { createLogEvidence } from '../../../src/pipeline/log-evidence.js';
 import { createSessionsSwitch } from '../../../src/pipeline/sessions-switch.js';
 import type { SessionRecord, StoredSession, UserOutcome } from '../../../src/warehouse/model.js';
 import { makeSession, makeToken, sessionsForTokens } from '../../../sandbox/tenant.js';
@@ -131,6 +132,28 @@ const synced = (userId: string, sessions?: SessionRecord[]): UserOutcome => ({
 });
 
 describe('planSessionWrites', () => {
+  it('counts a deletion unexplained unless a logout, a revocation, the user deletion or an expiry explains it (the tokens rule)', () => {
+    const inAYear = new Date(Date.now() + 365 * 86_400_000).toISOString();
+    const live = toSessionRecords(USER, [
+      session('x', { expires_at: inAYear, idle_expires_at: inAYear }),
+      session('y', { expires_at: inAYear, idle_expires_at: inAYear }),
+    ]);
+    const held = live.map((record) => stored(record));
+    const gone = (evidence?: ReturnType<typeof createLogEvidence>, now?: Date) => planSessionWrites([synced(USER, [])], held, { evidence, now }).counts;
+    expect(gone()).toMatchObject({ held: 2, deleted: 2, unexplained: 2 });
+    // A logout (`slo`) naming `x`: `x` is explained; `y`, another session of the user, too, as for tokens (an entry about the user).
+    expect(gone(createLogEvidence({ explanations: [{ userId: USER, reason: 'session_revoked', sessionIds: ['x'] }] }))).toMatchObject({ unexplained: 0 });
+    // Every session revoked through the API, or the user deleted.
+    expect(gone(createLogEvidence({ explanations: [{ userId: USER, reason: 'session_revoked', callerClientId: 'admin' }] }))).toMatchObject({ unexplained: 0 });
+    const notFound: UserOutcome = { status: 'not_found', userId: USER, sessions: [] };
+    expect(planSessionWrites([notFound], held, { evidence: createLogEvidence({ deleted: [USER] }) }).counts).toMatchObject({ deleted: 2, unexplained: 0 });
+    expect(planSessionWrites([notFound], held).counts).toMatchObject({ deleted: 2, unexplained: 2 });
+    // Past their expiry.
+    expect(gone(undefined, new Date(Date.now() + 2 * 365 * 86_400_000))).toMatchObject({ deleted: 2, unexplained: 0 });
+    // Another user's entries explain nothing.
+    expect(gone(createLogEvidence({ explanations: [{ userId: 'auth0|other', reason: 'session_revoked' }] }))).toMatchObject({ unexplained: 2 });
+  });
+
   const [a, b, c] = toSessionRecords(USER, [session('a'), session('b'), session('c')]);
 
   it('writes nothing for an unchanged listing, and records first sightings alone', () => {
@@ -156,7 +179,8 @@ describe('planSessionWrites', () => {
     const plan = planSessionWrites([synced(USER, [moved, c!])], [stored(a!), stored(b!), stored(c!, { deleted_at: new Date() })]);
     expect(plan.deletedIds).toEqual(['a']);
     expect(plan.sessions.map((s) => s.id)).toEqual(['b', 'c']);
-    expect(plan.counts).toEqual({ held: 2, added: 0, changed: 1, restored: 1, deleted: 1 });
+    // `a` expired long ago (the sandbox's dates): its deletion is explained.
+    expect(plan.counts).toEqual({ held: 2, added: 0, changed: 1, restored: 1, deleted: 1, unexplained: 0 });
     expect(plan.changes.map((ch) => [ch.session_id, ch.change, ch.new_value])).toEqual(
       expect.arrayContaining([
         ['b', 'interacted', '2030-01-01T00:00:00.000Z'],
