@@ -215,37 +215,39 @@ describe('provisioning and compose', () => {
 });
 
 describeServer('every panel query against a synced warehouse', () => {
-  let t: TestDatabase;
-  let fake: FakeAuth0;
-  let owner: pg.Client;
-  /** What the fake tenant holds after the second sync. */
-  let live: Map<string, Auth0TokenJson[]>;
-  let revoked = 0;
-  let created = 0;
   const role = `rt_grafana_reader_${process.pid}`;
   const range = { from: new Date(Date.now() - 90 * DAY), to: new Date(Date.now() + 60_000) };
 
-  async function sync() {
+  async function sync(t: TestDatabase, fake: FakeAuth0) {
     const out = captureIo();
     const code = await main(['sync'], envFor(fake, t.url), out.io, cliDeps(t));
     expect({ code, stderr: out.stderr }).toEqual({ code: 0, stderr: [] });
   }
 
+  /**
+   * The synced warehouse, made once for the block (two syncs take seconds) and only read by its
+   * tests, through `withWarehouse`: its database, tenant and owner's connection, closed after the
+   * last test; `live` is what the tenant holds after the second sync.
+   */
+  const held: { t?: TestDatabase; fake?: FakeAuth0; owner?: pg.Client; live?: Map<string, Auth0TokenJson[]>; revoked: number; created: number } = {
+    revoked: 0,
+    created: 0,
+  };
   beforeAll(async () => {
-    t = await createTestDatabase();
+    const t = (held.t = await createTestDatabase());
     // Sessions listed too, so the sessions panels have rows to draw.
-    fake = await startFakeAuth0({ scope: SCOPE_WITH_SESSIONS });
+    const fake = (held.fake = await startFakeAuth0({ scope: SCOPE_WITH_SESSIONS }));
     // Two syncs of the sandbox tenant dated around today: everything first seen, then a few revoked.
     const tenant = generateTenant({ users: 40, seed: 21, datesAround: Date.now() });
     for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
-    created = [...tenant.values()].flat().length;
+    held.created = [...tenant.values()].flat().length;
     await loadUsers(t.db, tenant.keys());
-    await sync();
-    live = new Map(tenant);
+    await sync(t, fake);
+    const live = (held.live = new Map(tenant));
     for (const [userId, tokens] of [...tenant].filter(([, tokens]) => tokens.length > 1).slice(0, 4)) {
       live.set(userId, tokens.slice(1));
       fake.setUser(userId, tokens.slice(1));
-      revoked += 1;
+      held.revoked += 1;
     }
     // One token now used from another network (the location-changed view and its history).
     const [movedUser, movedTokens] = [...live].find(([, tokens]) => tokens.some((token) => token.device))!;
@@ -254,15 +256,15 @@ describeServer('every panel query against a synced warehouse', () => {
     );
     live.set(movedUser, moved);
     fake.setUser(movedUser, moved);
-    await sync();
-    owner = new pg.Client({ connectionString: t.url });
-    await owner.connect();
+    await sync(t, fake);
+    held.owner = new pg.Client({ connectionString: t.url });
+    await held.owner.connect();
   }, 90_000);
 
   afterAll(async () => {
-    await owner?.end();
-    await fake?.close();
-    await t?.drop();
+    await held.owner?.end();
+    await held.fake?.close();
+    await held.t?.drop();
     // A role is the server's, not the database's: dropped once its database is gone.
     const admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();
@@ -271,135 +273,150 @@ describeServer('every panel query against a synced warehouse', () => {
 
   const run = (client: pg.Client, rawSql: string) => client.query(fillMacros(rawSql, range));
   const panel = (title: string) => queried.find((p) => p.title === title)!;
-  /** The single value of a stat panel. */
-  const stat = async (title: string) => {
-    const { rows, fields } = await run(owner, panel(title).targets![0]!.rawSql);
-    return rows[0]?.[fields[0]!.name] as unknown;
-  };
-  const count = async (text: string) => Number((await owner.query(text)).rows[0].n);
 
-  it('the sample data has something for every chart', async () => {
-    expect(created).toBeGreaterThan(50);
-    expect(revoked).toBe(4);
-    expect(await count('select count(*) as n from auth0.refresh_tokens_location_changed')).toBeGreaterThan(0);
-    expect(await count('select count(*) as n from auth0.refresh_tokens_unused')).toBeGreaterThan(0);
-    expect(await count("select count(*) as n from auth0.sync_runs where status = 'succeeded'")).toBe(2);
-  });
+  function withWarehouse(use: (w: ReturnType<typeof world>) => Promise<void>): Promise<void> {
+    return use(world());
+  }
+  function world() {
+    const { t, fake, owner, live, revoked, created } = held;
+    if (!t || !fake || !owner || !live) throw new Error('the synced warehouse: take it inside a test');
+    /** The single value of a stat panel. */
+    const stat = async (title: string) => {
+      const { rows, fields } = await run(owner, panel(title).targets![0]!.rawSql);
+      return rows[0]?.[fields[0]!.name] as unknown;
+    };
+    const count = async (text: string) => Number((await owner.query(text)).rows[0].n);
+    return { t, fake, owner, live, revoked, created, stat, count };
+  }
 
-  it('each query runs and returns the columns its panel draws', async () => {
-    for (const p of queried) {
-      for (const target of p.targets!) {
-        const result = await run(owner, target.rawSql).catch((error: Error) => {
-          throw new Error(`panel "${p.title}": ${error.message}`);
-        });
-        const names = result.fields.map((f) => f.name);
-        const where = { panel: p.title, columns: names };
-        if (target.format === 'time_series') {
-          // Grafana's time series: a "time" column, an optional "metric" text column naming the series, numbers.
-          const time = result.fields.find((f) => f.name === 'time');
-          expect({ ...where, time: time && (TIME.has(time.dataTypeID) || isNumeric(time)) }).toEqual({ ...where, time: true });
-          const values = result.fields.filter((f) => f.name !== 'time' && f.name !== 'metric');
-          expect({ ...where, values: values.length > 0 && values.every(isNumeric) }).toEqual({ ...where, values: true });
-          const metric = result.fields.find((f) => f.name === 'metric');
-          if (metric) expect(TEXT.has(metric.dataTypeID)).toBe(true);
-        } else if (p.type === 'stat') {
-          // One number (or none yet, shown as "–").
-          expect({ ...where, numeric: result.fields.length === 1 && isNumeric(result.fields[0]!) }).toEqual({ ...where, numeric: true });
-          expect(result.rows.length).toBeLessThanOrEqual(1);
-        } else if (p.type === 'barchart') {
-          // Categories in options.xField, then numbers.
-          const [x, ...values] = result.fields;
-          expect({ ...where, x: x?.name, text: x && TEXT.has(x.dataTypeID), values: values.length > 0 && values.every(isNumeric) }).toEqual({
-            ...where,
-            x: p.options!.xField,
-            text: true,
-            values: true,
-          });
-          expect(result.rows.length).toBeGreaterThan(0);
-        } else if (p.type === 'piechart') {
-          // One slice per row: a name and the value reduceOptions.fields picks.
-          const [name, value] = result.fields;
-          expect({ ...where, name: name && TEXT.has(name.dataTypeID), value: value && isNumeric(value) }).toEqual({ ...where, name: true, value: true });
-          expect(new RegExp(p.options!.reduceOptions!.fields!.slice(1, -1)).test(value!.name)).toBe(true);
-          expect(result.rows.length).toBeGreaterThan(0);
-        }
-        // Units and formats set per column name must name a column the query returns.
-        for (const override of p.fieldConfig?.overrides ?? []) {
-          if (override.matcher.id === 'byName') expect({ ...where, override: names.includes(override.matcher.options) }).toEqual({ ...where, override: true });
-        }
-      }
-    }
-  });
+  it('the sample data has something for every chart', () =>
+    withWarehouse(async ({ revoked, created, count }) => {
+      expect(created).toBeGreaterThan(50);
+      expect(revoked).toBe(4);
+      expect(await count('select count(*) as n from auth0.refresh_tokens_location_changed')).toBeGreaterThan(0);
+      expect(await count('select count(*) as n from auth0.refresh_tokens_unused')).toBeGreaterThan(0);
+      expect(await count("select count(*) as n from auth0.sync_runs where status = 'succeeded'")).toBe(2);
+    }));
 
-  it('the headline numbers match SQL counts on the base tables and the tenant', async () => {
-    const liveTokens = [...live.values()].flat();
-    const active = `from auth0.refresh_tokens where deleted_at is null and (expires_at is null or expires_at > now()) and (idle_expires_at is null or idle_expires_at > now())`;
-    expect(await count(`select count(*) as n ${active}`)).toBe(liveTokens.length);
-    expect(Number(await stat('Live tokens'))).toBe(liveTokens.length);
-    expect(Number(await stat('Users holding them'))).toBe([...live.values()].filter((tokens) => tokens.length > 0).length);
-    expect(Number(await stat('Applications'))).toBe(new Set(liveTokens.map((token) => token.client_id)).size);
-    expect(Number(await stat('Location changed'))).toBe(await count('select count(*) as n from auth0.refresh_tokens_location_changed'));
-    const lastSuccess = await owner.query("select max(finished_at) as at from auth0.sync_runs where status = 'succeeded'");
-    expect(Number(await stat('Last successful sync'))).toBe((lastSuccess.rows[0].at as Date).getTime());
-    expect(Number(await stat('Freshness lag'))).toBeGreaterThanOrEqual(0);
-    expect(Number(await stat('Freshness lag'))).toBeLessThan(120);
-    expect(await stat('Log-follow lag')).toBeUndefined(); // no follow ran: an empty stat, not an error
-
-    // Per application adds up to the live tokens; the history shows every first sighting and each revocation.
-    const perClient = await run(owner, panel('Live tokens per application').targets![0]!.rawSql);
-    expect(perClient.rows.reduce((sum, row) => sum + Number(row['live tokens']), 0)).toBe(liveTokens.length);
-    const perDay = await run(owner, panel('Tokens created and deleted per day').targets![0]!.rawSql);
-    expect(perDay.rows.reduce((sum, row) => sum + Number(row.created), 0)).toBe(created);
-    expect(perDay.rows.reduce((sum, row) => sum + Number(row.deleted), 0)).toBe(revoked);
-    const runs = await run(owner, panel('Runs per day by outcome').targets![0]!.rawSql);
-    expect(runs.rows.reduce((sum, row) => sum + Number(row.succeeded), 0)).toBe(2);
-    // The histograms count every live token once.
-    for (const title of ['Age of live tokens', 'Time left before expiry', 'Rotating vs non-rotating', 'Tokens with no session']) {
-      const { rows } = await run(owner, panel(title).targets![0]!.rawSql);
-      expect({ title, total: rows.reduce((sum, row) => sum + Number(row.tokens), 0) }).toEqual({ title, total: liveTokens.length });
-    }
-  });
-
-  itPsql('grafana/reader-role.sql makes a role that can run every panel and write nothing', async () => {
-    const password = 'reader-secret';
-    const script = (env: NodeJS.ProcessEnv) =>
-      promisify(execFile)(PSQL!, [t.url!, '-q', '-v', `reader_role=${role}`, '-f', path.join(ROOT, 'grafana', 'reader-role.sql')], { env });
-    // Twice: the script is idempotent (compose runs it on every `up`).
-    await script({ ...process.env, GRAFANA_DB_PASSWORD: password });
-    await script({ ...process.env, GRAFANA_DB_PASSWORD: password });
-    // Without a password it refuses, saying what to set.
-    const refused = await script({ ...process.env, GRAFANA_DB_PASSWORD: undefined }).catch((error: { code: number; stderr: string }) => error);
-    expect(refused).toMatchObject({ code: 3, stderr: expect.stringContaining('GRAFANA_DB_PASSWORD is not set') });
-
-    const url = new URL(t.url!);
-    url.username = role;
-    url.password = password;
-    const reader = new pg.Client({ connectionString: url.toString() });
-    await reader.connect();
-    try {
+  it('each query runs and returns the columns its panel draws', () =>
+    withWarehouse(async ({ owner }) => {
       for (const p of queried) {
         for (const target of p.targets!) {
-          const [asReader, asOwner] = await Promise.all([run(reader, target.rawSql), run(owner, target.rawSql)]);
-          expect({ panel: p.title, rows: asReader.rowCount }).toEqual({ panel: p.title, rows: asOwner.rowCount });
+          const result = await run(owner, target.rawSql).catch((error: Error) => {
+            throw new Error(`panel "${p.title}": ${error.message}`);
+          });
+          const names = result.fields.map((f) => f.name);
+          const where = { panel: p.title, columns: names };
+          if (target.format === 'time_series') {
+            // Grafana's time series: a "time" column, an optional "metric" text column naming the series, numbers.
+            const time = result.fields.find((f) => f.name === 'time');
+            expect({ ...where, time: time && (TIME.has(time.dataTypeID) || isNumeric(time)) }).toEqual({ ...where, time: true });
+            const values = result.fields.filter((f) => f.name !== 'time' && f.name !== 'metric');
+            expect({ ...where, values: values.length > 0 && values.every(isNumeric) }).toEqual({ ...where, values: true });
+            const metric = result.fields.find((f) => f.name === 'metric');
+            if (metric) expect(TEXT.has(metric.dataTypeID)).toBe(true);
+          } else if (p.type === 'stat') {
+            // One number (or none yet, shown as "–").
+            expect({ ...where, numeric: result.fields.length === 1 && isNumeric(result.fields[0]!) }).toEqual({ ...where, numeric: true });
+            expect(result.rows.length).toBeLessThanOrEqual(1);
+          } else if (p.type === 'barchart') {
+            // Categories in options.xField, then numbers.
+            const [x, ...values] = result.fields;
+            expect({ ...where, x: x?.name, text: x && TEXT.has(x.dataTypeID), values: values.length > 0 && values.every(isNumeric) }).toEqual({
+              ...where,
+              x: p.options!.xField,
+              text: true,
+              values: true,
+            });
+            expect(result.rows.length).toBeGreaterThan(0);
+          } else if (p.type === 'piechart') {
+            // One slice per row: a name and the value reduceOptions.fields picks.
+            const [name, value] = result.fields;
+            expect({ ...where, name: name && TEXT.has(name.dataTypeID), value: value && isNumeric(value) }).toEqual({ ...where, name: true, value: true });
+            expect(new RegExp(p.options!.reduceOptions!.fields!.slice(1, -1)).test(value!.name)).toBe(true);
+            expect(result.rows.length).toBeGreaterThan(0);
+          }
+          // Units and formats set per column name must name a column the query returns.
+          for (const override of p.fieldConfig?.overrides ?? []) {
+            if (override.matcher.id === 'byName')
+              expect({ ...where, override: names.includes(override.matcher.options) }).toEqual({ ...where, override: true });
+          }
         }
       }
-      // Read-only by its grants, not only by its default_transaction_read_only (which a session may turn off).
-      await expect(reader.query('insert into auth0.users (user_id) values ($1)', ['auth0|intruder'])).rejects.toMatchObject({ code: '25006' });
-      await reader.query('set default_transaction_read_only = off');
-      await expect(reader.query('insert into auth0.users (user_id) values ($1)', ['auth0|intruder'])).rejects.toMatchObject({ code: '42501' });
-      await expect(reader.query('delete from auth0.refresh_tokens')).rejects.toMatchObject({ code: '42501' });
-      await expect(reader.query('create table auth0.x (a int)')).rejects.toMatchObject({ code: '42501' });
-    } finally {
-      await reader.end();
-    }
-    // Default privileges: a view a later migration creates (as the owner) is readable at once.
-    await owner.query('create view auth0.grafana_later as select count(*) as n from auth0.refresh_tokens');
-    const again = new pg.Client({ connectionString: url.toString() });
-    await again.connect();
-    try {
-      expect((await again.query('select n from auth0.grafana_later')).rowCount).toBe(1);
-    } finally {
-      await again.end();
-    }
-  });
+    }));
+
+  it('the headline numbers match SQL counts on the base tables and the tenant', () =>
+    withWarehouse(async ({ owner, live, revoked, created, stat, count }) => {
+      const liveTokens = [...live.values()].flat();
+      const active = `from auth0.refresh_tokens where deleted_at is null and (expires_at is null or expires_at > now()) and (idle_expires_at is null or idle_expires_at > now())`;
+      expect(await count(`select count(*) as n ${active}`)).toBe(liveTokens.length);
+      expect(Number(await stat('Live tokens'))).toBe(liveTokens.length);
+      expect(Number(await stat('Users holding them'))).toBe([...live.values()].filter((tokens) => tokens.length > 0).length);
+      expect(Number(await stat('Applications'))).toBe(new Set(liveTokens.map((token) => token.client_id)).size);
+      expect(Number(await stat('Location changed'))).toBe(await count('select count(*) as n from auth0.refresh_tokens_location_changed'));
+      const lastSuccess = await owner.query("select max(finished_at) as at from auth0.sync_runs where status = 'succeeded'");
+      expect(Number(await stat('Last successful sync'))).toBe((lastSuccess.rows[0].at as Date).getTime());
+      expect(Number(await stat('Freshness lag'))).toBeGreaterThanOrEqual(0);
+      expect(Number(await stat('Freshness lag'))).toBeLessThan(120);
+      expect(await stat('Log-follow lag')).toBeUndefined(); // no follow ran: an empty stat, not an error
+
+      // Per application adds up to the live tokens; the history shows every first sighting and each revocation.
+      const perClient = await run(owner, panel('Live tokens per application').targets![0]!.rawSql);
+      expect(perClient.rows.reduce((sum, row) => sum + Number(row['live tokens']), 0)).toBe(liveTokens.length);
+      const perDay = await run(owner, panel('Tokens created and deleted per day').targets![0]!.rawSql);
+      expect(perDay.rows.reduce((sum, row) => sum + Number(row.created), 0)).toBe(created);
+      expect(perDay.rows.reduce((sum, row) => sum + Number(row.deleted), 0)).toBe(revoked);
+      const runs = await run(owner, panel('Runs per day by outcome').targets![0]!.rawSql);
+      expect(runs.rows.reduce((sum, row) => sum + Number(row.succeeded), 0)).toBe(2);
+      // The histograms count every live token once.
+      for (const title of ['Age of live tokens', 'Time left before expiry', 'Rotating vs non-rotating', 'Tokens with no session']) {
+        const { rows } = await run(owner, panel(title).targets![0]!.rawSql);
+        expect({ title, total: rows.reduce((sum, row) => sum + Number(row.tokens), 0) }).toEqual({ title, total: liveTokens.length });
+      }
+    }));
+
+  itPsql('grafana/reader-role.sql makes a role that can run every panel and write nothing', () =>
+    withWarehouse(async ({ t, owner }) => {
+      const password = 'reader-secret';
+      const script = (env: NodeJS.ProcessEnv) =>
+        promisify(execFile)(PSQL!, [t.url!, '-q', '-v', `reader_role=${role}`, '-f', path.join(ROOT, 'grafana', 'reader-role.sql')], { env });
+      // Twice: the script is idempotent (compose runs it on every `up`).
+      await script({ ...process.env, GRAFANA_DB_PASSWORD: password });
+      await script({ ...process.env, GRAFANA_DB_PASSWORD: password });
+      // Without a password it refuses, saying what to set.
+      const refused = await script({ ...process.env, GRAFANA_DB_PASSWORD: undefined }).catch((error: { code: number; stderr: string }) => error);
+      expect(refused).toMatchObject({ code: 3, stderr: expect.stringContaining('GRAFANA_DB_PASSWORD is not set') });
+
+      const url = new URL(t.url!);
+      url.username = role;
+      url.password = password;
+      const reader = new pg.Client({ connectionString: url.toString() });
+      await reader.connect();
+      try {
+        for (const p of queried) {
+          for (const target of p.targets!) {
+            const [asReader, asOwner] = await Promise.all([run(reader, target.rawSql), run(owner, target.rawSql)]);
+            expect({ panel: p.title, rows: asReader.rowCount }).toEqual({ panel: p.title, rows: asOwner.rowCount });
+          }
+        }
+        // Read-only by its grants, not only by its default_transaction_read_only (which a session may turn off).
+        await expect(reader.query('insert into auth0.users (user_id) values ($1)', ['auth0|intruder'])).rejects.toMatchObject({ code: '25006' });
+        await reader.query('set default_transaction_read_only = off');
+        await expect(reader.query('insert into auth0.users (user_id) values ($1)', ['auth0|intruder'])).rejects.toMatchObject({ code: '42501' });
+        await expect(reader.query('delete from auth0.refresh_tokens')).rejects.toMatchObject({ code: '42501' });
+        await expect(reader.query('create table auth0.x (a int)')).rejects.toMatchObject({ code: '42501' });
+      } finally {
+        await reader.end();
+      }
+      // Default privileges: a view a later migration creates (as the owner) is readable at once.
+      await owner.query('create view auth0.grafana_later as select count(*) as n from auth0.refresh_tokens');
+      const again = new pg.Client({ connectionString: url.toString() });
+      await again.connect();
+      try {
+        expect((await again.query('select n from auth0.grafana_later')).rowCount).toBe(1);
+      } finally {
+        await again.end();
+      }
+    }),
+  );
 });

@@ -1,21 +1,13 @@
 import { existsSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { demoMain } from '../../sandbox/demo.js';
 import { captureIo } from '../helpers/db.js';
+import { withTempDir } from '../helpers/fixtures.js';
 
 // Issue #19: a second `npm run demo` reported "0 entries read, touching only 0 of 500 users"
 // and a change history that piled up. Each demo now starts from a new database of its own.
-
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'rt-demo-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
 
 /** The report without what changes from one run to the next (times, ports, dates). */
 const stable = (lines: string[]) =>
@@ -27,31 +19,37 @@ const stable = (lines: string[]) =>
   );
 
 describe('npm run demo', () => {
-  it('run twice gives the same report, and says the second replaced the first', async () => {
-    const demoDir = path.join(dir, 'demo');
-    const first = captureIo();
-    expect(await demoMain([], { DEMO_DATA_DIR: demoDir }, first.io)).toBe(0);
-    const second = captureIo();
-    expect(await demoMain([], { DEMO_DATA_DIR: demoDir }, second.io)).toBe(0);
+  it(
+    'run twice gives the same report, and says the second replaced the first',
+    () =>
+      withTempDir(async (dir) => {
+        const demoDir = path.join(dir, 'demo');
+        const first = captureIo();
+        expect(await demoMain([], { DEMO_DATA_DIR: demoDir }, first.io)).toBe(0);
+        const second = captureIo();
+        expect(await demoMain([], { DEMO_DATA_DIR: demoDir }, second.io)).toBe(0);
 
-    expect(first.stdout[1]).toBe(`Warehouse: embedded PostgreSQL in ${demoDir}, new.`);
-    expect(second.stdout[1]).toBe(`Warehouse: embedded PostgreSQL in ${demoDir}, new (the previous demo's database was replaced).`);
-    expect(stable(second.stdout).slice(2)).toEqual(stable(first.stdout).slice(2));
-    const report = second.stdout.join('\n');
-    expect(report).toMatch(/First sync: run 1 succeeded/);
-    expect(report).toMatch(/\b2 entries read, touching only 2 of 500 users \(run 3\)/);
-    expect(report).toMatch(/Change history \(auth0\.refresh_token_changes\): 2246 created,/);
-    expect(report).not.toMatch(/\d{20}/); // log IDs shortened in sentences
-    expect(report).toContain(`PGLITE_DATA_DIR=${demoDir} npm run status`);
-  }, 240_000);
+        expect(first.stdout[1]).toBe(`Warehouse: embedded PostgreSQL in ${demoDir}, new.`);
+        expect(second.stdout[1]).toBe(`Warehouse: embedded PostgreSQL in ${demoDir}, new (the previous demo's database was replaced).`);
+        expect(stable(second.stdout).slice(2)).toEqual(stable(first.stdout).slice(2));
+        const report = second.stdout.join('\n');
+        expect(report).toMatch(/First sync: run 1 succeeded/);
+        expect(report).toMatch(/\b2 entries read, touching only 2 of 500 users \(run 3\)/);
+        expect(report).toMatch(/Change history \(auth0\.refresh_token_changes\): 2246 created,/);
+        expect(report).not.toMatch(/\d{20}/); // log IDs shortened in sentences
+        expect(report).toContain(`PGLITE_DATA_DIR=${demoDir} npm run status`);
+      }),
+    240_000,
+  );
 
-  it('refuses a DEMO_DATA_DIR holding files it did not make, and leaves them', async () => {
-    const other = path.join(dir, 'warehouse');
-    await mkdir(other);
-    writeFileSync(path.join(other, 'PG_VERSION'), '18\n');
-    const out = captureIo();
-    expect(await demoMain([], { DEMO_DATA_DIR: other }, out.io)).toBe(1);
-    expect(out.stderr.join('\n')).toMatch(/^error \[demo_dir_taken\]: DEMO_DATA_DIR .*warehouse holds files the demo did not make/);
-    expect(existsSync(path.join(other, 'PG_VERSION'))).toBe(true);
-  });
+  it('refuses a DEMO_DATA_DIR holding files it did not make, and leaves them', () =>
+    withTempDir(async (dir) => {
+      const other = path.join(dir, 'warehouse');
+      await mkdir(other);
+      writeFileSync(path.join(other, 'PG_VERSION'), '18\n');
+      const out = captureIo();
+      expect(await demoMain([], { DEMO_DATA_DIR: other }, out.io)).toBe(1);
+      expect(out.stderr.join('\n')).toMatch(/^error \[demo_dir_taken\]: DEMO_DATA_DIR .*warehouse holds files the demo did not make/);
+      expect(existsSync(path.join(other, 'PG_VERSION'))).toBe(true);
+    }));
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { loadConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/log.js';
@@ -7,73 +7,73 @@ import { cronScheduler, type CronTaskOptions } from '../../src/worker/scheduler.
 import { SYNC_JOB_NAME } from '../../src/jobs/sync.js';
 import { runWorker } from '../../src/worker/worker.js';
 import { startCli } from '../helpers/cli.js';
-import { createTestDatabase, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
-import { envFor, generateTenant, startFakeAuth0, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { sharedDatabase } from '../helpers/fixtures.js';
+import { envFor, generateTenant, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { createTestScheduler } from '../helpers/scheduler.js';
 
-let t: TestDatabase;
-let fake: FakeAuth0;
+const tenant = generateTenant({ users: 30, seed: 9 });
 
-beforeAll(async () => {
-  t = await createTestDatabase();
-  fake = await startFakeAuth0();
-  for (const [userId, tokens] of generateTenant({ users: 30, seed: 9 })) fake.setUser(userId, tokens);
-  await loadUsers(t.db, fake.users.keys());
-});
-afterAll(async () => {
-  await fake.close();
-  await t.drop();
-});
-beforeEach(async () => {
-  await t.db.deleteFrom('auth0.user_sync_state').execute();
-  await t.db.updateTable('auth0.refresh_tokens').set({ first_seen_run_id: null, last_changed_run_id: null }).execute();
-  await t.db.deleteFrom('auth0.refresh_token_changes').execute();
-  await t.db.deleteFrom('auth0.sync_runs').execute();
-});
+/** What a test works with: its emptied database, its fake tenant with the 30 users, and helpers bound to both. */
+function world(t: TestDatabase, fake: FakeAuth0) {
+  function startWorker(extra: Record<string, string>) {
+    const lines: Record<string, unknown>[] = [];
+    const stop = new AbortController();
+    const scheduler = createTestScheduler();
+    const config = loadConfig(envFor(fake, t.url!, extra));
+    const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded }, scheduler });
+    const waitForLog = async (msg: string) => {
+      for (let i = 0; i < 200 && !lines.some((l) => l.msg === msg); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(lines.map((l) => l.msg)).toContain(msg);
+    };
+    /** One tick of SYNC_SCHEDULE; resolves once its run is done (at once when skipped). */
+    const tick = () => scheduler.tick(SYNC_JOB_NAME);
+    return { lines, scheduler, tick, stop: () => stop.abort(), done, waitForLog };
+  }
 
-function startWorker(extra: Record<string, string>) {
-  const lines: Record<string, unknown>[] = [];
-  const stop = new AbortController();
-  const scheduler = createTestScheduler();
-  const config = loadConfig(envFor(fake, t.url!, extra));
-  const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded }, scheduler });
-  const waitForLog = async (msg: string) => {
-    for (let i = 0; i < 200 && !lines.some((l) => l.msg === msg); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(lines.map((l) => l.msg)).toContain(msg);
-  };
-  /** One tick of SYNC_SCHEDULE; resolves once its run is done (at once when skipped). */
-  const tick = () => scheduler.tick(SYNC_JOB_NAME);
-  return { lines, scheduler, tick, stop: () => stop.abort(), done, waitForLog };
+  const runs = () => t.db.selectFrom('auth0.sync_runs').selectAll().orderBy('id').execute();
+  return { t, fake, startWorker, runs };
 }
 
-const runs = () => t.db.selectFrom('auth0.sync_runs').selectAll().orderBy('id').execute();
+// Each test gets an emptied database (one clone for the file) and a fresh tenant with the 30 users
+// in the source table: a tenant setting or an interceptor never outlives its test.
+const { withEmptyDatabaseAndTenant } = sharedDatabase();
+function withTenant(use: (w: ReturnType<typeof world>) => Promise<void>): Promise<void> {
+  return withEmptyDatabaseAndTenant(async (t, fake) => {
+    for (const [userId, tokens] of tenant) fake.setUser(userId, tokens);
+    await loadUsers(t.db, tenant.keys());
+    await use(world(t, fake));
+  });
+}
+
 const STILL_GOING = 'tick skipped: the previous run is still going';
 
 describe('worker', () => {
-  it('runs the job on each tick of the schedule, logs the next run time, and stops cleanly', async () => {
-    const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *', SYNC_TIMEZONE: 'Europe/Paris' });
-    await worker.tick();
-    await worker.tick();
-    worker.stop();
-    await worker.done;
-    expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([
-      ['schedule', 'succeeded'],
-      ['schedule', 'succeeded'],
-    ]);
-    const task = worker.scheduler.tasks.get(SYNC_JOB_NAME)!;
-    expect(task).toMatchObject({ expression: '* * * * * *', timezone: 'Europe/Paris' });
-    expect(task.status()).toBe('destroyed');
-    // At start and after each run: when the scheduler says the next tick is due.
-    const next = worker.lines.filter((l) => l.msg === 'next run');
-    expect(next).toHaveLength(3);
-    expect(next.at(-1)).toMatchObject({ at: worker.scheduler.nextRun().toISOString(), schedule: '* * * * * *', timezone: 'Europe/Paris' });
-    expect(worker.lines.at(-1)).toMatchObject({ msg: 'worker stopped' });
-  });
+  it('runs the job on each tick of the schedule, logs the next run time, and stops cleanly', () =>
+    withTenant(async ({ startWorker, runs }) => {
+      const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *', SYNC_TIMEZONE: 'Europe/Paris' });
+      await worker.tick();
+      await worker.tick();
+      worker.stop();
+      await worker.done;
+      expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([
+        ['schedule', 'succeeded'],
+        ['schedule', 'succeeded'],
+      ]);
+      const task = worker.scheduler.tasks.get(SYNC_JOB_NAME)!;
+      expect(task).toMatchObject({ expression: '* * * * * *', timezone: 'Europe/Paris' });
+      expect(task.status()).toBe('destroyed');
+      // At start and after each run: when the scheduler says the next tick is due.
+      const next = worker.lines.filter((l) => l.msg === 'next run');
+      expect(next).toHaveLength(3);
+      expect(next.at(-1)).toMatchObject({ at: worker.scheduler.nextRun().toISOString(), schedule: '* * * * * *', timezone: 'Europe/Paris' });
+      expect(worker.lines.at(-1)).toMatchObject({ msg: 'worker stopped' });
+    }));
 
-  it('with AUTH0_TOKENS_ENDPOINT=auto, switches routes once for its whole life on a tenant without the Early Access one', async () => {
-    fake.setEarlyAccess(false);
-    try {
+  it('with AUTH0_TOKENS_ENDPOINT=auto, switches routes once for its whole life on a tenant without the Early Access one', () =>
+    withTenant(async ({ fake, startWorker, runs }) => {
+      fake.setEarlyAccess(false);
       const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
       await worker.tick();
       await worker.tick();
@@ -84,43 +84,43 @@ describe('worker', () => {
         ['succeeded', 'users'],
       ]);
       expect(worker.lines.filter((l) => String(l.msg).includes('is not available on this tenant'))).toHaveLength(1);
-    } finally {
-      fake.setEarlyAccess(true);
-    }
-  });
+    }));
 
-  it('runs one sync at start with SYNC_RUN_ON_START, whatever the schedule', async () => {
-    const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true' });
-    await worker.waitForLog('scheduled run done');
-    worker.stop();
-    await worker.done;
-    expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([['schedule', 'succeeded']]);
-    expect(worker.lines.find((l) => l.msg === 'next run')!.at).toBe(worker.scheduler.nextRun().toISOString());
-  });
-
-  // One process per embedded database: nothing else can hold its lock.
-  itServer('skips a tick while another process holds the run lock', async () => {
-    const holder = new pg.Client({ connectionString: t.url });
-    await holder.connect();
-    try {
-      await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
-      const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
-      await worker.tick();
+  it('runs one sync at start with SYNC_RUN_ON_START, whatever the schedule', () =>
+    withTenant(async ({ startWorker, runs }) => {
+      const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true' });
+      await worker.waitForLog('scheduled run done');
       worker.stop();
       await worker.done;
-      expect(worker.lines.map((l) => l.msg)).toContain('tick skipped: another run is active');
-      expect(await runs()).toEqual([]);
-    } finally {
-      await holder.end();
-    }
-  });
+      expect((await runs()).map((r) => [r.trigger, r.status])).toEqual([['schedule', 'succeeded']]);
+      expect(worker.lines.find((l) => l.msg === 'next run')!.at).toBe(worker.scheduler.nextRun().toISOString());
+    }));
+
+  // One process per embedded database: nothing else can hold its lock.
+  itServer('skips a tick while another process holds the run lock', () =>
+    withTenant(async ({ t, startWorker, runs }) => {
+      const holder = new pg.Client({ connectionString: t.url });
+      await holder.connect();
+      try {
+        await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+        const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
+        await worker.tick();
+        worker.stop();
+        await worker.done;
+        expect(worker.lines.map((l) => l.msg)).toContain('tick skipped: another run is active');
+        expect(await runs()).toEqual([]);
+      } finally {
+        await holder.end();
+      }
+    }),
+  );
 
   it.each<[string, Record<string, string>]>([
     ['the previous scheduled run', { SYNC_SCHEDULE: '* * * * * *' }],
     ['the run at start', { SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true' }],
-  ])('skips a tick while %s is still going', async (_, env) => {
-    fake.intercept(() => ({ delayMs: 200 }));
-    try {
+  ])('skips a tick while %s is still going', (_, env) =>
+    withTenant(async ({ fake, startWorker, runs }) => {
+      fake.intercept(() => ({ delayMs: 200 }));
       const worker = startWorker({ ...env, SYNC_CONCURRENCY: '2' });
       // Without SYNC_RUN_ON_START, a first tick starts the run.
       const first = env.SYNC_RUN_ON_START ? undefined : worker.tick();
@@ -130,14 +130,12 @@ describe('worker', () => {
       worker.stop();
       await Promise.all([first, worker.done]);
       expect((await runs()).map((r) => r.trigger)).toEqual(['schedule']);
-    } finally {
-      fake.intercept(undefined);
-    }
-  });
+    }),
+  );
 
-  it('stops a run in progress gracefully when asked to stop', async () => {
-    fake.intercept(() => ({ delayMs: 200 }));
-    try {
+  it('stops a run in progress gracefully when asked to stop', () =>
+    withTenant(async ({ fake, startWorker, runs }) => {
+      fake.intercept(() => ({ delayMs: 200 }));
       const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true', SYNC_CONCURRENCY: '2' });
       await worker.waitForLog('sync started');
       await new Promise((r) => setTimeout(r, 500));
@@ -146,28 +144,27 @@ describe('worker', () => {
       const [run] = await runs();
       expect(run).toMatchObject({ status: 'interrupted', trigger: 'schedule' });
       expect(run!.users_synced).toBeLessThan(30);
-    } finally {
-      fake.intercept(undefined);
-    }
-  });
+    }));
 });
 
 describe('npm run worker', () => {
   // Needs a server: the test and the child would otherwise share one embedded database.
-  itServer('runs as a process and exits 0 on SIGTERM', async () => {
-    const child = startCli(['worker'], envFor(fake, t.url, { LOG_LEVEL: 'info', SYNC_RUN_ON_START: 'true' }));
-    try {
-      await child.waitFor('scheduled run done');
-      child.child.kill('SIGTERM');
-      const result = await child.done;
-      expect(result.code).toBe(0);
-      expect(result.stdout).toContain('"msg":"worker stopped"');
-      // node-cron's next tick of the default schedule (hourly): on the hour.
-      expect(result.stdout).toMatch(/"msg":"next run","at":"[^"]*T\d\d:00:00\.000Z"/);
-    } finally {
-      child.child.kill('SIGKILL');
-    }
-  });
+  itServer('runs as a process and exits 0 on SIGTERM', () =>
+    withTenant(async ({ t, fake }) => {
+      const child = startCli(['worker'], envFor(fake, t.url, { LOG_LEVEL: 'info', SYNC_RUN_ON_START: 'true' }));
+      try {
+        await child.waitFor('scheduled run done');
+        child.child.kill('SIGTERM');
+        const result = await child.done;
+        expect(result.code).toBe(0);
+        expect(result.stdout).toContain('"msg":"worker stopped"');
+        // node-cron's next tick of the default schedule (hourly): on the hour.
+        expect(result.stdout).toMatch(/"msg":"next run","at":"[^"]*T\d\d:00:00\.000Z"/);
+      } finally {
+        child.child.kill('SIGKILL');
+      }
+    }),
+  );
 });
 
 // The production scheduler, the one path above that the test scheduler stands in for.
