@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, it } from '@jest/globals';
+import { describe, it } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { createDb } from '../../src/warehouse/connection.js';
@@ -12,7 +12,6 @@ import { migrateToLatest } from '../../src/warehouse/migrate.js';
 import type { Deps } from '../../src/cli/main.js';
 import { loadDatabaseConfig } from '../../src/core/config.js';
 import { openEmbeddedDatabase } from '../../src/warehouse/embedded/pglite.js';
-import { startFakeAuth0, type FakeAuth0 } from '../../sandbox/auth0-server.js';
 import { migrations } from '../../migrations/index.js';
 
 /** The server tests run against; CI and this machine have one on 127.0.0.1:5432. */
@@ -198,37 +197,4 @@ export function cliDeps(t: TestDatabase): Deps {
 /** The source settings for a table and column, as loadDatabaseConfig parses them. */
 export function sourceOf(table: string, column: string) {
   return loadDatabaseConfig({ SOURCE_USERS_TABLE: table, SOURCE_USER_ID_COLUMN: column }).source;
-}
-
-/**
- * A database for the file (cloned from the migrated template) or the describe block it is called
- * in, emptied before every test; `use` receives it before each test (assign it to the file's `t`,
- * and set up what the test starts from). For tests that only write rows: one that changes the
- * schema, the privileges or holds sessions across tests needs a database of its own
- * (`createTestDatabase`).
- */
-export function emptyDatabasePerTest(use: (t: TestDatabase) => void | Promise<void>): void {
-  let t: TestDatabase;
-  beforeAll(async () => {
-    t = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await t.drop();
-  });
-  beforeEach(async () => {
-    await emptyTables(t.db);
-    await use(t);
-  });
-}
-
-/** `emptyDatabasePerTest`, and a fresh fake Auth0 for every test, closed after it. */
-export function emptyDatabaseAndFreshTenantPerTest(use: (t: TestDatabase, fake: FakeAuth0) => void | Promise<void>): void {
-  let fake: FakeAuth0;
-  emptyDatabasePerTest(async (t) => {
-    fake = await startFakeAuth0();
-    await use(t, fake);
-  });
-  afterEach(async () => {
-    await fake.close();
-  });
 }
