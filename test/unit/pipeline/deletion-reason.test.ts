@@ -9,8 +9,11 @@ const LIVE = { expiresAt: '2027-06-01T00:00:00Z', idleExpiresAt: '2026-12-30T00:
 const token = { id: 'rt_1', clientId: 'app', sessionId: 'sess_1', ...LIVE };
 const noLookups: LogLookups = { tokenOwners: new Map(), sessionUsers: new Map() };
 
-let sequence = 0;
-const logId = () => `90020261201${String(++sequence).padStart(20, '0')}`;
+/** Log ids in Auth0's shape, each new one after the last. */
+const logIds = (function* () {
+  for (let n = 1; ; n += 1) yield `90020261201${String(n).padStart(20, '0')}`;
+})();
+const logId = (): string => logIds.next().value as string;
 const entry = (fields: Auth0LogEntry): Auth0LogEntry => ({ log_id: logId(), date: NOW.toISOString(), ...fields });
 const sapi = (method: string, path: string, body?: unknown, clientId = 'admin-m2m'): Auth0LogEntry =>
   entry({ type: 'sapi', client_id: clientId, user_id: 'admin|root', details: { request: { method, path, body } } });
