@@ -7,6 +7,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build-if-stale.js ./scripts/
 COPY src ./src
 COPY jobs ./jobs
 COPY migrations ./migrations

@@ -46,7 +46,7 @@ const LAYERS: Readonly<Record<string, Layer>> = {
   },
   report: {
     imports: ['core', 'warehouse', 'status'],
-    why: 'report/ reads the warehouse and draws it: it imports core/, warehouse/ and status/ at most; only cli/ and worker/ import it',
+    why: 'report/ reads the warehouse and draws it: it imports core/, warehouse/ and status/ at most; in src/ only cli/ and worker/ import it',
   },
   pipeline: {
     imports: ['core', 'warehouse', 'source', 'auth0', 'status'],

@@ -107,6 +107,8 @@ export async function* listRefreshTokens(client: Auth0Client, userId: string, op
     }
     yield tokens;
     if (!next) return;
+    // A tenant that ignores `from` answers the same page again: stop at once, not after maxPages.
+    if (next === from) throw new Auth0Error('bad_response', `Listing refresh tokens of ${userId} answered the same cursor twice: the listing does not advance`);
     from = next;
   }
 }

@@ -112,7 +112,10 @@ export function planSessionWrites(
     plan.counts.deleted += 1;
     change(session, 'deleted');
     if (evidence?.deleted.has(session.user_id)) continue;
-    const { reason } = decideDeletionReason(asDeletedToken(session), evidence?.explanations.get(session.user_id) ?? [], { now });
+    // Only what ends a session explains its loss: its logout or revocation, or the user's deletion
+    // (an entry about the user's tokens or one application does not).
+    const endings = (evidence?.explanations.get(session.user_id) ?? []).filter((e) => e.reason === 'session_revoked' || e.reason === 'user_deleted');
+    const { reason } = decideDeletionReason(asDeletedToken(session), endings, { now });
     if (reason === 'unexplained') plan.counts.unexplained += 1;
   }
   plan.listedUsers = [...listedUsers];

@@ -248,19 +248,23 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
     requests: number;
     users_failed: number;
   }>`
-    select to_char(date_trunc('day', started_at at time zone 'utc'), 'YYYY-MM-DD') as day,
-           count(*) filter (where status = 'succeeded')::int as succeeded,
-           count(*) filter (where status = 'partial')::int as partial,
-           count(*) filter (where status = 'failed')::int as failed,
-           count(*) filter (where status = 'interrupted')::int as interrupted,
-           count(*) filter (where status = 'running')::int as running,
-           (percentile_cont(0.5) within group (order by extract(epoch from finished_at - started_at)))::float8 as median_seconds,
-           max(extract(epoch from finished_at - started_at))::float8 as max_seconds,
-           coalesce(sum(requests), 0)::int as requests,
-           coalesce(sum(users_failed), 0)::int as users_failed
-    from auth0.sync_runs
-    where started_at >= now() - interval '30 days'
-    group by 1 order by 1
+    -- Every day of the last 30 (UTC), runs or not: a day without a run is what this chart must show.
+    with days as (
+      select generate_series(date_trunc('day', now() at time zone 'utc') - interval '29 days', date_trunc('day', now() at time zone 'utc'), interval '1 day') as day
+    )
+    select to_char(days.day, 'YYYY-MM-DD') as day,
+           count(r.id) filter (where r.status = 'succeeded')::int as succeeded,
+           count(r.id) filter (where r.status = 'partial')::int as partial,
+           count(r.id) filter (where r.status = 'failed')::int as failed,
+           count(r.id) filter (where r.status = 'interrupted')::int as interrupted,
+           count(r.id) filter (where r.status = 'running')::int as running,
+           (percentile_cont(0.5) within group (order by extract(epoch from r.finished_at - r.started_at)))::float8 as median_seconds,
+           max(extract(epoch from r.finished_at - r.started_at))::float8 as max_seconds,
+           coalesce(sum(r.requests), 0)::int as requests,
+           coalesce(sum(r.users_failed), 0)::int as users_failed
+    from days left join auth0.sync_runs r
+      on r.started_at >= days.day at time zone 'utc' and r.started_at < (days.day + interval '1 day') at time zone 'utc'
+    group by days.day order by days.day
   `
     .execute(db)
     .then(rows);

@@ -143,8 +143,9 @@ export function createWorkerMetrics(options: {
       registers,
       async collect() {
         const counts = await readRecentDeletions().catch(() => undefined);
-        if (!counts) return;
+        // Unreadable: no series at all (an absent() alert fires), never the last values.
         this.reset();
+        if (!counts) return;
         for (const reason of DELETION_REASONS) this.set({ reason }, counts[reason] ?? 0);
         if (counts.unrecorded) this.set({ reason: 'unrecorded' }, counts.unrecorded);
       },

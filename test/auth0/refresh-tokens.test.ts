@@ -46,12 +46,23 @@ describe('listRefreshTokens', () => {
 
   it('turns a cursor that never ends into a clear error', () =>
     withClient(async ({ fake, client }) => {
-      fake.intercept(() => ({ status: 200, body: JSON.stringify({ refresh_tokens: [{ id: 'same' }], next: 'again' }) }));
+      let page = 0;
+      fake.intercept(() => ({ status: 200, body: JSON.stringify({ refresh_tokens: [{ id: `t${page}` }], next: `again-${++page}` }) }));
       await expect(fetchAllRefreshTokens(client, 'u3', { pageSize: 1, maxPages: 5 })).rejects.toMatchObject({
         code: 'too_many_pages',
         message: expect.stringContaining('did not end after 5 pages (SYNC_MAX_PAGES_PER_USER)'),
       });
       expect(fake.stats.listRequests).toBe(6); // the 6th page holds tokens: more than 5 pages
+    }));
+
+  it('stops at once on a cursor that does not advance (a tenant ignoring from), not after maxPages', () =>
+    withClient(async ({ fake, client }) => {
+      fake.intercept(() => ({ status: 200, body: JSON.stringify({ refresh_tokens: [{ id: 'same' }], next: 'again' }) }));
+      await expect(fetchAllRefreshTokens(client, 'u3', { pageSize: 1, maxPages: 5 })).rejects.toMatchObject({
+        code: 'bad_response',
+        message: expect.stringContaining('answered the same cursor twice'),
+      });
+      expect(fake.stats.listRequests).toBe(2);
     }));
 
   it('allows the empty page that confirms the end after exactly maxPages full pages', () =>

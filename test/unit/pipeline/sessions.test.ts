@@ -104,6 +104,12 @@ describe('toSessionRecords', () => {
     expect(record!.raw.length).toBeLessThanOrEqual(MAX_SESSION_RAW);
   });
 
+  it('never cuts a string of raw in half a surrogate pair (jsonb would refuse it, and the user fail every run)', () => {
+    const [record] = toSessionRecords(USER, [{ id: 'e', device: { last_user_agent: `x${'\u{1F600}'.repeat(3000)}` } }]);
+    expect(record!.raw).not.toMatch(/\\ud83d"/i);
+    expect(() => JSON.parse(record!.raw)).not.toThrow();
+  });
+
   it('types addresses as inet only when PostgreSQL would take them', () => {
     expect(['192.168.1.1', '::', 'fe80::1', '2001:db8:0:0:0:0:2:1'].map(toInet)).toEqual(['192.168.1.1', '::', 'fe80::1', '2001:db8:0:0:0:0:2:1']);
     expect(['256.1.1.1', '01.2.3.4', '1.2.3.4/8', 'localhost', '[::1]', null].map(toInet)).toEqual([null, null, null, null, null, null]);
@@ -152,6 +158,9 @@ describe('planSessionWrites', () => {
     expect(gone(undefined, new Date(Date.now() + 2 * 365 * 86_400_000))).toMatchObject({ deleted: 2, unexplained: 0 });
     // Another user's entries explain nothing.
     expect(gone(createLogEvidence({ explanations: [{ userId: 'auth0|other', reason: 'session_revoked' }] }))).toMatchObject({ unexplained: 2 });
+    // Nor do entries about the user's tokens or one application: they do not end sessions.
+    expect(gone(createLogEvidence({ explanations: [{ userId: USER, reason: 'revoked_by_user', tokenIds: ['rt_other'] }] }))).toMatchObject({ unexplained: 2 });
+    expect(gone(createLogEvidence({ explanations: [{ userId: USER, reason: 'reuse_detected' }] }))).toMatchObject({ unexplained: 2 });
   });
 
   const [a, b, c] = toSessionRecords(USER, [session('a'), session('b'), session('c')]);
