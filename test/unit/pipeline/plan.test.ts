@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { toWarehouseRows } from '../../../src/pipeline/normalize.js';
+import { createLogEvidence } from '../../../src/pipeline/log-evidence.js';
 import { planWrites } from '../../../src/pipeline/plan.js';
 import type { StoredToken, UserOutcome } from '../../../src/warehouse/model.js';
 import { makeToken, type Auth0TokenJson } from '../../../sandbox/tenant.js';
@@ -88,6 +89,15 @@ describe('planWrites', () => {
       [added.id, 'read'],
     ]);
     expect(plan.counts).toMatchObject({ added: 1, changed: 1, restored: 1, deleted: 0 });
+  });
+
+  it('takes a user the logs say was deleted as explaining its losses, even without the entry at hand (a retry from before reasons were kept)', () => {
+    const token = apiToken(ALICE, 1, { expires_at: '2099-01-01T00:00:00.000Z', idle_expires_at: '2099-01-01T00:00:00.000Z' });
+    const notFound: UserOutcome = { status: 'not_found', userId: ALICE };
+    expect(planWrites([notFound], [storedFrom(token)]).changes).toMatchObject([{ change: 'deleted', reason: 'unexplained' }]);
+    const plan = planWrites([notFound], [storedFrom(token)], { evidence: createLogEvidence({ deleted: [ALICE] }) });
+    expect(plan.changes).toMatchObject([{ change: 'deleted', reason: 'user_deleted', reason_log_id: null }]);
+    expect(plan.counts).toMatchObject({ deleted: 1, unexplained: 0, goneUnexplained: 0 });
   });
 
   it('counts a stored raw that differs only in key order (as jsonb returns it) as unchanged', () => {
