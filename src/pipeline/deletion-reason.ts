@@ -4,7 +4,7 @@
  * but `unexplained`). Pure: the log entries come from the follower (src/pipeline/log-events.ts
  * turns each into a LogExplanation), the dates from the stored token.
  */
-import type { DeletionReason } from '../warehouse/schema.js';
+import { DELETION_REASONS, type DeletionReason } from '../warehouse/schema.js';
 
 /** A reason a tenant log entry can give; `expired` and `unexplained` never come from one. */
 export type LoggedReason = Exclude<DeletionReason, 'expired' | 'unexplained'>;
@@ -125,14 +125,8 @@ function beyondCap(token: DeletedToken, listed: ListedForClient | undefined): bo
   return Date.parse(token.createdAt) <= Date.parse(listed.oldestCreatedAt);
 }
 
-const LOGGED_REASONS: ReadonlySet<string> = new Set<LoggedReason>([
-  'revoked_by_user',
-  'revoked_by_api',
-  'reuse_detected',
-  'session_revoked',
-  'user_deleted',
-  'pruned',
-]);
+/** The reasons a log entry can give: every reason but the two no entry states. */
+const LOGGED_REASONS: ReadonlySet<string> = new Set(DELETION_REASONS.filter((reason) => reason !== 'expired' && reason !== 'unexplained'));
 
 /**
  * Explanations stored as JSON (auth0.log_follow_retries.explanations) back to what the rule

@@ -1,7 +1,8 @@
 import type { SessionChange } from '../warehouse/schema.js';
 import { toPrintable } from '../core/upstream-text.js';
 import type { SessionRecord, SessionWritePlan, StoredSession, UserOutcome } from '../warehouse/model.js';
-import { decideDeletionReason, type DeletedToken } from './deletion-reason.js';
+import { decideDeletionReason, toDeletedToken } from './deletion-reason.js';
+import { canonical } from './plan.js';
 import type { LogEvidence } from './log-evidence.js';
 
 const FIELD_CHANGES = [
@@ -115,7 +116,7 @@ export function planSessionWrites(
     // Only what ends a session explains its loss: its logout or revocation, or the user's deletion
     // (an entry about the user's tokens or one application does not).
     const endings = (evidence?.explanations.get(session.user_id) ?? []).filter((e) => e.reason === 'session_revoked' || e.reason === 'user_deleted');
-    const { reason } = decideDeletionReason(asDeletedToken(session), endings, { now });
+    const { reason } = decideDeletionReason({ ...toDeletedToken(session.id, session.raw), sessionId: session.id }, endings, { now });
     if (reason === 'unexplained') plan.counts.unexplained += 1;
   }
   plan.listedUsers = [...listedUsers];
@@ -132,13 +133,6 @@ export function listedSessionIds(batch: readonly UserOutcome[]): string[] {
   return batch.flatMap((outcome) => (outcome.status === 'synced' ? (outcome.sessions ?? []).map((session: SessionRecord) => session.id) : []));
 }
 
-/** A stored session as the deletion rule reads a token: it is its own session, and expires as Auth0's JSON says. */
-function asDeletedToken(session: StoredSession): DeletedToken {
-  const raw = session.raw && typeof session.raw === 'object' ? (session.raw as Record<string, unknown>) : {};
-  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
-  return { id: session.id, sessionId: session.id, expiresAt: text(raw.expires_at), idleExpiresAt: text(raw.idle_expires_at) };
-}
-
 function compareDate(before: Date | null, now: string | null, changed: (from: string | null, to: string | null) => void): void {
   const from = before?.toISOString() ?? null;
   if (from !== now) changed(from, now);
@@ -153,13 +147,4 @@ function methodNames(methods: unknown): string {
       return `${String(m.name ?? '')}${typeof m.type === 'string' ? `:${m.type}` : ''}`;
     })
     .join(' ');
-}
-
-/** JSON with sorted keys, so two objects compare equal whatever order their keys came in. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) =>
-    inner && typeof inner === 'object' && !Array.isArray(inner)
-      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : inner,
-  );
 }

@@ -155,7 +155,7 @@ function withoutStolenTokens(batch: readonly UserOutcome[], storedById: Readonly
 }
 
 /** JSON with sorted keys, so two objects compare equal whatever order their keys came in. */
-function canonical(value: unknown): string {
+export function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, inner: unknown) =>
     inner && typeof inner === 'object' && !Array.isArray(inner)
       ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))

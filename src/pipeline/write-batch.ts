@@ -8,12 +8,13 @@ import { withBatch, type RunCounts } from '../warehouse/run-records.js';
 import { databaseRefused, databaseUnavailable } from '../warehouse/errors.js';
 import { hasCommitted } from '../warehouse/commit-status.js';
 import type { PlanCounts, SessionWritePlan, UserOutcome, WritePlan } from '../warehouse/model.js';
-import { applyWritePlan, countLiveTokens, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
+import { applyWritePlan, readStoredTokens, refreshStatistics } from '../warehouse/refresh-tokens.js';
+import { countLive } from '../warehouse/upsert-sql.js';
 import { checkDeleteGuard, type DeleteGuard } from './delete-guard.js';
 import type { LogEvidence } from './log-evidence.js';
 import { planWrites } from './plan.js';
 import { hasSessionListings, listedSessionIds, planSessionWrites, withoutStolenSessions } from './plan-sessions.js';
-import { applySessionPlan, countLiveSessions, readStoredSessions } from '../warehouse/sessions.js';
+import { applySessionPlan, readStoredSessions } from '../warehouse/sessions.js';
 
 export interface BatchWriteOptions {
   db: Kysely<Database>;
@@ -162,11 +163,11 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
  */
 export async function measureLiveTokens(db: Kysely<Database>, guard: DeleteGuard, unexplained: number): Promise<void> {
   if (!guard.window || guard.window.liveTokens !== undefined || guard.window.tokens + unexplained === 0) return;
-  guard.window.liveTokens = await countLiveTokens(db);
+  guard.window.liveTokens = await countLive(db, 'auth0.refresh_tokens');
 }
 
 /** The warehouse's live sessions, counted into the guard's window as measureLiveTokens counts tokens. */
 export async function measureLiveSessions(db: Kysely<Database>, guard: DeleteGuard, unexplained: number): Promise<void> {
   if (!guard.window || guard.window.liveSessions !== undefined || (guard.window.sessions ?? 0) + unexplained === 0) return;
-  guard.window.liveSessions = await countLiveSessions(db);
+  guard.window.liveSessions = await countLive(db, 'auth0.sessions');
 }

@@ -1,4 +1,5 @@
-import { sql, type AliasedRawBuilder, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { fieldsOf, fromExcluded, now, rowDiffers, unnest, type ArrayType } from './upsert-sql.js';
 import type { Database, DeletionReason } from './schema.js';
 import { toSafeText } from '../core/upstream-text.js';
 import type { ChangeRecord, DeviceRecord, StoredToken, TokenRecord, UserOutcome, WritePlan } from './model.js';
@@ -206,16 +207,6 @@ export async function readDeletionsByReason(db: Kysely<Database>, since: Date): 
   return Object.fromEntries(rows.map((row) => [row.reason, Number(row.n)]));
 }
 
-/** Live tokens in the warehouse (the deletion guard's measure for runs that are not full passes). */
-export async function countLiveTokens(db: Kysely<Database>): Promise<number> {
-  const row = await db
-    .selectFrom('auth0.refresh_tokens')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('deleted_at', 'is', null)
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
-
 /**
  * Refresh the planner's statistics of the tables the writer looks rows up in. A warehouse
  * filled for the first time outgrows its statistics faster than autovacuum re-analyzes it;
@@ -226,8 +217,6 @@ export async function countLiveTokens(db: Kysely<Database>): Promise<number> {
 export async function refreshStatistics(db: Kysely<Database>): Promise<void> {
   await sql`analyze auth0.refresh_tokens, auth0.refresh_token_devices, auth0.refresh_token_resource_servers, auth0.user_sync_state`.execute(db).catch(() => {});
 }
-
-type ArrayType = 'text' | 'bool' | 'int' | 'timestamptz' | 'jsonb';
 
 /** Each column of a token record and its type in the `unnest` source (every column, or tsc says so). */
 const TOKEN_TYPES = {
@@ -278,36 +267,6 @@ function toChangeRow(change: ChangeRecord): ChangeRow {
 /** The columns an upsert writes besides the row's key. */
 const TOKEN_FIELDS = fieldsOf(TOKEN_TYPES, 'id');
 const DEVICE_FIELDS = fieldsOf(DEVICE_TYPES, 'token_id');
-
-const now = sql<Date>`now()`;
-
-function fieldsOf<C extends string, K extends C>(types: Record<C, ArrayType>, key: K): Exclude<C, K>[] {
-  return (Object.keys(types) as C[]).filter((column): column is Exclude<C, K> => column !== key);
-}
-
-/**
- * `unnest($1::text[], $2::bool[], …) as u(a, b, …)`: `rows` as a table, one array parameter per
- * column (in the order of `types`), cast to the given element type.
- */
-function unnest<Row, K extends keyof Row & string>(rows: readonly Row[], types: Record<K, ArrayType>): AliasedRawBuilder<Pick<Row, K>, 'u'> {
-  const columns = Object.keys(types) as K[];
-  const arrays = columns.map((column) => sql`${rows.map((row) => row[column])}::${sql.raw(types[column])}[]`);
-  return sql<Pick<Row, K>>`unnest(${sql.join(arrays)})`.as<'u'>(sql`u(${sql.join(columns.map((column) => sql.ref(column)))})`);
-}
-
-/**
- * `column = excluded.column` for each column: an upsert's update takes the proposed row. Typed
- * `never` so it fits every column's type: the value is the column's own, from the same table.
- */
-function fromExcluded<C extends string>(columns: readonly C[]): Record<C, RawBuilder<never>> {
-  return Object.fromEntries(columns.map((column) => [column, sql.ref(`excluded.${column}`)])) as Record<C, RawBuilder<never>>;
-}
-
-/** `(table.a, table.b, …) is distinct from (excluded.a, excluded.b, …)`: the upsert would change the stored row. */
-function rowDiffers(table: keyof Database, columns: readonly string[]): RawBuilder<SqlBool> {
-  const row = (source: string) => sql.join(columns.map((column) => sql.ref(`${source}.${column}`)));
-  return sql<SqlBool>`(${row(table)}) is distinct from (${row('excluded')})`;
-}
 
 interface UserStateRecord {
   user_id: string;

@@ -1,4 +1,5 @@
-import { sql, type AliasedRawBuilder, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { fieldsOf, fromExcluded, now, rowDiffers, unnest, type ArrayType } from './upsert-sql.js';
 import type { Database } from './schema.js';
 import type { SessionRecord, SessionWritePlan, StoredSession } from './model.js';
 
@@ -84,8 +85,6 @@ export async function applySessionPlan(db: Kysely<Database>, runId: number, plan
     .execute();
 }
 
-type ArrayType = 'text' | 'timestamptz' | 'jsonb' | 'inet';
-
 type SessionRow = Omit<SessionRecord, 'client_ids'> & { client_ids: string };
 
 const toRow = (session: SessionRecord): SessionRow => ({ ...session, client_ids: JSON.stringify(session.client_ids) });
@@ -112,34 +111,4 @@ const SESSION_TYPES = {
   authentication_methods: 'jsonb',
   raw: 'jsonb',
 } as const satisfies Record<keyof SessionRecord, ArrayType>;
-const SESSION_FIELDS = (Object.keys(SESSION_TYPES) as (keyof SessionRecord)[]).filter(
-  (column): column is Exclude<keyof SessionRecord, 'id'> => column !== 'id',
-);
-
-const now = sql<Date>`now()`;
-
-/** `unnest($1::text[], …) as u(a, …)`: `rows` as a table, one array parameter per column (as in refresh-tokens.ts). */
-function unnest<Row, K extends keyof Row & string>(rows: readonly Row[], types: Record<K, ArrayType>): AliasedRawBuilder<Pick<Row, K>, 'u'> {
-  const columns = Object.keys(types) as K[];
-  const arrays = columns.map((column) => sql`${rows.map((row) => row[column])}::${sql.raw(types[column])}[]`);
-  return sql<Pick<Row, K>>`unnest(${sql.join(arrays)})`.as<'u'>(sql`u(${sql.join(columns.map((column) => sql.ref(column)))})`);
-}
-
-function fromExcluded<C extends string>(columns: readonly C[]): Record<C, RawBuilder<never>> {
-  return Object.fromEntries(columns.map((column) => [column, sql.ref(`excluded.${column}`)])) as Record<C, RawBuilder<never>>;
-}
-
-function rowDiffers(table: keyof Database, columns: readonly string[]): RawBuilder<SqlBool> {
-  const row = (source: string) => sql.join(columns.map((column) => sql.ref(`${source}.${column}`)));
-  return sql<SqlBool>`(${row(table)}) is distinct from (${row('excluded')})`;
-}
-
-/** Live sessions in the warehouse (the deletion guard's measure for runs that are not full passes). */
-export async function countLiveSessions(db: Kysely<Database>): Promise<number> {
-  const row = await db
-    .selectFrom('auth0.sessions')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('deleted_at', 'is', null)
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
+const SESSION_FIELDS = fieldsOf(SESSION_TYPES, 'id');
