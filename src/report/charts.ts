@@ -95,6 +95,19 @@ export function toChartSpecs(data: ReportData): ChartSpec[] {
   ];
 }
 
+/** Horizontal bars, one row per label (ranked lists): what every such chart's options share. */
+function barsAcross(labels: string[], series: EChartsOption['series'], options: { labelWidth?: number; legend?: boolean } = {}): EChartsOption {
+  return {
+    animation: false,
+    textStyle: TEXT,
+    ...(options.legend ? { legend: { top: 0 } } : {}),
+    grid: { left: 10, right: 60, top: options.legend ? 30 : 10, bottom: 20 },
+    xAxis: { type: 'value', minInterval: 1 },
+    yAxis: { type: 'category', data: labels, axisLabel: { width: options.labelWidth ?? 260, overflow: 'truncate', interval: 0 } },
+    series,
+  };
+}
+
 function rankedChart(id: string, section: Section, title: string, ranked: Ranked, what: string, live: number, kinds: string): ChartSpec {
   const top = ranked.top.map((e) => ({ label: toLabel(e.name), tokens: e.tokens }));
   const rest =
@@ -120,14 +133,10 @@ function rankedChart(id: string, section: Section, title: string, ranked: Ranked
     option:
       first === undefined
         ? undefined
-        : {
-            animation: false,
-            textStyle: TEXT,
-            grid: { left: 10, right: 60, top: 10, bottom: 20 },
-            xAxis: { type: 'value', minInterval: 1 },
-            yAxis: { type: 'category', data: shown.map((e) => e.label), axisLabel: { width: 260, overflow: 'truncate', interval: 0 } },
-            series: [{ type: 'bar', data: shown.map((e) => e.tokens), barMaxWidth: 28, itemStyle: { color: BLUE }, label: { show: true, position: 'right' } }],
-          },
+        : barsAcross(
+            shown.map((e) => e.label),
+            [{ type: 'bar', data: shown.map((e) => e.tokens), barMaxWidth: 28, itemStyle: { color: BLUE }, label: { show: true, position: 'right' } }],
+          ),
     table: { head: [what, 'live tokens', 'share'], rows: [...top, ...rest].map((e) => [e.label, e.tokens, pct(e.tokens, total)]) },
   };
 }
@@ -255,14 +264,9 @@ function sessionsPerClientChart(data: ReportData): ChartSpec {
     option:
       rows.length === 0
         ? undefined
-        : {
-            animation: false,
-            textStyle: TEXT,
-            legend: { top: 0 },
-            grid: { left: 10, right: 60, top: 30, bottom: 20 },
-            xAxis: { type: 'value', minInterval: 1 },
-            yAxis: { type: 'category', data: shown.map((r) => r.label), axisLabel: { width: 260, overflow: 'truncate', interval: 0 } },
-            series: [
+        : barsAcross(
+            shown.map((r) => r.label),
+            [
               {
                 name: 'second factor',
                 type: 'bar',
@@ -273,7 +277,8 @@ function sessionsPerClientChart(data: ReportData): ChartSpec {
               },
               { name: 'no second factor', type: 'bar', stack: 'sessions', data: shown.map((r) => r.without), barMaxWidth: 28, itemStyle: { color: AMBER } },
             ],
-          },
+            { legend: true },
+          ),
     table: { head: ['application (client_id)', 'live sessions', 'no second factor'], rows: rows.map((r) => [r.label, r.sessions, r.without]) },
   };
 }
@@ -356,14 +361,11 @@ function movesChart(data: ReportData): ChartSpec {
     option:
       moves.length === 0
         ? undefined
-        : {
-            animation: false,
-            textStyle: TEXT,
-            grid: { left: 10, right: 60, top: 10, bottom: 20 },
-            xAxis: { type: 'value', minInterval: 1 },
-            yAxis: { type: 'category', data: shown.map((m) => m.label), axisLabel: { width: 300, overflow: 'truncate', interval: 0 } },
-            series: [{ type: 'bar', data: shown.map((m) => m.tokens), barMaxWidth: 28, itemStyle: { color: RED }, label: { show: true, position: 'right' } }],
-          },
+        : barsAcross(
+            shown.map((m) => m.label),
+            [{ type: 'bar', data: shown.map((m) => m.tokens), barMaxWidth: 28, itemStyle: { color: RED }, label: { show: true, position: 'right' } }],
+            { labelWidth: 300 },
+          ),
     table: { head: ['first ASN → last ASN', 'live tokens'], rows: moves.map((m) => [m.label, m.tokens]) },
   };
 }
