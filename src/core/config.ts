@@ -7,8 +7,14 @@ import { Secret } from './secret.js';
 /** Default caps on what a users export may inflate to (docs/importing-users.md): a real export inflates 5 to 15 times, a gzip bomb 200 to 1,000. */
 export const IMPORT_CAPS = { maxInflateRatio: 100, maxLines: 50_000_000 } as const;
 import { toPrintable } from './upstream-text.js';
+import { isTenantName, tenantNameFromDomain, TENANT_NAME_RULE } from './tenant-name.js';
 
 export interface Config {
+  /**
+   * The tenant's short name (issue #23): `AUTH0_TENANT_NAME`, else its domain's first label. Every
+   * row the job writes carries it.
+   */
+  readonly tenant: string;
   /** Undefined: use the embedded database in `dataDir`. */
   readonly databaseUrl: string | undefined;
   /** Where the embedded database (PGlite) lives when DATABASE_URL is unset. */
@@ -268,6 +274,14 @@ export function loadConfig(env: Env): Config {
   const clientId = text('AUTH0_CLIENT_ID');
   const clientSecret = new Secret(text('AUTH0_CLIENT_SECRET'));
   const audience = text('AUTH0_AUDIENCE', baseUrl ? `${baseUrl}/api/v2/` : '');
+  const tenant = text('AUTH0_TENANT_NAME', '') || tenantNameFromDomain(baseUrl);
+  if (baseUrl && !isTenantName(tenant)) {
+    problems.push(
+      env.AUTH0_TENANT_NAME?.trim()
+        ? `AUTH0_TENANT_NAME must be ${TENANT_NAME_RULE} (got ${quoteValue(tenant)})`
+        : `AUTH0_TENANT_NAME must be set: the first label of AUTH0_DOMAIN (${quoteValue(tenant)}) is not ${TENANT_NAME_RULE}`,
+    );
+  }
 
   const source = readSource(reader);
   const tokensEndpoint = text('AUTH0_TOKENS_ENDPOINT', 'auto').toLowerCase() as TokensEndpointSetting;
@@ -280,6 +294,7 @@ export function loadConfig(env: Env): Config {
 
   return reader.done({
     ...database,
+    tenant,
     auth0: {
       baseUrl,
       clientId,
