@@ -37,10 +37,20 @@ interface Panel {
   fieldConfig?: { overrides: Override[] };
   options?: { xField?: string; reduceOptions?: { fields?: string } };
 }
+interface Variable {
+  name: string;
+  type: string;
+  query?: string;
+  datasource?: { type: string; uid: string };
+  multi?: boolean;
+  includeAll?: boolean;
+  allValue?: string | null;
+  current?: { value?: string | string[] };
+}
 interface Dashboard {
   uid: string;
   time: { from: string; to: string };
-  templating: { list: { name: string; current?: { value?: string | string[] } }[] };
+  templating: { list: Variable[] };
   panels: Panel[];
 }
 
@@ -78,7 +88,7 @@ const toSeconds = (interval: string) => {
  * their current values. Throws on a macro or variable it does not know, so a new one gets a
  * rule here before the dashboard ships it.
  */
-function fillMacros(rawSql: string, range: { from: Date; to: Date }): string {
+function fillMacros(rawSql: string, range: { from: Date; to: Date }, values: Readonly<Record<string, readonly string[]>> = {}): string {
   const from = `'${range.from.toISOString()}'`;
   const to = `'${range.to.toISOString()}'`;
   let text = rawSql
@@ -96,8 +106,11 @@ function fillMacros(rawSql: string, range: { from: Date; to: Date }): string {
     .replace(/\$__interval_ms\b/g, String(DAY))
     .replace(/\$__interval\b/g, '1d');
   for (const variable of dashboard.templating.list) {
-    const value = variable.current?.value;
-    const quoted = (Array.isArray(value) ? value : [value ?? '']).map((v) => `'${v.replace(/'/g, "''")}'`).join(',');
+    const current = variable.current?.value;
+    const chosen = values[variable.name] ?? (Array.isArray(current) ? current : [current ?? '']);
+    // "All" is Grafana's `$__all`: it sends every value of the variable's query (no allValue set).
+    if (chosen.includes('$__all')) throw new Error(`give the values of $${variable.name} (its current value is All)`);
+    const quoted = chosen.map((v) => `'${v.replace(/'/g, "''")}'`).join(',');
     text = text.replace(new RegExp(`\\$\\{${variable.name}(:[a-z]+)?\\}|\\$${variable.name}\\b`, 'g'), quoted);
   }
   const left = /\$\{?\w+/.exec(text);
@@ -159,12 +172,28 @@ describe('the dashboard JSON', () => {
     }
   });
 
+  it('has a tenant picker (several, or All) that every panel filters on', () => {
+    const tenant = dashboard.templating.list.find((v) => v.name === 'tenant');
+    expect(tenant).toMatchObject({ type: 'query', multi: true, includeAll: true, current: { value: ['$__all'] } });
+    // No allValue: All sends the list of tenants, which `tenant in (...)` takes as it is.
+    expect(tenant!.allValue ?? null).toBeNull();
+    expect(tenant!.query).toMatch(/select distinct tenant from auth0\.\w+/);
+    for (const panel of queried) {
+      for (const target of panel.targets!) expect({ panel: panel.title, filtered: target.rawSql.includes('tenant in ($tenant)') }).toEqual({ panel: panel.title, filtered: true });
+    }
+  });
+
   it('fills in the macros the way Grafana does, and refuses one it has no rule for', () => {
     const range = { from: new Date('2026-01-01T00:00:00Z'), to: new Date('2026-01-02T00:00:00Z') };
     expect(fillMacros('select $__timeGroupAlias(observed_at, 1d), 1 from x where $__timeFilter(observed_at)', range)).toBe(
       `select floor(extract(epoch from observed_at)/86400)*86400 AS "time", 1 from x where observed_at BETWEEN '2026-01-01T00:00:00.000Z' AND '2026-01-02T00:00:00.000Z'`,
     );
     expect(() => fillMacros('select $__unixEpochFilter(t)', range)).toThrow('no rule for $__unixEpochFilter');
+    // A multi-value variable as Grafana's SQL data sources send it: each value quoted, comma-separated.
+    expect(fillMacros('select 1 from x where tenant in ($tenant)', range, { tenant: ['prod-eu', "o'brien"] })).toBe(
+      "select 1 from x where tenant in ('prod-eu','o''brien')",
+    );
+    expect(() => fillMacros('select 1 from x where tenant in ($tenant)', range)).toThrow('give the values of $tenant');
   });
 });
 
