@@ -1,12 +1,12 @@
 import { sql, type Kysely } from 'kysely';
-import { formatName, type Config } from '../core/config.js';
+import { formatName, isDefaultUsersSource, type Config } from '../core/config.js';
 import type { Database, DeletionReason, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/schema.js';
 import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
-import { FatalError } from '../core/errors.js';
+import { SyncError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import type { RunCounts } from '../warehouse/run-records.js';
-import { countFailedUsers, countUserIds, notRemoved } from '../source/user-ids.js';
+import { notRemoved } from '../source/user-ids.js';
 import { stripControlCharacters, toPrintable } from '../core/upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
@@ -86,9 +86,18 @@ export interface LogFollowerStatus {
   historyLostReason: string | null;
 }
 
+/** What `status` shows: one section per tenant (issue #23). */
 export interface StatusReport {
   /** When the report was read; formatStatus measures ages and running durations from it. */
   generatedAt: Date;
+  /** By name; empty when the warehouse holds no tenant yet (no run, checkpoint or user). */
+  tenants: TenantStatus[];
+}
+
+/** One tenant's runs, failing users, staleness, log follower and deletions. */
+export interface TenantStatus {
+  /** The tenant's short name (core/tenant-name.ts). */
+  tenant: string;
   /** Most recent runs first. */
   runs: RunSummary[];
   /** Users whose last attempt failed, most recent attempt first (up to `failing`). */
@@ -117,6 +126,13 @@ export interface RecentDeletions {
 export const DELETIONS_WINDOW_HOURS = 24;
 
 export interface ReadStatusOptions {
+  /**
+   * Only these tenants, in this order; undefined or empty: every tenant the warehouse holds. A
+   * name the warehouse does not hold is an UnknownTenantError, not an empty section.
+   */
+  tenants?: readonly string[];
+  /** A tenant's own source table (TENANTS_FILE `usersTable`/`userIdColumn`); others read `source`. */
+  sources?: Readonly<Record<string, Config['source']>>;
   /** How many recent runs to list; default 10. */
   runs?: number;
   /** How many failing users to list; default 20. */
@@ -127,8 +143,58 @@ export interface ReadStatusOptions {
 
 const ERROR_WIDTH = 100;
 
-/** Read what `status` shows: recent runs, failing users and staleness. Only reads. */
+/** A tenant asked for that the warehouse does not hold; the message names those it does. */
+export class UnknownTenantError extends SyncError {
+  constructor(
+    readonly unknown: readonly string[],
+    readonly known: readonly string[],
+  ) {
+    const names = (list: readonly string[]) => list.map((name) => JSON.stringify(toPrintable(name, 40))).join(', ');
+    super(
+      'unknown_tenant',
+      `No tenant ${names(unknown)} in the warehouse; ` +
+        (known.length === 0 ? 'it holds none yet (run `npm run sync` first).' : `it holds ${known.length === 1 ? 'tenant' : 'tenants'} ${names(known)}.`),
+    );
+  }
+}
+
+/**
+ * The tenants the warehouse holds, by name: every tenant with a run, a log checkpoint, a user or a
+ * user's sync state (a tenant whose users were imported but never synced has a status too). Each
+ * table is walked by its tenant-first index, one probe per tenant (a loose index scan), so the
+ * cost is the number of tenants, not of users.
+ */
+export async function readTenants(db: Kysely<Database>): Promise<string[]> {
+  const distinct = (table: 'sync_runs' | 'users' | 'user_sync_state' | 'log_checkpoint') => {
+    const from = sql.table(`auth0.${table}`);
+    return sql`(with recursive t(tenant) as (
+        (select tenant from ${from} order by tenant limit 1)
+        union all
+        select (select tenant from ${from} where tenant > t.tenant order by tenant limit 1) from t where t.tenant is not null
+      ) select tenant from t where tenant is not null)`;
+  };
+  const { rows } = await sql<{ tenant: string }>`
+    ${distinct('sync_runs')} union ${distinct('log_checkpoint')} union ${distinct('users')} union ${distinct('user_sync_state')} order by 1
+  `.execute(db);
+  return rows.map((row) => row.tenant);
+}
+
+/** Read what `status` shows for each tenant: recent runs, failing users, staleness. Only reads. */
 export async function readStatus(db: Kysely<Database>, source: Config['source'], options: ReadStatusOptions = {}): Promise<StatusReport> {
+  const generatedAt = options.now ?? new Date();
+  const known = await readTenants(db);
+  const asked = options.tenants && options.tenants.length > 0 ? [...new Set(options.tenants)] : undefined;
+  const unknown = asked?.filter((name) => !known.includes(name)) ?? [];
+  if (unknown.length > 0) throw new UnknownTenantError(unknown, known);
+  const tenants: TenantStatus[] = [];
+  // One tenant after the other: a tenant's reads already go side by side on the pool.
+  for (const tenant of asked ?? known) {
+    tenants.push(await readTenantStatus(db, tenant, options.sources?.[tenant] ?? source, { ...options, now: generatedAt }));
+  }
+  return { generatedAt, tenants };
+}
+
+async function readTenantStatus(db: Kysely<Database>, tenant: string, source: Config['source'], options: ReadStatusOptions): Promise<TenantStatus> {
   const generatedAt = options.now ?? new Date();
   const runLimit = Math.max(0, Math.floor(options.runs ?? 10));
   const failingLimit = Math.max(0, Math.floor(options.failing ?? 20));
@@ -161,32 +227,35 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
       'error',
       'tokens_endpoint',
     ])
+    .where('tenant', '=', tenant)
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
+  const failed = db.selectFrom('auth0.user_sync_state').where('tenant', '=', tenant).where('status', '=', 'failed');
 
   const [runRows, lastFinishedRow, failingRows, failingTotal, staleness, logs, byReason] = await Promise.all([
     runLimit > 0 ? runsQuery.limit(runLimit).execute() : Promise.resolve([]),
     runsQuery.where('status', '<>', 'running').limit(1).executeTakeFirst(),
     failingLimit > 0
-      ? db
-          .selectFrom('auth0.user_sync_state')
+      ? failed
           .select(['user_id', 'error_code', 'error', 'last_attempt_at', 'last_success_at', 'last_run_id'])
-          .where('status', '=', 'failed')
           .orderBy('last_attempt_at', 'desc')
           .orderBy('user_id')
           .limit(failingLimit)
           .execute()
       : Promise.resolve([]),
-    countFailedUsers(db),
-    readStaleness(db, source),
-    readLogFollower(db),
-    readDeletionsByReason(db, new Date(generatedAt.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000)),
+    failed
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow()
+      .then((row) => Number(row.n)),
+    readStaleness(db, tenant, source),
+    readLogFollower(db, tenant),
+    readDeletionsByReason(db, new Date(generatedAt.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000), tenant),
   ]);
 
-  if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, source, logs.historyLostAt));
+  if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, tenant, source, logs.historyLostAt));
 
-  const report: StatusReport = {
-    generatedAt,
+  const report: TenantStatus = {
+    tenant,
     runs: runRows.map(toRunSummary),
     failingUsers: failingRows.map((row) => ({
       userId: row.user_id,
@@ -211,6 +280,17 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
 }
 
 /**
+ * The source users of `tenant`, as a `from ... where ...` fragment over alias `src`: non-empty IDs,
+ * not marked removed. The job's own auth0.users holds every tenant's users, so it is narrowed to
+ * the tenant; a source table of the operator's belongs to the tenants that name it.
+ */
+function sourceUsers(tenant: string, source: Config['source']) {
+  const column = sql.id('src', source.column);
+  const ofTenant = isDefaultUsersSource(source) ? sql`and src.tenant = ${tenant}` : sql``;
+  return sql`from ${sql.id(...source.table)} as src where ${column} is not null and ${column}::text <> '' and ${notRemoved(source, 'src')} ${ofTenant}`;
+}
+
+/**
  * Tenant log history was lost (`log_checkpoint.history_lost_at`) and nothing has repaired it
  * since: no full pass (`sync_runs.full_pass`, ended succeeded or partial) started after it, and
  * some source user has not been synced since (budgeted passes, stalest first, that reached every
@@ -218,45 +298,52 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
  * to read after every follow: a checkpoint row, one aggregate, and an `exists` that stops at the
  * first stale user. Returns when history was lost and how, or undefined when nothing is due.
  */
-export async function readFullPassDue(db: Kysely<Database>, source: Config['source']): Promise<{ historyLostAt: Date; reason: string | null } | undefined> {
-  const checkpoint = await readLogCheckpoint(db);
+export async function readFullPassDue(
+  db: Kysely<Database>,
+  source: Config['source'],
+  tenant: string,
+): Promise<{ historyLostAt: Date; reason: string | null } | undefined> {
+  const checkpoint = await readLogCheckpoint(db, tenant);
   const lost = checkpoint?.history_lost_at;
   if (!checkpoint || !lost) return undefined;
-  const lastFullPassAt = await readLastFullPassAt(db);
+  const lastFullPassAt = await readLastFullPassAt(db, tenant);
   if (lastFullPassAt !== null && lastFullPassAt >= lost) return undefined;
-  if (await everyUserSyncedSince(db, source, lost)) return undefined;
+  if (await everyUserSyncedSince(db, tenant, source, lost)) return undefined;
   return { historyLostAt: lost, reason: checkpoint.history_lost_reason };
 }
 
-/** When the latest full pass that ended succeeded or partial started; null before the first. */
-function lastFullPass(db: Kysely<Database>) {
+/** When the tenant's latest full pass that ended succeeded or partial started; null before the first. */
+function lastFullPass(db: Kysely<Database>, tenant: string) {
   return (
     db
       .selectFrom('auth0.sync_runs')
       .select((eb) => eb.fn.max<Date | null>('started_at').as('at'))
+      .where('tenant', '=', tenant)
       // Issue #18: a budgeted run covers a slice of the users, so it cannot make up for lost history.
       .where('full_pass', '=', true)
       .where('status', 'in', ['succeeded', 'partial'])
   );
 }
 
-async function readLastFullPassAt(db: Kysely<Database>): Promise<Date | null> {
-  return (await lastFullPass(db).executeTakeFirst())?.at ?? null;
+async function readLastFullPassAt(db: Kysely<Database>, tenant: string): Promise<Date | null> {
+  return (await lastFullPass(db, tenant).executeTakeFirst())?.at ?? null;
 }
 
 /**
  * Budgeted passes reached every source user (not removed) since `at`: there is one, and none
  * lacks a successful sync since. False for an empty or unreadable source: nothing was repaired.
  */
-async function everyUserSyncedSince(db: Kysely<Database>, source: Config['source'], at: Date): Promise<boolean> {
+async function everyUserSyncedSince(db: Kysely<Database>, tenant: string, source: Config['source'], at: Date): Promise<boolean> {
   const column = sql.id('src', source.column);
-  const users = sql`from ${sql.id(...source.table)} as src where ${column} is not null and ${column}::text <> '' and ${notRemoved(source, 'src')}`;
+  const users = sourceUsers(tenant, source);
   try {
     const { rows } = await sql<{ any: boolean; stale: boolean }>`
       select exists (select 1 ${users}) as any,
         exists (
           select 1 ${users}
-          and not exists (select 1 from auth0.user_sync_state s where s.user_id = ${column}::text and s.last_success_at >= ${at})
+          and not exists (
+            select 1 from auth0.user_sync_state s where s.tenant = ${tenant} and s.user_id = ${column}::text and s.last_success_at >= ${at}
+          )
         ) as stale`.execute(db);
     return rows[0]?.any === true && rows[0].stale === false;
   } catch {
@@ -264,18 +351,19 @@ async function everyUserSyncedSince(db: Kysely<Database>, source: Config['source
   }
 }
 
-async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus | undefined> {
-  const checkpoint = await readLogCheckpoint(db);
+async function readLogFollower(db: Kysely<Database>, tenant: string): Promise<LogFollowerStatus | undefined> {
+  const checkpoint = await readLogCheckpoint(db, tenant);
   if (!checkpoint) return undefined;
   const row = await db
-    .with('full_pass', () => lastFullPass(db))
+    .with('full_pass', () => lastFullPass(db, tenant))
     .selectFrom('full_pass')
     .select((eb) => [
       'full_pass.at',
       eb
         .selectFrom('auth0.user_sync_state as s')
-        .innerJoin('auth0.sync_runs as r', 'r.id', 's.last_run_id')
+        .innerJoin('auth0.sync_runs as r', (join) => join.onRef('r.tenant', '=', 's.tenant').onRef('r.id', '=', 's.last_run_id'))
         .select(eb.fn.countAll<number>().as('n'))
+        .where('s.tenant', '=', tenant)
         .where('r.trigger', '=', 'logs')
         .where('r.started_at', '>', eb.fn.coalesce('full_pass.at', sql<Date>`'-infinity'`))
         .as('changed'),
@@ -357,40 +445,46 @@ function toRunSummary(row: RunRow): RunSummary {
   };
 }
 
-async function readStaleness(db: Kysely<Database>, source: Config['source']): Promise<Staleness> {
+async function readStaleness(db: Kysely<Database>, tenant: string, source: Config['source']): Promise<Staleness> {
   const name = formatName([...source.table, source.column]);
   try {
-    const sourceUsers = await countUserIds(db, source);
     const column = sql.id('src', source.column);
-    const { rows } = await sql<{ never_synced: number; oldest_success_at: Date | null; oldest_user_id: string | null }>`
+    const { rows } = await sql<{ source_users: number; never_synced: number; oldest_success_at: Date | null; oldest_user_id: string | null }>`
       with source_users as (
-        select distinct ${column}::text as user_id
-        from ${sql.id(...source.table)} as src
-        where ${column} is not null and ${column}::text <> '' and ${notRemoved(source, 'src')}
+        select distinct ${column}::text as user_id ${sourceUsers(tenant, source)}
       )
       select
+        count(*)::int as source_users,
         (count(*) filter (where s.last_success_at is null))::int as never_synced,
         min(s.last_success_at) as oldest_success_at,
         (array_agg(u.user_id order by s.last_success_at, u.user_id) filter (where s.last_success_at is not null))[1] as oldest_user_id
       from source_users u
-      left join auth0.user_sync_state s on s.user_id = u.user_id
+      left join auth0.user_sync_state s on s.tenant = ${tenant} and s.user_id = u.user_id
     `.execute(db);
     const row = rows[0];
     return {
       known: true,
       source: name,
-      sourceUsers,
+      sourceUsers: row?.source_users ?? 0,
       neverSynced: row?.never_synced ?? 0,
       oldestSuccessAt: row?.oldest_success_at ?? null,
       oldestSuccessUserId: row?.oldest_user_id ?? null,
     };
   } catch (error) {
-    if (error instanceof FatalError && error.code === 'source_missing') {
-      return { known: false, source: name, reason: error.message };
-    }
     const code = sqlState(error);
+    if (code === '42703') {
+      return {
+        known: false,
+        source: name,
+        reason: `The source table ${formatName(source.table)} has no column ${formatName([source.column])}; set SOURCE_USER_ID_COLUMN.`,
+      };
+    }
     if (code !== undefined && MISSING_OBJECT.has(code)) {
-      return { known: false, source: name, reason: `The source table ${formatName(source.table)} cannot be read (${code}).` };
+      return {
+        known: false,
+        source: name,
+        reason: `The source table ${formatName(source.table)} does not exist; set SOURCE_USERS_TABLE or run \`npm run migrate\`.`,
+      };
     }
     throw error;
   }
@@ -408,9 +502,14 @@ function summarizeError(error: string | null): string | null {
 
 /**
  * Exit code for `status`, for alerting: 1 when the most recent finished run (status not
- * `running`) failed, 2 when it was partial, 0 otherwise (including when no run has finished).
+ * `running`) of some tenant failed, else 2 when one was partial, 0 otherwise (including when no
+ * run has finished). Over a report, the worst of its tenants: one alert covers them all.
  */
-export function statusExitCode(report: StatusReport): number {
+export function statusExitCode(report: StatusReport | TenantStatus): number {
+  if ('tenants' in report) {
+    const codes = report.tenants.map(statusExitCode);
+    return codes.includes(1) ? 1 : codes.includes(2) ? 2 : 0;
+  }
   switch (report.lastFinished?.status) {
     case 'failed':
       return 1;

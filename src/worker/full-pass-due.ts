@@ -20,7 +20,7 @@ export interface FullPassWatch {
   claim(): FullPassDue | undefined;
 }
 
-export function watchFullPassDue(db: Kysely<Database>, source: Config['source']): FullPassWatch {
+export function watchFullPassDue(db: Kysely<Database>, source: Config['source'], tenant: string): FullPassWatch {
   let due: FullPassDue | undefined;
   let claimed: number | undefined;
   return {
@@ -28,7 +28,7 @@ export function watchFullPassDue(db: Kysely<Database>, source: Config['source'])
       return due;
     },
     async check() {
-      due = await readFullPassDue(db, source);
+      due = await readFullPassDue(db, source, tenant);
       return due;
     },
     claim() {

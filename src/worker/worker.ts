@@ -99,7 +99,7 @@ interface Worker {
 async function createWorker(options: WorkerOptions): Promise<Worker> {
   const { config, db, logger, stopSignal } = options;
   const previous = await readPreviousRuns(db);
-  const fullPass = watchFullPassDue(db, config.source);
+  const fullPass = watchFullPassDue(db, config.source, config.tenant);
   const metrics = createWorkerMetrics({
     runInProgress: () => worker.current !== undefined,
     readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
