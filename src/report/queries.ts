@@ -202,9 +202,9 @@ export async function readReportData(db: Kysely<Database>, options: ReportOption
       select tenant, count(*)::int as runs, max(finished_at) filter (where status = 'succeeded') as last_success_at
       from auth0.sync_runs where ${scope()} group by 1
     ), live as (
-      select tenant, count(*)::int as live from auth0.active_refresh_tokens where ${scope()} group by 1
-    ), users as (
-      select tenant, count(*)::int as users from (select tenant, user_id from auth0.active_refresh_tokens where ${scope()} group by 1, 2) u group by 1
+      -- Live tokens and the users holding them, in one scan.
+      select tenant, sum(n)::int as live, count(*)::int as users
+      from (select tenant, user_id, count(*) as n from auth0.active_refresh_tokens where ${scope()} group by 1, 2) u group by 1
     ), applications as (
       select tenant, count(*)::int as applications
       from (select tenant, client_id from auth0.active_refresh_tokens where client_id is not null and ${scope()} group by 1, 2) c group by 1
@@ -225,11 +225,11 @@ export async function readReportData(db: Kysely<Database>, options: ReportOption
       where u.removed_at is null and ${scope('u')} group by 1
     )
     select tenant,
-           coalesce(live.live, 0) as live, coalesce(users.users, 0) as users, coalesce(applications.applications, 0) as applications,
+           coalesce(live.live, 0) as live, coalesce(live.users, 0) as users, coalesce(applications.applications, 0) as applications,
            coalesce(expiring_soon.n, 0) as expiring_soon, coalesce(unused.n, 0) as unused, coalesce(location_changed.n, 0) as location_changed,
            coalesce(unexplained.n, 0) as unexplained, coalesce(live_sessions.n, 0) as live_sessions,
            coalesce(runs.runs, 0) as runs, runs.last_success_at, freshness.seconds as freshness_seconds
-    from runs full join live using (tenant) left join users using (tenant) left join applications using (tenant)
+    from runs full join live using (tenant) left join applications using (tenant)
       left join expiring_soon using (tenant) left join unused using (tenant) left join location_changed using (tenant)
       left join unexplained using (tenant) left join live_sessions using (tenant) left join freshness using (tenant)
     order by tenant
