@@ -26,10 +26,12 @@ export type { Deps } from './with-database.js';
 
 /** Each command as main dispatches it: its parsed flags in, its exit code out. */
 export const commands = {
-  migrate: ({ list }: { list?: boolean }, env: Env, io: Io, deps: Partial<Deps>) =>
-    withDatabase(loadDatabaseConfig(env), 'migrate', io, withDefaults(deps), { existing: list === true, env }, ({ db }) =>
-      list ? listMigrationsCommand(db, io) : migrate(db, io),
-    ),
+  migrate: ({ list }: { list?: boolean }, env: Env, io: Io, deps: Partial<Deps>) => {
+    const config = loadDatabaseConfig(env);
+    return withDatabase(config, 'migrate', io, withDefaults(deps), { existing: list === true, env }, ({ db }) =>
+      list ? listMigrationsCommand(db, io) : migrate(db, io, config.tenant),
+    );
+  },
   sync: (flags: SyncFlags, env: Env, io: Io, deps: Partial<Deps>) => sync(flags, env, io, withDefaults(deps)),
   importUsers: (flags: ImportUsersFlags, env: Env, io: Io, deps: Partial<Deps>) => importUsersCommand(flags, env, io, withDefaults(deps)),
   worker: (env: Env, io: Io, deps: Partial<Deps>) => worker(env, io, withDefaults(deps)),
@@ -52,6 +54,7 @@ async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<numb
     const config = loadDatabaseConfig(env);
     return await withDatabase(config, 'status', io, deps, { existing: true, env }, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
+      // Every tenant the warehouse holds (issue #23); `tenants` in the options narrows it (--tenant).
       const report = await readStatus(db, config.source);
       if (json) io.stdout(JSON.stringify(toStatusJson(report), null, 2));
       else for (const line of formatStatus(report)) io.stdout(line);
@@ -74,8 +77,9 @@ async function listMigrationsCommand(db: OpenDatabase['db'], io: Io): Promise<nu
   return EXIT.ok;
 }
 
-async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
-  const { results, error } = await migrateToLatest(db);
+async function migrate(db: OpenDatabase['db'], io: Io, tenant: string | undefined): Promise<number> {
+  // Rows from before tenants (issue #23) become the configured tenant's.
+  const { results, error } = await migrateToLatest(db, { tenant });
   for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
   if (error) {
     io.stderr(`migration failed ${describeFatal(error)}`);

@@ -1,12 +1,13 @@
 import { sql, type Kysely } from 'kysely';
-import { formatName, isDefaultUsersSource, type Config } from '../core/config.js';
+import { formatName, type Config } from '../core/config.js';
 import type { Database, DeletionReason, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/schema.js';
 import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
-import { SyncError } from '../core/errors.js';
+import { FatalError, SyncError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import type { RunCounts } from '../warehouse/run-records.js';
-import { notRemoved } from '../source/user-ids.js';
+import { countFailedUsers, countUserIds, ofTenant, type UserSource } from '../source/user-ids.js';
+import { readTenants } from '../warehouse/tenants.js';
 import { stripControlCharacters, toPrintable } from '../core/upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
@@ -158,27 +159,6 @@ export class UnknownTenantError extends SyncError {
   }
 }
 
-/**
- * The tenants the warehouse holds, by name: every tenant with a run, a log checkpoint, a user or a
- * user's sync state (a tenant whose users were imported but never synced has a status too). Each
- * table is walked by its tenant-first index, one probe per tenant (a loose index scan), so the
- * cost is the number of tenants, not of users.
- */
-export async function readTenants(db: Kysely<Database>): Promise<string[]> {
-  const distinct = (table: 'sync_runs' | 'users' | 'user_sync_state' | 'log_checkpoint') => {
-    const from = sql.table(`auth0.${table}`);
-    return sql`(with recursive t(tenant) as (
-        (select tenant from ${from} order by tenant limit 1)
-        union all
-        select (select tenant from ${from} where tenant > t.tenant order by tenant limit 1) from t where t.tenant is not null
-      ) select tenant from t where tenant is not null)`;
-  };
-  const { rows } = await sql<{ tenant: string }>`
-    ${distinct('sync_runs')} union ${distinct('log_checkpoint')} union ${distinct('users')} union ${distinct('user_sync_state')} order by 1
-  `.execute(db);
-  return rows.map((row) => row.tenant);
-}
-
 /** Read what `status` shows for each tenant: recent runs, failing users, staleness. Only reads. */
 export async function readStatus(db: Kysely<Database>, source: Config['source'], options: ReadStatusOptions = {}): Promise<StatusReport> {
   const generatedAt = options.now ?? new Date();
@@ -189,12 +169,13 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
   const tenants: TenantStatus[] = [];
   // One tenant after the other: a tenant's reads already go side by side on the pool.
   for (const tenant of asked ?? known) {
-    tenants.push(await readTenantStatus(db, tenant, options.sources?.[tenant] ?? source, { ...options, now: generatedAt }));
+    tenants.push(await readTenantStatus(db, { tenant, source: options.sources?.[tenant] ?? source }, { ...options, now: generatedAt }));
   }
   return { generatedAt, tenants };
 }
 
-async function readTenantStatus(db: Kysely<Database>, tenant: string, source: Config['source'], options: ReadStatusOptions): Promise<TenantStatus> {
+async function readTenantStatus(db: Kysely<Database>, users: UserSource, options: ReadStatusOptions): Promise<TenantStatus> {
+  const { tenant } = users;
   const generatedAt = options.now ?? new Date();
   const runLimit = Math.max(0, Math.floor(options.runs ?? 10));
   const failingLimit = Math.max(0, Math.floor(options.failing ?? 20));
@@ -230,29 +211,28 @@ async function readTenantStatus(db: Kysely<Database>, tenant: string, source: Co
     .where('tenant', '=', tenant)
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
-  const failed = db.selectFrom('auth0.user_sync_state').where('tenant', '=', tenant).where('status', '=', 'failed');
 
   const [runRows, lastFinishedRow, failingRows, failingTotal, staleness, logs, byReason] = await Promise.all([
     runLimit > 0 ? runsQuery.limit(runLimit).execute() : Promise.resolve([]),
     runsQuery.where('status', '<>', 'running').limit(1).executeTakeFirst(),
     failingLimit > 0
-      ? failed
+      ? db
+          .selectFrom('auth0.user_sync_state')
           .select(['user_id', 'error_code', 'error', 'last_attempt_at', 'last_success_at', 'last_run_id'])
+          .where('tenant', '=', tenant)
+          .where('status', '=', 'failed')
           .orderBy('last_attempt_at', 'desc')
           .orderBy('user_id')
           .limit(failingLimit)
           .execute()
       : Promise.resolve([]),
-    failed
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow()
-      .then((row) => Number(row.n)),
-    readStaleness(db, tenant, source),
+    countFailedUsers(db, tenant),
+    readStaleness(db, users),
     readLogFollower(db, tenant),
     readDeletionsByReason(db, new Date(generatedAt.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000), tenant),
   ]);
 
-  if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, tenant, source, logs.historyLostAt));
+  if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, users, logs.historyLostAt));
 
   const report: TenantStatus = {
     tenant,
@@ -280,17 +260,6 @@ async function readTenantStatus(db: Kysely<Database>, tenant: string, source: Co
 }
 
 /**
- * The source users of `tenant`, as a `from ... where ...` fragment over alias `src`: non-empty IDs,
- * not marked removed. The job's own auth0.users holds every tenant's users, so it is narrowed to
- * the tenant; a source table of the operator's belongs to the tenants that name it.
- */
-function sourceUsers(tenant: string, source: Config['source']) {
-  const column = sql.id('src', source.column);
-  const ofTenant = isDefaultUsersSource(source) ? sql`and src.tenant = ${tenant}` : sql``;
-  return sql`from ${sql.id(...source.table)} as src where ${column} is not null and ${column}::text <> '' and ${notRemoved(source, 'src')} ${ofTenant}`;
-}
-
-/**
  * Tenant log history was lost (`log_checkpoint.history_lost_at`) and nothing has repaired it
  * since: no full pass (`sync_runs.full_pass`, ended succeeded or partial) started after it, and
  * some source user has not been synced since (budgeted passes, stalest first, that reached every
@@ -298,17 +267,13 @@ function sourceUsers(tenant: string, source: Config['source']) {
  * to read after every follow: a checkpoint row, one aggregate, and an `exists` that stops at the
  * first stale user. Returns when history was lost and how, or undefined when nothing is due.
  */
-export async function readFullPassDue(
-  db: Kysely<Database>,
-  source: Config['source'],
-  tenant: string,
-): Promise<{ historyLostAt: Date; reason: string | null } | undefined> {
-  const checkpoint = await readLogCheckpoint(db, tenant);
+export async function readFullPassDue(db: Kysely<Database>, users: UserSource): Promise<{ historyLostAt: Date; reason: string | null } | undefined> {
+  const checkpoint = await readLogCheckpoint(db, users.tenant);
   const lost = checkpoint?.history_lost_at;
   if (!checkpoint || !lost) return undefined;
-  const lastFullPassAt = await readLastFullPassAt(db, tenant);
+  const lastFullPassAt = await readLastFullPassAt(db, users.tenant);
   if (lastFullPassAt !== null && lastFullPassAt >= lost) return undefined;
-  if (await everyUserSyncedSince(db, tenant, source, lost)) return undefined;
+  if (await everyUserSyncedSince(db, users, lost)) return undefined;
   return { historyLostAt: lost, reason: checkpoint.history_lost_reason };
 }
 
@@ -333,9 +298,10 @@ async function readLastFullPassAt(db: Kysely<Database>, tenant: string): Promise
  * Budgeted passes reached every source user (not removed) since `at`: there is one, and none
  * lacks a successful sync since. False for an empty or unreadable source: nothing was repaired.
  */
-async function everyUserSyncedSince(db: Kysely<Database>, tenant: string, source: Config['source'], at: Date): Promise<boolean> {
+async function everyUserSyncedSince(db: Kysely<Database>, scope: UserSource, at: Date): Promise<boolean> {
+  const { tenant, source } = scope;
   const column = sql.id('src', source.column);
-  const users = sourceUsers(tenant, source);
+  const users = sql`from ${sql.id(...source.table)} as src where ${column} is not null and ${column}::text <> '' and ${ofTenant(scope, 'src')}`;
   try {
     const { rows } = await sql<{ any: boolean; stale: boolean }>`
       select exists (select 1 ${users}) as any,
@@ -445,16 +411,19 @@ function toRunSummary(row: RunRow): RunSummary {
   };
 }
 
-async function readStaleness(db: Kysely<Database>, tenant: string, source: Config['source']): Promise<Staleness> {
+async function readStaleness(db: Kysely<Database>, users: UserSource): Promise<Staleness> {
+  const { tenant, source } = users;
   const name = formatName([...source.table, source.column]);
   try {
+    const sourceUsers = await countUserIds(db, users);
     const column = sql.id('src', source.column);
-    const { rows } = await sql<{ source_users: number; never_synced: number; oldest_success_at: Date | null; oldest_user_id: string | null }>`
+    const { rows } = await sql<{ never_synced: number; oldest_success_at: Date | null; oldest_user_id: string | null }>`
       with source_users as (
-        select distinct ${column}::text as user_id ${sourceUsers(tenant, source)}
+        select distinct ${column}::text as user_id
+        from ${sql.id(...source.table)} as src
+        where ${column} is not null and ${column}::text <> '' and ${ofTenant(users, 'src')}
       )
       select
-        count(*)::int as source_users,
         (count(*) filter (where s.last_success_at is null))::int as never_synced,
         min(s.last_success_at) as oldest_success_at,
         (array_agg(u.user_id order by s.last_success_at, u.user_id) filter (where s.last_success_at is not null))[1] as oldest_user_id
@@ -465,26 +434,18 @@ async function readStaleness(db: Kysely<Database>, tenant: string, source: Confi
     return {
       known: true,
       source: name,
-      sourceUsers: row?.source_users ?? 0,
+      sourceUsers,
       neverSynced: row?.never_synced ?? 0,
       oldestSuccessAt: row?.oldest_success_at ?? null,
       oldestSuccessUserId: row?.oldest_user_id ?? null,
     };
   } catch (error) {
-    const code = sqlState(error);
-    if (code === '42703') {
-      return {
-        known: false,
-        source: name,
-        reason: `The source table ${formatName(source.table)} has no column ${formatName([source.column])}; set SOURCE_USER_ID_COLUMN.`,
-      };
+    if (error instanceof FatalError && error.code === 'source_missing') {
+      return { known: false, source: name, reason: error.message };
     }
+    const code = sqlState(error);
     if (code !== undefined && MISSING_OBJECT.has(code)) {
-      return {
-        known: false,
-        source: name,
-        reason: `The source table ${formatName(source.table)} does not exist; set SOURCE_USERS_TABLE or run \`npm run migrate\`.`,
-      };
+      return { known: false, source: name, reason: `The source table ${formatName(source.table)} cannot be read (${code}).` };
     }
     throw error;
   }

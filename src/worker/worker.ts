@@ -99,10 +99,10 @@ interface Worker {
 async function createWorker(options: WorkerOptions): Promise<Worker> {
   const { config, db, logger, stopSignal } = options;
   const previous = await readPreviousRuns(db);
-  const fullPass = watchFullPassDue(db, config.source, config.tenant);
+  const fullPass = watchFullPassDue(db, { tenant: config.tenant, source: config.source });
   const metrics = createWorkerMetrics({
     runInProgress: () => worker.current !== undefined,
-    readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
+    readLogLagSeconds: async () => (await readLogCheckpoint(db, config.tenant))?.lag_seconds ?? undefined,
     fullPassDue: () => fullPass.due !== undefined,
     readRecentDeletions: () => readDeletionsByReason(db, new Date(Date.now() - DELETIONS_WINDOW_HOURS * 3_600_000)),
   });
