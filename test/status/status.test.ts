@@ -325,6 +325,10 @@ describe('several tenants', () => {
       .insertInto('auth0.log_checkpoint')
       .values({ tenant: 'prod-us', log_id: '77', last_entry_date: at('11:00:00'), lag_seconds: 0, updated_at: at('11:30:00') })
       .execute();
+    await t.db
+      .insertInto('auth0.refresh_token_changes')
+      .values({ tenant: 'prod-us', token_id: 'rt_1', user_id: 'auth0|a', change: 'deleted', reason: 'unexplained', observed_at: at('11:01:00') })
+      .execute();
     return { eu, us };
   }
 
@@ -341,6 +345,8 @@ describe('several tenants', () => {
         staleness: { known: true, sourceUsers: 2, neverSynced: 1, oldestSuccessAt: at('10:00:00'), oldestSuccessUserId: 'auth0|a' },
       });
       expect(euStatus!.logs).toBeUndefined();
+      expect(euStatus!.deletions).toEqual({ hours: 24, total: 0, byReason: {}, unexplained: 0 });
+      expect(usStatus!.deletions).toEqual({ hours: 24, total: 1, byReason: { unexplained: 1 }, unexplained: 1 });
       expect(usStatus).toMatchObject({
         runs: [{ id: us, status: 'partial' }],
         failingTotal: 2,
