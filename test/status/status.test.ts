@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { NewSyncRun } from '../../src/warehouse/schema.js';
 import { formatStatus, toStatusJson } from '../../src/status/format-status.js';
 import { readStatus, statusExitCode, UnknownTenantError, type StatusReport, type TenantStatus } from '../../src/status/read-status.js';
-import { sourceOf, type TestDatabase } from '../helpers/db.js';
+import { loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 
 const source = sourceOf('auth0.users', 'user_id');
@@ -23,12 +23,8 @@ async function insertRun(t: TestDatabase, run: RunValues): Promise<number> {
   return id;
 }
 
-async function loadUsers(t: TestDatabase, userIds: string[], tenant = TENANT): Promise<void> {
-  await t.db
-    .insertInto('auth0.users')
-    .values(userIds.map((user_id) => ({ tenant, user_id })))
-    .execute();
-}
+/** The test database's users of `tenant` (TENANT unless said). */
+const addUsers = (t: TestDatabase, userIds: string[], tenant = TENANT) => loadUsers(t.db, userIds, tenant);
 
 /** The one tenant's section of a report that has one. */
 function only(report: StatusReport): TenantStatus {
@@ -58,7 +54,7 @@ describe('readStatus and formatStatus', () => {
 
   it('reports a tenant whose users were imported but never synced, under its name', () =>
     withEmptyDatabase(async (t) => {
-      await loadUsers(t, ['auth0|u1']);
+      await addUsers(t, ['auth0|u1']);
       const report = await readStatus(t.db, source, { now });
       expect(report).toEqual({
         generatedAt: now,
@@ -94,7 +90,7 @@ describe('readStatus and formatStatus', () => {
 
   it('lists recent runs, failing users and staleness', () =>
     withEmptyDatabase(async (t) => {
-      await loadUsers(t, ['auth0|u1', 'auth0|u2', 'auth0|u3', 'auth0|u4', 'auth0|u5']);
+      await addUsers(t, ['auth0|u1', 'auth0|u2', 'auth0|u3', 'auth0|u4', 'auth0|u5']);
       await insertRun(t, {
         trigger: 'backfill',
         status: 'failed',
@@ -281,7 +277,7 @@ describe('readStatus and formatStatus', () => {
 
   it('leaves users import-users marked removed out of the staleness', () =>
     withEmptyDatabase(async (t) => {
-      await loadUsers(t, ['auth0|kept', 'auth0|removed']);
+      await addUsers(t, ['auth0|kept', 'auth0|removed']);
       await sql`update auth0.users set removed_at = now() where user_id = 'auth0|removed'`.execute(t.db);
       const report = await readStatus(t.db, source, { now });
       expect(only(report).staleness).toMatchObject({ sourceUsers: 1, neverSynced: 1 });
@@ -309,8 +305,8 @@ describe('readStatus and formatStatus', () => {
 describe('several tenants', () => {
   /** Two tenants side by side: prod-eu's last run failed, prod-us's was partial, each with its users and failures. */
   async function twoTenants(t: TestDatabase) {
-    await loadUsers(t, ['auth0|a', 'auth0|b']);
-    await loadUsers(t, ['auth0|a', 'auth0|c', 'auth0|d'], 'prod-us'); // the same ID in two tenants is two users
+    await addUsers(t, ['auth0|a', 'auth0|b']);
+    await addUsers(t, ['auth0|a', 'auth0|c', 'auth0|d'], 'prod-us'); // the same ID in two tenants is two users
     const eu = await insertRun(t, { status: 'failed', started_at: at('10:00:00'), finished_at: at('10:01:00'), error: 'eu broke' });
     const us = await insertRun(t, { tenant: 'prod-us', status: 'partial', started_at: at('11:00:00'), finished_at: at('11:02:00'), users_total: 3 });
     await t.db
