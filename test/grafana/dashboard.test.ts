@@ -524,6 +524,11 @@ describeServer('the tenant picker against a warehouse of two tenants', () => {
     }
     // The log follower's lag: the worst of the tenants picked.
     expect([await stat('Log-follow lag', ['prod-eu']), await stat('Log-follow lag', both)]).toEqual([5, 90]);
+    expect(await rowsOf('Live tokens per tenant', both)).toEqual([
+      { tenant: 'prod-eu', 'live tokens': 3, users: 2 },
+      { tenant: 'prod-us', 'live tokens': 2, users: 1 },
+    ]);
+    expect(await rowsOf('Live tokens per tenant', ['prod-us'])).toEqual([{ tenant: 'prod-us', 'live tokens': 2, users: 1 }]);
     expect(await total('Live tokens per application', 'live tokens', ['prod-us'])).toBe(2);
     expect(await total('Live tokens per application', 'live tokens', both)).toBe(5);
     // Same token IDs in both tenants: each token's audience counted once, in its own tenant.
