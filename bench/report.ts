@@ -26,6 +26,8 @@ const { values: opts } = parseArgs({
 const TOKENS = Number(opts.tokens);
 const USERS = Math.max(1, Math.round(TOKENS / 5));
 const TARGET_SECONDS = 5;
+/** The one tenant the filled warehouse holds (issue #23: every row names its tenant). */
+const TENANT = 'bench';
 const TARGET_BYTES = 2 * 1024 * 1024;
 
 /** Run the compiled CLI as a user would (start-up included); resolves with its wall time, exit code and output. */
@@ -58,8 +60,8 @@ async function fill(url: string): Promise<void> {
     await c.query(`set jit = off`);
     // 30 days of runs: a pass every 6 hours and a follow every 15 minutes; a few failed or partial.
     await c.query(`
-      insert into auth0.sync_runs (trigger, status, started_at, finished_at, users_total, users_synced, users_failed, requests, full_pass)
-      select case when i % 24 = 0 then 'schedule' else 'logs' end,
+      insert into auth0.sync_runs (tenant, trigger, status, started_at, finished_at, users_total, users_synced, users_failed, requests, full_pass)
+      select '${TENANT}', case when i % 24 = 0 then 'schedule' else 'logs' end,
              case when i % 97 = 0 then 'failed' when i % 31 = 0 then 'partial' else 'succeeded' end,
              now() - (i * interval '15 minutes'),
              now() - (i * interval '15 minutes') + case when i % 24 = 0 then interval '40 minutes' else (i % 50) * interval '1 second' end,
@@ -67,17 +69,17 @@ async function fill(url: string): Promise<void> {
              case when i % 31 = 0 then 3 else 0 end, case when i % 24 = 0 then ${USERS + 10} else 25 end, i % 24 = 0
       from generate_series(1, 2880) i`);
     await c.query(
-      `insert into auth0.users (user_id, email) select 'auth0|bench' || lpad(i::text, 7, '0'), 'user' || i || '@example.com' from generate_series(1, ${USERS}) i`,
+      `insert into auth0.users (tenant, user_id, email) select '${TENANT}', 'auth0|bench' || lpad(i::text, 7, '0'), 'user' || i || '@example.com' from generate_series(1, ${USERS}) i`,
     );
     await c.query(`
-      insert into auth0.user_sync_state (user_id, status, last_attempt_at, last_success_at, token_count)
-      select 'auth0|bench' || lpad(i::text, 7, '0'), 'synced', now() - interval '1 hour', now() - interval '1 hour', 5 from generate_series(1, ${USERS}) i`);
+      insert into auth0.user_sync_state (tenant, user_id, status, last_attempt_at, last_success_at, token_count)
+      select '${TENANT}', 'auth0|bench' || lpad(i::text, 7, '0'), 'synced', now() - interval '1 hour', now() - interval '1 hour', 5 from generate_series(1, ${USERS}) i`);
     // Live tokens, and a tenth as many deleted ones (the change history's deletions).
     const deleted = Math.round(TOKENS / 10);
     await c.query(`
-      insert into auth0.refresh_tokens (id, user_id, client_id, session_id, rotating, created_at, idle_expires_at, expires_at, last_exchanged_at,
+      insert into auth0.refresh_tokens (tenant, id, user_id, client_id, session_id, rotating, created_at, idle_expires_at, expires_at, last_exchanged_at,
                                         raw, first_seen_at, last_changed_at, deleted_at)
-      select 'rt_' || md5(i::text), 'auth0|bench' || lpad((1 + i % ${USERS})::text, 7, '0'), 'client_' || (i % 23)::text,
+      select '${TENANT}', 'rt_' || md5(i::text), 'auth0|bench' || lpad((1 + i % ${USERS})::text, 7, '0'), 'client_' || (i % 23)::text,
              case when i % 5 = 0 then null else 'sess_' || i end, i % 3 <> 0,
              now() - (i % 400) * interval '1 day', now() + interval '1 hour' + (i % 60) * interval '1 day',
              case when i % 11 = 0 then null else now() + interval '1 hour' + (i % 365) * interval '1 day' end,
@@ -87,24 +89,24 @@ async function fill(url: string): Promise<void> {
       from generate_series(1, ${TOKENS + deleted}) i`);
     // 90% of tokens have a device; 5% of those moved IP since issue, 1% moved network (ASN).
     await c.query(`
-      insert into auth0.refresh_token_devices (token_id, initial_ip, initial_asn, initial_user_agent, last_ip, last_asn, last_user_agent)
-      select 'rt_' || md5(i::text), '10.' || (i % 250) || '.0.1', (64512 + i % 3000)::text, 'Mozilla/5.0 bench ' || (i % 40),
+      insert into auth0.refresh_token_devices (tenant, token_id, initial_ip, initial_asn, initial_user_agent, last_ip, last_asn, last_user_agent)
+      select '${TENANT}', 'rt_' || md5(i::text), '10.' || (i % 250) || '.0.1', (64512 + i % 3000)::text, 'Mozilla/5.0 bench ' || (i % 40),
              '10.' || (i % 250) || '.0.' || case when i % 20 = 3 then '2' else '1' end, case when i % 100 = 1 then (64512 + (i + 7) % 3000)::text else (64512 + i % 3000)::text end,
              'Mozilla/5.0 bench ' || (i % 40)
       from generate_series(1, ${TOKENS + deleted}) i where i % 10 <> 0`);
     await c.query(`
-      insert into auth0.refresh_token_resource_servers (token_id, audience, scopes)
-      select 'rt_' || md5(i::text), a, 'read:all' from generate_series(1, ${TOKENS + deleted}) i,
+      insert into auth0.refresh_token_resource_servers (tenant, token_id, audience, scopes)
+      select '${TENANT}', 'rt_' || md5(i::text), a, 'read:all' from generate_series(1, ${TOKENS + deleted}) i,
              unnest(case when i % 4 = 0 then array['https://api.example.com/', 'https://billing.example.com/'] else array['https://api.example.com/'] end) a`);
     await c.query(`
-      insert into auth0.refresh_token_changes (token_id, user_id, change, observed_at)
-      select id, user_id, 'created', first_seen_at from auth0.refresh_tokens
+      insert into auth0.refresh_token_changes (tenant, token_id, user_id, change, observed_at)
+      select tenant, id, user_id, 'created', first_seen_at from auth0.refresh_tokens
       union all
-      select id, user_id, 'deleted', deleted_at from auth0.refresh_tokens where deleted_at is not null
+      select tenant, id, user_id, 'deleted', deleted_at from auth0.refresh_tokens where deleted_at is not null
       union all
-      select id, user_id, 'exchanged', last_exchanged_at from auth0.refresh_tokens where last_exchanged_at is not null`);
+      select tenant, id, user_id, 'exchanged', last_exchanged_at from auth0.refresh_tokens where last_exchanged_at is not null`);
     await c.query(
-      `insert into auth0.log_checkpoint (log_id, lag_seconds, last_entry_date) values ('900200000000000000000000000000000000000000000000000042', 4.2, now() - interval '5 seconds')`,
+      `insert into auth0.log_checkpoint (tenant, log_id, lag_seconds, last_entry_date) values ('${TENANT}', '900200000000000000000000000000000000000000000000000042', 4.2, now() - interval '5 seconds')`,
     );
     await c.query('vacuum analyze');
   });

@@ -13,7 +13,6 @@ import type { OpenDatabase } from '../warehouse/connection.js';
 import { ConfigError } from '../core/errors.js';
 import { createCommandLogger, type Logger } from '../core/log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from '../warehouse/migrate.js';
-import { readTenants } from '../warehouse/tenants.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
 import { formatStatus, toStatusJson } from '../status/format-status.js';
 import { readStatus, statusExitCode } from '../status/read-status.js';
@@ -55,7 +54,8 @@ async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<numb
     const config = loadDatabaseConfig(env);
     return await withDatabase(config, 'status', io, deps, { existing: true, env }, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
-      const report = await readStatus(db, { tenant: await statusTenant(db, config.tenant), source: config.source });
+      // Every tenant the warehouse holds (issue #23); `tenants` in the options narrows it (--tenant).
+      const report = await readStatus(db, config.source);
       if (json) io.stdout(JSON.stringify(toStatusJson(report), null, 2));
       else for (const line of formatStatus(report)) io.stdout(line);
       return statusExitCode(report);
@@ -216,17 +216,4 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
       io.stderr(`${run} ${result.status}: ${result.error ?? 'stopped'}`);
       return EXIT.fatal;
   }
-}
-
-/**
- * The tenant `status` reports on (issue #23): the configured one, else the only one the
- * warehouse holds. Several held and none configured: a ConfigError naming them.
- */
-async function statusTenant(db: OpenDatabase['db'], configured: string | undefined): Promise<string> {
-  if (configured) return configured;
-  const held = await readTenants(db);
-  if (held.length > 1) {
-    throw new ConfigError([`the warehouse holds ${held.length} tenants (${held.join(', ')}): set AUTH0_TENANT_NAME to the one to report on`]);
-  }
-  return held[0] ?? '';
 }

@@ -10,7 +10,12 @@ import type { Database } from '../warehouse/schema.js';
 export interface ReportData {
   /** When the data was read (the database's now()). */
   readAt: Date;
+  /** The tenants asked for (ReportOptions.tenants); undefined: every tenant. */
+  tenants: readonly string[] | undefined;
+  /** Every number of `headline`, summed over the tenants read. */
   headline: Headline;
+  /** The headline per tenant (issue #23), by name: every tenant with a run or a live token. */
+  perTenant: TenantHeadline[];
   /** Live tokens per application, largest first; the ones past the top are summed into `rest`. */
   perClient: Ranked;
   /** Live tokens per resource server (audience), largest first. */
@@ -37,11 +42,12 @@ export interface ReportData {
   sessionsHeld: boolean;
   /** Live sessions per application, largest first (at most TOP), with those that saw no second factor. */
   sessionsPerClient: { clientId: string | null; sessions: number; withoutSecondFactor: number }[];
-  /** Where the log follower stands; undefined when it never ran. */
-  logFollow: { lagSeconds: number | null; updatedAt: Date; lastEntryAt: Date | null } | undefined;
-  expiringSoon: { id: string; userId: string; clientId: string | null; expiresFirstAt: Date; reason: string }[];
-  unused: { id: string; userId: string; clientId: string | null; lastUsedAt: Date; unusedDays: number }[];
+  /** Where the log follower of each tenant stands, by tenant; empty when it never ran. */
+  logFollow: { tenant: string; lagSeconds: number | null; updatedAt: Date; lastEntryAt: Date | null }[];
+  expiringSoon: { tenant: string; id: string; userId: string; clientId: string | null; expiresFirstAt: Date; reason: string }[];
+  unused: { tenant: string; id: string; userId: string; clientId: string | null; lastUsedAt: Date; unusedDays: number }[];
   locationChanged: {
+    tenant: string;
     id: string;
     userId: string;
     clientId: string | null;
@@ -82,6 +88,28 @@ export interface Headline {
   freshnessSeconds: number | null;
 }
 
+/** The numbers of one tenant that tell it apart from the others (the page's "Tenants" table). */
+export interface TenantHeadline {
+  tenant: string;
+  liveTokens: number;
+  users: number;
+  applications: number;
+  expiringSoon: number;
+  unused: number;
+  locationChanged: number;
+  unexplained24h: number;
+  liveSessions: number;
+  runs: number;
+  lastSuccessAt: Date | null;
+  freshnessSeconds: number | null;
+}
+
+/** What to read. */
+export interface ReportOptions {
+  /** Only these tenants (by name); undefined or empty: every tenant. */
+  tenants?: readonly string[];
+}
+
 /** A top list: `top` largest first; `rest` sums the others (`restCount` of them). */
 export interface Ranked {
   top: { name: string | null; tokens: number }[];
@@ -112,7 +140,14 @@ export const RISK_ROWS = 10;
  * they run side by side on the pool's connections; the embedded database's one connection takes
  * them in turn). Read-only; a few seconds at 250k live tokens on a busy 2-core machine (bench/report.ts).
  */
-export async function readReportData(db: Kysely<Database>): Promise<ReportData> {
+export async function readReportData(db: Kysely<Database>, options: ReportOptions = {}): Promise<ReportData> {
+  const tenants = options.tenants && options.tenants.length > 0 ? [...new Set(options.tenants)] : undefined;
+  /**
+   * The tenant filter of every query: `<alias>.tenant` is one of the tenants asked for, or
+   * `true` for all. Every view carries `tenant` (docs/reporting.md), so each query filters
+   * where it reads and joins on `tenant` beside the ID.
+   */
+  const scope = (alias?: string) => (tenants ? sql`${sql.ref(alias ? `${alias}.tenant` : 'tenant')} = any(${tenants}::text[])` : sql`true`);
   const nowRows$ = sql<{ now: Date }>`select now() as now`.execute(db).then(rows);
 
   // Histogram buckets (upper bounds in days; charts.ts names them), counted in the same scan.
@@ -143,35 +178,65 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
     from (select rotating, session_id, initial_asn, last_asn, ${bucket(sql`now() - created_at`)} as age, ${bucket(sql`expires_at - now()`)} as expiry,
                  ${bucket(sql`idle_expires_at - now()`)} as idle
           -- offset 0 keeps the subquery whole: flattened, each bucket's case would run once per filter.
-          from auth0.active_refresh_tokens offset 0) t
+          from auth0.active_refresh_tokens where ${scope()} offset 0) t
   `
     .execute(db)
     .then(rows);
-  // Distinct by hashing (group by), not count(distinct), which sorts: ~40% faster at 250k tokens.
-  const distinct$ = sql<{ users: number; applications: number }>`
-    select (select count(*) from (select user_id from auth0.active_refresh_tokens group by 1) u)::int as users,
-           (select count(*) from (select client_id from auth0.active_refresh_tokens where client_id is not null group by 1) c)::int as applications
+  // Per tenant, the headline numbers a tenant can differ in; the totals are their sums. Distinct by
+  // hashing (group by), not count(distinct), which sorts: ~40% faster at 250k tokens.
+  const perTenant$ = sql<{
+    tenant: string;
+    live: number;
+    users: number;
+    applications: number;
+    expiring_soon: number;
+    unused: number;
+    unexplained: number;
+    live_sessions: number;
+    runs: number;
+    last_success_at: Date | null;
+    freshness_seconds: number | null;
+  }>`
+    with runs as (
+      select tenant, count(*)::int as runs, max(finished_at) filter (where status = 'succeeded') as last_success_at
+      from auth0.sync_runs where ${scope()} group by 1
+    ), live as (
+      -- Live tokens and the users holding them, in one scan.
+      select tenant, sum(n)::int as live, count(*)::int as users
+      from (select tenant, user_id, count(*) as n from auth0.active_refresh_tokens where ${scope()} group by 1, 2) u group by 1
+    ), applications as (
+      select tenant, count(*)::int as applications
+      from (select tenant, client_id from auth0.active_refresh_tokens where client_id is not null and ${scope()} group by 1, 2) c group by 1
+    ), expiring_soon as (
+      select tenant, count(*)::int as n from auth0.refresh_tokens_expiring_soon where ${scope()} group by 1
+    ), unused as (
+      select tenant, count(*)::int as n from auth0.refresh_tokens_unused where ${scope()} group by 1
+    ), unexplained as (
+      select tenant, count(*)::int as n from auth0.refresh_token_deletions
+      where reason = 'unexplained' and observed_at > now() - interval '24 hours' and ${scope()} group by 1
+    ), live_sessions as (
+      select tenant, count(*)::int as n from auth0.active_sessions where ${scope()} group by 1
+    ), freshness as (
+      select u.tenant, extract(epoch from now() - min(s.last_success_at))::float8 as seconds
+      from auth0.users u join auth0.user_sync_state s on s.tenant = u.tenant and s.user_id = u.user_id
+      where u.removed_at is null and ${scope('u')} group by 1
+    )
+    select tenant,
+           coalesce(live.live, 0) as live, coalesce(live.users, 0) as users, coalesce(applications.applications, 0) as applications,
+           coalesce(expiring_soon.n, 0) as expiring_soon, coalesce(unused.n, 0) as unused,
+           coalesce(unexplained.n, 0) as unexplained, coalesce(live_sessions.n, 0) as live_sessions,
+           coalesce(runs.runs, 0) as runs, runs.last_success_at, freshness.seconds as freshness_seconds
+    from runs full join live using (tenant) left join applications using (tenant)
+      left join expiring_soon using (tenant) left join unused using (tenant)
+      left join unexplained using (tenant) left join live_sessions using (tenant) left join freshness using (tenant)
+    order by tenant
   `
     .execute(db)
     .then(rows);
-  const count = async (view: string) => (await sql<{ n: number }>`select count(*)::int as n from ${sql.table(`auth0.${view}`)}`.execute(db)).rows[0]!.n;
-  const expiringSoon$ = count('refresh_tokens_expiring_soon');
-  const unused$ = count('refresh_tokens_unused');
-  const locationChanged$ = count('refresh_tokens_location_changed');
-  const runRows$ = sql<{ runs: number; last_success_at: Date | null }>`
-    select count(*)::int as runs, max(finished_at) filter (where status = 'succeeded') as last_success_at from auth0.sync_runs
-  `
-    .execute(db)
-    .then(rows);
-
-  const freshness$ = sql<{ seconds: number | null }>`
-    select extract(epoch from now() - min(s.last_success_at))::float8 as seconds
-    from auth0.users u join auth0.user_sync_state s on s.user_id = u.user_id where u.removed_at is null
-  `
-    .execute(db)
-    .then(rows);
-  const unexplained$ = sql<{ n: number }>`
-    select count(*)::int as n from auth0.refresh_token_deletions where reason = 'unexplained' and observed_at > now() - interval '24 hours'
+  // Apart from the query above: the view's auth0.to_inet catches bad addresses in a subtransaction,
+  // which PostgreSQL refuses while a parallel plan runs (as that query's other parts may).
+  const locationChanged$ = sql<{ tenant: string; n: number }>`
+    select tenant, count(*)::int as n from auth0.refresh_tokens_location_changed where ${scope()} group by 1
   `
     .execute(db)
     .then(rows);
@@ -182,37 +247,41 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
     )
     select to_char(days.day, 'YYYY-MM-DD') as day,
            coalesce(jsonb_object_agg(coalesce(d.reason, 'unrecorded'), d.deletions) filter (where d.deletions is not null), '{}') as reasons
-    from days left join auth0.refresh_token_deletions_by_reason d on d.day = days.day at time zone 'utc'
+    from days left join (
+      select day, reason, sum(deletions)::int as deletions from auth0.refresh_token_deletions_by_reason where ${scope()} group by 1, 2
+    ) d on d.day = days.day at time zone 'utc'
     group by days.day order by days.day
   `
     .execute(db)
     .then(rows);
   const sessions$ = sql<{ held: boolean; live: number; outliving: number; without_second_factor: number }>`
-    select (exists (select 1 from auth0.sessions) or exists (select 1 from auth0.user_sync_state where sessions_synced_at is not null)) as held,
-           (select count(*) from auth0.active_sessions)::int as live,
-           (select count(*) from auth0.refresh_tokens_outliving_session)::int as outliving,
-           (select count(*) from auth0.refresh_tokens_without_second_factor)::int as without_second_factor
+    select (exists (select 1 from auth0.sessions where ${scope()})
+            or exists (select 1 from auth0.user_sync_state where sessions_synced_at is not null and ${scope()})) as held,
+           (select count(*) from auth0.active_sessions where ${scope()})::int as live,
+           (select count(*) from auth0.refresh_tokens_outliving_session where ${scope()})::int as outliving,
+           (select count(*) from auth0.refresh_tokens_without_second_factor where ${scope()})::int as without_second_factor
   `
     .execute(db)
     .then(rows);
   const sessionsPerClient$ = sql<{ client_id: string | null; sessions: number; without_second_factor: number }>`
-    select client_id, active_sessions::int as sessions, without_second_factor::int as without_second_factor
-    from auth0.sessions_per_client order by active_sessions desc, client_id limit ${TOP}
+    select client_id, sum(active_sessions)::int as sessions, sum(without_second_factor)::int as without_second_factor
+    from auth0.sessions_per_client where ${scope()} group by client_id order by 2 desc, client_id limit ${TOP}
   `
     .execute(db)
     .then(rows);
 
-  const perClient$ = ranked(db, sql`select client_id as name from auth0.active_refresh_tokens`);
+  const perClient$ = ranked(db, sql`select client_id as name from auth0.active_refresh_tokens where ${scope()}`);
   const perAudience$ = ranked(
     db,
-    sql`select r.audience as name from auth0.refresh_token_resource_servers r join auth0.active_refresh_tokens t on t.id = r.token_id`,
+    sql`select r.audience as name from auth0.refresh_token_resource_servers r
+        join auth0.active_refresh_tokens t on t.tenant = r.tenant and t.id = r.token_id where ${scope('t')}`,
   );
-  const firstAsns$ = ranked(db, sql`select initial_asn as name from auth0.active_refresh_tokens where initial_asn is not null`);
-  const lastAsns$ = ranked(db, sql`select last_asn as name from auth0.active_refresh_tokens where last_asn is not null`);
+  const firstAsns$ = ranked(db, sql`select initial_asn as name from auth0.active_refresh_tokens where initial_asn is not null and ${scope()}`);
+  const lastAsns$ = ranked(db, sql`select last_asn as name from auth0.active_refresh_tokens where last_asn is not null and ${scope()}`);
   const moves$ = sql<{ from: string; to: string; tokens: number }>`
     select initial_asn as "from", last_asn as "to", count(*)::int as tokens
     from auth0.active_refresh_tokens
-    where initial_asn is not null and last_asn is not null and last_asn <> initial_asn
+    where initial_asn is not null and last_asn is not null and last_asn <> initial_asn and ${scope()}
     group by 1, 2 order by tokens desc, 1, 2 limit ${TOP}
   `
     .execute(db)
@@ -227,7 +296,7 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
              count(*) filter (where change = 'created')::int as created,
              count(*) filter (where change = 'deleted')::int as deleted
       from auth0.refresh_token_changes
-      where change in ('created', 'deleted') and observed_at >= date_trunc('day', now() at time zone 'utc') at time zone 'utc' - interval '89 days'
+      where change in ('created', 'deleted') and ${scope()} and observed_at >= date_trunc('day', now() at time zone 'utc') at time zone 'utc' - interval '89 days'
       group by 1
     )
     select to_char(days.day, 'YYYY-MM-DD') as day, coalesce(changes.created, 0) as created, coalesce(changes.deleted, 0) as deleted
@@ -263,30 +332,32 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
            coalesce(sum(r.requests), 0)::int as requests,
            coalesce(sum(r.users_failed), 0)::int as users_failed
     from days left join auth0.sync_runs r
-      on r.started_at >= days.day at time zone 'utc' and r.started_at < (days.day + interval '1 day') at time zone 'utc'
+      on r.started_at >= days.day at time zone 'utc' and r.started_at < (days.day + interval '1 day') at time zone 'utc' and ${scope('r')}
     group by days.day order by days.day
   `
     .execute(db)
     .then(rows);
 
-  const follow$ = sql<{ lag_seconds: number | null; updated_at: Date; last_entry_date: Date | null }>`
-    select lag_seconds, updated_at, last_entry_date from auth0.log_checkpoint limit 1
+  const follow$ = sql<{ tenant: string; lag_seconds: number | null; updated_at: Date; last_entry_date: Date | null }>`
+    select tenant, lag_seconds, updated_at, last_entry_date from auth0.log_checkpoint where ${scope()} order by tenant
   `
     .execute(db)
     .then(rows);
 
-  const soon$ = sql<{ id: string; user_id: string; client_id: string | null; expires_first_at: Date; reason: string }>`
-    select id, user_id, client_id, expires_first_at, reason from auth0.refresh_tokens_expiring_soon order by expires_first_at, id limit ${RISK_ROWS}
+  const soon$ = sql<{ tenant: string; id: string; user_id: string; client_id: string | null; expires_first_at: Date; reason: string }>`
+    select tenant, id, user_id, client_id, expires_first_at, reason from auth0.refresh_tokens_expiring_soon
+    where ${scope()} order by expires_first_at, tenant, id limit ${RISK_ROWS}
   `
     .execute(db)
     .then(rows);
-  const idle$ = sql<{ id: string; user_id: string; client_id: string | null; last_used_at: Date; unused_days: number }>`
-    select id, user_id, client_id, last_used_at, floor(extract(epoch from unused_for) / 86400)::int as unused_days
-    from auth0.refresh_tokens_unused order by last_used_at, id limit ${RISK_ROWS}
+  const idle$ = sql<{ tenant: string; id: string; user_id: string; client_id: string | null; last_used_at: Date; unused_days: number }>`
+    select tenant, id, user_id, client_id, last_used_at, floor(extract(epoch from unused_for) / 86400)::int as unused_days
+    from auth0.refresh_tokens_unused where ${scope()} order by last_used_at, tenant, id limit ${RISK_ROWS}
   `
     .execute(db)
     .then(rows);
   const moved$ = sql<{
+    tenant: string;
     id: string;
     user_id: string;
     client_id: string | null;
@@ -297,9 +368,9 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
     last_user_agent: string | null;
     last_exchanged_at: Date | null;
   }>`
-    select id, user_id, client_id, initial_asn, last_asn, initial_ip, last_ip, last_user_agent, last_exchanged_at
-    from auth0.refresh_tokens_location_changed
-    order by asn_changed desc, last_exchanged_at desc nulls last, id limit ${RISK_ROWS}
+    select tenant, id, user_id, client_id, initial_asn, last_asn, initial_ip, last_ip, last_user_agent, last_exchanged_at
+    from auth0.refresh_tokens_location_changed where ${scope()}
+    order by asn_changed desc, last_exchanged_at desc nulls last, tenant, id limit ${RISK_ROWS}
   `
     .execute(db)
     .then(rows);
@@ -308,11 +379,8 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
   const [
     nowRows,
     h,
-    distinct,
-    expiringSoon,
-    unused,
-    locationChanged,
-    runRows,
+    perTenantRows,
+    locationChangedRows,
     perClient,
     perAudience,
     firstAsns,
@@ -324,19 +392,14 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
     soon,
     idle,
     moved,
-    freshness,
-    unexplained,
     deletionsPerDay,
     sessions,
     sessionsPerClient,
   ] = await Promise.all([
     nowRows$,
     h$,
-    distinct$,
-    expiringSoon$,
-    unused$,
+    perTenant$,
     locationChanged$,
-    runRows$,
     perClient$,
     perAudience$,
     firstAsns$,
@@ -348,8 +411,6 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
     soon$,
     idle$,
     moved$,
-    freshness$,
-    unexplained$,
     deletionsPerDay$,
     sessions$,
     sessionsPerClient$,
@@ -357,24 +418,45 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
   const session = sessions[0]!;
   const readAt = nowRows[0]!.now;
   const head = h[0]!;
+  const perTenant: TenantHeadline[] = perTenantRows.map((r) => ({
+    tenant: r.tenant,
+    liveTokens: r.live,
+    users: r.users,
+    applications: r.applications,
+    expiringSoon: r.expiring_soon,
+    unused: r.unused,
+    locationChanged: locationChangedRows.find((l) => l.tenant === r.tenant)?.n ?? 0,
+    unexplained24h: r.unexplained,
+    liveSessions: r.live_sessions,
+    runs: r.runs,
+    lastSuccessAt: r.last_success_at,
+    freshnessSeconds: r.freshness_seconds,
+  }));
+  const sum = (pick: (t: TenantHeadline) => number) => perTenant.reduce((total, t) => total + pick(t), 0);
+  const latest = perTenant.map((t) => t.lastSuccessAt).reduce<Date | null>((a, b) => (b !== null && (a === null || b > a) ? b : a), null);
+  const stalest = perTenant.map((t) => t.freshnessSeconds).reduce<number | null>((a, b) => (b !== null && (a === null || b > a) ? b : a), null);
   return {
     readAt,
+    tenants,
     headline: {
       liveTokens: head.live,
-      users: distinct[0]!.users,
-      applications: distinct[0]!.applications,
-      expiringSoon,
-      unused,
-      locationChanged,
+      // A user ID or a client ID belongs to one tenant: the per-tenant counts add up.
+      users: sum((t) => t.users),
+      applications: sum((t) => t.applications),
+      expiringSoon: sum((t) => t.expiringSoon),
+      unused: sum((t) => t.unused),
+      locationChanged: sum((t) => t.locationChanged),
       asnChanged: head.asn_changed,
-      lastSuccessAt: runRows[0]!.last_success_at,
-      runs: runRows[0]!.runs,
-      unexplained24h: unexplained[0]!.n,
+      lastSuccessAt: latest,
+      runs: sum((t) => t.runs),
+      unexplained24h: sum((t) => t.unexplained24h),
       liveSessions: session.live,
       outlivingSession: session.outliving,
       withoutSecondFactor: session.without_second_factor,
-      freshnessSeconds: freshness[0]?.seconds ?? null,
+      // The least recently synced user of any tenant.
+      freshnessSeconds: stalest,
     },
+    perTenant,
     deletionsPerDay,
     sessionsHeld: session.held,
     sessionsPerClient: sessionsPerClient.map((r) => ({ clientId: r.client_id, sessions: r.sessions, withoutSecondFactor: r.without_second_factor })),
@@ -401,10 +483,18 @@ export async function readReportData(db: Kysely<Database>): Promise<ReportData> 
       requests: r.requests,
       usersFailed: r.users_failed,
     })),
-    logFollow: follow[0] ? { lagSeconds: follow[0].lag_seconds, updatedAt: follow[0].updated_at, lastEntryAt: follow[0].last_entry_date } : undefined,
-    expiringSoon: soon.map((r) => ({ id: r.id, userId: r.user_id, clientId: r.client_id, expiresFirstAt: r.expires_first_at, reason: r.reason })),
-    unused: idle.map((r) => ({ id: r.id, userId: r.user_id, clientId: r.client_id, lastUsedAt: r.last_used_at, unusedDays: r.unused_days })),
+    logFollow: follow.map((r) => ({ tenant: r.tenant, lagSeconds: r.lag_seconds, updatedAt: r.updated_at, lastEntryAt: r.last_entry_date })),
+    expiringSoon: soon.map((r) => ({
+      tenant: r.tenant,
+      id: r.id,
+      userId: r.user_id,
+      clientId: r.client_id,
+      expiresFirstAt: r.expires_first_at,
+      reason: r.reason,
+    })),
+    unused: idle.map((r) => ({ tenant: r.tenant, id: r.id, userId: r.user_id, clientId: r.client_id, lastUsedAt: r.last_used_at, unusedDays: r.unused_days })),
     locationChanged: moved.map((r) => ({
+      tenant: r.tenant,
       id: r.id,
       userId: r.user_id,
       clientId: r.client_id,

@@ -2,7 +2,7 @@
 import { formatDuration } from '../core/duration.js';
 import { toPrintable } from '../core/upstream-text.js';
 import { plural } from '../core/wording.js';
-import { statusExitCode, type LogFollowerStatus, type RecentDeletions, type RunSummary, type StatusReport } from './read-status.js';
+import { statusExitCode, type LogFollowerStatus, type RecentDeletions, type RunSummary, type StatusReport, type TenantStatus } from './read-status.js';
 
 /** Elapsed time for people; clock skew (a negative span) reads as 0. */
 function formatSpan(ms: number): string {
@@ -38,10 +38,24 @@ function runDuration(run: RunSummary, now: Date): string {
   return '-';
 }
 
-/** The lines `status` prints: plain aligned text, no colors. Pure. */
+/**
+ * The lines `status` prints: plain aligned text, no colors. One section per tenant, headed by its
+ * name (issue #23); with several, a first line names them and the exit code they make together.
+ */
 export function formatStatus(report: StatusReport, now: Date = report.generatedAt): string[] {
   const lines: string[] = [`Sync status at ${formatTime(now)} UTC`];
+  const { tenants } = report;
+  if (tenants.length === 0) return [...lines, 'No tenant yet: the warehouse holds no run, log checkpoint or user. Run npm run sync.'];
+  if (tenants.length > 1) {
+    lines.push(`Tenants: ${tenants.length} (${tenants.map((t) => t.tenant).join(', ')}); status exit code ${statusExitCode(report)}, the worst of them`);
+  }
+  for (const tenant of tenants) lines.push('', `Tenant ${tenant.tenant}`, ...formatTenant(tenant, now));
+  return lines;
+}
 
+/** One tenant's section: as `status` printed before tenants, under its name. */
+function formatTenant(report: TenantStatus, now: Date): string[] {
+  const lines: string[] = [];
   const last = report.lastFinished;
   lines.push(
     last
@@ -182,8 +196,21 @@ export function historyLostText(reason: string | null): string {
   }
 }
 
-/** `status --json`: version 1 of the document; fields are only ever added. Dates are ISO 8601 (UTC). */
+/**
+ * `status --json`: version 2 of the document, `{ version, generatedAt, exitCode, tenants: [...] }`
+ * with one object per tenant holding version 1's fields beside `tenant` (issue #23); fields are
+ * only ever added. `exitCode` at the top is the worst of the tenants'. Dates are ISO 8601 (UTC).
+ */
 export function toStatusJson(report: StatusReport): Record<string, unknown> {
+  return {
+    version: 2,
+    generatedAt: report.generatedAt.toISOString(),
+    exitCode: statusExitCode(report),
+    tenants: report.tenants.map(toTenantJson),
+  };
+}
+
+function toTenantJson(report: TenantStatus): Record<string, unknown> {
   const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null);
   const run = (r: RunSummary) => ({
     id: r.id,
@@ -206,8 +233,7 @@ export function toStatusJson(report: StatusReport): Record<string, unknown> {
   });
   const { staleness, logs } = report;
   return {
-    version: 1,
-    generatedAt: iso(report.generatedAt),
+    tenant: report.tenant,
     exitCode: statusExitCode(report),
     lastFinished: report.lastFinished ? run(report.lastFinished) : null,
     runs: report.runs.map(run),

@@ -1,12 +1,13 @@
 import { sql, type Kysely } from 'kysely';
-import { formatName } from '../core/config.js';
+import { formatName, type Config } from '../core/config.js';
 import type { Database, DeletionReason, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/schema.js';
 import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
-import { FatalError } from '../core/errors.js';
+import { FatalError, SyncError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import type { RunCounts } from '../warehouse/run-records.js';
 import { countFailedUsers, countUserIds, ofTenant, type UserSource } from '../source/user-ids.js';
+import { readTenants } from '../warehouse/tenants.js';
 import { stripControlCharacters, toPrintable } from '../core/upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
@@ -86,9 +87,18 @@ export interface LogFollowerStatus {
   historyLostReason: string | null;
 }
 
+/** What `status` shows: one section per tenant (issue #23). */
 export interface StatusReport {
   /** When the report was read; formatStatus measures ages and running durations from it. */
   generatedAt: Date;
+  /** By name; empty when the warehouse holds no tenant yet (no run, checkpoint or user). */
+  tenants: TenantStatus[];
+}
+
+/** One tenant's runs, failing users, staleness, log follower and deletions. */
+export interface TenantStatus {
+  /** The tenant's short name (core/tenant-name.ts). */
+  tenant: string;
   /** Most recent runs first. */
   runs: RunSummary[];
   /** Users whose last attempt failed, most recent attempt first (up to `failing`). */
@@ -117,6 +127,13 @@ export interface RecentDeletions {
 export const DELETIONS_WINDOW_HOURS = 24;
 
 export interface ReadStatusOptions {
+  /**
+   * Only these tenants, in this order; undefined or empty: every tenant the warehouse holds. A
+   * name the warehouse does not hold is an UnknownTenantError, not an empty section.
+   */
+  tenants?: readonly string[];
+  /** A tenant's own source table (TENANTS_FILE `usersTable`/`userIdColumn`); others read `source`. */
+  sources?: Readonly<Record<string, Config['source']>>;
   /** How many recent runs to list; default 10. */
   runs?: number;
   /** How many failing users to list; default 20. */
@@ -127,8 +144,38 @@ export interface ReadStatusOptions {
 
 const ERROR_WIDTH = 100;
 
-/** Read what `status` shows: recent runs, failing users and staleness. Only reads. */
-export async function readStatus(db: Kysely<Database>, users: UserSource, options: ReadStatusOptions = {}): Promise<StatusReport> {
+/** A tenant asked for that the warehouse does not hold; the message names those it does. */
+export class UnknownTenantError extends SyncError {
+  constructor(
+    readonly unknown: readonly string[],
+    readonly known: readonly string[],
+  ) {
+    const names = (list: readonly string[]) => list.map((name) => JSON.stringify(toPrintable(name, 40))).join(', ');
+    super(
+      'unknown_tenant',
+      `No tenant ${names(unknown)} in the warehouse; ` +
+        (known.length === 0 ? 'it holds none yet (run `npm run sync` first).' : `it holds ${known.length === 1 ? 'tenant' : 'tenants'} ${names(known)}.`),
+    );
+  }
+}
+
+/** Read what `status` shows for each tenant: recent runs, failing users, staleness. Only reads. */
+export async function readStatus(db: Kysely<Database>, source: Config['source'], options: ReadStatusOptions = {}): Promise<StatusReport> {
+  const generatedAt = options.now ?? new Date();
+  const known = await readTenants(db);
+  const asked = options.tenants && options.tenants.length > 0 ? [...new Set(options.tenants)] : undefined;
+  const unknown = asked?.filter((name) => !known.includes(name)) ?? [];
+  if (unknown.length > 0) throw new UnknownTenantError(unknown, known);
+  const tenants: TenantStatus[] = [];
+  // One tenant after the other: a tenant's reads already go side by side on the pool.
+  for (const tenant of asked ?? known) {
+    tenants.push(await readTenantStatus(db, { tenant, source: options.sources?.[tenant] ?? source }, { ...options, now: generatedAt }));
+  }
+  return { generatedAt, tenants };
+}
+
+async function readTenantStatus(db: Kysely<Database>, users: UserSource, options: ReadStatusOptions): Promise<TenantStatus> {
+  const { tenant } = users;
   const generatedAt = options.now ?? new Date();
   const runLimit = Math.max(0, Math.floor(options.runs ?? 10));
   const failingLimit = Math.max(0, Math.floor(options.failing ?? 20));
@@ -161,6 +208,7 @@ export async function readStatus(db: Kysely<Database>, users: UserSource, option
       'error',
       'tokens_endpoint',
     ])
+    .where('tenant', '=', tenant)
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc');
 
@@ -171,22 +219,23 @@ export async function readStatus(db: Kysely<Database>, users: UserSource, option
       ? db
           .selectFrom('auth0.user_sync_state')
           .select(['user_id', 'error_code', 'error', 'last_attempt_at', 'last_success_at', 'last_run_id'])
+          .where('tenant', '=', tenant)
           .where('status', '=', 'failed')
           .orderBy('last_attempt_at', 'desc')
           .orderBy('user_id')
           .limit(failingLimit)
           .execute()
       : Promise.resolve([]),
-    countFailedUsers(db),
+    countFailedUsers(db, tenant),
     readStaleness(db, users),
-    readLogFollower(db, users.tenant),
-    readDeletionsByReason(db, new Date(generatedAt.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000)),
+    readLogFollower(db, tenant),
+    readDeletionsByReason(db, new Date(generatedAt.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000), tenant),
   ]);
 
   if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, users, logs.historyLostAt));
 
-  const report: StatusReport = {
-    generatedAt,
+  const report: TenantStatus = {
+    tenant,
     runs: runRows.map(toRunSummary),
     failingUsers: failingRows.map((row) => ({
       userId: row.user_id,
@@ -258,7 +307,9 @@ async function everyUserSyncedSince(db: Kysely<Database>, scope: UserSource, at:
       select exists (select 1 ${users}) as any,
         exists (
           select 1 ${users}
-          and not exists (select 1 from auth0.user_sync_state s where s.tenant = ${tenant} and s.user_id = ${column}::text and s.last_success_at >= ${at})
+          and not exists (
+            select 1 from auth0.user_sync_state s where s.tenant = ${tenant} and s.user_id = ${column}::text and s.last_success_at >= ${at}
+          )
         ) as stale`.execute(db);
     return rows[0]?.any === true && rows[0].stale === false;
   } catch {
@@ -276,7 +327,7 @@ async function readLogFollower(db: Kysely<Database>, tenant: string): Promise<Lo
       'full_pass.at',
       eb
         .selectFrom('auth0.user_sync_state as s')
-        .innerJoin('auth0.sync_runs as r', 'r.id', 's.last_run_id')
+        .innerJoin('auth0.sync_runs as r', (join) => join.onRef('r.tenant', '=', 's.tenant').onRef('r.id', '=', 's.last_run_id'))
         .select(eb.fn.countAll<number>().as('n'))
         .where('s.tenant', '=', tenant)
         .where('r.trigger', '=', 'logs')
@@ -412,9 +463,14 @@ function summarizeError(error: string | null): string | null {
 
 /**
  * Exit code for `status`, for alerting: 1 when the most recent finished run (status not
- * `running`) failed, 2 when it was partial, 0 otherwise (including when no run has finished).
+ * `running`) of some tenant failed, else 2 when one was partial, 0 otherwise (including when no
+ * run has finished). Over a report, the worst of its tenants: one alert covers them all.
  */
-export function statusExitCode(report: StatusReport): number {
+export function statusExitCode(report: StatusReport | TenantStatus): number {
+  if ('tenants' in report) {
+    const codes = report.tenants.map(statusExitCode);
+    return codes.includes(1) ? 1 : codes.includes(2) ? 2 : 0;
+  }
   switch (report.lastFinished?.status) {
     case 'failed':
       return 1;

@@ -204,22 +204,18 @@ describe('status --json', () => {
       const out = await cli(['status', '--json'], { DATABASE_URL: migrated.url }, migrated);
       expect(out.code).toBe(2); // same exit codes as the tables
       expect(out.stderr).toBe('');
-      const doc = JSON.parse(out.stdout) as Record<string, unknown>;
-      expect(Object.keys(doc)).toEqual([
-        'version',
-        'generatedAt',
-        'exitCode',
-        'lastFinished',
-        'runs',
-        'failingTotal',
-        'failingUsers',
-        'staleness',
-        'logFollower',
-        'deletions',
-      ]);
-      expect(doc).toMatchObject({
-        version: 1,
+      const top = JSON.parse(out.stdout) as Record<string, unknown>;
+      // Version 2 (issue #23): one object per tenant, each with version 1's fields.
+      expect(top).toEqual({
+        version: 2,
         generatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        exitCode: 2,
+        tenants: [expect.any(Object)],
+      });
+      const doc = (top.tenants as Record<string, unknown>[])[0]!;
+      expect(Object.keys(doc)).toEqual(['tenant', 'exitCode', 'lastFinished', 'runs', 'failingTotal', 'failingUsers', 'staleness', 'logFollower', 'deletions']);
+      expect(doc).toMatchObject({
+        tenant: TEST_TENANT,
         exitCode: 2,
         lastFinished: {
           id,

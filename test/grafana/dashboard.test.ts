@@ -10,6 +10,7 @@ import { ROOT } from '../helpers/cli.js';
 import { ADMIN_URL, captureIo, cliDeps, createTestDatabase, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { SCOPE_WITH_SESSIONS } from '../../sandbox/auth0-server.js';
 import { envFor, generateTenant, startFakeAuth0, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
+import { seedTwoTenants } from '../report/two-tenants.js';
 
 /**
  * grafana/: the provisioned data source and dashboard that `docker compose --profile tools up`
@@ -37,10 +38,20 @@ interface Panel {
   fieldConfig?: { overrides: Override[] };
   options?: { xField?: string; reduceOptions?: { fields?: string } };
 }
+interface Variable {
+  name: string;
+  type: string;
+  query?: string;
+  datasource?: { type: string; uid: string };
+  multi?: boolean;
+  includeAll?: boolean;
+  allValue?: string | null;
+  current?: { value?: string | string[] };
+}
 interface Dashboard {
   uid: string;
   time: { from: string; to: string };
-  templating: { list: { name: string; current?: { value?: string | string[] } }[] };
+  templating: { list: Variable[] };
   panels: Panel[];
 }
 
@@ -78,7 +89,7 @@ const toSeconds = (interval: string) => {
  * their current values. Throws on a macro or variable it does not know, so a new one gets a
  * rule here before the dashboard ships it.
  */
-function fillMacros(rawSql: string, range: { from: Date; to: Date }): string {
+function fillMacros(rawSql: string, range: { from: Date; to: Date }, values: Readonly<Record<string, readonly string[]>> = {}): string {
   const from = `'${range.from.toISOString()}'`;
   const to = `'${range.to.toISOString()}'`;
   let text = rawSql
@@ -96,9 +107,14 @@ function fillMacros(rawSql: string, range: { from: Date; to: Date }): string {
     .replace(/\$__interval_ms\b/g, String(DAY))
     .replace(/\$__interval\b/g, '1d');
   for (const variable of dashboard.templating.list) {
-    const value = variable.current?.value;
-    const quoted = (Array.isArray(value) ? value : [value ?? '']).map((v) => `'${v.replace(/'/g, "''")}'`).join(',');
-    text = text.replace(new RegExp(`\\$\\{${variable.name}(:[a-z]+)?\\}|\\$${variable.name}\\b`, 'g'), quoted);
+    const current = variable.current?.value;
+    const chosen = values[variable.name] ?? (Array.isArray(current) ? current : [current ?? '']);
+    const reference = new RegExp(`\\$\\{${variable.name}(:[a-z]+)?\\}|\\$${variable.name}\\b`, 'g');
+    if (!reference.test(text)) continue;
+    // "All" is Grafana's `$__all`: it sends every value of the variable's query (no allValue set).
+    if (chosen.includes('$__all')) throw new Error(`give the values of $${variable.name} (its current value is All)`);
+    const quoted = chosen.map((v) => `'${v.replace(/'/g, "''")}'`).join(',');
+    text = text.replace(reference, quoted);
   }
   const left = /\$\{?\w+/.exec(text);
   if (left) throw new Error(`no rule for ${left[0]} in: ${rawSql}`);
@@ -159,12 +175,29 @@ describe('the dashboard JSON', () => {
     }
   });
 
+  it('has a tenant picker (several, or All) that every panel filters on', () => {
+    const tenant = dashboard.templating.list.find((v) => v.name === 'tenant');
+    expect(tenant).toMatchObject({ type: 'query', multi: true, includeAll: true, current: { value: ['$__all'] } });
+    // No allValue: All sends the list of tenants, which `tenant in (...)` takes as it is.
+    expect(tenant!.allValue ?? null).toBeNull();
+    expect(tenant!.query).toMatch(/select distinct tenant from auth0\.\w+/);
+    for (const panel of queried) {
+      for (const target of panel.targets!)
+        expect({ panel: panel.title, filtered: target.rawSql.includes('tenant in ($tenant)') }).toEqual({ panel: panel.title, filtered: true });
+    }
+  });
+
   it('fills in the macros the way Grafana does, and refuses one it has no rule for', () => {
     const range = { from: new Date('2026-01-01T00:00:00Z'), to: new Date('2026-01-02T00:00:00Z') };
     expect(fillMacros('select $__timeGroupAlias(observed_at, 1d), 1 from x where $__timeFilter(observed_at)', range)).toBe(
       `select floor(extract(epoch from observed_at)/86400)*86400 AS "time", 1 from x where observed_at BETWEEN '2026-01-01T00:00:00.000Z' AND '2026-01-02T00:00:00.000Z'`,
     );
     expect(() => fillMacros('select $__unixEpochFilter(t)', range)).toThrow('no rule for $__unixEpochFilter');
+    // A multi-value variable as Grafana's SQL data sources send it: each value quoted, comma-separated.
+    expect(fillMacros('select 1 from x where tenant in ($tenant)', range, { tenant: ['prod-eu', "o'brien"] })).toBe(
+      "select 1 from x where tenant in ('prod-eu','o''brien')",
+    );
+    expect(() => fillMacros('select 1 from x where tenant in ($tenant)', range)).toThrow('give the values of $tenant');
   });
 });
 
@@ -229,10 +262,16 @@ describeServer('every panel query against a synced warehouse', () => {
    * tests, through `withWarehouse`: its database, tenant and owner's connection, closed after the
    * last test; `live` is what the tenant holds after the second sync.
    */
-  const held: { t?: TestDatabase; fake?: FakeAuth0; owner?: pg.Client; live?: Map<string, Auth0TokenJson[]>; revoked: number; created: number } = {
-    revoked: 0,
-    created: 0,
-  };
+  const held: {
+    t?: TestDatabase;
+    fake?: FakeAuth0;
+    owner?: pg.Client;
+    live?: Map<string, Auth0TokenJson[]>;
+    revoked: number;
+    created: number;
+    /** The tenant picker's values, as its query finds them: All is every one. */
+    tenants: string[];
+  } = { revoked: 0, created: 0, tenants: [] };
   beforeAll(async () => {
     const t = (held.t = await createTestDatabase());
     // Sessions listed too, so the sessions panels have rows to draw.
@@ -259,6 +298,8 @@ describeServer('every panel query against a synced warehouse', () => {
     await sync(t, fake);
     held.owner = new pg.Client({ connectionString: t.url });
     await held.owner.connect();
+    const picker = dashboard.templating.list.find((v) => v.name === 'tenant')!;
+    held.tenants = (await held.owner.query<{ tenant: string }>(picker.query!)).rows.map((row) => row.tenant);
   }, 90_000);
 
   afterAll(async () => {
@@ -271,7 +312,7 @@ describeServer('every panel query against a synced warehouse', () => {
     await admin.query(`drop role if exists ${role}`).finally(() => admin.end());
   });
 
-  const run = (client: pg.Client, rawSql: string) => client.query(fillMacros(rawSql, range));
+  const run = (client: pg.Client, rawSql: string) => client.query(fillMacros(rawSql, range, { tenant: held.tenants }));
   const panel = (title: string) => queried.find((p) => p.title === title)!;
 
   function withWarehouse(use: (w: ReturnType<typeof world>) => Promise<void>): Promise<void> {
@@ -296,6 +337,7 @@ describeServer('every panel query against a synced warehouse', () => {
       expect(await count('select count(*) as n from auth0.refresh_tokens_location_changed')).toBeGreaterThan(0);
       expect(await count('select count(*) as n from auth0.refresh_tokens_unused')).toBeGreaterThan(0);
       expect(await count("select count(*) as n from auth0.sync_runs where status = 'succeeded'")).toBe(2);
+      expect(held.tenants).toHaveLength(1); // the sandbox tenant: All is it
     }));
 
   it('each query runs and returns the columns its panel draws', () =>
@@ -419,4 +461,90 @@ describeServer('every panel query against a synced warehouse', () => {
       }
     }),
   );
+});
+
+describeServer('the tenant picker against a warehouse of two tenants', () => {
+  const range = { from: new Date(Date.now() - 90 * DAY), to: new Date(Date.now() + 60_000) };
+  const held: { t?: TestDatabase; owner?: pg.Client } = {};
+  beforeAll(async () => {
+    const t = (held.t = await createTestDatabase());
+    await seedTwoTenants(t);
+    held.owner = new pg.Client({ connectionString: t.url });
+    await held.owner.connect();
+  });
+  afterAll(async () => {
+    await held.owner?.end();
+    await held.t?.drop();
+  });
+
+  const panel = (title: string, type?: string) => queried.find((p) => p.title === title && (type === undefined || p.type === type))!;
+  /** A panel's first query with the picker on `tenants`; its rows. */
+  async function rowsOf(title: string, tenants: string[], type?: string) {
+    return (await held.owner!.query(fillMacros(panel(title, type).targets![0]!.rawSql, range, { tenant: tenants }))).rows as Record<string, unknown>[];
+  }
+  const stat = async (title: string, tenants: string[]) => {
+    const [row] = await rowsOf(title, tenants, 'stat');
+    return row === undefined ? undefined : Number(Object.values(row)[0]);
+  };
+  const total = async (title: string, column: string, tenants: string[]) => (await rowsOf(title, tenants)).reduce((sum, row) => sum + Number(row[column]), 0);
+
+  it('offers the tenants of the warehouse, and every panel runs with one of them or both', async () => {
+    const variable = dashboard.templating.list.find((v) => v.name === 'tenant')!;
+    const { rows } = await held.owner!.query(variable.query!);
+    expect(rows.map((row: Record<string, unknown>) => Object.values(row)[0])).toEqual(['prod-eu', 'prod-us']);
+    for (const tenants of [['prod-eu'], ['prod-us'], ['prod-eu', 'prod-us']]) {
+      for (const p of queried) {
+        for (const target of p.targets!) {
+          await held.owner!.query(fillMacros(target.rawSql, range, { tenant: tenants })).catch((error: Error) => {
+            throw new Error(`panel "${p.title}" with ${tenants.join(',')}: ${error.message}`);
+          });
+        }
+      }
+    }
+  });
+
+  it('counts only the tenants picked, and both add up to All', async () => {
+    const both = ['prod-eu', 'prod-us'];
+    const expected: [string, number, number, number][] = [
+      // [stat, prod-eu, prod-us, both]
+      ['Live tokens', 3, 2, 5],
+      ['Users holding them', 2, 1, 3],
+      ['Applications', 2, 1, 3],
+      ['Expiring within 7 days', 1, 0, 1],
+      ['Unused for 30 days', 0, 1, 1],
+      ['Location changed', 1, 0, 1],
+      ['Unexplained deletions (24 h)', 0, 1, 1],
+      ['Last network differs from first', 1, 0, 1],
+    ];
+    for (const [title, eu, us, all] of expected) {
+      expect({ title, counts: [await stat(title, ['prod-eu']), await stat(title, ['prod-us']), await stat(title, both)] }).toEqual({
+        title,
+        counts: [eu, us, all],
+      });
+    }
+    // The log follower's lag: the worst of the tenants picked.
+    expect([await stat('Log-follow lag', ['prod-eu']), await stat('Log-follow lag', both)]).toEqual([5, 90]);
+    expect(await rowsOf('Live tokens per tenant', both)).toEqual([
+      { tenant: 'prod-eu', 'live tokens': 3, users: 2 },
+      { tenant: 'prod-us', 'live tokens': 2, users: 1 },
+    ]);
+    expect(await rowsOf('Live tokens per tenant', ['prod-us'])).toEqual([{ tenant: 'prod-us', 'live tokens': 2, users: 1 }]);
+    expect(await total('Live tokens per application', 'live tokens', ['prod-us'])).toBe(2);
+    expect(await total('Live tokens per application', 'live tokens', both)).toBe(5);
+    // Same token IDs in both tenants: each token's audience counted once, in its own tenant.
+    expect(await rowsOf('Live tokens per resource server (audience)', both)).toEqual([
+      { audience: '(none)', 'live tokens': 2 },
+      { audience: 'https://api.eu', 'live tokens': 2 },
+      { audience: 'https://api.us', 'live tokens': 1 },
+    ]);
+    expect(await total('Tokens created and deleted per day', 'created', ['prod-us'])).toBe(3);
+    expect(await total('Tokens created and deleted per day', 'created', both)).toBe(7);
+    expect(await total('Runs per day by outcome', 'failed', ['prod-eu'])).toBe(0);
+    expect(await total('Runs per day by outcome', 'failed', both)).toBe(1);
+    for (const title of ['Age of live tokens', 'Rotating vs non-rotating', 'Tokens with no session']) {
+      expect({ title, tokens: await total(title, 'tokens', ['prod-eu']) }).toEqual({ title, tokens: 3 });
+    }
+    expect((await rowsOf('Unused for 30 days', ['prod-us'], 'table')).map((row) => [row.tenant, row.token])).toEqual([['prod-us', 'rt_1']]);
+    expect(await rowsOf('Unused for 30 days', ['prod-eu'], 'table')).toEqual([]);
+  });
 });

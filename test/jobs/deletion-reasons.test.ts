@@ -158,8 +158,8 @@ describe('the reason of each deletion', () => {
       expect(status.text).toMatch(/Deletions in the last 24 hours: 3 \(expired 1, unexplained 2\)/);
       expect(status.text).toContain('2 unexplained deletions in the last 24 hours');
       const json = await cli(['status', '--json']);
-      const document = JSON.parse(json.stdout.join('\n')) as { deletions: unknown };
-      expect(document.deletions).toEqual({ hours: 24, total: 3, byReason: { expired: 1, unexplained: 2 }, unexplained: 2 });
+      const document = JSON.parse(json.stdout.join('\n')) as { tenants: { deletions: unknown }[] };
+      expect(document.tenants[0]!.deletions).toEqual({ hours: 24, total: 3, byReason: { expired: 1, unexplained: 2 }, unexplained: 2 });
     }));
 
   it('keeps the reason and log entry of a user whose sync failed, for the follow that retries it', () =>

@@ -34,8 +34,9 @@ function world(t: TestDatabase, fake: FakeAuth0) {
   }
   const checkpoint = async () => (await t.db.selectFrom('auth0.log_checkpoint').selectAll().executeTakeFirst())!;
   const status = async () => {
-    const report = await readStatus(t.db, { tenant: TEST_TENANT, source });
-    return { text: formatStatus(report).join('\n'), json: toStatusJson(report).logFollower as Record<string, unknown> };
+    const report = await readStatus(t.db, source);
+    const [tenant] = toStatusJson(report).tenants as Record<string, unknown>[];
+    return { text: formatStatus(report).join('\n'), json: tenant!.logFollower as Record<string, unknown> };
   };
 
   /** `n` users synced in full, and the follower started at the newest entry. */

@@ -274,8 +274,8 @@ describe('sync --from-logs', () => {
       fake.setUser(users[0]!, []);
       fake.setUser(users[1]!, []);
       expect((await follow()).code).toBe(0);
-      const report = await readStatus(t.db, { tenant: TEST_TENANT, source: sourceOf('auth0.users', 'user_id') });
-      expect(report.logs).toMatchObject({ logId: fake.logs.newestId(), usersChangedSinceFullPass: 2, fullPassDue: false });
+      const report = await readStatus(t.db, sourceOf('auth0.users', 'user_id'));
+      expect(report.tenants[0]!.logs).toMatchObject({ logId: fake.logs.newestId(), usersChangedSinceFullPass: 2, fullPassDue: false });
       const lines = formatStatus(report).join('\n');
       expect(lines).toContain(`Log follower: checkpoint ${fake.logs.newestId()}`);
       expect(lines).toMatch(/last entry \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, lag /);

@@ -2,58 +2,95 @@ import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import type { NewSyncRun } from '../../src/warehouse/schema.js';
 import { formatStatus, toStatusJson } from '../../src/status/format-status.js';
-import { readStatus, statusExitCode } from '../../src/status/read-status.js';
+import { readStatus, statusExitCode, UnknownTenantError, type StatusReport, type TenantStatus } from '../../src/status/read-status.js';
 import { loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 
 const source = sourceOf('auth0.users', 'user_id');
 const now = new Date('2026-11-26T12:00:00Z');
 const at = (time: string) => new Date(`2026-11-26T${time}Z`);
+/** The tenant every test writes, unless it says otherwise. */
+const TENANT = 'prod-eu';
 
-async function insertRun(t: TestDatabase, run: Omit<NewSyncRun, 'trigger'> & { trigger?: NewSyncRun['trigger'] }): Promise<number> {
+type RunValues = Omit<NewSyncRun, 'trigger' | 'tenant'> & { trigger?: NewSyncRun['trigger']; tenant?: string };
+
+async function insertRun(t: TestDatabase, run: RunValues): Promise<number> {
   const { id } = await t.db
     .insertInto('auth0.sync_runs')
-    .values({ trigger: 'schedule', ...run })
+    .values({ trigger: 'schedule', tenant: TENANT, ...run })
     .returning('id')
     .executeTakeFirstOrThrow();
   return id;
+}
+
+/** The test database's users of `tenant` (TENANT unless said). */
+const addUsers = (t: TestDatabase, userIds: string[], tenant = TENANT) => loadUsers(t.db, userIds, tenant);
+
+/** The one tenant's section of a report that has one. */
+function only(report: StatusReport): TenantStatus {
+  expect(report.tenants.map((s) => s.tenant)).toEqual([TENANT]);
+  return report.tenants[0]!;
 }
 
 // One database for the file, emptied for each test (withEmptyDatabase).
 const { withEmptyDatabase } = sharedDatabase();
 
 describe('readStatus and formatStatus', () => {
-  it('reports an empty warehouse without failing', () =>
+  it('reports an empty warehouse without failing: no tenant yet', () =>
     withEmptyDatabase(async (t) => {
+      const report = await readStatus(t.db, source, { now });
+      expect(report).toEqual({ generatedAt: now, tenants: [] });
+      expect(formatStatus(report)).toEqual([
+        'Sync status at 2026-11-26 12:00:00 UTC',
+        'No tenant yet: the warehouse holds no run, log checkpoint or user. Run npm run sync.',
+      ]);
+      expect(statusExitCode(report)).toBe(0);
+      expect(toStatusJson(report)).toEqual({ version: 2, generatedAt: now.toISOString(), exitCode: 0, tenants: [] });
+      // A tenant asked for by name that the warehouse does not hold: a sentence, not an empty section.
+      const error = await readStatus(t.db, source, { now, tenants: ['prod-eu'] }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UnknownTenantError);
+      expect(error).toMatchObject({ code: 'unknown_tenant', message: 'No tenant "prod-eu" in the warehouse; it holds none yet (run `npm run sync` first).' });
+    }));
+
+  it('reports a tenant whose users were imported but never synced, under its name', () =>
+    withEmptyDatabase(async (t) => {
+      await addUsers(t, ['auth0|u1']);
       const report = await readStatus(t.db, source, { now });
       expect(report).toEqual({
         generatedAt: now,
-        runs: [],
-        failingUsers: [],
-        failingTotal: 0,
-        staleness: {
-          known: true,
-          source: 'auth0.users.user_id',
-          sourceUsers: 0,
-          neverSynced: 0,
-          oldestSuccessAt: null,
-          oldestSuccessUserId: null,
-        },
-        deletions: { hours: 24, total: 0, byReason: {}, unexplained: 0 },
+        tenants: [
+          {
+            tenant: TENANT,
+            runs: [],
+            failingUsers: [],
+            failingTotal: 0,
+            staleness: {
+              known: true,
+              source: 'auth0.users.user_id',
+              sourceUsers: 1,
+              neverSynced: 1,
+              oldestSuccessAt: null,
+              oldestSuccessUserId: null,
+            },
+            deletions: { hours: 24, total: 0, byReason: {}, unexplained: 0 },
+          },
+        ],
       });
-      expect(report.lastFinished).toBeUndefined();
-      const text = formatStatus(report).join('\n');
-      expect(text).toContain('Sync status at 2026-11-26 12:00:00 UTC');
-      expect(text).toContain('Last finished run: none yet');
+      expect(only(report).lastFinished).toBeUndefined();
+      const lines = formatStatus(report);
+      // One tenant: the text as before tenants, under its name.
+      expect(lines.slice(0, 4)).toEqual(['Sync status at 2026-11-26 12:00:00 UTC', '', `Tenant ${TENANT}`, 'Last finished run: none yet']);
+      const text = lines.join('\n');
       expect(text).toContain('Recent runs: none yet');
       expect(text).toContain('Failing users: none');
       expect(text).toContain('  oldest last success: none yet');
+      expect(text).not.toContain('Tenants:');
       expect(statusExitCode(report)).toBe(0);
     }));
 
   it('lists recent runs, failing users and staleness', () =>
     withEmptyDatabase(async (t) => {
-      await loadUsers(t.db, ['auth0|u1', 'auth0|u2', 'auth0|u3', 'auth0|u4', 'auth0|u5']);
+      await addUsers(t, ['auth0|u1', 'auth0|u2', 'auth0|u3', 'auth0|u4', 'auth0|u5']);
       await insertRun(t, {
         trigger: 'backfill',
         status: 'failed',
@@ -93,8 +130,9 @@ describe('readStatus and formatStatus', () => {
       await t.db
         .insertInto('auth0.user_sync_state')
         .values([
-          { user_id: 'auth0|u1', status: 'synced', last_attempt_at: at('11:00:00'), last_success_at: at('11:00:00') },
+          { tenant: TENANT, user_id: 'auth0|u1', status: 'synced', last_attempt_at: at('11:00:00'), last_success_at: at('11:00:00') },
           {
+            tenant: TENANT,
             user_id: 'auth0|u2',
             status: 'failed',
             last_attempt_at: at('11:10:00'),
@@ -103,15 +141,17 @@ describe('readStatus and formatStatus', () => {
             error: 'Request timed out after 30000 ms',
           },
           {
+            tenant: TENANT,
             user_id: 'auth0|u3',
             status: 'failed',
             last_attempt_at: at('11:11:00'),
             error_code: 'auth0_server_error',
             error: 'Auth0 answered 503\nbody: <html>',
           },
-          { user_id: 'auth0|u4', status: 'not_found', last_attempt_at: at('11:00:00') },
+          { tenant: TENANT, user_id: 'auth0|u4', status: 'not_found', last_attempt_at: at('11:00:00') },
           // Not (or no longer) in the source: counts as failing, but not for staleness.
           {
+            tenant: TENANT,
             user_id: 'auth0|gone',
             status: 'failed',
             last_attempt_at: at('11:12:00'),
@@ -124,12 +164,12 @@ describe('readStatus and formatStatus', () => {
 
       const report = await readStatus(t.db, source, { now, runs: 3, failing: 2 });
 
-      expect(report.runs.map((run) => [run.id, run.status])).toEqual([
+      expect(only(report).runs.map((run) => [run.id, run.status])).toEqual([
         [running, 'running'],
         [partial, 'partial'],
         [succeeded, 'succeeded'],
       ]);
-      expect(report.runs[1]).toEqual({
+      expect(only(report).runs[1]).toEqual({
         id: partial,
         trigger: 'manual',
         status: 'partial',
@@ -155,14 +195,14 @@ describe('readStatus and formatStatus', () => {
         error: '1 user failed …',
         tokensEndpoint: 'users',
       });
-      expect(report.lastFinished?.id).toBe(partial);
+      expect(only(report).lastFinished?.id).toBe(partial);
 
-      expect(report.failingTotal).toBe(3);
-      expect(report.failingUsers.map((user) => user.userId)).toEqual(['auth0|gone', 'auth0|u3']);
-      const gone = report.failingUsers[0]!;
+      expect(only(report).failingTotal).toBe(3);
+      expect(only(report).failingUsers.map((user) => user.userId)).toEqual(['auth0|gone', 'auth0|u3']);
+      const gone = only(report).failingUsers[0]!;
       expect(gone.error).toHaveLength(100);
       expect(gone.error).toMatch(/^bad red y+…$/);
-      expect(report.failingUsers[1]).toEqual({
+      expect(only(report).failingUsers[1]).toEqual({
         userId: 'auth0|u3',
         errorCode: 'auth0_server_error',
         error: 'Auth0 answered 503 …',
@@ -171,7 +211,7 @@ describe('readStatus and formatStatus', () => {
         lastRunId: null,
       });
 
-      expect(report.staleness).toEqual({
+      expect(only(report).staleness).toEqual({
         known: true,
         source: 'auth0.users.user_id',
         sourceUsers: 5,
@@ -219,13 +259,13 @@ describe('readStatus and formatStatus', () => {
       await t.db
         .insertInto('auth0.user_sync_state')
         .values([
-          { user_id: 'a', status: 'synced', last_attempt_at: at('10:00:00'), last_success_at: at('10:00:00') },
-          { user_id: 'b', status: 'failed', last_attempt_at: at('10:00:00'), last_success_at: at('09:00:00') },
-          { user_id: 'c', status: 'failed', last_attempt_at: at('10:00:00') },
+          { tenant: TENANT, user_id: 'a', status: 'synced', last_attempt_at: at('10:00:00'), last_success_at: at('10:00:00') },
+          { tenant: TENANT, user_id: 'b', status: 'failed', last_attempt_at: at('10:00:00'), last_success_at: at('09:00:00') },
+          { tenant: TENANT, user_id: 'c', status: 'failed', last_attempt_at: at('10:00:00') },
         ])
         .execute();
       const report = await readStatus(t.db, sourceOf('Crm.People', 'Auth0Id'), { now });
-      expect(report.staleness).toEqual({
+      expect(only(report).staleness).toEqual({
         known: true,
         source: 'Crm.People.Auth0Id',
         sourceUsers: 3,
@@ -237,28 +277,151 @@ describe('readStatus and formatStatus', () => {
 
   it('leaves users import-users marked removed out of the staleness', () =>
     withEmptyDatabase(async (t) => {
-      await loadUsers(t.db, ['auth0|kept', 'auth0|removed']);
+      await addUsers(t, ['auth0|kept', 'auth0|removed']);
       await sql`update auth0.users set removed_at = now() where user_id = 'auth0|removed'`.execute(t.db);
       const report = await readStatus(t.db, source, { now });
-      expect(report.staleness).toMatchObject({ sourceUsers: 1, neverSynced: 1 });
+      expect(only(report).staleness).toMatchObject({ sourceUsers: 1, neverSynced: 1 });
     }));
 
   it('reports staleness as unknown when the source table or column is missing', () =>
     withEmptyDatabase(async (t) => {
       await insertRun(t, { status: 'failed', started_at: at('10:00:00'), finished_at: at('10:00:01'), error: 'source gone' });
       const report = await readStatus(t.db, sourceOf('nope.users', 'user_id'), { now });
-      expect(report.staleness).toEqual({
+      expect(only(report).staleness).toEqual({
         known: false,
         source: 'nope.users.user_id',
         reason: expect.stringContaining('The source table nope.users does not exist'),
       });
-      expect(report.runs).toHaveLength(1);
+      expect(only(report).runs).toHaveLength(1);
       const text = formatStatus(report).join('\n');
       expect(text).toContain('Staleness (source nope.users.user_id): unknown');
       expect(text).toContain('  The source table nope.users does not exist; set SOURCE_USERS_TABLE');
 
       const noColumn = await readStatus(t.db, sourceOf('auth0.users', 'uid'), { now });
-      expect(noColumn.staleness).toMatchObject({ known: false, reason: expect.stringContaining('has no column uid') });
+      expect(only(noColumn).staleness).toMatchObject({ known: false, reason: expect.stringContaining('has no column uid') });
+    }));
+});
+
+describe('several tenants', () => {
+  /** Two tenants side by side: prod-eu's last run failed, prod-us's was partial, each with its users and failures. */
+  async function twoTenants(t: TestDatabase) {
+    await addUsers(t, ['auth0|a', 'auth0|b']);
+    await addUsers(t, ['auth0|a', 'auth0|c', 'auth0|d'], 'prod-us'); // the same ID in two tenants is two users
+    const eu = await insertRun(t, { status: 'failed', started_at: at('10:00:00'), finished_at: at('10:01:00'), error: 'eu broke' });
+    const us = await insertRun(t, { tenant: 'prod-us', status: 'partial', started_at: at('11:00:00'), finished_at: at('11:02:00'), users_total: 3 });
+    await t.db
+      .insertInto('auth0.user_sync_state')
+      .values([
+        { tenant: TENANT, user_id: 'auth0|a', status: 'synced', last_attempt_at: at('10:00:00'), last_success_at: at('10:00:00') },
+        { tenant: 'prod-us', user_id: 'auth0|a', status: 'failed', last_attempt_at: at('11:00:00'), error_code: 'auth0_timeout', error: 'slow' },
+        { tenant: 'prod-us', user_id: 'auth0|c', status: 'failed', last_attempt_at: at('11:01:00'), error_code: 'auth0_timeout', error: 'slow' },
+      ])
+      .execute();
+    await t.db
+      .insertInto('auth0.log_checkpoint')
+      .values({ tenant: 'prod-us', log_id: '77', last_entry_date: at('11:00:00'), lag_seconds: 0, updated_at: at('11:30:00') })
+      .execute();
+    await t.db
+      .insertInto('auth0.refresh_token_changes')
+      .values({ tenant: 'prod-us', token_id: 'rt_1', user_id: 'auth0|a', change: 'deleted', reason: 'unexplained', observed_at: at('11:01:00') })
+      .execute();
+    return { eu, us };
+  }
+
+  it('shows a section per tenant, each counting only its own rows, and the worst exit code', () =>
+    withEmptyDatabase(async (t) => {
+      const { eu, us } = await twoTenants(t);
+      const report = await readStatus(t.db, source, { now });
+      expect(report.tenants.map((s) => s.tenant)).toEqual(['prod-eu', 'prod-us']);
+      const [euStatus, usStatus] = report.tenants;
+      expect(euStatus).toMatchObject({
+        runs: [{ id: eu, status: 'failed' }],
+        lastFinished: { id: eu },
+        failingTotal: 0,
+        staleness: { known: true, sourceUsers: 2, neverSynced: 1, oldestSuccessAt: at('10:00:00'), oldestSuccessUserId: 'auth0|a' },
+      });
+      expect(euStatus!.logs).toBeUndefined();
+      expect(euStatus!.deletions).toEqual({ hours: 24, total: 0, byReason: {}, unexplained: 0 });
+      expect(usStatus!.deletions).toEqual({ hours: 24, total: 1, byReason: { unexplained: 1 }, unexplained: 1 });
+      expect(usStatus).toMatchObject({
+        runs: [{ id: us, status: 'partial' }],
+        failingTotal: 2,
+        failingUsers: [{ userId: 'auth0|c' }, { userId: 'auth0|a' }],
+        staleness: { known: true, sourceUsers: 3, neverSynced: 3, oldestSuccessAt: null },
+        logs: { logId: '77', lagSeconds: 0 },
+      });
+      expect(statusExitCode(euStatus!)).toBe(1);
+      expect(statusExitCode(usStatus!)).toBe(2);
+      expect(statusExitCode(report)).toBe(1); // one alert for both: the worst
+
+      const lines = formatStatus(report);
+      expect(lines.slice(0, 5)).toEqual([
+        'Sync status at 2026-11-26 12:00:00 UTC',
+        'Tenants: 2 (prod-eu, prod-us); status exit code 1, the worst of them',
+        '',
+        'Tenant prod-eu',
+        `Last finished run: #${eu} failed, 1 h 59 min ago (status exit code 1)`,
+      ]);
+      const usAt = lines.indexOf('Tenant prod-us');
+      expect(usAt).toBeGreaterThan(5);
+      expect(lines[usAt - 1]).toBe('');
+      expect(lines[usAt + 1]).toBe(`Last finished run: #${us} partial, 58 min ago (status exit code 2)`);
+      expect(lines.slice(usAt).join('\n')).toContain('Failing users: 2, most recent attempt first');
+      expect(lines.slice(0, usAt).join('\n')).toContain('Failing users: none');
+      expect(lines.slice(usAt).join('\n')).toContain('Log follower: checkpoint 77');
+
+      const json = toStatusJson(report);
+      expect(json).toMatchObject({ version: 2, exitCode: 1, generatedAt: now.toISOString() });
+      const tenants = json.tenants as Record<string, unknown>[];
+      expect(tenants.map((s) => [s.tenant, s.exitCode, s.failingTotal])).toEqual([
+        ['prod-eu', 1, 0],
+        ['prod-us', 2, 2],
+      ]);
+      // Inside each tenant, version 1's fields by their names.
+      expect(Object.keys(tenants[0]!)).toEqual([
+        'tenant',
+        'exitCode',
+        'lastFinished',
+        'runs',
+        'failingTotal',
+        'failingUsers',
+        'staleness',
+        'logFollower',
+        'deletions',
+      ]);
+    }));
+
+  it('narrows to the tenants asked for, and names the tenants it holds when one is unknown', () =>
+    withEmptyDatabase(async (t) => {
+      const { us } = await twoTenants(t);
+      const report = await readStatus(t.db, source, { now, tenants: ['prod-us'] });
+      expect(report.tenants.map((s) => [s.tenant, s.runs.map((r) => r.id)])).toEqual([['prod-us', [us]]]);
+      expect(statusExitCode(report)).toBe(2);
+      expect(formatStatus(report).slice(0, 3)).toEqual(['Sync status at 2026-11-26 12:00:00 UTC', '', 'Tenant prod-us']);
+      // In the order asked, each once.
+      const both = await readStatus(t.db, source, { now, tenants: ['prod-us', 'prod-eu', 'prod-us'] });
+      expect(both.tenants.map((s) => s.tenant)).toEqual(['prod-us', 'prod-eu']);
+
+      const error = await readStatus(t.db, source, { now, tenants: ['prod-us', 'staging', 'prod-au'] }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UnknownTenantError);
+      expect(error).toMatchObject({
+        code: 'unknown_tenant',
+        unknown: ['staging', 'prod-au'],
+        known: ['prod-eu', 'prod-us'],
+        message: 'No tenant "staging", "prod-au" in the warehouse; it holds tenants "prod-eu", "prod-us".',
+      });
+    }));
+
+  it("reads a tenant's own source table for its staleness", () =>
+    withEmptyDatabase(async (t) => {
+      await twoTenants(t);
+      await sql`create table public.us_people (uid text)`.execute(t.db);
+      await sql`insert into public.us_people values ('auth0|a'), ('auth0|z')`.execute(t.db);
+      const report = await readStatus(t.db, source, { now, sources: { 'prod-us': sourceOf('public.us_people', 'uid') } });
+      expect(report.tenants.map((s) => [s.tenant, s.staleness])).toEqual([
+        ['prod-eu', expect.objectContaining({ source: 'auth0.users.user_id', sourceUsers: 2 })],
+        ['prod-us', expect.objectContaining({ source: 'public.us_people.uid', sourceUsers: 2, neverSynced: 2 })],
+      ]);
     }));
 });
 
@@ -296,8 +459,8 @@ describe('statusExitCode', () => {
       await insertRun(t, { status: 'failed', started_at: at('08:00:00'), finished_at: at('08:01:00') });
       await insertRun(t, { status: 'running', started_at: at('09:00:00') });
       const report = await readStatus(t.db, source, { now, runs: 1 });
-      expect(report.runs.map((run) => run.status)).toEqual(['running']);
-      expect(report.lastFinished?.status).toBe('failed');
+      expect(only(report).runs.map((run) => run.status)).toEqual(['running']);
+      expect(only(report).lastFinished?.status).toBe('failed');
       expect(statusExitCode(report)).toBe(1);
     }));
 });
@@ -309,6 +472,7 @@ describe('formatStatus with hostile stored text', () => {
       await t.db
         .insertInto('auth0.user_sync_state')
         .values({
+          tenant: TENANT,
           user_id: 'auth0|\u001b[31mevil\u202eexe.txt',
           status: 'failed',
           last_attempt_at: at('10:00:30'),
@@ -331,6 +495,7 @@ describe('the log follower section', () => {
     await t.db
       .insertInto('auth0.log_checkpoint')
       .values({
+        tenant: TENANT,
         log_id: '900',
         last_entry_date: at('10:00:00'),
         newest_log_id: '905',
@@ -351,7 +516,7 @@ describe('the log follower section', () => {
       await insertRun(t, { trigger: 'manual', status: 'succeeded', started_at: at('11:00:00'), finished_at: at('11:01:00'), full_pass: false });
       await insertRun(t, { trigger: 'schedule', status: 'succeeded', started_at: at('09:00:00'), finished_at: at('09:30:00'), full_pass: true });
       let report = await readStatus(t.db, source, { now });
-      expect(report.logs).toMatchObject({
+      expect(only(report).logs).toMatchObject({
         fullPassDue: true,
         lastFullPassAt: at('09:00:00'),
         historyLostReason: 'retention_gap',
@@ -363,7 +528,7 @@ describe('the log follower section', () => {
       expect(text).toContain(
         'full pass due: log history was lost at 2026-11-26 10:30:00 UTC (retention dropped entries after the checkpoint before they were read); run npm run sync',
       );
-      expect(toStatusJson(report).logFollower).toMatchObject({
+      expect((toStatusJson(report).tenants as Record<string, unknown>[])[0]!.logFollower).toMatchObject({
         fullPassDue: true,
         historyLostAt: '2026-11-26T10:30:00.000Z',
         historyLostReason: 'retention_gap',
@@ -374,7 +539,7 @@ describe('the log follower section', () => {
 
       await insertRun(t, { trigger: 'schedule', status: 'partial', started_at: at('11:30:00'), finished_at: at('11:40:00'), full_pass: true });
       report = await readStatus(t.db, source, { now });
-      expect(report.logs).toMatchObject({ fullPassDue: false, lastFullPassAt: at('11:30:00') });
+      expect(only(report).logs).toMatchObject({ fullPassDue: false, lastFullPassAt: at('11:30:00') });
       expect(formatStatus(report).join('\n')).not.toContain('full pass due');
     }));
 

@@ -266,8 +266,9 @@ describe('worker metrics and health over HTTP', () => {
         });
         expect(sample(live, 'auth0_sync_users_total{outcome="synced"}')).toBeLessThan(USERS);
         const report = await until('a running run with progress', async () => {
-          const r = await readStatus(t.db, { tenant: TEST_TENANT, source: { table: ['auth0', 'users'], column: 'user_id' } });
-          return r.runs[0]?.status === 'running' && r.runs[0].usersSynced > 0 ? r : undefined;
+          const r = await readStatus(t.db, { table: ['auth0', 'users'], column: 'user_id' });
+          const runs = r.tenants[0]?.runs ?? [];
+          return runs[0]?.status === 'running' && runs[0].usersSynced > 0 ? { ...r, runs } : undefined;
         });
         const row = formatStatus(report).find((line) => line.includes('running for'));
         expect(row).toMatch(new RegExp(`schedule\\s+running\\s+.*running for .*\\s${report.runs[0]!.usersSynced}/0/0 of ${USERS}`));

@@ -51,6 +51,23 @@ describe('toChartSpecs', () => {
     expect(runs.map((s) => s.name)).toEqual(['succeeded', 'partial', 'failed']); // outcomes that never happened get no legend entry
   });
 
+  it('draws live tokens per tenant only for two tenants or more, largest first', () => {
+    const data = emptyReportData();
+    const tenant = { users: 1, applications: 1, expiringSoon: 0, unused: 0, locationChanged: 0, unexplained24h: 0, liveSessions: 0, runs: 1 };
+    data.perTenant = [{ ...tenant, tenant: 'prod-eu', liveTokens: 30, lastSuccessAt: null, freshnessSeconds: null }];
+    const one = toChartSpecs(data).find((s) => s.id === 'per-tenant')!;
+    expect(one.option).toBeUndefined();
+    expect(one.reading).toBe('One tenant, prod-eu, holds every live token (30).');
+    data.perTenant.push({ ...tenant, tenant: 'prod-us', liveTokens: 90, users: 4, lastSuccessAt: null, freshnessSeconds: null });
+    const two = toChartSpecs(data).find((s) => s.id === 'per-tenant')!;
+    expect(two.reading).toBe('2 tenants; the largest, prod-us, holds 90 of 120 live tokens (75%).');
+    expect(two.table.rows).toEqual([
+      ['prod-us', 90, '75%', 4, 1],
+      ['prod-eu', 30, '25%', 1, 1],
+    ]);
+    expect((two.option!.yAxis as { data: string[] }).data).toEqual(['prod-eu', 'prod-us']);
+  });
+
   it('makes labels printable and short', () => {
     expect(toLabel('a\u001b[31mb\u0000c')).toBe('abc');
     expect(toLabel('x'.repeat(100))).toHaveLength(40);

@@ -4,6 +4,7 @@ import type { ReportData } from '../../../src/report/queries.js';
 export function emptyReportData(): ReportData {
   return {
     readAt: new Date('2026-12-04T09:00:00Z'),
+    tenants: undefined,
     headline: {
       liveTokens: 0,
       users: 0,
@@ -20,6 +21,7 @@ export function emptyReportData(): ReportData {
       withoutSecondFactor: 0,
       freshnessSeconds: null,
     },
+    perTenant: [],
     perClient: { top: [], rest: 0, restCount: 0 },
     perAudience: { top: [], rest: 0, restCount: 0 },
     changesPerDay: Array.from({ length: 90 }, (_, i) => ({ day: new Date(Date.UTC(2026, 8, 6 + i)).toISOString().slice(0, 10), created: 0, deleted: 0 })),
@@ -35,7 +37,7 @@ export function emptyReportData(): ReportData {
     deletionsPerDay: Array.from({ length: 30 }, (_, i) => ({ day: new Date(Date.UTC(2026, 10, 5 + i)).toISOString().slice(0, 10), reasons: {} })),
     sessionsHeld: false,
     sessionsPerClient: [],
-    logFollow: undefined,
+    logFollow: [],
     expiringSoon: [],
     unused: [],
     locationChanged: [],
@@ -64,6 +66,12 @@ export function hostileReportData(): ReportData {
     withoutSecondFactor: 1,
     freshnessSeconds: 3600,
   };
+  // Two tenants, one with a hostile name (config refuses it; the page escapes it anyway).
+  const tenant = { users: 1, applications: 1, expiringSoon: 0, unused: 0, locationChanged: 0, unexplained24h: 0, liveSessions: 1, runs: 1 };
+  data.perTenant = [
+    { ...tenant, tenant: 'prod-eu', liveTokens: 2, expiringSoon: 1, unused: 1, locationChanged: 1, lastSuccessAt: at, freshnessSeconds: 3600 },
+    { ...tenant, tenant: HOSTILE, liveTokens: 1, users: 0, unexplained24h: 1, lastSuccessAt: null, freshnessSeconds: null },
+  ];
   data.perClient = { top: [{ name: HOSTILE, tokens: 3 }], rest: 0, restCount: 0 };
   data.perAudience = { top: [{ name: `https://api/${HOSTILE}`, tokens: 2 }], rest: 0, restCount: 0 };
   data.changesPerDay[89] = { day: data.changesPerDay[89]!.day, created: 3, deleted: 1 };
@@ -81,12 +89,13 @@ export function hostileReportData(): ReportData {
   data.deletionsPerDay[29] = { day: data.deletionsPerDay[29]!.day, reasons: { unexplained: 1, [HOSTILE]: 1 } };
   data.sessionsHeld = true;
   data.sessionsPerClient = [{ clientId: HOSTILE, sessions: 2, withoutSecondFactor: 1 }];
-  data.logFollow = { lagSeconds: 12, updatedAt: at, lastEntryAt: at };
+  data.logFollow = [{ tenant: 'prod-eu', lagSeconds: 12, updatedAt: at, lastEntryAt: at }];
   const id = `rt_${HOSTILE}_0123456789abcdef`;
-  data.expiringSoon = [{ id, userId: `auth0|${HOSTILE}`, clientId: HOSTILE, expiresFirstAt: at, reason: 'idle' }];
-  data.unused = [{ id, userId: `auth0|${HOSTILE}`, clientId: HOSTILE, lastUsedAt: at, unusedDays: 40 }];
+  data.expiringSoon = [{ tenant: 'prod-eu', id, userId: `auth0|${HOSTILE}`, clientId: HOSTILE, expiresFirstAt: at, reason: 'idle' }];
+  data.unused = [{ tenant: 'prod-eu', id, userId: `auth0|${HOSTILE}`, clientId: HOSTILE, lastUsedAt: at, unusedDays: 40 }];
   data.locationChanged = [
     {
+      tenant: 'prod-eu',
       id,
       userId: `auth0|${HOSTILE}`,
       clientId: HOSTILE,

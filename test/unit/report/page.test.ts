@@ -32,6 +32,26 @@ describe('the report page', () => {
     expect(html).toContain(`default-src 'none'`);
   });
 
+  it('with several tenants: a row per tenant, and each risk row says whose it is', async () => {
+    const { html } = await pageOf(hostileReportData());
+    expect(html).toContain('<table id="tenants">');
+    expect(html).toContain('<tr data-tenant="prod-eu"><td><code>prod-eu</code></td><td class="n">2</td>');
+    expect(html).toContain(`<tr data-tenant="${escapeHtml(HOSTILE)}">`);
+    expect(html).toContain(`Every tenant (2): <code>prod-eu</code>, <code>${escapeHtml(HOSTILE)}</code>.`);
+    expect(html).toMatch(/<figure id="risk-unused"[^]*?<th>tenant<\/th><th>token<\/th>[^]*?<td><code>prod-eu<\/code><\/td>/);
+    expect(html).toContain('Log follower of <code>prod-eu</code>: 12 s behind');
+
+    const one = hostileReportData();
+    one.perTenant = one.perTenant.slice(0, 1);
+    const single = (await pageOf(one)).html;
+    expect(single).not.toContain('id="tenants"');
+    expect(single).toContain('Tenant <code>prod-eu</code>.');
+    expect(single).toMatch(/<figure id="risk-unused"[^]*?<thead><tr><th>token<\/th>/);
+
+    one.tenants = ['prod-eu'];
+    expect((await pageOf(one)).html).toContain('Tenants <code>prod-eu</code> only.');
+  });
+
   it('shows IDs shortened and escaped', () => {
     expect(showId('rt_0123456789abcdef0123456789')).toBe('<code>rt_01234…456789</code>');
     expect(showId(`${HOSTILE}${'x'.repeat(30)}`)).toBe('<code>&lt;script&gt;…xxxxxx</code>');
