@@ -8,6 +8,7 @@ import { Secret } from './secret.js';
 export const IMPORT_CAPS = { maxInflateRatio: 100, maxLines: 50_000_000 } as const;
 import { toPrintable } from './upstream-text.js';
 import { isTenantName, tenantNameFromDomain, TENANT_NAME_RULE } from './tenant-name.js';
+import { readTenantsFile, TENANT_VARIABLES, type ReadFile, type TenantEntry } from './tenants-file.js';
 
 export interface Config {
   /**
@@ -254,10 +255,83 @@ const quoteValue = (value: string) => JSON.stringify(toPrintable(value, 100));
 
 export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'>;
 
-/** What `migrate` and `status` need: the database and the source table, no Auth0 credentials. */
-export function loadDatabaseConfig(env: Env): DatabaseConfig {
+/**
+ * What `migrate`, `status`, `report` and `db` need: the database, the source table and the
+ * names of the configured tenants (from TENANTS_FILE, else AUTH0_TENANT_NAME or AUTH0_DOMAIN;
+ * empty when nothing names one), no Auth0 credentials: the secrets need not be set to read a
+ * warehouse.
+ */
+export function loadDatabaseConfig(env: Env, readFile?: ReadFile): DatabaseConfig & { readonly tenantNames: readonly string[] } {
   const reader = createReader(env);
-  return reader.done({ ...readDatabase(reader), source: readSource(reader) });
+  const file = readTenantsFile(env, readFile);
+  reader.problems.push(...(file?.problems ?? []));
+  const tenantNames = file ? file.tenants.map((tenant) => tenant.name) : singleTenantName(env);
+  return reader.done({ ...readDatabase(reader), source: readSource(reader), tenantNames });
+}
+
+/** The one tenant the AUTH0_* variables name, when they name a valid one (loadConfig says what is wrong otherwise). */
+function singleTenantName(env: Env): string[] {
+  const name = env.AUTH0_TENANT_NAME?.trim() || tenantNameFromDomain(parseDomain(env.AUTH0_DOMAIN?.trim() ?? '', []));
+  return isTenantName(name) ? [name] : [];
+}
+
+/** Each TENANTS_FILE field and the variable it stands for: the file's values go through that variable's parser. */
+const FIELD_VARIABLES: Readonly<Record<Exclude<keyof TenantEntry, 'clientSecretEnv'>, string>> = {
+  name: 'AUTH0_TENANT_NAME',
+  domain: 'AUTH0_DOMAIN',
+  clientId: 'AUTH0_CLIENT_ID',
+  audience: 'AUTH0_AUDIENCE',
+  maxRps: 'AUTH0_MAX_RPS',
+  tokensEndpoint: 'AUTH0_TOKENS_ENDPOINT',
+  schedule: 'SYNC_SCHEDULE',
+  logsSchedule: 'SYNC_LOGS_SCHEDULE',
+  usersTable: 'SOURCE_USERS_TABLE',
+  userIdColumn: 'SOURCE_USER_ID_COLUMN',
+};
+
+/**
+ * Every tenant this process serves, one full Config each (issue #23). Without TENANTS_FILE the
+ * AUTH0_* variables define the one tenant, exactly as loadConfig always did. With it, each
+ * entry of the file is laid over the environment and read by loadConfig, so a field is checked
+ * by the same parser as its variable, and the shared settings (DATABASE_URL, SYNC_*, guards,
+ * timeouts) apply to every tenant that does not override them. One ConfigError names every
+ * mistake and its tenant; a shared variable's mistake is named once, not per tenant.
+ */
+export function loadTenants(env: Env, readFile?: ReadFile): readonly Config[] {
+  const file = readTenantsFile(env, readFile);
+  if (!file) return [loadConfig(env)];
+  const problems = [...file.problems];
+  const shared = new Set<string>();
+  const configs: Config[] = [];
+  for (const tenant of file.tenants) {
+    const label = `TENANTS_FILE: tenant "${tenant.name}"`;
+    const secret = env[tenant.clientSecretEnv]?.trim();
+    if (!secret) problems.push(`${label}: clientSecretEnv names ${tenant.clientSecretEnv}, which is not set`);
+    const tenantEnv: Env = { ...env, AUTH0_CLIENT_SECRET: secret || 'unset' };
+    for (const variable of TENANT_VARIABLES) if (variable !== 'AUTH0_CLIENT_SECRET') tenantEnv[variable] = undefined;
+    const given: [variable: string, field: string][] = [];
+    for (const [field, variable] of Object.entries(FIELD_VARIABLES)) {
+      const value = tenant[field as keyof typeof FIELD_VARIABLES];
+      if (value === undefined) continue;
+      tenantEnv[variable] = String(value);
+      given.push([variable, field]);
+    }
+    try {
+      const config = loadConfig(tenantEnv);
+      const twin = configs.find((other) => other.auth0.baseUrl === config.auth0.baseUrl);
+      if (twin) problems.push(`${label}: domain is also tenant "${twin.tenant}"'s: each tenant needs a domain of its own`);
+      if (secret) configs.push(config);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      for (const problem of error.problems) {
+        const own = given.filter(([variable]) => new RegExp(`\\b${variable}\\b`).test(problem));
+        if (own.length === 0) shared.add(problem);
+        else problems.push(`${label}: ${own.reduce((text, [variable, field]) => text.replaceAll(variable, field), problem)}`);
+      }
+    }
+  }
+  if (problems.length > 0 || shared.size > 0) throw new ConfigError([...shared, ...problems]);
+  return configs;
 }
 
 /**
