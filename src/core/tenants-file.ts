@@ -4,9 +4,11 @@
  * turns each entry into a full Config with the same parsers as the environment variables.
  */
 import { readFileSync } from 'node:fs';
-import type { Env } from './config.js';
 import { isTenantName, TENANT_NAME_RULE } from './tenant-name.js';
 import { toPrintable } from './upstream-text.js';
+
+/** The environment, as config.ts reads it (not imported from there: config.ts imports this module). */
+type Env = Record<string, string | undefined>;
 
 /** One tenant as the file gives it, after its shape was checked. */
 export interface TenantEntry {
