@@ -175,6 +175,19 @@ describe('loadTenants', () => {
   });
 });
 
+describe('tenants.example.json', () => {
+  it('is a valid TENANTS_FILE with no secret in it', () => {
+    const env = {
+      DATABASE_URL: shared.DATABASE_URL,
+      TENANTS_FILE: 'tenants.example.json',
+      AUTH0_SECRET_PROD_EU: 'a',
+      AUTH0_SECRET_PROD_US: 'b',
+      AUTH0_SECRET_STAGING: 'c',
+    };
+    expect(loadTenants(env).map((config) => config.tenant)).toEqual(['prod-eu', 'prod-us', 'staging']);
+  });
+});
+
 describe('loadDatabaseConfig tenant names', () => {
   it('reads them from TENANTS_FILE without any secret being set', () => {
     const env = { DATABASE_URL: shared.DATABASE_URL, TENANTS_FILE: shared.TENANTS_FILE };
