@@ -51,7 +51,7 @@ async function status({ json, tenant }: { json?: boolean; tenant?: string[] }, e
     const config = loadDatabaseConfig(env);
     // Without --tenant: every tenant the warehouse holds (a name not configured here may still have rows).
     if (tenantFlags) checkConfigured(tenantFlags, config.tenantNames);
-    // TODO(issue #23, merge): readStatus(db, { tenants: _tenants }) once src/status takes it (branch tenant-read).
+    // TODO(issue #23, merge): readStatus(db, config.source, { tenants: _tenants, sources: config.tenantSources }) once src/status takes it (branch tenant-read).
     const _tenants = tenantFlags;
     return await withDatabase(config, 'status', io, deps, { existing: true, env }, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error

@@ -255,18 +255,35 @@ const quoteValue = (value: string) => JSON.stringify(toPrintable(value, 100));
 
 export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'>;
 
+/** The tenants a command that needs no credentials knows of (issue #23). */
+export interface TenantNames {
+  /** From TENANTS_FILE, else AUTH0_TENANT_NAME or AUTH0_DOMAIN's first label; empty when nothing names one. */
+  readonly tenantNames: readonly string[];
+  /** The source of each tenant whose TENANTS_FILE entry sets `usersTable` or `userIdColumn`; the others read `source`. */
+  readonly tenantSources: Readonly<Record<string, Config['source']>>;
+}
+
 /**
  * What `migrate`, `status`, `report` and `db` need: the database, the source table and the
- * names of the configured tenants (from TENANTS_FILE, else AUTH0_TENANT_NAME or AUTH0_DOMAIN;
- * empty when nothing names one), no Auth0 credentials: the secrets need not be set to read a
- * warehouse.
+ * configured tenants, no Auth0 credentials: the secrets need not be set to read a warehouse.
  */
-export function loadDatabaseConfig(env: Env, readFile?: ReadFile): DatabaseConfig & { readonly tenantNames: readonly string[] } {
+export function loadDatabaseConfig(env: Env, readFile?: ReadFile): DatabaseConfig & TenantNames {
   const reader = createReader(env);
   const file = readTenantsFile(env, readFile);
   reader.problems.push(...(file?.problems ?? []));
+  const tenantSources: Record<string, Config['source']> = {};
+  for (const tenant of file?.tenants ?? []) {
+    const given = givenFields(tenant, ['usersTable', 'userIdColumn']);
+    if (given.length === 0) continue;
+    const own = createReader(overlay(env, given));
+    tenantSources[tenant.name] = readSource(own);
+    for (const problem of own.problems) {
+      const mine = tenantProblem(problem, given, tenant.name);
+      if (mine !== undefined) reader.problems.push(mine);
+    }
+  }
   const tenantNames = file ? file.tenants.map((tenant) => tenant.name) : singleTenantName(env);
-  return reader.done({ ...readDatabase(reader), source: readSource(reader), tenantNames });
+  return reader.done({ ...readDatabase(reader), source: readSource(reader), tenantNames, tenantSources });
 }
 
 /** The one tenant the AUTH0_* variables name, when they name a valid one (loadConfig says what is wrong otherwise). */
@@ -275,8 +292,10 @@ function singleTenantName(env: Env): string[] {
   return isTenantName(name) ? [name] : [];
 }
 
+type TenantField = Exclude<keyof TenantEntry, 'clientSecretEnv'>;
+
 /** Each TENANTS_FILE field and the variable it stands for: the file's values go through that variable's parser. */
-const FIELD_VARIABLES: Readonly<Record<Exclude<keyof TenantEntry, 'clientSecretEnv'>, string>> = {
+const FIELD_VARIABLES: Readonly<Record<TenantField, string>> = {
   name: 'AUTH0_TENANT_NAME',
   domain: 'AUTH0_DOMAIN',
   clientId: 'AUTH0_CLIENT_ID',
@@ -288,6 +307,31 @@ const FIELD_VARIABLES: Readonly<Record<Exclude<keyof TenantEntry, 'clientSecretE
   usersTable: 'SOURCE_USERS_TABLE',
   userIdColumn: 'SOURCE_USER_ID_COLUMN',
 };
+
+/** The fields of `fields` that the entry sets, each with its variable and its value as that variable would hold it. */
+function givenFields(tenant: TenantEntry, fields: readonly TenantField[] = Object.keys(FIELD_VARIABLES) as TenantField[]): Given[] {
+  return fields.filter((field) => tenant[field] !== undefined).map((field) => ({ field, variable: FIELD_VARIABLES[field], value: String(tenant[field]) }));
+}
+
+interface Given {
+  readonly field: TenantField;
+  readonly variable: string;
+  readonly value: string;
+}
+
+/** The environment with the entry's values in place of the variables they stand for. */
+const overlay = (env: Env, given: readonly Given[]): Env => ({ ...env, ...Object.fromEntries(given.map(({ variable, value }) => [variable, value])) });
+
+/**
+ * A problem the parsers found, in the file's words and labelled with its tenant when it is about
+ * one of the entry's values (`SYNC_SCHEDULE must be …` becomes `TENANTS_FILE: tenant "x":
+ * schedule must be …`); undefined when it is about a shared variable, named once elsewhere.
+ */
+function tenantProblem(problem: string, given: readonly Given[], tenant: string): string | undefined {
+  const own = given.filter(({ variable }) => new RegExp(`\\b${variable}\\b`).test(problem));
+  if (own.length === 0) return undefined;
+  return `TENANTS_FILE: tenant "${tenant}": ${own.reduce((text, { variable, field }) => text.replaceAll(variable, field), problem)}`;
+}
 
 /**
  * Every tenant this process serves, one full Config each (issue #23). Without TENANTS_FILE the
@@ -307,15 +351,10 @@ export function loadTenants(env: Env, readFile?: ReadFile): readonly Config[] {
     const label = `TENANTS_FILE: tenant "${tenant.name}"`;
     const secret = env[tenant.clientSecretEnv]?.trim();
     if (!secret) problems.push(`${label}: clientSecretEnv names ${tenant.clientSecretEnv}, which is not set`);
-    const tenantEnv: Env = { ...env, AUTH0_CLIENT_SECRET: secret || 'unset' };
-    for (const variable of TENANT_VARIABLES) if (variable !== 'AUTH0_CLIENT_SECRET') tenantEnv[variable] = undefined;
-    const given: [variable: string, field: string][] = [];
-    for (const [field, variable] of Object.entries(FIELD_VARIABLES)) {
-      const value = tenant[field as keyof typeof FIELD_VARIABLES];
-      if (value === undefined) continue;
-      tenantEnv[variable] = String(value);
-      given.push([variable, field]);
-    }
+    const given = givenFields(tenant);
+    // The per-tenant variables are unset here (readTenantsFile refused them), the secret is the one the entry names.
+    const unset = Object.fromEntries(TENANT_VARIABLES.map((variable) => [variable, undefined]));
+    const tenantEnv = overlay({ ...env, ...unset, AUTH0_CLIENT_SECRET: secret || 'unset' }, given);
     try {
       const config = loadConfig(tenantEnv);
       const twin = configs.find((other) => other.auth0.baseUrl === config.auth0.baseUrl);
@@ -324,9 +363,9 @@ export function loadTenants(env: Env, readFile?: ReadFile): readonly Config[] {
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       for (const problem of error.problems) {
-        const own = given.filter(([variable]) => new RegExp(`\\b${variable}\\b`).test(problem));
-        if (own.length === 0) shared.add(problem);
-        else problems.push(`${label}: ${own.reduce((text, [variable, field]) => text.replaceAll(variable, field), problem)}`);
+        const mine = tenantProblem(problem, given, tenant.name);
+        if (mine === undefined) shared.add(problem);
+        else problems.push(mine);
       }
     }
   }

@@ -191,7 +191,13 @@ describe('tenants.example.json', () => {
 describe('loadDatabaseConfig tenant names', () => {
   it('reads them from TENANTS_FILE without any secret being set', () => {
     const env = { DATABASE_URL: shared.DATABASE_URL, TENANTS_FILE: shared.TENANTS_FILE };
-    expect(loadDatabaseConfig(env, fileOf({ tenants: [eu, us] })).tenantNames).toEqual(['prod-eu', 'prod-us']);
+    expect(loadDatabaseConfig(env, fileOf({ tenants: [eu, us] }))).toMatchObject({ tenantNames: ['prod-eu', 'prod-us'], tenantSources: {} });
+    const sources = loadDatabaseConfig({ ...env, SOURCE_USER_ID_COLUMN: 'uid' }, fileOf({ tenants: [eu, { ...us, usersTable: 'crm.us_users' }] }));
+    expect(sources.source).toEqual({ table: ['auth0', 'users'], column: 'uid' });
+    expect(sources.tenantSources).toEqual({ 'prod-us': { table: ['crm', 'us_users'], column: 'uid' } });
+    expect(problemsOf(() => loadDatabaseConfig(env, fileOf({ tenants: [{ ...us, userIdColumn: 'a.b' }] })))).toEqual([
+      'TENANTS_FILE: tenant "prod-us": userIdColumn must be one column name; put a name holding a dot in double quotes (got "a.b")',
+    ]);
     expect(problemsOf(() => loadDatabaseConfig(env, fileOf({ tenants: [{ ...eu, clientSecret: SECRET_EU }] })))[0]).toMatch(
       /"clientSecret" looks like a secret/,
     );
