@@ -138,8 +138,12 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
     return untilStopped(secondSignalWarning(first), undefined, async (stopSignal) => {
       let worst: number = EXIT.ok;
       for (const config of configs) {
-        if (stopSignal.aborted) break;
         const tenantIo = labelled(io, config.tenant, many);
+        if (stopSignal.aborted) {
+          tenantIo.stderr('not started: stopped by a signal; the next run syncs it.');
+          worst = worseExit(worst, EXIT.interrupted);
+          continue;
+        }
         const logger = loggerOf(config);
         const code = await eachTenant(many, tenantIo, async () => {
           if (request.fromLogs) return await fromLogs(config, db, logger, tenantIo, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
