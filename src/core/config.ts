@@ -8,7 +8,7 @@ import { Secret } from './secret.js';
 export const IMPORT_CAPS = { maxInflateRatio: 100, maxLines: 50_000_000 } as const;
 import { toPrintable } from './upstream-text.js';
 import { isTenantName, tenantNameFromDomain, TENANT_NAME_RULE } from './tenant-name.js';
-import { readTenantsFile, TENANT_VARIABLES, type ReadFile, type TenantEntry } from './tenants-file.js';
+import { isSecretVariable, readTenantsFile, TENANT_VARIABLES, type ReadFile, type TenantEntry } from './tenants-file.js';
 
 export interface Config {
   /**
@@ -349,8 +349,9 @@ export function loadTenants(env: Env, readFile?: ReadFile): readonly Config[] {
   const configs: Config[] = [];
   for (const tenant of file.tenants) {
     const label = `TENANTS_FILE: tenant "${tenant.name}"`;
-    const secret = env[tenant.clientSecretEnv]?.trim();
-    if (!secret) problems.push(`${label}: clientSecretEnv names ${tenant.clientSecretEnv}, which is not set`);
+    const named = isSecretVariable(tenant.clientSecretEnv);
+    const secret = named ? env[tenant.clientSecretEnv]?.trim() : undefined;
+    if (named && !secret) problems.push(`${label}: clientSecretEnv names ${tenant.clientSecretEnv}, which is not set`);
     const given = givenFields(tenant);
     // The per-tenant variables are unset here (readTenantsFile refused them), the secret is the one the entry names.
     const unset = Object.fromEntries(TENANT_VARIABLES.map((variable) => [variable, undefined]));

@@ -124,8 +124,15 @@ export function readTenantsFile(env: Env, readFile: ReadFile = readUtf8): Tenant
   return { path, tenants, problems };
 }
 
+/** Whether `clientSecretEnv` names a variable the secret may be read from (checkEntry says why not otherwise). */
+export const isSecretVariable = (name: string): boolean => VARIABLE_NAME.test(name) && !(TENANT_VARIABLES as readonly string[]).includes(name);
+
 /** One entry's shape; its problems start with `TENANTS_FILE: tenant "name":` (or its place in the list when it has no usable name). */
 function checkEntry(raw: unknown, index: number): { tenant?: TenantEntry; problems: string[] } {
+  // The entry still goes on to have its values checked after an unknown key or a bad
+  // clientSecretEnv (so every mistake is named at once); not without a field it needs, or with
+  // a field of the wrong type or a name that cannot be one.
+  let usable = true;
   const place = `TENANTS_FILE: tenant #${index + 1}`;
   if (!isObject(raw)) return { problems: [`${place} must be an object such as { "name": "prod-eu", "domain": ..., ... }`] };
   const label = typeof raw.name === 'string' && isTenantName(raw.name) ? `TENANTS_FILE: tenant "${raw.name}"` : place;
@@ -137,12 +144,19 @@ function checkEntry(raw: unknown, index: number): { tenant?: TenantEntry; proble
   for (const [field, type] of Object.entries(FIELDS)) {
     const value = raw[field];
     if (value === undefined || value === null) {
-      if ((REQUIRED as readonly string[]).includes(field)) say(`${field} is required`);
+      if ((REQUIRED as readonly string[]).includes(field)) {
+        say(`${field} is required`);
+        usable = false;
+      }
     } else if (typeof value !== type) {
       say(`${field} must be ${type === 'number' ? 'a number' : 'a string'}`);
+      usable = false;
     }
   }
-  if (typeof raw.name === 'string' && !isTenantName(raw.name)) say(`name must be ${TENANT_NAME_RULE} (got ${quote(raw.name)})`);
+  if (typeof raw.name === 'string' && !isTenantName(raw.name)) {
+    say(`name must be ${TENANT_NAME_RULE} (got ${quote(raw.name)})`);
+    usable = false;
+  }
   const secretEnv = raw.clientSecretEnv;
   if (typeof secretEnv === 'string' && !VARIABLE_NAME.test(secretEnv)) {
     // Never echoed: a value that is not a variable name may well be the secret itself.
@@ -153,8 +167,7 @@ function checkEntry(raw: unknown, index: number): { tenant?: TenantEntry; proble
   } else if (typeof secretEnv === 'string' && (TENANT_VARIABLES as readonly string[]).includes(secretEnv)) {
     say(`clientSecretEnv must name a variable of the tenant's own, such as AUTH0_SECRET_PROD_EU: ${secretEnv} is refused beside TENANTS_FILE`);
   }
-  if (problems.length > 0) return { problems };
-  return { tenant: raw as unknown as TenantEntry, problems };
+  return usable ? { tenant: raw as unknown as TenantEntry, problems } : { problems };
 }
 
 /** An unknown key: a typo, or a secret that does not belong in the file. */

@@ -126,7 +126,7 @@ describe('loadTenants', () => {
         fileOf({
           tenants: [
             { ...eu, clientSecret: SECRET_EU },
-            { ...us, clientSecretEnv: SECRET_US },
+            { ...us, clientSecretEnv: SECRET_US, schedule: 'hourly' },
             { ...us, name: 'staging', domain: 'staging.auth0.com', password: SECRET_US, clientSecretEnv: 'AUTH0_CLIENT_SECRET' },
           ],
         }),
@@ -139,6 +139,8 @@ describe('loadTenants', () => {
       ),
       expect.stringMatching(/^TENANTS_FILE: tenant "staging": "password" looks like a secret/),
       'TENANTS_FILE: tenant "staging": clientSecretEnv must name a variable of the tenant\'s own, such as AUTH0_SECRET_PROD_EU: AUTH0_CLIENT_SECRET is refused beside TENANTS_FILE',
+      // The other mistakes of an entry with a bad clientSecretEnv are named too.
+      'TENANTS_FILE: tenant "prod-us": schedule must be a cron expression such as "0 * * * *" (hourly) (got "hourly")',
     ]);
   });
 
