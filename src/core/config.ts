@@ -282,13 +282,18 @@ export function loadDatabaseConfig(env: Env, readFile?: ReadFile): DatabaseConfi
       if (mine !== undefined) reader.problems.push(mine);
     }
   }
-  const tenantNames = file ? file.tenants.map((tenant) => tenant.name) : singleTenantName(env);
+  const tenantNames = file ? file.tenants.map((tenant) => tenant.name) : singleTenantName(env, reader.problems);
   return reader.done({ ...readDatabase(reader), source: readSource(reader), tenantNames, tenantSources });
 }
 
-/** The one tenant the AUTH0_* variables name, when they name a valid one (loadConfig says what is wrong otherwise). */
-function singleTenantName(env: Env): string[] {
-  const name = env.AUTH0_TENANT_NAME?.trim() || tenantNameFromDomain(parseDomain(env.AUTH0_DOMAIN?.trim() ?? '', []));
+/**
+ * The one tenant the AUTH0_* variables name: AUTH0_TENANT_NAME (a problem when it is not a
+ * tenant name), else AUTH0_DOMAIN's first label when that is one; none when neither is set.
+ */
+function singleTenantName(env: Env, problems: string[]): string[] {
+  const given = env.AUTH0_TENANT_NAME?.trim();
+  if (given && !isTenantName(given)) problems.push(`AUTH0_TENANT_NAME must be ${TENANT_NAME_RULE} (got ${quoteValue(given)})`);
+  const name = given || tenantNameFromDomain(parseDomain(env.AUTH0_DOMAIN?.trim() ?? '', []));
   return isTenantName(name) ? [name] : [];
 }
 

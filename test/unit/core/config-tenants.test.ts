@@ -209,5 +209,9 @@ describe('loadDatabaseConfig tenant names', () => {
     expect(loadDatabaseConfig({ AUTH0_DOMAIN: 'tenant.eu.auth0.com' }).tenantNames).toEqual(['tenant']);
     expect(loadDatabaseConfig({ AUTH0_DOMAIN: 'tenant.eu.auth0.com', AUTH0_TENANT_NAME: 'prod-eu' }).tenantNames).toEqual(['prod-eu']);
     expect(loadDatabaseConfig({}).tenantNames).toEqual([]);
+    expect(loadDatabaseConfig({ AUTH0_DOMAIN: 'http://127.0.0.1:4000' }).tenantNames).toEqual(['127']);
+    expect(problemsOf(() => loadDatabaseConfig({ AUTH0_TENANT_NAME: 'Prod EU' }))).toEqual([
+      'AUTH0_TENANT_NAME must be a short name of lower-case letters, digits and hyphens (at most 32), such as prod-eu (got "Prod EU")',
+    ]);
   });
 });
