@@ -8,9 +8,9 @@
 import { describeImport, toImportRequest, type ImportUsersFlags } from './import-users-args.js';
 import { describeDryRun, describeRun } from './describe-run.js';
 import { toSyncRequest, type SyncFlags } from './sync-args.js';
-import { loadConfig, loadDatabaseConfig, type Config, type Env } from '../core/config.js';
+import { loadDatabaseConfig, loadTenants, type Config, type Env } from '../core/config.js';
 import type { OpenDatabase } from '../warehouse/connection.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, UsageError } from '../core/errors.js';
 import { createCommandLogger, type Logger } from '../core/log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from '../warehouse/migrate.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
@@ -19,23 +19,19 @@ import { readStatus, statusExitCode } from '../status/read-status.js';
 import { runSyncJob, type SyncJobResult } from '../jobs/sync.js';
 import type { Io } from '../core/io.js';
 import { plural } from '../core/wording.js';
-import { describeFatal, EXIT } from './exit.js';
+import { describeFatal, EXIT, reportFailure } from './exit.js';
 import { withDatabase, withDefaults, type Deps } from './with-database.js';
+import { checkConfigured, chooseTenants, labelled, requireOneTenant, toTenantFlags, worseExit } from './tenant-args.js';
 
 export type { Deps } from './with-database.js';
 
 /** Each command as main dispatches it: its parsed flags in, its exit code out. */
 export const commands = {
-  migrate: ({ list }: { list?: boolean }, env: Env, io: Io, deps: Partial<Deps>) => {
-    const config = loadDatabaseConfig(env);
-    return withDatabase(config, 'migrate', io, withDefaults(deps), { existing: list === true, env }, ({ db }) =>
-      list ? listMigrationsCommand(db, io) : migrate(db, io, config.tenant),
-    );
-  },
+  migrate: (flags: { list?: boolean; tenant?: string[] }, env: Env, io: Io, deps: Partial<Deps>) => migrateCommand(flags, env, io, withDefaults(deps)),
   sync: (flags: SyncFlags, env: Env, io: Io, deps: Partial<Deps>) => sync(flags, env, io, withDefaults(deps)),
   importUsers: (flags: ImportUsersFlags, env: Env, io: Io, deps: Partial<Deps>) => importUsersCommand(flags, env, io, withDefaults(deps)),
   worker: (env: Env, io: Io, deps: Partial<Deps>) => worker(env, io, withDefaults(deps)),
-  status: (json: boolean, env: Env, io: Io, deps: Partial<Deps>) => status(env, io, withDefaults(deps), json),
+  status: (flags: { json?: boolean; tenant?: string[] }, env: Env, io: Io, deps: Partial<Deps>) => status(flags, env, io, withDefaults(deps)),
   db: (flags: { port?: string }, env: Env, io: Io) =>
     untilStopped(
       () => {},
@@ -49,19 +45,23 @@ export const commands = {
  * configuration, database unreachable or refusing, not migrated) exits 5, so alerting can tell
  * "the sync is failing" from "cannot look".
  */
-async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<number> {
+async function status({ json, tenant }: { json?: boolean; tenant?: string[] }, env: Env, io: Io, deps: Deps): Promise<number> {
+  const tenantFlags = toTenantFlags(tenant);
   try {
     const config = loadDatabaseConfig(env);
+    // Without --tenant: every tenant the warehouse holds (a name not configured here may still have rows).
+    if (tenantFlags) checkConfigured(tenantFlags, config.tenantNames);
     return await withDatabase(config, 'status', io, deps, { existing: true, env }, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
-      // Every tenant the warehouse holds (issue #23); `tenants` in the options narrows it (--tenant).
-      const report = await readStatus(db, config.source);
+      // Every tenant the warehouse holds (issue #23), or the ones --tenant names.
+      const report = await readStatus(db, config.source, { tenants: tenantFlags, sources: config.tenantSources });
       if (json) io.stdout(JSON.stringify(toStatusJson(report), null, 2));
       else for (const line of formatStatus(report)) io.stdout(line);
       return statusExitCode(report);
     });
   } catch (error) {
-    if (error instanceof RunLockedError) throw error; // the embedded database is in use: exit 3 as everywhere
+    // The embedded database is in use: exit 3 as everywhere; an unknown --tenant: exit 64.
+    if (error instanceof RunLockedError || error instanceof UsageError) throw error;
     io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
     return EXIT.unreadable;
   }
@@ -77,8 +77,26 @@ async function listMigrationsCommand(db: OpenDatabase['db'], io: Io): Promise<nu
   return EXIT.ok;
 }
 
+/**
+ * `migrate [--tenant NAME]`: the tenant is the one the rows of a warehouse from before tenants
+ * belong to (issue #23); with one configured tenant it is implied, and a warehouse that already
+ * has tenants needs none.
+ */
+async function migrateCommand({ list, tenant }: { list?: boolean; tenant?: string[] }, env: Env, io: Io, deps: Deps): Promise<number> {
+  const tenantFlags = toTenantFlags(tenant);
+  if (tenantFlags && tenantFlags.length > 1) {
+    throw new UsageError(`migrate takes one --tenant: the tenant the rows of a warehouse from before tenants belong to (got ${tenantFlags.join(', ')}).`);
+  }
+  const config = loadDatabaseConfig(env);
+  if (tenantFlags) checkConfigured(tenantFlags, config.tenantNames);
+  const owner = tenantFlags?.[0] ?? (config.tenantNames.length === 1 ? config.tenantNames[0] : undefined);
+  return withDatabase(config, 'migrate', io, deps, { existing: list === true, env }, ({ db }) =>
+    list ? listMigrationsCommand(db, io) : migrate(db, io, owner),
+  );
+}
+
 async function migrate(db: OpenDatabase['db'], io: Io, tenant: string | undefined): Promise<number> {
-  // Rows from before tenants (issue #23) become the configured tenant's.
+  // Rows from before tenants (issue #23) become this tenant's.
   const { results, error } = await migrateToLatest(db, { tenant });
   for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
   if (error) {
@@ -89,43 +107,99 @@ async function migrate(db: OpenDatabase['db'], io: Io, tenant: string | undefine
   return EXIT.ok;
 }
 
+/**
+ * `sync`: each chosen tenant in turn (every configured one without `--tenant`), each its own
+ * run under its own lock; a tenant that is locked or fails does not stop the others, and the
+ * exit code is the worst of theirs. A signal stops the tenant in flight and starts no other.
+ */
 async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<number> {
-  let loaded: Config | undefined;
-  const request = await toSyncRequest(flags, () => (loaded = loadConfig(env)));
-  const config = loaded ?? loadConfig(env);
-  // A bar on stderr when both streams are a terminal; `progress` log lines otherwise.
-  const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs ? (await import('./progress-bar.js')).createProgressBar() : undefined;
+  const tenantFlags = toTenantFlags(flags.tenant);
+  let loaded: Config[] | undefined;
+  // The budget defaults (SYNC_MAX_USERS, SYNC_MAX_DURATION) are shared settings: any tenant's serve.
+  const request = await toSyncRequest(flags, () => (loaded = chooseTenants(loadTenants(env), tenantFlags))[0]!);
+  const configs = loaded ?? chooseTenants(loadTenants(env), tenantFlags);
+  if (request.selection.kind === 'ids') requireOneTenant(configs, flags.usersFile !== undefined ? '--users-file' : '--user');
+  const many = configs.length > 1;
+  // A bar on stderr when both streams are a terminal and one tenant runs; `progress` log lines otherwise.
+  const progressDisplay = io.stderrIsTTY && io.stdoutIsTTY && !request.fromLogs && !many ? (await import('./progress-bar.js')).createProgressBar() : undefined;
   const write = progressDisplay
     ? (line: string) => {
         progressDisplay.clearLine(); // a log line starts on a clean line, the bar redraws below it
         io.stdout(line);
       }
     : io.stdout;
-  const logger = createCommandLogger(config, io, write);
-  return withDatabase(config, 'sync', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
-    return untilStopped(secondSignalWarning(logger), undefined, async (stopSignal) => {
-      if (request.fromLogs) return await fromLogs(config, db, logger, io, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
-      const started = Date.now();
-      const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal, progressDisplay });
-      if (request.dryRun) io.stdout(describeDryRun(result));
-      // One sentence for people beside the `sync finished` log line, on stdout as import-users
-      // and --dry-run print theirs; stderr stays for warnings and errors.
-      else if (result.status === 'succeeded' || result.status === 'partial') io.stdout(describeRun(result, Date.now() - started));
-      return exitCodeFor(result, io);
+  const loggerOf = (config: Config) => {
+    const logger = createCommandLogger(config, io, write);
+    return many ? logger.child({ tenant: config.tenant }) : logger;
+  };
+  const first = loggerOf(configs[0]!);
+  return withDatabase(configs[0]!, 'sync', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
+    return untilStopped(secondSignalWarning(first), undefined, async (stopSignal) => {
+      let worst: number = EXIT.ok;
+      for (const config of configs) {
+        const tenantIo = labelled(io, config.tenant, many);
+        if (stopSignal.aborted) {
+          tenantIo.stderr('not started: stopped by a signal; the next run syncs it.');
+          worst = worseExit(worst, EXIT.interrupted);
+          continue;
+        }
+        const logger = loggerOf(config);
+        const code = await eachTenant(many, tenantIo, async () => {
+          if (request.fromLogs) return await fromLogs(config, db, logger, tenantIo, { ownsDatabase, stopSignal, allowMassDelete: request.allowMassDelete });
+          const started = Date.now();
+          const result = await runSyncJob({ config, db, logger, ...request, ownsDatabase, stopSignal, progressDisplay });
+          if (request.dryRun) tenantIo.stdout(describeDryRun(result));
+          // One sentence for people beside the `sync finished` log line, on stdout as import-users
+          // and --dry-run print theirs; stderr stays for warnings and errors.
+          else if (result.status === 'succeeded' || result.status === 'partial') tenantIo.stdout(describeRun(result, Date.now() - started));
+          return exitCodeFor(result, tenantIo);
+        });
+        worst = worseExit(worst, code);
+      }
+      return worst;
     });
   });
 }
 
+/**
+ * One tenant's part of a command over several: what stops it (its lock held elsewhere, its
+ * credentials refused) is said with its label and becomes its exit code, and the next tenant
+ * runs. With one tenant the error goes up as it always did.
+ */
+async function eachTenant(many: boolean, io: Io, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (error) {
+    if (!many) throw error;
+    return reportFailure(error, io);
+  }
+}
+
+/** `import-users`: each chosen tenant's export in turn, as `sync` runs them. */
 async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, deps: Deps): Promise<number> {
+  const tenantFlags = toTenantFlags(flags.tenant);
   const request = toImportRequest(flags);
-  const config = loadConfig(env);
-  const logger = createCommandLogger(config, io);
-  return withDatabase(config, 'import-users', io, deps, { existing: true, env }, async ({ db }) => {
+  const configs = chooseTenants(loadTenants(env), tenantFlags);
+  if (request.connectionId !== undefined) requireOneTenant(configs, '--connection');
+  const many = configs.length > 1;
+  const loggerOf = (config: Config) => {
+    const logger = createCommandLogger(config, io);
+    return many ? logger.child({ tenant: config.tenant }) : logger;
+  };
+  return withDatabase(configs[0]!, 'import-users', io, deps, { existing: true, env }, async ({ db }) => {
     const { importUsers } = await import('../jobs/import-users.js');
-    const result = await importUsers({ config, db, logger, clock: deps.clock, ...request });
-    for (const line of describeImport(result)) io.stdout(line);
-    // Lines skipped: applied, but not all of the export (issue #24): partial, as for a sync.
-    return result.badLines.count > 0 ? EXIT.partial : EXIT.ok;
+    let worst: number = EXIT.ok;
+    for (const config of configs) {
+      const tenantIo = labelled(io, config.tenant, many);
+      const code = await eachTenant(many, tenantIo, async () => {
+        const result = await importUsers({ config, db, logger: loggerOf(config), clock: deps.clock, ...request });
+        for (const line of describeImport(result)) tenantIo.stdout(line);
+        // Lines skipped: applied, but not all of the export (issue #24): partial, as for a sync.
+        return result.badLines.count > 0 ? EXIT.partial : EXIT.ok;
+      });
+      worst = worseExit(worst, code);
+    }
+    return worst;
   });
 }
 
@@ -151,7 +225,12 @@ async function fromLogs(
 }
 
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
-  const config = loadConfig(env);
+  const configs = loadTenants(env);
+  // TODO(issue #23, merge): runWorker({ ..., configs }) once src/worker takes every tenant (branch tenant-engine).
+  if (configs.length > 1) {
+    throw new ConfigError([`TENANTS_FILE lists ${configs.length} tenants: this worker serves one until the job engine lands`]);
+  }
+  const config = configs[0]!;
   const logger = createCommandLogger(config, io);
   return withDatabase(config, 'worker', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
     // Nobody reads the worker's log any more: stop as on SIGTERM (a Unix tool dies of SIGPIPE).

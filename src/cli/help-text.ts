@@ -8,7 +8,12 @@
 const DATABASE = 'DATABASE_URL (a PostgreSQL server) or, unset, PGLITE_DATA_DIR (the embedded database, default .data/pglite)';
 const SOURCE = 'SOURCE_USERS_TABLE, SOURCE_USER_ID_COLUMN';
 const AUTH0 =
-  'AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (required), AUTH0_AUDIENCE, AUTH0_TOKENS_ENDPOINT, AUTH0_MAX_RPS, AUTH0_TIMEOUT_MS, AUTH0_MAX_RESPONSE_BYTES';
+  'AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (required), AUTH0_AUDIENCE, AUTH0_TENANT_NAME, AUTH0_TOKENS_ENDPOINT, AUTH0_MAX_RPS, AUTH0_TIMEOUT_MS, AUTH0_MAX_RESPONSE_BYTES';
+/** Many tenants (issue #23): the file replaces the per-tenant AUTH0_* variables. */
+const TENANTS =
+  'TENANTS_FILE (many tenants: replaces AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_AUDIENCE, AUTH0_TENANT_NAME, AUTH0_MAX_RPS, AUTH0_TOKENS_ENDPOINT)';
+/** What names the tenants for commands that need no credentials. */
+const TENANT_NAMES = 'TENANTS_FILE, else AUTH0_TENANT_NAME or AUTH0_DOMAIN (the tenant names --tenant accepts)';
 const SYNC =
   'SYNC_CONCURRENCY, SYNC_PAGE_SIZE, SYNC_MAX_PAGES_PER_USER, SYNC_MAX_USERS, SYNC_MAX_DURATION, SYNC_MAX_DELETE_RATIO, SYNC_DELETE_GUARD_MIN, SYNC_HISTORY_DAYS';
 const LOGS = 'LOG_LEVEL, LOG_FORMAT';
@@ -22,15 +27,15 @@ export interface CommandHelp {
 export const COMMAND_HELP: Record<string, CommandHelp> = {
   migrate: {
     exitCodes: '0 applied (or nothing to apply), 1 failed, 3 another process holds the embedded database, 64 usage error',
-    environment: [DATABASE, LOGS],
+    environment: [DATABASE, TENANT_NAMES, LOGS],
   },
   sync: {
     exitCodes: '0 every user synced, 1 fatal, 2 partial (some users failed), 3 another run holds the lock, 4 interrupted, 64 usage error',
-    environment: [DATABASE, AUTH0, SOURCE, SYNC, LOGS],
+    environment: [DATABASE, AUTH0, TENANTS, SOURCE, SYNC, LOGS],
   },
   'import-users': {
     exitCodes: '0 imported (or a dry run), 1 fatal (nothing changed), 3 another process holds the embedded database, 64 usage error',
-    environment: [DATABASE, AUTH0, SYNC, LOGS],
+    environment: [DATABASE, AUTH0, TENANTS, SYNC, LOGS],
   },
   worker: {
     exitCodes:
@@ -38,6 +43,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     environment: [
       DATABASE,
       AUTH0,
+      TENANTS,
       SOURCE,
       SYNC,
       'SYNC_SCHEDULE, SYNC_LOGS_SCHEDULE, SYNC_TIMEZONE, SYNC_RUN_ON_START',
@@ -48,7 +54,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
   status: {
     exitCodes:
       '0 the last run succeeded (or none yet), 1 it failed, 2 it was partial, 3 another process holds the embedded database, 5 cannot read the database, 64 usage error',
-    environment: [DATABASE, SOURCE],
+    environment: [DATABASE, TENANT_NAMES, SOURCE],
   },
   report: {
     exitCodes: '0 written, 1 cannot read the database or write the file, 3 another process holds the embedded database, 64 usage error',

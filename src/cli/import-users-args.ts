@@ -5,6 +5,7 @@ import { describeBadLine } from '../auth0/users-export-lines.js';
 import type { ImportUsersResult } from '../jobs/import-users.js';
 import { toSafeText } from '../core/upstream-text.js';
 import { plural } from '../core/wording.js';
+import { tenantOption } from './tenant-args.js';
 
 /** The flags of `import-users` as commander reads them (camelCase keys). */
 export interface ImportUsersFlags {
@@ -12,6 +13,8 @@ export interface ImportUsersFlags {
   dryRun?: boolean;
   timeout?: string;
   allowMassDelete?: boolean;
+  /** `--tenant NAME` (issue #23), repeatable; src/cli/tenant-args.ts reads it. */
+  tenant?: string[];
 }
 
 /** The flags of `import-users`: the parser and `import-users --help` both read these. */
@@ -21,6 +24,7 @@ export function importUsersOptions(): Option[] {
     new Option('--dry-run', 'print what would be added and removed; write nothing'),
     new Option('--timeout <duration>', 'give up on an export job that has not completed by then').default('30m'),
     new Option('--allow-mass-delete', 'confirm an import that marks more than SYNC_MAX_DELETE_RATIO of the users removed'),
+    tenantOption('import only this tenant (repeatable; default every configured tenant, one after the other)'),
   ];
 }
 

@@ -11,6 +11,7 @@ import { processIo, type Io } from '../core/io.js';
 import { VERSION } from '../core/version.js';
 import { EXIT, reportFailure } from './exit.js';
 import { DEFAULT_REPORT_PATH } from './report-args.js';
+import { tenantOption } from './tenant-args.js';
 
 import type { Deps } from './commands.js';
 
@@ -27,11 +28,11 @@ type Handler<Flags> = (flags: Flags) => Promise<number>;
 function createProgram(
   io: Io,
   handlers: {
-    migrate: Handler<{ list?: boolean }>;
+    migrate: Handler<{ list?: boolean; tenant?: string[] }>;
     sync: Handler<SyncFlags>;
     importUsers: Handler<ImportUsersFlags>;
     worker: Handler<Record<string, never>>;
-    status: Handler<{ json?: boolean }>;
+    status: Handler<{ json?: boolean; tenant?: string[] }>;
     db: Handler<{ port?: string }>;
     report: Handler<{ out?: string }>;
   },
@@ -75,6 +76,7 @@ Machine output (JSON log lines, --json documents, results) goes to stdout; sente
 
   command('migrate', 'apply pending migrations (each in its own transaction)')
     .option('--list', 'list applied and pending migrations; apply nothing')
+    .addOption(tenantOption('the tenant the rows of a warehouse from before tenants belong to (implied when one is configured)'))
     .action(run(handlers.migrate));
   const sync = command('sync', 'sync the users of the source table once (or the ones the flags choose)');
   for (const option of syncOptions()) sync.addOption(option);
@@ -85,6 +87,7 @@ Machine output (JSON log lines, --json documents, results) goes to stdout; sente
   command('worker', 'run the sync on SYNC_SCHEDULE until SIGTERM').action(run(handlers.worker));
   command('status', 'recent runs, failing users, staleness; exit 1 if the last run failed, 2 if partial, 5 if unreadable')
     .option('--json', 'print one JSON document (fields in README) instead of tables')
+    .addOption(tenantOption('only this tenant (repeatable; default every tenant in the warehouse)'))
     .action(run(handlers.status));
   command('db', 'serve the embedded database to psql on 127.0.0.1 until Ctrl-C (one connection at a time)')
     .option('--port <port>', 'port to listen on (PGLITE_PORT; default 5433; 0 picks a free one)')
@@ -110,7 +113,7 @@ export async function main(argv: readonly string[], env: Env = process.env, io: 
       sync: async (flags) => (await load()).sync(flags, env, io, deps),
       importUsers: async (flags) => (await load()).importUsers(flags, env, io, deps),
       worker: async () => (await load()).worker(env, io, deps),
-      status: async ({ json }) => (await load()).status(json === true, env, io, deps),
+      status: async (flags) => (await load()).status(flags, env, io, deps),
       db: async (flags) => (await load()).db(flags, env, io),
       report: async (flags) => (await import('./report-command.js')).reportCommand(flags, env, io, deps),
     },

@@ -7,6 +7,7 @@ import type { UserSelection } from '../source/select-users.js';
 import { checkUserId, describeUserId } from '../core/user-id.js';
 import { readUsersFile } from '../source/users-file.js';
 import { toSafeText } from '../core/upstream-text.js';
+import { tenantOption } from './tenant-args.js';
 
 /** The flags of `sync` as commander reads them (camelCase keys). */
 export interface SyncFlags {
@@ -19,6 +20,8 @@ export interface SyncFlags {
   maxDuration?: string;
   allowMassDelete?: boolean;
   fromLogs?: boolean;
+  /** `--tenant NAME` (issue #23), repeatable; src/cli/tenant-args.ts reads it. */
+  tenant?: string[];
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -35,6 +38,7 @@ export function syncOptions(): Option[] {
     new Option('--dry-run', 'fetch and compare; write nothing'),
     new Option('--allow-mass-delete', 'confirm a run that marks more than SYNC_MAX_DELETE_RATIO of the tokens deleted'),
     new Option('--from-logs', 'follow the tenant logs from the stored checkpoint and sync the users they name'),
+    tenantOption('sync only this tenant (repeatable; default every configured tenant, one after the other)'),
   ];
 }
 

@@ -8,6 +8,7 @@ import { Secret } from './secret.js';
 export const IMPORT_CAPS = { maxInflateRatio: 100, maxLines: 50_000_000 } as const;
 import { toPrintable } from './upstream-text.js';
 import { isTenantName, tenantNameFromDomain, TENANT_NAME_RULE } from './tenant-name.js';
+import { isSecretVariable, readTenantsFile, TENANT_VARIABLES, type ReadFile, type TenantEntry } from './tenants-file.js';
 
 export interface Config {
   /**
@@ -252,22 +253,130 @@ export function formatName(parts: readonly string[]): string {
 
 const quoteValue = (value: string) => JSON.stringify(toPrintable(value, 100));
 
-export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'> & {
-  /**
-   * The tenant the settings point at, when they name one (AUTH0_TENANT_NAME, else AUTH0_DOMAIN's
-   * first label): `migrate` gives it to rows from before tenants, `status` reports on it.
-   */
-  tenant?: string;
+export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'>;
+
+/** The tenants a command that needs no credentials knows of (issue #23). */
+export interface TenantNames {
+  /** From TENANTS_FILE, else AUTH0_TENANT_NAME or AUTH0_DOMAIN's first label; empty when nothing names one. */
+  readonly tenantNames: readonly string[];
+  /** The source of each tenant whose TENANTS_FILE entry sets `usersTable` or `userIdColumn`; the others read `source`. */
+  readonly tenantSources: Readonly<Record<string, Config['source']>>;
+}
+
+/**
+ * What `migrate`, `status`, `report` and `db` need: the database, the source table and the
+ * configured tenants, no Auth0 credentials: the secrets need not be set to read a warehouse.
+ */
+export function loadDatabaseConfig(env: Env, readFile?: ReadFile): DatabaseConfig & TenantNames {
+  const reader = createReader(env);
+  const file = readTenantsFile(env, readFile);
+  reader.problems.push(...(file?.problems ?? []));
+  const tenantSources: Record<string, Config['source']> = {};
+  for (const tenant of file?.tenants ?? []) {
+    const given = givenFields(tenant, ['usersTable', 'userIdColumn']);
+    if (given.length === 0) continue;
+    const own = createReader(overlay(env, given));
+    tenantSources[tenant.name] = readSource(own);
+    for (const problem of own.problems) {
+      const mine = tenantProblem(problem, given, tenant.name);
+      if (mine !== undefined) reader.problems.push(mine);
+    }
+  }
+  const tenantNames = file ? file.tenants.map((tenant) => tenant.name) : singleTenantName(env, reader.problems);
+  return reader.done({ ...readDatabase(reader), source: readSource(reader), tenantNames, tenantSources });
+}
+
+/**
+ * The one tenant the AUTH0_* variables name: AUTH0_TENANT_NAME (a problem when it is not a
+ * tenant name), else AUTH0_DOMAIN's first label when that is one; none when neither is set.
+ */
+function singleTenantName(env: Env, problems: string[]): string[] {
+  const given = env.AUTH0_TENANT_NAME?.trim();
+  if (given && !isTenantName(given)) problems.push(`AUTH0_TENANT_NAME must be ${TENANT_NAME_RULE} (got ${quoteValue(given)})`);
+  const name = given || tenantNameFromDomain(parseDomain(env.AUTH0_DOMAIN?.trim() ?? '', []));
+  return isTenantName(name) ? [name] : [];
+}
+
+type TenantField = Exclude<keyof TenantEntry, 'clientSecretEnv'>;
+
+/** Each TENANTS_FILE field and the variable it stands for: the file's values go through that variable's parser. */
+const FIELD_VARIABLES: Readonly<Record<TenantField, string>> = {
+  name: 'AUTH0_TENANT_NAME',
+  domain: 'AUTH0_DOMAIN',
+  clientId: 'AUTH0_CLIENT_ID',
+  audience: 'AUTH0_AUDIENCE',
+  maxRps: 'AUTH0_MAX_RPS',
+  tokensEndpoint: 'AUTH0_TOKENS_ENDPOINT',
+  schedule: 'SYNC_SCHEDULE',
+  logsSchedule: 'SYNC_LOGS_SCHEDULE',
+  usersTable: 'SOURCE_USERS_TABLE',
+  userIdColumn: 'SOURCE_USER_ID_COLUMN',
 };
 
-/** What `migrate` and `status` need: the database and the source table, no Auth0 credentials. */
-export function loadDatabaseConfig(env: Env): DatabaseConfig {
-  const reader = createReader(env);
-  const { text, problems } = reader;
-  const domain = text('AUTH0_DOMAIN', '');
-  const tenant = text('AUTH0_TENANT_NAME', '') || (domain ? tenantNameFromDomain(parseDomain(domain, problems)) : '');
-  if (tenant && !isTenantName(tenant)) problems.push(`AUTH0_TENANT_NAME must be ${TENANT_NAME_RULE} (got ${quoteValue(tenant)})`);
-  return reader.done({ ...readDatabase(reader), source: readSource(reader), ...(tenant ? { tenant } : {}) });
+/** The fields of `fields` that the entry sets, each with its variable and its value as that variable would hold it. */
+function givenFields(tenant: TenantEntry, fields: readonly TenantField[] = Object.keys(FIELD_VARIABLES) as TenantField[]): Given[] {
+  return fields.filter((field) => tenant[field] !== undefined).map((field) => ({ field, variable: FIELD_VARIABLES[field], value: String(tenant[field]) }));
+}
+
+interface Given {
+  readonly field: TenantField;
+  readonly variable: string;
+  readonly value: string;
+}
+
+/** The environment with the entry's values in place of the variables they stand for. */
+const overlay = (env: Env, given: readonly Given[]): Env => ({ ...env, ...Object.fromEntries(given.map(({ variable, value }) => [variable, value])) });
+
+/**
+ * A problem the parsers found, in the file's words and labelled with its tenant when it is about
+ * one of the entry's values (`SYNC_SCHEDULE must be …` becomes `TENANTS_FILE: tenant "x":
+ * schedule must be …`); undefined when it is about a shared variable, named once elsewhere.
+ */
+function tenantProblem(problem: string, given: readonly Given[], tenant: string): string | undefined {
+  const own = given.filter(({ variable }) => new RegExp(`\\b${variable}\\b`).test(problem));
+  if (own.length === 0) return undefined;
+  return `TENANTS_FILE: tenant "${tenant}": ${own.reduce((text, { variable, field }) => text.replaceAll(variable, field), problem)}`;
+}
+
+/**
+ * Every tenant this process serves, one full Config each (issue #23). Without TENANTS_FILE the
+ * AUTH0_* variables define the one tenant, exactly as loadConfig always did. With it, each
+ * entry of the file is laid over the environment and read by loadConfig, so a field is checked
+ * by the same parser as its variable, and the shared settings (DATABASE_URL, SYNC_*, guards,
+ * timeouts) apply to every tenant that does not override them. One ConfigError names every
+ * mistake and its tenant; a shared variable's mistake is named once, not per tenant.
+ */
+export function loadTenants(env: Env, readFile?: ReadFile): readonly Config[] {
+  const file = readTenantsFile(env, readFile);
+  if (!file) return [loadConfig(env)];
+  const problems = [...file.problems];
+  const shared = new Set<string>();
+  const configs: Config[] = [];
+  for (const tenant of file.tenants) {
+    const label = `TENANTS_FILE: tenant "${tenant.name}"`;
+    const named = isSecretVariable(tenant.clientSecretEnv);
+    const secret = named ? env[tenant.clientSecretEnv]?.trim() : undefined;
+    if (named && !secret) problems.push(`${label}: clientSecretEnv names ${tenant.clientSecretEnv}, which is not set`);
+    const given = givenFields(tenant);
+    // The per-tenant variables are unset here (readTenantsFile refused them), the secret is the one the entry names.
+    const unset = Object.fromEntries(TENANT_VARIABLES.map((variable) => [variable, undefined]));
+    const tenantEnv = overlay({ ...env, ...unset, AUTH0_CLIENT_SECRET: secret || 'unset' }, given);
+    try {
+      const config = loadConfig(tenantEnv);
+      const twin = configs.find((other) => other.auth0.baseUrl === config.auth0.baseUrl);
+      if (twin) problems.push(`${label}: domain is also tenant "${twin.tenant}"'s: each tenant needs a domain of its own`);
+      if (secret) configs.push(config);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      for (const problem of error.problems) {
+        const mine = tenantProblem(problem, given, tenant.name);
+        if (mine === undefined) shared.add(problem);
+        else problems.push(mine);
+      }
+    }
+  }
+  if (problems.length > 0 || shared.size > 0) throw new ConfigError([...shared, ...problems]);
+  return configs;
 }
 
 /**

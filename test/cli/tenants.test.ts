@@ -1,0 +1,150 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect } from '@jest/globals';
+import { runCli } from '../helpers/cli.js';
+import { itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { withFakeTenant, withTempDir, withTestDatabase } from '../helpers/fixtures.js';
+import { makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
+
+/** Each fake tenant has credentials of its own: a request with the other's is refused. */
+const SECRET_A = 'secret-of-tenant-a-41';
+const SECRET_B = 'secret-of-tenant-b-42';
+
+interface World {
+  t: TestDatabase;
+  a: FakeAuth0;
+  b: FakeAuth0;
+  /** Writes TENANTS_FILE (the two tenants unless `tenants` is given) and returns the environment naming it. */
+  envWith: (tenants?: unknown[]) => Promise<Record<string, string | undefined>>;
+}
+
+const entryOf = (name: string, fake: FakeAuth0) => ({ name, domain: fake.url, clientId: `client-${name}`, clientSecretEnv: `SECRET_${name.toUpperCase()}` });
+
+/** Two fake tenants (a and b) holding the same user, a migrated database with that user loaded, and a directory for TENANTS_FILE. */
+const withTwoTenants = (use: (w: World) => Promise<void>) =>
+  withFakeTenant(
+    (a) =>
+      withFakeTenant(
+        (b) =>
+          withTestDatabase((t) =>
+            withTempDir(async (dir) => {
+              for (const fake of [a, b]) fake.setUser('auth0|1', [makeToken('auth0|1', 1)]);
+              await loadUsers(t.db, ['auth0|1']);
+              const file = path.join(dir, 'tenants.json');
+              const envWith = async (tenants: unknown[] = [entryOf('a', a), entryOf('b', b)]) => {
+                await writeFile(file, JSON.stringify({ tenants }));
+                return { DATABASE_URL: t.url, TENANTS_FILE: file, SECRET_A, SECRET_B, LOG_LEVEL: 'warn' };
+              };
+              await use({ t, a, b, envWith });
+            }),
+          ),
+        { clientId: 'client-b', clientSecret: SECRET_B },
+      ),
+    { clientId: 'client-a', clientSecret: SECRET_A },
+  );
+
+function expectNoSecret(run: { stdout: string; stderr: string }): void {
+  const all = run.stdout + run.stderr;
+  expect(all).not.toContain(SECRET_A);
+  expect(all).not.toContain(SECRET_B);
+  expect(all).not.toMatch(/\n\s+at /);
+}
+
+describe('many tenants from TENANTS_FILE (issue #23)', () => {
+  itServer('sync --tenant a lists users at tenant a only; sync without it visits both, each with its own credentials, output labelled', () =>
+    withTwoTenants(async ({ a, b, envWith }) => {
+      const env = await envWith();
+      const one = await runCli(['sync', '--tenant', 'a'], env);
+      expect(one.stderr).toBe('');
+      expect(one.code).toBe(0);
+      expect(one.stdout).toMatch(/^Run \d+ succeeded/m);
+      expect(a.stats.listRequests).toBeGreaterThan(0);
+      expect(b.stats.requests).toBe(0);
+
+      a.resetStats();
+      const both = await runCli(['sync'], env);
+      expect(both.stderr).toBe('');
+      expect(both.code).toBe(0);
+      expect(both.stdout).toMatch(/^\[a\] Run \d+ succeeded/m);
+      expect(both.stdout).toMatch(/^\[b\] Run \d+ succeeded/m);
+      expect(a.stats.listRequests).toBeGreaterThan(0);
+      expect(b.stats.listRequests).toBeGreaterThan(0);
+      expect(a.stats.byStatus[401] ?? 0).toBe(0);
+      expect(b.stats.byStatus[401] ?? 0).toBe(0);
+      expectNoSecret(both);
+    }),
+  );
+
+  itServer('a tenant that fails does not stop the others; the exit code is the worst', () =>
+    withTwoTenants(async ({ a, b, envWith }) => {
+      const env = await envWith();
+      const run = await runCli(['sync'], { ...env, SECRET_A: 'a-wrong-secret-43' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/^\[a\] /m);
+      expect(run.stdout).toMatch(/^\[b\] Run \d+ succeeded/m);
+      expect(a.stats.tokenRequests).toBeGreaterThan(0);
+      expect(b.stats.listRequests).toBeGreaterThan(0);
+      expect(run.stdout + run.stderr).not.toContain('a-wrong-secret-43');
+      expectNoSecret(run);
+    }),
+  );
+
+  itServer('a secret in the file exits 1 naming the tenant, never printing the secret, and asks no tenant anything', () =>
+    withTwoTenants(async ({ a, b, envWith }) => {
+      const env = await envWith([
+        { ...entryOf('a', a), clientSecret: SECRET_A },
+        { ...entryOf('b', b), clientSecretEnv: SECRET_B },
+      ]);
+      for (const command of [['sync'], ['import-users'], ['worker'], ['migrate'], ['status']]) {
+        const run = await runCli(command, env);
+        expect(run.code).toBe(command[0] === 'status' ? 5 : 1);
+        expect(run.stderr).toContain('TENANTS_FILE: tenant "a": "clientSecret" looks like a secret');
+        expect(run.stderr).toMatch(/TENANTS_FILE: tenant "b": clientSecretEnv must be the name of an environment variable/);
+        expectNoSecret(run);
+      }
+      expect(a.stats.requests + b.stats.requests).toBe(0);
+    }),
+  );
+
+  itServer('refuses an unknown --tenant, a --user without one tenant, and AUTH0_* beside TENANTS_FILE, with a sentence', () =>
+    withTwoTenants(async ({ a, b, envWith }) => {
+      const env = await envWith();
+      const unknown = await runCli(['sync', '--tenant', 'c'], env);
+      expect(unknown).toMatchObject({ code: 64, stdout: '' });
+      expect(unknown.stderr).toContain('--tenant c: no such tenant; the configured tenants are a, b.');
+      for (const command of [
+        ['status', '--tenant', 'c'],
+        ['migrate', '--tenant', 'c'],
+        ['import-users', '--tenant', 'c'],
+      ]) {
+        expect((await runCli(command, env)).code).toBe(64);
+      }
+      expect((await runCli(['migrate', '--tenant', 'a', '--tenant', 'b'], env)).stderr).toContain('migrate takes one --tenant');
+
+      const user = await runCli(['sync', '--user', 'auth0|1'], env);
+      expect(user.code).toBe(64);
+      expect(user.stderr).toContain('--user names something of one tenant, and 2 are chosen (a, b): add --tenant NAME.');
+      expect((await runCli(['import-users', '--connection', 'con_1'], env)).stderr).toContain('add --tenant NAME');
+      expect((await runCli(['sync', '--user', 'auth0|1', '--tenant', 'b'], env)).code).toBe(0);
+      expect(a.stats.requests).toBe(0);
+      expect(b.stats.listRequests).toBeGreaterThan(0);
+
+      const both = await runCli(['sync'], { ...env, AUTH0_DOMAIN: a.url, AUTH0_CLIENT_SECRET: SECRET_A });
+      expect(both.code).toBe(1);
+      expect(both.stderr).toContain('TENANTS_FILE is set, so every tenant comes from that file: unset AUTH0_DOMAIN, AUTH0_CLIENT_SECRET');
+      expectNoSecret(both);
+    }),
+  );
+
+  itServer('status and migrate read the tenant names from the file without any secret set', () =>
+    withTwoTenants(async ({ envWith }) => {
+      const { SECRET_A: _a, SECRET_B: _b, ...env } = await envWith();
+      const status = await runCli(['status', '--tenant', 'a'], env);
+      expect(status.stderr).toBe('');
+      expect(status.code).toBe(0);
+      const migrate = await runCli(['migrate', '--tenant', 'b'], env);
+      expect(migrate.code).toBe(0);
+      expect(migrate.stdout).toContain('Nothing to migrate');
+    }),
+  );
+});
