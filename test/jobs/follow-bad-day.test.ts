@@ -13,7 +13,7 @@ import { formatStatus, toStatusJson } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
 import { followLogs, type FollowLogsOptions } from '../../src/jobs/follow-logs.js';
 import { hasControlCharacter } from '../../src/core/upstream-text.js';
-import { loadUsers, sourceOf, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
+import { loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
