@@ -29,7 +29,7 @@ const withTwoTenants = (use: (w: World) => Promise<void>) =>
           withTestDatabase((t) =>
             withTempDir(async (dir) => {
               for (const fake of [a, b]) fake.setUser('auth0|1', [makeToken('auth0|1', 1)]);
-              await loadUsers(t.db, ['auth0|1']);
+              for (const tenant of ['a', 'b']) await loadUsers(t.db, ['auth0|1'], tenant);
               const file = path.join(dir, 'tenants.json');
               const envWith = async (tenants: unknown[] = [entryOf('a', a), entryOf('b', b)]) => {
                 await writeFile(file, JSON.stringify({ tenants }));
