@@ -19,6 +19,8 @@ import { sql, type Kysely } from 'kysely';
  *   tenant (the parameter cannot be named `tenant`: PostgreSQL refuses a parameter named as an
  *   output column). Views are made again (a column cannot be added in front in place): their
  *   comments and grants are put back as they were.
+ * - `auth0.to_inet` becomes `parallel unsafe` (it was `restricted`): a query with a parallel part
+ *   anywhere runs wholly in parallel mode, where its subtransaction is refused even in the leader.
  * - `down` undoes it all while one tenant at most holds rows; with more it refuses (keys would
  *   collide).
  */
@@ -149,6 +151,9 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await createAsOf(db, true);
   await createViews(db, true, views);
+  // Found with tenants' report queries: a parallel part anywhere in a query puts the whole query
+  // in parallel mode, where to_inet's subtransaction is refused even in the leader.
+  await sql`alter function auth0.to_inet(text) parallel unsafe`.execute(db);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -162,6 +167,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   }
 
   const views = await saveViews(db);
+  await sql`alter function auth0.to_inet(text) parallel restricted`.execute(db);
   await dropViews(db);
   await sql`drop function auth0.refresh_tokens_as_of(timestamptz, text)`.execute(db);
   await sql`drop index auth0.sync_runs_tenant_started_idx`.execute(db);

@@ -31,7 +31,7 @@ CREATE FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone, tenant_n
 COMMENT ON FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone, tenant_name text) IS 'The tokens the warehouse believed live at the moment given: first seen by then, not deleted then (the latest deleted/restored change observed by then decides; without one, deleted_at), not past expires_at or idle_expires_at then. Precision: a change is known when the sync that listed the token''s user saw it, so times are as observed by the sync, late by up to that user''s sync interval; a token created and revoked between two syncs of its user never appears. Other columns are today''s values. With SYNC_HISTORY_DAYS, exact for moments inside the retention window; before it, a token deleted and restored before the window may show as live during its deleted spell. live_since: first_seen_at, or the restoration in force. tenant_name: one tenant''s tokens (null, the default: every tenant''s); each row names its tenant.';
 
 CREATE FUNCTION auth0.to_inet(address text) RETURNS inet
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+    LANGUAGE plpgsql IMMUTABLE STRICT
     AS $_$
     begin
       -- Only hex digits, dots, colons and a prefix length can be an address: the rest is null

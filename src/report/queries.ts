@@ -233,8 +233,8 @@ export async function readReportData(db: Kysely<Database>, options: ReportOption
   `
     .execute(db)
     .then(rows);
-  // Apart from the query above: the view's auth0.to_inet catches bad addresses in a subtransaction,
-  // which PostgreSQL refuses while a parallel plan runs (as that query's other parts may).
+  // Apart from the query above: the view calls auth0.to_inet, which is parallel unsafe (it catches
+  // bad addresses in a subtransaction), so inside that query it would keep every part serial.
   const locationChanged$ = sql<{ tenant: string; n: number }>`
     select tenant, count(*)::int as n from auth0.refresh_tokens_location_changed where ${scope()} group by 1
   `
