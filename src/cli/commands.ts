@@ -14,6 +14,7 @@ import { ConfigError } from '../core/errors.js';
 import { createCommandLogger, type Logger } from '../core/log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from '../warehouse/migrate.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
+import { installJobQueueSchema, JOB_QUEUE_SCHEMA } from '../warehouse/job-queue-schema.js';
 import { formatStatus, toStatusJson } from '../status/format-status.js';
 import { readStatus, statusExitCode } from '../status/read-status.js';
 import { runSyncJob, type SyncJobResult } from '../jobs/sync.js';
@@ -27,8 +28,8 @@ export type { Deps } from './with-database.js';
 /** Each command as main dispatches it: its parsed flags in, its exit code out. */
 export const commands = {
   migrate: ({ list }: { list?: boolean }, env: Env, io: Io, deps: Partial<Deps>) =>
-    withDatabase(loadDatabaseConfig(env), 'migrate', io, withDefaults(deps), { existing: list === true, env }, ({ db }) =>
-      list ? listMigrationsCommand(db, io) : migrate(db, io),
+    withDatabase(loadDatabaseConfig(env), 'migrate', io, withDefaults(deps), { existing: list === true, env }, ({ db, ownsDatabase }) =>
+      list ? listMigrationsCommand(db, io) : migrate(db, io, ownsDatabase),
     ),
   sync: (flags: SyncFlags, env: Env, io: Io, deps: Partial<Deps>) => sync(flags, env, io, withDefaults(deps)),
   importUsers: (flags: ImportUsersFlags, env: Env, io: Io, deps: Partial<Deps>) => importUsersCommand(flags, env, io, withDefaults(deps)),
@@ -74,14 +75,20 @@ async function listMigrationsCommand(db: OpenDatabase['db'], io: Io): Promise<nu
   return EXIT.ok;
 }
 
-async function migrate(db: OpenDatabase['db'], io: Io): Promise<number> {
+/**
+ * The warehouse's migrations, then (on a server database) the job queue schema the worker
+ * replicas share (issue #23): created here, once, so replicas never race to create it.
+ */
+async function migrate(db: OpenDatabase['db'], io: Io, ownsDatabase: boolean): Promise<number> {
   const { results, error } = await migrateToLatest(db);
   for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
   if (error) {
     io.stderr(`migration failed ${describeFatal(error)}`);
     return EXIT.fatal;
   }
-  if (results.length === 0) io.stdout('Nothing to migrate: the database is up to date.');
+  const queue = !ownsDatabase && (await installJobQueueSchema(db));
+  if (queue) io.stdout(`applied: job queue schema ${JOB_QUEUE_SCHEMA}`);
+  if (results.length === 0 && !queue) io.stdout('Nothing to migrate: the database is up to date.');
   return EXIT.ok;
 }
 
@@ -153,7 +160,9 @@ async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
     // Nobody reads the worker's log any more: stop as on SIGTERM (a Unix tool dies of SIGPIPE).
     return untilStopped(secondSignalWarning(logger), io.stdoutClosed, async (stopSignal) => {
       const { runWorker } = await import('../worker/worker.js');
-      await runWorker({ config, db, logger, stopSignal, runOptions: { ownsDatabase } });
+      // On a server database the replicas share the work through the job engine (issue #23).
+      const engine = ownsDatabase || !config.databaseUrl ? undefined : { databaseUrl: config.databaseUrl, concurrency: config.worker.concurrency };
+      await runWorker({ configs: [config], db, logger, stopSignal, runOptions: { ownsDatabase }, engine });
       return EXIT.ok;
     });
   });
