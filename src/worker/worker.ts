@@ -241,7 +241,13 @@ function engineScheduler(
       return base.createTask(
         expression,
         async (at) => {
-          await engine.send({ kind, tenant, tick: tickKey(at ?? new Date()) });
+          const tick = tickKey(at ?? new Date());
+          const made = await engine.send({ kind, tenant, tick }).catch((error: unknown) => {
+            worker().logger.error('tick could not be sent', { kind, tick, code: errorCode(error), error: toSafeText(toError(error).message) });
+            return undefined;
+          });
+          // Passes at info (one line per tick and replica); the follows' minute ticks at debug.
+          if (made !== undefined) worker().logger[kind === 'pass' ? 'info' : 'debug'](made ? 'tick sent' : 'tick already sent', { kind, tick });
           if (kind === 'pass') await refreshLastRuns(worker());
         },
         { ...options, noOverlap: false },

@@ -1,0 +1,200 @@
+import { expect, it } from '@jest/globals';
+import { sql } from 'kysely';
+import { startCli, type CliProcess } from '../helpers/cli.js';
+import { describeServer, type TestDatabase } from '../helpers/db.js';
+import { withTestDatabase } from '../helpers/fixtures.js';
+import { generateTenant } from '../helpers/fake-auth0.js';
+import { startFakeAuth0, type FakeAuth0 } from '../../sandbox/auth0-server.js';
+import { queueName } from '../../src/worker/tenant-jobs.js';
+
+/**
+ * Three worker replicas, three sandbox tenants (issue #23), each with its own credentials and rate
+ * limit. The engine's timings are shortened (a dead replica's job expires after 8 s instead of
+ * 45) so the kill -9 takeover fits in the file's time; the mechanism is the production one.
+ */
+const TIMINGS = { expireInSeconds: 8, maintenanceIntervalSeconds: 2, retryDelaySeconds: 1, pollMs: 300, heartbeatMs: 1_500, deadAfterMs: 6_000 };
+/** Every 20 s: the first tick comes once the replicas are up, the kill lands in the second. */
+const SCHEDULE = '*/20 * * * * *';
+
+interface SandboxTenant {
+  name: string;
+  fake: FakeAuth0;
+  users: Map<string, unknown[]>;
+}
+
+const SPECS = [
+  // The big one: its pass lasts long enough (~12 s at 10 requests/s) to kill its replica in the middle.
+  { name: 'big', users: 120, seed: 1, perSecond: 10 },
+  { name: 'eu', users: 30, seed: 2, perSecond: 8 },
+  { name: 'us', users: 30, seed: 3, perSecond: 12 },
+];
+
+async function withSandboxTenants(use: (tenants: SandboxTenant[]) => Promise<void>): Promise<void> {
+  const tenants: SandboxTenant[] = [];
+  try {
+    for (const spec of SPECS) {
+      const fake = await startFakeAuth0({
+        clientId: `client-${spec.name}`,
+        clientSecret: `secret-${spec.name}`,
+        rateLimit: { perSecond: spec.perSecond, burst: spec.perSecond },
+        latencyMs: 20,
+      });
+      const users = generateTenant({ users: spec.users, seed: spec.seed, userIdPrefix: `auth0|${spec.name}-` });
+      for (const [userId, tokens] of users) fake.setUser(userId, tokens);
+      tenants.push({ name: spec.name, fake, users });
+    }
+    await use(tenants);
+  } finally {
+    for (const { fake } of tenants) await fake.close();
+  }
+}
+
+function startReplica(t: TestDatabase, tenants: SandboxTenant[]): CliProcess {
+  return startCli(
+    [],
+    {
+      DATABASE_URL: t.url,
+      SYNC_SCHEDULE: SCHEDULE,
+      SYNC_LOGS_SCHEDULE: 'off',
+      SYNC_CONCURRENCY: '2',
+      WORKER_CONCURRENCY: '2',
+      LOG_LEVEL: 'info',
+      REPLICA_TENANTS: JSON.stringify(
+        tenants.map(({ name, fake }) => ({
+          name,
+          domain: fake.url,
+          clientId: `client-${name}`,
+          clientSecret: `secret-${name}`,
+          maxRps: SPECS.find((s) => s.name === name)!.perSecond,
+        })),
+      ),
+      REPLICA_TIMINGS: JSON.stringify(TIMINGS),
+    },
+    { script: 'test/helpers/replica.ts', timeoutMs: 120_000 },
+  );
+}
+
+async function until<T>(what: string, read: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+interface RunRow {
+  id: number;
+  tenant: string;
+  trigger: string;
+  status: string;
+  started_at: Date;
+}
+
+const runsOf = async (t: TestDatabase): Promise<RunRow[]> =>
+  (await sql<RunRow>`select id, tenant, trigger, status, started_at from auth0.sync_runs order by id`.execute(t.db)).rows;
+
+describeServer('worker replicas on the job engine (issue #23)', () => {
+  it(
+    'three replicas share three tenants: one pass per tenant per tick, none beside another of its tenant, no 429, and a replica killed mid-pass is taken over',
+    () =>
+      withTestDatabase((t) =>
+        withSandboxTenants(async (tenants) => {
+          for (const { name, users } of tenants)
+            await sql`insert into auth0.users (tenant, user_id) select ${name}, unnest(${[...users.keys()]}::text[])`.execute(t.db);
+          const replicas = [0, 1, 2].map(() => startReplica(t, tenants));
+          try {
+            // The first tick: each tenant's pass runs once, on some replica.
+            const big = await until(
+              "the big tenant's pass well under way",
+              async () => {
+                const running = (await runsOf(t)).find((r) => r.tenant === 'big' && r.status === 'running');
+                if (!running) return undefined;
+                const { count } = (await sql<{ count: number }>`select count(*)::int as count from auth0.user_sync_state where tenant = 'big'`.execute(t.db))
+                  .rows[0]!;
+                return count >= 30 ? running : undefined;
+              },
+              60_000,
+            );
+            const victim = replicas.find((r) => r.stdout.split('\n').some((l) => l.includes('"job started"') && l.includes('"tenant":"big"')))!;
+            expect(victim).toBeDefined();
+            victim.child.kill('SIGKILL');
+            const killedAt = Date.now();
+
+            // Another replica retries the job: the dead pass is marked interrupted, a new one completes the tenant.
+            const taken = await until(
+              'the big tenant finished by another replica',
+              async () => {
+                const runs = await runsOf(t);
+                const after = runs.find((r) => r.tenant === 'big' && r.id > big.id && r.status === 'succeeded');
+                return after && runs.find((r) => r.id === big.id)?.status === 'interrupted' ? after : undefined;
+              },
+              110_000,
+            );
+            expect(Date.now() - killedAt).toBeLessThan(120_000);
+            expect(taken.trigger).toBe('schedule');
+            const others = await until(
+              'the other tenants synced',
+              async () => {
+                const runs = await runsOf(t);
+                return ['eu', 'us'].every((name) => runs.some((r) => r.tenant === name && r.status === 'succeeded')) ? runs : undefined;
+              },
+              30_000,
+            );
+            expect(others.length).toBeGreaterThan(0);
+
+            // One job per tenant per tick, however many replicas saw it; a pass per job (the retried one twice).
+            const { rows: jobs } = await sql<{ name: string; ticks: number; jobs: number }>`
+              select name, count(distinct data->>'tick')::int as ticks, count(*)::int as jobs
+              from pgboss.job where data->>'kind' = 'pass' group by name`.execute(t.db);
+            for (const { name } of tenants) {
+              const row = jobs.find((j) => j.name === queueName(name))!;
+              expect(row.jobs).toBe(row.ticks);
+            }
+            const survivors = replicas.filter((r) => r !== victim);
+            const sends = survivors.map((r) => r.stdout.split('\n').filter((l) => l.includes('"tick sent"') || l.includes('"tick already sent"')).length);
+            expect(sends.every((n) => n > 0)).toBe(true);
+
+            // Every token of every tenant is its sandbox's, under its tenant.
+            for (const { name, users } of tenants) {
+              const { rows } = await sql<{ id: string }>`
+                select id from auth0.refresh_tokens where tenant = ${name} and deleted_at is null order by id`.execute(t.db);
+              const expected = [...users.values()]
+                .flat()
+                .map((tok) => String((tok as { id: string }).id))
+                .sort();
+              expect(rows.map((r) => r.id).sort()).toEqual(expected);
+            }
+            // No tenant refused a request, none saw one user listed twice at once.
+            for (const { name, fake } of tenants) {
+              expect({ name, rateLimited: fake.stats.rateLimited, overlapping: fake.stats.overlappingUserListings }).toEqual({
+                name,
+                rateLimited: 0,
+                overlapping: 0,
+              });
+            }
+
+            // SIGTERM: the survivors stop gracefully (a job running finishes first).
+            for (const r of survivors) r.child.kill('SIGTERM');
+            for (const r of survivors) expect((await r.done).code).toBe(0);
+
+            // One pass per tenant per tick: as many runs as completed pass jobs (the big tenant's
+            // killed run is one more: its job was retried, not doubled).
+            const { rows: completed } = await sql<{ name: string; count: number }>`
+              select name, count(*)::int as count from pgboss.job where data->>'kind' = 'pass' and state = 'completed' group by name`.execute(t.db);
+            const runs = await runsOf(t);
+            for (const { name } of tenants) {
+              const passes = runs.filter((r) => r.tenant === name && r.trigger === 'schedule').length;
+              const jobsDone = completed.find((c) => c.name === queueName(name))?.count ?? 0;
+              expect({ name, passes }).toEqual({ name, passes: jobsDone + (name === 'big' ? 1 : 0) });
+            }
+          } finally {
+            for (const r of replicas) r.child.kill('SIGKILL');
+            await Promise.all(replicas.map((r) => r.done.catch(() => undefined)));
+          }
+        }),
+      ),
+    120_000,
+  );
+});
