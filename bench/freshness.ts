@@ -77,12 +77,13 @@ try {
   for (let i = 0; i < ids.length; i += 50_000) {
     await db
       .insertInto('auth0.users')
-      .values(ids.slice(i, i + 50_000).map((user_id) => ({ user_id })))
+      .values(ids.slice(i, i + 50_000).map((user_id) => ({ tenant: 'bench', user_id })))
       .execute();
   }
   const config = loadConfig({
     DATABASE_URL: url.toString(),
     AUTH0_DOMAIN: fake.url,
+    AUTH0_TENANT_NAME: 'bench',
     AUTH0_CLIENT_ID: 'test-client',
     AUTH0_CLIENT_SECRET: 'test-secret',
     SYNC_CONCURRENCY: values.concurrency,

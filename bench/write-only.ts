@@ -16,11 +16,12 @@ const { values } = parseArgs({
 });
 const tenant = generateTenant({ users: Number(values.users), seed: Number(values.seed ?? 1), manyTokensEvery: Number(values['many-every'] ?? 0) });
 const db = createDb(values['database-url']!, { poolSize: 2 });
-const runId = await startRun(db, { trigger: 'manual', args: { bench: 'write-only' } });
+const runId = await startRun(db, { tenant: 'bench', trigger: 'manual', args: { bench: 'write-only' } });
 const counts = emptyCounts();
 const started = performance.now();
 const writer = createBatchWriter({
   db,
+  tenant: 'bench',
   runId,
   counts,
   logger: silentLogger,

@@ -15,6 +15,7 @@ import * as sessions from './2026_12_04_1800_sessions.js';
 import * as changeReasons from './2026_12_04_1900_change_reasons.js';
 import * as typedColumns from './2026_12_04_1910_typed_columns.js';
 import * as sessionCounts from './2026_12_04_2000_session_counts.js';
+import * as tenants from './2026_12_05_1000_tenants.js';
 
 /**
  * Every migration, listed statically: Kysely's FileMigrationProvider imports by path at run
@@ -38,4 +39,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_04_1900_change_reasons': changeReasons,
   '2026_12_04_1910_typed_columns': typedColumns,
   '2026_12_04_2000_session_counts': sessionCounts,
+  '2026_12_05_1000_tenants': tenants,
 };

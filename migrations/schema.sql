@@ -3,10 +3,10 @@
 
 CREATE SCHEMA auth0;
 
-CREATE FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) RETURNS TABLE(id text, user_id text, client_id text, session_id text, rotating boolean, created_at timestamp with time zone, expires_at timestamp with time zone, idle_expires_at timestamp with time zone, first_seen_at timestamp with time zone, live_since timestamp with time zone, deleted_at timestamp with time zone)
+CREATE FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone, tenant_name text DEFAULT NULL::text) RETURNS TABLE(tenant text, id text, user_id text, client_id text, session_id text, rotating boolean, created_at timestamp with time zone, expires_at timestamp with time zone, idle_expires_at timestamp with time zone, first_seen_at timestamp with time zone, live_since timestamp with time zone, deleted_at timestamp with time zone)
     LANGUAGE sql STABLE
     AS $_$
-      select t.id, t.user_id, t.client_id, t.session_id, t.rotating,
+      select t.tenant, t.id, t.user_id, t.client_id, t.session_id, t.rotating,
              t.created_at, t.expires_at, t.idle_expires_at, t.first_seen_at,
              coalesce(s.observed_at, t.first_seen_at) as live_since,
              t.deleted_at
@@ -15,11 +15,12 @@ CREATE FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) RETURNS 
       left join lateral (
         select c.change, c.observed_at
         from auth0.refresh_token_changes c
-        where c.token_id = t.id and c.change in ('deleted', 'restored') and c.observed_at <= $1
+        where c.tenant = t.tenant and c.token_id = t.id and c.change in ('deleted', 'restored') and c.observed_at <= $1
         order by c.observed_at desc, c.id desc
         limit 1
       ) s on true
       where t.first_seen_at <= $1
+        and ($2 is null or t.tenant = $2)
         -- No deletion or restoration observed by then: the token row's own deleted_at decides.
         and case when s.change is null then t.deleted_at is null or t.deleted_at > $1
                  else s.change = 'restored' end
@@ -27,7 +28,7 @@ CREATE FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) RETURNS 
         and (t.idle_expires_at is null or t.idle_expires_at > $1)
     $_$;
 
-COMMENT ON FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone) IS 'The tokens the warehouse believed live at the moment given: first seen by then, not deleted then (the latest deleted/restored change observed by then decides; without one, deleted_at), not past expires_at or idle_expires_at then. Precision: a change is known when the sync that listed the token''s user saw it, so times are as observed by the sync, late by up to that user''s sync interval; a token created and revoked between two syncs of its user never appears. Other columns are today''s values. With SYNC_HISTORY_DAYS, exact for moments inside the retention window; before it, a token deleted and restored before the window may show as live during its deleted spell. live_since: first_seen_at, or the restoration in force.';
+COMMENT ON FUNCTION auth0.refresh_tokens_as_of(at timestamp with time zone, tenant_name text) IS 'The tokens the warehouse believed live at the moment given: first seen by then, not deleted then (the latest deleted/restored change observed by then decides; without one, deleted_at), not past expires_at or idle_expires_at then. Precision: a change is known when the sync that listed the token''s user saw it, so times are as observed by the sync, late by up to that user''s sync interval; a token created and revoked between two syncs of its user never appears. Other columns are today''s values. With SYNC_HISTORY_DAYS, exact for moments inside the retention window; before it, a token deleted and restored before the window may show as live during its deleted spell. live_since: first_seen_at, or the restoration in force. tenant_name: one tenant''s tokens (null, the default: every tenant''s); each row names its tenant.';
 
 CREATE FUNCTION auth0.to_inet(address text) RETURNS inet
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
@@ -61,7 +62,9 @@ CREATE TABLE auth0.refresh_token_devices (
     initial_user_agent text,
     last_ip text,
     last_asn text,
-    last_user_agent text
+    last_user_agent text,
+    tenant text NOT NULL,
+    CONSTRAINT refresh_token_devices_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
 COMMENT ON TABLE auth0.refresh_token_devices IS 'Device of a token as of its latest listing; a row only where Auth0 gave a device object.';
@@ -80,10 +83,14 @@ COMMENT ON COLUMN auth0.refresh_token_devices.last_asn IS 'Network (ASN) the tok
 
 COMMENT ON COLUMN auth0.refresh_token_devices.last_user_agent IS 'User agent the token was last used from, as of the latest listing.';
 
+COMMENT ON COLUMN auth0.refresh_token_devices.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 CREATE TABLE auth0.refresh_token_resource_servers (
     token_id text NOT NULL,
     audience text NOT NULL,
-    scopes text
+    scopes text,
+    tenant text NOT NULL,
+    CONSTRAINT refresh_token_resource_servers_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
 COMMENT ON TABLE auth0.refresh_token_resource_servers IS 'APIs (audiences) a token grants access to, with their scopes, as of its latest listing.';
@@ -93,6 +100,8 @@ COMMENT ON COLUMN auth0.refresh_token_resource_servers.token_id IS 'auth0.refres
 COMMENT ON COLUMN auth0.refresh_token_resource_servers.audience IS 'API identifier (audience).';
 
 COMMENT ON COLUMN auth0.refresh_token_resource_servers.scopes IS 'Scopes granted for that audience, space-separated as given.';
+
+COMMENT ON COLUMN auth0.refresh_token_resource_servers.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
 
 CREATE TABLE auth0.refresh_tokens (
     id text NOT NULL,
@@ -110,7 +119,9 @@ CREATE TABLE auth0.refresh_tokens (
     last_changed_at timestamp with time zone NOT NULL,
     deleted_at timestamp with time zone,
     first_seen_run_id integer,
-    last_changed_run_id integer
+    last_changed_run_id integer,
+    tenant text NOT NULL,
+    CONSTRAINT refresh_tokens_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
 COMMENT ON TABLE auth0.refresh_tokens IS 'Every refresh token a sync has seen, live or deleted; a row is written only when something changed. Never pruned.';
@@ -147,6 +158,8 @@ COMMENT ON COLUMN auth0.refresh_tokens.first_seen_run_id IS 'auth0.sync_runs.id 
 
 COMMENT ON COLUMN auth0.refresh_tokens.last_changed_run_id IS 'auth0.sync_runs.id of the run that last wrote the row because something changed.';
 
+COMMENT ON COLUMN auth0.refresh_tokens.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 CREATE TABLE auth0.user_sync_state (
     user_id text NOT NULL,
     status text NOT NULL,
@@ -157,7 +170,9 @@ CREATE TABLE auth0.user_sync_state (
     error_code text,
     error text,
     sessions_synced_at timestamp with time zone,
-    CONSTRAINT user_sync_state_status_check CHECK ((status = ANY (ARRAY['synced'::text, 'not_found'::text, 'failed'::text])))
+    tenant text NOT NULL,
+    CONSTRAINT user_sync_state_status_check CHECK ((status = ANY (ARRAY['synced'::text, 'not_found'::text, 'failed'::text]))),
+    CONSTRAINT user_sync_state_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 )
 WITH (fillfactor='70');
 
@@ -181,8 +196,11 @@ COMMENT ON COLUMN auth0.user_sync_state.error IS 'Message of the latest failure.
 
 COMMENT ON COLUMN auth0.user_sync_state.sessions_synced_at IS 'When a complete listing of the user''s sessions last succeeded; null when sessions were never synced for the user (SYNC_SESSIONS).';
 
+COMMENT ON COLUMN auth0.user_sync_state.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 CREATE VIEW auth0.active_refresh_tokens AS
- SELECT t.id,
+ SELECT t.tenant,
+    t.id,
     t.user_id,
     t.client_id,
     t.session_id,
@@ -207,17 +225,19 @@ CREATE VIEW auth0.active_refresh_tokens AS
     d.last_user_agent,
     ( SELECT array_agg(r.audience ORDER BY r.audience) AS array_agg
            FROM auth0.refresh_token_resource_servers r
-          WHERE (r.token_id = t.id)) AS audiences,
+          WHERE ((r.tenant = t.tenant) AND (r.token_id = t.id))) AS audiences,
     ( SELECT array_agg(DISTINCT scope.scope ORDER BY scope.scope) AS array_agg
            FROM (auth0.refresh_token_resource_servers r
              CROSS JOIN LATERAL unnest(auth0.to_scopes(r.scopes)) scope(scope))
-          WHERE (r.token_id = t.id)) AS scopes
+          WHERE ((r.tenant = t.tenant) AND (r.token_id = t.id))) AS scopes
    FROM ((auth0.refresh_tokens t
-     LEFT JOIN auth0.refresh_token_devices d ON ((d.token_id = t.id)))
-     LEFT JOIN auth0.user_sync_state s ON ((s.user_id = t.user_id)))
+     LEFT JOIN auth0.refresh_token_devices d ON (((d.tenant = t.tenant) AND (d.token_id = t.id))))
+     LEFT JOIN auth0.user_sync_state s ON (((s.tenant = t.tenant) AND (s.user_id = t.user_id))))
   WHERE ((t.deleted_at IS NULL) AND ((t.expires_at IS NULL) OR (t.expires_at > now())) AND ((t.idle_expires_at IS NULL) OR (t.idle_expires_at > now())));
 
 COMMENT ON VIEW auth0.active_refresh_tokens IS 'Tokens that are live now: not deleted, not past expires_at, not past idle_expires_at. All token columns plus the device columns (null where the token has no device row). last_seen_at is when a complete listing of the user last held the token (its user''s user_sync_state.last_success_at); last_changed_at is when the row was last written because something changed. The other reporting views read from this one.';
+
+COMMENT ON COLUMN auth0.active_refresh_tokens.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.active_refresh_tokens.id IS 'Auth0 refresh token id (not the token itself, which Auth0 never lists).';
 
@@ -293,7 +313,9 @@ CREATE TABLE auth0.sessions (
     last_changed_at timestamp with time zone DEFAULT now() NOT NULL,
     deleted_at timestamp with time zone,
     first_seen_run_id integer,
-    last_changed_run_id integer
+    last_changed_run_id integer,
+    tenant text NOT NULL,
+    CONSTRAINT sessions_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
 COMMENT ON TABLE auth0.sessions IS 'Auth0 sessions of the synced users (GET /api/v2/users/{user_id}/sessions; SYNC_SESSIONS), one row per session ever seen. Written only when something changed (quiet writes); deleted_at is set when a complete listing of the user no longer holds the session.';
@@ -346,8 +368,11 @@ COMMENT ON COLUMN auth0.sessions.first_seen_run_id IS 'auth0.sync_runs.id of the
 
 COMMENT ON COLUMN auth0.sessions.last_changed_run_id IS 'auth0.sync_runs.id of the run that last changed the row.';
 
+COMMENT ON COLUMN auth0.sessions.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 CREATE VIEW auth0.active_sessions AS
- SELECT s.id,
+ SELECT s.tenant,
+    s.id,
     s.user_id,
     s.created_at,
     s.updated_at,
@@ -374,6 +399,8 @@ CREATE VIEW auth0.active_sessions AS
   WHERE ((s.deleted_at IS NULL) AND ((s.expires_at IS NULL) OR (s.expires_at > now())) AND ((s.idle_expires_at IS NULL) OR (s.idle_expires_at > now())));
 
 COMMENT ON VIEW auth0.active_sessions IS 'Sessions that are live now: not deleted, not past expires_at or idle_expires_at. IPs typed as inet; has_second_factor when a method is named mfa.';
+
+COMMENT ON COLUMN auth0.active_sessions.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.active_sessions.id IS 'Auth0 session id.';
 
@@ -416,7 +443,6 @@ COMMENT ON COLUMN auth0.active_sessions.first_seen_at IS 'When the sync first sa
 COMMENT ON COLUMN auth0.active_sessions.last_changed_at IS 'When the row was last written because something changed.';
 
 CREATE TABLE auth0.log_checkpoint (
-    id boolean DEFAULT true NOT NULL,
     log_id text NOT NULL,
     last_entry_date timestamp with time zone,
     lag_seconds double precision,
@@ -430,12 +456,11 @@ CREATE TABLE auth0.log_checkpoint (
     newest_log_id text,
     newest_entry_date timestamp with time zone,
     history_lost_reason text,
-    CONSTRAINT log_checkpoint_id_check CHECK (id)
+    tenant text NOT NULL,
+    CONSTRAINT log_checkpoint_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
-COMMENT ON TABLE auth0.log_checkpoint IS 'One row: where the log follower (sync --from-logs) reads the tenant logs on from.';
-
-COMMENT ON COLUMN auth0.log_checkpoint.id IS 'Always true (a single row).';
+COMMENT ON TABLE auth0.log_checkpoint IS 'One row per tenant: where the log follower (sync --from-logs) reads that tenant''s logs on from.';
 
 COMMENT ON COLUMN auth0.log_checkpoint.log_id IS 'Log entry id to read on from.';
 
@@ -463,6 +488,8 @@ COMMENT ON COLUMN auth0.log_checkpoint.newest_entry_date IS 'The date of that ne
 
 COMMENT ON COLUMN auth0.log_checkpoint.history_lost_reason IS 'How lost history was detected (the stored checkpoint refused, an empty answer past it, or a jump past the retention window). Set together with history_lost_at.';
 
+COMMENT ON COLUMN auth0.log_checkpoint.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 CREATE TABLE auth0.log_follow_retries (
     user_id text NOT NULL,
     deleted boolean DEFAULT false NOT NULL,
@@ -470,7 +497,9 @@ CREATE TABLE auth0.log_follow_retries (
     first_failed_at timestamp with time zone DEFAULT now() NOT NULL,
     attempts integer DEFAULT 1 NOT NULL,
     last_run_id integer,
-    explanations jsonb DEFAULT '[]'::jsonb NOT NULL
+    explanations jsonb DEFAULT '[]'::jsonb NOT NULL,
+    tenant text NOT NULL,
+    CONSTRAINT log_follow_retries_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
 COMMENT ON TABLE auth0.log_follow_retries IS 'Users a follow of the tenant logs could not list or write (their old rows kept). Each later follow retries them until one succeeds; the flags keep what the logs said.';
@@ -489,6 +518,8 @@ COMMENT ON COLUMN auth0.log_follow_retries.last_run_id IS 'auth0.sync_runs.id of
 
 COMMENT ON COLUMN auth0.log_follow_retries.explanations IS 'The log entries that explained a loss of the user''s tokens (reason, log_id, what they name), so its retry records the same reason; [] when none did.';
 
+COMMENT ON COLUMN auth0.log_follow_retries.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 CREATE TABLE auth0.refresh_token_changes (
     id bigint NOT NULL,
     token_id text NOT NULL,
@@ -501,9 +532,11 @@ CREATE TABLE auth0.refresh_token_changes (
     reason text,
     reason_log_id text,
     reason_client_id text,
+    tenant text NOT NULL,
     CONSTRAINT refresh_token_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'exchanged'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text]))),
     CONSTRAINT refresh_token_changes_reason_check CHECK ((reason = ANY (ARRAY['revoked_by_user'::text, 'revoked_by_api'::text, 'reuse_detected'::text, 'session_revoked'::text, 'user_deleted'::text, 'pruned'::text, 'expired'::text, 'unexplained'::text]))),
-    CONSTRAINT refresh_token_changes_reason_on_deletions CHECK (((change = 'deleted'::text) OR ((reason IS NULL) AND (reason_log_id IS NULL) AND (reason_client_id IS NULL))))
+    CONSTRAINT refresh_token_changes_reason_on_deletions CHECK (((change = 'deleted'::text) OR ((reason IS NULL) AND (reason_log_id IS NULL) AND (reason_client_id IS NULL)))),
+    CONSTRAINT refresh_token_changes_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
 COMMENT ON TABLE auth0.refresh_token_changes IS 'Append-only change history: one row per change a sync observed on a token. Pruned after SYNC_HISTORY_DAYS when set, keeping the rows live tokens need.';
@@ -530,6 +563,8 @@ COMMENT ON COLUMN auth0.refresh_token_changes.reason_log_id IS 'log_id of the te
 
 COMMENT ON COLUMN auth0.refresh_token_changes.reason_client_id IS 'The Management API client (client_id) that made the call, when the reason comes from a sapi entry naming it.';
 
+COMMENT ON COLUMN auth0.refresh_token_changes.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 CREATE TABLE auth0.users (
     user_id text NOT NULL,
     loaded_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -540,7 +575,9 @@ CREATE TABLE auth0.users (
     blocked boolean,
     first_imported_at timestamp with time zone,
     last_imported_at timestamp with time zone,
-    removed_at timestamp with time zone
+    removed_at timestamp with time zone,
+    tenant text NOT NULL,
+    CONSTRAINT users_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
 COMMENT ON TABLE auth0.users IS 'Users whose tokens are synced (the default source of user IDs), loaded by hand or by import-users from the tenant''s users export.';
@@ -565,8 +602,11 @@ COMMENT ON COLUMN auth0.users.last_imported_at IS 'When import-users last found 
 
 COMMENT ON COLUMN auth0.users.removed_at IS 'Set by import-users when a complete export no longer holds the user; cleared if it returns. Full syncs skip removed users.';
 
+COMMENT ON COLUMN auth0.users.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 CREATE VIEW auth0.recent_token_changes AS
- SELECT c.observed_at,
+ SELECT c.tenant,
+    c.observed_at,
     c.change,
     c.token_id,
     c.user_id,
@@ -580,11 +620,13 @@ CREATE VIEW auth0.recent_token_changes AS
     c.reason_log_id,
     c.reason_client_id
    FROM ((auth0.refresh_token_changes c
-     LEFT JOIN auth0.refresh_tokens t ON ((t.id = c.token_id)))
-     LEFT JOIN auth0.users u ON ((u.user_id = c.user_id)))
+     LEFT JOIN auth0.refresh_tokens t ON (((t.tenant = c.tenant) AND (t.id = c.token_id))))
+     LEFT JOIN auth0.users u ON (((u.tenant = c.tenant) AND (u.user_id = c.user_id))))
   WHERE ((c.observed_at > (now() - '24:00:00'::interval)) AND (c.change <> 'exchanged'::text));
 
 COMMENT ON VIEW auth0.recent_token_changes IS 'Changes observed in the last 24 hours: tokens created, deleted (revoked), restored, and last IP / ASN / user agent changes (exchanges left out). observed_at is when the sync saw the change, late by up to the user''s sync interval.';
+
+COMMENT ON COLUMN auth0.recent_token_changes.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.recent_token_changes.observed_at IS 'When the sync observed the change.';
 
@@ -622,7 +664,8 @@ ALTER TABLE auth0.refresh_token_changes ALTER COLUMN id ADD GENERATED ALWAYS AS 
 );
 
 CREATE VIEW auth0.refresh_token_deletions AS
- SELECT c.observed_at,
+ SELECT c.tenant,
+    c.observed_at,
     c.token_id,
     c.user_id,
     u.email,
@@ -633,11 +676,13 @@ CREATE VIEW auth0.refresh_token_deletions AS
     c.reason_client_id,
     c.run_id
    FROM ((auth0.refresh_token_changes c
-     LEFT JOIN auth0.refresh_tokens t ON ((t.id = c.token_id)))
-     LEFT JOIN auth0.users u ON ((u.user_id = c.user_id)))
+     LEFT JOIN auth0.refresh_tokens t ON (((t.tenant = c.tenant) AND (t.id = c.token_id))))
+     LEFT JOIN auth0.users u ON (((u.tenant = c.tenant) AND (u.user_id = c.user_id))))
   WHERE ((c.change = 'deleted'::text) AND (c.observed_at > (now() - '7 days'::interval)));
 
 COMMENT ON VIEW auth0.refresh_token_deletions IS 'Tokens marked deleted in the last 7 days, newest questions first: who held them, which application and session, why (reason), and the log entry (reason_log_id) and Management API client (reason_client_id) that say so. observed_at is when a sync saw the token gone.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_token_deletions.observed_at IS 'When a sync saw the token gone (not when it went in Auth0).';
 
@@ -660,15 +705,18 @@ COMMENT ON COLUMN auth0.refresh_token_deletions.reason_client_id IS 'The Managem
 COMMENT ON COLUMN auth0.refresh_token_deletions.run_id IS 'auth0.sync_runs.id of the run that saw it gone.';
 
 CREATE VIEW auth0.refresh_token_deletions_by_reason AS
- SELECT (date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text) AS day,
+ SELECT c.tenant,
+    (date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text) AS day,
     c.reason,
     (count(*))::integer AS deletions,
     (count(DISTINCT c.user_id))::integer AS users
    FROM auth0.refresh_token_changes c
   WHERE ((c.change = 'deleted'::text) AND (c.observed_at > (now() - '30 days'::interval)))
-  GROUP BY ((date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text)), c.reason;
+  GROUP BY c.tenant, ((date_trunc('day'::text, (c.observed_at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text)), c.reason;
 
 COMMENT ON VIEW auth0.refresh_token_deletions_by_reason IS 'Deletions of the last 30 days per UTC day and reason: the unexplained ones are what the deletion guard watches. A null reason: recorded before reasons were.';
+
+COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.day IS 'Start (midnight UTC) of the day the deletions were observed.';
 
@@ -679,15 +727,18 @@ COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.deletions IS 'Tokens m
 COMMENT ON COLUMN auth0.refresh_token_deletions_by_reason.users IS 'Distinct users those tokens belonged to.';
 
 CREATE VIEW auth0.refresh_token_scopes AS
- SELECT a.id AS token_id,
+ SELECT a.tenant,
+    a.id AS token_id,
     a.user_id,
     a.client_id,
     r.audience,
     auth0.to_scopes(r.scopes) AS scopes
    FROM (auth0.active_refresh_tokens a
-     JOIN auth0.refresh_token_resource_servers r ON ((r.token_id = a.id)));
+     JOIN auth0.refresh_token_resource_servers r ON (((r.tenant = a.tenant) AND (r.token_id = a.id))));
 
 COMMENT ON VIEW auth0.refresh_token_scopes IS 'Each live token''s audiences, one row each, with the scopes granted for it as text[] (where scopes @> array[''read:admin'']). Read from active_refresh_tokens and refresh_token_resource_servers.';
+
+COMMENT ON COLUMN auth0.refresh_token_scopes.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_token_scopes.token_id IS 'auth0.refresh_tokens.id.';
 
@@ -701,7 +752,8 @@ COMMENT ON COLUMN auth0.refresh_token_scopes.scopes IS 'Scopes granted for that 
 
 CREATE VIEW auth0.refresh_tokens_expiring_soon AS
  WITH soon AS (
-         SELECT active_refresh_tokens.id,
+         SELECT active_refresh_tokens.tenant,
+            active_refresh_tokens.id,
             active_refresh_tokens.user_id,
             active_refresh_tokens.client_id,
             active_refresh_tokens.expires_at,
@@ -709,7 +761,8 @@ CREATE VIEW auth0.refresh_tokens_expiring_soon AS
             LEAST(active_refresh_tokens.expires_at, active_refresh_tokens.idle_expires_at) AS expires_first_at
            FROM auth0.active_refresh_tokens
         )
- SELECT soon.id,
+ SELECT soon.tenant,
+    soon.id,
     soon.user_id,
     soon.client_id,
     soon.expires_at,
@@ -723,6 +776,8 @@ CREATE VIEW auth0.refresh_tokens_expiring_soon AS
   WHERE (soon.expires_first_at <= (now() + '7 days'::interval));
 
 COMMENT ON VIEW auth0.refresh_tokens_expiring_soon IS 'Active tokens that expire within the next 7 days, absolutely (expires_at) or by idleness (idle_expires_at): expires_first_at is the earlier of the two, reason says which (absolute on a tie).';
+
+COMMENT ON COLUMN auth0.refresh_tokens_expiring_soon.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_tokens_expiring_soon.id IS 'Auth0 refresh token id (not the token itself, which Auth0 never lists).';
 
@@ -740,7 +795,8 @@ COMMENT ON COLUMN auth0.refresh_tokens_expiring_soon.reason IS 'absolute (expire
 
 CREATE VIEW auth0.refresh_tokens_location_changed AS
  WITH compared AS (
-         SELECT active_refresh_tokens.id,
+         SELECT active_refresh_tokens.tenant,
+            active_refresh_tokens.id,
             active_refresh_tokens.user_id,
             active_refresh_tokens.client_id,
             active_refresh_tokens.initial_ip,
@@ -754,7 +810,8 @@ CREATE VIEW auth0.refresh_tokens_location_changed AS
             ((active_refresh_tokens.initial_asn IS NOT NULL) AND (active_refresh_tokens.last_asn IS NOT NULL) AND (active_refresh_tokens.last_asn IS DISTINCT FROM active_refresh_tokens.initial_asn)) AS asn_changed
            FROM auth0.active_refresh_tokens
         )
- SELECT compared.id,
+ SELECT compared.tenant,
+    compared.id,
     compared.user_id,
     compared.client_id,
     compared.initial_ip,
@@ -770,6 +827,8 @@ CREATE VIEW auth0.refresh_tokens_location_changed AS
   WHERE (compared.ip_changed OR compared.asn_changed);
 
 COMMENT ON VIEW auth0.refresh_tokens_location_changed IS 'Active tokens now used from another IP (ip_changed) or network (asn_changed) than the one they were issued to: a theft signal. A pair is compared only where both its initial and last values are known; user agent changes alone do not count.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_location_changed.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.id IS 'Auth0 refresh token id (not the token itself, which Auth0 never lists).';
 
@@ -796,7 +855,8 @@ COMMENT ON COLUMN auth0.refresh_tokens_location_changed.ip_changed IS 'last_ip d
 COMMENT ON COLUMN auth0.refresh_tokens_location_changed.asn_changed IS 'last_asn differs from initial_asn (both known).';
 
 CREATE VIEW auth0.refresh_tokens_with_session AS
- SELECT t.id AS token_id,
+ SELECT t.tenant,
+    t.id AS token_id,
     t.user_id,
     t.client_id,
     t.session_id,
@@ -833,10 +893,12 @@ CREATE VIEW auth0.refresh_tokens_with_session AS
     s.last_user_agent AS session_last_user_agent,
     u.sessions_synced_at
    FROM ((auth0.refresh_tokens t
-     LEFT JOIN auth0.sessions s ON ((s.id = t.session_id)))
-     LEFT JOIN auth0.user_sync_state u ON ((u.user_id = t.user_id)));
+     LEFT JOIN auth0.sessions s ON (((s.tenant = t.tenant) AND (s.id = t.session_id))))
+     LEFT JOIN auth0.user_sync_state u ON (((u.tenant = t.tenant) AND (u.user_id = t.user_id))));
 
 COMMENT ON VIEW auth0.refresh_tokens_with_session IS 'Every stored token (live or not) with its session, where the warehouse holds it (session_found), and the user''s sessions_synced_at.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_with_session.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_tokens_with_session.token_id IS 'Refresh token id.';
 
@@ -893,7 +955,8 @@ COMMENT ON COLUMN auth0.refresh_tokens_with_session.session_last_user_agent IS '
 COMMENT ON COLUMN auth0.refresh_tokens_with_session.sessions_synced_at IS 'When a complete listing of the user''s sessions last succeeded; null: never.';
 
 CREATE VIEW auth0.refresh_tokens_outliving_session AS
- SELECT refresh_tokens_with_session.token_id,
+ SELECT refresh_tokens_with_session.tenant,
+    refresh_tokens_with_session.token_id,
     refresh_tokens_with_session.user_id,
     refresh_tokens_with_session.client_id,
     refresh_tokens_with_session.session_id,
@@ -917,6 +980,8 @@ CREATE VIEW auth0.refresh_tokens_outliving_session AS
   WHERE (refresh_tokens_with_session.token_live AND (refresh_tokens_with_session.session_id IS NOT NULL) AND (NOT refresh_tokens_with_session.session_live) AND (refresh_tokens_with_session.session_found OR (refresh_tokens_with_session.sessions_synced_at >= refresh_tokens_with_session.token_first_seen_at)));
 
 COMMENT ON VIEW auth0.refresh_tokens_outliving_session IS 'Live tokens whose session has ended: deleted, expired, or gone (never held though the user''s sessions were listed completely). Tokens outliving their session are what an incident review looks for: revoke them.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.token_id IS 'Refresh token id.';
 
@@ -949,16 +1014,19 @@ COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.session_last_ip IS 'IP 
 COMMENT ON COLUMN auth0.refresh_tokens_outliving_session.session_last_user_agent IS 'User agent the session was last used with.';
 
 CREATE VIEW auth0.refresh_tokens_per_client AS
- SELECT active_refresh_tokens.client_id,
+ SELECT active_refresh_tokens.tenant,
+    active_refresh_tokens.client_id,
     count(*) AS active_tokens,
     count(DISTINCT active_refresh_tokens.user_id) AS users,
     round(avg((COALESCE(active_refresh_tokens.rotating, false))::integer), 3) AS rotating_share,
     min(active_refresh_tokens.created_at) AS oldest_created_at,
     max(active_refresh_tokens.last_exchanged_at) AS last_exchanged_at
    FROM auth0.active_refresh_tokens
-  GROUP BY active_refresh_tokens.client_id;
+  GROUP BY active_refresh_tokens.tenant, active_refresh_tokens.client_id;
 
 COMMENT ON VIEW auth0.refresh_tokens_per_client IS 'Per application (client_id): active tokens, distinct users holding them, share of them that rotate (0..1, null rotating counted as not rotating), oldest creation and latest exchange.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_per_client.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_tokens_per_client.client_id IS 'Application (client_id) the token was issued to.';
 
@@ -974,7 +1042,8 @@ COMMENT ON COLUMN auth0.refresh_tokens_per_client.last_exchanged_at IS 'Latest e
 
 CREATE VIEW auth0.refresh_tokens_unused AS
  WITH usage AS (
-         SELECT active_refresh_tokens.id,
+         SELECT active_refresh_tokens.tenant,
+            active_refresh_tokens.id,
             active_refresh_tokens.user_id,
             active_refresh_tokens.client_id,
             active_refresh_tokens.created_at,
@@ -982,7 +1051,8 @@ CREATE VIEW auth0.refresh_tokens_unused AS
             COALESCE(active_refresh_tokens.last_exchanged_at, active_refresh_tokens.created_at) AS last_used_at
            FROM auth0.active_refresh_tokens
         )
- SELECT usage.id,
+ SELECT usage.tenant,
+    usage.id,
     usage.user_id,
     usage.client_id,
     usage.created_at,
@@ -993,6 +1063,8 @@ CREATE VIEW auth0.refresh_tokens_unused AS
   WHERE (usage.last_used_at < (now() - '30 days'::interval));
 
 COMMENT ON VIEW auth0.refresh_tokens_unused IS 'Active tokens not exchanged for 30 days (last_used_at is the last exchange, else creation; tokens with neither are left out): candidates for revocation. unused_for is the time since last_used_at.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_unused.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_tokens_unused.id IS 'Auth0 refresh token id (not the token itself, which Auth0 never lists).';
 
@@ -1009,7 +1081,8 @@ COMMENT ON COLUMN auth0.refresh_tokens_unused.last_used_at IS 'The last exchange
 COMMENT ON COLUMN auth0.refresh_tokens_unused.unused_for IS 'Time since last_used_at.';
 
 CREATE VIEW auth0.refresh_tokens_without_second_factor AS
- SELECT refresh_tokens_with_session.token_id,
+ SELECT refresh_tokens_with_session.tenant,
+    refresh_tokens_with_session.token_id,
     refresh_tokens_with_session.user_id,
     refresh_tokens_with_session.client_id,
     refresh_tokens_with_session.session_id,
@@ -1025,6 +1098,8 @@ CREATE VIEW auth0.refresh_tokens_without_second_factor AS
   WHERE (refresh_tokens_with_session.token_live AND refresh_tokens_with_session.session_found AND (NOT refresh_tokens_with_session.has_second_factor));
 
 COMMENT ON VIEW auth0.refresh_tokens_without_second_factor IS 'Live tokens whose session (held by the warehouse, live or not) saw no second factor: no authentication method named mfa. A passkey alone is not counted as one.';
+
+COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.token_id IS 'Refresh token id.';
 
@@ -1051,22 +1126,22 @@ COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.session_last_ip IS 
 COMMENT ON COLUMN auth0.refresh_tokens_without_second_factor.session_last_user_agent IS 'User agent the session was last used with.';
 
 CREATE TABLE auth0.run_lease (
-    id integer NOT NULL,
     holder uuid,
     run_id integer,
     acquired_at timestamp with time zone,
-    CONSTRAINT run_lease_id_check CHECK ((id = 1))
+    tenant text NOT NULL,
+    CONSTRAINT run_lease_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
-COMMENT ON TABLE auth0.run_lease IS 'One row (id = 1): which holding of the run lock may write. Every write checks it.';
-
-COMMENT ON COLUMN auth0.run_lease.id IS 'Always 1.';
+COMMENT ON TABLE auth0.run_lease IS 'One row per tenant: which holding of that tenant''s run lock may write. Every write checks it.';
 
 COMMENT ON COLUMN auth0.run_lease.holder IS 'Random id of the current taking of the run lock.';
 
 COMMENT ON COLUMN auth0.run_lease.run_id IS 'auth0.sync_runs.id of the run holding it (no foreign key).';
 
 COMMENT ON COLUMN auth0.run_lease.acquired_at IS 'When the lock was taken.';
+
+COMMENT ON COLUMN auth0.run_lease.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
 
 CREATE TABLE auth0.session_changes (
     id bigint NOT NULL,
@@ -1077,7 +1152,9 @@ CREATE TABLE auth0.session_changes (
     new_value text,
     run_id integer,
     observed_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT session_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'interacted'::text, 'authenticated'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text, 'clients_changed'::text, 'methods_changed'::text])))
+    tenant text NOT NULL,
+    CONSTRAINT session_changes_change_check CHECK ((change = ANY (ARRAY['created'::text, 'deleted'::text, 'restored'::text, 'interacted'::text, 'authenticated'::text, 'last_ip_changed'::text, 'last_asn_changed'::text, 'last_user_agent_changed'::text, 'clients_changed'::text, 'methods_changed'::text]))),
+    CONSTRAINT session_changes_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text))
 );
 
 COMMENT ON TABLE auth0.session_changes IS 'Append-only history of each session: first sighting, deletion, restoration, a new interaction or authentication, a new last IP / ASN / user agent, new clients or methods.';
@@ -1098,6 +1175,8 @@ COMMENT ON COLUMN auth0.session_changes.run_id IS 'auth0.sync_runs.id of the run
 
 COMMENT ON COLUMN auth0.session_changes.observed_at IS 'When the change was observed.';
 
+COMMENT ON COLUMN auth0.session_changes.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 ALTER TABLE auth0.session_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME auth0.session_changes_id_seq
     START WITH 1
@@ -1108,7 +1187,8 @@ ALTER TABLE auth0.session_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTI
 );
 
 CREATE VIEW auth0.sessions_per_client AS
- SELECT c.client_id,
+ SELECT s.tenant,
+    c.client_id,
     count(*) AS active_sessions,
     count(DISTINCT s.user_id) AS users,
     count(*) FILTER (WHERE (NOT s.has_second_factor)) AS without_second_factor,
@@ -1116,9 +1196,11 @@ CREATE VIEW auth0.sessions_per_client AS
     max(s.last_interacted_at) AS last_interacted_at
    FROM (auth0.active_sessions s
      CROSS JOIN LATERAL unnest(s.client_ids) c(client_id))
-  GROUP BY c.client_id;
+  GROUP BY s.tenant, c.client_id;
 
 COMMENT ON VIEW auth0.sessions_per_client IS 'Live sessions per application (each client id a session names), with distinct users and how many saw no second factor.';
+
+COMMENT ON COLUMN auth0.sessions_per_client.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.sessions_per_client.client_id IS 'Application (client id).';
 
@@ -1133,7 +1215,8 @@ COMMENT ON COLUMN auth0.sessions_per_client.first_authenticated_at IS 'Earliest 
 COMMENT ON COLUMN auth0.sessions_per_client.last_interacted_at IS 'When the session was last used.';
 
 CREATE VIEW auth0.sessions_per_device AS
- SELECT active_sessions.last_user_agent,
+ SELECT active_sessions.tenant,
+    active_sessions.last_user_agent,
     active_sessions.last_ip,
     active_sessions.last_asn,
     count(*) AS active_sessions,
@@ -1142,9 +1225,11 @@ CREATE VIEW auth0.sessions_per_device AS
     min(active_sessions.authenticated_at) AS first_authenticated_at,
     max(active_sessions.last_interacted_at) AS last_interacted_at
    FROM auth0.active_sessions
-  GROUP BY active_sessions.last_user_agent, active_sessions.last_ip, active_sessions.last_asn;
+  GROUP BY active_sessions.tenant, active_sessions.last_user_agent, active_sessions.last_ip, active_sessions.last_asn;
 
 COMMENT ON VIEW auth0.sessions_per_device IS 'Live sessions per device: last user agent, last IP (inet) and last ASN, with distinct users and how many saw no second factor.';
+
+COMMENT ON COLUMN auth0.sessions_per_device.tenant IS 'Tenant the row belongs to (short name); filter with where tenant = ….';
 
 COMMENT ON COLUMN auth0.sessions_per_device.last_user_agent IS 'User agent the session was last used with.';
 
@@ -1193,7 +1278,9 @@ CREATE TABLE auth0.sync_runs (
     sessions_added integer DEFAULT 0 NOT NULL,
     sessions_deleted integer DEFAULT 0 NOT NULL,
     sessions_unexplained integer DEFAULT 0 NOT NULL,
+    tenant text NOT NULL,
     CONSTRAINT sync_runs_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'partial'::text, 'failed'::text, 'interrupted'::text]))),
+    CONSTRAINT sync_runs_tenant_check CHECK ((tenant ~ '^[a-z0-9][a-z0-9-]{0,31}$'::text)),
     CONSTRAINT sync_runs_tokens_endpoint_check CHECK ((tokens_endpoint = ANY (ARRAY['refresh-tokens'::text, 'users'::text]))),
     CONSTRAINT sync_runs_trigger_check CHECK ((trigger = ANY (ARRAY['manual'::text, 'schedule'::text, 'backfill'::text, 'logs'::text])))
 );
@@ -1260,6 +1347,8 @@ COMMENT ON COLUMN auth0.sync_runs.sessions_deleted IS 'Sessions the run marked d
 
 COMMENT ON COLUMN auth0.sync_runs.sessions_unexplained IS 'Of sessions_deleted, those no log entry of the user (logout, session revoked, user deleted) and no expiry explain: measured by the deletion guard with SYNC_MAX_DELETE_RATIO';
 
+COMMENT ON COLUMN auth0.sync_runs.tenant IS 'Tenant the row belongs to: its short name (AUTH0_TENANT_NAME, or name in TENANTS_FILE).';
+
 ALTER TABLE auth0.sync_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME auth0.sync_runs_id_seq
     START WITH 1
@@ -1270,62 +1359,64 @@ ALTER TABLE auth0.sync_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 ALTER TABLE ONLY auth0.log_checkpoint
-    ADD CONSTRAINT log_checkpoint_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT log_checkpoint_pkey PRIMARY KEY (tenant);
 
 ALTER TABLE ONLY auth0.log_follow_retries
-    ADD CONSTRAINT log_follow_retries_pkey PRIMARY KEY (user_id);
+    ADD CONSTRAINT log_follow_retries_pkey PRIMARY KEY (tenant, user_id);
 
 ALTER TABLE ONLY auth0.refresh_token_changes
     ADD CONSTRAINT refresh_token_changes_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY auth0.refresh_token_devices
-    ADD CONSTRAINT refresh_token_devices_pkey PRIMARY KEY (token_id);
+    ADD CONSTRAINT refresh_token_devices_pkey PRIMARY KEY (tenant, token_id);
 
 ALTER TABLE ONLY auth0.refresh_token_resource_servers
-    ADD CONSTRAINT refresh_token_resource_servers_pkey PRIMARY KEY (token_id, audience);
+    ADD CONSTRAINT refresh_token_resource_servers_pkey PRIMARY KEY (tenant, token_id, audience);
 
 ALTER TABLE ONLY auth0.refresh_tokens
-    ADD CONSTRAINT refresh_tokens_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT refresh_tokens_pkey PRIMARY KEY (tenant, id);
 
 ALTER TABLE ONLY auth0.run_lease
-    ADD CONSTRAINT run_lease_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT run_lease_pkey PRIMARY KEY (tenant);
 
 ALTER TABLE ONLY auth0.session_changes
     ADD CONSTRAINT session_changes_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY auth0.sessions
-    ADD CONSTRAINT sessions_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT sessions_pkey PRIMARY KEY (tenant, id);
 
 ALTER TABLE ONLY auth0.sync_runs
     ADD CONSTRAINT sync_runs_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY auth0.user_sync_state
-    ADD CONSTRAINT user_sync_state_pkey PRIMARY KEY (user_id);
+    ADD CONSTRAINT user_sync_state_pkey PRIMARY KEY (tenant, user_id);
 
 ALTER TABLE ONLY auth0.users
-    ADD CONSTRAINT users_pkey PRIMARY KEY (user_id);
+    ADD CONSTRAINT users_pkey PRIMARY KEY (tenant, user_id);
 
 CREATE INDEX refresh_token_changes_observed_brin ON auth0.refresh_token_changes USING brin (observed_at);
 
-CREATE INDEX refresh_token_changes_token_idx ON auth0.refresh_token_changes USING btree (token_id, observed_at);
+CREATE INDEX refresh_token_changes_token_idx ON auth0.refresh_token_changes USING btree (tenant, token_id, observed_at);
 
-CREATE INDEX refresh_token_resource_servers_audience_idx ON auth0.refresh_token_resource_servers USING btree (audience);
+CREATE INDEX refresh_token_resource_servers_audience_idx ON auth0.refresh_token_resource_servers USING btree (tenant, audience);
 
-CREATE INDEX refresh_tokens_client_id_idx ON auth0.refresh_tokens USING btree (client_id);
+CREATE INDEX refresh_tokens_client_id_idx ON auth0.refresh_tokens USING btree (tenant, client_id);
 
-CREATE INDEX refresh_tokens_user_id_idx ON auth0.refresh_tokens USING btree (user_id);
+CREATE INDEX refresh_tokens_user_id_idx ON auth0.refresh_tokens USING btree (tenant, user_id);
 
 CREATE INDEX session_changes_observed_brin ON auth0.session_changes USING brin (observed_at);
 
-CREATE INDEX session_changes_session_idx ON auth0.session_changes USING btree (session_id, observed_at);
+CREATE INDEX session_changes_session_idx ON auth0.session_changes USING btree (tenant, session_id, observed_at);
 
 CREATE INDEX sessions_last_ip_idx ON auth0.sessions USING gist (last_ip_inet inet_ops) WHERE (last_ip_inet IS NOT NULL);
 
-CREATE INDEX sessions_user_idx ON auth0.sessions USING btree (user_id);
+CREATE INDEX sessions_user_idx ON auth0.sessions USING btree (tenant, user_id);
 
-CREATE INDEX user_sync_state_last_success_idx ON auth0.user_sync_state USING btree (last_success_at, user_id);
+CREATE INDEX sync_runs_tenant_started_idx ON auth0.sync_runs USING btree (tenant, started_at);
 
-CREATE INDEX users_connection_idx ON auth0.users USING btree (connection, user_id);
+CREATE INDEX user_sync_state_last_success_idx ON auth0.user_sync_state USING btree (tenant, last_success_at, user_id);
+
+CREATE INDEX users_connection_idx ON auth0.users USING btree (tenant, connection, user_id);
 
 ALTER TABLE ONLY auth0.log_checkpoint
     ADD CONSTRAINT log_checkpoint_last_run_id_fkey FOREIGN KEY (last_run_id) REFERENCES auth0.sync_runs(id) ON DELETE SET NULL;
@@ -1337,10 +1428,10 @@ ALTER TABLE ONLY auth0.refresh_token_changes
     ADD CONSTRAINT refresh_token_changes_run_id_fkey FOREIGN KEY (run_id) REFERENCES auth0.sync_runs(id);
 
 ALTER TABLE ONLY auth0.refresh_token_devices
-    ADD CONSTRAINT refresh_token_devices_token_id_fkey FOREIGN KEY (token_id) REFERENCES auth0.refresh_tokens(id) ON DELETE CASCADE;
+    ADD CONSTRAINT refresh_token_devices_token_id_fkey FOREIGN KEY (tenant, token_id) REFERENCES auth0.refresh_tokens(tenant, id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY auth0.refresh_token_resource_servers
-    ADD CONSTRAINT refresh_token_resource_servers_token_id_fkey FOREIGN KEY (token_id) REFERENCES auth0.refresh_tokens(id) ON DELETE CASCADE;
+    ADD CONSTRAINT refresh_token_resource_servers_token_id_fkey FOREIGN KEY (tenant, token_id) REFERENCES auth0.refresh_tokens(tenant, id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY auth0.refresh_tokens
     ADD CONSTRAINT refresh_tokens_first_seen_run_id_fkey FOREIGN KEY (first_seen_run_id) REFERENCES auth0.sync_runs(id);

@@ -64,6 +64,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
     PGLITE_DATA_DIR: dataDir,
     AUTH0_DOMAIN: fake.url,
+    AUTH0_TENANT_NAME: 'demo',
     AUTH0_CLIENT_ID: 'test-client',
     AUTH0_CLIENT_SECRET: 'test-secret', // the sandbox's own, not a secret
     // The second sync revokes and deletes on purpose, more than the default guard lets through.
@@ -82,7 +83,7 @@ export async function runDemo(env: Env, io: Io): Promise<number> {
     if (error) throw error;
     await db
       .insertInto('auth0.users')
-      .values([...tenant.keys()].map((user_id) => ({ user_id })))
+      .values([...tenant.keys()].map((user_id) => ({ tenant: config.tenant, user_id })))
       .onConflict((oc) => oc.doNothing())
       .execute();
 

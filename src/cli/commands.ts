@@ -13,6 +13,7 @@ import type { OpenDatabase } from '../warehouse/connection.js';
 import { ConfigError } from '../core/errors.js';
 import { createCommandLogger, type Logger } from '../core/log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from '../warehouse/migrate.js';
+import { readTenants } from '../warehouse/tenants.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
 import { installJobQueueSchema, JOB_QUEUE_SCHEMA } from '../warehouse/job-queue-schema.js';
 import { formatStatus, toStatusJson } from '../status/format-status.js';
@@ -27,10 +28,12 @@ export type { Deps } from './with-database.js';
 
 /** Each command as main dispatches it: its parsed flags in, its exit code out. */
 export const commands = {
-  migrate: ({ list }: { list?: boolean }, env: Env, io: Io, deps: Partial<Deps>) =>
-    withDatabase(loadDatabaseConfig(env), 'migrate', io, withDefaults(deps), { existing: list === true, env }, ({ db, ownsDatabase }) =>
-      list ? listMigrationsCommand(db, io) : migrate(db, io, ownsDatabase),
-    ),
+  migrate: ({ list }: { list?: boolean }, env: Env, io: Io, deps: Partial<Deps>) => {
+    const config = loadDatabaseConfig(env);
+    return withDatabase(config, 'migrate', io, withDefaults(deps), { existing: list === true, env }, ({ db, ownsDatabase }) =>
+      list ? listMigrationsCommand(db, io) : migrate(db, io, { tenant: config.tenant, ownsDatabase }),
+    );
+  },
   sync: (flags: SyncFlags, env: Env, io: Io, deps: Partial<Deps>) => sync(flags, env, io, withDefaults(deps)),
   importUsers: (flags: ImportUsersFlags, env: Env, io: Io, deps: Partial<Deps>) => importUsersCommand(flags, env, io, withDefaults(deps)),
   worker: (env: Env, io: Io, deps: Partial<Deps>) => worker(env, io, withDefaults(deps)),
@@ -53,7 +56,7 @@ async function status(env: Env, io: Io, deps: Deps, json: boolean): Promise<numb
     const config = loadDatabaseConfig(env);
     return await withDatabase(config, 'status', io, deps, { existing: true, env }, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
-      const report = await readStatus(db, config.source);
+      const report = await readStatus(db, { tenant: await statusTenant(db, config.tenant), source: config.source });
       if (json) io.stdout(JSON.stringify(toStatusJson(report), null, 2));
       else for (const line of formatStatus(report)) io.stdout(line);
       return statusExitCode(report);
@@ -79,8 +82,9 @@ async function listMigrationsCommand(db: OpenDatabase['db'], io: Io): Promise<nu
  * The warehouse's migrations, then (on a server database) the job queue schema the worker
  * replicas share (issue #23): created here, once, so replicas never race to create it.
  */
-async function migrate(db: OpenDatabase['db'], io: Io, ownsDatabase: boolean): Promise<number> {
-  const { results, error } = await migrateToLatest(db);
+async function migrate(db: OpenDatabase['db'], io: Io, { tenant, ownsDatabase }: { tenant: string | undefined; ownsDatabase: boolean }): Promise<number> {
+  // Rows from before tenants (issue #23) become the configured tenant's.
+  const { results, error } = await migrateToLatest(db, { tenant });
   for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
   if (error) {
     io.stderr(`migration failed ${describeFatal(error)}`);
@@ -221,4 +225,17 @@ function exitCodeFor(result: SyncJobResult, io: Io): number {
       io.stderr(`${run} ${result.status}: ${result.error ?? 'stopped'}`);
       return EXIT.fatal;
   }
+}
+
+/**
+ * The tenant `status` reports on (issue #23): the configured one, else the only one the
+ * warehouse holds. Several held and none configured: a ConfigError naming them.
+ */
+async function statusTenant(db: OpenDatabase['db'], configured: string | undefined): Promise<string> {
+  if (configured) return configured;
+  const held = await readTenants(db);
+  if (held.length > 1) {
+    throw new ConfigError([`the warehouse holds ${held.length} tenants (${held.join(', ')}): set AUTH0_TENANT_NAME to the one to report on`]);
+  }
+  return held[0] ?? '';
 }

@@ -257,12 +257,22 @@ export function formatName(parts: readonly string[]): string {
 
 const quoteValue = (value: string) => JSON.stringify(toPrintable(value, 100));
 
-export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'>;
+export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'> & {
+  /**
+   * The tenant the settings point at, when they name one (AUTH0_TENANT_NAME, else AUTH0_DOMAIN's
+   * first label): `migrate` gives it to rows from before tenants, `status` reports on it.
+   */
+  tenant?: string;
+};
 
 /** What `migrate` and `status` need: the database and the source table, no Auth0 credentials. */
 export function loadDatabaseConfig(env: Env): DatabaseConfig {
   const reader = createReader(env);
-  return reader.done({ ...readDatabase(reader), source: readSource(reader) });
+  const { text, problems } = reader;
+  const domain = text('AUTH0_DOMAIN', '');
+  const tenant = text('AUTH0_TENANT_NAME', '') || (domain ? tenantNameFromDomain(parseDomain(domain, problems)) : '');
+  if (tenant && !isTenantName(tenant)) problems.push(`AUTH0_TENANT_NAME must be ${TENANT_NAME_RULE} (got ${quoteValue(tenant)})`);
+  return reader.done({ ...readDatabase(reader), source: readSource(reader), ...(tenant ? { tenant } : {}) });
 }
 
 /**

@@ -153,11 +153,11 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       logger.warn('log history lost', { reason: lost.reason, checkpoint: lost.previous?.log_id, newest: logId });
     }
     if (!logId) {
-      if (lost && lost.previous) await markHistoryLost(db, { reason: lost.reason, now: at });
+      if (lost && lost.previous) await markHistoryLost(db, config.tenant, { reason: lost.reason, now: at });
       else result.messages.push('The tenant logs hold no entry yet: nothing to follow; earlier history is covered by full passes (npm run sync).');
       return;
     }
-    await restartLogCheckpoint(db, { logId, lastEntryDate: date, now: at, lost: lost?.reason });
+    await restartLogCheckpoint(db, config.tenant, { logId, lastEntryDate: date, now: at, lost: lost?.reason });
     if (!lost) {
       result.messages.push(
         `No log checkpoint yet: following starts at the newest entry ${describeLogId(logId)}${date ? ` (${date.toISOString()})` : ''}; earlier history is covered by full passes (npm run sync).`,
@@ -181,7 +181,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     const oldest = await fetchOldestLog(client, options.stopSignal);
     if (!isPastRetention(gapStart, dateOf(oldest))) return;
     const at = now();
-    await markHistoryLost(db, { reason: 'retention_gap', now: at });
+    await markHistoryLost(db, config.tenant, { reason: 'retention_gap', now: at });
     result.historyLost = { at, reason: 'retention_gap' };
     result.messages.push(
       `The log entries after the checkpoint ${describeLogId(checkpoint.log_id)} start at ${first!.toISOString()}, and the oldest entry the tenant still holds is dated ${dateOf(oldest)!.toISOString()}, after ${gapStart.toISOString()} where the unread entries began: the plan's log retention (1 to 30 days) dropped entries never read, so changes may be missed: every user is due for a full pass (npm run sync); the entries still held are applied.`,
@@ -203,14 +203,14 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     const newest = caughtUp ? known : await fetchNewestLog(client, options.stopSignal);
     const logId = logIdOf(newest);
     if (!caughtUp && logId !== undefined && compareLogIds(logId, checkpoint) > 0) {
-      await recordNewestLog(db, { caughtUp: false, logId, date: dateOf(newest), now: now() });
+      await recordNewestLog(db, config.tenant, { caughtUp: false, logId, date: dateOf(newest), now: now() });
     } else {
-      await recordNewestLog(db, { caughtUp: true, date: dateOf(newest), now: now() });
+      await recordNewestLog(db, config.tenant, { caughtUp: true, date: dateOf(newest), now: now() });
     }
   }
 
   try {
-    const checkpoint = await readLogCheckpoint(db);
+    const checkpoint = await readLogCheckpoint(db, config.tenant);
     if (!checkpoint) {
       await startAtNewest();
       result.outcome = 'started';
@@ -246,7 +246,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
     }
     if (batch.entries.length > 0) await checkRetention(checkpoint, batch.entries);
     // Users earlier follows could not sync go with the first batch, whatever it reads.
-    let retries = await readLogFollowRetries(db);
+    let retries = await readLogFollowRetries(db, config.tenant);
     for (;;) {
       const { entries, next } = batch;
       result.pagesRead += batch.pages;
@@ -254,19 +254,19 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       if (entries.length === 0 && retries.length === 0) {
         // Only dropped entries (bad ids, duplicates): move past them so no follow reads them again.
         if (compareLogIds(next, from) > 0) {
-          await advanceLogCheckpoint(db, { logId: next, lastEntryDate: undefined, now: now(), read: 0, skipped: 0, usersChanged: 0 });
+          await advanceLogCheckpoint(db, config.tenant, { logId: next, lastEntryDate: undefined, now: now(), read: 0, skipped: 0, usersChanged: 0 });
           from = next;
         }
         if (batch.end) break;
         batch = await nextLogBatch(pages, from, PAGES_PER_BATCH);
         continue;
       }
-      const changes = toChangedUsers(entries, await readLogLookups(db, toLookupKeys(entries)));
+      const changes = toChangedUsers(entries, await readLogLookups(db, config.tenant, toLookupKeys(entries)));
       const skipped = Object.values(changes.skipped).reduce((a, b) => a + b, 0);
       if (entries.length > 0) {
         logger.info('log entries read', { from, to: next, entries: entries.length, users: changes.userIds.length, skipped: changes.skipped });
       }
-      await addSignedUpUsers(db, config.source, changes.signedUp);
+      await addSignedUpUsers(db, config.tenant, config.source, changes.signedUp);
       // What the logs said, the retries' older word first: the later entry wins.
       const evidence = createLogEvidence({
         explanations: retries.flatMap((r) => toLogExplanations(r.userId, r.explanations)),
@@ -324,10 +324,10 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       }
       // A user whose listing or write failed keeps its rows and its removed_at; the next follow
       // tries it again, even in another process.
-      if (runId !== undefined) result.usersToRetry += await updateLogFollowRetries(db, runId, tracked);
+      if (runId !== undefined) result.usersToRetry += await updateLogFollowRetries(db, config.tenant, runId, tracked);
       result.usersRetried += retries.length;
       retries = [];
-      await advanceLogCheckpoint(db, {
+      await advanceLogCheckpoint(db, config.tenant, {
         logId: next,
         lastEntryDate: newestDate(entries),
         now: now(),
@@ -376,7 +376,7 @@ export async function followLogs(options: FollowLogsOptions): Promise<FollowLogs
       result.messages.push(`${error.message} The log follower is off; full passes (npm run sync) go on.`);
       return result;
     }
-    const stored = await readLogCheckpoint(db);
+    const stored = await readLogCheckpoint(db, config.tenant);
     logger.warn('log checkpoint expired', { logId: stored?.log_id, error: error.message });
     await startAtNewest({ reason: 'checkpoint_refused', previous: stored });
     result.outcome = 'restarted';

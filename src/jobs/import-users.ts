@@ -88,7 +88,7 @@ export async function importUsers(options: ImportUsersOptions): Promise<ImportUs
   const client = createAuth0Client(config.auth0, { clock, requiredScopes: IMPORT_SCOPES, maxSockets: 2, ...options.auth0 });
   try {
     // Both noted before the job is requested: what the export cannot hold starts after them.
-    const followFrom = await noteFollowStart(db, client, logger, options.signal);
+    const followFrom = await noteFollowStart(db, config.tenant, client, logger, options.signal);
     const exportRequestedAt = await readDatabaseTime(db);
     const job = await startExport(client, { connectionId: options.connectionId, signal: options.signal });
     logger.info('users export started', { jobId: job.id, connectionId: options.connectionId });
@@ -106,7 +106,7 @@ export async function importUsers(options: ImportUsersOptions): Promise<ImportUs
         }),
     });
 
-    return await withUsersStaging(db, async (staging) => {
+    return await withUsersStaging(db, config.tenant, async (staging) => {
       let staged = 0;
       let connections = new Set<string | null>();
       let badLines = { count: 0, first: [] as BadLine[], unreadable: false };
@@ -203,12 +203,18 @@ export async function importUsers(options: ImportUsersOptions): Promise<ImportUs
  * does any other failure to read the logs, and a database role that may not write the checkpoint
  * (the import does not depend on them).
  */
-async function noteFollowStart(db: Kysely<Database>, client: Auth0Client, logger: Logger, signal?: AbortSignal): Promise<FollowStart | undefined> {
+async function noteFollowStart(
+  db: Kysely<Database>,
+  tenant: string,
+  client: Auth0Client,
+  logger: Logger,
+  signal?: AbortSignal,
+): Promise<FollowStart | undefined> {
   if (!(await mayStartFollowing(db))) {
     logger.info('the database role may not write auth0.log_checkpoint: the log follower will start at its own first run, not where this export began');
     return undefined;
   }
-  if (await readLogCheckpoint(db)) return undefined;
+  if (await readLogCheckpoint(db, tenant)) return undefined;
   try {
     const newest = await fetchNewestLog(client, signal);
     // Checked like every log id before it is stored (logIdOf): a hostile one is never a checkpoint.

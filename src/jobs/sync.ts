@@ -107,6 +107,7 @@ export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult
   return options.dryRun
     ? runOnce(options, undefined)
     : withRunLock(options.db, (lease) => runOnce(options, lease), {
+        tenant: options.config.tenant,
         ownsDatabase: options.ownsDatabase,
         logger: options.logger,
         checkEveryMs: options.lockCheckEveryMs,
@@ -115,17 +116,20 @@ export async function runSyncJob(options: SyncJobOptions): Promise<SyncJobResult
 
 async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Promise<SyncJobResult> {
   const { config, db, trigger } = options;
+  const { tenant } = config;
   const clock = options.auth0?.clock ?? systemClock;
   const budget = options.budget ?? { maxUsers: config.sync.maxUsers, maxDurationMs: config.sync.maxDurationMs };
   const selection = options.selection ?? { kind: 'source' };
-  const { ids: userIds, total: usersTotal } = await selectUsers(db, config.source, selection, budget, clock);
+  const { ids: userIds, total: usersTotal } = await selectUsers(db, { tenant, source: config.source }, selection, budget, clock);
   // Every source user with no budget: the run that clears "full pass due" and the guard's window.
   const fullPass = selection.kind === 'source' && budget.maxUsers === undefined && budget.maxDurationMs === undefined;
   // A ratio of 1 allows everything. A dry run writes nothing, so nothing to stop: it only says
   // whether a real run would stop.
-  const guard = options.allowMassDelete || config.sync.maxDeleteRatio >= 1 ? undefined : await readDeleteGuard(db, config.sync, fullPass);
+  const guard = options.allowMassDelete || config.sync.maxDeleteRatio >= 1 ? undefined : await readDeleteGuard(db, tenant, config.sync, fullPass);
   const deleteGuard = options.dryRun ? undefined : guard;
-  const runId = options.dryRun ? undefined : await startRun(db, { trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio, fullPass });
+  const runId = options.dryRun
+    ? undefined
+    : await startRun(db, { tenant, trigger, args: options.args, usersTotal, maxDeleteRatio: deleteGuard?.maxRatio, fullPass });
   const logger = options.logger.child(runId === undefined ? { dryRun: true } : { runId });
   const counts = emptyCounts();
   // SYNC_SESSIONS=on: a token without read:sessions stops the run before the first listing.
@@ -168,6 +172,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
     const result = await syncUsers(
       {
         db,
+        tenant,
         client,
         logger,
         runId,
@@ -221,8 +226,8 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
   if (options.dryRun && guard) {
-    await measureLiveTokens(db, guard, counts.tokensUnexplained);
-    await measureLiveSessions(db, guard, counts.sessionsUnexplained);
+    await measureLiveTokens(db, tenant, guard, counts.tokensUnexplained);
+    await measureLiveSessions(db, tenant, guard, counts.sessionsUnexplained);
   }
   const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
   return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };
@@ -232,10 +237,10 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
  * The deletion guard for a run: a full pass is measured on its own; any other run together with
  * the runs since the last full pass (see delete-guard.ts).
  */
-async function readDeleteGuard(db: Kysely<Database>, sync: Config['sync'], fullPass: boolean): Promise<DeleteGuard> {
+async function readDeleteGuard(db: Kysely<Database>, tenant: string, sync: Config['sync'], fullPass: boolean): Promise<DeleteGuard> {
   const guard = { maxRatio: sync.maxDeleteRatio, minUsers: sync.deleteGuardMinUsers };
   if (fullPass) return guard;
-  return { ...guard, window: await readUnexplainedSinceFullPass(db) };
+  return { ...guard, window: await readUnexplainedSinceFullPass(db, tenant) };
 }
 
 function toRunStatus(error: Error | undefined, interrupted: boolean, counts: RunCounts): SyncJobResult['status'] {

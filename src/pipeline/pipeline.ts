@@ -24,6 +24,8 @@ import type { TokensEndpointChoice } from './tokens-endpoint.js';
 
 export interface SyncDeps {
   db: Kysely<Database>;
+  /** The tenant being synced: every row read and written is that tenant's (issue #23). */
+  tenant: string;
   client: Auth0Client;
   logger: Logger;
   /** Undefined for a dry run: fetch and compare, write nothing. */
@@ -113,13 +115,14 @@ function startPipeline(deps: SyncDeps): Pipeline {
   // Every request in flight listens on it (got, sleeps): more than Node's default of 10.
   setMaxListeners(4 * deps.options.concurrency + 10, abort.signal);
   abort.signal.addEventListener('abort', () => deps.client.close(), { once: true });
-  const { db, runId, lease, counts, logger, deleteGuard, evidence } = deps;
+  const { db, tenant, runId, lease, counts, logger, deleteGuard, evidence } = deps;
   const run: Pipeline = {
     deps,
     abort,
     limit: pLimit(deps.options.concurrency),
     writer: createBatchWriter({
       db,
+      tenant,
       runId,
       lease,
       counts,

@@ -18,6 +18,8 @@ import { applySessionPlan, readStoredSessions } from '../warehouse/sessions.js';
 
 export interface BatchWriteOptions {
   db: Kysely<Database>;
+  /** The tenant the outcomes came from: every row read and written is that tenant's (issue #23). */
+  tenant: string;
   /** The run the rows are written for; undefined for a dry run, which writes nothing at all. */
   runId: number | undefined;
   /** Checked in every write transaction of a run holding the lock on a server (issue #13). */
@@ -50,7 +52,7 @@ interface Planned {
  * still cannot be written is recorded as failed with its old rows untouched.
  */
 export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcome[]) => Promise<void> {
-  const { db, runId, lease, counts, logger, deleteGuard } = options;
+  const { db, tenant, runId, lease, counts, logger, deleteGuard } = options;
   // Statistics are refreshed whenever the tokens this run added double (from 10,000 on).
   let analyzeAt = 10_000;
 
@@ -71,20 +73,20 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
             attempt = undefined;
             if (runId !== undefined) await lease?.assertHeld(trx);
             // Sessions (issue #22) only where the batch listed some: with SYNC_SESSIONS off, not one more query.
-            const storedSessions = hasSessionListings(batch) ? await readStoredSessions(trx, users, listedSessionIds(batch)) : undefined;
+            const storedSessions = hasSessionListings(batch) ? await readStoredSessions(trx, tenant, users, listedSessionIds(batch)) : undefined;
             const outcomes = storedSessions ? withoutStolenSessions(batch, storedSessions) : batch;
             const now = new Date();
-            const plan = planWrites(outcomes, await readStoredTokens(trx, users, listedIds), { evidence: options.evidence, now });
+            const plan = planWrites(outcomes, await readStoredTokens(trx, tenant, users, listedIds), { evidence: options.evidence, now });
             // Sessions are planned before the guard looks, and measured by it as tokens are.
             const sessionPlan = storedSessions ? planSessionWrites(plan.outcomes, storedSessions, { evidence: options.evidence, now }) : undefined;
             if (deleteGuard) {
-              await measureLiveTokens(trx, deleteGuard, counts.tokensUnexplained + plan.counts.unexplained);
-              await measureLiveSessions(trx, deleteGuard, counts.sessionsUnexplained + (sessionPlan?.counts.unexplained ?? 0));
+              await measureLiveTokens(trx, tenant, deleteGuard, counts.tokensUnexplained + plan.counts.unexplained);
+              await measureLiveSessions(trx, tenant, deleteGuard, counts.sessionsUnexplained + (sessionPlan?.counts.unexplained ?? 0));
               checkDeleteGuard(deleteGuard, counts, plan, sessionPlan);
             }
             if (runId !== undefined) {
-              const xid = await applyWritePlan(trx, runId, plan, plan.outcomes);
-              if (sessionPlan) await applySessionPlan(trx, runId, sessionPlan);
+              const xid = await applyWritePlan(trx, tenant, runId, plan, plan.outcomes);
+              if (sessionPlan) await applySessionPlan(trx, tenant, runId, sessionPlan);
               attempt = { xid, written: { plan, sessionPlan } };
             }
             return { plan, sessionPlan };
@@ -157,17 +159,18 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
 }
 
 /**
- * The warehouse's live tokens, counted into the guard's window the first time there are
- * unexplained deletions to measure against them (this run's `unexplained`, or earlier runs'):
- * a follow that deletes nothing unexplained never pays for a count of a large table.
+ * The tenant's live tokens in the warehouse, counted into the guard's window the first time
+ * there are unexplained deletions to measure against them (this run's `unexplained`, or earlier
+ * runs'): a follow that deletes nothing unexplained never pays for a count of a large table.
+ * Another tenant's tokens never dilute the measure.
  */
-export async function measureLiveTokens(db: Kysely<Database>, guard: DeleteGuard, unexplained: number): Promise<void> {
+export async function measureLiveTokens(db: Kysely<Database>, tenant: string, guard: DeleteGuard, unexplained: number): Promise<void> {
   if (!guard.window || guard.window.liveTokens !== undefined || guard.window.tokens + unexplained === 0) return;
-  guard.window.liveTokens = await countLive(db, 'auth0.refresh_tokens');
+  guard.window.liveTokens = await countLive(db, tenant, 'auth0.refresh_tokens');
 }
 
-/** The warehouse's live sessions, counted into the guard's window as measureLiveTokens counts tokens. */
-export async function measureLiveSessions(db: Kysely<Database>, guard: DeleteGuard, unexplained: number): Promise<void> {
+/** The tenant's live sessions, counted into the guard's window as measureLiveTokens counts tokens. */
+export async function measureLiveSessions(db: Kysely<Database>, tenant: string, guard: DeleteGuard, unexplained: number): Promise<void> {
   if (!guard.window || guard.window.liveSessions !== undefined || (guard.window.sessions ?? 0) + unexplained === 0) return;
-  guard.window.liveSessions = await countLive(db, 'auth0.sessions');
+  guard.window.liveSessions = await countLive(db, tenant, 'auth0.sessions');
 }

@@ -1,8 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../core/clock.js';
-import type { Config } from '../core/config.js';
 import type { Database } from '../warehouse/schema.js';
-import { countFailedUsers, countUserIds, readFailedUserIds, readUserIds, readUserIdsByStaleness } from './user-ids.js';
+import { countFailedUsers, countUserIds, readFailedUserIds, readUserIds, readUserIdsByStaleness, type UserSource } from './user-ids.js';
 
 /** Which users a run syncs. */
 export type UserSelection =
@@ -30,31 +29,26 @@ export interface SelectedUsers {
  * The stream of user IDs for a run, cut to its budget. A budgeted source run goes stalest
  * first (never synced successfully, then least recently synced before `startedAt`), so
  * repeated budgeted runs cover the whole tenant in turn and every user's staleness stays
- * bounded. Streams throughout: nothing here holds more than a page of IDs.
+ * bounded. Streams throughout: nothing here holds more than a page of IDs. `users` names the
+ * tenant: the state and failures read are that tenant's.
  */
-export async function selectUsers(
-  db: Kysely<Database>,
-  source: Config['source'],
-  selection: UserSelection,
-  budget: RunBudget,
-  clock: Clock,
-): Promise<SelectedUsers> {
+export async function selectUsers(db: Kysely<Database>, users: UserSource, selection: UserSelection, budget: RunBudget, clock: Clock): Promise<SelectedUsers> {
   const startedAt = new Date(clock.now());
   const budgeted = budget.maxUsers !== undefined || budget.maxDurationMs !== undefined;
   let ids: AsyncIterable<string> | Iterable<string>;
   let total: number | undefined;
   switch (selection.kind) {
     case 'source':
-      total = await countUserIds(db, source);
-      ids = budgeted ? concat(readUserIds(db, { source, notSyncedSince: 'ever' }), readUserIdsByStaleness(db, source, startedAt)) : readUserIds(db, { source });
+      total = await countUserIds(db, users);
+      ids = budgeted ? concat(readUserIds(db, { ...users, notSyncedSince: 'ever' }), readUserIdsByStaleness(db, users, startedAt)) : readUserIds(db, users);
       break;
     case 'stale':
-      total = await countUserIds(db, source, selection.since);
-      ids = readUserIds(db, { source, notSyncedSince: selection.since });
+      total = await countUserIds(db, users, selection.since);
+      ids = readUserIds(db, { ...users, notSyncedSince: selection.since });
       break;
     case 'failed':
-      total = await countFailedUsers(db);
-      ids = readFailedUserIds(db);
+      total = await countFailedUsers(db, users.tenant);
+      ids = readFailedUserIds(db, users.tenant);
       break;
     case 'ids':
       total = selection.total;

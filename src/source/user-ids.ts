@@ -4,8 +4,17 @@ import type { Database } from '../warehouse/schema.js';
 import { FatalError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 
-export interface ReadUserIdsOptions {
+/**
+ * Where a tenant's user IDs come from (issue #23): its source table, and its name. The default
+ * table, auth0.users, holds every tenant's users and is read for `tenant`'s rows only; a custom
+ * SOURCE_USERS_TABLE (each tenant names its own) is read as it is.
+ */
+export interface UserSource {
+  tenant: string;
   source: Config['source'];
+}
+
+export interface ReadUserIdsOptions extends UserSource {
   /**
    * Only users without a successful sync since this time; `'ever'`: only users never synced
    * successfully. Undefined: every user.
@@ -30,11 +39,11 @@ async function* keyset<R>(batchSize: number, page: (after: R | undefined) => Pro
   }
 }
 
-/** `not exists` a successful sync of the source row `s` since `since`. */
-function notSyncedFilter(column: RawBuilder<unknown>, since: ReadUserIdsOptions['notSyncedSince']): RawBuilder<unknown> {
+/** `not exists` a successful sync of the tenant's source row `s` since `since`. */
+function notSyncedFilter(tenant: string, column: RawBuilder<unknown>, since: ReadUserIdsOptions['notSyncedSince']): RawBuilder<unknown> {
   if (since === undefined) return sql`true`;
   const recent = since === 'ever' ? sql`st.last_success_at is not null` : sql`st.last_success_at >= ${since}`;
-  return sql`not exists (select 1 from auth0.user_sync_state st where st.user_id = s.${column}::text and ${recent})`;
+  return sql`not exists (select 1 from auth0.user_sync_state st where st.tenant = ${tenant} and st.user_id = s.${column}::text and ${recent})`;
 }
 
 /**
@@ -44,6 +53,15 @@ function notSyncedFilter(column: RawBuilder<unknown>, since: ReadUserIdsOptions[
  */
 export function notRemoved(source: Config['source'], alias = 's'): RawBuilder<unknown> {
   return isDefaultUsersSource(source) ? sql`${sql.ref(`${alias}.removed_at`)} is null` : sql`true`;
+}
+
+/**
+ * The tenant's rows of the source (issue #23): auth0.users holds every tenant's users, so only
+ * `tenant`'s are read (and never those marked removed); any other table is the tenant's own,
+ * read whole.
+ */
+export function ofTenant({ tenant, source }: UserSource, alias = 's'): RawBuilder<unknown> {
+  return isDefaultUsersSource(source) ? sql`${sql.ref(`${alias}.tenant`)} = ${tenant} and ${notRemoved(source, alias)}` : sql`true`;
 }
 
 /**
@@ -58,12 +76,12 @@ export async function* readUserIds(db: Kysely<any>, options: ReadUserIdsOptions)
   const batchSize = options.batchSize ?? 1000;
   const table = sql.id(...options.source.table);
   const column = sql.id(options.source.column);
-  const filter = notSyncedFilter(column, options.notSyncedSince);
+  const filter = notSyncedFilter(options.tenant, column, options.notSyncedSince);
   const rows = keyset<{ user_id: string }>(batchSize, async (after) => {
     const from = after === undefined ? sql`s.${column} is not null` : sql`s.${column} > ${after.user_id}`;
     const result = await sql<{ user_id: string }>`
       select distinct s.${column}::text as user_id, s.${column} from ${table} s
-      where ${from} and ${filter} and ${notRemoved(options.source)} order by s.${column} limit ${batchSize}
+      where ${from} and ${filter} and ${ofTenant(options)} order by s.${column} limit ${batchSize}
     `
       .execute(db)
       .catch(explainSourceError(options.source));
@@ -77,7 +95,8 @@ export async function* readUserIds(db: Kysely<any>, options: ReadUserIdsOptions)
  * the second half of a stalest-first run (the first half being users never synced).
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function* readUserIdsByStaleness(db: Kysely<any>, source: Config['source'], before: Date, batchSize = 1000): AsyncGenerator<string> {
+export async function* readUserIdsByStaleness(db: Kysely<any>, users: UserSource, before: Date, batchSize = 1000): AsyncGenerator<string> {
+  const { tenant, source } = users;
   const table = sql.id(...source.table);
   const column = sql.id(source.column);
   // The cursor stays text: a JavaScript Date keeps milliseconds, now() has microseconds, and a
@@ -86,8 +105,8 @@ export async function* readUserIdsByStaleness(db: Kysely<any>, source: Config['s
     const from = after === undefined ? sql`true` : sql`(st.last_success_at, st.user_id) > (${after.cursor}::timestamptz, ${after.user_id})`;
     const result = await sql<{ user_id: string; cursor: string }>`
       select st.user_id, st.last_success_at::text as cursor from auth0.user_sync_state st
-      where st.last_success_at < ${before} and ${from}
-        and exists (select 1 from ${table} s where s.${column}::text = st.user_id and ${notRemoved(source)})
+      where st.tenant = ${tenant} and st.last_success_at < ${before} and ${from}
+        and exists (select 1 from ${table} s where s.${column}::text = st.user_id and ${ofTenant(users)})
       order by st.last_success_at, st.user_id limit ${batchSize}
     `
       .execute(db)
@@ -97,21 +116,22 @@ export async function* readUserIdsByStaleness(db: Kysely<any>, source: Config['s
   for await (const row of rows) yield row.user_id;
 }
 
-/** Users whose last sync failed (`--only-failed`), from user_sync_state, in ID order. */
-export async function* readFailedUserIds(db: Kysely<Database>, batchSize = 1000): AsyncGenerator<string> {
+/** The tenant's users whose last sync failed (`--only-failed`), from user_sync_state, in ID order. */
+export async function* readFailedUserIds(db: Kysely<Database>, tenant: string, batchSize = 1000): AsyncGenerator<string> {
   const rows = keyset<{ user_id: string }>(batchSize, (after) => {
-    let page = db.selectFrom('auth0.user_sync_state').select('user_id').where('status', '=', 'failed');
+    let page = db.selectFrom('auth0.user_sync_state').select('user_id').where('tenant', '=', tenant).where('status', '=', 'failed');
     if (after !== undefined) page = page.where('user_id', '>', after.user_id);
     return page.orderBy('user_id').limit(batchSize).execute();
   });
   for await (const row of rows) yield row.user_id;
 }
 
-/** How many users `readFailedUserIds` will yield: those whose last sync failed. */
-export async function countFailedUsers(db: Kysely<Database>): Promise<number> {
+/** How many users `readFailedUserIds` will yield: those whose last sync failed (of every tenant when `tenant` is undefined). */
+export async function countFailedUsers(db: Kysely<Database>, tenant?: string): Promise<number> {
   const { n } = await db
     .selectFrom('auth0.user_sync_state')
     .select((eb) => eb.fn.countAll<number>().as('n'))
+    .$if(tenant !== undefined, (qb) => qb.where('tenant', '=', tenant!))
     .where('status', '=', 'failed')
     .executeTakeFirstOrThrow();
   return n;
@@ -119,11 +139,12 @@ export async function countFailedUsers(db: Kysely<Database>): Promise<number> {
 
 /** How many users `readUserIds` will yield with the same options (for progress). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function countUserIds(db: Kysely<any>, source: Config['source'], notSyncedSince?: ReadUserIdsOptions['notSyncedSince']): Promise<number> {
+export async function countUserIds(db: Kysely<any>, users: UserSource, notSyncedSince?: ReadUserIdsOptions['notSyncedSince']): Promise<number> {
+  const { tenant, source } = users;
   const column = sql.id(source.column);
   const { rows } = await sql<{ n: number }>`
     select count(distinct s.${column})::int as n from ${sql.id(...source.table)} s
-    where s.${column} is not null and s.${column}::text <> '' and ${notSyncedFilter(column, notSyncedSince)} and ${notRemoved(source)}
+    where s.${column} is not null and s.${column}::text <> '' and ${notSyncedFilter(tenant, column, notSyncedSince)} and ${ofTenant(users)}
   `
     .execute(db)
     .catch(explainSourceError(source));

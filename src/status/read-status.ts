@@ -1,12 +1,12 @@
 import { sql, type Kysely } from 'kysely';
-import { formatName, type Config } from '../core/config.js';
+import { formatName } from '../core/config.js';
 import type { Database, DeletionReason, RunStatus, RunTrigger, SyncRunRow } from '../warehouse/schema.js';
 import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
 import { FatalError } from '../core/errors.js';
 import { MISSING_OBJECT, sqlState } from '../warehouse/pg-errors.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import type { RunCounts } from '../warehouse/run-records.js';
-import { countFailedUsers, countUserIds, notRemoved } from '../source/user-ids.js';
+import { countFailedUsers, countUserIds, ofTenant, type UserSource } from '../source/user-ids.js';
 import { stripControlCharacters, toPrintable } from '../core/upstream-text.js';
 
 /** One sync_runs row, as the status command shows it. */
@@ -128,7 +128,7 @@ export interface ReadStatusOptions {
 const ERROR_WIDTH = 100;
 
 /** Read what `status` shows: recent runs, failing users and staleness. Only reads. */
-export async function readStatus(db: Kysely<Database>, source: Config['source'], options: ReadStatusOptions = {}): Promise<StatusReport> {
+export async function readStatus(db: Kysely<Database>, users: UserSource, options: ReadStatusOptions = {}): Promise<StatusReport> {
   const generatedAt = options.now ?? new Date();
   const runLimit = Math.max(0, Math.floor(options.runs ?? 10));
   const failingLimit = Math.max(0, Math.floor(options.failing ?? 20));
@@ -178,12 +178,12 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
           .execute()
       : Promise.resolve([]),
     countFailedUsers(db),
-    readStaleness(db, source),
-    readLogFollower(db),
+    readStaleness(db, users),
+    readLogFollower(db, users.tenant),
     readDeletionsByReason(db, new Date(generatedAt.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000)),
   ]);
 
-  if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, source, logs.historyLostAt));
+  if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, users, logs.historyLostAt));
 
   const report: StatusReport = {
     generatedAt,
@@ -218,45 +218,47 @@ export async function readStatus(db: Kysely<Database>, source: Config['source'],
  * to read after every follow: a checkpoint row, one aggregate, and an `exists` that stops at the
  * first stale user. Returns when history was lost and how, or undefined when nothing is due.
  */
-export async function readFullPassDue(db: Kysely<Database>, source: Config['source']): Promise<{ historyLostAt: Date; reason: string | null } | undefined> {
-  const checkpoint = await readLogCheckpoint(db);
+export async function readFullPassDue(db: Kysely<Database>, users: UserSource): Promise<{ historyLostAt: Date; reason: string | null } | undefined> {
+  const checkpoint = await readLogCheckpoint(db, users.tenant);
   const lost = checkpoint?.history_lost_at;
   if (!checkpoint || !lost) return undefined;
-  const lastFullPassAt = await readLastFullPassAt(db);
+  const lastFullPassAt = await readLastFullPassAt(db, users.tenant);
   if (lastFullPassAt !== null && lastFullPassAt >= lost) return undefined;
-  if (await everyUserSyncedSince(db, source, lost)) return undefined;
+  if (await everyUserSyncedSince(db, users, lost)) return undefined;
   return { historyLostAt: lost, reason: checkpoint.history_lost_reason };
 }
 
-/** When the latest full pass that ended succeeded or partial started; null before the first. */
-function lastFullPass(db: Kysely<Database>) {
+/** When the tenant's latest full pass that ended succeeded or partial started; null before the first. */
+function lastFullPass(db: Kysely<Database>, tenant: string) {
   return (
     db
       .selectFrom('auth0.sync_runs')
       .select((eb) => eb.fn.max<Date | null>('started_at').as('at'))
+      .where('tenant', '=', tenant)
       // Issue #18: a budgeted run covers a slice of the users, so it cannot make up for lost history.
       .where('full_pass', '=', true)
       .where('status', 'in', ['succeeded', 'partial'])
   );
 }
 
-async function readLastFullPassAt(db: Kysely<Database>): Promise<Date | null> {
-  return (await lastFullPass(db).executeTakeFirst())?.at ?? null;
+async function readLastFullPassAt(db: Kysely<Database>, tenant: string): Promise<Date | null> {
+  return (await lastFullPass(db, tenant).executeTakeFirst())?.at ?? null;
 }
 
 /**
  * Budgeted passes reached every source user (not removed) since `at`: there is one, and none
  * lacks a successful sync since. False for an empty or unreadable source: nothing was repaired.
  */
-async function everyUserSyncedSince(db: Kysely<Database>, source: Config['source'], at: Date): Promise<boolean> {
+async function everyUserSyncedSince(db: Kysely<Database>, scope: UserSource, at: Date): Promise<boolean> {
+  const { tenant, source } = scope;
   const column = sql.id('src', source.column);
-  const users = sql`from ${sql.id(...source.table)} as src where ${column} is not null and ${column}::text <> '' and ${notRemoved(source, 'src')}`;
+  const users = sql`from ${sql.id(...source.table)} as src where ${column} is not null and ${column}::text <> '' and ${ofTenant(scope, 'src')}`;
   try {
     const { rows } = await sql<{ any: boolean; stale: boolean }>`
       select exists (select 1 ${users}) as any,
         exists (
           select 1 ${users}
-          and not exists (select 1 from auth0.user_sync_state s where s.user_id = ${column}::text and s.last_success_at >= ${at})
+          and not exists (select 1 from auth0.user_sync_state s where s.tenant = ${tenant} and s.user_id = ${column}::text and s.last_success_at >= ${at})
         ) as stale`.execute(db);
     return rows[0]?.any === true && rows[0].stale === false;
   } catch {
@@ -264,11 +266,11 @@ async function everyUserSyncedSince(db: Kysely<Database>, source: Config['source
   }
 }
 
-async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus | undefined> {
-  const checkpoint = await readLogCheckpoint(db);
+async function readLogFollower(db: Kysely<Database>, tenant: string): Promise<LogFollowerStatus | undefined> {
+  const checkpoint = await readLogCheckpoint(db, tenant);
   if (!checkpoint) return undefined;
   const row = await db
-    .with('full_pass', () => lastFullPass(db))
+    .with('full_pass', () => lastFullPass(db, tenant))
     .selectFrom('full_pass')
     .select((eb) => [
       'full_pass.at',
@@ -276,6 +278,7 @@ async function readLogFollower(db: Kysely<Database>): Promise<LogFollowerStatus 
         .selectFrom('auth0.user_sync_state as s')
         .innerJoin('auth0.sync_runs as r', 'r.id', 's.last_run_id')
         .select(eb.fn.countAll<number>().as('n'))
+        .where('s.tenant', '=', tenant)
         .where('r.trigger', '=', 'logs')
         .where('r.started_at', '>', eb.fn.coalesce('full_pass.at', sql<Date>`'-infinity'`))
         .as('changed'),
@@ -357,23 +360,24 @@ function toRunSummary(row: RunRow): RunSummary {
   };
 }
 
-async function readStaleness(db: Kysely<Database>, source: Config['source']): Promise<Staleness> {
+async function readStaleness(db: Kysely<Database>, users: UserSource): Promise<Staleness> {
+  const { tenant, source } = users;
   const name = formatName([...source.table, source.column]);
   try {
-    const sourceUsers = await countUserIds(db, source);
+    const sourceUsers = await countUserIds(db, users);
     const column = sql.id('src', source.column);
     const { rows } = await sql<{ never_synced: number; oldest_success_at: Date | null; oldest_user_id: string | null }>`
       with source_users as (
         select distinct ${column}::text as user_id
         from ${sql.id(...source.table)} as src
-        where ${column} is not null and ${column}::text <> '' and ${notRemoved(source, 'src')}
+        where ${column} is not null and ${column}::text <> '' and ${ofTenant(users, 'src')}
       )
       select
         (count(*) filter (where s.last_success_at is null))::int as never_synced,
         min(s.last_success_at) as oldest_success_at,
         (array_agg(u.user_id order by s.last_success_at, u.user_id) filter (where s.last_success_at is not null))[1] as oldest_user_id
       from source_users u
-      left join auth0.user_sync_state s on s.user_id = u.user_id
+      left join auth0.user_sync_state s on s.tenant = ${tenant} and s.user_id = u.user_id
     `.execute(db);
     const row = rows[0];
     return {

@@ -21,11 +21,12 @@ export interface PruneResult {
  *   `auth0.refresh_tokens_as_of` stays exact for every moment inside the window. Tokens themselves (`first_seen_at`, `deleted_at`) are never
  *   pruned, so before the window as-of only loses the deleted spells of tokens deleted and
  *   restored before it.
- * - Runs: never `running` ones, the last succeeded one (the worker reads it at start), nor any
+ * - Runs: never `running` ones, each tenant's last succeeded one (the worker reads it at start), nor any
  *   run a row still names: a token's first-seen or last-changed run, a user's last run, a kept
  *   change row, the log checkpoint or the run lease.
  *
  * Both deletes run in one transaction: a run is deleted only with the change rows naming it.
+ * Retention is by age, over every tenant at once (issue #23).
  */
 export async function pruneHistory(db: Kysely<Database>, days: number): Promise<PruneResult> {
   if (!Number.isInteger(days) || days < 1) throw new RangeError(`history retention must be a whole number of days from 1 (got ${days})`);
@@ -39,12 +40,12 @@ export async function pruneHistory(db: Kysely<Database>, days: number): Promise<
       delete from auth0.refresh_token_changes c
       where c.observed_at < ${cutoff}
         and c.id not in (
-          select distinct on (k.token_id) k.id
+          select distinct on (k.tenant, k.token_id) k.id
           from auth0.refresh_token_changes k
-          join auth0.refresh_tokens t on t.id = k.token_id
+          join auth0.refresh_tokens t on t.tenant = k.tenant and t.id = k.token_id
           where k.change in ('deleted', 'restored') and k.observed_at < ${cutoff}
             and (t.deleted_at is null or t.deleted_at >= ${cutoff})
-          order by k.token_id, k.observed_at desc, k.id desc
+          order by k.tenant, k.token_id, k.observed_at desc, k.id desc
         )
     `.execute(trx);
 
@@ -55,9 +56,9 @@ export async function pruneHistory(db: Kysely<Database>, days: number): Promise<
       delete from auth0.sync_runs r
       where r.started_at < ${cutoff}
         and r.status <> 'running'
-        and r.id is distinct from (
-          select s.id from auth0.sync_runs s where s.status = 'succeeded'
-          order by s.finished_at desc nulls last, s.id desc limit 1
+        and r.id not in (
+          select distinct on (s.tenant) s.id from auth0.sync_runs s where s.status = 'succeeded'
+          order by s.tenant, s.finished_at desc nulls last, s.id desc
         )
         and not exists (select 1 from auth0.refresh_tokens t where t.first_seen_run_id = r.id)
         and not exists (select 1 from auth0.refresh_tokens t where t.last_changed_run_id = r.id)

@@ -15,9 +15,9 @@ export interface LogLookups {
   sessionUsers: ReadonlyMap<string, readonly string[]>;
 }
 
-/** The stored checkpoint, or undefined before the log follower first ran. */
-export async function readLogCheckpoint(db: Kysely<Database>): Promise<LogCheckpointRow | undefined> {
-  return db.selectFrom('auth0.log_checkpoint').selectAll().executeTakeFirst();
+/** The tenant's stored checkpoint, or undefined before the log follower first ran for it. */
+export async function readLogCheckpoint(db: Kysely<Database>, tenant: string): Promise<LogCheckpointRow | undefined> {
+  return db.selectFrom('auth0.log_checkpoint').selectAll().where('tenant', '=', tenant).executeTakeFirst();
 }
 
 export interface CheckpointAdvance {
@@ -35,7 +35,7 @@ export interface CheckpointAdvance {
  * Move the checkpoint on to `logId`, adding the counts. Called only after the users the
  * entries name are synced: a crash before it replays the entries, never skips them.
  */
-export async function advanceLogCheckpoint(db: Kysely<Database>, advance: CheckpointAdvance): Promise<void> {
+export async function advanceLogCheckpoint(db: Kysely<Database>, tenant: string, advance: CheckpointAdvance): Promise<void> {
   const lastEntryDate = advance.lastEntryDate ?? null;
   await db
     .updateTable('auth0.log_checkpoint')
@@ -50,6 +50,7 @@ export async function advanceLogCheckpoint(db: Kysely<Database>, advance: Checkp
       last_run_id: advance.runId ?? eb.ref('last_run_id'),
       updated_at: advance.now,
     }))
+    .where('tenant', '=', tenant)
     .execute();
 }
 
@@ -69,6 +70,7 @@ export type HistoryLostReason = 'checkpoint_refused' | 'empty_past_checkpoint' |
  */
 export async function restartLogCheckpoint(
   db: Kysely<Database>,
+  tenant: string,
   start: { logId: string; lastEntryDate: Date | undefined; now: Date; lost?: HistoryLostReason },
 ): Promise<void> {
   const values = {
@@ -82,8 +84,8 @@ export async function restartLogCheckpoint(
   const lost = start.lost ? { history_lost_at: start.now, history_lost_reason: start.lost } : {};
   await db
     .insertInto('auth0.log_checkpoint')
-    .values({ ...values, started_at: start.now, ...lost })
-    .onConflict((oc) => oc.column('id').doUpdateSet({ ...values, ...lost }))
+    .values({ tenant, ...values, started_at: start.now, ...lost })
+    .onConflict((oc) => oc.column('tenant').doUpdateSet({ ...values, ...lost }))
     .execute();
 }
 
@@ -91,8 +93,8 @@ export async function restartLogCheckpoint(
  * Record that history was lost although following goes on from the stored checkpoint (the
  * entries read are still applied): a full pass is due from `now`. Idempotent per `now`.
  */
-export async function markHistoryLost(db: Kysely<Database>, lost: { reason: HistoryLostReason; now: Date }): Promise<void> {
-  await db.updateTable('auth0.log_checkpoint').set({ history_lost_at: lost.now, history_lost_reason: lost.reason }).execute();
+export async function markHistoryLost(db: Kysely<Database>, tenant: string, lost: { reason: HistoryLostReason; now: Date }): Promise<void> {
+  await db.updateTable('auth0.log_checkpoint').set({ history_lost_at: lost.now, history_lost_reason: lost.reason }).where('tenant', '=', tenant).execute();
 }
 
 /**
@@ -104,6 +106,7 @@ export async function markHistoryLost(db: Kysely<Database>, lost: { reason: Hist
  */
 export async function recordNewestLog(
   db: Kysely<Database>,
+  tenant: string,
   seen: { caughtUp: true; date?: Date; now: Date } | { caughtUp: false; logId: string; date: Date | undefined; now: Date },
 ): Promise<void> {
   const date = seen.date ?? null;
@@ -124,15 +127,16 @@ export async function recordNewestLog(
             updated_at: seen.now,
           },
     )
+    .where('tenant', '=', tenant)
     .execute();
 }
 
 /** Owners of the token ids and holders of the session ids, as the warehouse knows them. */
-export async function readLogLookups(db: Kysely<Database>, keys: { tokenIds: string[]; sessionIds: string[] }): Promise<LogLookups> {
+export async function readLogLookups(db: Kysely<Database>, tenant: string, keys: { tokenIds: string[]; sessionIds: string[] }): Promise<LogLookups> {
   const tokenOwners = new Map<string, string>();
   const sessionUsers = new Map<string, string[]>();
   if (keys.tokenIds.length > 0) {
-    const rows = await db.selectFrom('auth0.refresh_tokens').select(['id', 'user_id']).where('id', 'in', keys.tokenIds).execute();
+    const rows = await db.selectFrom('auth0.refresh_tokens').select(['id', 'user_id']).where('tenant', '=', tenant).where('id', 'in', keys.tokenIds).execute();
     for (const row of rows) tokenOwners.set(row.id, row.user_id);
   }
   if (keys.sessionIds.length > 0) {
@@ -141,8 +145,9 @@ export async function readLogLookups(db: Kysely<Database>, keys: { tokenIds: str
     const rows = await db
       .selectFrom('auth0.refresh_tokens')
       .select(['session_id', 'user_id'])
+      .where('tenant', '=', tenant)
       .where('session_id', 'in', keys.sessionIds)
-      .union((eb) => eb.selectFrom('auth0.sessions').select(['id as session_id', 'user_id']).where('id', 'in', keys.sessionIds))
+      .union((eb) => eb.selectFrom('auth0.sessions').select(['id as session_id', 'user_id']).where('tenant', '=', tenant).where('id', 'in', keys.sessionIds))
       .execute();
     for (const row of rows) {
       if (row.session_id === null) continue;
@@ -159,12 +164,12 @@ export async function readLogLookups(db: Kysely<Database>, keys: { tokenIds: str
  * full passes cover them from now on. Another source table is the operator's to fill. Returns
  * how many were added.
  */
-export async function addSignedUpUsers(db: Kysely<Database>, source: Config['source'], userIds: string[]): Promise<number> {
+export async function addSignedUpUsers(db: Kysely<Database>, tenant: string, source: Config['source'], userIds: string[]): Promise<number> {
   if (userIds.length === 0 || !isDefaultUsersSource(source)) return 0;
   const result = await db
     .insertInto('auth0.users')
-    .values(userIds.map((user_id) => ({ user_id })))
-    .onConflict((oc) => oc.column('user_id').doNothing())
+    .values(userIds.map((user_id) => ({ tenant, user_id })))
+    .onConflict((oc) => oc.columns(['tenant', 'user_id']).doNothing())
     .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0);
 }

@@ -15,11 +15,12 @@ export interface LogFollowRetry {
 /** Most users retried by one follow; the rest wait for the next (oldest failures first). */
 const MAX_RETRIES_PER_FOLLOW = 10_000;
 
-/** The users earlier follows could not sync (`auth0.log_follow_retries`), oldest failure first. */
-export async function readLogFollowRetries(db: Kysely<Database>): Promise<LogFollowRetry[]> {
+/** The tenant's users earlier follows could not sync (`auth0.log_follow_retries`), oldest failure first. */
+export async function readLogFollowRetries(db: Kysely<Database>, tenant: string): Promise<LogFollowRetry[]> {
   const rows = await db
     .selectFrom('auth0.log_follow_retries')
     .select(['user_id', 'deleted', 'explanations'])
+    .where('tenant', '=', tenant)
     .orderBy('first_failed_at')
     .orderBy('user_id')
     .limit(MAX_RETRIES_PER_FOLLOW)
@@ -33,7 +34,7 @@ export async function readLogFollowRetries(db: Kysely<Database>): Promise<LogFol
  * leave the list. A user that failed keeps its rows and its `removed_at` as they were (issue #18).
  * Returns how many are kept.
  */
-export async function updateLogFollowRetries(db: Kysely<Database>, runId: number, users: readonly LogFollowRetry[]): Promise<number> {
+export async function updateLogFollowRetries(db: Kysely<Database>, tenant: string, runId: number, users: readonly LogFollowRetry[]): Promise<number> {
   if (users.length === 0) return 0;
   const ids = users.map((user) => user.userId);
   return db.transaction().execute(async (trx) => {
@@ -42,6 +43,7 @@ export async function updateLogFollowRetries(db: Kysely<Database>, runId: number
         await trx
           .selectFrom('auth0.user_sync_state')
           .select('user_id')
+          .where('tenant', '=', tenant)
           .where((eb) => eb('user_id', '=', eb.fn.any(eb.val(ids))))
           .where('last_run_id', '=', runId)
           .where('status', '=', 'failed')
@@ -52,6 +54,7 @@ export async function updateLogFollowRetries(db: Kysely<Database>, runId: number
     if (done.length > 0)
       await trx
         .deleteFrom('auth0.log_follow_retries')
+        .where('tenant', '=', tenant)
         .where((eb) => eb('user_id', '=', eb.fn.any(eb.val(done))))
         .execute();
     const kept = users.filter((user) => failed.has(user.userId));
@@ -60,6 +63,7 @@ export async function updateLogFollowRetries(db: Kysely<Database>, runId: number
         .insertInto('auth0.log_follow_retries')
         .values(
           kept.map((user) => ({
+            tenant,
             user_id: user.userId,
             deleted: user.deleted,
             // `explained` stays for readers of the table: the same word as "has explanations".
@@ -69,7 +73,7 @@ export async function updateLogFollowRetries(db: Kysely<Database>, runId: number
           })),
         )
         .onConflict((oc) =>
-          oc.column('user_id').doUpdateSet((eb) => ({
+          oc.columns(['tenant', 'user_id']).doUpdateSet((eb) => ({
             deleted: eb.ref('excluded.deleted'),
             explained: eb.ref('excluded.explained'),
             explanations: sql<string>`excluded.explanations`,

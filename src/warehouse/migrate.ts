@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type MigrationResult } from 'kysely';
+import { Migrator, sql, type Kysely, type MigrationResult } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import { plural } from '../core/wording.js';
 import { FatalError } from '../core/errors.js';
@@ -15,10 +15,25 @@ function createMigrator(db: Kysely<any>): Migrator {
 /**
  * Apply every pending migration, each in its own transaction. Returns Kysely's results
  * (Success, Error or NotExecuted per migration) and the error, if any, instead of throwing.
+ *
+ * `tenant` is the tenant the configuration points at: migration `2026_12_05_1000_tenants` gives
+ * rows from before tenants that name, reading it from the setting `auth0_sync.tenant`. The
+ * setting lives on one connection, so the Migrator runs on that one connection.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function migrateToLatest(db: Kysely<any>): Promise<{ results: MigrationResult[]; error?: unknown }> {
-  const { results, error } = await createMigrator(db).migrateToLatest();
+export async function migrateToLatest(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  db: Kysely<any>,
+  options: { tenant?: string } = {},
+): Promise<{ results: MigrationResult[]; error?: unknown }> {
+  const { results, error } = await db.connection().execute(async (conn) => {
+    await sql`select set_config('auth0_sync.tenant', ${options.tenant ?? ''}, false)`.execute(conn);
+    try {
+      return await createMigrator(conn).migrateToLatest();
+    } finally {
+      // The connection goes back to the pool: the name must not outlive this migration.
+      await sql`select set_config('auth0_sync.tenant', '', false)`.execute(conn);
+    }
+  });
   return { results: results ?? [], error };
 }
 

@@ -21,9 +21,9 @@ export interface TokenRecord {
   raw: string;
 }
 
-/** Device and resource-server rows are written exactly as the warehouse holds them. */
-export type DeviceRecord = RefreshTokenDeviceRow;
-export type ResourceServerRecord = RefreshTokenResourceServerRow;
+/** Device and resource-server rows are written as the warehouse holds them; the writer adds the tenant. */
+export type DeviceRecord = Omit<RefreshTokenDeviceRow, 'tenant'>;
+export type ResourceServerRecord = Omit<RefreshTokenResourceServerRow, 'tenant'>;
 
 /** Everything the warehouse stores for one user's complete listing. */
 export interface UserTokenRecords {

@@ -9,14 +9,19 @@ import type { ChangeRecord, DeviceRecord, StoredToken, TokenRecord, UserOutcome,
  * `tokenIds` whoever owns it, with their device's last location: what planWrites compares a
  * batch's listings with (a token listed for one user but stored for another is an anomaly).
  */
-export async function readStoredTokens(db: Kysely<Database>, userIds: readonly string[], tokenIds: readonly string[] = []): Promise<StoredToken[]> {
+export async function readStoredTokens(
+  db: Kysely<Database>,
+  tenant: string,
+  userIds: readonly string[],
+  tokenIds: readonly string[] = [],
+): Promise<StoredToken[]> {
   if (userIds.length === 0) return [];
   return await db
     .selectFrom('auth0.refresh_tokens as t')
     // Lateral: one index probe per token. A plain left join let the planner hash the whole
     // devices table once it had statistics, and every batch got slower as the table grew.
     .leftJoinLateral(
-      (eb) => eb.selectFrom('auth0.refresh_token_devices').selectAll().whereRef('token_id', '=', 't.id').as('d'),
+      (eb) => eb.selectFrom('auth0.refresh_token_devices').selectAll().whereRef('tenant', '=', 't.tenant').whereRef('token_id', '=', 't.id').as('d'),
       (join) => join.onTrue(),
     )
     .select((eb) => [
@@ -30,6 +35,7 @@ export async function readStoredTokens(db: Kysely<Database>, userIds: readonly s
       'd.last_asn',
       'd.last_user_agent',
     ])
+    .where('t.tenant', '=', tenant)
     .where((eb) => eb.or([eb('t.user_id', '=', eb.fn.any(eb.val(userIds))), eb('t.id', '=', eb.fn.any(eb.val(tokenIds)))]))
     .execute();
 }
@@ -53,7 +59,7 @@ export async function readStoredTokens(db: Kysely<Database>, userIds: readonly s
  * Returns the id of the transaction the statement ran in (`txid_current()`, in the same round
  * trip): if the COMMIT's acknowledgement is lost, `hasCommitted` asks whether it landed.
  */
-export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: WritePlan, outcomes: readonly UserOutcome[]): Promise<string> {
+export async function applyWritePlan(db: Kysely<Database>, tenant: string, runId: number, plan: WritePlan, outcomes: readonly UserOutcome[]): Promise<string> {
   const { tokens, devices, resourceServers: servers, changes } = plan;
   const tokenIds = tokens.map((token) => token.id);
   const deviceIds = devices.map((device) => device.token_id);
@@ -61,11 +67,12 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
     .with('upserted_tokens', (db) =>
       db
         .insertInto('auth0.refresh_tokens')
-        .columns(['id', ...TOKEN_FIELDS, 'first_seen_at', 'last_changed_at', 'first_seen_run_id', 'last_changed_run_id'])
+        .columns(['tenant', 'id', ...TOKEN_FIELDS, 'first_seen_at', 'last_changed_at', 'first_seen_run_id', 'last_changed_run_id'])
         .expression((eb) =>
           eb
             .selectFrom(unnest(tokens, TOKEN_TYPES))
             .select([
+              eb.val(tenant).as('tenant'),
               'id',
               ...TOKEN_FIELDS,
               now.as('first_seen_at'),
@@ -76,7 +83,7 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
         )
         .onConflict((oc) =>
           oc
-            .column('id')
+            .columns(['tenant', 'id'])
             .doUpdateSet({ ...fromExcluded([...TOKEN_FIELDS, 'last_changed_at', 'last_changed_run_id']), deleted_at: null })
             // The planner sends only changed tokens; this guard keeps a replayed plan from rewriting them.
             .where((eb) => eb.or([rowDiffers('auth0.refresh_tokens', TOKEN_FIELDS), eb('auth0.refresh_tokens.deleted_at', 'is not', null)])),
@@ -87,20 +94,24 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
     .with('dropped_devices', (db) =>
       db
         .deleteFrom('auth0.refresh_token_devices')
+        .where('tenant', '=', tenant)
         .where((eb) => eb('token_id', '=', eb.fn.any(eb.val(tokenIds))))
         .where((eb) => eb.not(eb('token_id', '=', eb.fn.any(eb.val(deviceIds))))),
     )
     .with('upserted_devices', (db) =>
       db
         .insertInto('auth0.refresh_token_devices')
-        .columns(['token_id', ...DEVICE_FIELDS])
-        .expression((eb) => eb.selectFrom(unnest(devices, DEVICE_TYPES)).select(['token_id', ...DEVICE_FIELDS]))
-        .onConflict((oc) => oc.column('token_id').doUpdateSet(fromExcluded(DEVICE_FIELDS)).where(rowDiffers('auth0.refresh_token_devices', DEVICE_FIELDS))),
+        .columns(['tenant', 'token_id', ...DEVICE_FIELDS])
+        .expression((eb) => eb.selectFrom(unnest(devices, DEVICE_TYPES)).select([eb.val(tenant).as('tenant'), 'token_id', ...DEVICE_FIELDS]))
+        .onConflict((oc) =>
+          oc.columns(['tenant', 'token_id']).doUpdateSet(fromExcluded(DEVICE_FIELDS)).where(rowDiffers('auth0.refresh_token_devices', DEVICE_FIELDS)),
+        ),
     )
     .with('listed_servers', (db) => db.selectFrom(unnest(servers, { token_id: 'text', audience: 'text', scopes: 'text' })).selectAll())
     .with('dropped_servers', (db) =>
       db
         .deleteFrom('auth0.refresh_token_resource_servers')
+        .where('tenant', '=', tenant)
         .where((eb) => eb('token_id', '=', eb.fn.any(eb.val(tokenIds))))
         .where((eb) =>
           eb.not(
@@ -117,11 +128,11 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
     .with('upserted_servers', (db) =>
       db
         .insertInto('auth0.refresh_token_resource_servers')
-        .columns(['token_id', 'audience', 'scopes'])
-        .expression((eb) => eb.selectFrom('listed_servers').select(['token_id', 'audience', 'scopes']))
+        .columns(['tenant', 'token_id', 'audience', 'scopes'])
+        .expression((eb) => eb.selectFrom('listed_servers').select([eb.val(tenant).as('tenant'), 'token_id', 'audience', 'scopes']))
         .onConflict((oc) =>
           oc
-            .columns(['token_id', 'audience'])
+            .columns(['tenant', 'token_id', 'audience'])
             .doUpdateSet(fromExcluded(['scopes']))
             .where(rowDiffers('auth0.refresh_token_resource_servers', ['scopes'])),
         ),
@@ -130,17 +141,29 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
       db
         .updateTable('auth0.refresh_tokens')
         .set((eb) => ({ deleted_at: now, last_changed_at: now, last_changed_run_id: eb.val(runId) }))
+        .where('tenant', '=', tenant)
         .where((eb) => eb('id', '=', eb.fn.any(eb.val(plan.deletedIds))))
         .where('deleted_at', 'is', null),
     )
     .with('history', (db) =>
       db
         .insertInto('auth0.refresh_token_changes')
-        .columns(['token_id', 'user_id', 'change', 'old_value', 'new_value', 'reason', 'reason_log_id', 'reason_client_id', 'run_id'])
+        .columns(['tenant', 'token_id', 'user_id', 'change', 'old_value', 'new_value', 'reason', 'reason_log_id', 'reason_client_id', 'run_id'])
         .expression((eb) =>
           eb
             .selectFrom(unnest(changes.map(toChangeRow), CHANGE_TYPES))
-            .select(['token_id', 'user_id', 'change', 'old_value', 'new_value', 'reason', 'reason_log_id', 'reason_client_id', eb.val(runId).as('run_id')]),
+            .select([
+              eb.val(tenant).as('tenant'),
+              'token_id',
+              'user_id',
+              'change',
+              'old_value',
+              'new_value',
+              'reason',
+              'reason_log_id',
+              'reason_client_id',
+              eb.val(runId).as('run_id'),
+            ]),
         ),
     )
     // What the tenant said about its users (issue #18): removed once a listing confirms the
@@ -149,6 +172,7 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
       db
         .updateTable('auth0.users')
         .set({ removed_at: now })
+        .where('tenant', '=', tenant)
         .where((eb) => eb('user_id', '=', eb.fn.any(eb.val(plan.removedUsers))))
         .where('removed_at', 'is', null),
     )
@@ -156,17 +180,19 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
       db
         .updateTable('auth0.users')
         .set({ removed_at: null })
+        .where('tenant', '=', tenant)
         .where((eb) => eb('user_id', '=', eb.fn.any(eb.val(plan.revivedUsers))))
         .where('removed_at', 'is not', null),
     )
     .with('user_state', (db) =>
       db
         .insertInto('auth0.user_sync_state')
-        .columns(['user_id', 'status', 'last_attempt_at', 'last_success_at', 'last_run_id', 'token_count', 'error_code', 'error'])
+        .columns(['tenant', 'user_id', 'status', 'last_attempt_at', 'last_success_at', 'last_run_id', 'token_count', 'error_code', 'error'])
         .expression((eb) =>
           eb
             .selectFrom(unnest(outcomes.map(toUserState), { user_id: 'text', status: 'text', token_count: 'int', error_code: 'text', error: 'text' }))
             .select((eb) => [
+              eb.val(tenant).as('tenant'),
               'user_id',
               'status',
               now.as('last_attempt_at'),
@@ -178,7 +204,7 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
             ]),
         )
         .onConflict((oc) =>
-          oc.column('user_id').doUpdateSet((eb) => ({
+          oc.columns(['tenant', 'user_id']).doUpdateSet((eb) => ({
             ...fromExcluded(['status', 'last_attempt_at', 'last_run_id', 'error_code', 'error']),
             last_success_at: eb.fn.coalesce('excluded.last_success_at', 'auth0.user_sync_state.last_success_at'),
             token_count: eb.fn.coalesce('excluded.token_count', 'auth0.user_sync_state.token_count'),
@@ -193,12 +219,18 @@ export async function applyWritePlan(db: Kysely<Database>, runId: number, plan: 
 /**
  * Tokens marked deleted since `since`, by reason (issue #22); deletions recorded before reasons
  * were count under `unrecorded`. Reasons with none are left out. What `status` and the worker's
- * metrics show; the `unexplained` ones are what the deletion guard watches.
+ * metrics show; the `unexplained` ones are what the deletion guard watches. One tenant's, or
+ * every tenant's when `tenant` is undefined.
  */
-export async function readDeletionsByReason(db: Kysely<Database>, since: Date): Promise<Partial<Record<DeletionReason | 'unrecorded', number>>> {
+export async function readDeletionsByReason(
+  db: Kysely<Database>,
+  since: Date,
+  tenant?: string,
+): Promise<Partial<Record<DeletionReason | 'unrecorded', number>>> {
   const rows = await db
     .selectFrom('auth0.refresh_token_changes')
     .select((eb) => [eb.fn.coalesce('reason', sql<string>`'unrecorded'`).as('reason'), eb.fn.countAll<number>().as('n')])
+    .$if(tenant !== undefined, (qb) => qb.where('tenant', '=', tenant!))
     .where('change', '=', 'deleted')
     .where('observed_at', '>', since)
     .groupBy('reason')

@@ -4,12 +4,17 @@ import type { Database } from './schema.js';
 import { FatalError, SyncError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 
-/** Advisory lock key (two int4s): one active run per database, whichever machine runs it. */
-export const RUN_LOCK_KEY = { classId: 0x41_30_52_54 /* "A0RT" */, objectId: 1 } as const;
-const { classId: LOCK_CLASS, objectId: LOCK_ID } = RUN_LOCK_KEY;
-/** The run lock's row in pg_locks, in this database (pg_locks shows every database's locks). */
-const RUN_LOCK_ROW = sql`locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = ${LOCK_ID} and objsubid = 2 and granted
-  and database = (select oid from pg_database where datname = current_database())`;
+/**
+ * Advisory lock key (two int4s): one active run per tenant and database, whichever machine runs
+ * it (issue #23). The first int4 is `classId`; the second is `hashtext(tenant)`, computed by
+ * PostgreSQL, so runs of different tenants never wait for each other. (Two names hashing alike
+ * would only make their runs take turns: the lease, keyed by the name, still fences each.)
+ */
+export const RUN_LOCK_KEY = { classId: 0x41_30_52_54 /* "A0RT" */ } as const;
+const LOCK_CLASS = RUN_LOCK_KEY.classId;
+/** The tenant's run lock's row in pg_locks, in this database (pg_locks shows every database's locks). */
+const runLockRow = (tenant: string) => sql`locktype = 'advisory' and classid = ${LOCK_CLASS} and objid = hashtext(${tenant})::oid and objsubid = 2
+  and granted and database = (select oid from pg_database where datname = current_database())`;
 
 /** Another run holds the lock; the CLI exits 3 with this message. */
 export class RunLockedError extends SyncError {
@@ -32,7 +37,7 @@ export class RunLockLostError extends FatalError {
  * The fence of a run holding the lock (issue #13). A session advisory lock is gone the moment
  * PostgreSQL drops its connection (failover, restart, idle-session killer, a proxy recycling
  * connections), while the run's pool goes on writing. So every write checks, in its own
- * transaction, that this holding of the lock still owns the one-row `auth0.run_lease`.
+ * transaction, that this holding of the lock still owns its tenant's row of `auth0.run_lease`.
  */
 export interface RunLease {
   /** Name the run in the lease. Throws RunLockLostError if another run has taken over. */
@@ -47,10 +52,12 @@ export interface RunLease {
   onLost(listener: (error: RunLockLostError) => void): void;
 }
 
-/** Databases owned by this process (the embedded one) with a run going: one at a time, as the lock admits. */
-const ownedRuns = new WeakSet<Kysely<Database>>();
+/** Tenants with a run going, per database owned by this process (the embedded one): one at a time per tenant, as the lock admits. */
+const ownedRuns = new WeakMap<Kysely<Database>, Set<string>>();
 
 export interface RunLockOptions {
+  /** The tenant whose run this is: the lock and the lease are that tenant's (issue #23). */
+  tenant: string;
   /** True on the embedded database: one process owns its directory, there is no one to fence. */
   ownsDatabase?: boolean;
   logger?: Logger;
@@ -68,27 +75,30 @@ export interface RunLockOptions {
  * fence its writes with (undefined on the embedded database). On a database this process owns
  * there is no advisory lock: a second run of the process throws RunLockedError the same way.
  */
-export async function withRunLock<T>(db: Kysely<Database>, fn: (lease: RunLease | undefined) => Promise<T>, options: RunLockOptions = {}): Promise<T> {
+export async function withRunLock<T>(db: Kysely<Database>, fn: (lease: RunLease | undefined) => Promise<T>, options: RunLockOptions): Promise<T> {
+  const { tenant } = options;
   // The embedded database has one connection and one process (its directory lock): holding
   // a connection for the lock would starve the run, and no other process can be there. Runs of
   // this process are excluded here instead (issue #18: a follow's run beside the worker's pass
   // wrote beside it, and marked the pass `interrupted` as abandoned).
   if (options.ownsDatabase) {
-    if (ownedRuns.has(db)) throw new RunLockedError(await describeActiveRun(db));
-    ownedRuns.add(db);
+    const running = ownedRuns.get(db) ?? new Set<string>();
+    ownedRuns.set(db, running);
+    if (running.has(tenant)) throw new RunLockedError(await describeActiveRun(db, tenant));
+    running.add(tenant);
     try {
-      await markAbandonedRuns(db);
+      await markAbandonedRuns(db, tenant);
       return await fn(undefined);
     } finally {
-      ownedRuns.delete(db);
+      running.delete(tenant);
     }
   }
-  const session = await openLockSession(db);
-  if (!session) throw new RunLockedError(await describeActiveRun(db));
+  const session = await openLockSession(db, tenant);
+  if (!session) throw new RunLockedError(await describeActiveRun(db, tenant));
   const lease = createLease(db, session, options);
   try {
     await lease.take();
-    await markAbandonedRuns(db);
+    await markAbandonedRuns(db, tenant);
     return await fn(lease);
   } finally {
     await lease.release();
@@ -103,21 +113,21 @@ interface LockSession {
   end(): Promise<void>;
 }
 
-/** Take the advisory lock on a connection reserved until `end()`; undefined if another session holds it. */
-function openLockSession(db: Kysely<Database>): Promise<LockSession | undefined> {
+/** Take the tenant's advisory lock on a connection reserved until `end()`; undefined if another session holds it. */
+function openLockSession(db: Kysely<Database>, tenant: string): Promise<LockSession | undefined> {
   return new Promise((resolve, reject) => {
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
     const reserved = db.connection().execute(async (conn) => {
       const { rows } = await sql<{ locked: boolean; pid: number }>`
-        select pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_ID}) as locked, pg_backend_pid() as pid`.execute(conn);
+        select pg_try_advisory_lock(${LOCK_CLASS}, hashtext(${tenant})) as locked, pg_backend_pid() as pid`.execute(conn);
       const row = rows[0];
       if (!row?.locked) return resolve(undefined);
       resolve({
         conn,
         pid: row.pid,
         async end() {
-          await sql`select pg_advisory_unlock(${LOCK_CLASS}, ${LOCK_ID})`.execute(conn).catch(() => {
+          await sql`select pg_advisory_unlock(${LOCK_CLASS}, hashtext(${tenant}))`.execute(conn).catch(() => {
             // The connection is gone, and with it the lock.
           });
           release();
@@ -132,7 +142,7 @@ function openLockSession(db: Kysely<Database>): Promise<LockSession | undefined>
 
 function createLease(db: Kysely<Database>, first: LockSession, options: RunLockOptions) {
   const holder = randomUUID();
-  const logger = options.logger;
+  const { logger, tenant } = options;
   let session = first;
   let lost: RunLockLostError | undefined;
   let recovering: Promise<void> | undefined;
@@ -154,12 +164,12 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
       logger?.warn('the database connection holding the run lock was lost; taking the lock back', { pid: session.pid });
       const dead = session;
       await dead.end();
-      const { next, takenByOther } = await retakeLock(db, dead.pid);
+      const { next, takenByOther } = await retakeLock(db, tenant, dead.pid);
       // Anyone who takes the lock writes a new holder into the lease first thing: the lease
       // still naming us means no other run has held the lock (or written) since we lost it.
       const ours =
         next &&
-        (await readLease(next.conn).then(
+        (await readLease(next.conn, tenant).then(
           (lease) => lease?.holder === holder,
           () => false,
         ));
@@ -202,7 +212,7 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
       const { numUpdatedRows } = await db
         .updateTable('auth0.run_lease')
         .set({ run_id: runId })
-        .where('id', '=', 1)
+        .where('tenant', '=', tenant)
         .where('holder', '=', holder)
         .executeTakeFirst();
       if (numUpdatedRows === 0n) throw loseLease(new RunLockLostError('another run took over before this one started writing.'));
@@ -212,9 +222,9 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
       if (lost) throw lost;
       const { rows } = await sql<{ holder: string | null; run_id: number | null; locked: boolean }>`
         select holder, run_id, exists (
-          select 1 from pg_locks where ${RUN_LOCK_ROW} and pid = ${session.pid}
+          select 1 from pg_locks where ${runLockRow(tenant)} and pid = ${session.pid}
         ) as locked
-        from auth0.run_lease where id = 1
+        from auth0.run_lease where tenant = ${tenant}
         for share of run_lease`.execute(trx);
       const row = rows[0];
       if (row?.holder !== holder) {
@@ -239,8 +249,8 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
     /** Fence off every earlier holder: waits for a write of theirs in flight, then their next one fails. */
     async take() {
       await sql`
-        insert into auth0.run_lease (id, holder, run_id, acquired_at) values (1, ${holder}, null, now())
-        on conflict (id) do update set holder = excluded.holder, run_id = null, acquired_at = excluded.acquired_at`.execute(session.conn);
+        insert into auth0.run_lease (tenant, holder, run_id, acquired_at) values (${tenant}, ${holder}, null, now())
+        on conflict (tenant) do update set holder = excluded.holder, run_id = null, acquired_at = excluded.acquired_at`.execute(session.conn);
     },
     async release() {
       clearInterval(timer);
@@ -257,12 +267,12 @@ function createLease(db: Kysely<Database>, first: LockSession, options: RunLockO
  * while pg_locks shows that backend (or no one) as the holder, try again for up to 3 s.
  * Gives up at once when another session holds it.
  */
-async function retakeLock(db: Kysely<Database>, deadPid: number): Promise<{ next?: LockSession; takenByOther?: boolean }> {
+async function retakeLock(db: Kysely<Database>, tenant: string, deadPid: number): Promise<{ next?: LockSession; takenByOther?: boolean }> {
   for (let attempt = 0; attempt < 30; attempt += 1) {
-    const next = await openLockSession(db).catch(() => undefined);
+    const next = await openLockSession(db, tenant).catch(() => undefined);
     if (next) return { next };
     const holder = await sql<{ pid: number }>`
-      select pid from pg_locks where ${RUN_LOCK_ROW}`
+      select pid from pg_locks where ${runLockRow(tenant)}`
       .execute(db)
       .then(
         ({ rows }) => rows[0]?.pid,
@@ -274,26 +284,28 @@ async function retakeLock(db: Kysely<Database>, deadPid: number): Promise<{ next
   return {};
 }
 
-async function readLease(db: Kysely<Database>) {
-  return db.selectFrom('auth0.run_lease').select(['holder', 'run_id']).where('id', '=', 1).executeTakeFirst();
+async function readLease(db: Kysely<Database>, tenant: string) {
+  return db.selectFrom('auth0.run_lease').select(['holder', 'run_id']).where('tenant', '=', tenant).executeTakeFirst();
 }
 
-/** Called with the lock held: a run still `running` belongs to a process that died or lost its lock. */
-async function markAbandonedRuns(db: Kysely<Database>): Promise<void> {
+/** Called with the tenant's lock held: a run of the tenant still `running` belongs to a process that died or lost its lock. */
+async function markAbandonedRuns(db: Kysely<Database>, tenant: string): Promise<void> {
   await db
     .updateTable('auth0.sync_runs')
     .set({ status: 'interrupted', finished_at: new Date(), error: 'The process running it stopped, or lost the run lock, before it finished.' })
+    .where('tenant', '=', tenant)
     .where('status', '=', 'running')
     .execute();
 }
 
-async function describeActiveRun(db: Kysely<Database>): Promise<string> {
+async function describeActiveRun(db: Kysely<Database>, tenant: string): Promise<string> {
   const active = await db
     .selectFrom('auth0.sync_runs')
     .select(['id', 'host', 'pid', 'started_at', 'trigger'])
+    .where('tenant', '=', tenant)
     .where('status', '=', 'running')
     .orderBy('id', 'desc')
     .executeTakeFirst();
-  if (!active) return 'Another sync holds the run lock on this database; not starting.';
-  return `Run ${active.id} (${active.trigger}, pid ${active.pid} on ${active.host}, started ${active.started_at.toISOString()}) is still running; not starting.`;
+  if (!active) return `Another sync of tenant ${tenant} holds its run lock on this database; not starting.`;
+  return `Run ${active.id} of tenant ${tenant} (${active.trigger}, pid ${active.pid} on ${active.host}, started ${active.started_at.toISOString()}) is still running; not starting.`;
 }

@@ -82,14 +82,15 @@ export function withBatch(
   return next;
 }
 
-/** Insert a `running` sync_runs row and return its id. */
+/** Insert a `running` sync_runs row of the tenant and return its id. */
 export async function startRun(
   db: Kysely<Database>,
-  run: { trigger: RunTrigger; args?: Record<string, unknown>; usersTotal?: number; maxDeleteRatio?: number; fullPass?: boolean },
+  run: { tenant: string; trigger: RunTrigger; args?: Record<string, unknown>; usersTotal?: number; maxDeleteRatio?: number; fullPass?: boolean },
 ): Promise<number> {
   const { id } = await db
     .insertInto('auth0.sync_runs')
     .values({
+      tenant: run.tenant,
       trigger: run.trigger,
       status: 'running',
       args: run.args ? JSON.stringify(run.args) : null,
@@ -164,8 +165,11 @@ export async function finishRun(
   return written ?? (await db.selectFrom('auth0.sync_runs').select(['status', 'error']).where('id', '=', runId).executeTakeFirstOrThrow());
 }
 
-/** When a run last succeeded, and the last run that is no longer `running`. */
-export async function readLastRuns(db: Kysely<Database>): Promise<{
+/** When a run last succeeded, and the last run that is no longer `running`: of one tenant, or of any when `tenant` is undefined. */
+export async function readLastRuns(
+  db: Kysely<Database>,
+  tenant?: string,
+): Promise<{
   lastSuccessAt: Date | undefined;
   lastFinished: (Pick<SyncRunRow, 'id' | 'started_at' | 'finished_at'> & { status: Exclude<RunStatus, 'running'> }) | undefined;
 }> {
@@ -173,6 +177,7 @@ export async function readLastRuns(db: Kysely<Database>): Promise<{
     db
       .selectFrom('auth0.sync_runs')
       .select('finished_at')
+      .$if(tenant !== undefined, (qb) => qb.where('tenant', '=', tenant!))
       .where('status', '=', 'succeeded')
       .where('finished_at', 'is not', null)
       .orderBy('finished_at', 'desc')
@@ -181,6 +186,7 @@ export async function readLastRuns(db: Kysely<Database>): Promise<{
     db
       .selectFrom('auth0.sync_runs')
       .select(['id', 'status', 'started_at', 'finished_at'])
+      .$if(tenant !== undefined, (qb) => qb.where('tenant', '=', tenant!))
       .where('status', '<>', 'running')
       .orderBy('started_at', 'desc')
       .orderBy('id', 'desc')
@@ -222,11 +228,16 @@ export async function readFirstUserError(db: Kysely<Database>, runId: number): P
 const TOKEN_WINDOW_MS = 24 * 3600 * 1000;
 
 /**
- * What the runs since the last full pass that ended (succeeded or partial) deleted with no log
- * entry or expiry to explain it: the users they recorded gone, and the tokens and sessions marked
- * deleted in the last day. The deletion guard's running totals for the runs in between (delete-guard.ts).
+ * What the tenant's runs since its last full pass that ended (succeeded or partial) deleted with
+ * no log entry or expiry to explain it: the users they recorded gone, and the tokens and sessions
+ * marked deleted in the last day. The deletion guard's running totals for the runs in between
+ * (delete-guard.ts); another tenant's runs never count.
  */
-export async function readUnexplainedSinceFullPass(db: Kysely<Database>, now = new Date()): Promise<{ gone: number; tokens: number; sessions: number }> {
+export async function readUnexplainedSinceFullPass(
+  db: Kysely<Database>,
+  tenant: string,
+  now = new Date(),
+): Promise<{ gone: number; tokens: number; sessions: number }> {
   const dayAgo = new Date(now.getTime() - TOKEN_WINDOW_MS);
   const lastDay = (column: 'tokens_unexplained' | 'sessions_unexplained') =>
     sql<number>`coalesce(sum(case when started_at > ${dayAgo} then ${sql.ref(column)} else 0 end), 0)`;
@@ -237,6 +248,7 @@ export async function readUnexplainedSinceFullPass(db: Kysely<Database>, now = n
       lastDay('tokens_unexplained').as('tokens'),
       lastDay('sessions_unexplained').as('sessions'),
     ])
+    .where('tenant', '=', tenant)
     .where((eb) =>
       eb(
         'started_at',
@@ -245,6 +257,7 @@ export async function readUnexplainedSinceFullPass(db: Kysely<Database>, now = n
           eb
             .selectFrom('auth0.sync_runs')
             .select((inner) => inner.fn.max('started_at').as('at'))
+            .where('tenant', '=', tenant)
             .where('full_pass', '=', true)
             .where('status', 'in', ['succeeded', 'partial']),
           sql<Date>`'-infinity'::timestamptz`,

@@ -10,6 +10,8 @@ export type RunStatus = 'running' | 'succeeded' | 'partial' | 'failed' | 'interr
 export type UserSyncStatus = 'synced' | 'not_found' | 'failed';
 
 export interface UsersTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   user_id: string;
   loaded_at: Generated<Date>;
   /** Profile fields from the users export (`npm run import-users`); null for rows loaded by hand. */
@@ -26,6 +28,8 @@ export interface UsersTable {
 }
 
 export interface SyncRunsTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: Generated<number>;
   trigger: RunTrigger;
   status: RunStatus;
@@ -65,6 +69,8 @@ export interface SyncRunsTable {
 }
 
 export interface RefreshTokensTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: string;
   user_id: string;
   client_id: string | null;
@@ -85,6 +91,8 @@ export interface RefreshTokensTable {
 }
 
 export interface RefreshTokenDevicesTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   token_id: string;
   initial_ip: string | null;
   initial_asn: string | null;
@@ -95,12 +103,16 @@ export interface RefreshTokenDevicesTable {
 }
 
 export interface RefreshTokenResourceServersTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   token_id: string;
   audience: string;
   scopes: string | null;
 }
 
 export interface UserSyncStateTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   user_id: string;
   status: UserSyncStatus;
   last_attempt_at: Timestamp;
@@ -132,6 +144,8 @@ export const DELETION_REASONS = [
 export type DeletionReason = (typeof DELETION_REASONS)[number];
 
 export interface RefreshTokenChangesTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: Generated<number>;
   token_id: string;
   user_id: string;
@@ -148,17 +162,19 @@ export interface RefreshTokenChangesTable {
   reason_client_id: string | null;
 }
 
-/** One row (id 1): which holding of the run lock may write (issue #13). */
+/** One row per tenant: which holding of that tenant's run lock may write (issues #13, #23). */
 export interface RunLeaseTable {
-  id: number;
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   holder: string | null;
   run_id: number | null;
   acquired_at: Timestamp | null;
 }
 
-/** One row: where the log follower reads on from (src/jobs/follow-logs.ts). */
+/** One row per tenant: where the log follower reads that tenant's logs on from (src/jobs/follow-logs.ts). */
 export interface LogCheckpointTable {
-  id: Generated<boolean>;
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   log_id: string;
   last_entry_date: Timestamp | null;
   /** Seconds by which the checkpoint trails the tenant's newest entry; 0 when caught up. */
@@ -181,6 +197,8 @@ export interface LogCheckpointTable {
 
 /** Users a follow could not sync, retried by the next follow (src/jobs/follow-logs.ts). */
 export interface LogFollowRetriesTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   user_id: string;
   deleted: Generated<boolean>;
   explained: Generated<boolean>;
@@ -216,6 +234,8 @@ export interface ReportingViews extends SessionViews {
  * returns them as text, canonical: `2001:db8::1`; null when Auth0's text does not parse).
  */
 export interface ActiveRefreshTokensView extends Selectable<RefreshTokensTable>, Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   /** When a complete listing of the user last held the token (its user's last_success_at). */
   last_seen_at: Date;
   /** Audiences, sorted (`text[]`); null when none. */
@@ -226,6 +246,8 @@ export interface ActiveRefreshTokensView extends Selectable<RefreshTokensTable>,
 
 /** Each live token's audiences, one row each, scopes as `text[]`. */
 export interface RefreshTokenScopesView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   token_id: string;
   user_id: string;
   client_id: string | null;
@@ -235,6 +257,8 @@ export interface RefreshTokenScopesView {
 
 /** Per application: its active tokens, the users holding them, the share that rotate. */
 export interface RefreshTokensPerClientView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   client_id: string | null;
   active_tokens: number;
   users: number;
@@ -246,6 +270,8 @@ export interface RefreshTokensPerClientView {
 
 /** Active tokens that expire within 7 days. */
 export interface RefreshTokensExpiringSoonView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: string;
   user_id: string;
   client_id: string | null;
@@ -257,6 +283,8 @@ export interface RefreshTokensExpiringSoonView {
 
 /** Active tokens used from another IP or network than the one they were issued to. */
 export interface RefreshTokensLocationChangedView extends Omit<Selectable<RefreshTokenDevicesTable>, 'token_id'> {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: string;
   user_id: string;
   client_id: string | null;
@@ -279,6 +307,8 @@ export interface PgInterval {
 
 /** Active tokens not exchanged (or, never exchanged, not created) for 30 days. */
 export interface RefreshTokensUnusedView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: string;
   user_id: string;
   client_id: string | null;
@@ -290,6 +320,8 @@ export interface RefreshTokensUnusedView {
 
 /** Changes observed in the last 24 hours, exchanges left out. */
 export interface RecentTokenChangesView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   observed_at: Date;
   change: Exclude<TokenChange, 'exchanged'>;
   token_id: string;
@@ -308,6 +340,8 @@ export interface RecentTokenChangesView {
 
 /** Deletions observed in the last 7 days, with why (issue #22). */
 export interface RefreshTokenDeletionsView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   observed_at: Date;
   token_id: string;
   user_id: string;
@@ -323,6 +357,8 @@ export interface RefreshTokenDeletionsView {
 
 /** Deletions of the last 30 days per UTC day and reason. */
 export interface RefreshTokenDeletionsByReasonView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   /** Midnight UTC of the day. */
   day: Date;
   reason: DeletionReason | null;
@@ -335,6 +371,8 @@ export interface RefreshTokenDeletionsByReasonView {
  * function, not a relation: `db.selectFrom(sql<RefreshTokenAsOfRow>`auth0.refresh_tokens_as_of(${at})`.as('t'))`.
  */
 export interface RefreshTokenAsOfRow {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: string;
   user_id: string;
   client_id: string | null;
@@ -372,6 +410,8 @@ export type NewSyncRun = Insertable<SyncRunsTable>;
 
 /** `auth0.sessions` (issue #22): one Auth0 session, kept like a token. */
 export interface SessionsTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: string;
   user_id: string;
   created_at: Timestamp | null;
@@ -413,6 +453,8 @@ export type SessionChange =
   | 'methods_changed';
 
 export interface SessionChangesTable {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: Generated<number>;
   session_id: string;
   user_id: string;
@@ -435,6 +477,8 @@ export interface SessionViews {
 
 /** Live sessions, IPs typed, with their method names and whether one was a second factor. */
 export interface ActiveSessionsView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   id: string;
   user_id: string;
   created_at: Date | null;
@@ -460,6 +504,8 @@ export interface ActiveSessionsView {
 
 /** Every stored token with its session (null columns where the warehouse does not hold it). */
 export interface RefreshTokensWithSessionView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   token_id: string;
   user_id: string;
   client_id: string | null;
@@ -491,6 +537,8 @@ export interface RefreshTokensWithSessionView {
 
 /** Live tokens whose session ended, and why. */
 export interface RefreshTokensOutlivingSessionView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   token_id: string;
   user_id: string;
   client_id: string | null;
@@ -510,6 +558,8 @@ export interface RefreshTokensOutlivingSessionView {
 
 /** Live tokens whose held session saw no method named mfa. */
 export interface RefreshTokensWithoutSecondFactorView {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   token_id: string;
   user_id: string;
   client_id: string | null;
@@ -534,6 +584,8 @@ interface SessionCounts {
 
 /** Live sessions per last user agent, IP and ASN. */
 export interface SessionsPerDeviceView extends SessionCounts {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   last_user_agent: string | null;
   last_ip: string | null;
   last_asn: string | null;
@@ -541,5 +593,7 @@ export interface SessionsPerDeviceView extends SessionCounts {
 
 /** Live sessions per application. */
 export interface SessionsPerClientView extends SessionCounts {
+  /** Tenant the row belongs to (issue #23): its short name, checked by src/core/tenant-name.ts. */
+  tenant: string;
   client_id: string;
 }

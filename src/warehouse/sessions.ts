@@ -7,7 +7,12 @@ import type { SessionRecord, SessionWritePlan, StoredSession } from './model.js'
  * The stored sessions of these users (live and deleted), and any stored session with one of
  * `sessionIds` whoever owns it: what planSessionWrites compares a batch's listings with.
  */
-export async function readStoredSessions(db: Kysely<Database>, userIds: readonly string[], sessionIds: readonly string[] = []): Promise<StoredSession[]> {
+export async function readStoredSessions(
+  db: Kysely<Database>,
+  tenant: string,
+  userIds: readonly string[],
+  sessionIds: readonly string[] = [],
+): Promise<StoredSession[]> {
   if (userIds.length === 0) return [];
   return await db
     .selectFrom('auth0.sessions')
@@ -24,6 +29,7 @@ export async function readStoredSessions(db: Kysely<Database>, userIds: readonly
       'client_ids',
       'authentication_methods',
     ])
+    .where('tenant', '=', tenant)
     .where((eb) => eb.or([eb('user_id', '=', eb.fn.any(eb.val(userIds))), eb('id', '=', eb.fn.any(eb.val(sessionIds)))]))
     .execute();
 }
@@ -35,15 +41,16 @@ export async function readStoredSessions(db: Kysely<Database>, userIds: readonly
  * rewrites nothing), mark deleted the live sessions the listings no longer hold, append the
  * history, and move `user_sync_state.sessions_synced_at` for the users whose sessions were listed.
  */
-export async function applySessionPlan(db: Kysely<Database>, runId: number, plan: SessionWritePlan): Promise<void> {
+export async function applySessionPlan(db: Kysely<Database>, tenant: string, runId: number, plan: SessionWritePlan): Promise<void> {
   if (plan.listedUsers.length === 0 && plan.sessions.length === 0 && plan.deletedIds.length === 0) return;
   await db
     .with('upserted', (db) =>
       db
         .insertInto('auth0.sessions')
-        .columns(['id', ...SESSION_FIELDS, 'first_seen_at', 'last_changed_at', 'first_seen_run_id', 'last_changed_run_id'])
+        .columns(['tenant', 'id', ...SESSION_FIELDS, 'first_seen_at', 'last_changed_at', 'first_seen_run_id', 'last_changed_run_id'])
         .expression((eb) =>
           eb.selectFrom(unnest(plan.sessions.map(toRow), SESSION_TYPES)).select((eb) => [
+            eb.val(tenant).as('tenant'),
             'id',
             // A text[] column cannot pass through unnest (it would flatten): sent as JSON.
             ...SESSION_FIELDS.map((field) =>
@@ -57,7 +64,7 @@ export async function applySessionPlan(db: Kysely<Database>, runId: number, plan
         )
         .onConflict((oc) =>
           oc
-            .column('id')
+            .columns(['tenant', 'id'])
             .doUpdateSet({ ...fromExcluded([...SESSION_FIELDS, 'last_changed_at', 'last_changed_run_id']), deleted_at: null })
             .where((eb) => eb.or([rowDiffers('auth0.sessions', SESSION_FIELDS), eb('auth0.sessions.deleted_at', 'is not', null)])),
         ),
@@ -66,21 +73,23 @@ export async function applySessionPlan(db: Kysely<Database>, runId: number, plan
       db
         .updateTable('auth0.sessions')
         .set((eb) => ({ deleted_at: now, last_changed_at: now, last_changed_run_id: eb.val(runId) }))
+        .where('tenant', '=', tenant)
         .where((eb) => eb('id', '=', eb.fn.any(eb.val(plan.deletedIds))))
         .where('deleted_at', 'is', null),
     )
     .with('history', (db) =>
       db
         .insertInto('auth0.session_changes')
-        .columns(['session_id', 'user_id', 'change', 'old_value', 'new_value', 'run_id'])
+        .columns(['tenant', 'session_id', 'user_id', 'change', 'old_value', 'new_value', 'run_id'])
         .expression((eb) =>
           eb
             .selectFrom(unnest(plan.changes, { session_id: 'text', user_id: 'text', change: 'text', old_value: 'text', new_value: 'text' }))
-            .select(['session_id', 'user_id', 'change', 'old_value', 'new_value', eb.val(runId).as('run_id')]),
+            .select([eb.val(tenant).as('tenant'), 'session_id', 'user_id', 'change', 'old_value', 'new_value', eb.val(runId).as('run_id')]),
         ),
     )
     .updateTable('auth0.user_sync_state')
     .set({ sessions_synced_at: now })
+    .where('tenant', '=', tenant)
     .where((eb) => eb('user_id', '=', eb.fn.any(eb.val(plan.listedUsers))))
     .execute();
 }

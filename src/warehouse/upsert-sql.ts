@@ -41,11 +41,12 @@ export function rowDiffers(table: keyof Database, columns: readonly string[]): R
   return sql<SqlBool>`(${row(table)}) is distinct from (${row('excluded')})`;
 }
 
-/** Rows of `table` not marked deleted: the deletion guard's measure of what the warehouse holds live. */
-export async function countLive(db: Kysely<Database>, table: 'auth0.refresh_tokens' | 'auth0.sessions'): Promise<number> {
+/** The tenant's rows of `table` not marked deleted: the deletion guard's measure of what the warehouse holds live. */
+export async function countLive(db: Kysely<Database>, tenant: string, table: 'auth0.refresh_tokens' | 'auth0.sessions'): Promise<number> {
   const row = await db
     .selectFrom(table)
     .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('tenant', '=', tenant)
     .where('deleted_at', 'is', null)
     .executeTakeFirstOrThrow();
   return Number(row.n);

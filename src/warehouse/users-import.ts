@@ -103,10 +103,11 @@ export async function mayStartFollowing(db: Kysely<Database>): Promise<boolean> 
  * export began: a user who signs up between the export and the first follow is not missed
  * (issue #24). A checkpoint already stored is left alone. Returns whether it was stored.
  */
-async function startFollowingAt(db: Kysely<Database>, start: FollowStart): Promise<boolean> {
+async function startFollowingAt(db: Kysely<Database>, tenant: string, start: FollowStart): Promise<boolean> {
   const result = await db
     .insertInto('auth0.log_checkpoint')
     .values({
+      tenant,
       log_id: start.logId,
       last_entry_date: start.date ?? null,
       // The tenant's newest entry when noted: the checkpoint is caught up with it (lag 0), as
@@ -116,7 +117,7 @@ async function startFollowingAt(db: Kysely<Database>, start: FollowStart): Promi
       lag_seconds: 0,
       updated_at: sql<Date>`now()`,
     })
-    .onConflict((oc) => oc.column('id').doNothing())
+    .onConflict((oc) => oc.column('tenant').doNothing())
     .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
 }
@@ -127,9 +128,10 @@ const REFUSED = sql.raw('pg_temp.users_import_refused');
 /**
  * Run `fn` with a staging table of its own: a temporary table on one pinned connection (not
  * WAL-logged, dropped afterwards, invisible to other sessions), so a download that breaks half
- * way leaves auth0.users untouched. One connection is held for the whole import.
+ * way leaves auth0.users untouched. One connection is held for the whole import. The staged
+ * export is the tenant's: it is compared with, and written to, that tenant's users only.
  */
-export async function withUsersStaging<T>(db: Kysely<Database>, fn: (staging: UsersStaging) => Promise<T>): Promise<T> {
+export async function withUsersStaging<T>(db: Kysely<Database>, tenant: string, fn: (staging: UsersStaging) => Promise<T>): Promise<T> {
   return db.connection().execute(async (conn) => {
     await sql`drop table if exists ${STAGING}, ${REFUSED}`.execute(conn);
     // lines: how many lines of the export held the user (duplicates are counted, not refused).
@@ -139,14 +141,14 @@ export async function withUsersStaging<T>(db: Kysely<Database>, fn: (staging: Us
     )`.execute(conn);
     await sql`create temporary table ${REFUSED} (user_id text primary key)`.execute(conn);
     try {
-      return await fn(createStaging(conn));
+      return await fn(createStaging(conn, tenant));
     } finally {
       await sql`drop table if exists ${STAGING}, ${REFUSED}`.execute(conn).catch(() => {});
     }
   });
 }
 
-function createStaging(conn: Kysely<Database>): UsersStaging {
+function createStaging(conn: Kysely<Database>, tenant: string): UsersStaging {
   return {
     async clear() {
       await sql`truncate ${STAGING}, ${REFUSED}`.execute(conn);
@@ -177,31 +179,31 @@ function createStaging(conn: Kysely<Database>): UsersStaging {
       `.execute(conn);
     },
     async preview(scope, sample = 10) {
-      const counts = await countChanges(conn, scope);
+      const counts = await countChanges(conn, tenant, scope);
       const added = await sql<{ user_id: string }>`
-        select s.user_id from ${STAGING} s where not exists (select 1 from auth0.users u where u.user_id = s.user_id)
+        select s.user_id from ${STAGING} s where not exists (select 1 from auth0.users u where u.tenant = ${tenant} and u.user_id = s.user_id)
         order by s.user_id limit ${sample}
       `.execute(conn);
       const removed = await sql<{ user_id: string }>`
-        select u.user_id from auth0.users u where ${removable(scope)} order by u.user_id limit ${sample}
+        select u.user_id from auth0.users u where u.tenant = ${tenant} and ${removable(scope)} order by u.user_id limit ${sample}
       `.execute(conn);
       return { counts, added: added.rows.map((r) => r.user_id), removed: removed.rows.map((r) => r.user_id) };
     },
     apply(scope, check, followFrom) {
       return conn.transaction().execute(async (trx) => {
-        const counts = await countChanges(trx, scope);
+        const counts = await countChanges(trx, tenant, scope);
         check(counts);
         // One now() for the whole transaction: every row of this import carries the same time.
         await sql`
-          insert into auth0.users (user_id, email, connection, created_at, last_login, blocked, first_imported_at, last_imported_at, removed_at)
-          select user_id, email, connection, created_at, last_login, blocked, now(), now(), null from ${STAGING}
-          on conflict (user_id) do update set email = excluded.email, connection = excluded.connection,
+          insert into auth0.users (tenant, user_id, email, connection, created_at, last_login, blocked, first_imported_at, last_imported_at, removed_at)
+          select ${tenant}, user_id, email, connection, created_at, last_login, blocked, now(), now(), null from ${STAGING}
+          on conflict (tenant, user_id) do update set email = excluded.email, connection = excluded.connection,
             created_at = excluded.created_at, last_login = excluded.last_login, blocked = excluded.blocked,
             first_imported_at = coalesce(auth0.users.first_imported_at, excluded.first_imported_at),
             last_imported_at = excluded.last_imported_at, removed_at = null
         `.execute(trx);
-        await sql`update auth0.users u set removed_at = now() where ${removable(scope)}`.execute(trx);
-        const followStarted = followFrom ? await startFollowingAt(trx, followFrom) : false;
+        await sql`update auth0.users u set removed_at = now() where u.tenant = ${tenant} and ${removable(scope)}`.execute(trx);
+        const followStarted = followFrom ? await startFollowingAt(trx, tenant, followFrom) : false;
         return { counts, followStarted };
       });
     },
@@ -226,17 +228,17 @@ function inScope(scope: ImportScope): RawBuilder<unknown> {
   return scope.connection === undefined ? sql`true` : sql`u.connection = ${scope.connection}`;
 }
 
-async function countChanges(db: Kysely<Database>, scope: ImportScope): Promise<UsersImportCounts> {
+async function countChanges(db: Kysely<Database>, tenant: string, scope: ImportScope): Promise<UsersImportCounts> {
   const { rows } = await sql<UsersImportCounts>`
     select
       (select count(*) from ${STAGING})::int as exported,
-      (select count(*) from ${STAGING} s where not exists (select 1 from auth0.users u where u.user_id = s.user_id))::int as added,
+      (select count(*) from ${STAGING} s where not exists (select 1 from auth0.users u where u.tenant = ${tenant} and u.user_id = s.user_id))::int as added,
       (select count(*) from ${STAGING} s join auth0.users u using (user_id)
-        where u.removed_at is null
+        where u.tenant = ${tenant} and u.removed_at is null
           and (u.email, u.connection, u.created_at, u.last_login, u.blocked) is distinct from (s.email, s.connection, s.created_at, s.last_login, s.blocked))::int as updated,
-      (select count(*) from ${STAGING} s join auth0.users u using (user_id) where u.removed_at is not null)::int as returned,
-      (select count(*) from auth0.users u where ${removable(scope)})::int as removed,
-      (select count(*) from auth0.users u where u.removed_at is null and ${inScope(scope)})::int as held,
+      (select count(*) from ${STAGING} s join auth0.users u using (user_id) where u.tenant = ${tenant} and u.removed_at is not null)::int as returned,
+      (select count(*) from auth0.users u where u.tenant = ${tenant} and ${removable(scope)})::int as removed,
+      (select count(*) from auth0.users u where u.tenant = ${tenant} and u.removed_at is null and ${inScope(scope)})::int as held,
       (select count(*) from ${STAGING} where lines > 1)::int as duplicated
   `.execute(db);
   return rows[0]!;

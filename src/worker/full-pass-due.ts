@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Config } from '../core/config.js';
+import type { UserSource } from '../source/user-ids.js';
 import type { Database } from '../warehouse/schema.js';
 import { readFullPassDue } from '../status/read-status.js';
 
@@ -20,7 +20,7 @@ export interface FullPassWatch {
   claim(): FullPassDue | undefined;
 }
 
-export function watchFullPassDue(db: Kysely<Database>, source: Config['source']): FullPassWatch {
+export function watchFullPassDue(db: Kysely<Database>, users: UserSource): FullPassWatch {
   let due: FullPassDue | undefined;
   let claimed: number | undefined;
   return {
@@ -28,7 +28,7 @@ export function watchFullPassDue(db: Kysely<Database>, source: Config['source'])
       return due;
     },
     async check() {
-      due = await readFullPassDue(db, source);
+      due = await readFullPassDue(db, users);
       return due;
     },
     claim() {

@@ -169,15 +169,15 @@ interface Worker {
 /** The worker's state before its schedules start: last runs, metrics, notifier, the (stopped) schedule task. */
 async function createWorker(options: WorkerOptions, config: Config, registry: MetricsRegistry, engine: JobEngine | undefined): Promise<Worker> {
   const { db, logger, stopSignal } = options;
-  const previous = await readPreviousRuns(db);
-  const fullPass = watchFullPassDue(db, config.source);
+  const previous = await readPreviousRuns(db, config.tenant);
+  const fullPass = watchFullPassDue(db, { tenant: config.tenant, source: config.source });
   const handlers = new Map<TenantJobKind, () => Promise<void>>();
   const scheduler = engine ? engineScheduler(options.scheduler ?? cronScheduler, config.tenant, engine, handlers, () => worker) : options.scheduler;
   const metrics = registry.forTenant(config.tenant, {
     runInProgress: () => worker.current !== undefined,
-    readLogLagSeconds: async () => (await readLogCheckpoint(db))?.lag_seconds ?? undefined,
+    readLogLagSeconds: async () => (await readLogCheckpoint(db, config.tenant))?.lag_seconds ?? undefined,
     fullPassDue: () => fullPass.due !== undefined,
-    readRecentDeletions: () => readDeletionsByReason(db, new Date(Date.now() - DELETIONS_WINDOW_HOURS * 3_600_000)),
+    readRecentDeletions: () => readDeletionsByReason(db, new Date(Date.now() - DELETIONS_WINDOW_HOURS * 3_600_000), config.tenant),
   });
   if (previous.lastSuccessAt) metrics.setLastSuccess(previous.lastSuccessAt);
   const task = createScheduleTask(scheduler ?? cronScheduler, config.worker, logger, {
@@ -259,7 +259,7 @@ function engineScheduler(
 /** The tenant's last runs as the database has them (another replica may have run them), for health and metrics. */
 async function refreshLastRuns(worker: Worker): Promise<void> {
   try {
-    const previous = await readPreviousRuns(worker.db);
+    const previous = await readPreviousRuns(worker.db, worker.config.tenant);
     if (previous.lastSuccessAt && (!worker.lastSuccessAt || previous.lastSuccessAt > worker.lastSuccessAt)) {
       worker.lastSuccessAt = previous.lastSuccessAt;
       worker.metrics.setLastSuccess(previous.lastSuccessAt);
@@ -517,9 +517,9 @@ async function recordOutcome(worker: Worker, outcome: RunOutcome): Promise<void>
   await worker.notifier.notifyRun(outcome);
 }
 
-/** The last success and the last finished run recorded before this worker started, for health. */
-async function readPreviousRuns(db: Kysely<Database>): Promise<{ lastSuccessAt: Date | undefined; lastRun: HealthInput['lastRun'] }> {
-  const { lastSuccessAt, lastFinished } = await readLastRuns(db);
+/** The tenant's last success and last finished run as the database has them, for health. */
+async function readPreviousRuns(db: Kysely<Database>, tenant: string): Promise<{ lastSuccessAt: Date | undefined; lastRun: HealthInput['lastRun'] }> {
+  const { lastSuccessAt, lastFinished } = await readLastRuns(db, tenant);
   return {
     lastSuccessAt,
     lastRun: lastFinished && {

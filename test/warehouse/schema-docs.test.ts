@@ -51,6 +51,6 @@ describe('schema docs', () => {
     withDatabase(async (t) => {
       const { rows } = await sql<{ n: number }>`
       select count(*)::int as n from information_schema.columns where table_schema = 'auth0' and table_name = 'recent_token_changes'`.execute(t.db);
-      expect(rows[0]?.n).toBe(13);
+      expect(rows[0]?.n).toBe(14);
     }));
 });
