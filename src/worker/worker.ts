@@ -122,6 +122,8 @@ function startEngine(options: WorkerOptions, engine: WorkerEngineOptions, worker
 
 /** A job of the tenant's queue: its pass (why: the job's tick) or its follow. */
 async function runJob(worker: Worker, job: TenantJob): Promise<void> {
+  // Fetched as the replica began to stop: failed, so another replica retries it, rather than skipped.
+  if (worker.stopSignal.aborted) throw new Error('The replica is stopping');
   if (job.kind === 'follow') return worker.handlers.get('follow')?.();
   const reason: PassReason = job.tick.startsWith('start') ? 'start' : job.tick.startsWith('history') ? 'history' : 'schedule';
   await tick(worker, reason, job.args);

@@ -153,8 +153,24 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
               expect(row.jobs).toBe(row.ticks);
             }
             const survivors = replicas.filter((r) => r !== victim);
-            const sends = survivors.map((r) => r.stdout.split('\n').filter((l) => l.includes('"tick sent"') || l.includes('"tick already sent"')).length);
-            expect(sends.every((n) => n > 0)).toBe(true);
+            // Each tick of each tenant: sent by every replica alive then, made into a job by exactly one.
+            const sends = new Map<string, { made: number; seen: number }>();
+            for (const r of replicas)
+              for (const line of r.stdout.split('\n').filter((l) => l.includes('"tick sent"') || l.includes('"tick already sent"'))) {
+                const { tenant, tick, msg } = JSON.parse(line) as { tenant: string; tick: string; msg: string };
+                const entry = sends.get(`${tenant} ${tick}`) ?? { made: 0, seen: 0 };
+                entry.seen++;
+                if (msg === 'tick sent') entry.made++;
+                sends.set(`${tenant} ${tick}`, entry);
+              }
+            expect(sends.size).toBeGreaterThanOrEqual(tenants.length);
+            for (const [key, { made }] of sends) expect({ key, made }).toEqual({ key, made: 1 });
+            expect([...sends.values()].some(({ seen }) => seen === replicas.length)).toBe(true);
+            // The dead replica's run wrote nothing once the new run had taken the tenant's lease.
+            const { rows: late } = await sql<{ count: number }>`
+              select count(*)::int as count from auth0.user_sync_state
+              where tenant = 'big' and last_run_id = ${big.id} and last_attempt_at > ${new Date(killedAt)}`.execute(t.db);
+            expect(late[0]!.count).toBe(0);
 
             // Every token of every tenant is its sandbox's, under its tenant.
             for (const { name, users } of tenants) {
