@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database, RefreshTokenAsOfRow, TokenChange } from '../../src/warehouse/schema.js';
+import { TEST_TENANT } from './db.js';
 
 export const HOUR = 3_600_000;
 export const DAY = 24 * HOUR;
@@ -25,6 +26,7 @@ export async function insertToken(
   await db
     .insertInto('auth0.refresh_tokens')
     .values({
+      tenant: TEST_TENANT,
       user_id: `u-${token.id}`,
       client_id: 'app',
       raw: JSON.stringify({ id: token.id }),
@@ -45,7 +47,7 @@ export async function insertChange(
 ): Promise<void> {
   await db
     .insertInto('auth0.refresh_token_changes')
-    .values({ token_id: tokenId, user_id: `u-${tokenId}`, change, observed_at: at, ...extra })
+    .values({ tenant: TEST_TENANT, token_id: tokenId, user_id: `u-${tokenId}`, change, observed_at: at, ...extra })
     .execute();
 }
 

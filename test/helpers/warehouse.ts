@@ -2,15 +2,16 @@ import { expect } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../src/warehouse/schema.js';
 import type { FakeAuth0 } from './fake-auth0.js';
+import { TEST_TENANT } from './db.js';
 
-/** Every live token, device and resource server in the warehouse equals what the API lists. */
-export async function expectWarehouseMatchesApi(db: Kysely<Database>, fake: FakeAuth0): Promise<void> {
-  const tokens = await db.selectFrom('auth0.refresh_tokens').selectAll().where('deleted_at', 'is', null).orderBy('id').execute();
+/** Every live token, device and resource server the warehouse holds for `tenant` equals what the API lists. */
+export async function expectWarehouseMatchesApi(db: Kysely<Database>, fake: FakeAuth0, tenant = TEST_TENANT): Promise<void> {
+  const tokens = await db.selectFrom('auth0.refresh_tokens').selectAll().where('tenant', '=', tenant).where('deleted_at', 'is', null).orderBy('id').execute();
   const expected = [...fake.users.values()].flat().sort((a, b) => String(a.id).localeCompare(String(b.id)));
   expect(tokens.map((r) => r.id)).toEqual(expected.map((e) => e.id));
-  const devices = await db.selectFrom('auth0.refresh_token_devices').selectAll().execute();
+  const devices = await db.selectFrom('auth0.refresh_token_devices').selectAll().where('tenant', '=', tenant).execute();
   const devicesById = new Map(devices.map((d) => [d.token_id, d]));
-  const servers = await db.selectFrom('auth0.refresh_token_resource_servers').selectAll().execute();
+  const servers = await db.selectFrom('auth0.refresh_token_resource_servers').selectAll().where('tenant', '=', tenant).execute();
   tokens.forEach((row, i) => {
     const api = expected[i]!;
     expect(row.raw).toEqual(api);
@@ -26,11 +27,11 @@ export async function expectWarehouseMatchesApi(db: Kysely<Database>, fake: Fake
     }
     const device = devicesById.get(row.id);
     const nulls = { initial_ip: null, initial_asn: null, initial_user_agent: null, last_ip: null, last_asn: null, last_user_agent: null };
-    if (api.device) expect(device).toEqual({ token_id: row.id, ...nulls, ...(api.device as object) });
+    if (api.device) expect(device).toEqual({ tenant, token_id: row.id, ...nulls, ...(api.device as object) });
     else expect(device).toBeUndefined();
     const apiServers = (api.resource_servers as { audience: string; scopes: string }[] | undefined) ?? [];
     expect(servers.filter((s) => s.token_id === row.id).sort((a, b) => a.audience.localeCompare(b.audience))).toEqual(
-      apiServers.map((s) => ({ token_id: row.id, ...s })).sort((a, b) => a.audience.localeCompare(b.audience)),
+      apiServers.map((s) => ({ tenant, token_id: row.id, ...s })).sort((a, b) => a.audience.localeCompare(b.audience)),
     );
   });
 }
