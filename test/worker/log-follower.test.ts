@@ -7,7 +7,7 @@ import { RUN_LOCK_KEY } from '../../src/warehouse/run-lock.js';
 import { runSyncJob, SYNC_JOB_NAME } from '../../src/jobs/sync.js';
 import { FOLLOW_LOGS_TASK } from '../../src/worker/log-follower.js';
 import { runWorker } from '../../src/worker/worker.js';
-import { itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { itServer, loadUsers, type TestDatabase, TEST_TENANT } from '../helpers/db.js';
 import { withFakeTenant, withTestDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { createTestScheduler } from '../helpers/scheduler.js';
@@ -314,8 +314,8 @@ describe('worker log follower', () => {
         pass = worker.pass();
         await waitFor('the pass to hold the run lock', async () => {
           const { rows } = await holder.query<{ n: number }>(
-            "select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and database = (select oid from pg_database where datname = current_database())",
-            [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId],
+            "select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = $1 and objid = hashtext($2)::oid and granted and database = (select oid from pg_database where datname = current_database())",
+            [RUN_LOCK_KEY.classId, TEST_TENANT],
           );
           return rows[0]!.n > 0 ? true : undefined;
         });

@@ -12,7 +12,7 @@ import { readStatus } from '../../src/status/read-status.js';
 import { SYNC_JOB_NAME } from '../../src/jobs/sync.js';
 import { FOLLOW_LOGS_TASK } from '../../src/worker/log-follower.js';
 import { runWorker } from '../../src/worker/worker.js';
-import { captureIo, cliDeps, itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, itServer, loadUsers, type TestDatabase, TEST_TENANT } from '../helpers/db.js';
 import { sharedDatabase, withFakeTenant, withTestDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { createTestScheduler } from '../helpers/scheduler.js';
@@ -277,7 +277,7 @@ describe('worker metrics and health over HTTP', () => {
         });
         expect(sample(live, 'auth0_sync_users_total{outcome="synced"}')).toBeLessThan(USERS);
         const report = await until('a running run with progress', async () => {
-          const r = await readStatus(t.db, { table: ['auth0', 'users'], column: 'user_id' });
+          const r = await readStatus(t.db, { tenant: TEST_TENANT, source: { table: ['auth0', 'users'], column: 'user_id' } });
           return r.runs[0]?.status === 'running' && r.runs[0].usersSynced > 0 ? r : undefined;
         });
         const row = formatStatus(report).find((line) => line.includes('running for'));
@@ -388,7 +388,7 @@ describe('worker metrics and health over HTTP', () => {
       try {
         const url = await worker.url;
         await worker.scheduler.tick(FOLLOW_LOGS_TASK); // the checkpoint, at the newest entry
-        await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+        await holder.query('select pg_advisory_lock($1, hashtext($2))', [RUN_LOCK_KEY.classId, TEST_TENANT]);
         const [user] = [...fake.users].find(([, tokens]) => tokens.length > 0)!;
         fake.setUser(user, fake.users.get(user)!.slice(1));
         await worker.scheduler.tick(FOLLOW_LOGS_TASK);
@@ -408,7 +408,13 @@ describe('worker metrics and health over HTTP', () => {
         await t.db.deleteFrom('auth0.log_checkpoint').execute();
         await t.db
           .insertInto('auth0.log_checkpoint')
-          .values({ log_id: fake.logs.newestId() ?? '0', updated_at: at, history_lost_at: at, history_lost_reason: 'the stored checkpoint was refused' })
+          .values({
+            tenant: TEST_TENANT,
+            log_id: fake.logs.newestId() ?? '0',
+            updated_at: at,
+            history_lost_at: at,
+            history_lost_reason: 'the stored checkpoint was refused',
+          })
           .execute();
       };
       const firstLoss = new Date(Date.now() - 60_000);
@@ -416,7 +422,7 @@ describe('worker metrics and health over HTTP', () => {
       // Another process holds the run lock: the pass the worker starts for the loss cannot run.
       const holder = new pg.Client({ connectionString: t.url });
       await holder.connect();
-      await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+      await holder.query('select pg_advisory_lock($1, hashtext($2))', [RUN_LOCK_KEY.classId, TEST_TENANT]);
       const worker = startWorker({ SYNC_SCHEDULE: '0 0 1 1 *', SYNC_LOGS_SCHEDULE: '* * * * * *' });
       const started = () => worker.lines.filter((l) => l.msg === 'full pass started: tenant log history was lost');
       try {
@@ -436,7 +442,7 @@ describe('worker metrics and health over HTTP', () => {
         expect(sample((await get(`${url}/metrics`)).text, 'auth0_sync_log_full_pass_due')).toBe(1);
 
         // Once per loss: follows after the lock is free start no second pass for the same loss.
-        await holder.query('select pg_advisory_unlock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+        await holder.query('select pg_advisory_unlock($1, hashtext($2))', [RUN_LOCK_KEY.classId, TEST_TENANT]);
         await worker.scheduler.tick(FOLLOW_LOGS_TASK);
         await worker.scheduler.tick(FOLLOW_LOGS_TASK);
         expect(started()).toHaveLength(1);

@@ -2,7 +2,7 @@ import { expect, it } from '@jest/globals';
 import { loadConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/log.js';
 import { runWorker } from '../../src/worker/worker.js';
-import { loadUsers } from '../helpers/db.js';
+import { loadUsers, TEST_TENANT } from '../helpers/db.js';
 import { withFakeTenant, withTestDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant } from '../helpers/fake-auth0.js';
 
@@ -14,12 +14,12 @@ it('with SYNC_HISTORY_DAYS, prunes old runs and change rows after a scheduled ru
       const longAgo = new Date(Date.now() - 40 * 86_400_000);
       const old = await t.db
         .insertInto('auth0.sync_runs')
-        .values({ trigger: 'schedule', status: 'failed', started_at: longAgo, finished_at: longAgo })
+        .values({ tenant: TEST_TENANT, trigger: 'schedule', status: 'failed', started_at: longAgo, finished_at: longAgo })
         .returning('id')
         .executeTakeFirstOrThrow();
       await t.db
         .insertInto('auth0.refresh_token_changes')
-        .values({ token_id: 'gone', user_id: 'u-gone', change: 'exchanged', observed_at: longAgo, run_id: old.id })
+        .values({ tenant: TEST_TENANT, token_id: 'gone', user_id: 'u-gone', change: 'exchanged', observed_at: longAgo, run_id: old.id })
         .execute();
 
       const lines: Record<string, unknown>[] = [];

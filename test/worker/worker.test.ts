@@ -7,7 +7,7 @@ import { cronScheduler, type CronTaskOptions } from '../../src/worker/scheduler.
 import { SYNC_JOB_NAME } from '../../src/jobs/sync.js';
 import { runWorker } from '../../src/worker/worker.js';
 import { startCli } from '../helpers/cli.js';
-import { itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { itServer, loadUsers, type TestDatabase, TEST_TENANT } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { createTestScheduler } from '../helpers/scheduler.js';
@@ -102,7 +102,7 @@ describe('worker', () => {
       const holder = new pg.Client({ connectionString: t.url });
       await holder.connect();
       try {
-        await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+        await holder.query('select pg_advisory_lock($1, hashtext($2))', [RUN_LOCK_KEY.classId, TEST_TENANT]);
         const worker = startWorker({ SYNC_SCHEDULE: '* * * * * *' });
         await worker.tick();
         worker.stop();
