@@ -70,6 +70,12 @@ interface Running {
   job: TenantJob;
   id: string;
   queue: string;
+  /**
+   * pg-boss's retry count when this replica fetched the job: a retry (after this replica was
+   * thought dead) keeps the job's id and is `active` again under another replica, with a higher
+   * count. The id and this count together name this replica's hold of the job.
+   */
+  retryCount: number;
   done: Promise<void>;
 }
 
@@ -135,16 +141,25 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
     exit(reason);
   }
 
+  /**
+   * Pushes the job's expiry `expireInSeconds` ahead while this replica still holds it (active,
+   * and not retried since it was fetched); false once it does not. Throws when the database does
+   * not answer.
+   */
+  async function extend({ queue, id, retryCount }: Running): Promise<boolean> {
+    const { rows } = await db.executeSql(
+      `update ${JOB_QUEUE_SCHEMA}.job set expire_in = (now() - started_on) + make_interval(secs => $3)
+       where name = $1 and id = $2 and state = 'active' and retry_count = $4 returning id`,
+      [queue, id, timings.expireInSeconds, retryCount],
+    );
+    return rows.length > 0;
+  }
+
   async function heartbeat(): Promise<void> {
     try {
       if (running.size === 0) await db.executeSql('select 1', []);
-      for (const { id, queue, job } of [...running.values()]) {
-        const { rows } = await db.executeSql(
-          `update ${JOB_QUEUE_SCHEMA}.job set expire_in = (now() - started_on) + make_interval(secs => $3)
-           where name = $1 and id = $2 and state = 'active' returning id`,
-          [queue, id, timings.expireInSeconds],
-        );
-        if (rows.length === 0) return crash('its job was taken over by another replica', { tenant: job.tenant, kind: job.kind, jobId: id });
+      for (const held of [...running.values()]) {
+        if (!(await extend(held))) return crash('its job was taken over by another replica', { tenant: held.job.tenant, kind: held.job.kind, jobId: held.id });
       }
       lastHeartbeat = Date.now();
     } catch (error) {
@@ -161,7 +176,7 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
       const tenant = tenants[(next + i) % tenants.length]!;
       if ([...running.values()].some((r) => r.job.tenant === tenant)) continue;
       const queue = queueName(tenant);
-      const [fetched] = await boss.fetch<unknown>(queue, { batchSize: 1 });
+      const [fetched] = await boss.fetch<unknown>(queue, { batchSize: 1, includeMetadata: true });
       if (!fetched || stopping) continue;
       const job = toTenantJob(fetched.data);
       if (!job || job.tenant !== tenant) {
@@ -169,28 +184,42 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
         await boss.complete(queue, fetched.id).catch(() => undefined);
         continue;
       }
-      execute(queue, fetched.id, job);
+      execute({ queue, id: fetched.id, retryCount: fetched.retryCount, job });
     }
     next = (next + 1) % Math.max(1, tenants.length);
   }
 
-  function execute(queue: string, id: string, job: TenantJob): void {
-    const fields = { tenant: job.tenant, kind: job.kind, tick: job.tick, jobId: id };
+  function execute(held: Omit<Running, 'done'>): void {
+    const { queue, id, job } = held;
+    const fields = { tenant: job.tenant, kind: job.kind, tick: job.tick, jobId: id, retryCount: held.retryCount };
     logger.info('job started', fields);
     const done = (async () => {
+      let error: unknown;
       try {
         await options.run(job);
-        await boss.complete(queue, id);
-        logger.info('job done', fields);
-      } catch (error) {
-        logger.error('job failed: retried later', { ...fields, code: errorCode(error), error: toSafeText(toError(error).message) });
-        await boss.fail(queue, id, { code: errorCode(error) }).catch(() => undefined);
+      } catch (caught) {
+        error = caught ?? new Error('failed');
+      }
+      try {
+        // pg-boss completes or fails any active job with the id, another replica's retry included:
+        // a replica that no longer holds the job must touch it no more.
+        if (!(await extend({ ...held, done: Promise.resolve() }))) return crash('its job was taken over by another replica', fields);
+        if (error === undefined) {
+          await boss.complete(queue, id);
+          logger.info('job done', fields);
+        } else {
+          logger.error('job failed: retried later', { ...fields, code: errorCode(error), error: toSafeText(toError(error).message) });
+          await boss.fail(queue, id, { code: errorCode(error) });
+        }
+      } catch (settling) {
+        // Left active: it expires and is retried.
+        logger.warn('job could not be settled', { ...fields, code: errorCode(settling), error: toSafeText(toError(settling).message) });
       } finally {
         running.delete(id);
         schedulePoll(0);
       }
     })();
-    running.set(id, { job, id, queue, done });
+    running.set(id, { ...held, done });
   }
 
   function schedulePoll(delayMs: number): void {

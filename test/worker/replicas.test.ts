@@ -29,10 +29,10 @@ const SPECS = [
   { name: 'us', users: 30, seed: 3, perSecond: 12 },
 ];
 
-async function withSandboxTenants(use: (tenants: SandboxTenant[]) => Promise<void>): Promise<void> {
+async function withSandboxTenants(use: (tenants: SandboxTenant[]) => Promise<void>, specs = SPECS): Promise<void> {
   const tenants: SandboxTenant[] = [];
   try {
-    for (const spec of SPECS) {
+    for (const spec of specs) {
       const fake = await startFakeAuth0({
         clientId: `client-${spec.name}`,
         clientSecret: `secret-${spec.name}`,
@@ -74,6 +74,23 @@ function startReplica(t: TestDatabase, tenants: SandboxTenant[]): CliProcess {
   );
 }
 
+/** Inserts each tenant's users into auth0.users, under its tenant. */
+async function loadTenantUsers(t: TestDatabase, tenants: SandboxTenant[]): Promise<void> {
+  for (const { name, users } of tenants)
+    await sql`insert into auth0.users (tenant, user_id) select ${name}, unnest(${[...users.keys()]}::text[])`.execute(t.db);
+}
+
+/** The replica that started a job of `tenant` last (its log says so). */
+function runnerOf(replicas: CliProcess[], tenant: string): CliProcess | undefined {
+  let found: { at: string; replica: CliProcess } | undefined;
+  for (const replica of replicas)
+    for (const line of replica.stdout.split('\n').filter((l) => l.includes('"job started"'))) {
+      const entry = JSON.parse(line) as { time: string; tenant: string };
+      if (entry.tenant === tenant && (!found || entry.time > found.at)) found = { at: entry.time, replica };
+    }
+  return found?.replica;
+}
+
 async function until<T>(what: string, read: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -101,8 +118,7 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
     () =>
       withTestDatabase((t) =>
         withSandboxTenants(async (tenants) => {
-          for (const { name, users } of tenants)
-            await sql`insert into auth0.users (tenant, user_id) select ${name}, unnest(${[...users.keys()]}::text[])`.execute(t.db);
+          await loadTenantUsers(t, tenants);
           const replicas = [0, 1, 2].map(() => startReplica(t, tenants));
           try {
             // The first tick: each tenant's pass runs once, on some replica.
@@ -117,7 +133,7 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
               },
               60_000,
             );
-            const victim = replicas.find((r) => r.stdout.split('\n').some((l) => l.includes('"job started"') && l.includes('"tenant":"big"')))!;
+            const victim = runnerOf(replicas, 'big')!;
             expect(victim).toBeDefined();
             victim.child.kill('SIGKILL');
             const killedAt = Date.now();
@@ -212,5 +228,53 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
         }),
       ),
     120_000,
+  );
+  it(
+    "a replica frozen past its job's expiry loses the job: the retry never runs beside its run (it still holds the tenant's run lock), and resumed it exits without touching the job",
+    () =>
+      withTestDatabase((t) =>
+        withSandboxTenants(
+          async (tenants) => {
+            await loadTenantUsers(t, tenants);
+            const replicas = [0, 1].map(() => startReplica(t, tenants));
+            try {
+              const first = await until(
+                'the pass under way',
+                async () => {
+                  const running = (await runsOf(t)).find((r) => r.status === 'running');
+                  if (!running) return undefined;
+                  const { count } = (await sql<{ count: number }>`select count(*)::int as count from auth0.user_sync_state`.execute(t.db)).rows[0]!;
+                  return count >= 20 ? running : undefined;
+                },
+                60_000,
+              );
+              const zombie = runnerOf(replicas, 'big')!;
+              const other = replicas.find((r) => r !== zombie)!;
+              zombie.child.kill('SIGSTOP');
+              // The job expires and the other replica takes it; the frozen process's session still
+              // holds the tenant's run lock, so the retry is skipped, never run beside it.
+              await until('the retry taken by the other replica', async () => (other.stdout.includes('"retryCount":1') ? true : undefined), 40_000);
+              await until('the retry skipped', async () => (other.stdout.includes('tick skipped: another run is active') ? true : undefined), 20_000);
+              expect((await runsOf(t)).filter((r) => r.status === 'running').map((r) => r.id)).toEqual([first.id]);
+              zombie.child.kill('SIGCONT');
+              const { code } = await zombie.done;
+              expect(code).toBe(1);
+              expect(zombie.stdout).toContain('replica exiting: its job was taken over by another replica');
+              // The job was settled once, by the replica holding it then.
+              const { rows: jobs } = await sql<{ state: string; retry_count: number }>`
+                select state, retry_count from pgboss.job where data->>'kind' = 'pass' and retry_count > 0`.execute(t.db);
+              expect(jobs).toEqual([{ state: 'completed', retry_count: 1 }]);
+            } finally {
+              for (const r of replicas) {
+                r.child.kill('SIGCONT');
+                r.child.kill('SIGKILL');
+              }
+              await Promise.all(replicas.map((r) => r.done.catch(() => undefined)));
+            }
+          },
+          [SPECS[0]!],
+        ),
+      ),
+    100_000,
   );
 });
