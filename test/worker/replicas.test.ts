@@ -6,6 +6,7 @@ import { withTestDatabase } from '../helpers/fixtures.js';
 import { generateTenant } from '../helpers/fake-auth0.js';
 import { startFakeAuth0, type FakeAuth0 } from '../../sandbox/auth0-server.js';
 import { queueName } from '../../src/worker/tenant-jobs.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 /**
  * Three worker replicas, three sandbox tenants (issue #23), each with its own credentials and rate
@@ -49,7 +50,7 @@ async function withSandboxTenants(use: (tenants: SandboxTenant[]) => Promise<voi
   }
 }
 
-function startReplica(t: TestDatabase, tenants: SandboxTenant[]): CliProcess {
+function startReplica(t: TestDatabase, tenants: SandboxTenant[], env: Record<string, string> = {}): CliProcess {
   return startCli(
     [],
     {
@@ -69,6 +70,7 @@ function startReplica(t: TestDatabase, tenants: SandboxTenant[]): CliProcess {
         })),
       ),
       REPLICA_TIMINGS: JSON.stringify(TIMINGS),
+      ...env,
     },
     { script: 'test/helpers/replica.ts', timeoutMs: 120_000 },
   );
@@ -277,4 +279,28 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
       ),
     100_000,
   );
+  it('a replica that loses its database exits within the heartbeat deadline, on its own', () =>
+    withTestDatabase((t) =>
+      withSandboxTenants(
+        async (tenants) => {
+          const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(t.url!).port || 5432) });
+          const url = new URL(t.url!);
+          url.port = String(proxy.port);
+          const replica = startReplica(t, tenants, { DATABASE_URL: url.toString(), SYNC_SCHEDULE: '0 0 1 1 *' });
+          try {
+            await replica.waitFor('"worker started"');
+            await proxy.kill();
+            const cutAt = Date.now();
+            const { code } = await replica.done;
+            expect(code).toBe(1);
+            expect(replica.stdout).toContain('replica exiting: the database is unreachable');
+            expect(Date.now() - cutAt).toBeLessThan(TIMINGS.deadAfterMs + 3 * TIMINGS.heartbeatMs + 5_000);
+          } finally {
+            replica.child.kill('SIGKILL');
+            await replica.done.catch(() => undefined);
+          }
+        },
+        [SPECS[1]!],
+      ),
+    ));
 });
