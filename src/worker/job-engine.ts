@@ -62,7 +62,7 @@ export interface JobEngine {
   start(): void;
   /** Jobs running in this replica now. */
   running(): number;
-  /** Stops fetching, waits for the running jobs (at most `timeoutMs`), then stops pg-boss. */
+  /** Stops fetching at once (before its first await), waits for the running jobs (at most `timeoutMs`), then stops pg-boss. */
   stop(timeoutMs: number): Promise<void>;
 }
 
@@ -121,9 +121,13 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
   };
   for (const tenant of options.tenants) {
     const name = queueName(tenant);
-    // createQueue is insert-if-absent; updateQueue applies changed settings to an existing queue.
-    await boss.createQueue(name, { name, ...queueOptions });
-    await boss.updateQueue(name, { name, ...queueOptions });
+    // createQueue is insert-if-absent (and DDL: a partition per queue); updateQueue applies
+    // changed settings to an existing queue. Replicas starting together can deadlock on the
+    // DDL: the loser tries again.
+    await retryRace(async () => {
+      if (!(await boss.getQueue(name))) await boss.createQueue(name, { name, ...queueOptions });
+      await boss.updateQueue(name, { name, ...queueOptions });
+    });
   }
   const db = boss.getDb();
   const running = new Map<string, Running>();
@@ -258,5 +262,22 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
     clearInterval(heartbeatTimer);
     // A job still running is left active: it expires and another replica retries it.
     await boss.stop({ graceful: true, wait: true, timeout: Math.max(1_000, timeoutMs) });
+  }
+}
+
+/**
+ * `fn`, tried again (up to 5 times, after 100–600 ms) when it lost a race with another replica
+ * doing the same: chosen as a deadlock's victim (40P01), or beaten to a name (23505, 42P07).
+ */
+const RACE_CODES = new Set(['40P01', '23505', '42P07']);
+
+async function retryRace(fn: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!RACE_CODES.has((error as { code?: string }).code ?? '') || attempt >= 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 500));
+    }
   }
 }

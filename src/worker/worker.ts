@@ -85,11 +85,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     engine?.start();
     await untilAborted(options.stopSignal);
     options.logger.info('worker stopping', { runInProgress: all.some((w) => w.current !== undefined), jobs: engine?.running() });
-    await Promise.all(all.map((worker) => worker.task.destroy()));
-    await Promise.all(all.map((worker) => worker.logs?.stop()));
-    // Stop fetching, let the running jobs finish (bounded), then stop the engine.
-    await engine?.stop(STOP_JOBS_MS);
+    // Stop fetching at once, let the running jobs finish (bounded), then stop the engine.
+    const engineStopped = engine?.stop(STOP_JOBS_MS);
     await Promise.all(all.map((worker) => stopSchedules(worker)));
+    await engineStopped;
   } finally {
     await engine?.stop(0);
     await server?.close();
@@ -124,9 +123,11 @@ function startEngine(options: WorkerOptions, engine: WorkerEngineOptions, worker
 async function runJob(worker: Worker, job: TenantJob): Promise<void> {
   // Fetched as the replica began to stop: failed, so another replica retries it, rather than skipped.
   if (worker.stopSignal.aborted) throw new Error('The replica is stopping');
-  if (job.kind === 'follow') return worker.handlers.get('follow')?.();
-  const reason: PassReason = job.tick.startsWith('start') ? 'start' : job.tick.startsWith('history') ? 'history' : 'schedule';
-  await tick(worker, reason, job.args);
+  if (job.kind === 'follow') await worker.handlers.get('follow')?.();
+  else await tick(worker, job.tick.startsWith('start') ? 'start' : job.tick.startsWith('history') ? 'history' : 'schedule', job.args);
+  // A run the stop interrupted (SIGTERM stops it gracefully): failed, so another replica runs it
+  // again at once instead of leaving the rest to the next tick.
+  if (worker.stopSignal.aborted) throw new Error('The replica stopped during the job');
 }
 
 /** Why a pass starts: its schedule, SYNC_RUN_ON_START, or a full pass due after lost log history. */

@@ -123,11 +123,13 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
           await loadTenantUsers(t, tenants);
           const replicas = [0, 1, 2].map(() => startReplica(t, tenants));
           try {
-            // The first tick: each tenant's pass runs once, on some replica.
+            // A tick after all three are up is seen by all three; each tenant's pass runs once, on some replica.
+            await Promise.all(replicas.map((r) => r.waitFor('"worker started"')));
+            const allStarted = new Date();
             const big = await until(
               "the big tenant's pass well under way",
               async () => {
-                const running = (await runsOf(t)).find((r) => r.tenant === 'big' && r.status === 'running');
+                const running = (await runsOf(t)).find((r) => r.tenant === 'big' && r.status === 'running' && r.started_at > allStarted);
                 if (!running) return undefined;
                 const { count } = (await sql<{ count: number }>`select count(*)::int as count from auth0.user_sync_state where tenant = 'big'`.execute(t.db))
                   .rows[0]!;
@@ -213,15 +215,17 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
             for (const r of survivors) r.child.kill('SIGTERM');
             for (const r of survivors) expect((await r.done).code).toBe(0);
 
-            // One pass per tenant per tick: as many runs as completed pass jobs (the big tenant's
-            // killed run is one more: its job was retried, not doubled).
-            const { rows: completed } = await sql<{ name: string; count: number }>`
-              select name, count(*)::int as count from pgboss.job where data->>'kind' = 'pass' and state = 'completed' group by name`.execute(t.db);
+            // One pass per job, whichever replica ran it: as many runs as job starts in all the
+            // replicas' logs (the big tenant's job started twice: killed, then retried), one job
+            // per tick (above), and no job skipped for the run lock.
+            const logs = replicas.flatMap((r) => r.stdout.split('\n'));
+            expect(logs.filter((l) => l.includes('tick skipped'))).toEqual([]);
+            const starts = logs.filter((l) => l.includes('"job started"')).map((l) => JSON.parse(l) as { tenant: string; kind: string });
             const runs = await runsOf(t);
             for (const { name } of tenants) {
               const passes = runs.filter((r) => r.tenant === name && r.trigger === 'schedule').length;
-              const jobsDone = completed.find((c) => c.name === queueName(name))?.count ?? 0;
-              expect({ name, passes }).toEqual({ name, passes: jobsDone + (name === 'big' ? 1 : 0) });
+              const jobs = starts.filter((s) => s.tenant === name && s.kind === 'pass').length;
+              expect({ name, passes }).toEqual({ name, passes: jobs });
             }
           } finally {
             for (const r of replicas) r.child.kill('SIGKILL');
