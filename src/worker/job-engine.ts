@@ -76,6 +76,8 @@ interface Running {
    * count. The id and this count together name this replica's hold of the job.
    */
   retryCount: number;
+  /** Being completed or failed by its handler: the heartbeat leaves it alone (it would find it settled and take that for a takeover). */
+  settling: boolean;
   done: Promise<void>;
 }
 
@@ -163,7 +165,10 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
     try {
       if (running.size === 0) await db.executeSql('select 1', []);
       for (const held of [...running.values()]) {
-        if (!(await extend(held))) return crash('its job was taken over by another replica', { tenant: held.job.tenant, kind: held.job.kind, jobId: held.id });
+        if (held.settling) continue;
+        const holds = await extend(held);
+        if (!holds && !held.settling && running.has(held.id))
+          return crash('its job was taken over by another replica', { tenant: held.job.tenant, kind: held.job.kind, jobId: held.id });
       }
       lastHeartbeat = Date.now();
     } catch (error) {
@@ -193,21 +198,24 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
     next = (next + 1) % Math.max(1, tenants.length);
   }
 
-  function execute(held: Omit<Running, 'done'>): void {
-    const { queue, id, job } = held;
-    const fields = { tenant: job.tenant, kind: job.kind, tick: job.tick, jobId: id, retryCount: held.retryCount };
+  function execute(fetched: Pick<Running, 'queue' | 'id' | 'job' | 'retryCount'>): void {
+    const { queue, id, job } = fetched;
+    const fields = { tenant: job.tenant, kind: job.kind, tick: job.tick, jobId: id, retryCount: fetched.retryCount };
     logger.info('job started', fields);
-    const done = (async () => {
+    const held: Running = { ...fetched, settling: false, done: Promise.resolve() };
+    running.set(id, held);
+    held.done = (async () => {
       let error: unknown;
       try {
         await options.run(job);
       } catch (caught) {
         error = caught ?? new Error('failed');
       }
+      held.settling = true;
       try {
         // pg-boss completes or fails any active job with the id, another replica's retry included:
         // a replica that no longer holds the job must touch it no more.
-        if (!(await extend({ ...held, done: Promise.resolve() }))) return crash('its job was taken over by another replica', fields);
+        if (!(await extend(held))) return crash('its job was taken over by another replica', fields);
         if (error === undefined) {
           await boss.complete(queue, id);
           logger.info('job done', fields);
@@ -223,7 +231,6 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
         schedulePoll(0);
       }
     })();
-    running.set(id, { ...held, done });
   }
 
   function schedulePoll(delayMs: number): void {
