@@ -246,7 +246,8 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
         withSandboxTenants(
           async (tenants) => {
             await loadTenantUsers(t, tenants);
-            const replicas = [0, 1].map(() => startReplica(t, tenants));
+            // Ticks every 10 s: the first pass starts sooner.
+            const replicas = [0, 1].map(() => startReplica(t, tenants, { SYNC_SCHEDULE: '*/10 * * * * *' }));
             try {
               const first = await until(
                 'the pass under way',
