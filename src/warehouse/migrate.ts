@@ -30,8 +30,9 @@ export async function migrateToLatest(
     try {
       return await createMigrator(conn).migrateToLatest();
     } finally {
-      // The connection goes back to the pool: the name must not outlive this migration.
-      await sql`select set_config('auth0_sync.tenant', '', false)`.execute(conn);
+      // The connection goes back to the pool: the name must not outlive this migration (a
+      // connection that broke takes the setting with it).
+      await sql`select set_config('auth0_sync.tenant', '', false)`.execute(conn).catch(() => {});
     }
   });
   return { results: results ?? [], error };

@@ -6,7 +6,7 @@ import type { Env } from '../../src/core/config.js';
 import type { NewSyncRun } from '../../src/warehouse/schema.js';
 import { createLogger, toPrettyLine } from '../../src/core/log.js';
 import { runCli } from '../helpers/cli.js';
-import { captureIo, cliDeps, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase, withTestDatabase } from '../helpers/fixtures.js';
 
 // The command line's own surface (issue #11): help and version with no side effect, usage errors
@@ -178,6 +178,7 @@ describe('status --json', () => {
     withEmptyDatabase(async (migrated) => {
       await loadUsers(migrated.db, ['auth0|1', 'auth0|2']);
       const run: NewSyncRun = {
+        tenant: TEST_TENANT,
         trigger: 'manual',
         status: 'partial',
         started_at: new Date('2026-11-26T10:00:00Z'),
@@ -190,6 +191,7 @@ describe('status --json', () => {
       await migrated.db
         .insertInto('auth0.user_sync_state')
         .values({
+          tenant: TEST_TENANT,
           user_id: 'auth0|2',
           status: 'failed',
           last_attempt_at: new Date('2026-11-26T10:04:00Z'),

@@ -5,7 +5,7 @@ import { sql, type Kysely } from 'kysely';
 import { main } from '../../src/cli/main.js';
 import type { Database } from '../../src/warehouse/schema.js';
 import { readUserIdsByStaleness } from '../../src/source/user-ids.js';
-import { captureIo, cliDeps, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase, withTempDir } from '../helpers/fixtures.js';
 import { configFor, envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -258,7 +258,7 @@ describe('--max-users: a budgeted source run goes stalest first', () => {
       }
       const source = configFor(fake, t.url).source;
       const seen: string[] = [];
-      for await (const id of readUserIdsByStaleness(t.db, source, new Date(), 2)) seen.push(id);
+      for await (const id of readUserIdsByStaleness(t.db, { tenant: TEST_TENANT, source }, new Date(), 2)) seen.push(id);
       expect(seen).toEqual(ids);
     }));
 });

@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { Migrator, sql } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import { main } from '../../src/cli/main.js';
-import { captureIo, cliDeps, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
+import { migrateToLatest } from '../../src/warehouse/migrate.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { envFor, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import type { LogEntryJson, TokenRemoval } from '../../sandbox/logs.js';
@@ -179,7 +180,7 @@ describe('the reason of each deletion', () => {
   it('refuses a reason on a change that is not a deletion, and a word outside the list', () =>
     withEmptyDatabase(async (t) => {
       const insert = (change: string, reason: string) =>
-        sql`insert into auth0.refresh_token_changes (token_id, user_id, change, reason) values ('rt', 'u', ${change}, ${reason})`.execute(t.db);
+        sql`insert into auth0.refresh_token_changes (tenant, token_id, user_id, change, reason) values ('127', 'rt', 'u', ${change}, ${reason})`.execute(t.db);
       await expect(insert('created', 'expired')).rejects.toThrow(/refresh_token_changes_reason_on_deletions/);
       await expect(insert('deleted', 'vanished')).rejects.toThrow(/refresh_token_changes_reason_check/);
       await insert('deleted', 'expired');
@@ -223,7 +224,7 @@ describe('the migration', () => {
       ]);
       for (const column of recent) expect(column.comment?.length).toBeGreaterThan(10);
 
-      const up = await migrator.migrateToLatest();
+      const up = await migrateToLatest(t.db, { tenant: TEST_TENANT });
       expect(up.error).toBeUndefined();
       expect((await columns('refresh_token_changes')).map((c) => c.name)).toEqual(expect.arrayContaining(['reason', 'reason_log_id', 'reason_client_id']));
       expect((await views()).length).toBe(2);

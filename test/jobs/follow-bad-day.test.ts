@@ -13,7 +13,7 @@ import { formatStatus, toStatusJson } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
 import { followLogs, type FollowLogsOptions } from '../../src/jobs/follow-logs.js';
 import { hasControlCharacter } from '../../src/core/upstream-text.js';
-import { loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
+import { loadUsers, sourceOf, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -34,7 +34,7 @@ function world(t: TestDatabase, fake: FakeAuth0) {
   }
   const checkpoint = async () => (await t.db.selectFrom('auth0.log_checkpoint').selectAll().executeTakeFirst())!;
   const status = async () => {
-    const report = await readStatus(t.db, source);
+    const report = await readStatus(t.db, { tenant: TEST_TENANT, source });
     return { text: formatStatus(report).join('\n'), json: toStatusJson(report).logFollower as Record<string, unknown> };
   };
 

@@ -6,7 +6,7 @@ import { main } from '../../src/cli/main.js';
 import { RUN_LOCK_KEY } from '../../src/warehouse/run-lock.js';
 import { formatStatus } from '../../src/status/format-status.js';
 import { readStatus } from '../../src/status/read-status.js';
-import { captureIo, cliDeps, itServer, loadUsers, sourceOf, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, itServer, loadUsers, sourceOf, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, makeToken, type Auth0TokenJson, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -213,7 +213,7 @@ describe('sync --from-logs', () => {
       const holder = new pg.Client({ connectionString: t.url });
       await holder.connect();
       try {
-        await holder.query('select pg_advisory_lock($1, $2)', [RUN_LOCK_KEY.classId, RUN_LOCK_KEY.objectId]);
+        await holder.query('select pg_advisory_lock($1, hashtext($2))', [RUN_LOCK_KEY.classId, TEST_TENANT]);
         expect((await follow()).code).toBe(3);
         expect((await checkpoint())?.log_id).toBe(before!.log_id);
       } finally {
@@ -242,14 +242,14 @@ describe('sync --from-logs', () => {
         ),
       );
       expect(await checkpoint()).toMatchObject({ log_id: fake.logs.newestId(), history_lost_at: expect.any(Date) });
-      const status = formatStatus(await readStatus(t.db, sourceOf('auth0.users', 'user_id'))).join('\n');
+      const status = formatStatus(await readStatus(t.db, { tenant: TEST_TENANT, source: sourceOf('auth0.users', 'user_id') })).join('\n');
       expect(status).toContain('full pass due');
       // A budgeted pass does not clear it; budgeted passes that reached every user since do, as a
       // full pass (every user, no budget) does.
       expect((await cli(['sync', '--max-users', '2'])).code).toBe(0);
-      expect(formatStatus(await readStatus(t.db, sourceOf('auth0.users', 'user_id'))).join('\n')).toContain('full pass due');
+      expect(formatStatus(await readStatus(t.db, { tenant: TEST_TENANT, source: sourceOf('auth0.users', 'user_id') })).join('\n')).toContain('full pass due');
       expect((await cli(['sync', '--max-users', '2'])).code).toBe(0);
-      const after = formatStatus(await readStatus(t.db, sourceOf('auth0.users', 'user_id'))).join('\n');
+      const after = formatStatus(await readStatus(t.db, { tenant: TEST_TENANT, source: sourceOf('auth0.users', 'user_id') })).join('\n');
       expect(after).not.toContain('full pass due');
     }));
 
@@ -274,7 +274,7 @@ describe('sync --from-logs', () => {
       fake.setUser(users[0]!, []);
       fake.setUser(users[1]!, []);
       expect((await follow()).code).toBe(0);
-      const report = await readStatus(t.db, sourceOf('auth0.users', 'user_id'));
+      const report = await readStatus(t.db, { tenant: TEST_TENANT, source: sourceOf('auth0.users', 'user_id') });
       expect(report.logs).toMatchObject({ logId: fake.logs.newestId(), usersChangedSinceFullPass: 2, fullPassDue: false });
       const lines = formatStatus(report).join('\n');
       expect(lines).toContain(`Log follower: checkpoint ${fake.logs.newestId()}`);

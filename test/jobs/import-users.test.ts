@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import { main } from '../../src/cli/main.js';
 import { connectionIdOf } from '../../sandbox/users-export.js';
-import { captureIo, cliDeps, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { envFor, skippingClock, type FakeAuth0 } from '../helpers/fake-auth0.js';
 
@@ -48,6 +48,23 @@ function withTenant(use: (w: ReturnType<typeof world>) => Promise<void>): Promis
 }
 
 describe('npm run import-users', () => {
+  it("writes its tenant's users only, and marks removed only its tenant's users the export lacks (issue #23)", () =>
+    withTenant(async ({ t, importUsers }) => {
+      await loadUsers(t.db, ['auth0|gone']);
+      await loadUsers(t.db, ['auth0|gone', 'auth0|other-only', DB_USERS[0]!], 'other');
+      const { code, text } = await importUsers();
+      expect([code, text]).toEqual([0, expect.stringContaining('Imported 50 users')]);
+      const rows = await t.db.selectFrom('auth0.users').select(['tenant', 'user_id', 'removed_at', 'email']).orderBy('tenant').orderBy('user_id').execute();
+      const mine = rows.filter((r) => r.tenant === TEST_TENANT);
+      expect(mine.map((r) => r.user_id).sort()).toEqual([...DB_USERS, ...GOOGLE_USERS, 'auth0|gone'].sort());
+      expect(mine.filter((r) => r.removed_at !== null).map((r) => r.user_id)).toEqual(['auth0|gone']);
+      expect(rows.filter((r) => r.tenant === 'other')).toEqual([
+        { tenant: 'other', user_id: 'auth0|gone', removed_at: null, email: null },
+        { tenant: 'other', user_id: 'auth0|other-only', removed_at: null, email: null },
+        { tenant: 'other', user_id: DB_USERS[0], removed_at: null, email: null },
+      ]);
+    }));
+
   it('adds every user of the export with its profile fields, and never sends the Authorization header to the download host', () =>
     withTenant(async ({ fake, importUsers, users }) => {
       fake.usersExport.setProfile('auth0|u001', { email: 'alice@example.org', blocked: true, last_login: '2026-11-30T10:00:00.000Z' });

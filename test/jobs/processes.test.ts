@@ -65,7 +65,7 @@ describeServer('one run at a time, and runs that die', () => {
       const started = Date.now();
       const second = await runCli(['sync'], envFor(fake, t.url));
       expect(second.code).toBe(3);
-      expect(second.stderr.trim()).toMatch(/^Run 1 \(manual, pid \d+ on .+, started .+\) is still running; not starting\.$/);
+      expect(second.stderr.trim()).toMatch(/^Run 1 of tenant 127 \(manual, pid \d+ on .+, started .+\) is still running; not starting\.$/);
       expect(Date.now() - started).toBeLessThan(5000);
       first.child.kill('SIGKILL');
     }));

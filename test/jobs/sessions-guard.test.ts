@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { Migrator, sql } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import { main } from '../../src/cli/main.js';
-import { captureIo, cliDeps, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
+import { migrateToLatest } from '../../src/warehouse/migrate.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { SCOPE_WITH_SESSIONS } from '../../sandbox/auth0-server.js';
@@ -195,9 +196,12 @@ describe('the session_counts migration', () => {
       const migrator = new Migrator({ db: t.db, provider: { getMigrations: async () => migrations }, migrationTableSchema: 'auth0' });
       const down = await migrator.migrateTo('2026_12_04_1910_typed_columns');
       expect(down.error).toBeUndefined();
-      expect(down.results?.map((r) => [r.migrationName, r.direction, r.status])).toEqual([['2026_12_04_2000_session_counts', 'Down', 'Success']]);
+      expect(down.results?.map((r) => [r.migrationName, r.direction, r.status])).toEqual([
+        ['2026_12_05_1000_tenants', 'Down', 'Success'],
+        ['2026_12_04_2000_session_counts', 'Down', 'Success'],
+      ]);
       expect(await columns()).toEqual([]);
-      expect((await migrator.migrateToLatest()).error).toBeUndefined();
+      expect((await migrateToLatest(t.db, { tenant: TEST_TENANT })).error).toBeUndefined();
       expect((await columns()).map((c) => c.column_name)).toEqual(names);
     }));
 });

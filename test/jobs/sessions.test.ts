@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { main } from '../../src/cli/main.js';
 import { toInet } from '../../src/pipeline/normalize-sessions.js';
 import { readLogLookups } from '../../src/warehouse/log-checkpoint.js';
-import { captureIo, cliDeps, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, cliDeps, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase, withFakeTenant } from '../helpers/fixtures.js';
 import { envFor, generateTenant, type FakeAuth0, type FakeAuth0Options } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -258,7 +258,7 @@ describe('the log follower', () => {
     withTenant(async ({ t, sync, truth }) => {
       expect((await sync()).code).toBe(0);
       const web = truth().find((s) => String(s.id).startsWith('web_'))!;
-      const lookups = await readLogLookups(t.db, { tokenIds: [], sessionIds: [String(web.id), 'unknown'] });
+      const lookups = await readLogLookups(t.db, TEST_TENANT, { tokenIds: [], sessionIds: [String(web.id), 'unknown'] });
       expect([...lookups.sessionUsers]).toEqual([[web.id, [web.user_id]]]);
     }));
 });

@@ -11,9 +11,9 @@ import { envFor, generateTenant, type FakeAuth0 } from '../helpers/fake-auth0.js
 // Dates around now: the tokens are live, so their loss is not explained by expiry (the deletion guard counts it).
 const SEED = { users: 60, seed: 23, datesAround: Date.now() };
 
-async function sync(t: TestDatabase, fake: FakeAuth0, tenant: string, extra: Record<string, string> = {}) {
+async function sync(t: TestDatabase, fake: FakeAuth0, tenant: string, extra: Record<string, string> = {}, args: string[] = []) {
   const out = captureIo();
-  const code = await main(['sync'], envFor(fake, t.url, { AUTH0_TENANT_NAME: tenant, SYNC_PAGE_SIZE: '50', ...extra }), out.io, cliDeps(t));
+  const code = await main(['sync', ...args], envFor(fake, t.url, { AUTH0_TENANT_NAME: tenant, SYNC_PAGE_SIZE: '50', ...extra }), out.io, cliDeps(t));
   return { code, ...out };
 }
 
@@ -111,5 +111,38 @@ describe('two tenants in one warehouse', () => {
       } finally {
         await holder.end();
       }
+    }));
+
+  it("follows each tenant's logs from its own checkpoint, and a change in one tenant syncs that tenant only", () =>
+    withTwoTenants(async (t, eu, us) => {
+      expect((await sync(t, eu, 'eu')).code).toBe(0);
+      expect((await sync(t, us, 'us')).code).toBe(0);
+      // First follows: each tenant's checkpoint starts at its own newest entry.
+      expect((await sync(t, eu, 'eu', {}, ['--from-logs'])).code).toBe(0);
+      expect((await sync(t, us, 'us', {}, ['--from-logs'])).code).toBe(0);
+      const checkpoints = await t.db.selectFrom('auth0.log_checkpoint').select(['tenant', 'log_id']).orderBy('tenant').execute();
+      expect(checkpoints.map((c) => [c.tenant, c.log_id])).toEqual([
+        ['eu', eu.logs.newestId()],
+        ['us', us.logs.newestId()],
+      ]);
+      // A revocation in us (logged there): the follow of us syncs that user in us; eu keeps its token.
+      const [userId, tokens] = [...us.users.entries()].find(([, held]) => held.length >= 1)!;
+      us.setUser(userId, tokens.slice(1));
+      expect((await sync(t, us, 'us', {}, ['--from-logs'])).code).toBe(0);
+      expect((await sync(t, eu, 'eu', {}, ['--from-logs'])).code).toBe(0);
+      const copies = await t.db
+        .selectFrom('auth0.refresh_tokens')
+        .select(['tenant', 'deleted_at'])
+        .where('id', '=', String(tokens[0]!.id))
+        .orderBy('tenant')
+        .execute();
+      expect(copies.map((c) => [c.tenant, c.deleted_at === null])).toEqual([
+        ['eu', true],
+        ['us', false],
+      ]);
+      const logRuns = await t.db.selectFrom('auth0.sync_runs').select(['tenant', 'users_synced']).where('trigger', '=', 'logs').execute();
+      expect(logRuns).toEqual([{ tenant: 'us', users_synced: 1 }]);
+      await expectWarehouseMatchesApi(t.db, eu, 'eu');
+      await expectWarehouseMatchesApi(t.db, us, 'us');
     }));
 });

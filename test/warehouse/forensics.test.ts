@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { sql } from 'kysely';
 import type { RefreshTokenAsOfRow } from '../../src/warehouse/schema.js';
-import type { TestDatabase } from '../helpers/db.js';
+import { TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { atFrom, DAY, HOUR, insertChange, insertToken, liveAt } from '../helpers/history.js';
 
@@ -41,7 +41,7 @@ async function writeHistory({ db }: TestDatabase): Promise<void> {
   await insertToken(db, { id: 'f', first_seen_at: at(-10 * DAY), expires_at: at(-2 * DAY) });
   await insertToken(db, { id: 'g', first_seen_at: at(-10 * DAY), idle_expires_at: at(-4 * DAY) });
   await insertToken(db, { id: 'h', first_seen_at: at(-9.5 * DAY), deleted_at: at(-7 * DAY) });
-  await db.insertInto('auth0.users').values({ user_id: 'u-a', email: 'a@example.com' }).execute();
+  await db.insertInto('auth0.users').values({ tenant: TEST_TENANT, user_id: 'u-a', email: 'a@example.com' }).execute();
 }
 
 const { withDatabase } = sharedDatabase({ seed: writeHistory });

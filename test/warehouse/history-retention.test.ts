@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../src/warehouse/schema.js';
 import { pruneHistory } from '../../src/warehouse/history-retention.js';
-import { type TestDatabase } from '../helpers/db.js';
+import { TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { atFrom, DAY, HOUR, insertChange, insertToken, liveAt } from '../helpers/history.js';
 
@@ -20,7 +20,7 @@ async function insertRun(
 ): Promise<void> {
   const row = await db
     .insertInto('auth0.sync_runs')
-    .values({ trigger: 'schedule', status, started_at: startedAt, finished_at: status === 'running' ? null : startedAt })
+    .values({ tenant: TEST_TENANT, trigger: 'schedule', status, started_at: startedAt, finished_at: status === 'running' ? null : startedAt })
     .returning('id')
     .executeTakeFirstOrThrow();
   runs[name] = row.id;
@@ -74,9 +74,9 @@ function withPrunedHistory(
 
     await db
       .insertInto('auth0.user_sync_state')
-      .values({ user_id: 'u-a', status: 'failed', last_attempt_at: at(-8 * DAY), last_run_id: runs.userState })
+      .values({ tenant: TEST_TENANT, user_id: 'u-a', status: 'failed', last_attempt_at: at(-8 * DAY), last_run_id: runs.userState })
       .execute();
-    await db.updateTable('auth0.run_lease').set({ run_id: runs.lease }).execute();
+    await db.insertInto('auth0.run_lease').values({ tenant: TEST_TENANT, run_id: runs.lease }).execute();
 
     const asOfBefore = await Promise.all(inside.map((moment) => liveAt(db, moment)));
     const pruned = await pruneHistory(db, 3);

@@ -8,7 +8,7 @@ import { createLogger } from '../../src/core/log.js';
 import { RUN_LOCK_KEY, RunLockedError, withRunLock } from '../../src/warehouse/run-lock.js';
 import { emptyCounts, finishRun, startRun } from '../../src/warehouse/run-records.js';
 import { runSyncJob, type SyncJobOptions, type SyncJobResult } from '../../src/jobs/sync.js';
-import { captureIo, describeServer, loadUsers, type TestDatabase } from '../helpers/db.js';
+import { captureIo, describeServer, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { withFakeTenant, withTestDatabase } from '../helpers/fixtures.js';
 import { configFor, envFor, generateTenant, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
@@ -20,7 +20,7 @@ import { expectWarehouseMatchesApi } from '../helpers/warehouse.js';
 const sleep = (ms: number) => new Promise((wake) => setTimeout(wake, ms));
 
 /** The session holding this database's run lock (pg_locks lists every database's locks). */
-const LOCK_HOLDER = `select pid from pg_locks where locktype = 'advisory' and classid = ${RUN_LOCK_KEY.classId} and objid = ${RUN_LOCK_KEY.objectId} and granted
+const LOCK_HOLDER = `select pid from pg_locks where locktype = 'advisory' and classid = ${RUN_LOCK_KEY.classId} and objid = hashtext('${TEST_TENANT}')::oid and granted
   and database = (select oid from pg_database where datname = current_database())`;
 
 /** No two runs that both ended succeeded or partial were alive at the same time. */
@@ -258,7 +258,7 @@ describeServer('the run lease when PostgreSQL drops connections', () => {
 describe('a run status someone else wrote', () => {
   it('is never overwritten by the run finishing late', () =>
     withDatabase(async ({ t, runs }) => {
-      const runId = await startRun(t.db, { trigger: 'manual' });
+      const runId = await startRun(t.db, { tenant: TEST_TENANT, trigger: 'manual' });
       // What the next run does to a run left `running` once it holds the lock.
       await t.db.updateTable('auth0.sync_runs').set({ status: 'interrupted', error: 'marked by the next run', finished_at: new Date() }).execute();
       const recorded = await finishRun(t.db, runId, { status: 'succeeded', counts: emptyCounts() });
@@ -275,20 +275,22 @@ describe('the run lock on a database this process owns', () => {
       const first = withRunLock(
         t.db,
         async () => {
-          const runId = await startRun(t.db, { trigger: 'schedule' });
+          const runId = await startRun(t.db, { tenant: TEST_TENANT, trigger: 'schedule' });
           await held;
           return runId;
         },
-        { ownsDatabase: true },
+        { tenant: TEST_TENANT, ownsDatabase: true },
       );
       await sleep(100);
-      await expect(withRunLock(t.db, async () => 'second', { ownsDatabase: true })).rejects.toBeInstanceOf(RunLockedError);
+      await expect(withRunLock(t.db, async () => 'second', { tenant: TEST_TENANT, ownsDatabase: true })).rejects.toBeInstanceOf(RunLockedError);
+      // Another tenant's run is admitted beside it (issue #23), and does not take it for abandoned.
+      await expect(withRunLock(t.db, async () => 'other tenant', { tenant: 'other', ownsDatabase: true })).resolves.toBe('other tenant');
       release();
       const runId = await first;
       // The second attempt did not take the first run for an abandoned one.
       const row = await t.db.selectFrom('auth0.sync_runs').select('status').where('id', '=', runId).executeTakeFirstOrThrow();
       expect(row.status).toBe('running');
       // Once the first is over, the next run is admitted.
-      await expect(withRunLock(t.db, async () => 'next', { ownsDatabase: true })).resolves.toBe('next');
+      await expect(withRunLock(t.db, async () => 'next', { tenant: TEST_TENANT, ownsDatabase: true })).resolves.toBe('next');
     }));
 });

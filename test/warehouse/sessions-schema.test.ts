@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { Migrator, sql } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import { pruneHistory } from '../../src/warehouse/history-retention.js';
-import type { TestDatabase } from '../helpers/db.js';
+import { TEST_TENANT, type TestDatabase } from '../helpers/db.js';
+import { migrateToLatest } from '../../src/warehouse/migrate.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 
 // Issue #22: migration 2026_12_04_1800_sessions goes down cleanly and up again, and its inet
@@ -41,19 +42,19 @@ describe('migration 2026_12_04_1800_sessions', () => {
       expect(await relations(t)).toEqual([]);
       const { rows } = await sql`select 1 from information_schema.columns where table_schema = 'auth0' and column_name = 'sessions_synced_at'`.execute(t.db);
       expect(rows).toEqual([]);
-      const up = await migrator.migrateToLatest();
+      const up = await migrateToLatest(t.db, { tenant: TEST_TENANT });
       expect(up.error).toBeUndefined();
       expect(await relations(t)).toEqual(made);
     }));
 
   it('takes CIDR queries on the typed addresses, and refuses an address inet does not take', () =>
     withDatabase(async (t) => {
-      await sql`insert into auth0.sessions (id, user_id, last_ip, last_ip_inet, raw) values ('s1', 'u1', '10.1.2.3', '10.1.2.3', '{}'), ('s2', 'u1', '192.168.0.1', '192.168.0.1', '{}'), ('s3', 'u1', 'junk', null, '{}')`.execute(
+      await sql`insert into auth0.sessions (tenant, id, user_id, last_ip, last_ip_inet, raw) values ('127', 's1', 'u1', '10.1.2.3', '10.1.2.3', '{}'), ('127', 's2', 'u1', '192.168.0.1', '192.168.0.1', '{}'), ('127', 's3', 'u1', 'junk', null, '{}')`.execute(
         t.db,
       );
       const { rows } = await sql<{ id: string }>`select id from auth0.active_sessions where last_ip << '10.0.0.0/8'`.execute(t.db);
       expect(rows.map((r) => r.id)).toEqual(['s1']);
-      await expect(sql`insert into auth0.sessions (id, user_id, last_ip_inet, raw) values ('s4', 'u1', 'junk', '{}')`.execute(t.db)).rejects.toThrow(
+      await expect(sql`insert into auth0.sessions (tenant, id, user_id, last_ip_inet, raw) values ('127', 's4', 'u1', 'junk', '{}')`.execute(t.db)).rejects.toThrow(
         /invalid input syntax for type inet/,
       );
     }));
@@ -63,12 +64,12 @@ describe('migration 2026_12_04_1800_sessions', () => {
       const old = sql`now() - interval '10 days'`;
       const { rows } = await sql<{
         id: number;
-      }>`insert into auth0.sync_runs ("trigger", status, started_at) values ('manual', 'failed', ${old}) returning id`.execute(t.db);
+      }>`insert into auth0.sync_runs (tenant, "trigger", status, started_at) values ('127', 'manual', 'failed', ${old}) returning id`.execute(t.db);
       const runId = rows[0]!.id;
-      await sql`insert into auth0.sessions (id, user_id, raw, first_seen_run_id, last_changed_run_id) values ('p1', 'u1', '{}', ${runId}, ${runId})`.execute(
+      await sql`insert into auth0.sessions (tenant, id, user_id, raw, first_seen_run_id, last_changed_run_id) values ('127', 'p1', 'u1', '{}', ${runId}, ${runId})`.execute(
         t.db,
       );
-      await sql`insert into auth0.session_changes (session_id, user_id, change, run_id, observed_at) values ('p1', 'u1', 'created', ${runId}, ${old}), ('p1', 'u1', 'interacted', null, now())`.execute(
+      await sql`insert into auth0.session_changes (tenant, session_id, user_id, change, run_id, observed_at) values ('127', 'p1', 'u1', 'created', ${runId}, ${old}), ('127', 'p1', 'u1', 'interacted', null, now())`.execute(
         t.db,
       );
       const pruned = await pruneHistory(t.db, 3);

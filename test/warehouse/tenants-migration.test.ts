@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { Migrator, sql, type Kysely } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import { migrateToLatest } from '../../src/warehouse/migrate.js';
-import { itServer } from '../helpers/db.js';
+import { captureIo, cliDeps, itServer } from '../helpers/db.js';
+import { main } from '../../src/cli/main.js';
 import { withTestDatabase } from '../helpers/fixtures.js';
 
 // Issue #23: migration 2026_12_05_1000_tenants gives rows from before tenants the configured
@@ -130,6 +131,23 @@ describe('migration 2026_12_05_1000_tenants', () => {
           await sql`drop owned by ${sql.ref(role)}`.execute(t.db);
           await sql`drop role ${sql.ref(role)}`.execute(t.db);
         }
+      },
+      { migrate: false },
+    ),
+  );
+
+  itServer('npm run migrate gives them the tenant its settings name (AUTH0_TENANT_NAME, else the domain), and says what to set without one', () =>
+    withTestDatabase(
+      async (t) => {
+        expect((await migratorOf(t.db).migrateTo(BEFORE)).error).toBeUndefined();
+        await seedBeforeTenants(t.db);
+        const refused = captureIo();
+        expect(await main(['migrate'], { DATABASE_URL: t.url, LOG_LEVEL: 'warn' }, refused.io, cliDeps(t))).not.toBe(0);
+        expect(refused.stderr.join('\n')).toContain('the warehouse holds rows from before tenants');
+        const out = captureIo();
+        const code = await main(['migrate'], { DATABASE_URL: t.url, AUTH0_DOMAIN: 'prod-eu.eu.auth0.com', LOG_LEVEL: 'warn' }, out.io, cliDeps(t));
+        expect([code, out.stderr]).toEqual([0, []]);
+        expect(await tenantsOf(t.db, 'refresh_tokens')).toEqual(['prod-eu']);
       },
       { migrate: false },
     ),

@@ -40,6 +40,7 @@ const COUNTS = { active_sessions: 'bigint', users: 'bigint', without_second_fact
 const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
   // Issue #22: sessions beside tokens.
   'auth0.active_sessions': {
+    tenant: 'text',
     id: 'text',
     user_id: 'text',
     created_at: TIME,
@@ -62,6 +63,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     last_changed_at: TIME,
   },
   'auth0.refresh_tokens_with_session': {
+    tenant: 'text',
     token_id: 'text',
     user_id: 'text',
     client_id: 'text',
@@ -91,6 +93,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     sessions_synced_at: TIME,
   },
   'auth0.refresh_tokens_outliving_session': {
+    tenant: 'text',
     token_id: 'text',
     user_id: 'text',
     client_id: 'text',
@@ -108,6 +111,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     session_last_user_agent: 'text',
   },
   'auth0.refresh_tokens_without_second_factor': {
+    tenant: 'text',
     token_id: 'text',
     user_id: 'text',
     client_id: 'text',
@@ -121,9 +125,10 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     session_last_ip: 'inet',
     session_last_user_agent: 'text',
   },
-  'auth0.sessions_per_device': { last_user_agent: 'text', last_ip: 'inet', last_asn: 'text', ...COUNTS },
-  'auth0.sessions_per_client': { client_id: 'text', ...COUNTS },
+  'auth0.sessions_per_device': { tenant: 'text', last_user_agent: 'text', last_ip: 'inet', last_asn: 'text', ...COUNTS },
+  'auth0.sessions_per_client': { tenant: 'text', client_id: 'text', ...COUNTS },
   'auth0.active_refresh_tokens': {
+    tenant: 'text',
     id: 'text',
     user_id: 'text',
     client_id: 'text',
@@ -151,6 +156,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     scopes: 'ARRAY',
   },
   'auth0.refresh_tokens_per_client': {
+    tenant: 'text',
     client_id: 'text',
     active_tokens: 'bigint',
     users: 'bigint',
@@ -159,6 +165,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     last_exchanged_at: TIME,
   },
   'auth0.refresh_tokens_expiring_soon': {
+    tenant: 'text',
     id: 'text',
     user_id: 'text',
     client_id: 'text',
@@ -168,6 +175,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     reason: 'text',
   },
   'auth0.refresh_tokens_location_changed': {
+    tenant: 'text',
     id: 'text',
     user_id: 'text',
     client_id: 'text',
@@ -182,6 +190,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     asn_changed: 'boolean',
   },
   'auth0.refresh_tokens_unused': {
+    tenant: 'text',
     id: 'text',
     user_id: 'text',
     client_id: 'text',
@@ -191,6 +200,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     unused_for: 'interval',
   },
   'auth0.recent_token_changes': {
+    tenant: 'text',
     observed_at: TIME,
     change: 'text',
     token_id: 'text',
@@ -206,6 +216,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     reason_client_id: 'text',
   },
   'auth0.refresh_token_deletions': {
+    tenant: 'text',
     observed_at: TIME,
     token_id: 'text',
     user_id: 'text',
@@ -218,6 +229,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     run_id: 'integer',
   },
   'auth0.refresh_token_scopes': {
+    tenant: 'text',
     token_id: 'text',
     user_id: 'text',
     client_id: 'text',
@@ -225,6 +237,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
     scopes: 'ARRAY',
   },
   'auth0.refresh_token_deletions_by_reason': {
+    tenant: 'text',
     day: TIME,
     reason: 'text',
     deletions: 'integer',
@@ -233,6 +246,7 @@ const VIEWS: { [V in keyof ReportingViews]: Declared<ReportingViews[V]> } = {
 };
 
 const AS_OF: Declared<RefreshTokenAsOfRow> = {
+  tenant: 'text',
   id: 'text',
   user_id: 'text',
   client_id: 'text',

@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { Migrator, sql, type Insertable, type Kysely } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import type { Database, RefreshTokenDevicesTable, RefreshTokensTable, ReportingViews } from '../../src/warehouse/schema.js';
-import type { TestDatabase } from '../helpers/db.js';
+import { TEST_TENANT, type TestDatabase } from '../helpers/db.js';
+import { migrateToLatest } from '../../src/warehouse/migrate.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 
 const MINUTE = 60_000;
@@ -12,13 +13,14 @@ const DAY = 24 * HOUR;
 const now = Date.now();
 const at = (offset: number) => new Date(now + offset);
 
-type Device = Omit<Insertable<RefreshTokenDevicesTable>, 'token_id'>;
+type Device = Omit<Insertable<RefreshTokenDevicesTable>, 'token_id' | 'tenant'>;
 type Fixture = Partial<Insertable<RefreshTokensTable>> & { id: string; device?: Device };
 
 /** Defaults: a live token, recently used, far from expiry, with no device row. */
 const base = (f: Fixture): Insertable<RefreshTokensTable> => {
   const { device: _device, ...token } = f;
   return {
+    tenant: TEST_TENANT,
     user_id: 'u-default',
     client_id: 'default',
     rotating: true,
@@ -93,16 +95,16 @@ async function seed(t: TestDatabase): Promise<void> {
   await t.db.insertInto('auth0.refresh_tokens').values(fixtures.map(base)).execute();
   await t.db
     .insertInto('auth0.refresh_token_devices')
-    .values(fixtures.filter((f) => f.device).map((f) => ({ token_id: f.id, ...f.device })))
+    .values(fixtures.filter((f) => f.device).map((f) => ({ tenant: TEST_TENANT, token_id: f.id, ...f.device })))
     .execute();
   // u1's listing was last confirmed complete a second ago; u3's last attempt failed after an
   // older success; u2 and the others have no state row (loaded by hand).
   await t.db
     .insertInto('auth0.user_sync_state')
     .values([
-      { user_id: 'u1', status: 'synced', last_attempt_at: at(-1000), last_success_at: at(-1000) },
-      { user_id: 'u3', status: 'failed', last_attempt_at: at(-1000), last_success_at: at(-HOUR), error_code: 'server_error' },
-      { user_id: 'u4', status: 'synced', last_attempt_at: at(-2000), last_success_at: at(-2000) },
+      { tenant: TEST_TENANT, user_id: 'u1', status: 'synced', last_attempt_at: at(-1000), last_success_at: at(-1000) },
+      { tenant: TEST_TENANT, user_id: 'u3', status: 'failed', last_attempt_at: at(-1000), last_success_at: at(-HOUR), error_code: 'server_error' },
+      { tenant: TEST_TENANT, user_id: 'u4', status: 'synced', last_attempt_at: at(-2000), last_success_at: at(-2000) },
     ])
     .execute();
 }
@@ -128,7 +130,8 @@ describe('auth0.active_refresh_tokens', () => {
         .orderBy('id')
         .execute();
       const token = await t.db.selectFrom('auth0.refresh_tokens').selectAll().where('id', '=', 's1').executeTakeFirstOrThrow();
-      const tokenColumns = Object.keys(token);
+      // The tenant leads (issue #23), then the token's own columns.
+      const tokenColumns = ['tenant', ...Object.keys(token).filter((column) => column !== 'tenant')];
       const deviceColumns = ['initial_ip', 'initial_asn', 'initial_user_agent', 'last_ip', 'last_asn', 'last_user_agent'];
       // Since issue #22 the view also gives the token's audiences and scopes as text[].
       expect(Object.keys(withDevice!)).toEqual([...tokenColumns, 'last_seen_at', ...deviceColumns, 'audiences', 'scopes']);
@@ -163,6 +166,7 @@ describe('auth0.refresh_tokens_per_client', () => {
       const byClient = new Map(rows.map((r) => [r.client_id, r]));
       expect(rows.map((r) => r.client_id)).toEqual(['device', 'expiry', 'rotating', 'stats', 'two-thirds', 'unused', null]);
       expect(byClient.get('stats')).toEqual({
+        tenant: TEST_TENANT,
         client_id: 'stats',
         active_tokens: 3,
         users: 2,
@@ -185,6 +189,7 @@ describe('auth0.refresh_tokens_expiring_soon', () => {
         const token = byId.get(id)!;
         const first = reason === 'absolute' ? token.expires_at : token.idle_expires_at;
         return {
+          tenant: TEST_TENANT,
           id,
           user_id: 'u-default',
           client_id: 'expiry',
@@ -215,6 +220,7 @@ describe('auth0.refresh_tokens_location_changed', () => {
         ['l-ip-unknown', false, true],
       ]);
       expect(rows[1]).toEqual({
+        tenant: TEST_TENANT,
         id: 'l-both',
         user_id: 'u-victim',
         client_id: 'device',
@@ -293,7 +299,8 @@ describe('the migration', () => {
       expect(down.results?.map((r) => r.migrationName)).toContain('2026_11_26_1100_reporting_views');
       expect(await viewNames(t)).toEqual([]);
 
-      const up = await migrator.migrateToLatest();
+      // The rows are the test tenant's again once tenants come back (issue #23).
+      const up = await migrateToLatest(t.db, { tenant: TEST_TENANT });
       expect(up.error).toBeUndefined();
       expect((await viewNames(t)).map((v) => v.name)).toEqual(names);
       expect(await idsOf(t.db, 'auth0.refresh_tokens_unused')).toEqual(['u-created', 'u-exchanged']);

@@ -7,7 +7,7 @@ import { RUN_LOCK_KEY } from '../../src/warehouse/run-lock.js';
 import { runSyncJob, SYNC_JOB_NAME } from '../../src/jobs/sync.js';
 import { FOLLOW_LOGS_TASK } from '../../src/worker/log-follower.js';
 import { runWorker } from '../../src/worker/worker.js';
-import { itServer, loadUsers, type TestDatabase, TEST_TENANT } from '../helpers/db.js';
+import { itServer, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { withFakeTenant, withTestDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { createTestScheduler } from '../helpers/scheduler.js';

@@ -12,7 +12,7 @@ import { readStatus } from '../../src/status/read-status.js';
 import { SYNC_JOB_NAME } from '../../src/jobs/sync.js';
 import { FOLLOW_LOGS_TASK } from '../../src/worker/log-follower.js';
 import { runWorker } from '../../src/worker/worker.js';
-import { captureIo, cliDeps, itServer, loadUsers, type TestDatabase, TEST_TENANT } from '../helpers/db.js';
+import { captureIo, cliDeps, itServer, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase, withFakeTenant, withTestDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { createTestScheduler } from '../helpers/scheduler.js';

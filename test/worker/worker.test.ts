@@ -7,7 +7,7 @@ import { cronScheduler, type CronTaskOptions } from '../../src/worker/scheduler.
 import { SYNC_JOB_NAME } from '../../src/jobs/sync.js';
 import { runWorker } from '../../src/worker/worker.js';
 import { startCli } from '../helpers/cli.js';
-import { itServer, loadUsers, type TestDatabase, TEST_TENANT } from '../helpers/db.js';
+import { itServer, loadUsers, TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { envFor, generateTenant, type FakeAuth0 } from '../helpers/fake-auth0.js';
 import { createTestScheduler } from '../helpers/scheduler.js';
