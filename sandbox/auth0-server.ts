@@ -123,6 +123,12 @@ export interface FakeAuth0Stats {
   faults: number;
   byStatus: Record<number, number>;
   maxInFlight: number;
+  /**
+   * Listings of one user's tokens or sessions that arrived while another listing of the same
+   * user was still unanswered: two runs of one tenant at once (issue #23 wants none), or a run
+   * listing a user twice in parallel.
+   */
+  overlappingUserListings: number;
   firstRequestAt?: number;
   lastRequestAt?: number;
 }
@@ -333,7 +339,10 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     faults: 0,
     byStatus: {},
     maxInFlight: inFlight,
+    overlappingUserListings: 0,
   });
+  /** Unanswered listings per user, for `overlappingUserListings`. */
+  const listingsInFlight = new Map<string, number>();
   let stats = freshStats();
 
   // Token bucket, refilled lazily on each request.
@@ -706,6 +715,17 @@ export async function startFakeAuth0(options: FakeAuth0Options = {}): Promise<Fa
     const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
     // Counted per endpoint whether or not a fault answers it: tests count attempts.
     const list = listRoute(path, query);
+    const listedUser = list?.userId ?? sessionsRoute(path);
+    if (listedUser) {
+      const listings = listingsInFlight.get(listedUser) ?? 0;
+      if (listings > 0) stats.overlappingUserListings++;
+      listingsInFlight.set(listedUser, listings + 1);
+      res.once('close', () => {
+        const left = (listingsInFlight.get(listedUser) ?? 1) - 1;
+        if (left > 0) listingsInFlight.set(listedUser, left);
+        else listingsInFlight.delete(listedUser);
+      });
+    }
     if (list) {
       stats.listRequests++;
       if (list.route === 'users') stats.userListRequests++;

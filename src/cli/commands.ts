@@ -14,6 +14,7 @@ import { ConfigError, UsageError } from '../core/errors.js';
 import { createCommandLogger, type Logger } from '../core/log.js';
 import { assertMigrated, listMigrations, migrateToLatest } from '../warehouse/migrate.js';
 import { RunLockedError } from '../warehouse/run-lock.js';
+import { installJobQueueSchema, JOB_QUEUE_SCHEMA } from '../warehouse/job-queue-schema.js';
 import { formatStatus, toStatusJson } from '../status/format-status.js';
 import { readStatus, statusExitCode } from '../status/read-status.js';
 import { runSyncJob, type SyncJobResult } from '../jobs/sync.js';
@@ -78,9 +79,10 @@ async function listMigrationsCommand(db: OpenDatabase['db'], io: Io): Promise<nu
 }
 
 /**
- * `migrate [--tenant NAME]`: the tenant is the one the rows of a warehouse from before tenants
- * belong to (issue #23); with one configured tenant it is implied, and a warehouse that already
- * has tenants needs none.
+ * `migrate [--tenant NAME]`: the warehouse's migrations, then (on a server database) the job
+ * queue schema the worker replicas share, created here once so replicas never race to create it.
+ * The tenant is the one the rows of a warehouse from before tenants belong to (issue #23); with
+ * one configured tenant it is implied, and a warehouse that already has tenants needs none.
  */
 async function migrateCommand({ list, tenant }: { list?: boolean; tenant?: string[] }, env: Env, io: Io, deps: Deps): Promise<number> {
   const tenantFlags = toTenantFlags(tenant);
@@ -90,12 +92,12 @@ async function migrateCommand({ list, tenant }: { list?: boolean; tenant?: strin
   const config = loadDatabaseConfig(env);
   if (tenantFlags) checkConfigured(tenantFlags, config.tenantNames);
   const owner = tenantFlags?.[0] ?? (config.tenantNames.length === 1 ? config.tenantNames[0] : undefined);
-  return withDatabase(config, 'migrate', io, deps, { existing: list === true, env }, ({ db }) =>
-    list ? listMigrationsCommand(db, io) : migrate(db, io, owner),
+  return withDatabase(config, 'migrate', io, deps, { existing: list === true, env }, ({ db, ownsDatabase }) =>
+    list ? listMigrationsCommand(db, io) : migrate(db, io, { tenant: owner, ownsDatabase }),
   );
 }
 
-async function migrate(db: OpenDatabase['db'], io: Io, tenant: string | undefined): Promise<number> {
+async function migrate(db: OpenDatabase['db'], io: Io, { tenant, ownsDatabase }: { tenant: string | undefined; ownsDatabase: boolean }): Promise<number> {
   // Rows from before tenants (issue #23) become this tenant's.
   const { results, error } = await migrateToLatest(db, { tenant });
   for (const result of results) io.stdout(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
@@ -103,7 +105,9 @@ async function migrate(db: OpenDatabase['db'], io: Io, tenant: string | undefine
     io.stderr(`migration failed ${describeFatal(error)}`);
     return EXIT.fatal;
   }
-  if (results.length === 0) io.stdout('Nothing to migrate: the database is up to date.');
+  const queue = !ownsDatabase && (await installJobQueueSchema(db));
+  if (queue) io.stdout(`applied: job queue schema ${JOB_QUEUE_SCHEMA}`);
+  if (results.length === 0 && !queue) io.stdout('Nothing to migrate: the database is up to date.');
   return EXIT.ok;
 }
 
@@ -225,18 +229,17 @@ async function fromLogs(
 }
 
 async function worker(env: Env, io: Io, deps: Deps): Promise<number> {
+  // Every tenant (TENANTS_FILE, else the AUTH0_* variables); the database and logging settings are shared.
   const configs = loadTenants(env);
-  // TODO(issue #23, merge): runWorker({ ..., configs }) once src/worker takes every tenant (branch tenant-engine).
-  if (configs.length > 1) {
-    throw new ConfigError([`TENANTS_FILE lists ${configs.length} tenants: this worker serves one until the job engine lands`]);
-  }
   const config = configs[0]!;
   const logger = createCommandLogger(config, io);
   return withDatabase(config, 'worker', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
     // Nobody reads the worker's log any more: stop as on SIGTERM (a Unix tool dies of SIGPIPE).
     return untilStopped(secondSignalWarning(logger), io.stdoutClosed, async (stopSignal) => {
       const { runWorker } = await import('../worker/worker.js');
-      await runWorker({ config, db, logger, stopSignal, runOptions: { ownsDatabase } });
+      // On a server database the replicas share the work through the job engine (issue #23).
+      const engine = ownsDatabase || !config.databaseUrl ? undefined : { databaseUrl: config.databaseUrl, concurrency: config.worker.concurrency };
+      await runWorker({ configs, db, logger, stopSignal, runOptions: { ownsDatabase }, engine });
       return EXIT.ok;
     });
   });

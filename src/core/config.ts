@@ -77,6 +77,11 @@ export interface Config {
      * than this many days (src/warehouse/history-retention.ts); undefined keeps everything.
      */
     readonly historyDays: number | undefined;
+    /**
+     * `WORKER_CONCURRENCY` (default 4): jobs one worker replica runs at once on a server database
+     * (issue #23), each a different tenant's; the other tenants wait for a free slot or another replica.
+     */
+    readonly concurrency: number;
   };
   readonly monitoring: {
     /** Port serving `/metrics` and `/healthz` (0: any free port, logged); undefined: no server. */
@@ -444,6 +449,7 @@ export function loadConfig(env: Env): Config {
     worker: {
       ...readWorker(reader, bool),
       historyDays: env.SYNC_HISTORY_DAYS?.trim() ? int('SYNC_HISTORY_DAYS', 0, 1, 36_500) : undefined,
+      concurrency: int('WORKER_CONCURRENCY', 4, 1, 64),
     },
     monitoring: readMonitoring(reader),
     source,
@@ -453,7 +459,7 @@ export function loadConfig(env: Env): Config {
 const DEFAULT_SCHEDULE = '0 * * * *';
 const DEFAULT_LOGS_SCHEDULE = '* * * * *';
 
-function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Omit<Config['worker'], 'historyDays'> {
+function readWorker({ text, problems }: Reader, bool: (name: string, fallback: boolean) => boolean): Omit<Config['worker'], 'historyDays' | 'concurrency'> {
   const schedule = text('SYNC_SCHEDULE', DEFAULT_SCHEDULE);
   if (!cron.validate(schedule)) {
     problems.push(`SYNC_SCHEDULE must be a cron expression such as "0 * * * *" (hourly) (got "${schedule}")`);

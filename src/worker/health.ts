@@ -34,6 +34,8 @@ export interface HealthReport {
     /** When a success must have happened by, for the worker to stay healthy. */
     successDueBy: string;
     lastRun: { id: number | null; status: string; errorCode: string | null } | null;
+    /** With `combineHealth`: each tenant's own report. */
+    tenants?: ({ tenant: string } & Omit<HealthReport['body'], 'tenants'>)[];
   };
 }
 
@@ -85,6 +87,25 @@ function describeFullPassDue(due: FullPassDue): string {
     `Tenant log history was lost at ${due.historyLostAt.toISOString()}${due.reason ? ` (${historyLostText(due.reason)})` : ''}: ` +
     'changes since then may be missing until a full pass has started (the worker starts one; npm run sync also does).'
   );
+}
+
+/**
+ * The worker's health over its tenants (issue #23): the least healthy tenant's report (503 when
+ * any is unhealthy, `degraded` when any is), its reason naming the tenant when there are several,
+ * and every tenant's own report under `tenants`.
+ */
+export function combineHealth(reports: readonly { tenant: string; report: HealthReport }[]): HealthReport {
+  const rank = (r: HealthReport) => (r.body.status === 'unhealthy' ? 2 : r.body.status === 'degraded' ? 1 : 0);
+  const worst = reports.reduce((a, b) => (rank(b.report) > rank(a.report) ? b : a));
+  const reason = worst.report.body.reason && reports.length > 1 ? `Tenant ${worst.tenant}: ${worst.report.body.reason}` : worst.report.body.reason;
+  return {
+    httpStatus: worst.report.httpStatus,
+    body: {
+      ...worst.report.body,
+      ...(reason !== undefined && { reason }),
+      tenants: reports.map(({ tenant, report }) => ({ tenant, ...report.body })),
+    },
+  };
 }
 
 /** The longest gap between consecutive times in `nextRuns` (the schedule's next runs), in ms. */

@@ -30,15 +30,18 @@ export interface CronTaskOptions {
 
 /** Cron schedules, injected so the worker's tests fire ticks by hand instead of waiting for the clock. */
 export interface Scheduler {
-  /** A task that calls `run` on each tick of the cron `expression` (five or six fields). */
-  createTask(expression: string, run: () => Promise<void>, options: CronTaskOptions): CronTask;
+  /**
+   * A task that calls `run` on each tick of the cron `expression` (five or six fields), with the
+   * tick's scheduled time when the scheduler knows it (the job engine's ids are made of it).
+   */
+  createTask(expression: string, run: (scheduledAt?: Date) => Promise<void>, options: CronTaskOptions): CronTask;
 }
 
 /** node-cron: `noOverlap`, the time zone and missed ticks are its own. */
 export const cronScheduler: Scheduler = {
   createTask(expression, run, options) {
     const { logger, onOverlap, onMissed } = options;
-    const task = cron.createTask(expression, () => run(), {
+    const task = cron.createTask(expression, (context) => run(context.date), {
       timezone: options.timezone,
       name: options.name,
       noOverlap: options.noOverlap,

@@ -2,9 +2,9 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../core/config.js';
 import type { Database } from '../warehouse/schema.js';
 import { errorCode, toError } from '../core/errors.js';
-import { scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
+import { combineHealth, scheduleIntervalMs, toHealth, type HealthInput } from './health.js';
 import type { Logger } from '../core/log.js';
-import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
+import { createMetricsRegistry, type MetricsRegistry, type WorkerMetrics } from './metrics.js';
 import { watchFullPassDue, type FullPassWatch } from './full-pass-due.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
 import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
@@ -20,10 +20,14 @@ import { runSyncJob, SYNC_JOB_NAME, type SyncJobOptions } from '../jobs/sync.js'
 import { createTokensEndpointChoice, type TokensEndpointChoice } from '../pipeline/tokens-endpoint.js';
 import { toSafeText } from '../core/upstream-text.js';
 import { pruneHistory } from '../warehouse/history-retention.js';
-import { startLogFollower, type LogFollower } from './log-follower.js';
+import { FOLLOW_LOGS_TASK, startLogFollower, type LogFollower } from './log-follower.js';
+import { assertJobQueueInstalled } from '../warehouse/job-queue-schema.js';
+import { startJobEngine, type JobEngine, type JobEngineTimings } from './job-engine.js';
+import { tickKey, type TenantJob, type TenantJobKind } from './tenant-jobs.js';
 
 export interface WorkerOptions {
-  config: Config;
+  /** One per tenant (issue #23): each gets its schedules, follower, health and metrics; they share the rest. */
+  configs: readonly Config[];
   db: Kysely<Database>;
   logger: Logger;
   /** Aborting it stops the schedule and lets a run in progress stop gracefully. */
@@ -34,6 +38,21 @@ export interface WorkerOptions {
   notify?: Pick<NotifierOptions, 'tries' | 'retryDelayMs' | 'timeoutMs'>;
   /** Where the schedules tick: node-cron unless a test fires the ticks by hand. */
   scheduler?: Scheduler;
+  /**
+   * On a server database: the job engine the replicas share (issue #23). Without it the worker
+   * runs its ticks itself, the single-process path (the embedded database, which one process owns).
+   */
+  engine?: WorkerEngineOptions;
+}
+
+export interface WorkerEngineOptions {
+  databaseUrl: string;
+  /** Jobs this replica runs at once (WORKER_CONCURRENCY). */
+  concurrency: number;
+  /** Tests shorten the engine's timings; production keeps the defaults. */
+  timings?: Partial<JobEngineTimings>;
+  /** Crash-only exit (tests replace it); default `process.exit(1)`. */
+  exit?: (reason: string) => void;
 }
 
 /**
@@ -50,16 +69,65 @@ export interface WorkerOptions {
 export async function runWorker(options: WorkerOptions): Promise<void> {
   // Pending migrations would fail every tick: refuse at start, with one sentence (exit 1).
   await assertMigrated(options.db);
-  const worker = await createWorker(options);
-  const server = await startMonitoring(worker);
+  if (options.engine) await assertJobQueueInstalled(options.db);
+  const metrics = createMetricsRegistry();
+  const workers = new Map<string, Worker>();
+  const engine = options.engine && (await startEngine(options, options.engine, workers));
+  let server: MonitorServer | undefined;
   try {
-    await startSchedules(worker, options);
-    await untilAborted(worker.stopSignal);
-    await stopSchedules(worker);
+    for (const config of options.configs) {
+      const tenantOptions = { ...options, logger: options.configs.length > 1 ? options.logger.child({ tenant: config.tenant }) : options.logger };
+      workers.set(config.tenant, await createWorker(tenantOptions, config, metrics, engine));
+    }
+    const all = [...workers.values()];
+    server = await startMonitoring(all, metrics, options);
+    for (const worker of all) await startSchedules(worker, options);
+    engine?.start();
+    await untilAborted(options.stopSignal);
+    options.logger.info('worker stopping', { runInProgress: all.some((w) => w.current !== undefined), jobs: engine?.running() });
+    // Stop fetching at once, let the running jobs finish (bounded), then stop the engine.
+    const engineStopped = engine?.stop(STOP_JOBS_MS);
+    await Promise.all(all.map((worker) => stopSchedules(worker)));
+    await engineStopped;
   } finally {
+    await engine?.stop(0);
     await server?.close();
   }
-  worker.logger.info('worker stopped');
+  options.logger.info('worker stopped');
+}
+
+/** How long a stopping replica waits for its running jobs: a job left running is retried by another replica after its expiry. */
+const STOP_JOBS_MS = 15_000;
+
+/**
+ * The job engine (issue #23): each fetched job runs the tenant's pass or follow, the same code
+ * the single-process worker runs on a tick.
+ */
+function startEngine(options: WorkerOptions, engine: WorkerEngineOptions, workers: ReadonlyMap<string, Worker>): Promise<JobEngine> {
+  return startJobEngine({
+    databaseUrl: engine.databaseUrl,
+    tenants: options.configs.map((c) => c.tenant),
+    concurrency: engine.concurrency,
+    logger: options.logger,
+    timings: engine.timings,
+    exit: engine.exit,
+    run: async (job) => {
+      const worker = workers.get(job.tenant);
+      if (!worker) throw new Error(`No tenant ${job.tenant} in this replica's configuration`);
+      await runJob(worker, job);
+    },
+  });
+}
+
+/** A job of the tenant's queue: its pass (why: the job's tick) or its follow. */
+async function runJob(worker: Worker, job: TenantJob): Promise<void> {
+  // Fetched as the replica began to stop: failed, so another replica retries it, rather than skipped.
+  if (worker.stopSignal.aborted) throw new Error('The replica is stopping');
+  if (job.kind === 'follow') await worker.handlers.get('follow')?.();
+  else await tick(worker, job.tick.startsWith('start') ? 'start' : job.tick.startsWith('history') ? 'history' : 'schedule', job.args);
+  // A run the stop interrupted (SIGTERM stops it gracefully): failed, so another replica runs it
+  // again at once instead of leaving the rest to the next tick.
+  if (worker.stopSignal.aborted) throw new Error('The replica stopped during the job');
 }
 
 /** Why a pass starts: its schedule, SYNC_RUN_ON_START, or a full pass due after lost log history. */
@@ -91,23 +159,31 @@ interface Worker {
   logs: LogFollower | undefined;
   /** The pass in progress. */
   current: Promise<void> | undefined;
+  /** With the job engine: where the tenant's ticks, start pass and due full pass go, as jobs. */
+  readonly engine: JobEngine | undefined;
+  /** With the job engine: what a fetched job of each kind runs (the schedules' own tick functions). */
+  readonly handlers: Map<TenantJobKind, () => Promise<void>>;
+  /** The schedules' scheduler: the caller's, or (with the engine) one that turns ticks into jobs. */
+  readonly scheduler: Scheduler | undefined;
   lastSuccessAt: Date | undefined;
   lastRun: HealthInput['lastRun'];
 }
 
 /** The worker's state before its schedules start: last runs, metrics, notifier, the (stopped) schedule task. */
-async function createWorker(options: WorkerOptions): Promise<Worker> {
-  const { config, db, logger, stopSignal } = options;
-  const previous = await readPreviousRuns(db);
+async function createWorker(options: WorkerOptions, config: Config, registry: MetricsRegistry, engine: JobEngine | undefined): Promise<Worker> {
+  const { db, logger, stopSignal } = options;
+  const previous = await readPreviousRuns(db, config.tenant);
   const fullPass = watchFullPassDue(db, { tenant: config.tenant, source: config.source });
-  const metrics = createWorkerMetrics({
+  const handlers = new Map<TenantJobKind, () => Promise<void>>();
+  const scheduler = engine ? engineScheduler(options.scheduler ?? cronScheduler, config.tenant, engine, handlers, () => worker) : options.scheduler;
+  const metrics = registry.forTenant(config.tenant, {
     runInProgress: () => worker.current !== undefined,
     readLogLagSeconds: async () => (await readLogCheckpoint(db, config.tenant))?.lag_seconds ?? undefined,
     fullPassDue: () => fullPass.due !== undefined,
-    readRecentDeletions: () => readDeletionsByReason(db, new Date(Date.now() - DELETIONS_WINDOW_HOURS * 3_600_000)),
+    readRecentDeletions: () => readDeletionsByReason(db, new Date(Date.now() - DELETIONS_WINDOW_HOURS * 3_600_000), config.tenant),
   });
   if (previous.lastSuccessAt) metrics.setLastSuccess(previous.lastSuccessAt);
-  const task = createScheduleTask(options.scheduler ?? cronScheduler, config.worker, logger, {
+  const task = createScheduleTask(scheduler ?? cronScheduler, config.worker, logger, {
     onTick: () => tick(worker, 'schedule'),
     onOverlap: () => skipOverlap(worker, 'schedule'),
   });
@@ -139,10 +215,62 @@ async function createWorker(options: WorkerOptions): Promise<Worker> {
     passOptions: toPassOptions({ config, db, logger, stopSignal, tokensEndpoint, metrics }, options.runOptions, undefined),
     logs: undefined,
     current: undefined,
+    engine,
+    handlers,
+    scheduler,
     lastSuccessAt: previous.lastSuccessAt,
     lastRun: previous.lastRun,
   };
   return worker;
+}
+
+/**
+ * With the job engine, a tenant's schedules tick into its queue: each tick sends one job whose
+ * id comes from the tick's scheduled time, so the N replicas that see the tick make one job, and
+ * the job runs the task's own function (`handlers`) on whichever replica fetches it. After each
+ * tick the replica reads the tenant's last runs, which may have run elsewhere, for its health.
+ */
+function engineScheduler(
+  base: Scheduler,
+  tenant: string,
+  engine: JobEngine,
+  handlers: Map<TenantJobKind, () => Promise<void>>,
+  worker: () => Worker,
+): Scheduler {
+  return {
+    createTask(expression, run, options) {
+      const kind: TenantJobKind = options.name === FOLLOW_LOGS_TASK ? 'follow' : 'pass';
+      handlers.set(kind, run);
+      return base.createTask(
+        expression,
+        async (at) => {
+          const tick = tickKey(at ?? new Date());
+          const made = await engine.send({ kind, tenant, tick }).catch((error: unknown) => {
+            worker().logger.error('tick could not be sent', { kind, tick, code: errorCode(error), error: toSafeText(toError(error).message) });
+            return undefined;
+          });
+          // Passes at info (one line per tick and replica); the follows' minute ticks at debug.
+          if (made !== undefined) worker().logger[kind === 'pass' ? 'info' : 'debug'](made ? 'tick sent' : 'tick already sent', { kind, tick });
+          if (kind === 'pass') await refreshLastRuns(worker());
+        },
+        { ...options, noOverlap: false },
+      );
+    },
+  };
+}
+
+/** The tenant's last runs as the database has them (another replica may have run them), for health and metrics. */
+async function refreshLastRuns(worker: Worker): Promise<void> {
+  try {
+    const previous = await readPreviousRuns(worker.db, worker.config.tenant);
+    if (previous.lastSuccessAt && (!worker.lastSuccessAt || previous.lastSuccessAt > worker.lastSuccessAt)) {
+      worker.lastSuccessAt = previous.lastSuccessAt;
+      worker.metrics.setLastSuccess(previous.lastSuccessAt);
+    }
+    if (previous.lastRun) worker.lastRun = previous.lastRun;
+  } catch (error) {
+    worker.logger.warn('last runs could not be read', { code: errorCode(error), error: toSafeText(toError(error).message) });
+  }
 }
 
 /**
@@ -191,12 +319,13 @@ function toPassOptions(
 }
 
 /** With METRICS_PORT: serves `/metrics`, `/healthz` and the report at `/` until closed; undefined without. */
-async function startMonitoring(worker: Worker): Promise<MonitorServer | undefined> {
-  const { config, db, metrics, fullPass, task, logger } = worker;
+async function startMonitoring(workers: readonly Worker[], metrics: MetricsRegistry, options: WorkerOptions): Promise<MonitorServer | undefined> {
+  const { db, logger } = options;
   // Health and metrics say a full pass is due from their first answer; it is started (and a
   // failure to read it logged) once the schedule runs.
-  await fullPass.check().catch(() => undefined);
-  const { metricsPort, metricsHost } = config.monitoring;
+  for (const { fullPass } of workers) await fullPass.check().catch(() => undefined);
+  // The monitoring settings are shared by every tenant (environment variables).
+  const { metricsPort, metricsHost } = workers[0]!.config.monitoring;
   if (metricsPort === undefined) return undefined;
   const server = await startMonitorServer({
     host: metricsHost,
@@ -205,15 +334,20 @@ async function startMonitoring(worker: Worker): Promise<MonitorServer | undefine
     logger,
     report: createReportPage(db),
     health: () =>
-      toHealth({
-        now: new Date(),
-        scheduler: task.status(),
-        startedAt: worker.startedAt,
-        lastSuccessAt: worker.lastSuccessAt,
-        lastRun: worker.lastRun,
-        intervalMs: worker.intervalMs,
-        fullPassDue: fullPass.due,
-      }),
+      combineHealth(
+        workers.map((worker) => ({
+          tenant: worker.config.tenant,
+          report: toHealth({
+            now: new Date(),
+            scheduler: worker.task.status(),
+            startedAt: worker.startedAt,
+            lastSuccessAt: worker.lastSuccessAt,
+            lastRun: worker.lastRun,
+            intervalMs: worker.intervalMs,
+            fullPassDue: worker.fullPass.due,
+          }),
+        })),
+      ),
   });
   logger.info('monitoring server listening', { url: server.url, metrics: `${server.url}/metrics`, health: `${server.url}/healthz`, report: `${server.url}/` });
   return server;
@@ -233,7 +367,7 @@ async function startSchedules(worker: Worker, options: WorkerOptions): Promise<v
     logger,
     stopSignal,
     runOptions: options.runOptions,
-    scheduler: options.scheduler,
+    scheduler: worker.scheduler,
     metrics,
     onFollowed: () => void startFullPassIfDue(worker),
   });
@@ -241,7 +375,9 @@ async function startSchedules(worker: Worker, options: WorkerOptions): Promise<v
   await task.start();
   const webhook = config.monitoring.notifyWebhookUrl;
   logger.info('worker started', { job: SYNC_JOB_NAME, schedule, timezone, runOnStart, notify: webhook ? new URL(webhook.reveal()).origin : undefined });
-  if (runOnStart) void tick(worker, 'start');
+  // With the engine, the replicas started in the same minute make one start pass.
+  if (runOnStart && worker.engine) await sendPass(worker, `start:${tickKey(new Date(Math.floor(Date.now() / 60_000) * 60_000))}`);
+  else if (runOnStart) void tick(worker, 'start');
   else logNextRun(worker);
   await startFullPassIfDue(worker);
 }
@@ -256,9 +392,18 @@ function untilAborted(signal: AbortSignal): Promise<void> {
 
 /** Stops both schedules and waits for the pass and the follow in progress to stop gracefully. */
 async function stopSchedules(worker: Worker): Promise<void> {
-  worker.logger.info('worker stopping', { runInProgress: Boolean(worker.current) });
   await worker.task.destroy();
   await Promise.all([worker.current, worker.logs?.stop()]);
+}
+
+/** With the engine: a pass of the tenant as a job (`tick` names it: its id is made of it). */
+async function sendPass(worker: Worker, tick: string, args?: Record<string, unknown>): Promise<void> {
+  try {
+    const made = await worker.engine!.send({ kind: 'pass', tenant: worker.config.tenant, tick, ...(args && { args }) });
+    worker.logger.info(made ? 'pass queued' : 'pass already queued', { tick });
+  } catch (error) {
+    worker.logger.error('pass could not be queued', { tick, code: errorCode(error), error: toSafeText(toError(error).message) });
+  }
 }
 
 /** Logs when SYNC_SCHEDULE ticks next. */
@@ -319,7 +464,10 @@ async function startFullPassIfDue(worker: Worker): Promise<void> {
     const due = fullPass.claim();
     if (!due) return;
     logger.warn('full pass started: tenant log history was lost', { historyLostAt: due.historyLostAt.toISOString(), reason: due.reason });
-    void tick(worker, 'history', { fullPassDue: { historyLostAt: due.historyLostAt.toISOString() } });
+    const args = { fullPassDue: { historyLostAt: due.historyLostAt.toISOString() } };
+    // With the engine, one job per loss whichever replicas see it.
+    if (worker.engine) await sendPass(worker, `history:${due.historyLostAt.toISOString()}`, args);
+    else void tick(worker, 'history', args);
   } catch (error) {
     logger.error('full pass check failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
   }
@@ -372,9 +520,9 @@ async function recordOutcome(worker: Worker, outcome: RunOutcome): Promise<void>
   await worker.notifier.notifyRun(outcome);
 }
 
-/** The last success and the last finished run recorded before this worker started, for health. */
-async function readPreviousRuns(db: Kysely<Database>): Promise<{ lastSuccessAt: Date | undefined; lastRun: HealthInput['lastRun'] }> {
-  const { lastSuccessAt, lastFinished } = await readLastRuns(db);
+/** The tenant's last success and last finished run as the database has them, for health. */
+async function readPreviousRuns(db: Kysely<Database>, tenant: string): Promise<{ lastSuccessAt: Date | undefined; lastRun: HealthInput['lastRun'] }> {
+  const { lastSuccessAt, lastFinished } = await readLastRuns(db, tenant);
   return {
     lastSuccessAt,
     lastRun: lastFinished && {

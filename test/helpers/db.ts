@@ -9,6 +9,7 @@ import pg from 'pg';
 import { createDb } from '../../src/warehouse/connection.js';
 import type { Database } from '../../src/warehouse/schema.js';
 import { migrateToLatest } from '../../src/warehouse/migrate.js';
+import { installJobQueueSchema, JOB_QUEUE_SCHEMA } from '../../src/warehouse/job-queue-schema.js';
 import type { Deps } from '../../src/cli/main.js';
 import { loadDatabaseConfig } from '../../src/core/config.js';
 import { openEmbeddedDatabase } from '../../src/warehouse/embedded/pglite.js';
@@ -57,7 +58,10 @@ function urlFor(name: string): string {
  * digest of the migration names.
  */
 async function migratedTemplate(): Promise<string> {
-  const digest = createHash('sha256').update(Object.keys(migrations).join('\n')).digest('hex').slice(0, 12);
+  const digest = createHash('sha256')
+    .update([...Object.keys(migrations), JOB_QUEUE_SCHEMA].join('\n'))
+    .digest('hex')
+    .slice(0, 12);
   const name = `rt_template_${process.env.TEST_RUN_ID ?? process.pid}_${digest}`;
   await admin(async (client) => {
     await client.query('select pg_advisory_lock(4242, 1)');
@@ -69,6 +73,8 @@ async function migratedTemplate(): Promise<string> {
       try {
         const { error } = await migrateToLatest(db);
         if (error) throw error;
+        // As `npm run migrate` does on a server: the worker replicas' job queue (issue #23).
+        await installJobQueueSchema(db);
       } finally {
         await db.destroy();
       }

@@ -133,7 +133,7 @@ describeBrowser('the report in a browser', () => {
             const config = loadConfig(envFor(fake, t.url, { METRICS_PORT: '0', SYNC_SCHEDULE: '0 0 1 1 *' }));
             const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
             const done = runWorker({
-              config,
+              configs: [config],
               db: t.db,
               logger,
               stopSignal: stop.signal,

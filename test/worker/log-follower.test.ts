@@ -36,7 +36,14 @@ function world(t: TestDatabase, fake: FakeAuth0, setupRun: number) {
     const config = loadConfig(envFor(fake, t.url!, extra));
     const scheduler = createTestScheduler();
     const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded, stopGraceMs: 2000 }, scheduler });
+    const done = runWorker({
+      configs: [config],
+      db: t.db,
+      logger,
+      stopSignal: stop.signal,
+      runOptions: { ownsDatabase: t.embedded, stopGraceMs: 2000 },
+      scheduler,
+    });
     return {
       lines,
       scheduler,

@@ -26,7 +26,7 @@ it('with SYNC_HISTORY_DAYS, prunes old runs and change rows after a scheduled ru
       const stop = new AbortController();
       const config = loadConfig(envFor(fake, t.url!, { SYNC_SCHEDULE: '0 0 1 1 *', SYNC_RUN_ON_START: 'true', SYNC_HISTORY_DAYS: '30' }));
       const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-      const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded } });
+      const done = runWorker({ configs: [config], db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded } });
       for (let i = 0; i < 200 && !lines.some((l) => l.msg === 'history pruned'); i++) await new Promise((r) => setTimeout(r, 50));
       stop.abort();
       await done;

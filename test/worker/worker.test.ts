@@ -22,7 +22,7 @@ function world(t: TestDatabase, fake: FakeAuth0) {
     const scheduler = createTestScheduler();
     const config = loadConfig(envFor(fake, t.url!, extra));
     const logger = createLogger({ level: 'info', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const done = runWorker({ config, db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded }, scheduler });
+    const done = runWorker({ configs: [config], db: t.db, logger, stopSignal: stop.signal, runOptions: { ownsDatabase: t.embedded }, scheduler });
     const waitForLog = async (msg: string) => {
       for (let i = 0; i < 200 && !lines.some((l) => l.msg === msg); i++) await new Promise((r) => setTimeout(r, 50));
       expect(lines.map((l) => l.msg)).toContain(msg);
