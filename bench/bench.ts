@@ -6,6 +6,7 @@
  *     [--ramp-users N] [--rate-users N] [--memory-small N] [--memory-large N] [--memory-stop N]
  *     [--concurrency N] [--quiet-users N] [--quiet-passes N] [--quiet-change PERCENT] [--import-sizes 1000,1000000]
  *     [--sessions-users N]   (`--only sessions`: requests per user with SYNC_SESSIONS on vs off)
+ *     [--tenant-users N]     (`--only tenants`: three tenants at 16 requests/s each, one and three worker replicas)
  *
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres);
  * creates and drops its own databases named rt_bench_*. The quiet workload's WAL and
@@ -13,7 +14,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -23,7 +24,7 @@ import pg from 'pg';
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'startup,throughput,latency,ramp,ratelimit,memory,quiet,import,sessions' },
+    only: { type: 'string', default: 'startup,throughput,latency,ramp,ratelimit,memory,quiet,import,sessions,tenants' },
     users: { type: 'string', default: '100000' },
     'latency-users': { type: 'string', default: '2000' },
     'ramp-users': { type: 'string', default: '1500' },
@@ -37,6 +38,7 @@ const { values: opts } = parseArgs({
     'quiet-change': { type: 'string', default: '1' },
     'import-sizes': { type: 'string', default: '1000,1000000' },
     'sessions-users': { type: 'string', default: '5000' },
+    'tenant-users': { type: 'string', default: '600' },
   },
 });
 const only = new Set(opts.only.split(','));
@@ -553,6 +555,97 @@ async function sessionsCost() {
   }
 }
 
+/** Each sandbox tenant's rate limit in the tenants workload (issue #23: 16 requests per second each). */
+const TENANT_RPS = 16;
+
+/**
+ * Three sandbox tenants at TENANT_RPS each, one warehouse, `npm run worker` started once and then
+ * three times (TENANTS_FILE, a pass on start, no other schedule): the requests the tenants
+ * answered per second from the workers' spawn to the last run's end (start-up, queue set-up and
+ * job pickup included), against the sum of their limits. The rate, not the machine, should bound
+ * it: one replica runs the three tenants at once as three do.
+ */
+async function tenants() {
+  const names = ['bench-a', 'bench-b', 'bench-c'];
+  const servers = await Promise.all(names.map((_, i) => startServer(['--users', opts['tenant-users'], '--rps', String(TENANT_RPS), '--seed', String(30 + i)])));
+  try {
+    const tenantsFile = path.join(tmp, 'tenants.json');
+    await writeFile(
+      tenantsFile,
+      JSON.stringify({ tenants: names.map((name, i) => ({ name, domain: servers[i]!.url, clientId: 'test-client', clientSecretEnv: 'BENCH_CLIENT_SECRET' })) }),
+    );
+    for (const replicas of [1, 3]) {
+      const db = await freshDatabase([]);
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        for (const [i, name] of names.entries()) {
+          await client.query('insert into auth0.users (tenant, user_id) select $1, unnest($2::text[])', [name, await readIds(servers[i]!.usersFile)]);
+          servers[i]!.reset();
+        }
+        const env = {
+          PATH: process.env.PATH,
+          DATABASE_URL: db.url,
+          TENANTS_FILE: tenantsFile,
+          BENCH_CLIENT_SECRET: 'test-secret',
+          SYNC_RUN_ON_START: 'true',
+          SYNC_SCHEDULE: '0 0 1 1 *',
+          SYNC_LOGS_SCHEDULE: 'off',
+          SYNC_SESSIONS: 'off',
+          SYNC_CONCURRENCY: '8',
+          LOG_LEVEL: 'warn',
+        };
+        const spawnedAt = Date.now();
+        const workers = Array.from({ length: replicas }, () =>
+          spawn(process.execPath, [...SYNC_NODE_FLAGS, 'dist/src/cli/main.js', 'worker'], { env, stdio: ['ignore', 'ignore', 'inherit'] }),
+        );
+        let runs: { tenant: string; started_at: Date; finished_at: Date; requests: number }[] = [];
+        try {
+          for (;;) {
+            ({ rows: runs } = await client.query(
+              "select tenant, started_at, finished_at, requests from auth0.sync_runs where status in ('succeeded', 'partial', 'failed') order by id",
+            ));
+            if (new Set(runs.map((r) => r.tenant)).size === names.length) break;
+            if (workers.some((w) => w.exitCode !== null)) throw new Error('a worker exited before every tenant was synced');
+            await new Promise((resolve) => setTimeout(resolve, 250));
+          }
+        } finally {
+          await Promise.all(
+            workers.map((w) => new Promise((resolve) => (w.exitCode !== null ? resolve(undefined) : (w.on('close', resolve), w.kill('SIGTERM'))))),
+          );
+        }
+        const stats = await Promise.all(servers.map((server) => server.stats()));
+        const answered = stats.reduce((n, s) => n + s.requests - s.rateLimited, 0);
+        const refused = stats.reduce((n, s) => n + s.rateLimited, 0);
+        const seconds = (Math.max(...runs.map((r) => r.finished_at.getTime())) - spawnedAt) / 1000;
+        const share = answered / seconds / (TENANT_RPS * names.length);
+        const { rows: counted } = await client.query<{ users: string; tokens: string }>(
+          'select (select count(*) from auth0.user_sync_state) as users, (select count(*) from auth0.refresh_tokens) as tokens',
+        );
+        rows.push({
+          workload: `8 tenants 3 × ${TENANT_RPS}/s`,
+          mode: `${replicas} worker ${replicas === 1 ? 'replica' : 'replicas'}`,
+          seconds,
+          users: Number(counted[0]!.users),
+          tokens: Number(counted[0]!.tokens),
+          requests: answered,
+          refused,
+          rssMb: NaN,
+          note: `${fmt(share * 100, 1)}% of ${TENANT_RPS * names.length}/s`,
+        });
+        notes.push(
+          `8 tenants: ${replicas} ${replicas === 1 ? 'replica' : 'replicas'} reached ${fmt(share * 100, 1)}% of the three tenants' ${TENANT_RPS * names.length} requests/s (target ≥ 90%), ${fmt(refused)} refused, ${runs.length} runs for ${names.length} tenants`,
+        );
+      } finally {
+        await client.end();
+        await db.drop();
+      }
+    }
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()));
+  }
+}
+
 try {
   if (only.has('startup')) await startup();
   if (only.has('throughput')) await throughput();
@@ -563,6 +656,7 @@ try {
   if (only.has('quiet')) await quietWrites();
   if (only.has('import')) await importUsers();
   if (only.has('sessions')) await sessionsCost();
+  if (only.has('tenants')) await tenants();
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }
