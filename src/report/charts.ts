@@ -52,7 +52,8 @@ const pct = (part: number, whole: number) => (whole === 0 ? '0%' : `${Math.round
 export function toChartSpecs(data: ReportData): ChartSpec[] {
   const live = data.headline.liveTokens;
   return [
-    tenantsChart(data),
+    // With one tenant its name heads the page and a bar would repeat the headline.
+    ...(data.perTenant.length > 1 ? [tenantsChart(data)] : []),
     rankedChart('per-client', 'tokens', 'Live tokens per application', data.perClient, 'application (client_id)', live, 'applications'),
     rankedChart('per-audience', 'tokens', 'Live tokens per resource server (audience)', data.perAudience, 'audience', live, 'audiences'),
     changesChart(data),
@@ -142,35 +143,23 @@ function rankedChart(id: string, section: Section, title: string, ranked: Ranked
   };
 }
 
-/**
- * Live tokens per tenant (issue #23), largest first. Drawn only for two tenants or more: with one,
- * its name is in the page's header and the bar would repeat the headline.
- */
+/** Live tokens per tenant (issue #23), largest first; drawn for two tenants or more. */
 function tenantsChart(data: ReportData): ChartSpec {
   const tenants = [...data.perTenant].sort((a, b) => b.liveTokens - a.liveTokens || a.tenant.localeCompare(b.tenant));
   const total = tenants.reduce((sum, t) => sum + t.liveTokens, 0);
-  const first = tenants[0];
-  const reading =
-    first === undefined
-      ? 'No tenant yet: no run and no live token.'
-      : tenants.length === 1
-        ? `One tenant, ${toLabel(first.tenant)}, holds every live token (${fmt(total)}).`
-        : `${fmt(tenants.length)} tenants; the largest, ${toLabel(first.tenant)}, holds ${fmt(first.liveTokens)} of ${fmt(total)} live tokens (${pct(first.liveTokens, total)}).`;
+  const first = tenants[0]!;
   const shown = [...tenants].reverse();
   return {
     id: 'per-tenant',
     section: 'tokens',
     title: 'Live tokens per tenant',
-    reading,
+    reading: `${fmt(tenants.length)} tenants; the largest, ${toLabel(first.tenant)}, holds ${fmt(first.liveTokens)} of ${fmt(total)} live tokens (${pct(first.liveTokens, total)}).`,
     height: Math.max(140, 40 + 26 * tenants.length),
-    option:
-      tenants.length < 2
-        ? undefined
-        : barsAcross(
-            shown.map((t) => toLabel(t.tenant)),
-            [{ type: 'bar', data: shown.map((t) => t.liveTokens), barMaxWidth: 28, itemStyle: { color: BLUE }, label: { show: true, position: 'right' } }],
-            { labelWidth: 160 },
-          ),
+    option: barsAcross(
+      shown.map((t) => toLabel(t.tenant)),
+      [{ type: 'bar', data: shown.map((t) => t.liveTokens), barMaxWidth: 28, itemStyle: { color: BLUE }, label: { show: true, position: 'right' } }],
+      { labelWidth: 160 },
+    ),
     table: {
       head: ['tenant', 'live tokens', 'share', 'users', 'applications'],
       rows: tenants.map((t) => [toLabel(t.tenant), t.liveTokens, pct(t.liveTokens, total), t.users, t.applications]),

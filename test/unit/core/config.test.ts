@@ -111,7 +111,7 @@ describe('loadConfig', () => {
   });
 
   it('validates the worker schedule, time zone, budget and booleans', () => {
-    expect(loadConfig(valid).worker).toEqual({ schedule: '0 * * * *', timezone: 'UTC', runOnStart: false, logsSchedule: '* * * * *' });
+    expect(loadConfig(valid).worker).toEqual({ schedule: '0 * * * *', timezone: 'UTC', runOnStart: false, logsSchedule: '* * * * *', concurrency: 4 });
     expect(loadConfig({ ...valid, SYNC_LOGS_SCHEDULE: 'off' }).worker.logsSchedule).toBe('off');
     const problems = problemsOf({
       ...valid,
