@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect } from '@jest/globals';
-import { runCli } from '../helpers/cli.js';
+import { runCli, startCli } from '../helpers/cli.js';
 import { itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { withFakeTenant, withTempDir, withTestDatabase } from '../helpers/fixtures.js';
 import { makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
@@ -85,6 +85,34 @@ describe('many tenants from TENANTS_FILE (issue #23)', () => {
       expect(a.stats.tokenRequests).toBeGreaterThan(0);
       expect(b.stats.listRequests).toBeGreaterThan(0);
       expect(run.stdout + run.stderr).not.toContain('a-wrong-secret-43');
+      expectNoSecret(run);
+    }),
+  );
+
+  itServer('npm run worker serves every tenant of the file through the job queue: a pass each on start, then SIGTERM exits 0', () =>
+    withTwoTenants(async ({ t, a, b, envWith }) => {
+      const env = await envWith();
+      const worker = startCli(['worker'], { ...env, SYNC_RUN_ON_START: 'true', SYNC_LOGS_SCHEDULE: 'off', LOG_LEVEL: 'info' }, { timeoutMs: 60_000 });
+      try {
+        for (;;) {
+          const runs = await t.db.selectFrom('auth0.sync_runs').select(['tenant', 'status']).where('status', '=', 'succeeded').execute();
+          if (new Set(runs.map((r) => r.tenant)).size === 2) break;
+          if (worker.child.exitCode !== null) throw new Error(`the worker exited: ${worker.stderr}`);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      } finally {
+        worker.child.kill('SIGTERM');
+      }
+      const run = await worker.done;
+      expect(run).toMatchObject({ code: 0 });
+      const stored = await t.db.selectFrom('auth0.refresh_tokens').select(['tenant', 'user_id']).orderBy('tenant').execute();
+      expect(stored).toEqual([
+        { tenant: 'a', user_id: 'auth0|1' },
+        { tenant: 'b', user_id: 'auth0|1' },
+      ]);
+      expect(a.stats.listRequests).toBeGreaterThan(0);
+      expect(b.stats.listRequests).toBeGreaterThan(0);
+      expect(run.stdout).toMatch(/"msg":"job done".*"tenant":"a"|"tenant":"a".*"msg":"job done"/);
       expectNoSecret(run);
     }),
   );
