@@ -89,20 +89,20 @@ export interface Headline {
 }
 
 /** The numbers of one tenant that tell it apart from the others (the page's "Tenants" table). */
-export interface TenantHeadline {
-  tenant: string;
-  liveTokens: number;
-  users: number;
-  applications: number;
-  expiringSoon: number;
-  unused: number;
-  locationChanged: number;
-  unexplained24h: number;
-  liveSessions: number;
-  runs: number;
-  lastSuccessAt: Date | null;
-  freshnessSeconds: number | null;
-}
+export type TenantHeadline = { tenant: string } & Pick<
+  Headline,
+  | 'liveTokens'
+  | 'users'
+  | 'applications'
+  | 'expiringSoon'
+  | 'unused'
+  | 'locationChanged'
+  | 'unexplained24h'
+  | 'liveSessions'
+  | 'runs'
+  | 'lastSuccessAt'
+  | 'freshnessSeconds'
+>;
 
 /** What to read. */
 export interface ReportOptions {
