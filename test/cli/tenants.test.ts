@@ -1,7 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect } from '@jest/globals';
+import pg from 'pg';
 import { runCli, startCli } from '../helpers/cli.js';
+import { RUN_LOCK_KEY } from '../../src/warehouse/run-lock.js';
 import { itServer, loadUsers, type TestDatabase } from '../helpers/db.js';
 import { withFakeTenant, withTempDir, withTestDatabase } from '../helpers/fixtures.js';
 import { makeToken, type FakeAuth0 } from '../helpers/fake-auth0.js';
@@ -114,6 +116,24 @@ describe('many tenants from TENANTS_FILE (issue #23)', () => {
       expect(b.stats.listRequests).toBeGreaterThan(0);
       expect(run.stdout).toMatch(/"msg":"job done".*"tenant":"a"|"tenant":"a".*"msg":"job done"/);
       expectNoSecret(run);
+    }),
+  );
+
+  itServer('a tenant whose run lock is held elsewhere is skipped (exit 3) and the other tenant still runs', () =>
+    withTwoTenants(async ({ t, a, b, envWith }) => {
+      const env = await envWith();
+      const holder = new pg.Client({ connectionString: t.url });
+      await holder.connect();
+      try {
+        await holder.query('select pg_advisory_lock($1, hashtext($2))', [RUN_LOCK_KEY.classId, 'a']);
+        const run = await runCli(['sync'], env);
+        expect(run.code).toBe(3);
+        expect(run.stdout).toMatch(/^\[b\] Run \d+ succeeded/m);
+        expect(a.stats.listRequests).toBe(0);
+        expect(b.stats.listRequests).toBeGreaterThan(0);
+      } finally {
+        await holder.end();
+      }
     }),
   );
 
