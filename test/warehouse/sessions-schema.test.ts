@@ -54,9 +54,9 @@ describe('migration 2026_12_04_1800_sessions', () => {
       );
       const { rows } = await sql<{ id: string }>`select id from auth0.active_sessions where last_ip << '10.0.0.0/8'`.execute(t.db);
       expect(rows.map((r) => r.id)).toEqual(['s1']);
-      await expect(sql`insert into auth0.sessions (tenant, id, user_id, last_ip_inet, raw) values ('127', 's4', 'u1', 'junk', '{}')`.execute(t.db)).rejects.toThrow(
-        /invalid input syntax for type inet/,
-      );
+      await expect(
+        sql`insert into auth0.sessions (tenant, id, user_id, last_ip_inet, raw) values ('127', 's4', 'u1', 'junk', '{}')`.execute(t.db),
+      ).rejects.toThrow(/invalid input syntax for type inet/);
     }));
 
   it('lets history retention prune old session changes and the runs only sessions name', () =>

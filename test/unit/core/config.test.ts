@@ -51,14 +51,16 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/IMPORT_MAX_INFLATE_RATIO[\s\S]*IMPORT_MAX_LINES[\s\S]*IMPORT_MAX_BAD_LINES/);
   });
 
-  it('names the tenant (issue #23): AUTH0_TENANT_NAME, else the domain\'s first label, always a short safe name', () => {
+  it("names the tenant (issue #23): AUTH0_TENANT_NAME, else the domain's first label, always a short safe name", () => {
     expect(loadConfig(valid).tenant).toBe('tenant');
     expect(loadConfig({ ...valid, AUTH0_DOMAIN: 'https://Prod-EU.eu.auth0.com' }).tenant).toBe('prod-eu');
     expect(loadConfig({ ...valid, AUTH0_TENANT_NAME: 'prod-eu' }).tenant).toBe('prod-eu');
     expect(problemsOf({ ...valid, AUTH0_TENANT_NAME: 'Prod EU' })).toEqual([
       'AUTH0_TENANT_NAME must be a short name of lower-case letters, digits and hyphens (at most 32), such as prod-eu (got "Prod EU")',
     ]);
-    expect(problemsOf({ ...valid, AUTH0_DOMAIN: 'my_tenant.auth0.com' })[0]).toMatch(/^AUTH0_TENANT_NAME must be set: the first label of AUTH0_DOMAIN \("my_tenant"\)/);
+    expect(problemsOf({ ...valid, AUTH0_DOMAIN: 'my_tenant.auth0.com' })[0]).toMatch(
+      /^AUTH0_TENANT_NAME must be set: the first label of AUTH0_DOMAIN \("my_tenant"\)/,
+    );
   });
 
   it('reads AUTH0_TOKENS_ENDPOINT: auto by default, refresh-tokens or users, anything else named', () => {
