@@ -50,12 +50,11 @@ async function status({ json, tenant }: { json?: boolean; tenant?: string[] }, e
   const tenantFlags = toTenantFlags(tenant);
   try {
     const config = loadDatabaseConfig(env);
-    // Without --tenant: every tenant the warehouse holds (a name not configured here may still have rows).
     if (tenantFlags) checkConfigured(tenantFlags, config.tenantNames);
     return await withDatabase(config, 'status', io, deps, { existing: true, env }, async ({ db }) => {
       await assertMigrated(db); // before migrate the tables are missing: say what to run, not a raw SQL error
-      // Every tenant the warehouse holds (issue #23), or the ones --tenant names.
-      const report = await readStatus(db, config.source, { tenants: tenantFlags, sources: config.tenantSources });
+      // Every tenant the warehouse holds or the settings name (issue #23), or the ones --tenant names.
+      const report = await readStatus(db, config.source, { tenants: tenantFlags, configured: config.tenantNames, sources: config.tenantSources });
       if (json) io.stdout(JSON.stringify(toStatusJson(report), null, 2));
       else for (const line of formatStatus(report)) io.stdout(line);
       return statusExitCode(report);

@@ -125,7 +125,8 @@ export function readTenantsFile(env: Env, readFile: ReadFile = readUtf8): Tenant
 }
 
 /** Whether `clientSecretEnv` names a variable the secret may be read from (checkEntry says why not otherwise). */
-export const isSecretVariable = (name: string): boolean => VARIABLE_NAME.test(name) && !(TENANT_VARIABLES as readonly string[]).includes(name);
+export const isSecretVariable = (name: string): boolean =>
+  VARIABLE_NAME.test(name) && name.includes('SECRET') && !(TENANT_VARIABLES as readonly string[]).includes(name);
 
 /** One entry's shape; its problems start with `TENANTS_FILE: tenant "name":` (or its place in the list when it has no usable name). */
 function checkEntry(raw: unknown, index: number): { tenant?: TenantEntry; problems: string[] } {
@@ -166,6 +167,10 @@ function checkEntry(raw: unknown, index: number): { tenant?: TenantEntry; proble
     );
   } else if (typeof secretEnv === 'string' && (TENANT_VARIABLES as readonly string[]).includes(secretEnv)) {
     say(`clientSecretEnv must name a variable of the tenant's own, such as AUTH0_SECRET_PROD_EU: ${secretEnv} is refused beside TENANTS_FILE`);
+  } else if (typeof secretEnv === 'string' && !secretEnv.includes('SECRET')) {
+    // Else the file could send any variable of the process (DATABASE_URL, say) as a client
+    // secret to the domain it names: whoever may edit the file is not trusted with those.
+    say(`clientSecretEnv must name a variable whose name says SECRET, such as AUTH0_SECRET_PROD_EU (got ${secretEnv}, which may hold something else)`);
   }
   return usable ? { tenant: raw as unknown as TenantEntry, problems } : { problems };
 }

@@ -132,6 +132,11 @@ export interface ReadStatusOptions {
    * name the warehouse does not hold is an UnknownTenantError, not an empty section.
    */
   tenants?: readonly string[];
+  /**
+   * The tenants the settings name: shown (with no run yet) even before the warehouse holds a row
+   * of theirs, as one tenant was before its first sync.
+   */
+  configured?: readonly string[];
   /** A tenant's own source table (TENANTS_FILE `usersTable`/`userIdColumn`); others read `source`. */
   sources?: Readonly<Record<string, Config['source']>>;
   /** How many recent runs to list; default 10. */
@@ -162,7 +167,7 @@ export class UnknownTenantError extends SyncError {
 /** Read what `status` shows for each tenant: recent runs, failing users, staleness. Only reads. */
 export async function readStatus(db: Kysely<Database>, source: Config['source'], options: ReadStatusOptions = {}): Promise<StatusReport> {
   const generatedAt = options.now ?? new Date();
-  const known = await readTenants(db);
+  const known = [...new Set([...(await readTenants(db)), ...(options.configured ?? [])])].sort();
   const asked = options.tenants && options.tenants.length > 0 ? [...new Set(options.tenants)] : undefined;
   const unknown = asked?.filter((name) => !known.includes(name)) ?? [];
   if (unknown.length > 0) throw new UnknownTenantError(unknown, known);

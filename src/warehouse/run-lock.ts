@@ -123,6 +123,14 @@ function openLockSession(db: Kysely<Database>, tenant: string): Promise<LockSess
         select pg_try_advisory_lock(${LOCK_CLASS}, hashtext(${tenant})) as locked, pg_backend_pid() as pid`.execute(conn);
       const row = rows[0];
       if (!row?.locked) return resolve(undefined);
+      // A machine that vanishes (no FIN, no RST) would hold the tenant's lock until the server's
+      // default TCP keepalive gives up, about two hours on Linux: the server probes this session
+      // after 30 s of silence instead, and drops it (and the lock) about a minute after the peer
+      // went. Ignored on Unix sockets; a server that refuses the settings keeps its defaults.
+      await sql`select set_config('tcp_keepalives_idle', '30', false), set_config('tcp_keepalives_interval', '10', false),
+        set_config('tcp_keepalives_count', '3', false)`
+        .execute(conn)
+        .catch(() => undefined);
       resolve({
         conn,
         pid: row.pid,

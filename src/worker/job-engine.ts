@@ -35,7 +35,7 @@ export const DEFAULT_TIMINGS: JobEngineTimings = {
   retryLimit: 10,
   pollMs: 1_000,
   heartbeatMs: 10_000,
-  deadAfterMs: 35_000,
+  deadAfterMs: 30_000,
 };
 
 export interface JobEngineOptions {
@@ -58,6 +58,11 @@ export interface JobEngineOptions {
 export interface JobEngine {
   /** Sends a job to its tenant's queue; false when that job (same id) already exists. */
   send(job: TenantJob): Promise<boolean>;
+  /**
+   * Whether a job of this tenant and kind from another tick waits in the queue (not yet started,
+   * or waiting for its retry); this tick's own job, sent by another replica, does not count.
+   */
+  waiting(job: TenantJob): Promise<boolean>;
   /** Starts fetching. */
   start(): void;
   /** Jobs running in this replica now. */
@@ -161,7 +166,14 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
     return rows.length > 0;
   }
 
+  let beating = false;
   async function heartbeat(): Promise<void> {
+    // Checked at every interval, even while an earlier heartbeat still waits on a dead connection
+    // (its query may take query_timeout): the replica exits before its job expires (deadAfterMs +
+    // heartbeatMs < expireInSeconds), so a takeover never runs beside it.
+    if (Date.now() - lastHeartbeat > timings.deadAfterMs) return crash('the database is unreachable', { sinceMs: Date.now() - lastHeartbeat });
+    if (beating) return;
+    beating = true;
     try {
       if (running.size === 0) await db.executeSql('select 1', []);
       for (const held of [...running.values()]) {
@@ -173,8 +185,9 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
       lastHeartbeat = Date.now();
     } catch (error) {
       logger.warn('job heartbeat failed', { code: errorCode(error), error: toSafeText(toError(error).message) });
+    } finally {
+      beating = false;
     }
-    if (Date.now() - lastHeartbeat > timings.deadAfterMs) crash('the database is unreachable', { sinceMs: Date.now() - lastHeartbeat });
   }
   const heartbeatTimer = setInterval(() => void heartbeat(), timings.heartbeatMs);
 
@@ -186,7 +199,12 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
       if ([...running.values()].some((r) => r.job.tenant === tenant)) continue;
       const queue = queueName(tenant);
       const [fetched] = await boss.fetch<unknown>(queue, { batchSize: 1, includeMetadata: true });
-      if (!fetched || stopping) continue;
+      if (!fetched) continue;
+      if (stopping) {
+        // Fetched as the replica stops: failed at once, so another replica retries it now rather than after its expiry.
+        await boss.fail(queue, fetched.id, { code: 'replica_stopping' }).catch(() => undefined);
+        continue;
+      }
       const job = toTenantJob(fetched.data);
       if (!job || job.tenant !== tenant) {
         logger.warn('job dropped: not a job of this version', { queue, jobId: fetched.id });
@@ -244,6 +262,13 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
   }
 
   return {
+    async waiting({ tenant, kind, tick }) {
+      const { rows } = await db.executeSql(
+        `select 1 from ${JOB_QUEUE_SCHEMA}.job where name = $1 and state in ('created', 'retry') and data->>'kind' = $2 and id <> $3 limit 1`,
+        [queueName(tenant), kind, tenantJobId(tenant, kind, tick)],
+      );
+      return rows.length > 0;
+    },
     async send(job) {
       const id = await boss.send(queueName(job.tenant), job, { id: tenantJobId(job.tenant, job.kind, job.tick) });
       return id !== null;

@@ -244,7 +244,18 @@ function engineScheduler(
       return base.createTask(
         expression,
         async (at) => {
+          // The replica running the tenant's pass follows the logs itself, handing the users they
+          // name to that pass (issue #10), as the single-process worker does: a follow job would
+          // wait behind the pass in the tenant's queue.
+          if (kind === 'follow' && worker().current) return run(at);
           const tick = tickKey(at ?? new Date());
+          // One job of a kind waiting is enough: a pass longer than the schedule queues one next
+          // pass, not one per tick (the single-process worker skips them the same way).
+          if (await engine.waiting({ kind, tenant, tick }).catch(() => false)) {
+            worker().logger[kind === 'pass' ? 'warn' : 'debug']('tick skipped: one is already waiting in the queue', { kind, tick });
+            worker().metrics.tickSkipped('overlap');
+            return;
+          }
           const made = await engine.send({ kind, tenant, tick }).catch((error: unknown) => {
             worker().logger.error('tick could not be sent', { kind, tick, code: errorCode(error), error: toSafeText(toError(error).message) });
             return undefined;

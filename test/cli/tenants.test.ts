@@ -195,4 +195,16 @@ describe('many tenants from TENANTS_FILE (issue #23)', () => {
       expect(migrate.stdout).toContain('Nothing to migrate');
     }),
   );
+
+  itServer('status shows a configured tenant the warehouse holds nothing of yet, as one tenant before its first sync', () =>
+    withTwoTenants(async ({ a, b, envWith }) => {
+      const env = await envWith([entryOf('a', a), entryOf('b', b), { name: 'c', domain: 'c.example.com', clientId: 'client-c', clientSecretEnv: 'SECRET_C' }]);
+      const all = await runCli(['status'], env);
+      expect([all.code, all.stderr]).toEqual([0, '']);
+      expect(all.stdout).toMatch(/^Tenant c\b/m);
+      const one = await runCli(['status', '--tenant', 'c', '--json'], env);
+      expect([one.code, one.stderr]).toEqual([0, '']);
+      expect((JSON.parse(one.stdout) as { tenants: { tenant: string; runs: unknown[] }[] }).tenants).toMatchObject([{ tenant: 'c', runs: [] }]);
+    }),
+  );
 });

@@ -128,6 +128,8 @@ describe('loadTenants', () => {
             { ...eu, clientSecret: SECRET_EU },
             { ...us, clientSecretEnv: SECRET_US, schedule: 'hourly' },
             { ...us, name: 'staging', domain: 'staging.auth0.com', password: SECRET_US, clientSecretEnv: 'AUTH0_CLIENT_SECRET' },
+            // Any variable of the process would go to the domain as a client secret otherwise.
+            { ...us, name: 'dev', domain: 'attacker.example.com', clientSecretEnv: 'DATABASE_URL' },
           ],
         }),
       ),
@@ -139,6 +141,7 @@ describe('loadTenants', () => {
       ),
       expect.stringMatching(/^TENANTS_FILE: tenant "staging": "password" looks like a secret/),
       'TENANTS_FILE: tenant "staging": clientSecretEnv must name a variable of the tenant\'s own, such as AUTH0_SECRET_PROD_EU: AUTH0_CLIENT_SECRET is refused beside TENANTS_FILE',
+      'TENANTS_FILE: tenant "dev": clientSecretEnv must name a variable whose name says SECRET, such as AUTH0_SECRET_PROD_EU (got DATABASE_URL, which may hold something else)',
       // The other mistakes of an entry with a bad clientSecretEnv are named too.
       'TENANTS_FILE: tenant "prod-us": schedule must be a cron expression such as "0 * * * *" (hourly) (got "hourly")',
     ]);
