@@ -171,7 +171,10 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
     // Checked at every interval, even while an earlier heartbeat still waits on a dead connection
     // (its query may take query_timeout): the replica exits before its job expires (deadAfterMs +
     // heartbeatMs < expireInSeconds), so a takeover never runs beside it.
-    if (Date.now() - lastHeartbeat > timings.deadAfterMs) return crash('the database is unreachable', { sinceMs: Date.now() - lastHeartbeat });
+    const silentMs = Date.now() - lastHeartbeat;
+    if (silentMs > timings.deadAfterMs) {
+      return crash(`no heartbeat for ${Math.round(silentMs / 1000)} s: the database is unreachable, or this process was paused`, { sinceMs: silentMs });
+    }
     if (beating) return;
     beating = true;
     try {

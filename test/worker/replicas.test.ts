@@ -221,9 +221,11 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
 
             // One pass per job, whichever replica ran it: as many runs as job starts in all the
             // replicas' logs (the big tenant's job started twice: killed, then retried), one job
-            // per tick (above), and no job skipped for the run lock.
+            // per tick (above), and no job skipped for the run lock. Only the killed tenant's next
+            // ticks may be skipped, while its job waits for its retry: one waiting pass is enough.
             const logs = replicas.flatMap((r) => r.stdout.split('\n'));
-            expect(logs.filter((l) => l.includes('tick skipped'))).toEqual([]);
+            const skipped = logs.filter((l) => l.includes('tick skipped')).map((l) => JSON.parse(l) as { msg: string; tenant: string; kind: string });
+            expect(skipped.filter((l) => !(l.msg === 'tick skipped: one is already waiting in the queue' && l.tenant === 'big'))).toEqual([]);
             const starts = logs.filter((l) => l.includes('"job started"')).map((l) => JSON.parse(l) as { tenant: string; kind: string });
             const runs = await runsOf(t);
             for (const { name } of tenants) {
@@ -270,7 +272,8 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
               zombie.child.kill('SIGCONT');
               const { code } = await zombie.done;
               expect(code).toBe(1);
-              expect(zombie.stdout).toContain('replica exiting: its job was taken over by another replica');
+              // Its first heartbeat after the pause finds it silent past the deadline, or its job retried.
+              expect(zombie.stdout).toMatch(/replica exiting: (its job was taken over by another replica|no heartbeat for)/);
               // The job was settled once, by the replica holding it then.
               const { rows: jobs } = await sql<{ state: string; retry_count: number }>`
                 select state, retry_count from pgboss.job where data->>'kind' = 'pass' and retry_count > 0`.execute(t.db);
@@ -302,7 +305,7 @@ describeServer('worker replicas on the job engine (issue #23)', () => {
             const cutAt = Date.now();
             const { code } = await replica.done;
             expect(code).toBe(1);
-            expect(replica.stdout).toContain('replica exiting: the database is unreachable');
+            expect(replica.stdout).toContain('replica exiting: no heartbeat for');
             expect(Date.now() - cutAt).toBeLessThan(TIMINGS.deadAfterMs + 3 * TIMINGS.heartbeatMs + 5_000);
           } finally {
             replica.child.kill('SIGKILL');
