@@ -131,10 +131,7 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
         io.stdout(line);
       }
     : io.stdout;
-  const loggerOf = (config: Config) => {
-    const logger = createCommandLogger(config, io, write);
-    return many ? logger.child({ tenant: config.tenant }) : logger;
-  };
+  const loggerOf = (config: Config) => tenantLogger(config, io, many, write);
   const first = loggerOf(configs[0]!);
   return withDatabase(configs[0]!, 'sync', io, deps, { existing: true, env }, async ({ db, ownsDatabase }) => {
     return untilStopped(secondSignalWarning(first), undefined, async (stopSignal) => {
@@ -164,6 +161,12 @@ async function sync(flags: SyncFlags, env: Env, io: Io, deps: Deps): Promise<num
   });
 }
 
+/** A command's logger for one tenant; over several tenants each line says whose it is. */
+function tenantLogger(config: Config, io: Io, many: boolean, write?: (line: string) => void): Logger {
+  const logger = createCommandLogger(config, io, write);
+  return many ? logger.child({ tenant: config.tenant }) : logger;
+}
+
 /**
  * One tenant's part of a command over several: what stops it (its lock held elsewhere, its
  * credentials refused) is said with its label and becomes its exit code, and the next tenant
@@ -185,10 +188,7 @@ async function importUsersCommand(flags: ImportUsersFlags, env: Env, io: Io, dep
   const configs = chooseTenants(loadTenants(env), tenantFlags);
   if (request.connectionId !== undefined) requireOneTenant(configs, '--connection');
   const many = configs.length > 1;
-  const loggerOf = (config: Config) => {
-    const logger = createCommandLogger(config, io);
-    return many ? logger.child({ tenant: config.tenant }) : logger;
-  };
+  const loggerOf = (config: Config) => tenantLogger(config, io, many);
   return withDatabase(configs[0]!, 'import-users', io, deps, { existing: true, env }, async ({ db }) => {
     const { importUsers } = await import('../jobs/import-users.js');
     let worst: number = EXIT.ok;

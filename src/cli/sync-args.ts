@@ -7,7 +7,7 @@ import type { UserSelection } from '../source/select-users.js';
 import { checkUserId, describeUserId } from '../core/user-id.js';
 import { readUsersFile } from '../source/users-file.js';
 import { toSafeText } from '../core/upstream-text.js';
-import { tenantOption } from './tenant-args.js';
+import { collect, tenantOption } from './tenant-args.js';
 
 /** The flags of `sync` as commander reads them (camelCase keys). */
 export interface SyncFlags {
@@ -23,8 +23,6 @@ export interface SyncFlags {
   /** `--tenant NAME` (issue #23), repeatable; src/cli/tenant-args.ts reads it. */
   tenant?: string[];
 }
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 /** The flags of `sync`: the parser and `sync --help` both read these. */
 export function syncOptions(): Option[] {

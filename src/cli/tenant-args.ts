@@ -5,7 +5,8 @@ import { isTenantName, TENANT_NAME_RULE } from '../core/tenant-name.js';
 import { toSafeText } from '../core/upstream-text.js';
 import { EXIT } from './exit.js';
 
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+/** A repeatable flag's parser: each value added to the ones before. */
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 /** `--tenant NAME` (issue #23), repeatable: `sync`, `import-users`, `migrate` and `status` take it. */
 export function tenantOption(description = 'only this tenant (repeatable; default every configured tenant)'): Option {

@@ -28,6 +28,9 @@ export interface JobEngineTimings {
   deadAfterMs: number;
 }
 
+/** Why a replica that no longer holds its job exits (its log line; tests look for it). */
+const TAKEN_OVER = 'its job was taken over by another replica';
+
 export const DEFAULT_TIMINGS: JobEngineTimings = {
   expireInSeconds: 45,
   maintenanceIntervalSeconds: 15,
@@ -182,8 +185,7 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
       for (const held of [...running.values()]) {
         if (held.settling) continue;
         const holds = await extend(held);
-        if (!holds && !held.settling && running.has(held.id))
-          return crash('its job was taken over by another replica', { tenant: held.job.tenant, kind: held.job.kind, jobId: held.id });
+        if (!holds && !held.settling && running.has(held.id)) return crash(TAKEN_OVER, { tenant: held.job.tenant, kind: held.job.kind, jobId: held.id });
       }
       lastHeartbeat = Date.now();
     } catch (error) {
@@ -236,7 +238,7 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
       try {
         // pg-boss completes or fails any active job with the id, another replica's retry included:
         // a replica that no longer holds the job must touch it no more.
-        if (!(await extend(held))) return crash('its job was taken over by another replica', fields);
+        if (!(await extend(held))) return crash(TAKEN_OVER, fields);
         if (error === undefined) {
           await boss.complete(queue, id);
           logger.info('job done', fields);
