@@ -10,6 +10,9 @@ export interface PruneResult {
   runsDeleted: number;
 }
 
+/** Advisory lock key (two int4s) held by the one pruning transaction; its own class, apart from the tenants' run locks. */
+export const PRUNE_LOCK_KEY = { classId: 0x41_30_52_48 /* "A0RH" */, objectId: 1 } as const;
+
 /**
  * `SYNC_HISTORY_DAYS`: deletes change rows observed, and runs started, more than `days` days
  * before the database's `now()`, except what is still needed:
@@ -26,11 +29,17 @@ export interface PruneResult {
  *   change row, the log checkpoint or the run lease.
  *
  * Both deletes run in one transaction: a run is deleted only with the change rows naming it.
- * Retention is by age, over every tenant at once (issue #23).
+ * Retention is by age, over every tenant at once (issue #23). Undefined: another process was
+ * pruning (it holds PRUNE_LOCK_KEY), so this one did nothing.
  */
-export async function pruneHistory(db: Kysely<Database>, days: number): Promise<PruneResult> {
+export async function pruneHistory(db: Kysely<Database>, days: number): Promise<PruneResult | undefined> {
   if (!Number.isInteger(days) || days < 1) throw new RangeError(`history retention must be a whole number of days from 1 (got ${days})`);
   return db.transaction().execute(async (trx) => {
+    // One pruner at a time: every worker replica prunes after its passes, and two at once would
+    // wait on each other's rows (or deadlock) for work one of them does anyway.
+    const { rows: lock } = await sql<{ taken: boolean }>`
+      select pg_try_advisory_xact_lock(${PRUNE_LOCK_KEY.classId}, ${PRUNE_LOCK_KEY.objectId}) as taken`.execute(trx);
+    if (!lock[0]?.taken) return undefined;
     const {
       rows: [window],
     } = await sql<{ cutoff: Date }>`select now() - make_interval(days => ${days}) as cutoff`.execute(trx);

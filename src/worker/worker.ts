@@ -548,6 +548,7 @@ async function readPreviousRuns(db: Kysely<Database>, tenant: string): Promise<{
 async function pruneHistoryLogged(db: Kysely<Database>, days: number, logger: Logger): Promise<void> {
   try {
     const result = await pruneHistory(db, days);
+    if (!result) return logger.debug('history not pruned: another process is pruning it', { days });
     logger.info('history pruned', {
       days,
       cutoff: result.cutoff.toISOString(),

@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../src/warehouse/schema.js';
-import { pruneHistory } from '../../src/warehouse/history-retention.js';
+import pg from 'pg';
+import { pruneHistory, PRUNE_LOCK_KEY, type PruneResult } from '../../src/warehouse/history-retention.js';
 import { TEST_TENANT, type TestDatabase } from '../helpers/db.js';
 import { sharedDatabase } from '../helpers/fixtures.js';
 import { atFrom, DAY, HOUR, insertChange, insertToken, liveAt } from '../helpers/history.js';
@@ -39,7 +40,7 @@ async function insertRun(
  */
 const { withEmptyDatabase } = sharedDatabase();
 function withPrunedHistory(
-  use: (w: { t: TestDatabase; runs: Record<string, number>; asOfBefore: string[][]; pruned: Awaited<ReturnType<typeof pruneHistory>> }) => Promise<void>,
+  use: (w: { t: TestDatabase; runs: Record<string, number>; asOfBefore: string[][]; pruned: PruneResult }) => Promise<void>,
 ): Promise<void> {
   return withEmptyDatabase(async (t) => {
     const { db } = t;
@@ -79,7 +80,7 @@ function withPrunedHistory(
     await db.insertInto('auth0.run_lease').values({ tenant: TEST_TENANT, run_id: runs.lease }).execute();
 
     const asOfBefore = await Promise.all(inside.map((moment) => liveAt(db, moment)));
-    const pruned = await pruneHistory(db, 3);
+    const pruned = (await pruneHistory(db, 3))!;
     await use({ t, runs, asOfBefore, pruned });
   });
 }
@@ -125,9 +126,25 @@ describe('pruneHistory', () => {
 
   it('deletes nothing more on a second pass', () =>
     withPrunedHistory(async ({ t }) => {
-      const again = await pruneHistory(t.db, 3);
+      const again = (await pruneHistory(t.db, 3))!;
       expect(again.changesDeleted).toBe(0);
       expect(again.runsDeleted).toBe(0);
+    }));
+
+  it('leaves the work to the process already pruning (issue #23: every worker replica prunes)', () =>
+    withPrunedHistory(async ({ t }) => {
+      await insertChange(t.db, 'a', 'exchanged', at(-10 * DAY));
+      const other = new pg.Client({ connectionString: t.url });
+      await other.connect();
+      try {
+        await other.query('begin');
+        await other.query('select pg_advisory_xact_lock($1, $2)', [PRUNE_LOCK_KEY.classId, PRUNE_LOCK_KEY.objectId]);
+        expect(await pruneHistory(t.db, 3)).toBeUndefined();
+        await other.query('commit');
+      } finally {
+        await other.end();
+      }
+      expect((await pruneHistory(t.db, 3))!.changesDeleted).toBe(1);
     }));
 
   it('refuses a retention below one day', () =>

@@ -72,7 +72,7 @@ describe('migration 2026_12_04_1800_sessions', () => {
       await sql`insert into auth0.session_changes (tenant, session_id, user_id, change, run_id, observed_at) values ('127', 'p1', 'u1', 'created', ${runId}, ${old}), ('127', 'p1', 'u1', 'interacted', null, now())`.execute(
         t.db,
       );
-      const pruned = await pruneHistory(t.db, 3);
+      const pruned = (await pruneHistory(t.db, 3))!;
       expect(pruned).toMatchObject({ sessionChangesDeleted: 1, runsDeleted: 1 });
       const left = await t.db.selectFrom('auth0.session_changes').select('change').execute();
       expect(left).toEqual([{ change: 'interacted' }]);
