@@ -110,6 +110,23 @@ function barsAcross(labels: string[], series: EChartsOption['series'], options: 
   };
 }
 
+/** One column per UTC day (its date as MM-DD), a legend above: what every daily chart's options share. */
+function perDay(
+  days: readonly { day: string }[],
+  series: EChartsOption['series'],
+  options: { labelEvery?: number; yAxis?: EChartsOption['yAxis'] } = {},
+): EChartsOption {
+  return {
+    animation: false,
+    textStyle: TEXT,
+    legend: { top: 0 },
+    grid: { left: 10, right: 20, top: 36, bottom: 10 },
+    xAxis: { type: 'category', data: days.map((d) => d.day.slice(5)), ...(options.labelEvery ? { axisLabel: { interval: options.labelEvery } } : {}) },
+    yAxis: options.yAxis ?? { type: 'value', minInterval: 1 },
+    series,
+  };
+}
+
 function rankedChart(id: string, section: Section, title: string, ranked: Ranked, what: string, live: number, kinds: string): ChartSpec {
   const top = ranked.top.map((e) => ({ label: toLabel(e.name), tokens: e.tokens }));
   const rest =
@@ -188,18 +205,14 @@ function changesChart(data: ReportData): ChartSpec {
     option:
       created + deleted === 0
         ? undefined
-        : {
-            animation: false,
-            textStyle: TEXT,
-            legend: { top: 0 },
-            grid: { left: 10, right: 20, top: 36, bottom: 10 },
-            xAxis: { type: 'category', data: days.map((d) => d.day.slice(5)), axisLabel: { interval: 13 } },
-            yAxis: { type: 'value', minInterval: 1 },
-            series: [
+        : perDay(
+            days,
+            [
               { name: 'created', type: 'bar', data: days.map((d) => d.created), itemStyle: { color: BLUE } },
               { name: 'deleted', type: 'bar', data: days.map((d) => d.deleted), itemStyle: { color: RED } },
             ],
-          },
+            { labelEvery: 13 },
+          ),
     table: { head: ['day (UTC)', 'created', 'deleted'], rows: days.filter((d) => d.created + d.deleted > 0).map((d) => [d.day, d.created, d.deleted]) },
   };
 }
@@ -248,14 +261,9 @@ function deletionsChart(data: ReportData): ChartSpec {
     option:
       total === 0
         ? undefined
-        : {
-            animation: false,
-            textStyle: TEXT,
-            legend: { top: 0 },
-            grid: { left: 10, right: 20, top: 36, bottom: 10 },
-            xAxis: { type: 'category', data: days.map((d) => d.day.slice(5)), axisLabel: { interval: 6 } },
-            yAxis: { type: 'value', minInterval: 1 },
-            series: reasons.map(([reason, color]) => ({
+        : perDay(
+            days,
+            reasons.map(([reason, color]) => ({
               name: toLabel(reason, 30),
               type: 'bar' as const,
               stack: 'deletions',
@@ -263,7 +271,8 @@ function deletionsChart(data: ReportData): ChartSpec {
               data: days.map((d) => d.reasons[reason] ?? 0),
               itemStyle: { color },
             })),
-          },
+            { labelEvery: 6 },
+          ),
     table: {
       head: ['day (UTC)', ...reasons.map(([r]) => toLabel(r, 30))],
       rows: days.filter((d) => Object.keys(d.reasons).length > 0).map((d) => [d.day, ...reasons.map(([r]) => d.reasons[r] ?? 0)]),
@@ -422,14 +431,9 @@ function runsChart(days: RunDay[]): ChartSpec {
     option:
       runs === 0
         ? undefined
-        : {
-            animation: false,
-            textStyle: TEXT,
-            legend: { top: 0 },
-            grid: { left: 10, right: 20, top: 36, bottom: 10 },
-            xAxis: { type: 'category', data: days.map((d) => d.day.slice(5)) },
-            yAxis: { type: 'value', minInterval: 1 },
-            series: OUTCOMES.filter(([key]) => sum(key) > 0).map(([key, color]) => ({
+        : perDay(
+            days,
+            OUTCOMES.filter(([key]) => sum(key) > 0).map(([key, color]) => ({
               name: key,
               type: 'bar' as const,
               stack: 'runs',
@@ -437,7 +441,7 @@ function runsChart(days: RunDay[]): ChartSpec {
               data: days.map((d) => d[key]),
               itemStyle: { color },
             })),
-          },
+          ),
     table: { head: ['day (UTC)', ...OUTCOMES.map(([key]) => key)], rows: days.map((d) => [d.day, ...OUTCOMES.map(([key]) => d[key])]) },
   };
 }
@@ -456,18 +460,14 @@ function durationChart(days: RunDay[]): ChartSpec {
       : 'No finished run in the last 30 days.',
     height: 260,
     option: longest
-      ? {
-          animation: false,
-          textStyle: TEXT,
-          legend: { top: 0 },
-          grid: { left: 10, right: 20, top: 36, bottom: 10 },
-          xAxis: { type: 'category', data: days.map((d) => d.day.slice(5)) },
-          yAxis: { type: 'value', name: 's' },
-          series: [
+      ? perDay(
+          days,
+          [
             { name: 'median', type: 'line', data: days.map((d) => seconds(d.medianSeconds)), itemStyle: { color: BLUE } },
             { name: 'longest', type: 'line', data: days.map((d) => seconds(d.maxSeconds)), itemStyle: { color: AMBER } },
           ],
-        }
+          { yAxis: { type: 'value', name: 's' } },
+        )
       : undefined,
     table: { head: ['day (UTC)', 'median s', 'longest s'], rows: days.map((d) => [d.day, seconds(d.medianSeconds), seconds(d.maxSeconds)]) },
   };
@@ -488,21 +488,19 @@ function requestsChart(days: RunDay[]): ChartSpec {
     option:
       days.length === 0
         ? undefined
-        : {
-            animation: false,
-            textStyle: TEXT,
-            legend: { top: 0 },
-            grid: { left: 10, right: 10, top: 36, bottom: 10 },
-            xAxis: { type: 'category', data: days.map((d) => d.day.slice(5)) },
-            yAxis: [
-              { type: 'value', name: 'requests', minInterval: 1 },
-              { type: 'value', name: 'users failed', minInterval: 1, splitLine: { show: false } },
-            ],
-            series: [
+        : perDay(
+            days,
+            [
               { name: 'requests', type: 'bar', barMaxWidth: 40, data: days.map((d) => d.requests), itemStyle: { color: BLUE } },
               { name: 'users failed', type: 'line', yAxisIndex: 1, data: days.map((d) => d.usersFailed), itemStyle: { color: RED } },
             ],
-          },
+            {
+              yAxis: [
+                { type: 'value', name: 'requests', minInterval: 1 },
+                { type: 'value', name: 'users failed', minInterval: 1, splitLine: { show: false } },
+              ],
+            },
+          ),
     table: { head: ['day (UTC)', 'requests', 'users failed'], rows: days.map((d) => [d.day, d.requests, d.usersFailed]) },
   };
 }
