@@ -66,9 +66,14 @@ export function toPrintable(text: string, max: number): string {
   return capText(stripControlCharacters(text), max);
 }
 
-/** At most `max` characters, with `…` marking a cut. */
+/**
+ * At most `max` characters, with `…` marking a cut; never half a surrogate pair before it
+ * (PostgreSQL's text and jsonb refuse an unpaired surrogate).
+ */
 export function capText(text: string, max = MAX_UPSTREAM_TEXT): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  if (text.length <= max) return text;
+  const kept = text.slice(0, max - 1);
+  return `${/[\uD800-\uDBFF]$/.test(kept) ? kept.slice(0, -1) : kept}…`;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Auth0Session } from '../auth0/sessions.js';
-import { checkIdText, scrubSecrets, stripControlCharacters, toPrintable, toSafeText } from '../core/upstream-text.js';
+import { checkIdText, toPrintable, toSafeText } from '../core/upstream-text.js';
 import type { SessionRecord } from '../warehouse/model.js';
 import { InvalidRecordError, toDate } from './normalize.js';
 
@@ -138,19 +138,13 @@ function toRaw(session: Record<string, unknown>, dates: Record<string, string | 
 /** Deeper nesting than this is cut to null: Auth0's session object is three levels deep. */
 const MAX_DEPTH = 8;
 
-/** At most `max` UTF-16 units, never ending in half a surrogate pair (jsonb refuses one). */
-function cut(text: string, max: number): string {
-  const kept = text.slice(0, max);
-  return /[\uD800-\uDBFF]$/.test(kept) ? kept.slice(0, -1) : kept;
-}
-
 function scrubValue(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return cut(scrubSecrets(stripControlCharacters(value)), MAX_RAW_STRING);
+  if (typeof value === 'string') return toSafeText(value, MAX_RAW_STRING);
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return null;
   if (Array.isArray(value)) return value.map((inner) => scrubValue(inner, depth + 1));
   return Object.fromEntries(
-    Object.entries(value).map(([key, inner]) => [cut(scrubSecrets(stripControlCharacters(key)), MAX_METHOD), scrubValue(inner, depth + 1)]),
+    Object.entries(value).map(([key, inner]) => [toSafeText(key, MAX_METHOD), scrubValue(inner, depth + 1)]),
   );
 }
 
