@@ -115,7 +115,10 @@ async function startServer(args: string[]): Promise<Server> {
   };
 }
 
-/** A fresh, migrated database with `userIds` in auth0.users. */
+/** The tenant every single-tenant workload syncs as (AUTH0_TENANT_NAME), its users' tenant in auth0.users. */
+const BENCH_TENANT = 'bench';
+
+/** A fresh, migrated database with `userIds` in auth0.users, as BENCH_TENANT's. */
 async function freshDatabase(userIds: string[]): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `rt_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
@@ -130,7 +133,7 @@ async function freshDatabase(userIds: string[]): Promise<{ url: string; drop(): 
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   for (let i = 0; i < userIds.length; i += 50_000) {
-    await client.query('insert into auth0.users (user_id) select unnest($1::text[])', [userIds.slice(i, i + 50_000)]);
+    await client.query('insert into auth0.users (tenant, user_id) select $1, unnest($2::text[])', [BENCH_TENANT, userIds.slice(i, i + 50_000)]);
   }
   await client.query('analyze');
   await client.end();
@@ -163,6 +166,7 @@ async function sync(server: Server, databaseUrl: string, env: Record<string, str
     AUTH0_DOMAIN: server.url,
     AUTH0_CLIENT_ID: 'test-client',
     AUTH0_CLIENT_SECRET: 'test-secret',
+    AUTH0_TENANT_NAME: BENCH_TENANT,
     SYNC_CONCURRENCY: concurrency,
     ...env,
   });
@@ -483,6 +487,7 @@ async function importUsers() {
         AUTH0_DOMAIN: server.url,
         AUTH0_CLIENT_ID: 'test-client',
         AUTH0_CLIENT_SECRET: 'test-secret',
+        AUTH0_TENANT_NAME: BENCH_TENANT,
         LOG_LEVEL: 'info',
       });
       const finished = lines
