@@ -34,7 +34,7 @@ function createProgram(
     worker: Handler<Record<string, never>>;
     status: Handler<{ json?: boolean; tenant?: string[] }>;
     db: Handler<{ port?: string }>;
-    report: Handler<{ out?: string }>;
+    report: Handler<{ out?: string; tenant?: string[] }>;
   },
   done: (code: number) => void,
 ): Command {
@@ -94,6 +94,7 @@ Machine output (JSON log lines, --json documents, results) goes to stdout; sente
     .action(run(handlers.db));
   command('report', 'write the report: one self-contained HTML page of charts and tables from the reporting views')
     .option('--out <path>', `where to write it (default ${DEFAULT_REPORT_PATH}; replaced if it exists)`)
+    .addOption(tenantOption('only this tenant (repeatable; default every tenant in the warehouse)'))
     .action(run(handlers.report));
   return program;
 }

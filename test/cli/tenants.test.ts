@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect } from '@jest/globals';
 import pg from 'pg';
@@ -16,6 +16,8 @@ interface World {
   t: TestDatabase;
   a: FakeAuth0;
   b: FakeAuth0;
+  /** A directory of the test's own. */
+  dir: string;
   /** Writes TENANTS_FILE (the two tenants unless `tenants` is given) and returns the environment naming it. */
   envWith: (tenants?: unknown[]) => Promise<Record<string, string | undefined>>;
 }
@@ -37,7 +39,7 @@ const withTwoTenants = (use: (w: World) => Promise<void>) =>
                 await writeFile(file, JSON.stringify({ tenants }));
                 return { DATABASE_URL: t.url, TENANTS_FILE: file, SECRET_A, SECRET_B, LOG_LEVEL: 'warn' };
               };
-              await use({ t, a, b, envWith });
+              await use({ t, a, b, dir, envWith });
             }),
           ),
         { clientId: 'client-b', clientSecret: SECRET_B },
@@ -54,7 +56,7 @@ function expectNoSecret(run: { stdout: string; stderr: string }): void {
 
 describe('many tenants from TENANTS_FILE (issue #23)', () => {
   itServer('sync --tenant a lists users at tenant a only; sync without it visits both, each with its own credentials, output labelled', () =>
-    withTwoTenants(async ({ a, b, envWith }) => {
+    withTwoTenants(async ({ a, b, dir, envWith }) => {
       const env = await envWith();
       const one = await runCli(['sync', '--tenant', 'a'], env);
       expect(one.stderr).toBe('');
@@ -74,6 +76,13 @@ describe('many tenants from TENANTS_FILE (issue #23)', () => {
       expect(a.stats.byStatus[401] ?? 0).toBe(0);
       expect(b.stats.byStatus[401] ?? 0).toBe(0);
       expectNoSecret(both);
+
+      // The report over both tenants, and over one.
+      const out = path.join(dir, 'report.html');
+      const report = await runCli(['report', '--out', out, '--tenant', 'b'], env);
+      expect([report.code, report.stderr]).toEqual([0, '']);
+      expect(await readFile(out, 'utf8')).toContain('Tenants <code>b</code> only.');
+      expect((await runCli(['report', '--out', out, '--tenant', 'c'], env)).code).toBe(64);
     }),
   );
 
