@@ -291,15 +291,29 @@ export function loadDatabaseConfig(env: Env, readFile?: ReadFile): DatabaseConfi
   return reader.done({ ...readDatabase(reader), source: readSource(reader), tenantNames, tenantSources });
 }
 
-/**
- * The one tenant the AUTH0_* variables name: AUTH0_TENANT_NAME (a problem when it is not a
- * tenant name), else AUTH0_DOMAIN's first label when that is one; none when neither is set.
- */
+/** The one tenant the AUTH0_* variables name (readTenantName); none when neither AUTH0_TENANT_NAME nor AUTH0_DOMAIN is set. */
 function singleTenantName(env: Env, problems: string[]): string[] {
-  const given = env.AUTH0_TENANT_NAME?.trim();
-  if (given && !isTenantName(given)) problems.push(`AUTH0_TENANT_NAME must be ${TENANT_NAME_RULE} (got ${quoteValue(given)})`);
-  const name = given || tenantNameFromDomain(parseDomain(env.AUTH0_DOMAIN?.trim() ?? '', []));
+  // AUTH0_DOMAIN's own mistakes are loadConfig's to name: a command without credentials does not need it.
+  const baseUrl = parseDomain(env.AUTH0_DOMAIN?.trim() ?? '', []);
+  const name = readTenantName(env, baseUrl, problems);
   return isTenantName(name) ? [name] : [];
+}
+
+/**
+ * The tenant's name: AUTH0_TENANT_NAME, else the first label of the domain; a problem when
+ * the one given, or the label a domain gives, is not a tenant name. Empty when neither is set.
+ */
+function readTenantName(env: Env, baseUrl: string, problems: string[]): string {
+  const given = env.AUTH0_TENANT_NAME?.trim();
+  const tenant = given || tenantNameFromDomain(baseUrl);
+  if ((given || baseUrl) && !isTenantName(tenant)) {
+    problems.push(
+      given
+        ? `AUTH0_TENANT_NAME must be ${TENANT_NAME_RULE} (got ${quoteValue(tenant)})`
+        : `AUTH0_TENANT_NAME must be set: the first label of AUTH0_DOMAIN (${quoteValue(tenant)}) is not ${TENANT_NAME_RULE}`,
+    );
+  }
+  return tenant;
 }
 
 type TenantField = Exclude<keyof TenantEntry, 'clientSecretEnv'>;
@@ -398,14 +412,7 @@ export function loadConfig(env: Env): Config {
   const clientId = text('AUTH0_CLIENT_ID');
   const clientSecret = new Secret(text('AUTH0_CLIENT_SECRET'));
   const audience = text('AUTH0_AUDIENCE', baseUrl ? `${baseUrl}/api/v2/` : '');
-  const tenant = text('AUTH0_TENANT_NAME', '') || tenantNameFromDomain(baseUrl);
-  if (baseUrl && !isTenantName(tenant)) {
-    problems.push(
-      env.AUTH0_TENANT_NAME?.trim()
-        ? `AUTH0_TENANT_NAME must be ${TENANT_NAME_RULE} (got ${quoteValue(tenant)})`
-        : `AUTH0_TENANT_NAME must be set: the first label of AUTH0_DOMAIN (${quoteValue(tenant)}) is not ${TENANT_NAME_RULE}`,
-    );
-  }
+  const tenant = readTenantName(env, baseUrl, problems);
 
   const source = readSource(reader);
   const tokensEndpoint = text('AUTH0_TOKENS_ENDPOINT', 'auto').toLowerCase() as TokensEndpointSetting;
