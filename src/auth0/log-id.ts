@@ -1,4 +1,4 @@
-import { checkIdText, stripControlCharacters } from '../core/upstream-text.js';
+import { checkIdValue, stripControlCharacters } from '../core/upstream-text.js';
 import { shortenId } from '../core/wording.js';
 
 /**
@@ -14,7 +14,7 @@ export const MAX_LOG_ID_LENGTH = 256;
  * read on from it. The same rule as `checkUserId` (src/core/user-id.ts). Pure.
  */
 export function checkLogId(id: unknown): string | undefined {
-  return typeof id === 'string' ? checkIdText(id, MAX_LOG_ID_LENGTH) : 'is not a string';
+  return checkIdValue(id, MAX_LOG_ID_LENGTH);
 }
 
 /** The entry's `log_id` when it passes `checkLogId`, else undefined. Pure. */

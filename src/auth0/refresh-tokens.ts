@@ -1,6 +1,7 @@
 import type { Auth0Client } from './client.js';
-import { checkIdText } from '../core/upstream-text.js';
+import { checkIdValue } from '../core/upstream-text.js';
 import { Auth0Error } from './errors.js';
+import { collectAll, listPages, toObjectPage, type Page } from './pages.js';
 
 /**
  * A refresh token as either listing endpoint returns it. Every property is optional in
@@ -85,64 +86,38 @@ export interface ListOptions {
 }
 
 /**
- * Every refresh token of one user, one page at a time, following `next` with `from`, through
- * `options.endpoint` (one loop for both routes: only the path and the array key differ).
- * Stops on a missing, null or empty `next` or on an empty page: a real last page can still
- * carry `next` (recorded in go-auth0's test data). Throws Auth0Error, e.g. `user_not_found`
+ * Every refresh token of one user, one page at a time, through `options.endpoint` (one loop for
+ * both routes: only the path and the answer's shape differ). listPages: follows `next` with
+ * `from`; stops on a missing, null or empty `next` or on an empty page (a real last page can still
+ * carry `next`, recorded in go-auth0's test data); fails as `too_many_pages` past `maxPages` and
+ * as `bad_response` on a cursor that does not advance. Throws Auth0Error, e.g. `user_not_found`
  * for a 404 and `cursor_expired` when the checkpoint is no longer valid.
  */
-export async function* listRefreshTokens(client: Auth0Client, userId: string, options: ListOptions): AsyncGenerator<Auth0RefreshToken[]> {
+export function listRefreshTokens(client: Auth0Client, userId: string, options: ListOptions): AsyncGenerator<Auth0RefreshToken[]> {
   const shape = ENDPOINTS[options.endpoint ?? 'refresh-tokens'];
   const path = shape.path(userId);
-  let from: string | undefined;
-  for (let page = 1; ; page += 1) {
-    const query: Record<string, string | number> = { ...shape.query(userId), take: options.pageSize };
-    if (from) query.from = from;
-    const body = await client.getJson(path, query, options.signal);
-    const { tokens, next } = toPage(body, shape);
-    if (tokens.length === 0) return;
-    // Counted on pages that hold tokens, so the empty page confirming the end is always allowed.
-    if (page > options.maxPages) {
-      throw new Auth0Error('too_many_pages', `Listing refresh tokens of ${userId} did not end after ${options.maxPages} pages (SYNC_MAX_PAGES_PER_USER)`);
-    }
-    yield tokens;
-    if (!next) return;
-    // A tenant that ignores `from` answers the same page again: stop at once, not after maxPages.
-    if (next === from) throw new Auth0Error('bad_response', `Listing refresh tokens of ${userId} answered the same cursor twice: the listing does not advance`);
-    from = next;
-  }
+  return listPages({
+    what: `refresh tokens of ${userId}`,
+    maxPages: options.maxPages,
+    fetchPage: async (from) => {
+      const query: Record<string, string | number> = { ...shape.query(userId), take: options.pageSize };
+      if (from) query.from = from;
+      return toPage(await client.getJson(path, query, options.signal), shape);
+    },
+  });
 }
 
 /**
  * All of one user's tokens. An expired or invalid cursor restarts the listing from the
  * first page, once, dropping what was collected so nothing is counted twice.
  */
-export async function fetchAllRefreshTokens(client: Auth0Client, userId: string, options: ListOptions): Promise<Auth0RefreshToken[]> {
-  for (let restarted = false; ; restarted = true) {
-    const tokens: Auth0RefreshToken[] = [];
-    try {
-      for await (const page of listRefreshTokens(client, userId, options)) tokens.push(...page);
-      return tokens;
-    } catch (error) {
-      if (restarted || !(error instanceof Auth0Error) || error.code !== 'cursor_expired') throw error;
-    }
-  }
+export function fetchAllRefreshTokens(client: Auth0Client, userId: string, options: ListOptions): Promise<Auth0RefreshToken[]> {
+  return collectAll(() => listRefreshTokens(client, userId, options));
 }
 
-function toPage(body: unknown, shape: EndpointShape): { tokens: Auth0RefreshToken[]; next?: string } {
+function toPage(body: unknown, shape: EndpointShape): Page<Auth0RefreshToken> {
   if (shape.bareArray && Array.isArray(body)) return toBareArrayPage(body, shape);
-  if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    throw new Auth0Error('bad_response', `${shape.route} answered with JSON that is not an object`);
-  }
-  const { [shape.arrayKey]: tokens, next } = body as Record<string, unknown>;
-  // A body without the array is not "no tokens": taking it so would mark every token deleted.
-  if (!Array.isArray(tokens)) {
-    throw new Auth0Error('bad_response', `${shape.route} answered without a ${shape.arrayKey} array`);
-  }
-  if (next !== undefined && next !== null && typeof next !== 'string') {
-    throw new Auth0Error('bad_response', `${shape.route} answered with a next cursor that is not a string`);
-  }
-  return { tokens: tokens as Auth0RefreshToken[], next: next || undefined };
+  return toObjectPage<Auth0RefreshToken>(body, shape.route, shape.arrayKey);
 }
 
 /**
@@ -150,13 +125,13 @@ function toPage(body: unknown, shape: EndpointShape): { tokens: Auth0RefreshToke
  * is upstream text and goes back into a URL: an id that is not a string, or fails checkIdText,
  * is refused (`bad_response`) rather than sent.
  */
-function toBareArrayPage(tokens: unknown[], shape: EndpointShape): { tokens: Auth0RefreshToken[]; next?: string } {
+function toBareArrayPage(tokens: unknown[], shape: EndpointShape): Page<Auth0RefreshToken> {
   const last = tokens.at(-1);
-  if (last === undefined) return { tokens: [] };
+  if (last === undefined) return { items: [] };
   const id = last && typeof last === 'object' && !Array.isArray(last) ? (last as Auth0RefreshToken).id : undefined;
-  const problem = typeof id === 'string' ? checkIdText(id, MAX_TOKEN_ID_LENGTH) : 'is not a string';
+  const problem = checkIdValue(id, MAX_TOKEN_ID_LENGTH);
   if (problem !== undefined || typeof id !== 'string') {
     throw new Auth0Error('bad_response', `${shape.route} answered an array whose last token's id ${problem ?? 'is not a string'}`);
   }
-  return { tokens: tokens as Auth0RefreshToken[], next: id };
+  return { items: tokens as Auth0RefreshToken[], next: id };
 }

@@ -1,5 +1,5 @@
 import type { Auth0Client } from './client.js';
-import { Auth0Error } from './errors.js';
+import { collectAll, listPages, toObjectPage } from './pages.js';
 
 /**
  * A session as `GET /api/v2/users/{user_id}/sessions` returns it (Management API reference,
@@ -59,49 +59,30 @@ export async function fetchSessionsPage(
   if (page.from) query.from = page.from;
   // Encoded: ids such as `auth0|123` or `samlp|corp|a/b` must stay one path segment.
   const body = await client.getJson(`/api/v2/users/${encodeURIComponent(userId)}/sessions`, query, signal);
-  if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    throw new Auth0Error('bad_response', `${SESSIONS_ROUTE} answered with JSON that is not an object`);
-  }
-  const { sessions, next } = body as Record<string, unknown>;
-  // A body without the array is not "no sessions": taking it so would mark every session deleted.
-  if (!Array.isArray(sessions)) throw new Auth0Error('bad_response', `${SESSIONS_ROUTE} answered without a sessions array`);
-  if (next !== undefined && next !== null && typeof next !== 'string') {
-    throw new Auth0Error('bad_response', `${SESSIONS_ROUTE} answered with a next cursor that is not a string`);
-  }
-  return { sessions: sessions as Auth0Session[], next: next || undefined };
+  const { items, next } = toObjectPage<Auth0Session>(body, SESSIONS_ROUTE, 'sessions');
+  return { sessions: items, next };
 }
 
 /**
- * Every session of one user, one page at a time, following `next` with `from`. Stops on a
- * missing, null or empty `next` or on an empty page (a last page may still carry `next`, as the
- * token listings do); fails as `too_many_pages` past `maxPages`.
+ * Every session of one user, one page at a time (listPages: follows `next` with `from`, stops on
+ * a missing, null or empty `next` or on an empty page, fails as `too_many_pages` past `maxPages`
+ * and as `bad_response` on a cursor that does not advance).
  */
-export async function* listSessions(client: Auth0Client, userId: string, options: SessionListOptions): AsyncGenerator<Auth0Session[]> {
-  let from: string | undefined;
-  for (let page = 1; ; page += 1) {
-    const { sessions, next } = await fetchSessionsPage(client, userId, { take: options.pageSize, from }, options.signal);
-    if (sessions.length === 0) return;
-    if (page > options.maxPages) {
-      throw new Auth0Error('too_many_pages', `Listing sessions of ${userId} did not end after ${options.maxPages} pages (SYNC_MAX_PAGES_PER_USER)`);
-    }
-    yield sessions;
-    if (!next) return;
-    from = next;
-  }
+export function listSessions(client: Auth0Client, userId: string, options: SessionListOptions): AsyncGenerator<Auth0Session[]> {
+  return listPages({
+    what: `sessions of ${userId}`,
+    maxPages: options.maxPages,
+    fetchPage: async (from) => {
+      const { sessions, next } = await fetchSessionsPage(client, userId, { take: options.pageSize, from }, options.signal);
+      return { items: sessions, next };
+    },
+  });
 }
 
 /**
  * All of one user's sessions (listSessions collected). An expired or invalid cursor restarts the
  * listing from the first page, once, dropping what was collected so nothing is counted twice.
  */
-export async function collectSessions(client: Auth0Client, userId: string, options: SessionListOptions): Promise<Auth0Session[]> {
-  for (let restarted = false; ; restarted = true) {
-    const sessions: Auth0Session[] = [];
-    try {
-      for await (const page of listSessions(client, userId, options)) sessions.push(...page);
-      return sessions;
-    } catch (error) {
-      if (restarted || !(error instanceof Auth0Error) || error.code !== 'cursor_expired') throw error;
-    }
-  }
+export function collectSessions(client: Auth0Client, userId: string, options: SessionListOptions): Promise<Auth0Session[]> {
+  return collectAll(() => listSessions(client, userId, options));
 }

@@ -102,3 +102,11 @@ export function checkIdText(id: string, maxLength: number): string | undefined {
   if (/\p{Surrogate}/u.test(id)) return 'is not valid Unicode (an unpaired surrogate)';
   return undefined;
 }
+
+/**
+ * checkIdText for a value read from an answer, not yet known to be text: `is not a string` for
+ * anything else (a number, null, a missing property). Pure.
+ */
+export function checkIdValue(id: unknown, maxLength: number): string | undefined {
+  return typeof id === 'string' ? checkIdText(id, maxLength) : 'is not a string';
+}
