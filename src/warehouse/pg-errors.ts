@@ -13,6 +13,12 @@ export function sqlState(error: unknown): string | undefined {
 /** Undefined table (42P01), schema (3F000) and column (42703): the schema is not what we expect. */
 export const MISSING_OBJECT: ReadonlySet<string> = new Set(['42P01', '3F000', '42703']);
 
+/**
+ * Lost a race with another process doing the same DDL or insert: chosen as a deadlock's victim
+ * (40P01), or beaten to a name (23505 unique violation, 42P07 duplicate table).
+ */
+export const LOST_RACE: ReadonlySet<string> = new Set(['40P01', '23505', '42P07']);
+
 const NODE_CONNECTION_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH']);
 
 /**

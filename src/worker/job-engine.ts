@@ -4,6 +4,7 @@ import { errorCode, toError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { toSafeText } from '../core/upstream-text.js';
 import { JOB_QUEUE_SCHEMA } from '../warehouse/job-queue-schema.js';
+import { LOST_RACE, sqlState } from '../warehouse/pg-errors.js';
 import { queueName, tenantJobId, toTenantJob, type TenantJob } from './tenant-jobs.js';
 
 /**
@@ -302,18 +303,13 @@ export async function startJobEngine(options: JobEngineOptions): Promise<JobEngi
   }
 }
 
-/**
- * `fn`, tried again (up to 5 times, after 100–600 ms) when it lost a race with another replica
- * doing the same: chosen as a deadlock's victim (40P01), or beaten to a name (23505, 42P07).
- */
-const RACE_CODES = new Set(['40P01', '23505', '42P07']);
-
+/** `fn`, tried again (up to 5 times, after 100–600 ms) when it lost a race with another replica doing the same (LOST_RACE). */
 async function retryRace(fn: () => Promise<void>): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (error) {
-      if (!RACE_CODES.has((error as { code?: string }).code ?? '') || attempt >= 5) throw error;
+      if (!LOST_RACE.has(sqlState(error) ?? '') || attempt >= 5) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 500));
     }
   }
