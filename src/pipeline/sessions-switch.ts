@@ -19,7 +19,6 @@ export type SessionsVerdict = { off: true } | { off: false; error: unknown };
  *   off for the rest of the run, with one line; the users it hit keep their stored sessions.
  */
 export interface SessionsSwitch {
-  readonly setting: SessionsSetting;
   /** Whether to list the next user's sessions. Resolves the `auto` setting on first call. */
   enabled(client: Auth0Client, signal?: AbortSignal): Promise<boolean>;
   /** The decision so far: undefined before the first user. */
@@ -28,8 +27,9 @@ export interface SessionsSwitch {
   judge(error: unknown): SessionsVerdict;
 }
 
-export function createSessionsSwitch(setting: SessionsSetting, logger: Logger): SessionsSwitch {
-  let state: boolean | undefined = setting === 'off' ? false : undefined;
+/** `off` needs no switch: the run lists no session at all. */
+export function createSessionsSwitch(setting: Exclude<SessionsSetting, 'off'>, logger: Logger): SessionsSwitch {
+  let state: boolean | undefined;
   let deciding: Promise<boolean> | undefined;
 
   async function decide(client: Auth0Client, signal?: AbortSignal): Promise<boolean> {
@@ -49,7 +49,6 @@ export function createSessionsSwitch(setting: SessionsSetting, logger: Logger): 
   }
 
   return {
-    setting,
     get state() {
       return state;
     },

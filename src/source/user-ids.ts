@@ -51,7 +51,7 @@ function notSyncedFilter(tenant: string, column: RawBuilder<unknown>, since: Rea
  * synced by passes over the source. Only for the default source, auth0.users, whose columns
  * the migrations own; any other table is read whole.
  */
-export function notRemoved(source: Config['source'], alias = 's'): RawBuilder<unknown> {
+function notRemoved(source: Config['source'], alias = 's'): RawBuilder<unknown> {
   return isDefaultUsersSource(source) ? sql`${sql.ref(`${alias}.removed_at`)} is null` : sql`true`;
 }
 
@@ -126,12 +126,12 @@ export async function* readFailedUserIds(db: Kysely<Database>, tenant: string, b
   for await (const row of rows) yield row.user_id;
 }
 
-/** How many users `readFailedUserIds` will yield: those whose last sync failed (of every tenant when `tenant` is undefined). */
-export async function countFailedUsers(db: Kysely<Database>, tenant?: string): Promise<number> {
+/** How many users `readFailedUserIds` will yield: the tenant's users whose last sync failed. */
+export async function countFailedUsers(db: Kysely<Database>, tenant: string): Promise<number> {
   const { n } = await db
     .selectFrom('auth0.user_sync_state')
     .select((eb) => eb.fn.countAll<number>().as('n'))
-    .$if(tenant !== undefined, (qb) => qb.where('tenant', '=', tenant!))
+    .where('tenant', '=', tenant)
     .where('status', '=', 'failed')
     .executeTakeFirstOrThrow();
   return n;

@@ -403,7 +403,6 @@ export interface Database extends ReportingViews {
 }
 
 export type SyncRunRow = Selectable<SyncRunsTable>;
-export type SessionRow = Selectable<SessionsTable>;
 export type RefreshTokenDeviceRow = Selectable<RefreshTokenDevicesTable>;
 export type RefreshTokenResourceServerRow = Selectable<RefreshTokenResourceServersTable>;
 export type NewSyncRun = Insertable<SyncRunsTable>;

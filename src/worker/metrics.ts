@@ -18,7 +18,6 @@ const TICK_SKIP_REASONS = ['overlap', 'locked', 'follow_overlap', 'follow_locked
  * counters. Every method is cheap and never throws.
  */
 export interface WorkerMetrics {
-  readonly registry: Registry;
   /** A new run's baseline: its `add` calls add only what grew since the last one. */
   startRun(): RunTally;
   /**
@@ -190,7 +189,6 @@ export function createMetricsRegistry(): MetricsRegistry {
       rateLimited.inc({ tenant }, 0);
       lastSuccess.set({ tenant }, 0);
       return {
-        registry,
         startRun() {
           const added = emptyCounts();
           return {

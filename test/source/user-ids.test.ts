@@ -91,13 +91,13 @@ describe('readFailedUserIds', () => {
       // Pages of 2: a full last page (4 of 5) and a short one.
       expect(await collect(readFailedUserIds(t.db, TEST_TENANT, 2))).toEqual(failed);
       expect(await collect(readFailedUserIds(t.db, TEST_TENANT, 5))).toEqual(failed);
-      expect(await countFailedUsers(t.db)).toBe(5);
+      expect(await countFailedUsers(t.db, TEST_TENANT)).toBe(5);
     }));
 
   it('yields nothing when no user is failing', () =>
     withTestDatabase(async (t) => {
       expect(await collect(readFailedUserIds(t.db, TEST_TENANT, 2))).toEqual([]);
-      expect(await countFailedUsers(t.db)).toBe(0);
+      expect(await countFailedUsers(t.db, TEST_TENANT)).toBe(0);
     }));
 });
 

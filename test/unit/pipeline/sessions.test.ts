@@ -228,7 +228,6 @@ describe('the sessions switch (SYNC_SESSIONS)', () => {
     expect(await off.enabled(clientWith(['read:refresh_tokens']))).toBe(false);
     expect(await createSessionsSwitch('auto', logger).enabled(clientWith(undefined))).toBe(false);
     expect(lines.map((l) => l.sessions)).toEqual(['on', 'off', 'off']);
-    expect(await createSessionsSwitch('off', logger).enabled(clientWith(['read:sessions']))).toBe(false);
   });
 
   it('auto turns off for the run on a route the tenant lacks; on makes it fatal, naming SYNC_SESSIONS; other errors pass', () => {
