@@ -1,7 +1,7 @@
 import type { SessionChange } from '../warehouse/schema.js';
 import { toPrintable } from '../core/upstream-text.js';
 import type { SessionRecord, SessionWritePlan, StoredSession, UserOutcome } from '../warehouse/model.js';
-import { decideDeletionReason, toDeletedToken } from './deletion-reason.js';
+import { decideDeletionReason, SESSION_ENDING_REASONS, toDeletedToken } from './deletion-reason.js';
 import { canonical } from './plan.js';
 import type { LogEvidence } from './log-evidence.js';
 
@@ -44,10 +44,11 @@ export function withoutStolenSessions(batch: readonly UserOutcome[], stored: rea
  * `last_interacted_at` (`interacted`) or `authenticated_at` (`authenticated`), a new last IP /
  * ASN / user agent, new clients or new methods. Only new, restored and changed sessions are
  * planned for writing (quiet writes).
- * A deletion is `unexplained` (counted for the deletion guard, as for tokens) unless the user's
- * deletion is in `evidence`, or decideDeletionReason, the tokens' rule, finds a reason: an entry
- * naming the session (a logout `slo`, a session revoked), one about the whole user (its
- * deletion, all its sessions revoked), or the session's expiry or idle expiry at `now`.
+ * A deletion is `unexplained` (counted for the deletion guard, as for tokens) unless
+ * decideDeletionReason, the tokens' rule restricted to SESSION_ENDING_REASONS, finds a reason:
+ * the user's deletion in `evidence`, an entry naming the session (a logout `slo`, a session
+ * revoked), one about the whole user (its deletion, all its sessions revoked), or the session's
+ * expiry or idle expiry at `now`.
  */
 export function planSessionWrites(
   outcomes: readonly UserOutcome[],
@@ -112,11 +113,15 @@ export function planSessionWrites(
     plan.deletedIds.push(session.id);
     plan.counts.deleted += 1;
     change(session, 'deleted');
-    if (evidence?.deleted.has(session.user_id)) continue;
-    // Only what ends a session explains its loss: its logout or revocation, or the user's deletion
-    // (an entry about the user's tokens or one application does not).
-    const endings = (evidence?.explanations.get(session.user_id) ?? []).filter((e) => e.reason === 'session_revoked' || e.reason === 'user_deleted');
-    const { reason } = decideDeletionReason({ ...toDeletedToken(session.id, session.raw), sessionId: session.id }, endings, { now });
+    const { reason } = decideDeletionReason(
+      { ...toDeletedToken(session.id, session.raw), sessionId: session.id },
+      evidence?.explanations.get(session.user_id) ?? [],
+      {
+        now,
+        userDeleted: evidence?.deleted.has(session.user_id),
+        reasons: SESSION_ENDING_REASONS,
+      },
+    );
     if (reason === 'unexplained') plan.counts.unexplained += 1;
   }
   plan.listedUsers = [...listedUsers];

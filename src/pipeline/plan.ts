@@ -107,14 +107,11 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
     plan.deletedIds.push(token.id);
     plan.counts.deleted += 1;
     const gone = toDeletedToken(token.id, token.raw);
-    const decided = decideDeletionReason(gone, evidence?.explanations.get(token.user_id) ?? [], {
+    const { reason, logId, clientId } = decideDeletionReason(gone, evidence?.explanations.get(token.user_id) ?? [], {
       now,
       listedForClient: listedForClient.get(`${token.user_id}\0${gone.clientId ?? ''}`),
+      userDeleted: evidence?.deleted.has(token.user_id),
     });
-    // A user the logs say was deleted explains its losses even when the entry itself is not at
-    // hand (a retry recorded before reasons were kept), as for sessions.
-    const { reason, logId, clientId } =
-      decided.reason === 'unexplained' && evidence?.deleted.has(token.user_id) ? { reason: 'user_deleted' as const, logId: null, clientId: null } : decided;
     plan.changes.push({
       token_id: token.id,
       user_id: token.user_id,
