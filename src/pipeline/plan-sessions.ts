@@ -1,8 +1,8 @@
 import type { SessionChange } from '../warehouse/schema.js';
-import { toPrintable } from '../core/upstream-text.js';
 import type { SessionRecord, SessionWritePlan, StoredSession, UserOutcome } from '../warehouse/model.js';
 import { decideDeletionReason, SESSION_ENDING_REASONS, toDeletedToken } from './deletion-reason.js';
 import { canonical } from './plan.js';
+import { withoutStolen } from './listing-owners.js';
 import type { LogEvidence } from './log-evidence.js';
 
 const FIELD_CHANGES = [
@@ -13,24 +13,17 @@ const FIELD_CHANGES = [
 
 /**
  * Turn `failed` every user that lists a session stored (or listed earlier in the batch) under
- * another user: Auth0 session ids are unique, so the listing is wrong, not the warehouse, and the
- * first owner keeps it. Pure. Users without a session listing pass through untouched.
+ * another user (withoutStolen, as planWrites does for tokens). Pure. Users without a session
+ * listing pass through untouched. Called before planWrites, not inside planSessionWrites: a user
+ * failed for a session it does not own must not have its tokens written either, and sessions are
+ * planned on planWrites' outcomes, so a user failed for a token keeps its sessions untouched too.
  */
 export function withoutStolenSessions(batch: readonly UserOutcome[], stored: readonly StoredSession[]): UserOutcome[] {
-  const owner = new Map(stored.map((session) => [session.id, session.user_id]));
-  return batch.map((outcome) => {
-    if (outcome.status !== 'synced' || !outcome.sessions) return outcome;
-    const stolen = outcome.sessions.find((session) => (owner.get(session.id) ?? outcome.userId) !== outcome.userId);
-    if (!stolen) {
-      for (const session of outcome.sessions) owner.set(session.id, outcome.userId);
-      return outcome;
-    }
-    return {
-      status: 'failed',
-      userId: outcome.userId,
-      code: 'session_owner_conflict',
-      message: `Auth0 listed session ${toPrintable(stolen.id, 200)} for this user, but it belongs to user ${toPrintable(owner.get(stolen.id) ?? '', 200)}; not taken over (Auth0 session ids are unique).`,
-    };
+  return withoutStolen(batch, {
+    kind: 'session',
+    noun: 'session',
+    ids: (outcome) => outcome.sessions?.map((session) => session.id),
+    storedOwners: new Map(stored.map((session) => [session.id, session.user_id])),
   });
 }
 

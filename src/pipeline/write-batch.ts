@@ -74,6 +74,7 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
             if (runId !== undefined) await lease?.assertHeld(trx);
             // Sessions (issue #22) only where the batch listed some: with SYNC_SESSIONS off, not one more query.
             const storedSessions = hasSessionListings(batch) ? await readStoredSessions(trx, tenant, users, listedSessionIds(batch)) : undefined;
+            // Before planWrites: a user failed for a session it does not own writes no token either.
             const outcomes = storedSessions ? withoutStolenSessions(batch, storedSessions) : batch;
             const now = new Date();
             const plan = planWrites(outcomes, await readStoredTokens(trx, tenant, users, listedIds), { evidence: options.evidence, now });
