@@ -12,7 +12,7 @@ import { systemClock } from '../core/clock.js';
 import { selectUsers, type RunBudget, type UserSelection } from '../source/select-users.js';
 import { assertCanWriteWarehouse } from '../warehouse/privileges.js';
 import { describeCrossing, MassDeleteError, type DeleteGuard } from '../pipeline/delete-guard.js';
-import { measureLiveSessions, measureLiveTokens } from '../pipeline/write-batch.js';
+import { measureLive } from '../pipeline/write-batch.js';
 import type { LogEvidence } from '../pipeline/log-evidence.js';
 import { syncUsers } from '../pipeline/pipeline.js';
 import type { PriorityLane } from '../pipeline/priority-lane.js';
@@ -226,8 +226,7 @@ async function runOnce(options: SyncJobOptions, lease: RunLease | undefined): Pr
   if (error) logger.error('sync failed', { ...summary, code: errorCode(error), error: error.message });
   else logger.info('sync finished', summary);
   if (options.dryRun && guard) {
-    await measureLiveTokens(db, tenant, guard, counts.tokensUnexplained);
-    await measureLiveSessions(db, tenant, guard, counts.sessionsUnexplained);
+    await measureLive(db, tenant, guard, { tokens: counts.tokensUnexplained, sessions: counts.sessionsUnexplained });
   }
   const wouldStop = options.dryRun && guard ? describeCrossing(guard, counts) : undefined;
   return { runId, status, counts, usersTotal, error: error?.message, errorCode: error ? errorCode(error) : undefined, tokensEndpoint, wouldStop };

@@ -45,7 +45,7 @@ export interface UnexplainedWindow {
    */
   liveTokens?: number;
   /** Sessions marked deleted unexplained in the last day (and since the last full pass). */
-  sessions?: number;
+  sessions: number;
   /** Live sessions in the warehouse, counted as `liveTokens` is. */
   liveSessions?: number;
 }
@@ -109,11 +109,11 @@ export function describeCrossing(guard: DeleteGuard, totals: GuardTotals): strin
           `more than SYNC_DELETE_GUARD_MIN=${guard.minUsers} allows between full passes`,
       );
     }
-    const earlier = { tokens: [window.tokens, window.liveTokens], sessions: [window.sessions ?? 0, window.liveSessions] } as const;
+    const earlier = { tokens: [window.tokens, window.liveTokens], sessions: [window.sessions, window.liveSessions] } as const;
     for (const { noun, deleted: now } of deletions(totals)) {
       const [before, counted] = earlier[noun];
       const deleted = before + now;
-      // Counted (measureLiveTokens, measureLiveSessions) whenever `deleted` is above 0.
+      // Counted (measureLive) whenever `deleted` is above 0.
       const live = counted ?? 0;
       if (deleted > 0 && deleted > guard.maxRatio * live) {
         parts.push(

@@ -59,6 +59,23 @@ export interface ListedForClient {
   oldestCreatedAt?: string;
 }
 
+/** What decideDeletionReason knows besides the log entries. */
+export interface DecisionContext {
+  now: Date;
+  /** What the user's complete listing held for the token's application (tokens only: the 200-token cap). */
+  listedForClient?: ListedForClient;
+  /** The logs say the user was deleted (LogEvidence.deleted): its losses are explained even without the entry. */
+  userDeleted?: boolean;
+  /** Only entries giving one of these reasons explain; undefined: every reason. */
+  reasons?: readonly LoggedReason[];
+}
+
+/**
+ * What ends a session: its logout or revocation, or the user's deletion. An entry about the
+ * user's tokens or one application does not explain a lost session.
+ */
+export const SESSION_ENDING_REASONS: readonly LoggedReason[] = ['session_revoked', 'user_deleted'];
+
 /**
  * Decide why `token` was deleted, from `explanations` (the log entries seen for its user in this
  * run, in log order) and its own dates. The most specific word wins:
@@ -69,22 +86,24 @@ export interface ListedForClient {
  * 5. `pruned` without an entry: its application's listing is at the 200-token cap and all newer than it;
  * 6. an entry about the user that names other tokens, sessions or applications: the guard has
  *    always taken any such entry as explaining its user's losses, and still does;
- * 7. `unexplained`: what the deletion guard counts.
- * Among entries of equal rank the latest (by log order) wins. Never throws.
+ * 7. `user_deleted` without an entry: the logs say the user was deleted (`context.userDeleted`)
+ *    though the entry itself is not at hand (a retry recorded before reasons were kept);
+ * 8. `unexplained`: what the deletion guard counts.
+ * Among entries of equal rank the latest (by log order) wins. Only entries whose reason is in
+ * `context.reasons` count, when given: what ends a session is narrower than what ends a token.
+ * Never throws.
  */
-export function decideDeletionReason(
-  token: DeletedToken,
-  explanations: readonly LogExplanation[],
-  context: { now: Date; listedForClient?: ListedForClient },
-): DeletionDecision {
-  const ranked = (rank: number) => bestOf(explanations.filter((explanation) => rankOf(token, explanation) === rank));
+export function decideDeletionReason(token: DeletedToken, explanations: readonly LogExplanation[], context: DecisionContext): DeletionDecision {
+  const { reasons } = context;
+  const counted = reasons ? explanations.filter((explanation) => reasons.includes(explanation.reason)) : explanations;
+  const ranked = (rank: number) => bestOf(counted.filter((explanation) => rankOf(token, explanation) === rank));
   const fromEntry = ranked(3) ?? ranked(2);
   if (fromEntry) return fromEntry;
   if (hasExpired(token, context.now)) return { reason: 'expired', logId: null, clientId: null };
   const userWide = ranked(1);
   if (userWide) return userWide;
   if (beyondCap(token, context.listedForClient)) return { reason: 'pruned', logId: null, clientId: null };
-  return ranked(0) ?? { reason: 'unexplained', logId: null, clientId: null };
+  return ranked(0) ?? { reason: context.userDeleted ? 'user_deleted' : 'unexplained', logId: null, clientId: null };
 }
 
 /** Read a stored token's `raw` (Auth0's JSON) for the rule; fields that are not strings are left out. */

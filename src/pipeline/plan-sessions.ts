@@ -1,8 +1,8 @@
 import type { SessionChange } from '../warehouse/schema.js';
-import { toPrintable } from '../core/upstream-text.js';
 import type { SessionRecord, SessionWritePlan, StoredSession, UserOutcome } from '../warehouse/model.js';
-import { decideDeletionReason, toDeletedToken } from './deletion-reason.js';
+import { decideDeletionReason, SESSION_ENDING_REASONS, toDeletedToken } from './deletion-reason.js';
 import { canonical } from './plan.js';
+import { withoutStolen } from './listing-owners.js';
 import type { LogEvidence } from './log-evidence.js';
 
 const FIELD_CHANGES = [
@@ -13,24 +13,17 @@ const FIELD_CHANGES = [
 
 /**
  * Turn `failed` every user that lists a session stored (or listed earlier in the batch) under
- * another user: Auth0 session ids are unique, so the listing is wrong, not the warehouse, and the
- * first owner keeps it. Pure. Users without a session listing pass through untouched.
+ * another user (withoutStolen, as planWrites does for tokens). Pure. Users without a session
+ * listing pass through untouched. Called before planWrites, not inside planSessionWrites: a user
+ * failed for a session it does not own must not have its tokens written either, and sessions are
+ * planned on planWrites' outcomes, so a user failed for a token keeps its sessions untouched too.
  */
 export function withoutStolenSessions(batch: readonly UserOutcome[], stored: readonly StoredSession[]): UserOutcome[] {
-  const owner = new Map(stored.map((session) => [session.id, session.user_id]));
-  return batch.map((outcome) => {
-    if (outcome.status !== 'synced' || !outcome.sessions) return outcome;
-    const stolen = outcome.sessions.find((session) => (owner.get(session.id) ?? outcome.userId) !== outcome.userId);
-    if (!stolen) {
-      for (const session of outcome.sessions) owner.set(session.id, outcome.userId);
-      return outcome;
-    }
-    return {
-      status: 'failed',
-      userId: outcome.userId,
-      code: 'session_owner_conflict',
-      message: `Auth0 listed session ${toPrintable(stolen.id, 200)} for this user, but it belongs to user ${toPrintable(owner.get(stolen.id) ?? '', 200)}; not taken over (Auth0 session ids are unique).`,
-    };
+  return withoutStolen(batch, {
+    kind: 'session',
+    noun: 'session',
+    ids: (outcome) => outcome.sessions?.map((session) => session.id),
+    storedOwners: new Map(stored.map((session) => [session.id, session.user_id])),
   });
 }
 
@@ -44,10 +37,11 @@ export function withoutStolenSessions(batch: readonly UserOutcome[], stored: rea
  * `last_interacted_at` (`interacted`) or `authenticated_at` (`authenticated`), a new last IP /
  * ASN / user agent, new clients or new methods. Only new, restored and changed sessions are
  * planned for writing (quiet writes).
- * A deletion is `unexplained` (counted for the deletion guard, as for tokens) unless the user's
- * deletion is in `evidence`, or decideDeletionReason, the tokens' rule, finds a reason: an entry
- * naming the session (a logout `slo`, a session revoked), one about the whole user (its
- * deletion, all its sessions revoked), or the session's expiry or idle expiry at `now`.
+ * A deletion is `unexplained` (counted for the deletion guard, as for tokens) unless
+ * decideDeletionReason, the tokens' rule restricted to SESSION_ENDING_REASONS, finds a reason:
+ * the user's deletion in `evidence`, an entry naming the session (a logout `slo`, a session
+ * revoked), one about the whole user (its deletion, all its sessions revoked), or the session's
+ * expiry or idle expiry at `now`.
  */
 export function planSessionWrites(
   outcomes: readonly UserOutcome[],
@@ -112,11 +106,15 @@ export function planSessionWrites(
     plan.deletedIds.push(session.id);
     plan.counts.deleted += 1;
     change(session, 'deleted');
-    if (evidence?.deleted.has(session.user_id)) continue;
-    // Only what ends a session explains its loss: its logout or revocation, or the user's deletion
-    // (an entry about the user's tokens or one application does not).
-    const endings = (evidence?.explanations.get(session.user_id) ?? []).filter((e) => e.reason === 'session_revoked' || e.reason === 'user_deleted');
-    const { reason } = decideDeletionReason({ ...toDeletedToken(session.id, session.raw), sessionId: session.id }, endings, { now });
+    const { reason } = decideDeletionReason(
+      { ...toDeletedToken(session.id, session.raw), sessionId: session.id },
+      evidence?.explanations.get(session.user_id) ?? [],
+      {
+        now,
+        userDeleted: evidence?.deleted.has(session.user_id),
+        reasons: SESSION_ENDING_REASONS,
+      },
+    );
     if (reason === 'unexplained') plan.counts.unexplained += 1;
   }
   plan.listedUsers = [...listedUsers];

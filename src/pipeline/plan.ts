@@ -1,7 +1,7 @@
 import type { TokenChange } from '../warehouse/schema.js';
-import { toPrintable } from '../core/upstream-text.js';
 import type { StoredToken, UserOutcome, WritePlan } from '../warehouse/model.js';
 import type { LogEvidence } from './log-evidence.js';
+import { withoutStolen } from './listing-owners.js';
 import { decideDeletionReason, toDeletedToken, type ListedForClient } from './deletion-reason.js';
 
 const DEVICE_CHANGES = [
@@ -31,7 +31,12 @@ const DEVICE_CHANGES = [
 export function planWrites(batch: readonly UserOutcome[], stored: readonly StoredToken[], context: { evidence?: LogEvidence; now?: Date } = {}): WritePlan {
   const { evidence, now = new Date() } = context;
   const storedById = new Map(stored.map((token) => [token.id, token]));
-  const outcomes = withoutStolenTokens(batch, storedById);
+  const outcomes = withoutStolen(batch, {
+    kind: 'token',
+    noun: 'refresh token',
+    ids: (outcome) => outcome.records.tokens.map((token) => token.id),
+    storedOwners: new Map(stored.map((token) => [token.id, token.user_id])),
+  });
   const plan: WritePlan = {
     outcomes,
     tokens: [],
@@ -107,14 +112,11 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
     plan.deletedIds.push(token.id);
     plan.counts.deleted += 1;
     const gone = toDeletedToken(token.id, token.raw);
-    const decided = decideDeletionReason(gone, evidence?.explanations.get(token.user_id) ?? [], {
+    const { reason, logId, clientId } = decideDeletionReason(gone, evidence?.explanations.get(token.user_id) ?? [], {
       now,
       listedForClient: listedForClient.get(`${token.user_id}\0${gone.clientId ?? ''}`),
+      userDeleted: evidence?.deleted.has(token.user_id),
     });
-    // A user the logs say was deleted explains its losses even when the entry itself is not at
-    // hand (a retry recorded before reasons were kept), as for sessions.
-    const { reason, logId, clientId } =
-      decided.reason === 'unexplained' && evidence?.deleted.has(token.user_id) ? { reason: 'user_deleted' as const, logId: null, clientId: null } : decided;
     plan.changes.push({
       token_id: token.id,
       user_id: token.user_id,
@@ -129,29 +131,6 @@ export function planWrites(batch: readonly UserOutcome[], stored: readonly Store
   }
   plan.counts.goneUnexplained = outcomes.filter((o) => o.status === 'not_found' && !evidence?.deleted.has(o.userId)).length;
   return plan;
-}
-
-/** Turn `failed` every user that lists a token another user owns (stored, or earlier in the batch). */
-function withoutStolenTokens(batch: readonly UserOutcome[], storedById: ReadonlyMap<string, StoredToken>): UserOutcome[] {
-  const owner = new Map<string, string>();
-  return batch.map((outcome) => {
-    if (outcome.status !== 'synced') return outcome;
-    const stolen = outcome.records.tokens.find((token) => {
-      const first = storedById.get(token.id)?.user_id ?? owner.get(token.id);
-      return first !== undefined && first !== outcome.userId;
-    });
-    if (!stolen) {
-      for (const token of outcome.records.tokens) owner.set(token.id, outcome.userId);
-      return outcome;
-    }
-    const other = storedById.get(stolen.id)?.user_id ?? owner.get(stolen.id);
-    return {
-      status: 'failed',
-      userId: outcome.userId,
-      code: 'token_owner_conflict',
-      message: `Auth0 listed refresh token ${stolen.id} for this user, but it belongs to user ${toPrintable(other ?? '', 200)}; not taken over (Auth0 token ids are unique).`,
-    };
-  });
 }
 
 /** JSON with sorted keys, so two objects compare equal whatever order their keys came in. */

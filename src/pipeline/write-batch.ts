@@ -74,14 +74,17 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
             if (runId !== undefined) await lease?.assertHeld(trx);
             // Sessions (issue #22) only where the batch listed some: with SYNC_SESSIONS off, not one more query.
             const storedSessions = hasSessionListings(batch) ? await readStoredSessions(trx, tenant, users, listedSessionIds(batch)) : undefined;
+            // Before planWrites: a user failed for a session it does not own writes no token either.
             const outcomes = storedSessions ? withoutStolenSessions(batch, storedSessions) : batch;
             const now = new Date();
             const plan = planWrites(outcomes, await readStoredTokens(trx, tenant, users, listedIds), { evidence: options.evidence, now });
             // Sessions are planned before the guard looks, and measured by it as tokens are.
             const sessionPlan = storedSessions ? planSessionWrites(plan.outcomes, storedSessions, { evidence: options.evidence, now }) : undefined;
             if (deleteGuard) {
-              await measureLiveTokens(trx, tenant, deleteGuard, counts.tokensUnexplained + plan.counts.unexplained);
-              await measureLiveSessions(trx, tenant, deleteGuard, counts.sessionsUnexplained + (sessionPlan?.counts.unexplained ?? 0));
+              await measureLive(trx, tenant, deleteGuard, {
+                tokens: counts.tokensUnexplained + plan.counts.unexplained,
+                sessions: counts.sessionsUnexplained + (sessionPlan?.counts.unexplained ?? 0),
+              });
               checkDeleteGuard(deleteGuard, counts, plan, sessionPlan);
             }
             if (runId !== undefined) {
@@ -159,18 +162,14 @@ export function createBatchWrite(options: BatchWriteOptions): (batch: UserOutcom
 }
 
 /**
- * The tenant's live tokens in the warehouse, counted into the guard's window the first time
- * there are unexplained deletions to measure against them (this run's `unexplained`, or earlier
- * runs'): a follow that deletes nothing unexplained never pays for a count of a large table.
- * Another tenant's tokens never dilute the measure.
+ * The tenant's live tokens and sessions in the warehouse, each counted into the guard's window the
+ * first time there are unexplained deletions of it to measure against them (this run's, given in
+ * `unexplained`, or earlier runs'): a follow that deletes nothing unexplained never pays for a
+ * count of a large table. Another tenant's rows never dilute the measure.
  */
-export async function measureLiveTokens(db: Kysely<Database>, tenant: string, guard: DeleteGuard, unexplained: number): Promise<void> {
-  if (!guard.window || guard.window.liveTokens !== undefined || guard.window.tokens + unexplained === 0) return;
-  guard.window.liveTokens = await countLive(db, tenant, 'auth0.refresh_tokens');
-}
-
-/** The tenant's live sessions, counted into the guard's window as measureLiveTokens counts tokens. */
-export async function measureLiveSessions(db: Kysely<Database>, tenant: string, guard: DeleteGuard, unexplained: number): Promise<void> {
-  if (!guard.window || guard.window.liveSessions !== undefined || (guard.window.sessions ?? 0) + unexplained === 0) return;
-  guard.window.liveSessions = await countLive(db, tenant, 'auth0.sessions');
+export async function measureLive(db: Kysely<Database>, tenant: string, guard: DeleteGuard, unexplained: { tokens: number; sessions: number }): Promise<void> {
+  const { window } = guard;
+  if (!window) return;
+  if (window.liveTokens === undefined && window.tokens + unexplained.tokens > 0) window.liveTokens = await countLive(db, tenant, 'auth0.refresh_tokens');
+  if (window.liveSessions === undefined && window.sessions + unexplained.sessions > 0) window.liveSessions = await countLive(db, tenant, 'auth0.sessions');
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { decideDeletionReason, toDeletedToken, toLogExplanations, TOKENS_PER_APPLICATION, type LogExplanation } from '../../../src/pipeline/deletion-reason.js';
+import {
+  decideDeletionReason,
+  SESSION_ENDING_REASONS,
+  toDeletedToken,
+  toLogExplanations,
+  TOKENS_PER_APPLICATION,
+  type LogExplanation,
+} from '../../../src/pipeline/deletion-reason.js';
 import { toChangedUsers, USER_EVENT_TYPES, type LogLookups } from '../../../src/pipeline/log-events.js';
 import type { Auth0LogEntry } from '../../../src/auth0/logs.js';
 
@@ -120,6 +127,29 @@ describe('decideDeletionReason: the most specific word wins', () => {
     expect(decideDeletionReason(token, [], { now: NOW, listedForClient: { ...atCap, count: 199 } }).reason).toBe('unexplained');
     // Newer than a token still listed: not the cleanup's doing.
     expect(decideDeletionReason(token, [], { now: NOW, listedForClient: { ...atCap, oldestCreatedAt: '2026-10-01T00:00:00Z' } }).reason).toBe('unexplained');
+  });
+
+  it('a user the logs say was deleted: user_deleted without the entry, after every entry and rule', () => {
+    expect(decideDeletionReason(token, [], { now: NOW, userDeleted: true })).toEqual({ reason: 'user_deleted', logId: null, clientId: null });
+    expect(decideDeletionReason(token, [], { now: NOW, userDeleted: false }).reason).toBe('unexplained');
+    const other = explanation({ tokenIds: ['rt_other'] });
+    expect(decideDeletionReason(token, [other], { now: NOW, userDeleted: true })).toMatchObject({ reason: 'revoked_by_user', logId: other.logId });
+    const atCap = { count: TOKENS_PER_APPLICATION, oldestCreatedAt: '2026-11-02T00:00:00Z' };
+    expect(decideDeletionReason(token, [], { now: NOW, listedForClient: atCap, userDeleted: true }).reason).toBe('pruned');
+    expect(decideDeletionReason({ ...token, expiresAt: '2026-01-01T00:00:00Z' }, [], { now: NOW, userDeleted: true }).reason).toBe('expired');
+  });
+
+  it('restricted to the reasons that end a session: any other entry explains nothing', () => {
+    const session = { id: 'sess_1', sessionId: 'sess_1', ...LIVE };
+    const context = { now: NOW, reasons: SESSION_ENDING_REASONS };
+    const aboutTokens = explanation({ reason: 'reuse_detected' });
+    const logout = explanation({ reason: 'session_revoked', sessionIds: ['sess_1'] });
+    const deleted = explanation({ reason: 'user_deleted' });
+    expect(decideDeletionReason(session, [aboutTokens], context).reason).toBe('unexplained');
+    expect(decideDeletionReason(session, [aboutTokens], { now: NOW }).reason).toBe('reuse_detected');
+    expect(decideDeletionReason(session, [logout, aboutTokens], context)).toMatchObject({ reason: 'session_revoked', logId: logout.logId });
+    expect(decideDeletionReason(session, [aboutTokens, deleted], context)).toMatchObject({ reason: 'user_deleted', logId: deleted.logId });
+    expect(decideDeletionReason(session, [aboutTokens], { ...context, userDeleted: true }).reason).toBe('user_deleted');
   });
 });
 
