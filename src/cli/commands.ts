@@ -20,9 +20,9 @@ import { readStatus, statusExitCode } from '../status/read-status.js';
 import { runSyncJob, type SyncJobResult } from '../jobs/sync.js';
 import type { Io } from '../core/io.js';
 import { plural } from '../core/wording.js';
-import { describeFatal, EXIT, reportFailure } from './exit.js';
+import { describeFatal, EXIT, reportFailure, worseExit } from './exit.js';
 import { withDatabase, withDefaults, type Deps } from './with-database.js';
-import { checkConfigured, chooseTenants, labelled, requireOneTenant, toTenantFlags, worseExit } from './tenant-args.js';
+import { checkConfigured, chooseTenants, labelled, requireOneTenant, toTenantFlags } from './tenant-args.js';
 
 export type { Deps } from './with-database.js';
 

@@ -32,3 +32,12 @@ export function reportFailure(error: unknown, io: Io): number {
   io.stderr(error instanceof ConfigError ? error.message : `error ${describeFatal(error)}`);
   return EXIT.fatal;
 }
+
+/** Exit codes from the least to the most serious: a command over several tenants exits with the worst of theirs. */
+const SEVERITY: readonly number[] = [EXIT.ok, EXIT.partial, EXIT.interrupted, EXIT.locked, EXIT.fatal];
+
+/** The more serious of two exit codes (one not in SEVERITY, such as 64, counts as most serious). */
+export function worseExit(a: number, b: number): number {
+  const rank = (code: number) => (SEVERITY.includes(code) ? SEVERITY.indexOf(code) : SEVERITY.length);
+  return rank(b) > rank(a) ? b : a;
+}

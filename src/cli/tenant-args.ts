@@ -3,7 +3,6 @@ import { UsageError } from '../core/errors.js';
 import type { Io } from '../core/io.js';
 import { isTenantName, TENANT_NAME_RULE } from '../core/tenant-name.js';
 import { toSafeText } from '../core/upstream-text.js';
-import { EXIT } from './exit.js';
 
 /** A repeatable flag's parser: each value added to the ones before. */
 export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -55,15 +54,6 @@ export function requireOneTenant(chosen: readonly { readonly tenant: string }[],
   throw new UsageError(
     `${flag} names something of one tenant, and ${chosen.length} are chosen (${chosen.map((c) => c.tenant).join(', ')}): add --tenant NAME.`,
   );
-}
-
-/** Exit codes from the least to the most serious: a command over several tenants exits with the worst of theirs. */
-const SEVERITY: readonly number[] = [EXIT.ok, EXIT.partial, EXIT.interrupted, EXIT.locked, EXIT.fatal];
-
-/** The more serious of two exit codes (one not in SEVERITY, such as 64, counts as most serious). */
-export function worseExit(a: number, b: number): number {
-  const rank = (code: number) => (SEVERITY.includes(code) ? SEVERITY.indexOf(code) : SEVERITY.length);
-  return rank(b) > rank(a) ? b : a;
 }
 
 /** Sentences for people labelled with their tenant when a command acts on several (`[prod-eu] Run 7 succeeded …`); log lines are not passed through here. */

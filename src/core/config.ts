@@ -6,7 +6,7 @@ import { Secret } from './secret.js';
 
 /** Default caps on what a users export may inflate to (docs/importing-users.md): a real export inflates 5 to 15 times, a gzip bomb 200 to 1,000. */
 export const IMPORT_CAPS = { maxInflateRatio: 100, maxLines: 50_000_000 } as const;
-import { toPrintable } from './upstream-text.js';
+import { quoteValue, toPrintable } from './upstream-text.js';
 import { isTenantName, tenantNameFromDomain, TENANT_NAME_RULE } from './tenant-name.js';
 import { isSecretVariable, readTenantsFile, TENANT_VARIABLES, type ReadFile, type TenantEntry } from './tenants-file.js';
 
@@ -255,8 +255,6 @@ export function formatName(parts: readonly string[]): string {
   const quoted = parts.map((part) => (/[".]/.test(part) ? `"${part.replaceAll('"', '""')}"` : part));
   return toPrintable(quoted.join('.'), 200);
 }
-
-const quoteValue = (value: string) => JSON.stringify(toPrintable(value, 100));
 
 export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'dataDir' | 'logLevel' | 'logFormat' | 'source'>;
 

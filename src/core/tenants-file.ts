@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isTenantName, TENANT_NAME_RULE } from './tenant-name.js';
-import { toPrintable } from './upstream-text.js';
+import { quoteValue } from './upstream-text.js';
 
 /** The environment, as config.ts reads it (not imported from there: config.ts imports this module). */
 type Env = Record<string, string | undefined>;
@@ -96,16 +96,16 @@ export function readTenantsFile(env: Env, readFile: ReadFile = readUtf8): Tenant
   try {
     text = readFile(path);
   } catch (error) {
-    return fail(`names ${quote(path)}, which cannot be read (${describeReadError(error)})`);
+    return fail(`names ${quoteValue(path)}, which cannot be read (${describeReadError(error)})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    return fail(`names ${quote(path)}, which is not valid JSON`);
+    return fail(`names ${quoteValue(path)}, which is not valid JSON`);
   }
   if (!isObject(json) || !Array.isArray(json.tenants)) {
-    return fail(`${quote(path)} must be a JSON object with a "tenants" list: { "tenants": [ { "name": ..., "domain": ..., ... } ] }`);
+    return fail(`${quoteValue(path)} must be a JSON object with a "tenants" list: { "tenants": [ { "name": ..., "domain": ..., ... } ] }`);
   }
   for (const key of Object.keys(json)) {
     if (key !== 'tenants') problems.push(`TENANTS_FILE: ${describeUnknownKey(key)}`);
@@ -155,7 +155,7 @@ function checkEntry(raw: unknown, index: number): { tenant?: TenantEntry; proble
     }
   }
   if (typeof raw.name === 'string' && !isTenantName(raw.name)) {
-    say(`name must be ${TENANT_NAME_RULE} (got ${quote(raw.name)})`);
+    say(`name must be ${TENANT_NAME_RULE} (got ${quoteValue(raw.name)})`);
     usable = false;
   }
   const secretEnv = raw.clientSecretEnv;
@@ -177,7 +177,7 @@ function checkEntry(raw: unknown, index: number): { tenant?: TenantEntry; proble
 
 /** An unknown key: a typo, or a secret that does not belong in the file. */
 function describeUnknownKey(key: string): string {
-  const shown = quote(key);
+  const shown = quoteValue(key);
   if (SECRET_KEY.test(key)) {
     return (
       `${shown} looks like a secret, and TENANTS_FILE holds none: put the secret in an environment variable ` +
@@ -196,5 +196,3 @@ function describeReadError(error: unknown): string {
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-const quote = (value: string) => JSON.stringify(toPrintable(value, 100));

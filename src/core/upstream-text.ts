@@ -61,6 +61,9 @@ export function hasControlCharacter(text: string): boolean {
   return CONTROL.test(text);
 }
 
+/** A value a setting holds, for a message: in double quotes, control characters stripped, at most 100 characters. */
+export const quoteValue = (value: string): string => JSON.stringify(toPrintable(value, 100));
+
 /** Text with no secret in it (an ID, a name we chose) made safe to print: control characters stripped, cut to `max`. */
 export function toPrintable(text: string, max: number): string {
   return capText(stripControlCharacters(text), max);

@@ -126,6 +126,11 @@ export interface RecentDeletions {
 /** The window `status` and the worker's metrics count deletions over. */
 export const DELETIONS_WINDOW_HOURS = 24;
 
+/** The tenant's deletions of the DELETIONS_WINDOW_HOURS before `now`, by reason: what `status` and the worker's gauge show. */
+export function readRecentDeletions(db: Kysely<Database>, tenant: string, now = new Date()) {
+  return readDeletionsByReason(db, new Date(now.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000), tenant);
+}
+
 export interface ReadStatusOptions {
   /**
    * Only these tenants, in this order; undefined or empty: every tenant the warehouse holds. A
@@ -234,7 +239,7 @@ async function readTenantStatus(db: Kysely<Database>, users: UserSource, options
     countFailedUsers(db, tenant),
     readStaleness(db, users),
     readLogFollower(db, tenant),
-    readDeletionsByReason(db, new Date(generatedAt.getTime() - DELETIONS_WINDOW_HOURS * 3_600_000), tenant),
+    readRecentDeletions(db, tenant, generatedAt),
   ]);
 
   if (logs?.fullPassDue && logs.historyLostAt) logs.fullPassDue = !(await everyUserSyncedSince(db, users, logs.historyLostAt));

@@ -7,8 +7,7 @@ import type { Logger } from '../core/log.js';
 import { createMetricsRegistry, type MetricsRegistry, type WorkerMetrics } from './metrics.js';
 import { watchFullPassDue, type FullPassWatch } from './full-pass-due.js';
 import { readLogCheckpoint } from '../warehouse/log-checkpoint.js';
-import { readDeletionsByReason } from '../warehouse/refresh-tokens.js';
-import { DELETIONS_WINDOW_HOURS } from '../status/read-status.js';
+import { readRecentDeletions } from '../status/read-status.js';
 import { assertMigrated } from '../warehouse/migrate.js';
 import { startMonitorServer, type MonitorServer } from './monitor-server.js';
 import { createReportPage } from './report-page.js';
@@ -180,7 +179,7 @@ async function createWorker(options: WorkerOptions, config: Config, registry: Me
     runInProgress: () => worker.current !== undefined,
     readLogLagSeconds: async () => (await readLogCheckpoint(db, config.tenant))?.lag_seconds ?? undefined,
     fullPassDue: () => fullPass.due !== undefined,
-    readRecentDeletions: () => readDeletionsByReason(db, new Date(Date.now() - DELETIONS_WINDOW_HOURS * 3_600_000), config.tenant),
+    readRecentDeletions: () => readRecentDeletions(db, config.tenant),
   });
   if (previous.lastSuccessAt) metrics.setLastSuccess(previous.lastSuccessAt);
   const task = createScheduleTask(scheduler ?? cronScheduler, config.worker, logger, {

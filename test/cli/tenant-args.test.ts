@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { EXIT } from '../../src/cli/exit.js';
-import { chooseTenants, requireOneTenant, toTenantFlags, worseExit } from '../../src/cli/tenant-args.js';
+import { EXIT, worseExit } from '../../src/cli/exit.js';
+import { chooseTenants, requireOneTenant, toTenantFlags } from '../../src/cli/tenant-args.js';
 import { UsageError } from '../../src/core/errors.js';
 
 const configs = [{ tenant: 'prod-eu' }, { tenant: 'prod-us' }, { tenant: 'staging' }];
