@@ -1,7 +1,7 @@
 import type { Auth0Session } from '../auth0/sessions.js';
 import { checkIdText, toPrintable, toSafeText } from '../core/upstream-text.js';
 import type { SessionRecord } from '../warehouse/model.js';
-import { InvalidRecordError, toDate } from './normalize.js';
+import { InvalidRecordError, isObject, toDate } from './normalize.js';
 
 const DATE_FIELDS = ['created_at', 'updated_at', 'authenticated_at', 'last_interacted_at', 'idle_expires_at', 'expires_at'] as const;
 /** Longest session id or client id taken (real ones are a few dozen characters); the warehouse indexes ids. */
@@ -143,9 +143,7 @@ function scrubValue(value: unknown, depth: number): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return null;
   if (Array.isArray(value)) return value.map((inner) => scrubValue(inner, depth + 1));
-  return Object.fromEntries(
-    Object.entries(value).map(([key, inner]) => [toSafeText(key, MAX_METHOD), scrubValue(inner, depth + 1)]),
-  );
+  return Object.fromEntries(Object.entries(value).map(([key, inner]) => [toSafeText(key, MAX_METHOD), scrubValue(inner, depth + 1)]));
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -165,8 +163,4 @@ export function toInet(text: string | null): string | null {
   } catch {
     return null;
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

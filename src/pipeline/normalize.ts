@@ -141,6 +141,7 @@ export function toDate(value: unknown, field: string): string | null {
   return CANONICAL_UTC.test(value) ? value : new Date(ms).toISOString();
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not null, not an array). */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -26,8 +26,8 @@ export interface ChartSpec {
 }
 
 /** Histogram buckets of queries.ts, by index. */
-export const AGE_BUCKETS = ['< 1 day', '1–7 days', '7–30 days', '30–90 days', '90–180 days', '180 days–1 year', '≥ 1 year', 'unknown'];
-export const LEFT_BUCKETS = ['< 1 day', '1–7 days', '7–30 days', '30–90 days', '90–180 days', '180 days–1 year', '≥ 1 year', 'never'];
+const AGE_BUCKETS = ['< 1 day', '1–7 days', '7–30 days', '30–90 days', '90–180 days', '180 days–1 year', '≥ 1 year', 'unknown'];
+const LEFT_BUCKETS = ['< 1 day', '1–7 days', '7–30 days', '30–90 days', '90–180 days', '180 days–1 year', '≥ 1 year', 'never'];
 
 const WIDE = 900;
 export const CHART_WIDTH = WIDE;
@@ -218,7 +218,7 @@ function changesChart(data: ReportData): ChartSpec {
 }
 
 /** Deletion reasons (refresh_token_changes.reason), in legend order; `unexplained` is what the deletion guard watches. */
-export const REASONS: [string, string][] = [
+const REASONS: [string, string][] = [
   ['unexplained', RED],
   ['revoked_by_user', BLUE],
   ['revoked_by_api', '#6f4fb0'],

@@ -31,7 +31,7 @@ export function showId(id: string | null | undefined): string {
 }
 
 /** Upstream free text (a user agent, an ASN): printable, cut to `max`, escaped. */
-export function showText(text: string | null | undefined, max = 60): string {
+function showText(text: string | null | undefined, max = 60): string {
   if (text === null || text === undefined) return '<span class="none">none</span>';
   return escapeHtml(toPrintable(text, max));
 }

@@ -132,8 +132,8 @@ export interface RunDay {
 }
 
 /** How many entries a top list and a risk table keep. */
-export const TOP = 12;
-export const RISK_ROWS = 10;
+const TOP = 12;
+const RISK_ROWS = 10;
 
 /**
  * Read everything the report shows: some twenty-five aggregate queries, sent together (on a server
