@@ -291,10 +291,7 @@ async function fetchUser(run: Pipeline, userId: string): Promise<UserOutcome | u
       endpoints.confirm(endpoint);
       return { status: 'synced', userId, records: toWarehouseRows(userId, apiTokens) };
     } catch (thrown) {
-      if (signal.aborted) {
-        run.interrupted ||= !run.failure; // abandoned by a graceful stop's deadline, or by a failure
-        return undefined; // either way this user was not finished and keeps its previous rows
-      }
+      if (abandoned(run)) return undefined;
       // An answer saying the Early Access route is not on this tenant lists the user again
       // through the other route (at most once): it says nothing about the user's tokens.
       const verdict = endpoints.judge(endpoint, thrown);
@@ -304,13 +301,28 @@ async function fetchUser(run: Pipeline, userId: string): Promise<UserOutcome | u
         endpoints.confirm(endpoint);
         return { status: 'not_found', userId };
       }
-      if (isFatal(error)) {
-        fail(run, toError(error));
-        return undefined;
-      }
-      return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
+      return toFailure(run, userId, error);
     }
   }
+}
+
+/**
+ * Whether the run abandoned the user in flight (a graceful stop's deadline, or another user's
+ * fatal error): the user was not finished and keeps its previous rows.
+ */
+function abandoned(run: Pipeline): boolean {
+  if (!run.abort.signal.aborted) return false;
+  run.interrupted ||= !run.failure;
+  return true;
+}
+
+/** A user's listing that failed: the user's `failed` outcome, or undefined when the error stops the whole run. */
+function toFailure(run: Pipeline, userId: string, error: unknown): UserOutcome | undefined {
+  if (isFatal(error)) {
+    fail(run, toError(error));
+    return undefined;
+  }
+  return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
 }
 
 /**
@@ -334,20 +346,13 @@ async function withSessions(
     const apiSessions = await collectSessions(client, userId, { pageSize: options.pageSize, maxPages: options.maxPagesPerUser, signal });
     return { ...outcome, sessions: toSessionRecords(userId, apiSessions) };
   } catch (thrown) {
-    if (signal.aborted) {
-      run.interrupted ||= !run.failure;
-      return undefined;
-    }
+    if (abandoned(run)) return undefined;
     const verdict = sessions.judge(thrown);
     if (verdict.off) return outcome;
     const error = verdict.error;
     // Auth0's own "the user does not exist" on the sessions route: deleted since its tokens were listed.
     if (error instanceof Auth0Error && error.code === 'user_not_found') return { status: 'not_found', userId, sessions: [] };
-    if (isFatal(error)) {
-      fail(run, toError(error));
-      return undefined;
-    }
-    return { status: 'failed', userId, code: errorCode(error), message: toError(error).message };
+    return toFailure(run, userId, error);
   }
 }
 
